@@ -1,0 +1,146 @@
+"""VCD exporter: the trace as waveforms for GTKWave, written with pyvcd.
+
+Signals: a 1-bit wire per vIRQ line (`gunyah.<vm>.virq<n>`: 1 from assert until EOI or
+clear), a wire per doorbell (`gunyah.doorbell.<name>`: 1 while its flags are nonzero),
+an integer per queue's depth (`gunyah.msgq.<name>`) and one per pCPU giving the running
+vCPU as an index into the table in the file's `$comment` (0 = idle), plus a string
+twin (`gunyah.pcpu.pcpu<n>_vcpu`) with the vCPU's name for viewers that show strings.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+from vcd import VCDWriter
+
+from gunyah_core.consts import MSGQUEUE_MAX_QUEUE_DEPTH
+
+TIMESCALE = "1 ns"
+TOP_SCOPE = "gunyah"
+IDLE_INDEX = 0
+IDLE_NAME = "idle"
+#: Bits for a queue depth vector: enough for Gunyah's deepest queue.
+DEPTH_BITS = MSGQUEUE_MAX_QUEUE_DEPTH.bit_length()
+#: Spooled changes stay in RAM up to this size, then move to a temporary file.
+SPOOL_MEMORY_BYTES = 4 * 1024 * 1024
+_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+_VIRQ_RAISE = ("virq.assert", "virq.deliver")
+_VIRQ_LOWER = ("virq.eoi", "virq.clear")
+
+
+def signal_name(text: object) -> str:
+    """VCD names cannot hold spaces, and GTKWave reads dots as scope separators."""
+    return _UNSAFE.sub("_", str(text))
+
+
+class VcdWriter:
+    """Streaming VCD writer, single pass over the events, bounded memory.
+
+    VCD declares every variable before the first value change, and a stream does not
+    say up front which queues, doorbells or vIRQ lines it will touch. So `write()`
+    records each signal's declaration (O(objects) in memory) and appends its value
+    changes to a spool file (RAM up to SPOOL_MEMORY_BYTES, then disk); `close()`
+    declares the variables and replays the spool through pyvcd. The input need not be
+    re-iterable, and memory does not grow with the number of events.
+    """
+
+    extension = "vcd"
+    media_type = "text/plain"
+
+    def __init__(self, fileobj: TextIO) -> None:
+        self._out = fileobj
+        self._spool = tempfile.SpooledTemporaryFile(  # closed in close()
+            max_size=SPOOL_MEMORY_BYTES, mode="w+", encoding="utf-8"
+        )
+        self._decls: dict[str, tuple[str, str, str, int | None, Any]] = {}
+        self.vcpu_index: dict[str, int] = {}
+        self._closed = False
+        self.count = 0
+
+    def _declare(self, scope: str, name: str, var_type: str, size: int | None,
+                 init: Any) -> str:
+        key = f"{scope}.{name}"
+        if key not in self._decls:
+            self._decls[key] = (scope, name, var_type, size, init)
+        return key
+
+    def _change(self, t: int, key: str, value: Any) -> None:
+        self._spool.write(json.dumps([t, key, value], separators=(",", ":")))
+        self._spool.write("\n")
+
+    def _vcpu(self, vcpu: str | None) -> int:
+        if vcpu is None:
+            return IDLE_INDEX
+        return self.vcpu_index.setdefault(vcpu, len(self.vcpu_index) + 1)
+
+    def write(self, event: Mapping[str, Any]) -> None:
+        """Record the signal changes one event implies; other kinds are skipped."""
+        kind, t = event["kind"], event["t"]
+        self.count += 1
+        if kind in _VIRQ_RAISE or kind in _VIRQ_LOWER:
+            scope = f"{TOP_SCOPE}.{signal_name(event['vm'])}"
+            key = self._declare(scope, f"virq{event['virq']}", "wire", 1, 0)
+            self._change(t, key, 1 if kind in _VIRQ_RAISE else 0)
+        elif kind in ("msgq.send", "msgq.recv", "msgq.flush"):
+            key = self._declare(f"{TOP_SCOPE}.msgq", signal_name(event["msgq"]), "integer",
+                                DEPTH_BITS, 0)
+            self._change(t, key, int(event.get("depth", 0)))
+        elif kind in ("bell.send", "bell.recv", "bell.reset"):
+            flags = _flags_after(event)
+            key = self._declare(f"{TOP_SCOPE}.doorbell", signal_name(event["doorbell"]),
+                                "wire", 1, 0)
+            self._change(t, key, 1 if flags else 0)
+        elif kind == "sched.switch":
+            pcpu = event["pcpu"]
+            nxt = event.get("next")
+            index = self._vcpu(nxt)
+            scope = f"{TOP_SCOPE}.pcpu"
+            # Width is fixed at close(), when the table size is known: None for now.
+            self._change(t, self._declare(scope, f"pcpu{pcpu}", "integer", None, IDLE_INDEX),
+                         index)
+            self._change(t, self._declare(scope, f"pcpu{pcpu}_vcpu", "string", None,
+                                          IDLE_NAME), signal_name(nxt or IDLE_NAME))
+
+    def close(self) -> None:
+        """Declare every signal seen, then replay the spooled changes into the file."""
+        if self._closed:
+            return
+        self._closed = True
+        table = " ".join(f"{i}={v}" for v, i in self.vcpu_index.items())
+        comment = f"pcpu values: {IDLE_INDEX}={IDLE_NAME} {table}".strip()
+        index_bits = max(1, len(self.vcpu_index).bit_length())
+        with VCDWriter(self._out, timescale=TIMESCALE, date="simulated time",
+                       comment=comment, version="gunyah-sim") as writer:
+            variables = {}
+            for key, (scope, name, var_type, size, init) in self._decls.items():
+                if var_type == "integer" and size is None:
+                    size = index_bits
+                variables[key] = writer.register_var(scope, name, var_type, size=size,
+                                                     init=init)
+            self._spool.seek(0)
+            for line in self._spool:
+                t, key, value = json.loads(line)
+                writer.change(variables[key], t, value)
+        self._spool.close()
+        self._out.flush()
+
+    def __enter__(self) -> VcdWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _flags_after(event: Mapping[str, Any]) -> int:
+    """Doorbell flags once the event is done: send reports the new flags, receive the old
+    flags and the mask it cleared, reset leaves none."""
+    kind = event["kind"]
+    if kind == "bell.send":
+        return int(event.get("flags", 0))
+    if kind == "bell.recv":
+        return int(event.get("flags", 0)) & ~int(event.get("clear", 0))
+    return 0

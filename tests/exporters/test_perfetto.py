@@ -1,0 +1,139 @@
+"""Chrome Trace Event Format export, checked against the format's own rules."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import defaultdict
+
+from gunyah_core.exporters import PerfettoWriter, export
+
+NUMBER = (int, float)
+
+
+def _trace(events) -> dict:
+    out = io.StringIO()
+    export(events, "perfetto", out)
+    return json.loads(out.getvalue())
+
+
+def _names(trace) -> tuple[dict, dict]:
+    procs, threads = {}, {}
+    for ev in trace["traceEvents"]:
+        if ev["ph"] == "M" and ev["name"] == "process_name":
+            procs[ev["pid"]] = ev["args"]["name"]
+        if ev["ph"] == "M" and ev["name"] == "thread_name":
+            threads[ev["tid"]] = (ev["pid"], ev["args"]["name"])
+    return procs, threads
+
+
+def check_format_rules(trace: dict) -> None:
+    """Required fields per phase, flow pairing, per-thread X order and nesting."""
+    assert trace["displayTimeUnit"] == "ns"
+    flows = defaultdict(lambda: {"out": [], "in": []})
+    slices = defaultdict(list)
+    for ev in trace["traceEvents"]:
+        assert isinstance(ev["name"], str) and ev["name"]
+        assert isinstance(ev["pid"], int)
+        ph = ev["ph"]
+        if ph == "X":
+            for key in ("ts", "dur", "pid", "tid", "name"):
+                assert key in ev, (key, ev)
+            assert isinstance(ev["ts"], NUMBER) and ev["dur"] >= 0
+            slices[(ev["pid"], ev["tid"])].append((ev["ts"], ev["ts"] + ev["dur"]))
+            if "bind_id" in ev:
+                side = "out" if ev.get("flow_out") else "in"
+                assert ev.get("flow_out") or ev.get("flow_in")
+                flows[ev["bind_id"]][side].append(ev["ts"])
+        elif ph == "i":
+            assert ev["s"] in ("t", "p", "g") and "ts" in ev and "tid" in ev
+        elif ph == "C":
+            assert ev["args"] and all(isinstance(v, NUMBER) for v in ev["args"].values())
+        elif ph == "M":
+            assert "name" in ev["args"] or "sort_index" in ev["args"]
+        else:
+            raise AssertionError(f"unexpected phase {ph}")
+    for flow_id, ends in flows.items():
+        assert len(ends["out"]) == 1 and len(ends["in"]) == 1, flow_id
+        assert ends["out"][0] <= ends["in"][0]
+    for thread, spans in slices.items():
+        starts = [s for s, _ in spans]
+        assert starts == sorted(starts), thread  # written in time order per thread
+        for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+            assert start >= end - 1e-9, thread  # no partial overlap: slices nest or follow
+
+
+def test_follows_the_format_rules(events):
+    check_format_rules(_trace(events))
+
+
+def test_processes_threads_and_deterministic_ids(events):
+    trace = _trace(events)
+    procs, threads = _names(trace)
+    assert procs == {0: "Gunyah hypervisor", 1: "VM_A", 2: "VM_B", 3: "RM"}
+    named = {name: pid for pid, name in threads.values()}
+    assert named["pCPU 0"] == named["pCPU 1"] == 0
+    assert named["VM_A.0"] == named["VM_A.1"] == 1
+    assert named["VM_B.0"] == 2
+    assert _trace(events) == trace
+
+
+def test_running_slices_on_pcpu_and_vcpu_threads(events):
+    trace = _trace(events)
+    _, threads = _names(trace)
+    tid = {name: t for t, (_, name) in threads.items()}
+    spans = defaultdict(list)
+    for ev in trace["traceEvents"]:
+        if ev["ph"] == "X" and ev["cat"] == "sched":
+            spans[ev["tid"]].append((ev["name"], ev["ts"], ev["ts"] + ev["dur"]))
+    assert spans[tid["pCPU 0"]] == [("VM_A.0", 0.0, 3.0), ("VM_A.0", 4.0, 10.0)]
+    assert spans[tid["pCPU 1"]] == [("VM_B.0", 0.0, 6.0), ("VM_A.1", 6.0, 7.0),
+                                    ("VM_B.0", 7.0, 10.0)]
+    assert spans[tid["VM_A.0"]] == [("running", 0.0, 3.0), ("running", 4.0, 10.0)]
+    assert spans[tid["VM_A.1"]] == [("running", 6.0, 7.0)]
+
+
+def test_instants_counters_and_message_flows(events):
+    trace = _trace(events)
+    evs = trace["traceEvents"]
+    instants = {ev["name"] for ev in evs if ev["ph"] == "i"}
+    assert {"virq.assert 961", "virq.eoi 962", "bell.send bell0", "msgqueue_send",
+            "custom.probe"} <= instants
+    depths = [ev["args"]["depth"] for ev in evs if ev["ph"] == "C"]
+    assert depths == [1, 0, 1, 0, 0]
+    flows = {(ev["bind_id"], "flow_out" in ev, ev["ts"]) for ev in evs if "bind_id" in ev}
+    assert flows == {("0x1", True, 1.0), ("0x1", False, 2.0), ("0x2", True, 6.0),
+                     ("0x2", False, 7.5)}
+
+
+def test_ts_keeps_nanosecond_precision():
+    evs = [{"seq": 0, "t": 1, "kind": "sched.switch", "pcpu": 0, "prev": None,
+            "next": "VM_A.0", "reason": "wakeup"},
+           {"seq": 1, "t": 1_234_567, "kind": "user.action", "action": "pause", "args": {}}]
+    trace = _trace(evs)
+    xs = [ev for ev in trace["traceEvents"] if ev["ph"] == "X"]
+    assert xs[0]["ts"] == 0.001
+    assert xs[0]["dur"] == 1234.566
+
+
+def test_streams_before_close_and_leaves_unreceived_messages_open(events):
+    out = io.StringIO()
+    writer = PerfettoWriter(out)
+    for ev in events[:6]:  # up to and including the first msgq.send
+        writer.write(ev)
+    assert out.getvalue().startswith('{"traceEvents":[')
+    assert '"msgqueue_send"' in out.getvalue()
+    writer.close()
+    trace = json.loads(out.getvalue())
+    outs = [ev for ev in trace["traceEvents"] if ev.get("flow_out")]
+    assert [ev["bind_id"] for ev in outs] == ["0x1"]
+    assert not any(ev.get("flow_in") for ev in trace["traceEvents"])
+
+
+def test_message_slices_never_overlap_on_a_busy_queue():
+    evs = [{"seq": i, "t": 10 * i, "kind": "msgq.send", "msgq": "q", "src": "VM_A",
+            "dst": "VM_B", "size": 1, "msg": i, "depth": i + 1, "push": False, "payload": ""}
+           for i in range(5)]
+    trace = _trace(evs)
+    sends = [ev for ev in trace["traceEvents"] if ev["ph"] == "X"]
+    assert [round(ev["dur"], 6) for ev in sends] == [0.01, 0.01, 0.01, 0.01, 0.1]
