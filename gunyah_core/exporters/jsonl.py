@@ -17,7 +17,7 @@ COMPACT_SEPARATORS = (",", ":")
 
 def dumps_event(event: Mapping[str, Any]) -> str:
     """Serialise one event compactly, keys in the order the model wrote them."""
-    return json.dumps(event, separators=COMPACT_SEPARATORS, ensure_ascii=False, allow_nan=False)
+    return json.dumps(event, separators=COMPACT_SEPARATORS, allow_nan=False)
 
 
 class JsonlWriter:
