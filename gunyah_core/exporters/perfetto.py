@@ -194,9 +194,10 @@ class PerfettoWriter:
             self._switch(event)
         elif kind in ("msgq.send", "msgq.recv"):
             self._msg(event, kind == "msgq.send")
-        elif kind == "msgq.flush":
-            self._counter(event["msgq"], t, event.get("depth", 0))
-            self._instant(self._hyp_thread(), f"msgq.flush {event['msgq']}", "msgq", t,
+        elif kind.startswith("msgq.") and "msgq" in event:  # flush, push, config
+            if "depth" in event:
+                self._counter(event["msgq"], t, event["depth"])
+            self._instant(self._hyp_thread(), f"{kind} {event['msgq']}", "msgq", t,
                           _args(event))
         elif kind in _VIRQ_KINDS:
             self._instant(self._where(event), f"{kind} {event.get('virq')}", "virq", t,

@@ -30,6 +30,7 @@ SPOOL_MEMORY_BYTES = 4 * 1024 * 1024
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 _VIRQ_RAISE = ("virq.assert", "virq.deliver")
 _VIRQ_LOWER = ("virq.eoi", "virq.clear")
+_BELL_KINDS = ("bell.send", "bell.recv", "bell.mask", "bell.reset")
 
 
 def signal_name(text: object) -> str:
@@ -85,11 +86,11 @@ class VcdWriter:
             scope = f"{TOP_SCOPE}.{signal_name(event['vm'])}"
             key = self._declare(scope, f"virq{event['virq']}", "wire", 1, 0)
             self._change(t, key, 1 if kind in _VIRQ_RAISE else 0)
-        elif kind in ("msgq.send", "msgq.recv", "msgq.flush"):
+        elif kind.startswith("msgq.") and "depth" in event:  # send, recv, flush, push
             key = self._declare(f"{TOP_SCOPE}.msgq", signal_name(event["msgq"]), "integer",
                                 DEPTH_BITS, 0)
             self._change(t, key, int(event.get("depth", 0)))
-        elif kind in ("bell.send", "bell.recv", "bell.reset"):
+        elif kind in _BELL_KINDS:
             flags = _flags_after(event)
             key = self._declare(f"{TOP_SCOPE}.doorbell", signal_name(event["doorbell"]),
                                 "wire", 1, 0)
@@ -136,11 +137,13 @@ class VcdWriter:
 
 
 def _flags_after(event: Mapping[str, Any]) -> int:
-    """Doorbell flags once the event is done: send reports the new flags, receive the old
-    flags and the mask it cleared, reset leaves none."""
+    """Doorbell flags once the event is done. Send and mask report them in `flags`, reset
+    leaves none. A receive that also carries `old` reports the new flags in `flags`; one
+    without `old` reports the old flags there, so the cleared bits are taken off."""
     kind = event["kind"]
-    if kind == "bell.send":
-        return int(event.get("flags", 0))
-    if kind == "bell.recv":
-        return int(event.get("flags", 0)) & ~int(event.get("clear", 0))
-    return 0
+    if kind == "bell.reset":
+        return 0
+    flags = int(event.get("flags", 0))
+    if kind == "bell.recv" and "old" not in event:
+        flags &= ~int(event.get("clear", 0))
+    return flags

@@ -137,3 +137,15 @@ def test_message_slices_never_overlap_on_a_busy_queue():
     trace = _trace(evs)
     sends = [ev for ev in trace["traceEvents"] if ev["ph"] == "X"]
     assert [round(ev["dur"], 6) for ev in sends] == [0.01, 0.01, 0.01, 0.01, 0.1]
+
+
+def test_other_queue_events_sample_the_depth_counter():
+    evs = [{"seq": 0, "t": 0, "kind": "msgq.push", "msgq": "q", "src": "VM_A", "dst": "VM_B",
+            "depth": 3},
+           {"seq": 1, "t": 5, "kind": "msgq.config", "msgq": "q", "src": "VM_A",
+            "dst": "VM_B", "notempty_thd": 1, "notfull_thd": 2}]
+    trace = _trace(evs)
+    check_format_rules(trace)
+    counters = [(ev["ts"], ev["args"]) for ev in trace["traceEvents"] if ev["ph"] == "C"]
+    assert counters == [(0.0, {"depth": 3})]
+    assert {"msgq.push q", "msgq.config q"} <= {ev["name"] for ev in trace["traceEvents"]}

@@ -67,3 +67,21 @@ def test_unknown_kinds_are_skipped_and_the_spool_is_bounded(events):
     assert writer.count == len(events)
     assert len(writer._decls) == 8  # O(signals), not O(events)
     writer.close()
+
+
+def test_doorbell_and_queue_events_in_the_models_full_shape():
+    bell = {"doorbell": "db", "src": "VM_B", "dst": "VM_A"}
+    rows = [
+        ("bell.send", {**bell, "sent": 3, "old": 0, "flags": 3}),
+        ("bell.recv", {**bell, "vm": "VM_A", "old": 3, "clear": 1, "flags": 2}),  # still set
+        ("bell.mask", {**bell, "enable_mask": 1, "ack_mask": 0, "flags": 2}),
+        ("bell.recv", {**bell, "vm": "VM_A", "old": 2, "clear": 2, "flags": 0}),
+        ("bell.send", {**bell, "sent": 4, "old": 0, "flags": 4}),
+        ("bell.reset", {**bell, "flags": 0}),
+        ("msgq.push", {"msgq": "q", "src": "VM_A", "dst": "VM_B", "depth": 2}),
+    ]
+    evs = [{"seq": i, "t": 100 * i, "kind": k, **f} for i, (k, f) in enumerate(rows)]
+    vcd, _ = _vcd(evs)
+    wire = vcd["gunyah.doorbell.db"]
+    assert [wire[t] for t in (0, 100, 200, 300, 400, 500)] == ["1", "1", "1", "0", "1", "0"]
+    assert int(vcd["gunyah.msgq.q"][600], 2) == 2
