@@ -1,0 +1,43 @@
+# Two commands do all set-up on a fresh Debian machine with python3:
+#   make run   -> .venv, runtime deps, server on http://127.0.0.1:5000
+#   make test  -> .venv, dev deps, Chromium (apt) when missing, every test
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 5000
+SCENARIO ?= msgq-pingpong
+
+.PHONY: run test lint bench chromium clean
+
+$(VENV)/.runtime: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt $(VENV)/.runtime
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+run: $(VENV)/.runtime
+	$(PY) app.py --host $(HOST) --port $(PORT) --scenario $(SCENARIO)
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+
+test: $(VENV)/.dev chromium
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.dev
+	$(PY) -m gunyah_core bench --no-trace
+	$(PY) -m gunyah_core bench
+	$(PY) benchmarks/bench_simpy_baseline.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,213 @@
+"""User actions: what a person asks a VM to do, turned into that VM's own hypercalls.
+
+A click "send on A_to_B from VM_A" queues ``msgqueue_send`` on VM_A's vCPU 0 with the
+capid VM_A holds for that queue, and wakes the vCPU as a keystroke would; the result
+(OK, MSGQUEUE_FULL, CSPACE_INSUFFICIENT_RIGHTS, ...) appears as the ``hvc`` event.
+Input that names nothing real is refused here with a structured ``ActionError``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .consts import (
+    DOORBELL_FLAGS_MASK,
+    MSGQUEUE_MAX_MAX_MSG_SIZE,
+    MSGQUEUE_SEND_FLAG_PUSH,
+    VCPU_MAX_PRIORITY,
+)
+from .hypervisor import Hypervisor
+from .trace import EventKind
+from .vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_WFI
+
+MAX_PAYLOAD_CHARS = 1024
+MAX_QUEUED_USER_OPS = 256
+
+
+class ActionError(ValueError):
+    """A refused action: ``code`` is stable for programs, ``message`` is for people."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _int(args: dict[str, Any], key: str, lo: int, hi: int, default: Any = ...) -> int:
+    value = args.get(key, default)
+    if value is ...:
+        raise ActionError("MISSING_FIELD", f"field {key!r} is required")
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ActionError("INVALID_ARGUMENT", f"field {key!r} must be an integer {lo}..{hi}")
+    return value
+
+
+def _str(args: dict[str, Any], key: str, default: Any = ...) -> str:
+    value = args.get(key, default)
+    if value is ...:
+        raise ActionError("MISSING_FIELD", f"field {key!r} is required")
+    if not isinstance(value, str):
+        raise ActionError("INVALID_ARGUMENT", f"field {key!r} must be a string")
+    return value
+
+
+class Actions:
+    """Validates and applies user actions on one Hypervisor."""
+
+    def __init__(self, hyp: Hypervisor) -> None:
+        self.hyp = hyp
+        self.count = 0
+        self._handlers = {
+            "msgq_send": self._msgq_send,
+            "msgq_receive": self._msgq_receive,
+            "msgq_flush": self._msgq_flush,
+            "msgq_configure": self._msgq_configure,
+            "doorbell_send": self._doorbell_send,
+            "doorbell_receive": self._doorbell_receive,
+            "doorbell_mask": self._doorbell_mask,
+            "set_priority": self._set_priority,
+            "vm_start": self._vm_start,
+            "vm_stop": self._vm_stop,
+        }
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._handlers)
+
+    def apply(self, action: Any, args: Any) -> dict[str, Any]:
+        if not isinstance(action, str) or action not in self._handlers:
+            raise ActionError("UNKNOWN_ACTION", f"unknown action {action!r}; "
+                              f"known: {', '.join(self.names)}")
+        if not isinstance(args, dict):
+            raise ActionError("INVALID_ARGUMENT", "action arguments must be an object")
+        return self._handlers[action](action, args)
+
+    # -- lookups ------------------------------------------------------------------------
+    def _vm(self, args: dict[str, Any]):
+        name = _str(args, "vm")
+        vm = self.hyp.vms.get(name)
+        if vm is None:
+            raise ActionError("UNKNOWN_VM", f"no VM named {name!r}")
+        return vm
+
+    def _capid(self, vm, table: dict, key: str, args: dict[str, Any]) -> int:
+        name = _str(args, key)
+        obj = table.get(name)
+        if obj is None:
+            raise ActionError("UNKNOWN_OBJECT", f"no {key} named {name!r}")
+        if "capid" in args:  # try any number: the hypervisor answers CSPACE_CAP_NULL etc.
+            return _int(args, "capid", 0, (1 << 64) - 1)
+        capid = vm.cspace.find(obj)
+        if capid is None:
+            raise ActionError("NO_CAPABILITY", f"{vm.name} holds no capability for {name}")
+        return capid
+
+    def _record(self, action: str, args: dict[str, Any]) -> int:
+        self.count += 1
+        if self.hyp.trace.on:
+            self.hyp.trace.emit(EventKind.USER_ACTION, action=action, args=args, id=self.count)
+        return self.count
+
+    def _queue_hvc(self, action: str, vm, hvc_name: str, hvc_args: dict[str, Any],
+                   args: dict[str, Any]) -> dict[str, Any]:
+        vcpu = vm.vcpus[0]
+        if BLOCK_VCPU_OFF in vcpu.blocked:
+            raise ActionError("VM_NOT_RUNNING", f"{vm.name}'s vCPU is powered off")
+        if len(vcpu.user_ops) >= MAX_QUEUED_USER_OPS:
+            raise ActionError("BUSY", f"{vm.name} already has {MAX_QUEUED_USER_OPS} requests")
+        action_id = self._record(action, args)
+        vcpu.user_ops.append((hvc_name, hvc_args, action_id))
+        vcpu.wfi_reason = "user"
+        vcpu.unblock(BLOCK_VCPU_WFI)
+        return {"action_id": action_id, "queued": True, "vcpu": vcpu.id, "hvc": hvc_name}
+
+    # -- message queues -------------------------------------------------------------------
+    def _msgq_send(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
+        vm = self._vm(args)
+        capid = self._capid(vm, self.hyp.msgqs, "msgq", args)
+        size = _int(args, "size", 0, MSGQUEUE_MAX_MAX_MSG_SIZE, 16)
+        payload = _str(args, "payload", "")
+        if len(payload) > MAX_PAYLOAD_CHARS:
+            raise ActionError("TOO_LARGE", f"payload longer than {MAX_PAYLOAD_CHARS} characters")
+        push = args.get("push", True)
+        if not isinstance(push, bool):
+            raise ActionError("INVALID_ARGUMENT", "field 'push' must be true or false")
+        flags = MSGQUEUE_SEND_FLAG_PUSH if push else 0
+        return self._queue_hvc(action, vm, "msgqueue_send",
+                               {"capid": capid, "size": size, "flags": flags,
+                                "payload": payload}, args)
+
+    def _msgq_receive(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
+        vm = self._vm(args)
+        capid = self._capid(vm, self.hyp.msgqs, "msgq", args)
+        return self._queue_hvc(action, vm, "msgqueue_receive", {"capid": capid}, args)
+
+    def _msgq_flush(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
+        vm = self._vm(args)
+        capid = self._capid(vm, self.hyp.msgqs, "msgq", args)
+        return self._queue_hvc(action, vm, "msgqueue_flush", {"capid": capid}, args)
+
+    def _msgq_configure(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
+        vm = self._vm(args)
+        capid = self._capid(vm, self.hyp.msgqs, "msgq", args)
+        if "notempty_thd" in args:
+            thd = _int(args, "notempty_thd", -2, MSGQUEUE_MAX_MAX_MSG_SIZE)
+            return self._queue_hvc(action, vm, "msgqueue_configure_receive",
+                                   {"capid": capid, "notempty_thd": thd}, args)
+        thd = _int(args, "notfull_thd", -1, MSGQUEUE_MAX_MAX_MSG_SIZE)
+        return self._queue_hvc(action, vm, "msgqueue_configure_send",
+                               {"capid": capid, "notfull_thd": thd}, args)
+
+    # -- doorbells -----------------------------------------------------------------------------
+    def _doorbell_send(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
+        vm = self._vm(args)
+        capid = self._capid(vm, self.hyp.doorbells, "doorbell", args)
+        flags = _int(args, "flags", 0, DOORBELL_FLAGS_MASK, 1)
+        return self._queue_hvc(action, vm, "doorbell_send",
+                               {"capid": capid, "new_flags": flags}, args)
+
+    def _doorbell_receive(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
+        vm = self._vm(args)
+        capid = self._capid(vm, self.hyp.doorbells, "doorbell", args)
+        clear = _int(args, "clear", 0, DOORBELL_FLAGS_MASK, DOORBELL_FLAGS_MASK)
+        return self._queue_hvc(action, vm, "doorbell_receive",
+                               {"capid": capid, "clear_flags": clear}, args)
+
+    def _doorbell_mask(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
+        vm = self._vm(args)
+        capid = self._capid(vm, self.hyp.doorbells, "doorbell", args)
+        enable = _int(args, "enable_mask", 0, DOORBELL_FLAGS_MASK)
+        ack = _int(args, "ack_mask", 0, DOORBELL_FLAGS_MASK)
+        return self._queue_hvc(action, vm, "doorbell_mask",
+                               {"capid": capid, "enable_mask": enable, "ack_mask": ack}, args)
+
+    # -- simulator controls (not hypercalls; labelled so in the UI) --------------------------
+    def _set_priority(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Change a vCPU's priority live. Gunyah only allows vcpu_set_priority while the
+        thread is INIT (OBJECT_STATE otherwise); this control exists to explore FPRR."""
+        name = _str(args, "vcpu")
+        vcpu = next((v for vm in self.hyp.vms.values() for v in vm.vcpus if v.id == name), None)
+        if vcpu is None:
+            raise ActionError("UNKNOWN_VCPU", f"no vCPU named {name!r}")
+        priority = _int(args, "priority", 0, VCPU_MAX_PRIORITY)
+        action_id = self._record(action, args)
+        old = vcpu.priority
+        vcpu.sched.set_priority(vcpu, priority)
+        if self.hyp.trace.on:
+            self.hyp.trace.emit(EventKind.VCPU_PRIORITY, vcpu=vcpu.id, vm=vcpu.vm.name,
+                                old=old, priority=priority)
+        return {"action_id": action_id, "priority": priority}
+
+    def _vm_start(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
+        vm = self._vm(args)
+        action_id = self._record(action, args)
+        for vcpu in vm.vcpus:
+            self.hyp.power_on(vcpu)
+        return {"action_id": action_id}
+
+    def _vm_stop(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
+        vm = self._vm(args)
+        action_id = self._record(action, args)
+        for vcpu in vm.vcpus:
+            self.hyp.power_off(vcpu)
+        return {"action_id": action_id}

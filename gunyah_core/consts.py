@@ -1,0 +1,190 @@
+"""Gunyah's numbers, spelled as Gunyah spells them.
+
+Values come from ``../shared/gunyah-facts.md`` (hypervisor source ``hyp/**/*.tc``,
+the API reference and the Resource Manager headers); each block names its source.
+Nothing here is invented except the blocks marked SIMULATOR, which the facts sheet
+is silent on (hypercall costs and the like) and which are labelled as such in the UI.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, IntFlag
+
+
+class Error(IntEnum):
+    """``error_t`` returned in X0 (hyp/core/base/types.tc)."""
+
+    OK = 0
+    UNIMPLEMENTED = -1
+    RETRY = -2
+    ARGUMENT_INVALID = 1
+    ARGUMENT_SIZE = 2
+    ARGUMENT_ALIGNMENT = 3
+    NOMEM = 10
+    NORESOURCES = 11
+    ADDR_OVERFLOW = 20
+    ADDR_UNDERFLOW = 21
+    ADDR_INVALID = 22
+    DENIED = 30
+    BUSY = 31
+    IDLE = 32
+    OBJECT_STATE = 33
+    OBJECT_CONFIG = 34
+    OBJECT_CONFIGURED = 35
+    FAILURE = 36
+    VIRQ_BOUND = 40
+    VIRQ_NOT_BOUND = 41
+    CSPACE_CAP_NULL = 50
+    CSPACE_CAP_REVOKED = 51
+    CSPACE_WRONG_OBJECT_TYPE = 52
+    CSPACE_INSUFFICIENT_RIGHTS = 53
+    CSPACE_FULL = 54
+    MSGQUEUE_EMPTY = 60
+    MSGQUEUE_FULL = 61
+    MEMDB_EMPTY = 110
+    MEMDB_NOT_OWNER = 111
+    MEMEXTENT_MAPPINGS_FULL = 120
+    MEMEXTENT_TYPE = 121
+    EXISTING_MAPPING = 200
+
+
+class ObjectType(IntEnum):
+    """Kernel object types a capability can name (hyp/interfaces/object)."""
+
+    PARTITION = 1
+    CSPACE = 2
+    THREAD = 3
+    DOORBELL = 4
+    MSGQUEUE = 5
+    VIC = 6
+    ADDRSPACE = 7
+    MEMEXTENT = 8
+
+
+class ObjectState(IntEnum):
+    """Object lifecycle (object.tc.tmpl): configure only in INIT, use only when ACTIVE."""
+
+    NONE = 0
+    INIT = 1
+    ACTIVE = 2
+    FAILED = 3
+    DESTROYING = 4
+
+
+class CapState(IntEnum):
+    """Capability slot state (cspace.tc)."""
+
+    NULL = 0
+    VALID = 1
+    REVOKED = 2
+
+
+# --- Rights (32-bit bitmaps; H-API "Object Rights", RM include/guest_rights.h) ---
+RIGHTS_GENERIC_OBJECT_ACTIVATE = 0x80000000
+
+
+class MsgqueueRights(IntFlag):
+    SEND = 0x1
+    RECEIVE = 0x2
+    BIND_SEND = 0x4
+    BIND_RECEIVE = 0x8
+    OBJECT_ACTIVATE = RIGHTS_GENERIC_OBJECT_ACTIVATE
+
+
+class DoorbellRights(IntFlag):
+    SEND = 0x1
+    RECEIVE = 0x2
+    BIND = 0x4
+    OBJECT_ACTIVATE = RIGHTS_GENERIC_OBJECT_ACTIVATE
+
+
+class ThreadRights(IntFlag):
+    POWER = 0x1
+    AFFINITY = 0x2
+    PRIORITY = 0x4
+    TIMESLICE = 0x8
+    YIELD_TO = 0x10
+    BIND_VIRQ = 0x20
+    STATE = 0x40
+    LIFECYCLE = 0x80
+    WRITE_CONTEXT = 0x100
+    DISABLE = 0x200
+    OBJECT_ACTIVATE = RIGHTS_GENERIC_OBJECT_ACTIVATE
+
+
+class VicRights(IntFlag):
+    BIND_SOURCE = 0x1
+    ATTACH_VCPU = 0x2
+    ATTACH_VDEVICE = 0x4
+    OBJECT_ACTIVATE = RIGHTS_GENERIC_OBJECT_ACTIVATE
+
+
+RIGHTS_BY_TYPE: dict[ObjectType, type[IntFlag]] = {
+    ObjectType.MSGQUEUE: MsgqueueRights,
+    ObjectType.DOORBELL: DoorbellRights,
+    ObjectType.THREAD: ThreadRights,
+    ObjectType.VIC: VicRights,
+}
+
+# --- CSpace (hyp/core/cspace_twolevel) ---
+CSPACE_CAP_INVALID = (1 << 64) - 1  # -1 as u64
+CSPACE_INDEX_BITS = 16
+CSPACE_MAX_CAPS = 1 << CSPACE_INDEX_BITS
+
+# --- Message queues (hyp/ipc/msgqueue/msgqueue.tc; checks are strictly less) ---
+MSGQUEUE_MAX_QUEUE_DEPTH = 256
+MSGQUEUE_MAX_MAX_MSG_SIZE = 1024
+MSGQUEUE_SEND_FLAG_PUSH = 0x1
+MSGQUEUE_THRESHOLD_UNCHANGED = -1
+MSGQUEUE_THRESHOLD_MAXIMUM = -2  # configure_receive: "set to depth"
+MSGQUEUE_DELAY_UNCHANGED = -1
+
+# --- Doorbells (hyp/ipc/doorbell) ---
+DOORBELL_FLAGS_MASK = (1 << 64) - 1
+DOORBELL_DEFAULT_ENABLE_MASK = DOORBELL_FLAGS_MASK
+DOORBELL_DEFAULT_ACK_MASK = 0
+
+# --- Virtual GIC (hyp/platform/gicv3/gicv3.tc) ---
+GIC_SPI_BASE = 32
+GIC_SPI_LAST = 1019
+GIC_SPECIAL_INTID_BASE = 1020
+GIC_ESPI_BASE = 4096
+GIC_ESPI_LAST = 5119
+RM_GUEST_FREE_VIRQ_START = 960  # RM irq_manager: a guest's dynamic vIRQs
+RM_OWN_FREE_VIRQ_START = GIC_SPI_BASE  # the RM VM's own allocations start at 32
+
+# --- Scheduler (hyp/core/scheduler_fprr/scheduler_fprr.tc) ---
+SCHEDULER_NUM_PRIORITIES = 64
+SCHEDULER_MIN_PRIORITY = 0
+SCHEDULER_MAX_PRIORITY = 63
+SCHEDULER_DEFAULT_PRIORITY = 32
+VCPU_MAX_PRIORITY = 62
+SCHEDULER_DEFAULT_TIMESLICE_NS = 5_000_000
+SCHEDULER_MIN_TIMESLICE_NS = 100_000
+SCHEDULER_MAX_TIMESLICE_NS = 100_000_000
+CPU_INDEX_INVALID = -1
+ROOTVM_PRIORITY = 32  # RM vm_config.c
+PROXY_VCPU_PRIORITY = 0
+PROXY_VCPU_TIMESLICE_NS = 100_000
+
+# --- VM ids (RM include/vm_mgnt.h) ---
+VMID_HYP = 0x0
+VMID_HLOS = 0x3
+VMID_DYNAMIC_BASE = 0x80
+VMID_DYNAMIC_LAST = 0xBE
+VMID_RM = 0xFF
+
+# --- RM link (RM vm_config_hlos_vdevices_setup) ---
+RM_RPC_MESSAGE_SIZE = 240
+RM_RPC_QUEUE_DEPTH = 8
+
+# --- SMCCC / HVC encoding (H-API "AArch64 HVC ABI") ---
+HVC_IMM_BASE = 0x6000
+SMCCC_GUNYAH_FN_BASE = 0xC6008000
+
+# --- SIMULATOR: costs the facts sheet does not give (section 12: "NOT FOUND") ---
+# Invented so time moves; shown as "simulated cost" in the UI, never as a measurement.
+SIM_HVC_COST_NS = 1_000
+SIM_CONTEXT_SWITCH_NS = 2_000
+SIM_VIRQ_DELIVERY_NS = 500
+SIM_GUEST_WORK_NS = 5_000

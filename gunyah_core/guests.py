@@ -1,0 +1,288 @@
+"""Guest programs a scenario can give a VM: what its vCPUs run.
+
+A guest is a generator of operations per vCPU (``main``) plus a vIRQ handler
+(``on_virq``), written the way a Linux driver behaves: it reacts to vIRQs, drains a
+queue until ``not_empty`` is false (an edge-triggered Rx vIRQ does not fire again for
+later non-PUSH messages, facts §13.1), and waits for the Tx vIRQ after MSGQUEUE_FULL.
+Guests only use hypercalls with the capids the RM gave their VM.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .consts import MSGQUEUE_SEND_FLAG_PUSH, SIM_GUEST_WORK_NS, Error
+from .vcpu import OP_HVC, OP_SLEEP, OP_WFI, OP_WORK
+
+if TYPE_CHECKING:
+    from .vcpu import Vcpu
+    from .vm import Vm
+
+WFI = (OP_WFI,)
+DEFAULT_PERIOD_NS = 200_000
+DEFAULT_MSG_SIZE = 64
+ALL_FLAGS = (1 << 64) - 1
+RM_LINK_LABEL = "rm:"
+
+
+def hvc(name: str, **args: Any) -> tuple:
+    return (OP_HVC, name, args)
+
+
+def work(ns: int) -> tuple:
+    return (OP_WORK, ns)
+
+
+def sleep(ns: int) -> tuple:
+    return (OP_SLEEP, ns)
+
+
+class MissingResource(ValueError):
+    """A program was given to a VM that lacks the queue or doorbell it needs."""
+
+
+class Guest:
+    """Idle guest: WFI forever; also the base with resource lookups."""
+
+    program = "idle"
+
+    def __init__(self, vm: Vm, params: dict[str, Any]) -> None:
+        self.vm = vm
+        self.params = params
+        self.received = 0
+        self.sent = 0
+
+    def res(self, key: str) -> dict[str, Any]:
+        return self.vm.resources[key]
+
+    def need(self, rtype: str, name: str | None = None) -> dict[str, Any]:
+        """The resource this program cannot run without; MissingResource if absent."""
+        entry = self.first(rtype, name)
+        if entry is None:
+            what = f"{rtype} {name!r}" if name else rtype
+            raise MissingResource(f"program {self.program!r} needs a {what} in VM {self.vm.name}")
+        return entry
+
+    def first(self, rtype: str, name: str | None = None) -> dict[str, Any] | None:
+        """The first resource of a type (optionally of a named object)."""
+        for key, entry in self.vm.resources.items():
+            if key.startswith(RM_LINK_LABEL):
+                continue  # the RM link is the RM client's, not a program's
+            if entry["type"] == rtype and (
+                name is None or name in (entry.get("msgq"), entry.get("doorbell"))
+            ):
+                return entry
+        return None
+
+    all_vcpus = False  # only vCPU 0 runs the program unless a guest says otherwise
+
+    def main(self, vcpu: Vcpu):
+        """Entry point of every vCPU (what vcpu_poweron starts)."""
+        if vcpu.index == 0 or self.all_vcpus:
+            yield from self.run(vcpu)
+        while True:
+            yield WFI
+
+    def run(self, vcpu: Vcpu):
+        return
+        yield
+
+    def on_virq(self, vcpu: Vcpu, virq: int):
+        return
+        yield  # a generator that does nothing: the vIRQ is acknowledged and EOId
+
+    def drain(self, rx: dict[str, Any]):
+        """Receive until not_empty is false, as Linux's Rx handler does."""
+        while True:
+            result = yield hvc("msgqueue_receive", capid=rx["capid"])
+            if result.error is not Error.OK:
+                return
+            self.received += 1
+            yield from self.on_message(result)
+            if not result.ret["not_empty"]:
+                return
+
+    def on_message(self, result: Any):
+        return
+        yield
+
+
+class PingClient(Guest):
+    """Sends a message every ``period_ns`` (0: wait for each reply, a ping-pong)."""
+
+    program = "ping"
+
+    def __init__(self, vm: Vm, params: dict[str, Any]) -> None:
+        super().__init__(vm, params)
+        self.tx = self.need("MSG_QUEUE_SEND", params.get("tx"))
+        self.rx = self.first("MSG_QUEUE_RECV", params.get("rx"))
+        self.period = params.get("period_ns", DEFAULT_PERIOD_NS)
+        self.size = params.get("size", DEFAULT_MSG_SIZE)
+        self.flags = MSGQUEUE_SEND_FLAG_PUSH if params.get("push", True) else 0
+        self.count = params.get("count")
+        self.awaiting = False
+
+    def run(self, vcpu: Vcpu):
+        while self.count is None or self.sent < self.count:
+            result = yield hvc("msgqueue_send", capid=self.tx["capid"], size=self.size,
+                               flags=self.flags, payload=f"ping {self.sent}")
+            if result.error is Error.OK:
+                self.sent += 1
+                self.awaiting = self.rx is not None
+            if self.period:
+                yield sleep(self.period)
+            else:
+                while self.awaiting:
+                    yield WFI
+
+    def on_virq(self, vcpu: Vcpu, virq: int):
+        if self.rx is not None and virq == self.rx["virq"]:
+            yield from self.drain(self.rx)
+
+    def on_message(self, result: Any):
+        self.awaiting = False
+        return
+        yield
+
+
+class EchoServer(Guest):
+    """Answers every message on its Rx queue with one on its Tx queue."""
+
+    program = "echo"
+
+    def __init__(self, vm: Vm, params: dict[str, Any]) -> None:
+        super().__init__(vm, params)
+        self.tx = self.need("MSG_QUEUE_SEND", params.get("tx"))
+        self.rx = self.need("MSG_QUEUE_RECV", params.get("rx"))
+        self.backlog: list[tuple[int, str]] = []
+
+    def on_virq(self, vcpu: Vcpu, virq: int):
+        if virq == self.rx["virq"]:
+            yield from self.drain(self.rx)
+        elif virq == self.tx["virq"]:
+            yield from self.flush_backlog()
+
+    def on_message(self, result: Any):
+        self.backlog.append((result.ret["size"], f"echo {result.ret['payload']}"))
+        yield from self.flush_backlog()
+
+    def flush_backlog(self):
+        while self.backlog:
+            size, payload = self.backlog[0]
+            result = yield hvc("msgqueue_send", capid=self.tx["capid"], size=size,
+                               flags=MSGQUEUE_SEND_FLAG_PUSH, payload=payload)
+            if result.error is Error.MSGQUEUE_FULL:
+                return  # the Tx vIRQ tells us when there is room again
+            self.backlog.pop(0)
+            self.sent += 1
+
+
+class Producer(Guest):
+    """Sends as fast as it can; on MSGQUEUE_FULL it waits for the Tx vIRQ (back-pressure)."""
+
+    program = "producer"
+
+    def __init__(self, vm: Vm, params: dict[str, Any]) -> None:
+        super().__init__(vm, params)
+        self.tx = self.need("MSG_QUEUE_SEND", params.get("tx"))
+        self.size = params.get("size", DEFAULT_MSG_SIZE)
+        self.flags = MSGQUEUE_SEND_FLAG_PUSH if params.get("push", False) else 0
+        self.work_ns = params.get("work_ns", SIM_GUEST_WORK_NS)
+        self.count = params.get("count")
+        self.full = False
+
+    def run(self, vcpu: Vcpu):
+        while self.count is None or self.sent < self.count:
+            result = yield hvc("msgqueue_send", capid=self.tx["capid"], size=self.size,
+                               flags=self.flags, payload=f"item {self.sent}")
+            if result.error is Error.MSGQUEUE_FULL:
+                self.full = True
+                while self.full:
+                    yield WFI
+                continue
+            if result.error is Error.OK:
+                self.sent += 1
+            yield work(self.work_ns)
+
+    def on_virq(self, vcpu: Vcpu, virq: int):
+        if virq == self.tx["virq"]:
+            self.full = False
+        return
+        yield
+
+
+class Consumer(Guest):
+    """Drains its queue on each Rx vIRQ, spending ``work_ns`` per message."""
+
+    program = "consumer"
+
+    def __init__(self, vm: Vm, params: dict[str, Any]) -> None:
+        super().__init__(vm, params)
+        self.rx = self.need("MSG_QUEUE_RECV", params.get("rx"))
+        self.work_ns = params.get("work_ns", 4 * SIM_GUEST_WORK_NS)
+
+    def on_virq(self, vcpu: Vcpu, virq: int):
+        if virq == self.rx["virq"]:
+            yield from self.drain(self.rx)
+
+    def on_message(self, result: Any):
+        yield work(self.work_ns)
+
+
+class DoorbellRinger(Guest):
+    """Rings its doorbell with ``flags`` every ``period_ns``."""
+
+    program = "ringer"
+
+    def __init__(self, vm: Vm, params: dict[str, Any]) -> None:
+        super().__init__(vm, params)
+        self.bell = self.need("DOORBELL_SRC", params.get("doorbell"))
+        self.flags = params.get("flags", 1)
+        self.period = params.get("period_ns", DEFAULT_PERIOD_NS)
+        self.count = params.get("count")
+
+    def run(self, vcpu: Vcpu):
+        while self.count is None or self.sent < self.count:
+            yield hvc("doorbell_send", capid=self.bell["capid"], new_flags=self.flags)
+            self.sent += 1
+            yield sleep(self.period)
+
+
+class DoorbellHandler(Guest):
+    """On its doorbell vIRQ, reads and clears the flags, then does some work."""
+
+    program = "bell-handler"
+
+    def __init__(self, vm: Vm, params: dict[str, Any]) -> None:
+        super().__init__(vm, params)
+        self.bell = self.need("DOORBELL", params.get("doorbell"))
+        self.work_ns = params.get("work_ns", SIM_GUEST_WORK_NS)
+        self.flags_seen = 0
+
+    def on_virq(self, vcpu: Vcpu, virq: int):
+        if virq == self.bell["virq"]:
+            result = yield hvc("doorbell_receive", capid=self.bell["capid"],
+                               clear_flags=ALL_FLAGS)
+            if result.error is Error.OK:
+                self.received += 1
+                self.flags_seen |= result.ret["old_flags"]
+            yield work(self.work_ns)
+
+
+class Spinner(Guest):
+    """Computes forever in ``work_ns`` chunks: shows timeslices and preemption."""
+
+    program = "spin"
+    all_vcpus = True
+
+    def run(self, vcpu: Vcpu):
+        chunk = self.params.get("work_ns", SIM_GUEST_WORK_NS)
+        while True:
+            yield work(chunk)
+
+
+PROGRAMS: dict[str, type[Guest]] = {
+    cls.program: cls
+    for cls in (Guest, PingClient, EchoServer, Producer, Consumer, DoorbellRinger,
+                DoorbellHandler, Spinner)
+}

@@ -1,0 +1,204 @@
+"""The hypercall table: the only door from a guest into the hypervisor.
+
+Like Gunyah's generated wrappers, each entry resolves the capid in the *caller's*
+CSpace with the right the call needs (facts §1.4), then hands the object to the
+object's own method. Every call is traced as ``hvc`` with Gunyah's call number and
+its real result. Call numbers are facts §2.3 (HVC #0x6000 + n).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .consts import (
+    HVC_IMM_BASE,
+    MSGQUEUE_DELAY_UNCHANGED,
+    MSGQUEUE_SEND_FLAG_PUSH,
+    SCHEDULER_MAX_TIMESLICE_NS,
+    SCHEDULER_MIN_TIMESLICE_NS,
+    VCPU_MAX_PRIORITY,
+    DoorbellRights,
+    Error,
+    MsgqueueRights,
+    ObjectState,
+    ObjectType,
+    ThreadRights,
+)
+from .errors import HypError, HypResult
+from .trace import EventKind
+
+if TYPE_CHECKING:
+    from .hypervisor import Hypervisor
+    from .vcpu import Vcpu
+
+# Gunyah API info (facts §2.1): version 1, 64-bit, variant 0x51 (Qualcomm).
+API_VERSION = 1
+API_FLAG_64BIT = 1 << 15
+API_VARIANT_QUALCOMM = 0x51
+API_VARIANT_SHIFT = 56
+IDENTIFY_FLAGS0 = 0b1111_1111_1111 | (1 << 28)  # features 0-11, scheduler variant 1 (FPRR)
+
+# SIMULATOR: the documented-but-absent "msgq push" gets no real number (0x1E is reserved).
+MSGQUEUE_PUSH_DOCUMENTED = None
+
+Handler = Callable[["HypercallTable", "Vcpu", dict[str, Any]], dict[str, Any] | None]
+_TABLE: dict[str, tuple[int | None, Handler]] = {}
+
+
+def hypercall(name: str, number: int | None) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        _TABLE[name] = (number, fn)
+        return fn
+    return register
+
+
+def _arg(args: dict[str, Any], key: str, default: Any = ...) -> int:
+    value = args.get(key, default)
+    if value is ... or isinstance(value, bool) or not isinstance(value, int):
+        raise HypError(Error.ARGUMENT_INVALID, f"argument {key!r} must be an integer")
+    return value
+
+
+class HypercallTable:
+    """Dispatches ``name(args)`` from a vCPU and traces it."""
+
+    def __init__(self, hyp: Hypervisor) -> None:
+        self.hyp = hyp
+        self.trace = hyp.trace
+
+    @staticmethod
+    def names() -> dict[str, int | None]:
+        """ABI name -> call number (None for the documented-only msgq push)."""
+        return {name: number for name, (number, _) in _TABLE.items()}
+
+    def call(self, vcpu: Vcpu, name: str, args: dict[str, Any],
+             action: int | None = None) -> HypResult:
+        entry = _TABLE.get(name)
+        try:
+            if entry is None:
+                raise HypError(Error.UNIMPLEMENTED, f"no hypercall {name!r}")
+            ret = entry[1](self, vcpu, args) or {}
+            result = HypResult(Error.OK, ret)
+        except HypError as err:
+            result = HypResult(err.error, {"detail": err.detail} if err.detail else {})
+        trace = self.trace
+        if trace.on:
+            number = entry[0] if entry else None
+            fields = {"vm": vcpu.vm.name, "vcpu": vcpu.id, "name": name,
+                      "call": HVC_IMM_BASE + number if number is not None else None,
+                      "args": args, "result": result.error.name, "ret": result.ret}
+            if action is not None:
+                fields["action"] = action
+            trace.emit(EventKind.HVC, **fields)
+        return result
+
+    def lookup(self, vcpu: Vcpu, args: dict[str, Any], obj_type: ObjectType, rights: int) -> Any:
+        return vcpu.vm.cspace.lookup(_arg(args, "capid"), obj_type, rights)
+
+
+# --- identification --------------------------------------------------------------------
+@hypercall("hypervisor_identify", 0x00)
+def _identify(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
+    api_info = API_VERSION | API_FLAG_64BIT | (API_VARIANT_QUALCOMM << API_VARIANT_SHIFT)
+    return {"api_info": api_info, "flags0": IDENTIFY_FLAGS0, "flags1": 0, "flags2": 0}
+
+
+# --- message queues ----------------------------------------------------------------------
+@hypercall("msgqueue_send", 0x1B)
+def _msgq_send(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
+    msgq = table.lookup(vcpu, args, ObjectType.MSGQUEUE, MsgqueueRights.SEND)
+    flags = _arg(args, "flags", 0)
+    hyp = table.hyp
+    not_full = msgq.send(_arg(args, "size"), args.get("payload", ""),
+                         bool(flags & MSGQUEUE_SEND_FLAG_PUSH), hyp.next_msg_id(), hyp.engine.now)
+    return {"not_full": not_full}
+
+
+@hypercall("msgqueue_receive", 0x1C)
+def _msgq_receive(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
+    msgq = table.lookup(vcpu, args, ObjectType.MSGQUEUE, MsgqueueRights.RECEIVE)
+    message, not_empty = msgq.receive(_arg(args, "buf_size", msgq.max_size))
+    return {"size": message.size, "not_empty": not_empty, "msg": message.msg,
+            "payload": message.payload}
+
+
+@hypercall("msgqueue_flush", 0x1D)
+def _msgq_flush(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
+    table.lookup(vcpu, args, ObjectType.MSGQUEUE, MsgqueueRights.RECEIVE).flush()
+
+
+@hypercall("msgqueue_configure_send", 0x1F)
+def _msgq_configure_send(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
+    msgq = table.lookup(vcpu, args, ObjectType.MSGQUEUE, MsgqueueRights.SEND)
+    msgq.configure_send(_arg(args, "notfull_thd"), _arg(args, "delay", MSGQUEUE_DELAY_UNCHANGED))
+
+
+@hypercall("msgqueue_configure_receive", 0x20)
+def _msgq_configure_receive(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
+    msgq = table.lookup(vcpu, args, ObjectType.MSGQUEUE, MsgqueueRights.RECEIVE)
+    msgq.configure_receive(_arg(args, "notempty_thd"),
+                           _arg(args, "delay", MSGQUEUE_DELAY_UNCHANGED))
+
+
+@hypercall("msgqueue_push", MSGQUEUE_PUSH_DOCUMENTED)
+def _msgq_push(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
+    # Documented in the seed (message-queue.rst 2b), absent from the public source.
+    table.lookup(vcpu, args, ObjectType.MSGQUEUE, MsgqueueRights.SEND).push()
+
+
+# --- doorbells ------------------------------------------------------------------------------
+@hypercall("doorbell_send", 0x12)
+def _bell_send(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
+    bell = table.lookup(vcpu, args, ObjectType.DOORBELL, DoorbellRights.SEND)
+    return {"old_flags": bell.send(_arg(args, "new_flags"))}
+
+
+@hypercall("doorbell_receive", 0x13)
+def _bell_receive(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
+    bell = table.lookup(vcpu, args, ObjectType.DOORBELL, DoorbellRights.RECEIVE)
+    return {"old_flags": bell.receive(_arg(args, "clear_flags"))}
+
+
+@hypercall("doorbell_reset", 0x14)
+def _bell_reset(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
+    table.lookup(vcpu, args, ObjectType.DOORBELL, DoorbellRights.RECEIVE).reset()
+
+
+@hypercall("doorbell_mask", 0x15)
+def _bell_mask(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
+    bell = table.lookup(vcpu, args, ObjectType.DOORBELL, DoorbellRights.RECEIVE)
+    bell.mask(_arg(args, "enable_mask"), _arg(args, "ack_mask"))
+
+
+# --- vCPUs and the scheduler -------------------------------------------------------------------
+@hypercall("scheduler_yield", 0x3B)
+def _sched_yield(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
+    if _arg(args, "control", 0) != 0:
+        raise HypError(Error.ARGUMENT_INVALID, "only the plain yield hint is modelled")
+    vcpu.sched.yield_()
+
+
+def _thread_config(table: HypercallTable, vcpu: Vcpu, args: dict, right: int) -> Any:
+    thread = vcpu.vm.cspace.lookup(_arg(args, "capid"), ObjectType.THREAD, right, active=False)
+    if thread.state is not ObjectState.INIT:
+        raise HypError(Error.OBJECT_STATE, "priority and timeslice are set before activation")
+    return thread
+
+
+@hypercall("vcpu_set_priority", 0x46)
+def _vcpu_set_priority(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
+    thread = _thread_config(table, vcpu, args, ThreadRights.PRIORITY)
+    priority = _arg(args, "priority")
+    if priority > VCPU_MAX_PRIORITY:
+        raise HypError(Error.DENIED, "vCPUs may use at most priority 62")
+    thread.priority = priority
+
+
+@hypercall("vcpu_set_timeslice", 0x47)
+def _vcpu_set_timeslice(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
+    thread = _thread_config(table, vcpu, args, ThreadRights.TIMESLICE)
+    timeslice = _arg(args, "timeslice_ns")
+    if not SCHEDULER_MIN_TIMESLICE_NS <= timeslice <= SCHEDULER_MAX_TIMESLICE_NS:
+        raise HypError(Error.ARGUMENT_INVALID, "timeslice must be 100 us .. 100 ms")
+    thread.timeslice_ns = timeslice

@@ -1,0 +1,167 @@
+"""The hypervisor: owns the objects, the pCPU schedulers and the hypercall door.
+
+It creates objects the way the RM asks it to at VM creation (caps copied into each
+VM's CSpace with minimal rights, vIRQs bound into the receiver's VIC, facts §1.4 and
+§9.1) and routes every guest call through ``HypercallTable``. It knows nothing of
+message-queue or scheduling details: those live in their own modules.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from .consts import (
+    RIGHTS_BY_TYPE,
+    RM_GUEST_FREE_VIRQ_START,
+    DoorbellRights,
+    MsgqueueRights,
+    ThreadRights,
+)
+from .cspace import CSpace
+from .doorbell import Doorbell
+from .engine import Engine
+from .executor import Executor
+from .hypercalls import HypercallTable
+from .msgq import Msgq
+from .scheduler import PcpuScheduler
+from .trace import Trace
+from .vcpu import BLOCK_VCPU_OFF, Vcpu
+from .vic import EDGE, Vic
+from .vm import Vm
+
+MSGQ_MASTER_RIGHTS = (MsgqueueRights.SEND | MsgqueueRights.RECEIVE | MsgqueueRights.BIND_SEND
+                      | MsgqueueRights.BIND_RECEIVE | MsgqueueRights.OBJECT_ACTIVATE)
+BELL_MASTER_RIGHTS = (DoorbellRights.SEND | DoorbellRights.RECEIVE | DoorbellRights.BIND
+                      | DoorbellRights.OBJECT_ACTIVATE)
+THREAD_MASTER_RIGHTS = sum(ThreadRights)
+
+
+class Hypervisor:
+    """Objects, VMs and pCPUs of one simulated machine."""
+
+    def __init__(self, seed: int = 0, pcpus: int = 2, trace_on: bool = True,
+                 debug_capids: bool = False) -> None:
+        self.engine = Engine()
+        self.trace = Trace(self.engine, enabled=trace_on)
+        self.rng = random.Random(seed)
+        self.debug_capids = debug_capids
+        self.hypercalls = HypercallTable(self)
+        self.executor = Executor(self.engine, self.hypercalls)
+        self.pcpus = [PcpuScheduler(i, self.engine, self.trace, self.executor)
+                      for i in range(pcpus)]
+        self.vms: dict[str, Vm] = {}
+        self.msgqs: dict[str, Msgq] = {}
+        self.doorbells: dict[str, Doorbell] = {}
+        self._oid = 0
+        self._msg_id = 0
+        # The RM's own CSpace holds every master cap; guests get minimal-rights copies.
+        self.master_cspace = CSpace("rm-masters", self.rng, debug_capids)
+
+    def _next_oid(self) -> int:
+        self._oid += 1
+        return self._oid
+
+    def next_msg_id(self) -> int:
+        self._msg_id += 1
+        return self._msg_id
+
+    # -- VMs and vCPUs -------------------------------------------------------------------
+    def create_vm(self, name: str, vmid: int, kind: str = "guest", owner: int | None = None,
+                  free_virq_start: int = RM_GUEST_FREE_VIRQ_START) -> Vm:
+        cspace = CSpace(name, self.rng, self.debug_capids)
+        vic = Vic(self._next_oid(), name, self.trace)
+        vic.activate()
+        vm = Vm(name, vmid, cspace, vic, kind, owner, free_virq_start)
+        self.vms[name] = vm
+        return vm
+
+    def create_vcpu(self, vm: Vm, priority: int, timeslice_ns: int, affinity: int) -> Vcpu:
+        vcpu = Vcpu(self._next_oid(), vm, len(vm.vcpus), self.trace, priority, timeslice_ns,
+                    affinity)
+        vcpu.vic = vm.vic
+        vcpu.sched = self.pcpus[affinity]
+        vm.vcpus.append(vcpu)
+        vm.vic.vcpus.append(vcpu)
+        master = self.master_cspace.create(vcpu, THREAD_MASTER_RIGHTS)
+        vm.resources[f"vcpu{vcpu.index}"] = {
+            "type": "VIRTUAL_CPU", "label": vcpu.index,
+            "capid": self.master_cspace.copy_to(master, vm.cspace, THREAD_MASTER_RIGHTS),
+        }
+        vcpu.activate()
+        return vcpu
+
+    def power_on(self, vcpu: Vcpu) -> None:
+        """Start the vCPU at its guest program's entry (vcpu_poweron by the RM)."""
+        if BLOCK_VCPU_OFF not in vcpu.blocked:
+            return
+        vcpu.stack = [(vcpu.vm.guest.main(vcpu), None)]
+        vcpu.result = None
+        vcpu.busy_left = 0
+        vcpu.sleep_until = 0
+        vcpu.unblock(BLOCK_VCPU_OFF)
+
+    def power_off(self, vcpu: Vcpu) -> None:
+        """Stop the vCPU wherever it is (vcpu_kill / VM stop)."""
+        vcpu.block(BLOCK_VCPU_OFF)
+        vcpu.blocked = {BLOCK_VCPU_OFF}  # a powered-off vCPU waits for nothing else
+        vcpu.sleep_until = 0
+        vcpu.stack = []
+        vcpu.user_ops.clear()
+        vcpu.set_state("off", "poweroff")
+
+    # -- IPC objects ------------------------------------------------------------------------
+    def create_msgq(self, name: str, sender: Vm, receiver: Vm, depth: int, max_size: int,
+                    trigger: str = EDGE, label: str | None = None) -> Msgq:
+        """Create, activate and hand out a queue as the RM does: SEND-only and RECEIVE-only caps."""
+        msgq = Msgq(self._next_oid(), name, depth, max_size, self.trace, sender.name,
+                    receiver.name)
+        msgq.activate()
+        self.msgqs[name] = msgq
+        master = self.master_cspace.create(msgq, MSGQ_MASTER_RIGHTS)
+        tx_cap = self.master_cspace.copy_to(master, sender.cspace, MsgqueueRights.SEND)
+        rx_cap = self.master_cspace.copy_to(master, receiver.cspace, MsgqueueRights.RECEIVE)
+        tx_virq = sender.allocate_virq()
+        sender.vic.bind(msgq.tx_source, tx_virq, trigger)
+        rx_virq = receiver.allocate_virq()
+        receiver.vic.bind(msgq.rx_source, rx_virq, trigger)
+        label = label or name
+        sender.resources[f"{label}:tx"] = {"type": "MSG_QUEUE_SEND", "msgq": name,
+                                           "capid": tx_cap, "virq": tx_virq,
+                                           "partner": receiver.name}
+        receiver.resources[f"{label}:rx"] = {"type": "MSG_QUEUE_RECV", "msgq": name,
+                                             "capid": rx_cap, "virq": rx_virq,
+                                             "partner": sender.name}
+        return msgq
+
+    def create_doorbell(self, name: str, sender: Vm, receiver: Vm, trigger: str = EDGE,
+                        source_can_clear: bool = False) -> Doorbell:
+        """Create a doorbell: sender gets SEND (+RECEIVE if it may clear), receiver RECEIVE."""
+        bell = Doorbell(self._next_oid(), name, self.trace, sender.name, receiver.name)
+        bell.activate()
+        self.doorbells[name] = bell
+        master = self.master_cspace.create(bell, BELL_MASTER_RIGHTS)
+        src_rights = DoorbellRights.SEND | (DoorbellRights.RECEIVE if source_can_clear else 0)
+        tx_cap = self.master_cspace.copy_to(master, sender.cspace, src_rights)
+        rx_cap = self.master_cspace.copy_to(master, receiver.cspace, DoorbellRights.RECEIVE)
+        virq = receiver.allocate_virq()
+        receiver.vic.bind(bell.source, virq, trigger)
+        sender.resources[f"{name}:src"] = {"type": "DOORBELL_SRC", "doorbell": name,
+                                           "capid": tx_cap, "partner": receiver.name}
+        receiver.resources[f"{name}:rx"] = {"type": "DOORBELL", "doorbell": name,
+                                            "capid": rx_cap, "virq": virq,
+                                            "partner": sender.name}
+        return bell
+
+    # -- views ---------------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """Plain-JSON state of the machine, by ids only."""
+        rights_names = {t: f for t, f in RIGHTS_BY_TYPE.items()}
+        return {
+            "now_ns": self.engine.now,
+            "trace_seq": self.trace.seq,
+            "pcpus": [p.snapshot() for p in self.pcpus],
+            "vms": [vm.snapshot(rights_names) for vm in self.vms.values()],
+            "msgqs": [q.snapshot() for q in self.msgqs.values()],
+            "doorbells": [b.snapshot() for b in self.doorbells.values()],
+        }

@@ -1,0 +1,198 @@
+"""Message queue (hyp/ipc/msgqueue): a unidirectional, hypervisor-buffered FIFO.
+
+Depth and maximum message size are fixed at creation. The Rx vIRQ fires when a send
+makes the count reach the not-empty threshold or carries PUSH; the Tx vIRQ fires when a
+receive makes the count fall to the not-full threshold (facts §3.2): crossings, not
+every message. Simplified: a message is a size plus a short text payload, not bytes
+copied from guest memory; the delay timers are UNIMPLEMENTED, as in the source.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .consts import (
+    MSGQUEUE_DELAY_UNCHANGED,
+    MSGQUEUE_MAX_MAX_MSG_SIZE,
+    MSGQUEUE_MAX_QUEUE_DEPTH,
+    MSGQUEUE_THRESHOLD_MAXIMUM,
+    MSGQUEUE_THRESHOLD_UNCHANGED,
+    Error,
+    ObjectType,
+)
+from .errors import HypError
+from .kobject import KObject
+from .trace import EventKind
+from .vic import VirqSource
+
+if TYPE_CHECKING:
+    from .trace import Trace
+
+PAYLOAD_PREVIEW_CHARS = 32
+
+
+@dataclass(slots=True)
+class Message:
+    """A queued message; keeps its id and times so a view can follow and scrub it."""
+
+    msg: int
+    size: int
+    payload: Any
+    sent_ns: int
+
+
+class Msgq(KObject):
+    """One direction of an inter-VM channel: sender VM -> hypervisor buffer -> receiver VM."""
+
+    obj_type = ObjectType.MSGQUEUE
+
+    def __init__(self, oid: int, name: str, depth: int, max_size: int, trace: Trace,
+                 sender: str = "", receiver: str = "") -> None:
+        if not 1 <= depth < MSGQUEUE_MAX_QUEUE_DEPTH:
+            raise HypError(Error.ARGUMENT_INVALID, f"depth {depth} not in 1..255")
+        if not 1 <= max_size < MSGQUEUE_MAX_MAX_MSG_SIZE:
+            raise HypError(Error.ARGUMENT_INVALID, f"max size {max_size} not in 1..1023")
+        super().__init__(oid, name)
+        self.depth = depth
+        self.max_size = max_size
+        self.trace = trace
+        self.sender = sender
+        self.receiver = receiver
+        self.items: deque[Message] = deque()
+        # Defaults at activation (H-SRC): not-empty 1, not-full depth - 1.
+        self.notempty_thd = 1
+        self.notfull_thd = depth - 1
+        self.rx_source = VirqSource(f"msgq:{name}:rx", self._rx_pending)
+        self.tx_source = VirqSource(f"msgq:{name}:tx", self._tx_pending)
+
+    def _rx_pending(self) -> bool:
+        return len(self.items) >= self.notempty_thd
+
+    def _tx_pending(self) -> bool:
+        return len(self.items) <= self.notfull_thd
+
+    @property
+    def count(self) -> int:
+        return len(self.items)
+
+    def send(self, size: int, payload: Any, push: bool, msg_id: int, now: int) -> bool:
+        """Append a message; assert Rx on PUSH or at the threshold; return not_full.
+
+        Raises ARGUMENT_SIZE (0 or above max size), MSGQUEUE_FULL (count == depth).
+        """
+        if not 0 < size <= self.max_size:
+            raise HypError(Error.ARGUMENT_SIZE, f"size {size} not in 1..{self.max_size}")
+        items = self.items
+        if len(items) >= self.depth:
+            raise HypError(Error.MSGQUEUE_FULL)
+        items.append(Message(msg_id, size, payload, now))
+        count = len(items)
+        if self.trace.on:
+            self.trace.emit(EventKind.MSGQ_SEND, msgq=self.name, src=self.sender,
+                            dst=self.receiver, size=size, msg=msg_id, depth=count, push=push,
+                            payload=str(payload)[:PAYLOAD_PREVIEW_CHARS])
+        if push or count == self.notempty_thd:
+            self.rx_source.assert_()
+        return count < self.depth
+
+    def receive(self, buf_size: int) -> tuple[Message, bool]:
+        """Take the head message; assert Tx when the count falls to the not-full threshold.
+
+        Raises MSGQUEUE_EMPTY, ADDR_OVERFLOW (buffer smaller than the message; it stays).
+        """
+        items = self.items
+        if not items:
+            raise HypError(Error.MSGQUEUE_EMPTY)
+        if buf_size < items[0].size:
+            raise HypError(Error.ADDR_OVERFLOW, "receive buffer too small")
+        message = items.popleft()
+        count = len(items)
+        if self.trace.on:
+            self.trace.emit(EventKind.MSGQ_RECV, msgq=self.name, src=self.sender,
+                            dst=self.receiver, size=message.size, msg=message.msg, depth=count)
+        if count == self.notfull_thd:
+            self.tx_source.assert_()
+        return message, count > 0
+
+    def push(self) -> None:
+        """The seed document's explicit push: raise Rx now if anything is queued.
+
+        Documented (LX-DOC message-queue.rst, 2b) but absent from the public
+        hypervisor source (0x601E is reserved); modelled as the document describes.
+        """
+        if self.trace.on:
+            self.trace.emit(EventKind.MSGQ_PUSH, msgq=self.name, src=self.sender,
+                            dst=self.receiver, depth=len(self.items))
+        if self.items:
+            self.rx_source.assert_()
+
+    def flush(self) -> int:
+        """Empty the queue; if it held anything, assert Tx and clear Rx (H-SRC)."""
+        dropped = len(self.items)
+        self.items.clear()
+        if self.trace.on:
+            self.trace.emit(EventKind.MSGQ_FLUSH, msgq=self.name, src=self.sender,
+                            dst=self.receiver, dropped=dropped, depth=0)
+        if dropped:
+            self.tx_source.assert_()
+            self.rx_source.clear()
+        return dropped
+
+    def configure_send(self, notfull_thd: int, delay: int = MSGQUEUE_DELAY_UNCHANGED) -> None:
+        """Set the not-full threshold; Tx follows the new level at once."""
+        if delay != MSGQUEUE_DELAY_UNCHANGED:
+            raise HypError(Error.UNIMPLEMENTED, "not-full delay timer")
+        if notfull_thd != MSGQUEUE_THRESHOLD_UNCHANGED:
+            if not 0 <= notfull_thd < self.depth:
+                raise HypError(Error.ARGUMENT_INVALID, "not-full threshold must be < depth")
+            self.notfull_thd = notfull_thd
+        self._emit_config()
+        if self._tx_pending():
+            self.tx_source.assert_()
+        else:
+            self.tx_source.clear()
+
+    def configure_receive(self, notempty_thd: int, delay: int = MSGQUEUE_DELAY_UNCHANGED) -> None:
+        """Set the not-empty threshold (-2 = depth); Rx follows the new level at once."""
+        if delay != MSGQUEUE_DELAY_UNCHANGED:
+            raise HypError(Error.UNIMPLEMENTED, "not-empty delay timer")
+        if notempty_thd == MSGQUEUE_THRESHOLD_UNCHANGED:
+            self._emit_config()
+            return
+        if notempty_thd == MSGQUEUE_THRESHOLD_MAXIMUM:
+            notempty_thd = self.depth
+        if not 0 < notempty_thd <= self.depth:
+            raise HypError(Error.ARGUMENT_INVALID, "not-empty threshold must be 1..depth")
+        self.notempty_thd = notempty_thd
+        self._emit_config()
+        if self._rx_pending():
+            self.rx_source.assert_()
+        else:
+            self.rx_source.clear()
+
+    def _emit_config(self) -> None:
+        if self.trace.on:
+            self.trace.emit(EventKind.MSGQ_CONFIG, msgq=self.name, src=self.sender,
+                            dst=self.receiver, notempty_thd=self.notempty_thd,
+                            notfull_thd=self.notfull_thd)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "sender": self.sender,
+            "receiver": self.receiver,
+            "depth": self.depth,
+            "max_size": self.max_size,
+            "count": len(self.items),
+            "notempty_thd": self.notempty_thd,
+            "notfull_thd": self.notfull_thd,
+            "rx_virq": self.rx_source.virq,
+            "tx_virq": self.tx_source.virq,
+            "items": [
+                {"msg": m.msg, "size": m.size, "payload": str(m.payload)[:PAYLOAD_PREVIEW_CHARS],
+                 "sent_ns": m.sent_ns}
+                for m in self.items
+            ],
+        }

@@ -1,0 +1,170 @@
+"""Scenario files (YAML or JSON) -> validated config -> a built Hypervisor.
+
+One JSON Schema (``scenario.schema.json``, published for editors) validates the
+shape; a second pass checks what a schema cannot (names that must exist, pCPU
+indexes). Every error names the field and, for files, the line. YAML is a superset
+of JSON, so one loader reads both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+PRESET_DIR = "presets"
+SCHEMA_FILE = "scenario.schema.json"
+MAX_SCENARIO_BYTES = 256 * 1024
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be built; ``str()`` is one line naming field and line."""
+
+    def __init__(self, message: str, path: str = "", line: int | None = None,
+                 source: str = "") -> None:
+        self.message, self.path, self.line, self.source = message, path, line, source
+        where = source + (f":{line}" if line else "")
+        parts = [p for p in (where, path) if p]
+        super().__init__(": ".join([*parts, message]))
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario: the config dict (defaults filled in) plus where it came from."""
+
+    config: dict[str, Any]
+    source: str
+
+    @property
+    def name(self) -> str:
+        return self.config["name"]
+
+
+def schema() -> dict[str, Any]:
+    return yaml.safe_load(resources.files(__package__).joinpath(SCHEMA_FILE).read_text())
+
+
+def preset_names() -> list[str]:
+    folder = resources.files(__package__).joinpath(PRESET_DIR)
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load(name_or_path: str) -> Scenario:
+    """A preset name or a file path -> Scenario; ScenarioError on anything wrong."""
+    if name_or_path in preset_names():
+        path = resources.files(__package__).joinpath(PRESET_DIR, f"{name_or_path}.yaml")
+        return parse(path.read_text(), f"preset {name_or_path}")
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise ScenarioError(f"no preset or file named {name_or_path!r} "
+                            f"(presets: {', '.join(preset_names())})")
+    if path.stat().st_size > MAX_SCENARIO_BYTES:
+        raise ScenarioError(f"file larger than {MAX_SCENARIO_BYTES} bytes", source=str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ScenarioError(f"not UTF-8 text ({err.reason})", source=str(path)) from None
+    return parse(text, str(path))
+
+
+def parse(text: str, source: str = "<scenario>") -> Scenario:
+    """Parse and validate scenario text (YAML or JSON)."""
+    if len(text.encode("utf-8", "replace")) > MAX_SCENARIO_BYTES:
+        raise ScenarioError(f"larger than {MAX_SCENARIO_BYTES} bytes", source=source)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ScenarioError(f"not valid YAML/JSON: {problem}", line=line, source=source) from None
+    if not isinstance(data, dict):
+        raise ScenarioError("a scenario must be a mapping (object)", line=1, source=source)
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        err = errors[0]
+        path = list(err.absolute_path)
+        raise ScenarioError(err.message, _path_str(path), _line_of(node, path), source)
+    config = _with_defaults(data)
+    _check_references(config, node, source)
+    return Scenario(config, source)
+
+
+def _path_str(path: list[Any]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _line_of(node: Any, path: list[Any]) -> int | None:
+    """Line (1-based) of the YAML node at ``path``, as near as the tree allows."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            match = [(k, v) for k, v in node.value if k.value == part]
+            if not match:
+                break
+            node = match[0][1]
+        elif (isinstance(node, yaml.SequenceNode) and isinstance(part, int)
+              and part < len(node.value)):
+            node = node.value[part]
+        else:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def _with_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    config = dict(data)
+    config.setdefault("pcpus", 2)
+    config.setdefault("seed", 0)
+    config.setdefault("msgqs", [])
+    config.setdefault("doorbells", [])
+    config.setdefault("debug_capids", False)
+    return config
+
+
+def _check_references(config: dict[str, Any], node: Any, source: str) -> None:
+    from .builder import RESERVED_VMS  # the always-present RM and primary VM
+
+    def fail(message: str, path: list[Any]) -> None:
+        raise ScenarioError(message, _path_str(path), _line_of(node, path), source)
+
+    vm_names = set(RESERVED_VMS)
+    for i, vm in enumerate(config["vms"]):
+        if vm["name"] in vm_names and vm["name"] != "HLOS":
+            fail(f"VM name {vm['name']!r} is used twice or reserved", ["vms", i, "name"])
+        vm_names.add(vm["name"])
+        for j, pcpu in enumerate(vm.get("affinity", [])):
+            if pcpu >= config["pcpus"]:
+                fail(f"pCPU {pcpu} does not exist (pcpus: {config['pcpus']})",
+                     ["vms", i, "affinity", j])
+    objects: set[str] = set()
+    for kind in ("msgqs", "doorbells"):
+        for i, obj in enumerate(config[kind]):
+            if obj["name"] in objects:
+                fail(f"object name {obj['name']!r} is used twice", [kind, i, "name"])
+            objects.add(obj["name"])
+            for end in ("sender", "receiver"):
+                if obj[end] not in vm_names:
+                    fail(f"no VM named {obj[end]!r}", [kind, i, end])
+            if obj["sender"] == obj["receiver"]:
+                fail("sender and receiver must be different VMs", [kind, i, "receiver"])
+    for i, q in enumerate(config["msgqs"]):
+        depth = q.get("depth", 8)
+        if q.get("notempty_thd", 1) > depth:
+            fail(f"must be at most depth ({depth})", ["msgqs", i, "notempty_thd"])
+        if q.get("notfull_thd", 0) >= depth:
+            fail(f"must be below depth ({depth})", ["msgqs", i, "notfull_thd"])
+    for i, vm in enumerate(config["vms"]):
+        params = vm.get("params", {})
+        for key in ("tx", "rx", "doorbell"):
+            if key in params and params[key] not in objects:
+                fail(f"no msgq or doorbell named {params[key]!r}", ["vms", i, "params", key])

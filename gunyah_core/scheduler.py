@@ -1,0 +1,173 @@
+"""FPRR scheduler, one per physical CPU (hyp/core/scheduler_fprr).
+
+64 priorities, 0 lowest and 63 highest; a FIFO run list per priority plus a bitmap.
+A higher priority preempts at once; an equal one waits for the timeslice to expire.
+A preempted thread goes back to the *head* of its list keeping what is left of its
+slice; an expired one goes to the tail with a fresh slice (facts §7.1). No automatic
+migration: a vCPU only runs on its affinity pCPU.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING
+
+from .consts import SCHEDULER_NUM_PRIORITIES
+from .trace import EventKind
+from .vcpu import STATE_OF_BLOCK
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .executor import Executor
+    from .trace import Trace
+    from .vcpu import Vcpu
+
+REASON_PREEMPT = "preempt"
+REASON_TIMESLICE = "timeslice"
+REASON_BLOCK = "block"
+REASON_WAKE = "wake"
+REASON_YIELD = "yield"
+
+
+class PcpuScheduler:
+    """Run lists and the current thread of one physical CPU."""
+
+    def __init__(self, index: int, engine: Engine, trace: Trace, executor: Executor) -> None:
+        self.index = index
+        self.engine = engine
+        self.trace = trace
+        self.executor = executor
+        self.runq: list[deque[Vcpu]] = [deque() for _ in range(SCHEDULER_NUM_PRIORITIES)]
+        self.bitmap = 0
+        self.current: Vcpu | None = None
+        self.slice_start = 0
+        self.expiry: list | None = None
+        self.switches = 0
+
+    # -- run lists -------------------------------------------------------------------
+    def _push(self, vcpu: Vcpu, head: bool) -> None:
+        q = self.runq[vcpu.priority]
+        if head:
+            q.appendleft(vcpu)
+        else:
+            q.append(vcpu)
+        self.bitmap |= 1 << vcpu.priority
+
+    def _pop_highest(self) -> Vcpu | None:
+        if not self.bitmap:
+            return None
+        prio = self.bitmap.bit_length() - 1
+        q = self.runq[prio]
+        vcpu = q.popleft()
+        if not q:
+            self.bitmap &= ~(1 << prio)
+        return vcpu
+
+    def _remove(self, vcpu: Vcpu) -> None:
+        q = self.runq[vcpu.priority]
+        if vcpu in q:
+            q.remove(vcpu)
+            if not q:
+                self.bitmap &= ~(1 << vcpu.priority)
+
+    def highest_waiting(self) -> int:
+        """Priority of the best waiting thread, -1 when the run lists are empty."""
+        return self.bitmap.bit_length() - 1
+
+    # -- transitions ------------------------------------------------------------------
+    def wake(self, vcpu: Vcpu, reason: str) -> None:
+        """A thread became runnable: run it now, preempt with it, or queue it."""
+        cur = self.current
+        if cur is None:
+            self._switch(vcpu, f"{REASON_WAKE}:{reason}")
+        elif vcpu.priority > cur.priority:
+            self._switch_out(cur, head=True)
+            self._switch(vcpu, REASON_PREEMPT, prev=cur)
+        else:
+            vcpu.set_state("ready", reason)
+            self._push(vcpu, head=False)
+
+    def block(self, vcpu: Vcpu, reason: str) -> None:
+        """A thread stopped being runnable: take it off the CPU or out of its list."""
+        if vcpu is self.current:
+            self._switch_out(vcpu, head=None, reason=reason)
+            self._switch(self._pop_highest(), f"{REASON_BLOCK}:{reason}", prev=vcpu)
+        else:
+            self._remove(vcpu)
+            vcpu.set_state(STATE_OF_BLOCK.get(reason, "blocked"), reason)
+
+    def yield_(self) -> None:
+        """scheduler_yield hint 0: let an equal-priority thread run now."""
+        cur = self.current
+        if cur is not None and self.highest_waiting() >= cur.priority:
+            cur.slice_left = cur.timeslice_ns
+            self._switch_out(cur, head=False)
+            self._switch(self._pop_highest(), REASON_YIELD, prev=cur)
+
+    def set_priority(self, vcpu: Vcpu, priority: int) -> None:
+        """Move a thread to another priority, re-deciding who runs."""
+        if vcpu is self.current:
+            vcpu.priority = priority
+            if self.highest_waiting() > priority:
+                self._switch_out(vcpu, head=True)
+                self._switch(self._pop_highest(), REASON_PREEMPT, prev=vcpu)
+        elif vcpu.runnable and vcpu.sched is self:
+            self._remove(vcpu)
+            vcpu.priority = priority
+            self.wake(vcpu, "priority")
+        else:
+            vcpu.priority = priority
+
+    def _expire(self) -> None:
+        cur = self.current
+        self.expiry = None
+        if cur is None:
+            return
+        cur.slice_left = cur.timeslice_ns
+        if self.highest_waiting() >= cur.priority:
+            self._switch_out(cur, head=False, fresh=True)
+            self._switch(self._pop_highest(), REASON_TIMESLICE, prev=cur)
+        else:
+            self.slice_start = self.engine.now
+            self.expiry = self.engine.schedule(cur.slice_left, self._expire)
+
+    # -- the context switch --------------------------------------------------------------
+    def _switch_out(self, vcpu: Vcpu, head: bool | None, reason: str = "",
+                    fresh: bool = False) -> None:
+        """Stop ``vcpu``; requeue it at the head (preempted) or tail, or not (blocked)."""
+        now = self.engine.now
+        if not fresh:
+            vcpu.slice_left = max(0, vcpu.slice_left - (now - self.slice_start))
+        self.engine.cancel(self.expiry)
+        self.expiry = None
+        self.executor.suspend(vcpu)
+        self.current = None
+        if head is None:
+            vcpu.set_state(STATE_OF_BLOCK.get(reason, "blocked"), reason)
+        else:
+            vcpu.set_state("ready", REASON_PREEMPT if head else REASON_TIMESLICE)
+            self._push(vcpu, head)
+
+    def _switch(self, nxt: Vcpu | None, reason: str, prev: Vcpu | None = None) -> None:
+        self.switches += 1
+        if self.trace.on:
+            self.trace.emit(EventKind.SCHED_SWITCH, pcpu=self.index,
+                            prev=prev.id if prev else None, next=nxt.id if nxt else None,
+                            reason=reason)
+        self.current = nxt
+        if nxt is None:
+            return
+        if nxt.slice_left <= 0:
+            nxt.slice_left = nxt.timeslice_ns
+        self.slice_start = self.engine.now
+        self.expiry = self.engine.schedule(nxt.slice_left, self._expire)
+        nxt.set_state("running", reason)
+        self.executor.resume(nxt)
+
+    def snapshot(self) -> dict:
+        return {
+            "pcpu": self.index,
+            "current": self.current.id if self.current else None,
+            "runq": [v.id for prio in range(SCHEDULER_NUM_PRIORITIES - 1, -1, -1)
+                     for v in self.runq[prio]],
+        }

@@ -1,0 +1,73 @@
+"""A Simulation: one scenario, one seed, one Hypervisor, and what people do to it.
+
+``step()`` runs exactly one engine event and returns the trace events it produced;
+``run()`` loops over ``step()``. User actions (what a person clicks) are recorded as
+``user.action`` events and become hypercalls made by the VM's own vCPU, so they fail
+with the same Gunyah errors a guest would see.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .actions import Actions
+from .builder import build
+from .scenario import Scenario
+
+
+class Simulation:
+    """Steps the model; owns nothing web-related and never reads the wall clock."""
+
+    def __init__(self, scenario: Scenario, seed: int | None = None, trace_on: bool = True) -> None:
+        self.scenario = scenario
+        self.seed = scenario.config["seed"] if seed is None else seed
+        self.hyp = build(scenario, self.seed, trace_on)
+        self.engine = self.hyp.engine
+        self.trace = self.hyp.trace
+        self.actions = Actions(self.hyp)
+
+    @property
+    def now(self) -> int:
+        return self.engine.now
+
+    def step(self) -> list[dict[str, Any]]:
+        """Run one engine event; return the trace events it produced (maybe none)."""
+        self.engine.step()
+        return self.trace.take()
+
+    def run(self, until_ns: int | None = None, max_events: int | None = None,
+            collect: bool = True) -> list[dict[str, Any]]:
+        """Step until simulated time passes ``until_ns`` or ``max_events`` trace events exist.
+
+        Events at exactly ``until_ns`` still run. With ``collect=False`` nothing is kept
+        (listeners still see every event), so long runs stay in bounded memory.
+        """
+        engine, trace = self.engine, self.trace
+        out: list[dict[str, Any]] = []
+        start_seq = trace.seq
+        while True:
+            if max_events is not None and trace.seq - start_seq >= max_events:
+                break
+            due = engine.peek()
+            if due is None or (until_ns is not None and due > until_ns):
+                if until_ns is not None and until_ns > engine.now:
+                    engine.now = until_ns
+                break
+            engine.step()
+            if collect:
+                out.extend(trace.take())
+            else:
+                trace.pending.clear()
+        return out
+
+    def act(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Apply a user action; ActionError on invalid input. Returns the ack payload."""
+        return self.actions.apply(action, args)
+
+    def snapshot(self) -> dict[str, Any]:
+        snap = self.hyp.snapshot()
+        snap["scenario"] = {"name": self.scenario.name,
+                            "title": self.scenario.config.get("title", self.scenario.name),
+                            "description": self.scenario.config.get("description", ""),
+                            "seed": self.seed}
+        return snap

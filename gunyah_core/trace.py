@@ -1,0 +1,88 @@
+"""Trace recorder: every state change in the model is one event, recorded once.
+
+Events are plain dicts ``{"seq", "t", "kind", ...fields}`` with a fixed key order, so
+JSONL output is byte-identical for the same scenario and seed. ``EventKind`` is the one
+list of kinds (the contract of design.md §3.2). Emitters check ``trace.on`` first so a
+benchmark with tracing off pays nothing for building the dicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+class EventKind:
+    """Every kind of trace event, ``area.verb``; the UI and exporters rely on these."""
+
+    HVC = "hvc"
+    MSGQ_SEND = "msgq.send"
+    MSGQ_RECV = "msgq.recv"
+    MSGQ_FLUSH = "msgq.flush"
+    MSGQ_PUSH = "msgq.push"
+    MSGQ_CONFIG = "msgq.config"
+    VIRQ_ASSERT = "virq.assert"
+    VIRQ_DELIVER = "virq.deliver"
+    VIRQ_EOI = "virq.eoi"
+    VIRQ_CLEAR = "virq.clear"
+    VIRQ_BIND = "virq.bind"
+    BELL_SEND = "bell.send"
+    BELL_RECV = "bell.recv"
+    BELL_MASK = "bell.mask"
+    BELL_RESET = "bell.reset"
+    SCHED_SWITCH = "sched.switch"
+    VCPU_STATE = "vcpu.state"
+    VCPU_PRIORITY = "vcpu.priority"
+    VCPU_RUN = "vcpu.run"
+    CAP_CREATE = "cap.create"
+    CAP_REVOKE = "cap.revoke"
+    RM_RPC = "rm.rpc"
+    RM_PACKET = "rm.packet"
+    VM_STATE = "vm.state"
+    MEM_LEND = "mem.lend"
+    MEM_SHARE = "mem.share"
+    MEM_DONATE = "mem.donate"
+    MEM_ACCEPT = "mem.accept"
+    MEM_RELEASE = "mem.release"
+    MEM_RECLAIM = "mem.reclaim"
+    MEM_NOTIFY = "mem.notify"
+    MEM_FAULT = "mem.fault"
+    GUEST_LOG = "guest.log"
+    USER_ACTION = "user.action"
+
+
+ALL_KINDS = frozenset(v for k, v in vars(EventKind).items() if k.isupper())
+
+Listener = Callable[[dict[str, Any]], None]
+
+
+class Trace:
+    """Numbers events, hands each to the listeners and to ``pending`` for ``step()``."""
+
+    __slots__ = ("on", "seq", "clock", "pending", "_listeners")
+
+    def __init__(self, clock: Any, enabled: bool = True) -> None:
+        self.on = enabled
+        self.seq = 0
+        self.clock = clock
+        self.pending: list[dict[str, Any]] = []
+        self._listeners: list[Listener] = []
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(event)`` for every future event; returns an unsubscribe function."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def emit(self, kind: str, **fields: Any) -> None:
+        """Record one event at the current simulated time."""
+        event = {"seq": self.seq, "t": self.clock.now, "kind": kind}
+        event.update(fields)
+        self.seq += 1
+        self.pending.append(event)
+        for listener in self._listeners:
+            listener(event)
+
+    def take(self) -> list[dict[str, Any]]:
+        """Hand over the events recorded since the last take."""
+        events, self.pending = self.pending, []
+        return events

@@ -1,0 +1,119 @@
+"""vCPU threads: priority, timeslice, affinity, block reasons, and what they execute.
+
+A vCPU is runnable iff none of its block reasons is set (facts §7.1: vcpu_off,
+vcpu_wfi, vcpu_run, ...). What it executes is a guest program: a generator of
+operations (hypercall, WFI, work, sleep). One engine event runs one operation, so a
+student can step through a guest hypercall by hypercall. A pending vIRQ is taken
+before the next operation; its handler runs to completion, then the vIRQ is EOId.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+from .consts import (
+    SCHEDULER_DEFAULT_PRIORITY,
+    SCHEDULER_DEFAULT_TIMESLICE_NS,
+    ObjectType,
+)
+from .kobject import KObject
+from .trace import EventKind
+
+if TYPE_CHECKING:
+    from .scheduler import PcpuScheduler
+    from .trace import Trace
+    from .vic import Vic
+
+# Block reasons (hyp scheduler block flags, by their Gunyah names).
+BLOCK_VCPU_OFF = "vcpu_off"
+BLOCK_VCPU_WFI = "vcpu_wfi"
+BLOCK_VCPU_RUN = "vcpu_run"
+
+# What a student sees for a non-runnable vCPU, by the reason that blocked it.
+STATE_OF_BLOCK = {BLOCK_VCPU_OFF: "off", BLOCK_VCPU_WFI: "wfi", BLOCK_VCPU_RUN: "proxy"}
+
+# Operations a guest generator yields.
+OP_HVC = "hvc"
+OP_WFI = "wfi"
+OP_WORK = "work"
+OP_SLEEP = "sleep"
+
+GuestGen = Generator[tuple, Any, None]
+
+
+class Vcpu(KObject):
+    """A thread object of a VM, scheduled on its affinity pCPU."""
+
+    obj_type = ObjectType.THREAD
+
+    def __init__(self, oid: int, vm: Any, index: int, trace: Trace,
+                 priority: int = SCHEDULER_DEFAULT_PRIORITY,
+                 timeslice_ns: int = SCHEDULER_DEFAULT_TIMESLICE_NS, affinity: int = 0) -> None:
+        super().__init__(oid, f"{vm.name}.{index}")
+        self.vm = vm
+        self.index = index
+        self.id = self.name
+        self.trace = trace
+        self.priority = priority
+        self.timeslice_ns = timeslice_ns
+        self.affinity = affinity
+        self.sched: PcpuScheduler | None = None
+        self.vic: Vic | None = None
+        self.blocked: set[str] = {BLOCK_VCPU_OFF}
+        self.sched_state = "off"
+        self.slice_left = timeslice_ns
+        # Execution context: a stack of generators (main program, then handlers).
+        self.stack: list[tuple[GuestGen, int | None]] = []
+        self.result: Any = None
+        self.busy_left = 0
+        self.exec_entry: list | None = None
+        self.exec_due = 0
+        self.sleep_until = 0
+        self.user_ops: list[tuple] = []
+        self.wfi_reason = ""
+
+    @property
+    def runnable(self) -> bool:
+        return not self.blocked
+
+    def set_state(self, state: str, reason: str) -> None:
+        if state != self.sched_state:
+            self.sched_state = state
+            if self.trace.on:
+                self.trace.emit(EventKind.VCPU_STATE, vcpu=self.id, vm=self.vm.name,
+                                state=state, reason=reason)
+
+    def block(self, reason: str) -> None:
+        """Set a block reason; if it was running, its pCPU picks another thread."""
+        was_runnable = not self.blocked
+        self.blocked.add(reason)
+        if was_runnable and self.sched is not None:
+            self.sched.block(self, reason)
+
+    def unblock(self, reason: str) -> None:
+        """Lift a block reason; if nothing else blocks it, it becomes runnable."""
+        if reason not in self.blocked:
+            return
+        self.blocked.discard(reason)
+        if not self.blocked and self.sched is not None:
+            self.sched.wake(self, reason)
+
+    def virq_pending(self) -> None:
+        """Called by the VIC: a vIRQ wakes the vCPU from WFI (and from a timer sleep)."""
+        if BLOCK_VCPU_WFI in self.blocked:
+            self.wfi_reason = "virq"
+            self.unblock(BLOCK_VCPU_WFI)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "vm": self.vm.name,
+            "index": self.index,
+            "priority": self.priority,
+            "timeslice_ns": self.timeslice_ns,
+            "affinity": self.affinity,
+            "state": self.sched_state,
+            "blocked": sorted(self.blocked),
+            "in_handler": len(self.stack) > 1,
+        }

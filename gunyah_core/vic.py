@@ -1,0 +1,163 @@
+"""Virtual interrupt controller: one per VM (hyp/vm/vgic, simplified).
+
+Shared vIRQs (SPIs 32-1019) are bound one source per number. An assert latches
+pending; a vCPU acknowledges (``virq.deliver``), runs its handler, then EOIs.
+Level-configured vIRQs re-ask their source at delivery and EOI (facts §9.1).
+Simplified: no list registers or GIC priorities (the facts sheet has none); all
+shared vIRQs route to one vCPU of the VM (vCPU 0 unless the scenario says
+otherwise), and among pending vIRQs the lowest INTID is taken first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .consts import GIC_SPI_BASE, GIC_SPI_LAST, Error, ObjectType
+from .errors import HypError
+from .kobject import KObject
+from .trace import EventKind
+
+if TYPE_CHECKING:
+    from .trace import Trace
+    from .vcpu import Vcpu
+
+EDGE = "edge"
+LEVEL = "level"
+
+
+class VirqSource:
+    """Something that can raise a vIRQ: a msgq side, a doorbell, a vCPU wakeup line."""
+
+    __slots__ = ("ref", "vic", "virq", "check_pending")
+
+    def __init__(self, ref: str, check_pending: Callable[[], bool] | None = None) -> None:
+        self.ref = ref
+        self.vic: Vic | None = None
+        self.virq = 0
+        # Level re-check hook, supplied by the object that owns the source.
+        self.check_pending = check_pending
+
+    def assert_(self, edge_only: bool = False) -> None:
+        if self.vic is not None:
+            self.vic.assert_source(self, edge_only)
+
+    def clear(self) -> None:
+        if self.vic is not None:
+            self.vic.clear_source(self)
+
+
+class Vic(KObject):
+    """A VM's virtual GIC distributor: bindings, pending and active vIRQs."""
+
+    obj_type = ObjectType.VIC
+
+    def __init__(self, oid: int, vm_name: str, trace: Trace) -> None:
+        super().__init__(oid, vm_name)
+        self.vm_name = vm_name
+        self.trace = trace
+        self.sources: dict[int, VirqSource] = {}
+        self.trigger: dict[int, str] = {}
+        self.route: dict[int, int] = {}
+        self.pending: set[int] = set()
+        self.active: set[int] = set()
+        self.vcpus: list[Vcpu] = []
+
+    # -- binding -----------------------------------------------------------------
+    def bind(self, source: VirqSource, virq: int, trigger: str = EDGE, vcpu_index: int = 0) -> None:
+        """Bind a source to a shared vIRQ; BUSY if taken, VIRQ_BOUND if the source is bound."""
+        if not GIC_SPI_BASE <= virq <= GIC_SPI_LAST:
+            raise HypError(Error.ARGUMENT_INVALID, f"vIRQ {virq} is not a shared vIRQ")
+        if source.vic is not None:
+            raise HypError(Error.VIRQ_BOUND)
+        if virq in self.sources:
+            raise HypError(Error.BUSY, f"vIRQ {virq} already bound")
+        source.vic, source.virq = self, virq
+        self.sources[virq] = source
+        self.trigger[virq] = trigger
+        self.route[virq] = vcpu_index
+        if self.trace.on:
+            self.trace.emit(EventKind.VIRQ_BIND, vm=self.vm_name, virq=virq,
+                            source=source.ref, trigger=trigger)
+
+    def unbind(self, source: VirqSource) -> None:
+        """Unbind; unbinding an unbound source is OK (facts §9.1)."""
+        if source.vic is not self:
+            return
+        self.sources.pop(source.virq, None)
+        self.pending.discard(source.virq)
+        source.vic, source.virq = None, 0
+
+    # -- assert / clear ------------------------------------------------------------
+    def assert_source(self, source: VirqSource, edge_only: bool) -> None:
+        virq = source.virq
+        if edge_only and self.trigger[virq] == LEVEL:
+            return  # an edge-only assert has no effect on a level-configured vIRQ
+        if virq in self.pending:
+            return  # already pending: asserts merge, as on a GIC
+        self.pending.add(virq)
+        trace = self.trace
+        if trace.on:
+            trace.emit(EventKind.VIRQ_ASSERT, vm=self.vm_name, virq=virq, source=source.ref,
+                       trigger=self.trigger[virq])
+        target = self.vcpus[self.route[virq]] if self.vcpus else None
+        if target is not None:
+            target.virq_pending()
+
+    def clear_source(self, source: VirqSource) -> None:
+        virq = source.virq
+        if virq in self.pending:
+            self.pending.discard(virq)
+            if self.trace.on:
+                self.trace.emit(EventKind.VIRQ_CLEAR, vm=self.vm_name, virq=virq,
+                                source=source.ref)
+
+    # -- the vCPU side -------------------------------------------------------------
+    def has_pending(self, vcpu_index: int) -> bool:
+        route = self.route
+        return any(route[v] == vcpu_index for v in self.pending)
+
+    def acknowledge(self, vcpu: Vcpu) -> int | None:
+        """Take the lowest pending vIRQ routed to ``vcpu``: pending -> active."""
+        candidates = [v for v in self.pending if self.route[v] == vcpu.index]
+        while candidates:
+            virq = min(candidates)
+            candidates.remove(virq)
+            self.pending.discard(virq)
+            source = self.sources[virq]
+            if self.trigger[virq] == LEVEL and source.check_pending and not source.check_pending():
+                if self.trace.on:  # the condition went away before delivery
+                    self.trace.emit(EventKind.VIRQ_CLEAR, vm=self.vm_name, virq=virq,
+                                    source=source.ref)
+                continue
+            self.active.add(virq)
+            if self.trace.on:
+                self.trace.emit(EventKind.VIRQ_DELIVER, vm=self.vm_name, virq=virq,
+                                source=source.ref, vcpu=vcpu.id)
+            return virq
+        return None
+
+    def eoi(self, vcpu: Vcpu, virq: int) -> None:
+        """End of interrupt: active -> inactive; a level source still asserted re-pends."""
+        self.active.discard(virq)
+        source = self.sources.get(virq)
+        ref = source.ref if source else "unbound"
+        if self.trace.on:
+            self.trace.emit(EventKind.VIRQ_EOI, vm=self.vm_name, virq=virq, source=ref,
+                            vcpu=vcpu.id)
+        if (source is not None and self.trigger[virq] == LEVEL and source.check_pending
+                and source.check_pending()):
+            self.assert_source(source, edge_only=False)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "virq": virq,
+                "source": src.ref,
+                "trigger": self.trigger[virq],
+                "vcpu": self.route[virq],
+                "pending": virq in self.pending,
+                "active": virq in self.active,
+            }
+            for virq, src in sorted(self.sources.items())
+        ]
