@@ -8,11 +8,14 @@ no exporter knows about.
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import pytest
 
 RX_VIRQ = 961
 BELL_VIRQ = 962
 LAST_T = 10_000
+NUMBER = (int, float)
 
 
 def _ev(seq: int, t: int, kind: str, **fields: object) -> dict:
@@ -79,3 +82,53 @@ def build_events() -> list[dict]:
 def events() -> list[dict]:
     """A fresh copy per test, so a test that mutates it cannot leak into another."""
     return build_events()
+
+
+def check_format_rules(trace: dict, open_flows: frozenset = frozenset()) -> None:
+    """Required fields per phase, flow pairing, per-thread X order and nesting.
+
+    Every flow id has one out and one in end, except ids in `open_flows` (messages
+    never received), which have only an out end.
+    """
+    assert trace["displayTimeUnit"] == "ns"
+    flows = defaultdict(lambda: {"out": [], "in": []})
+    slices = defaultdict(list)
+    for ev in trace["traceEvents"]:
+        assert isinstance(ev["name"], str) and ev["name"]
+        assert isinstance(ev["pid"], int)
+        ph = ev["ph"]
+        if ph == "X":
+            for key in ("ts", "dur", "pid", "tid", "name"):
+                assert key in ev, (key, ev)
+            assert isinstance(ev["ts"], NUMBER) and ev["dur"] >= 0
+            slices[(ev["pid"], ev["tid"])].append((ev["ts"], ev["ts"] + ev["dur"]))
+            if "bind_id" in ev:
+                side = "out" if ev.get("flow_out") else "in"
+                assert ev.get("flow_out") or ev.get("flow_in")
+                flows[ev["bind_id"]][side].append(ev["ts"])
+        elif ph == "i":
+            assert ev["s"] in ("t", "p", "g") and "ts" in ev and "tid" in ev
+        elif ph == "C":
+            assert ev["args"] and all(isinstance(v, NUMBER) for v in ev["args"].values())
+        elif ph == "M":
+            assert "name" in ev["args"] or "sort_index" in ev["args"]
+        else:
+            raise AssertionError(f"unexpected phase {ph}")
+    for flow_id, ends in flows.items():
+        assert len(ends["out"]) == 1, flow_id
+        if flow_id in open_flows:
+            assert ends["in"] == [], flow_id
+            continue
+        assert len(ends["in"]) == 1, flow_id
+        assert ends["out"][0] <= ends["in"][0]
+    for thread, spans in slices.items():
+        starts = [s for s, _ in spans]
+        assert starts == sorted(starts), thread  # written in time order per thread
+        for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+            assert start >= end - 1e-9, thread  # no partial overlap: slices nest or follow
+
+
+@pytest.fixture
+def check_chrome_trace():
+    """The Chrome Trace Event Format checker, as a fixture so test modules share it."""
+    return check_format_rules

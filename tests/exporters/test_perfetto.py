@@ -8,8 +8,6 @@ from collections import defaultdict
 
 from gunyah_core.exporters import PerfettoWriter, export
 
-NUMBER = (int, float)
-
 
 def _trace(events) -> dict:
     out = io.StringIO()
@@ -27,44 +25,8 @@ def _names(trace) -> tuple[dict, dict]:
     return procs, threads
 
 
-def check_format_rules(trace: dict) -> None:
-    """Required fields per phase, flow pairing, per-thread X order and nesting."""
-    assert trace["displayTimeUnit"] == "ns"
-    flows = defaultdict(lambda: {"out": [], "in": []})
-    slices = defaultdict(list)
-    for ev in trace["traceEvents"]:
-        assert isinstance(ev["name"], str) and ev["name"]
-        assert isinstance(ev["pid"], int)
-        ph = ev["ph"]
-        if ph == "X":
-            for key in ("ts", "dur", "pid", "tid", "name"):
-                assert key in ev, (key, ev)
-            assert isinstance(ev["ts"], NUMBER) and ev["dur"] >= 0
-            slices[(ev["pid"], ev["tid"])].append((ev["ts"], ev["ts"] + ev["dur"]))
-            if "bind_id" in ev:
-                side = "out" if ev.get("flow_out") else "in"
-                assert ev.get("flow_out") or ev.get("flow_in")
-                flows[ev["bind_id"]][side].append(ev["ts"])
-        elif ph == "i":
-            assert ev["s"] in ("t", "p", "g") and "ts" in ev and "tid" in ev
-        elif ph == "C":
-            assert ev["args"] and all(isinstance(v, NUMBER) for v in ev["args"].values())
-        elif ph == "M":
-            assert "name" in ev["args"] or "sort_index" in ev["args"]
-        else:
-            raise AssertionError(f"unexpected phase {ph}")
-    for flow_id, ends in flows.items():
-        assert len(ends["out"]) == 1 and len(ends["in"]) == 1, flow_id
-        assert ends["out"][0] <= ends["in"][0]
-    for thread, spans in slices.items():
-        starts = [s for s, _ in spans]
-        assert starts == sorted(starts), thread  # written in time order per thread
-        for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
-            assert start >= end - 1e-9, thread  # no partial overlap: slices nest or follow
-
-
-def test_follows_the_format_rules(events):
-    check_format_rules(_trace(events))
+def test_follows_the_format_rules(events, check_chrome_trace):
+    check_chrome_trace(_trace(events))
 
 
 def test_processes_threads_and_deterministic_ids(events):
@@ -139,13 +101,13 @@ def test_message_slices_never_overlap_on_a_busy_queue():
     assert [round(ev["dur"], 6) for ev in sends] == [0.01, 0.01, 0.01, 0.01, 0.1]
 
 
-def test_other_queue_events_sample_the_depth_counter():
+def test_other_queue_events_sample_the_depth_counter(check_chrome_trace):
     evs = [{"seq": 0, "t": 0, "kind": "msgq.push", "msgq": "q", "src": "VM_A", "dst": "VM_B",
             "depth": 3},
            {"seq": 1, "t": 5, "kind": "msgq.config", "msgq": "q", "src": "VM_A",
             "dst": "VM_B", "notempty_thd": 1, "notfull_thd": 2}]
     trace = _trace(evs)
-    check_format_rules(trace)
+    check_chrome_trace(trace)
     counters = [(ev["ts"], ev["args"]) for ev in trace["traceEvents"] if ev["ph"] == "C"]
     assert counters == [(0.0, {"depth": 3})]
     assert {"msgq.push q", "msgq.config q"} <= {ev["name"] for ev in trace["traceEvents"]}
