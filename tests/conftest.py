@@ -1,0 +1,102 @@
+"""Shared web fixtures: the Flask app, a Socket.IO test client, and a live server.
+
+`live_server` starts `python app.py --port 0` as a real process (eventlet by default;
+parametrize it indirectly with "threading", or use `live_server_threading`) and yields
+its base URL, e.g. "http://127.0.0.1:41234". Browser tests and real-client tests use it.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SERVING_PREFIX = "Serving on "
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 5.0
+DEFAULT_ASYNC_MODE = "eventlet"
+
+
+def _read_serving_line(proc: subprocess.Popen[str], deadline: float) -> str:
+    """Wait for the one `Serving on URL` line; fail with the server's stderr otherwise."""
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while time.monotonic() < deadline:
+            if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
+                continue
+            line = proc.stdout.readline()
+            if not line:
+                break  # EOF: the server exited
+            if line.startswith(SERVING_PREFIX):
+                return line[len(SERVING_PREFIX):].strip()
+    raise RuntimeError("server did not print its 'Serving on' line")
+
+
+def start_server(async_mode: str = DEFAULT_ASYNC_MODE,
+                 extra_args: tuple[str, ...] = ()) -> Iterator[str]:
+    """Run app.py on a free loopback port; yield its base URL; stop it afterwards."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with tempfile.TemporaryFile(mode="w+") as errlog:
+        proc = subprocess.Popen(
+            [sys.executable, "app.py", "--host", "127.0.0.1", "--port", "0",
+             "--async-mode", async_mode, *extra_args],
+            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=errlog, text=True, env=env)
+        try:
+            try:
+                url = _read_serving_line(proc, time.monotonic() + START_TIMEOUT_S)
+            except RuntimeError as exc:
+                proc.kill()
+                proc.wait()
+                errlog.seek(0)
+                raise RuntimeError(f"{exc}; stderr:\n{errlog.read()[-4000:]}") from None
+            yield url
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=STOP_TIMEOUT_S)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            assert proc.stdout is not None
+            proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def live_server(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Base URL of a real server process; async mode from `request.param` (default eventlet)."""
+    yield from start_server(getattr(request, "param", DEFAULT_ASYNC_MODE))
+
+
+@pytest.fixture(scope="module")
+def live_server_threading() -> Iterator[str]:
+    """Base URL of a real server process in threading mode."""
+    yield from start_server("threading")
+
+
+@pytest.fixture
+def app():
+    """The Flask app in TESTING mode (threading async mode, no monkey patching)."""
+    from webapp import create_app
+
+    return create_app({"TESTING": True})
+
+
+@pytest.fixture
+def socketio_client(app):
+    """A connected Flask-SocketIO test client; disconnected (pacing stopped) at teardown."""
+    from webapp import socketio
+
+    client = socketio.test_client(app)
+    yield client
+    if client.is_connected():
+        client.disconnect()
