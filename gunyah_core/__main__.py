@@ -1,0 +1,169 @@
+"""Command line: list, validate, run and bench scenarios headless (design.md §3.1).
+
+Bad arguments or input: one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from typing import NoReturn
+
+from .exporters import EXPORTERS, TimelineError, load_jsonl, open_writer
+from .scenario import ScenarioError, load, preset_names
+from .simulation import Simulation
+
+EXIT_USAGE = 2
+DEFAULT_BENCH_MESSAGES = 200_000
+MESSAGES_PER_ROUND_TRIP = 2
+_DURATION = re.compile(r"^(\d+)(ns|us|ms|s)?$")
+_UNIT_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000, None: 1}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        fail(f"{self.prog}: {message}")
+
+
+def fail(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(EXIT_USAGE)
+
+
+def duration_ns(text: str) -> int:
+    """'5ms' -> 5000000; plain numbers are nanoseconds."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 500us, 5ms, 1s)")
+    return int(match.group(1)) * _UNIT_NS[match.group(2)]
+
+
+def positive(text: str) -> int:
+    if not text.isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}")
+    return int(text)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m gunyah_core", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub.add_parser("list", help="preset scenarios, one a line")
+    val = sub.add_parser("validate", help="check a scenario file")
+    val.add_argument("file")
+    run = sub.add_parser("run", help="run a scenario and write its trace")
+    run.add_argument("scenario", nargs="?", help="preset name or scenario file")
+    run.add_argument("--seed", type=int)
+    stop = run.add_mutually_exclusive_group()
+    stop.add_argument("--until", type=duration_ns, help="simulated time, e.g. 5ms")
+    stop.add_argument("--events", type=positive, help="write the first N trace events")
+    run.add_argument("--out", help="output file (default: stdout)")
+    run.add_argument("--format", choices=sorted(EXPORTERS), default="jsonl")
+    run.add_argument("--replay", metavar="JSONL",
+                     help="re-export a recorded JSONL timeline instead of simulating")
+    bench = sub.add_parser("bench", help="msgq ping-pong throughput, printed as JSON")
+    bench.add_argument("--scenario", default="msgq-pingpong")
+    bench.add_argument("--messages", type=positive, default=DEFAULT_BENCH_MESSAGES)
+    bench.add_argument("--no-trace", action="store_true")
+    bench.add_argument("--seed", type=int)
+    return parser
+
+
+def cmd_list(_: argparse.Namespace) -> None:
+    for name in preset_names():
+        print(name)
+
+
+def cmd_validate(args: argparse.Namespace) -> None:
+    scenario = load(args.file)
+    print(f"ok: {scenario.name} ({len(scenario.config['vms'])} VMs)")
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    if args.replay:
+        with open(args.replay, "rb") as fileobj:
+            events = load_jsonl(fileobj)
+        _write(events, args)
+        return
+    if not args.scenario:
+        fail("run: a scenario (preset or file) or --replay is required")
+    sim = Simulation(load(args.scenario), seed=args.seed)
+    until = args.until
+    if until is None and args.events is None:
+        until = duration_ns("5ms")
+    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
+    try:
+        writer = open_writer(args.format, out)
+        written = 0
+        limit = args.events
+
+        def sink(event: dict) -> None:
+            nonlocal written
+            if limit is None or written < limit:
+                writer.write(event)
+                written += 1
+
+        sim.trace.subscribe(sink)
+        sim.run(until_ns=until, max_events=limit, collect=False)
+        writer.close()
+    finally:
+        if args.out:
+            out.close()
+
+
+def _write(events: list[dict], args: argparse.Namespace) -> None:
+    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
+    try:
+        writer = open_writer(args.format, out)
+        for event in events[: args.events] if args.events else events:
+            writer.write(event)
+        writer.close()
+    finally:
+        if args.out:
+            out.close()
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    """Ping-pong of N messages (one message = one send + one receive)."""
+    scenario = load(args.scenario)
+    ping = next((vm for vm in scenario.config["vms"] if vm.get("program") == "ping"), None)
+    if ping is None:
+        fail(f"bench: scenario {scenario.name!r} has no ping VM")
+    ping.setdefault("params", {})["count"] = -(-args.messages // MESSAGES_PER_ROUND_TRIP)
+    sim = Simulation(scenario, seed=args.seed, trace_on=not args.no_trace)
+    started = time.perf_counter()
+    sim.run(collect=False)
+    seconds = time.perf_counter() - started
+    messages = sum(vm.guest.received for vm in sim.hyp.vms.values())
+    print(json.dumps({
+        "scenario": scenario.name,
+        "tracing": not args.no_trace,
+        "messages": messages,
+        "events": sim.engine.processed,
+        "trace_events": sim.trace.seq,
+        "simulated_ns": sim.now,
+        "seconds": round(seconds, 4),
+        "messages_per_s": round(messages / seconds),
+        "events_per_s": round(sim.engine.processed / seconds),
+        "trace_events_per_s": round(sim.trace.seq / seconds),
+    }))
+
+
+COMMANDS = {"list": cmd_list, "validate": cmd_validate, "run": cmd_run, "bench": cmd_bench}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except (ScenarioError, TimelineError, OSError) as err:
+        fail(str(err))
+    except BrokenPipeError:  # e.g. piped into head
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
