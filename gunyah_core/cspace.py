@@ -50,6 +50,7 @@ class CSpace:
             # it to 48 bits so that capids survive JavaScript's 53-bit numbers intact.
             self._base = rng.randrange(0, 1 << CAPID_BASE_BITS)
         self._slots: list[Cap | None] = []
+        self._by_id: dict[int, Cap] = {}  # capid -> cap: the hot path skips decoding
 
     # -- encoding ---------------------------------------------------------------
     def _encode(self, index: int) -> int:
@@ -69,37 +70,44 @@ class CSpace:
     def create(self, obj: KObject, rights: int, master: bool = True) -> int:
         """Put a new cap in the first free slot; CSPACE_FULL when there is none."""
         cap = Cap(obj, int(rights), master)
-        for index, slot in enumerate(self._slots):
-            if slot is None:
-                self._slots[index] = cap
-                return self._encode(index)
-        if len(self._slots) >= CSPACE_MAX_CAPS:
-            raise HypError(Error.CSPACE_FULL)
-        self._slots.append(cap)
-        return self._encode(len(self._slots) - 1)
+        index = next((i for i, slot in enumerate(self._slots) if slot is None), None)
+        if index is None:
+            if len(self._slots) >= CSPACE_MAX_CAPS:
+                raise HypError(Error.CSPACE_FULL)
+            self._slots.append(cap)
+            index = len(self._slots) - 1
+        else:
+            self._slots[index] = cap
+        capid = self._encode(index)
+        self._by_id[capid] = cap
+        return capid
 
     def cap(self, capid: int) -> Cap:
         """The slot behind a capid, checked up to (not including) type and rights."""
-        index = self._decode(capid)
-        cap = self._slots[index] if index < len(self._slots) else None
-        if cap is None or cap.state is CapState.NULL:
+        cap = self._by_id.get(capid)
+        if cap is None:
+            self._decode(capid)  # ARGUMENT_INVALID if it cannot be one of ours
             raise HypError(Error.CSPACE_CAP_NULL)
-        if cap.state is CapState.REVOKED:
-            raise HypError(Error.CSPACE_CAP_REVOKED)
+        if cap.state is not CapState.VALID:
+            raise HypError(Error.CSPACE_CAP_REVOKED if cap.state is CapState.REVOKED
+                           else Error.CSPACE_CAP_NULL)
         return cap
 
     def lookup(
         self, capid: int, obj_type: ObjectType, rights: int, active: bool = True
     ) -> KObject:
         """Resolve a capid to its object; errors in Gunyah's order (facts §1.2)."""
-        cap = self.cap(capid)
-        if cap.obj.obj_type is not obj_type:
+        cap = self._by_id.get(capid)
+        if cap is None or cap.state is not CapState.VALID:
+            cap = self.cap(capid)  # raises the precise error
+        obj = cap.obj
+        if obj.obj_type is not obj_type:
             raise HypError(Error.CSPACE_WRONG_OBJECT_TYPE)
         if cap.rights & rights != rights:
             raise HypError(Error.CSPACE_INSUFFICIENT_RIGHTS)
-        if active and cap.obj.state is not ObjectState.ACTIVE:
+        if active and obj.state is not ObjectState.ACTIVE:
             raise HypError(Error.OBJECT_STATE)
-        return cap.obj
+        return obj
 
     def copy_to(self, capid: int, dst: CSpace, rights_mask: int) -> int:
         """Copy a cap into ``dst`` with rights ``old & mask``; a copy is never a master."""
@@ -135,6 +143,7 @@ class CSpace:
         if index >= len(self._slots) or self._slots[index] is None:
             raise HypError(Error.CSPACE_CAP_NULL)
         self._slots[index] = None
+        del self._by_id[capid]
 
     def table(self, rights_names: dict[ObjectType, type]) -> list[dict]:
         """The capability table for the inspector: capid, object, rights names, state."""

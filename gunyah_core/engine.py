@@ -22,13 +22,16 @@ PRIO_NORMAL = 1
 class Engine:
     """Simulated clock plus a heap of pending actions; O(log n) per event."""
 
-    __slots__ = ("now", "_heap", "_seq", "processed")
+    __slots__ = ("now", "_heap", "_seq", "processed", "horizon")
 
     def __init__(self) -> None:
         self.now = 0
         self._heap: list[list[Any]] = []
         self._seq = 0
         self.processed = 0
+        # While run() loops, an action may carry on inline up to (not including) the next
+        # queued event and not past this time; step() sets it to -1 so nothing runs ahead.
+        self.horizon = -1
 
     def schedule(
         self, delay_ns: int, action: Callable[..., None], *args: Any, prio: int = PRIO_NORMAL
@@ -70,6 +73,41 @@ class Engine:
             action(*entry[_ARGS])
             return True
         return False
+
+    def run(self, until_ns: int | None = None) -> None:
+        """Run every event due at or before ``until_ns`` (all of them when None)."""
+        heap = self._heap
+        pop = heapq.heappop
+        limit = until_ns if until_ns is not None else 1 << 62
+        self.horizon = limit
+        try:
+            while heap:
+                entry = heap[0]
+                action = entry[_ACTION]
+                if action is None:
+                    pop(heap)
+                    continue
+                if entry[_T] > limit:
+                    break
+                pop(heap)
+                self.now = entry[_T]
+                self.processed += 1
+                action(*entry[_ARGS])
+        finally:
+            self.horizon = -1
+
+    def may_run_inline(self, due: int) -> bool:
+        """True if an action due at ``due`` would be the very next event run() pops.
+
+        Running it inline then is exactly what the heap would do, minus the heap work;
+        ties go to the heap, whose entry was scheduled first.
+        """
+        if due > self.horizon:
+            return False
+        heap = self._heap
+        while heap and heap[0][_ACTION] is None:
+            heapq.heappop(heap)
+        return not heap or due < heap[0][_T]
 
     def __len__(self) -> int:
         self._drop_cancelled()

@@ -6,7 +6,6 @@ Object code raises ``HypError(Error.X)``; only ``hypercalls.py`` turns it into a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from .consts import Error
@@ -21,12 +20,20 @@ class HypError(Exception):
         self.detail = detail
 
 
-@dataclass(frozen=True, slots=True)
 class HypResult:
-    """What a hypercall returns: X0 = error, then named output registers."""
+    """What a hypercall returns: X0 = error, then named output registers.
 
-    error: Error = Error.OK
-    ret: dict[str, Any] = field(default_factory=dict)
+    A plain slotted class rather than a dataclass: one is built per hypercall.
+    """
+
+    __slots__ = ("error", "ret")
+
+    def __init__(self, error: Error = Error.OK, ret: dict[str, Any] | None = None) -> None:
+        self.error = error
+        self.ret = {} if ret is None else ret
+
+    def __repr__(self) -> str:
+        return f"HypResult({self.error.name}, {self.ret})"
 
     @property
     def ok(self) -> bool:

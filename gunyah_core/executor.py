@@ -8,7 +8,7 @@ vIRQ delivery are SIMULATOR values (consts.SIM_*), not measurements.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .consts import SIM_CONTEXT_SWITCH_NS, SIM_HVC_COST_NS, SIM_VIRQ_DELIVERY_NS
 from .vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_WFI, OP_HVC, OP_SLEEP, OP_WFI, OP_WORK
@@ -30,7 +30,8 @@ class Executor:
         """The vCPU got a pCPU: continue after the switch cost and any unfinished work."""
         delay = SIM_CONTEXT_SWITCH_NS + vcpu.busy_left
         vcpu.busy_left = 0
-        self._after(vcpu, delay)
+        vcpu.exec_due = self.engine.now + delay
+        vcpu.exec_entry = self.engine.schedule(delay, self._exec, vcpu)
 
     def suspend(self, vcpu: Vcpu) -> None:
         """The vCPU lost its pCPU: remember how much of the current operation is left."""
@@ -39,64 +40,77 @@ class Executor:
             vcpu.exec_entry = None
             vcpu.busy_left = max(0, vcpu.exec_due - self.engine.now)
 
-    def _after(self, vcpu: Vcpu, delay: int) -> None:
-        vcpu.exec_due = self.engine.now + delay
-        vcpu.exec_entry = self.engine.schedule(delay, self._exec, vcpu)
-
     def _exec(self, vcpu: Vcpu) -> None:
+        """One operation of the running vCPU (more, inline, while nothing else is due)."""
         vcpu.exec_entry = None
+        engine = self.engine
+        sched = vcpu.sched
+        step = self._step
+        while True:
+            delay = step(vcpu)
+            if delay is None:
+                return  # blocked, powered off or finished: a wake will resume it
+            if sched.current is not vcpu:
+                vcpu.busy_left = delay  # preempted by what it just did
+                return
+            due = engine.now + delay
+            if due <= engine.horizon and engine.may_run_inline(due):
+                engine.now = due
+                engine.processed += 1
+                continue
+            vcpu.exec_due = due
+            vcpu.exec_entry = engine.schedule(delay, self._exec, vcpu)
+            return
+
+    def _step(self, vcpu: Vcpu) -> int | None:
+        """Do the next thing the vCPU does; return how long it takes, None if it stopped."""
         stack = vcpu.stack
         vic = vcpu.vic
-        if len(stack) == 1 and vic.pending:
-            virq = vic.acknowledge(vcpu)
-            if virq is not None:
-                stack.append((vcpu.vm.guest.on_virq(vcpu, virq), virq))
-                vcpu.result = None
-                self._after(vcpu, SIM_VIRQ_DELIVERY_NS)
-                return
-        if len(stack) == 1 and vcpu.user_ops:
-            name, args, action = vcpu.user_ops.pop(0)
-            self.hypercalls.call(vcpu, name, args, action=action)
-            self._after(vcpu, SIM_HVC_COST_NS)
-            return
-        if len(stack) == 1 and vcpu.sleep_until > self.engine.now:
-            vcpu.block(BLOCK_VCPU_WFI)
-            return
+        if len(stack) == 1:
+            if vic.pending:
+                virq = vic.acknowledge(vcpu)
+                if virq is not None:
+                    stack.append((vcpu.vm.guest.on_virq(vcpu, virq), virq))
+                    vcpu.result = None
+                    return SIM_VIRQ_DELIVERY_NS
+            if vcpu.user_ops:
+                name, args, action = vcpu.user_ops.pop(0)
+                self.hypercalls.call(vcpu, name, args, action=action)
+                return SIM_HVC_COST_NS
+            if vcpu.sleep_until > self.engine.now:
+                vcpu.block(BLOCK_VCPU_WFI)
+                return None
+        if not stack:
+            return None
         gen, virq = stack[-1]
         try:
             op = gen.send(vcpu.result)
         except StopIteration:
             stack.pop()
-            if virq is not None:
-                vic.eoi(vcpu, virq)
-                self._after(vcpu, SIM_VIRQ_DELIVERY_NS)
-            else:
+            if virq is None:
                 vcpu.block(BLOCK_VCPU_OFF)
-            return
-        self._do(vcpu, op)
-
-    def _do(self, vcpu: Vcpu, op: tuple[Any, ...]) -> None:
+                return None
+            vic.eoi(vcpu, virq)
+            return SIM_VIRQ_DELIVERY_NS
         kind = op[0]
         if kind == OP_HVC:
             vcpu.result = self.hypercalls.call(vcpu, op[1], op[2])
-            self._after(vcpu, SIM_HVC_COST_NS)
-        elif kind == OP_WFI:
-            vcpu.result = None
-            if vcpu.vic.has_pending(vcpu.index):
-                self._after(vcpu, 0)
-            else:
-                vcpu.wfi_reason = ""
-                vcpu.block(BLOCK_VCPU_WFI)
-        elif kind == OP_WORK:
-            vcpu.result = None
-            self._after(vcpu, op[1])
-        elif kind == OP_SLEEP:
-            vcpu.result = None
+            return SIM_HVC_COST_NS
+        vcpu.result = None
+        if kind == OP_WFI:
+            if vic.pending and vic.has_pending(vcpu.index):
+                return 0
+            vcpu.wfi_reason = ""
+            vcpu.block(BLOCK_VCPU_WFI)
+            return None
+        if kind == OP_WORK:
+            return op[1]
+        if kind == OP_SLEEP:
             vcpu.sleep_until = self.engine.now + op[1]
             self.engine.schedule(op[1], self._timer, vcpu, vcpu.sleep_until)
             vcpu.block(BLOCK_VCPU_WFI)
-        else:
-            raise ValueError(f"unknown guest operation {kind!r}")
+            return None
+        raise ValueError(f"unknown guest operation {kind!r}")
 
     @staticmethod
     def _timer(vcpu: Vcpu, deadline: int) -> None:

@@ -39,6 +39,14 @@ API_VARIANT_QUALCOMM = 0x51
 API_VARIANT_SHIFT = 56
 IDENTIFY_FLAGS0 = 0b1111_1111_1111 | (1 << 28)  # features 0-11, scheduler variant 1 (FPRR)
 
+# Rights as plain ints: IntFlag arithmetic is slow on the hot path.
+MSGQ_SEND = int(MsgqueueRights.SEND)
+MSGQ_RECEIVE = int(MsgqueueRights.RECEIVE)
+BELL_SEND = int(DoorbellRights.SEND)
+BELL_RECEIVE = int(DoorbellRights.RECEIVE)
+THREAD_PRIORITY = int(ThreadRights.PRIORITY)
+THREAD_TIMESLICE = int(ThreadRights.TIMESLICE)
+
 # SIMULATOR: the documented-but-absent "msgq push" gets no real number (0x1E is reserved).
 MSGQUEUE_PUSH_DOCUMENTED = None
 
@@ -55,7 +63,7 @@ def hypercall(name: str, number: int | None) -> Callable[[Handler], Handler]:
 
 def _arg(args: dict[str, Any], key: str, default: Any = ...) -> int:
     value = args.get(key, default)
-    if value is ... or isinstance(value, bool) or not isinstance(value, int):
+    if type(value) is not int:  # also refuses bool, a subclass of int
         raise HypError(Error.ARGUMENT_INVALID, f"argument {key!r} must be an integer")
     return value
 
@@ -107,7 +115,7 @@ def _identify(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
 # --- message queues ----------------------------------------------------------------------
 @hypercall("msgqueue_send", 0x1B)
 def _msgq_send(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
-    msgq = table.lookup(vcpu, args, ObjectType.MSGQUEUE, MsgqueueRights.SEND)
+    msgq = table.lookup(vcpu, args, ObjectType.MSGQUEUE, MSGQ_SEND)
     flags = _arg(args, "flags", 0)
     hyp = table.hyp
     not_full = msgq.send(_arg(args, "size"), args.get("payload", ""),
@@ -117,7 +125,7 @@ def _msgq_send(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
 
 @hypercall("msgqueue_receive", 0x1C)
 def _msgq_receive(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
-    msgq = table.lookup(vcpu, args, ObjectType.MSGQUEUE, MsgqueueRights.RECEIVE)
+    msgq = table.lookup(vcpu, args, ObjectType.MSGQUEUE, MSGQ_RECEIVE)
     message, not_empty = msgq.receive(_arg(args, "buf_size", msgq.max_size))
     return {"size": message.size, "not_empty": not_empty, "msg": message.msg,
             "payload": message.payload}
@@ -125,18 +133,18 @@ def _msgq_receive(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
 
 @hypercall("msgqueue_flush", 0x1D)
 def _msgq_flush(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
-    table.lookup(vcpu, args, ObjectType.MSGQUEUE, MsgqueueRights.RECEIVE).flush()
+    table.lookup(vcpu, args, ObjectType.MSGQUEUE, MSGQ_RECEIVE).flush()
 
 
 @hypercall("msgqueue_configure_send", 0x1F)
 def _msgq_configure_send(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
-    msgq = table.lookup(vcpu, args, ObjectType.MSGQUEUE, MsgqueueRights.SEND)
+    msgq = table.lookup(vcpu, args, ObjectType.MSGQUEUE, MSGQ_SEND)
     msgq.configure_send(_arg(args, "notfull_thd"), _arg(args, "delay", MSGQUEUE_DELAY_UNCHANGED))
 
 
 @hypercall("msgqueue_configure_receive", 0x20)
 def _msgq_configure_receive(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
-    msgq = table.lookup(vcpu, args, ObjectType.MSGQUEUE, MsgqueueRights.RECEIVE)
+    msgq = table.lookup(vcpu, args, ObjectType.MSGQUEUE, MSGQ_RECEIVE)
     msgq.configure_receive(_arg(args, "notempty_thd"),
                            _arg(args, "delay", MSGQUEUE_DELAY_UNCHANGED))
 
@@ -144,30 +152,30 @@ def _msgq_configure_receive(table: HypercallTable, vcpu: Vcpu, args: dict) -> No
 @hypercall("msgqueue_push", MSGQUEUE_PUSH_DOCUMENTED)
 def _msgq_push(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
     # Documented in the seed (message-queue.rst 2b), absent from the public source.
-    table.lookup(vcpu, args, ObjectType.MSGQUEUE, MsgqueueRights.SEND).push()
+    table.lookup(vcpu, args, ObjectType.MSGQUEUE, MSGQ_SEND).push()
 
 
 # --- doorbells ------------------------------------------------------------------------------
 @hypercall("doorbell_send", 0x12)
 def _bell_send(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
-    bell = table.lookup(vcpu, args, ObjectType.DOORBELL, DoorbellRights.SEND)
+    bell = table.lookup(vcpu, args, ObjectType.DOORBELL, BELL_SEND)
     return {"old_flags": bell.send(_arg(args, "new_flags"))}
 
 
 @hypercall("doorbell_receive", 0x13)
 def _bell_receive(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
-    bell = table.lookup(vcpu, args, ObjectType.DOORBELL, DoorbellRights.RECEIVE)
+    bell = table.lookup(vcpu, args, ObjectType.DOORBELL, BELL_RECEIVE)
     return {"old_flags": bell.receive(_arg(args, "clear_flags"))}
 
 
 @hypercall("doorbell_reset", 0x14)
 def _bell_reset(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
-    table.lookup(vcpu, args, ObjectType.DOORBELL, DoorbellRights.RECEIVE).reset()
+    table.lookup(vcpu, args, ObjectType.DOORBELL, BELL_RECEIVE).reset()
 
 
 @hypercall("doorbell_mask", 0x15)
 def _bell_mask(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
-    bell = table.lookup(vcpu, args, ObjectType.DOORBELL, DoorbellRights.RECEIVE)
+    bell = table.lookup(vcpu, args, ObjectType.DOORBELL, BELL_RECEIVE)
     bell.mask(_arg(args, "enable_mask"), _arg(args, "ack_mask"))
 
 
@@ -188,7 +196,7 @@ def _thread_config(table: HypercallTable, vcpu: Vcpu, args: dict, right: int) ->
 
 @hypercall("vcpu_set_priority", 0x46)
 def _vcpu_set_priority(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
-    thread = _thread_config(table, vcpu, args, ThreadRights.PRIORITY)
+    thread = _thread_config(table, vcpu, args, THREAD_PRIORITY)
     priority = _arg(args, "priority")
     if priority > VCPU_MAX_PRIORITY:
         raise HypError(Error.DENIED, "vCPUs may use at most priority 62")
@@ -197,7 +205,7 @@ def _vcpu_set_priority(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
 
 @hypercall("vcpu_set_timeslice", 0x47)
 def _vcpu_set_timeslice(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
-    thread = _thread_config(table, vcpu, args, ThreadRights.TIMESLICE)
+    thread = _thread_config(table, vcpu, args, THREAD_TIMESLICE)
     timeslice = _arg(args, "timeslice_ns")
     if not SCHEDULER_MIN_TIMESLICE_NS <= timeslice <= SCHEDULER_MAX_TIMESLICE_NS:
         raise HypError(Error.ARGUMENT_INVALID, "timeslice must be 100 us .. 100 ms")

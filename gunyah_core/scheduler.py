@@ -79,7 +79,7 @@ class PcpuScheduler:
         """A thread became runnable: run it now, preempt with it, or queue it."""
         cur = self.current
         if cur is None:
-            self._switch(vcpu, f"{REASON_WAKE}:{reason}")
+            self._switch(vcpu, REASON_WAKE + ":" + reason)
         elif vcpu.priority > cur.priority:
             self._switch_out(cur, head=True)
             self._switch(vcpu, REASON_PREEMPT, prev=cur)

@@ -59,13 +59,14 @@ Listener = Callable[[dict[str, Any]], None]
 class Trace:
     """Numbers events, hands each to the listeners and to ``pending`` for ``step()``."""
 
-    __slots__ = ("on", "seq", "clock", "pending", "_listeners")
+    __slots__ = ("on", "seq", "clock", "pending", "buffering", "_listeners")
 
     def __init__(self, clock: Any, enabled: bool = True) -> None:
         self.on = enabled
         self.seq = 0
         self.clock = clock
         self.pending: list[dict[str, Any]] = []
+        self.buffering = True  # off while a long run streams to listeners only
         self._listeners: list[Listener] = []
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
@@ -78,7 +79,8 @@ class Trace:
         event = {"seq": self.seq, "t": self.clock.now, "kind": kind}
         event.update(fields)
         self.seq += 1
-        self.pending.append(event)
+        if self.buffering:
+            self.pending.append(event)
         for listener in self._listeners:
             listener(event)
 

@@ -119,11 +119,13 @@ class Vic(KObject):
 
     def acknowledge(self, vcpu: Vcpu) -> int | None:
         """Take the lowest pending vIRQ routed to ``vcpu``: pending -> active."""
-        candidates = [v for v in self.pending if self.route[v] == vcpu.index]
-        while candidates:
-            virq = min(candidates)
-            candidates.remove(virq)
-            self.pending.discard(virq)
+        pending = self.pending
+        if len(pending) == 1:
+            candidates = [v for v in pending if self.route[v] == vcpu.index]
+        else:
+            candidates = sorted(v for v in pending if self.route[v] == vcpu.index)
+        for virq in candidates:
+            pending.discard(virq)
             source = self.sources[virq]
             if self.trigger[virq] == LEVEL and source.check_pending and not source.check_pending():
                 if self.trace.on:  # the condition went away before delivery
