@@ -1,0 +1,94 @@
+"""Run the Gunyah simulator web server.
+
+    python app.py [--host 127.0.0.1] [--port 5000] [--async-mode eventlet|threading]
+                  [--scenario msgq-pingpong]
+
+Port 0 picks a free port. Once listening, exactly one line `Serving on http://HOST:PORT`
+goes to stdout. eventlet is the default; threading is the fallback (simple-websocket).
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5000
+ASYNC_MODES = ("eventlet", "threading")
+LISTEN_BACKLOG = 128
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Gunyah hypervisor simulator server")
+    parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 = any free port")
+    parser.add_argument("--async-mode", choices=ASYNC_MODES, default=ASYNC_MODES[0])
+    parser.add_argument("--scenario", default=None,
+                        help="preset name or scenario file each new session starts with "
+                             "(default: msgq-pingpong)")
+    return parser.parse_args(argv)
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _announce(host: str, port: int) -> None:
+    print(f"Serving on {_url(host, port)}", flush=True)
+
+
+def serve_eventlet(app, host: str, port: int) -> None:
+    import eventlet
+    import eventlet.wsgi
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = eventlet.listen((host, port), family=family, backlog=LISTEN_BACKLOG)
+    # Inherited by accepted sockets: acks must not wait behind Nagle while streaming.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    _announce(host, sock.getsockname()[1])
+    eventlet.wsgi.server(sock, app, log_output=False)
+
+
+def serve_threading(app, host: str, port: int) -> None:
+    import logging
+
+    from werkzeug.serving import make_server
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no per-request lines
+    server = make_server(host, port, app, threaded=True)
+    server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    _announce(host, server.server_port)
+    server.serve_forever()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.async_mode == "eventlet":
+        import warnings
+
+        # Known and accepted (see README): eventlet is in maintenance mode.
+        warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+        import eventlet
+
+        eventlet.monkey_patch()
+    from gunyah_core import ScenarioError, load
+    from webapp import DEFAULT_SCENARIO, create_app
+
+    args.scenario = args.scenario or DEFAULT_SCENARIO
+    try:
+        load(args.scenario)
+    except ScenarioError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    app = create_app({"DEFAULT_SCENARIO": args.scenario, "ASYNC_MODE": args.async_mode})
+    serve = serve_eventlet if args.async_mode == "eventlet" else serve_threading
+    try:
+        serve(app, args.host, args.port)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""The web layer: a Flask app and a Socket.IO server in front of gunyah_core.
+
+`create_app()` builds the app; `socketio` is the one Socket.IO extension object. Each
+connection owns one Session (webapp/session.py); handlers.py translates events into
+Session calls; http.py serves the page, presets, schema and trace exports.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from flask_socketio import SocketIO
+
+from .protocol import MAX_TRANSPORT_BYTES
+
+DEFAULT_SCENARIO = "msgq-pingpong"
+DEFAULT_ASYNC_MODE = "threading"  # app.py passes eventlet; tests stay unpatched
+MAX_SESSIONS = 64
+EXTENSION_KEY = "gunyah"
+
+socketio = SocketIO()
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """A configured app. Config keys: DEFAULT_SCENARIO, ASYNC_MODE, MAX_SESSIONS."""
+    from . import handlers, http  # noqa: F401  (registers the Socket.IO handlers)
+    from .session import SessionStore
+
+    app = Flask(__name__, root_path=_repo_root(),
+                template_folder="templates", static_folder="static")
+    app.config.update(DEFAULT_SCENARIO=DEFAULT_SCENARIO, ASYNC_MODE=DEFAULT_ASYNC_MODE,
+                      MAX_SESSIONS=MAX_SESSIONS)
+    app.config.update(config or {})
+    app.extensions[EXTENSION_KEY] = SessionStore(app.config["MAX_SESSIONS"])
+    app.register_blueprint(http.bp)
+    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"],
+                      max_http_buffer_size=MAX_TRANSPORT_BYTES)
+    handlers.track_acks(socketio.server)
+    return app
+
+
+def _repo_root() -> str:
+    from pathlib import Path
+
+    return str(Path(__file__).resolve().parent.parent)

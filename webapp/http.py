@@ -1,0 +1,97 @@
+"""HTTP routes: the page, its icon, preset and schema lists, and trace downloads.
+
+Exports are of the REVEALED trace of a live session, named by the token from the
+sim:hello ack (not the Socket.IO sid, which other clients may learn).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, render_template, send_file
+from jinja2 import TemplateNotFound
+
+from gunyah_core import load, preset_names
+from gunyah_core.exporters import EXPORTERS
+from gunyah_core.scenario import schema
+
+bp = Blueprint("http", __name__)
+
+PAGE_TEMPLATE = "index.html"
+ICON_FILES = (("favicon.ico", "image/x-icon"), ("favicon.svg", "image/svg+xml"))
+# Shown until the page template exists; the protocol works without it.
+FALLBACK_PAGE = ("<!doctype html><html lang=en><meta charset=utf-8>"
+                 "<title>Gunyah simulator</title><p>Gunyah simulator server is running. "
+                 "The page template is missing.</p></html>")
+FALLBACK_ICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
+                 '<rect width="16" height="16" rx="3" fill="#1d4e89"/>'
+                 '<text x="8" y="12" font-size="11" text-anchor="middle" fill="#fff">G</text>'
+                 '</svg>')
+HTTP_NOT_FOUND = 404
+UNSAFE_FILENAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+@lru_cache(maxsize=1)
+def preset_list() -> list[dict[str, Any]]:
+    """Every preset's name, title and description (parsed once per process)."""
+    out = []
+    for name in preset_names():
+        config = load(name).config
+        out.append({"name": name, "title": config.get("title", name),
+                    "description": config.get("description", "")})
+    return out
+
+
+def _not_found(code: str, message: str) -> tuple[Response, int]:
+    return jsonify({"ok": False, "error": {"code": code, "message": message}}), HTTP_NOT_FOUND
+
+
+@bp.get("/")
+def index():
+    try:
+        return render_template(PAGE_TEMPLATE,
+                               default_scenario=current_app.config["DEFAULT_SCENARIO"])
+    except TemplateNotFound:
+        return FALLBACK_PAGE
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    static = Path(current_app.static_folder or "")
+    for name, media_type in ICON_FILES:
+        if (static / name).is_file():
+            return send_file(static / name, mimetype=media_type)
+    return Response(FALLBACK_ICON, mimetype="image/svg+xml")
+
+
+@bp.get("/api/presets")
+def presets():
+    return jsonify(preset_list())
+
+
+@bp.get("/api/scenario-schema")
+def scenario_schema():
+    return jsonify(schema())
+
+
+@bp.get("/export/<token>.<fmt>")
+def export_trace(token: str, fmt: str):
+    from . import EXTENSION_KEY
+
+    if fmt not in EXPORTERS:
+        return _not_found("UNKNOWN_FORMAT", f"unknown format {fmt!r}; "
+                                            f"formats: {', '.join(EXPORTERS)}")
+    session = current_app.extensions[EXTENSION_KEY].by_token(token)
+    if session is None:
+        return _not_found("UNKNOWN_SESSION", "no live session with that token")
+    buf = io.StringIO()
+    session.export(fmt, buf)
+    writer = EXPORTERS[fmt]
+    stem = UNSAFE_FILENAME_CHARS.sub("_", session.sim.scenario.name) or "scenario"
+    filename = f"{stem}-trace.{writer.extension}"
+    return Response(buf.getvalue(), mimetype=writer.media_type, headers={
+        "Content-Disposition": f'attachment; filename="{filename}"'})

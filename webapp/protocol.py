@@ -1,0 +1,151 @@
+"""The browser <-> server wire contract: event names, payload schemas, error replies.
+
+Every client event is validated here before a Session sees it, so handlers only
+translate. Schemas are JSON Schema (draft 2020-12); a failed check becomes a structured
+error `{"code", "message"}` whose code says what kind of mistake it was.
+docs/protocol.md is the prose version of this file.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonschema
+
+from gunyah_core import ALL_KINDS
+from gunyah_core.scenario import MAX_SCENARIO_BYTES
+
+# Limits (also sent to the client in the sim:hello ack).
+MAX_PAYLOAD_BYTES = 300 * 1024        # a scenario file plus JSON overhead
+MAX_TRANSPORT_BYTES = 1024 * 1024     # Engine.IO drops the connection above this
+MAX_STEP_COUNT = 10_000
+MAX_STEP_KIND_SCAN = 100_000          # events searched by sim:step {kind}
+MIN_SPEED = 1e-7                      # simulated seconds per wall second
+MAX_SPEED = 1.0
+MAX_SPEED_NAME = "max"
+MAX_SEED = 2**63 - 1
+MAX_NAME_CHARS = 200
+
+# Server -> client event names.
+EV_TRACE = "sim:trace"
+EV_STATUS = "sim:status"
+EV_SNAPSHOT = "sim:snapshot"
+EV_ERROR = "server:error"
+
+# Error codes of the web layer (the model's ActionError codes pass through unchanged).
+BAD_PAYLOAD = "BAD_PAYLOAD"
+MISSING_FIELD = "MISSING_FIELD"
+UNKNOWN_FIELD = "UNKNOWN_FIELD"
+INVALID_ARGUMENT = "INVALID_ARGUMENT"
+TOO_LARGE = "TOO_LARGE"
+UNKNOWN_EVENT = "UNKNOWN_EVENT"
+UNKNOWN_SCENARIO = "UNKNOWN_SCENARIO"
+SCENARIO_INVALID = "SCENARIO_INVALID"
+NOT_FOUND = "NOT_FOUND"
+NO_SESSION = "NO_SESSION"
+INTERNAL = "INTERNAL"
+
+_SEED = {"type": "integer", "minimum": 0, "maximum": MAX_SEED}
+_NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS}
+_EMPTY: dict[str, Any] = {"type": "object", "additionalProperties": False}
+
+
+def _obj(props: dict[str, Any], required: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
+    return {"type": "object", "properties": props, "required": list(required),
+            "additionalProperties": False, **extra}
+
+
+#: Client -> server events and the schema of their payload.
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "sim:hello": _EMPTY,
+    "sim:load": _obj({"scenario": _NAME, "text": {"type": "string"},
+                      "filename": {"type": "string", "maxLength": MAX_NAME_CHARS},
+                      "seed": _SEED},
+                     oneOf=[{"required": ["scenario"], "not": {"required": ["text"]}},
+                            {"required": ["text"], "not": {"required": ["scenario"]}}]),
+    "sim:play": _EMPTY,
+    "sim:pause": _EMPTY,
+    "sim:step": _obj({"count": {"type": "integer", "minimum": 1, "maximum": MAX_STEP_COUNT},
+                      "kind": {"enum": sorted(ALL_KINDS)}},
+                     **{"not": {"required": ["count", "kind"]}}),
+    "sim:speed": _obj({"speed": {"oneOf": [
+        {"type": "number", "minimum": MIN_SPEED, "maximum": MAX_SPEED},
+        {"const": MAX_SPEED_NAME}]}}, ("speed",)),
+    "sim:reset": _obj({"seed": _SEED}),
+    "sim:action": _obj({"action": _NAME, "args": {"type": "object"}}, ("action",)),
+    "sim:snapshot": _EMPTY,
+}
+
+_VALIDATORS = {name: jsonschema.Draft202012Validator(schema) for name, schema in SCHEMAS.items()}
+
+LIMITS = {
+    "max_payload_bytes": MAX_PAYLOAD_BYTES,
+    "max_scenario_bytes": MAX_SCENARIO_BYTES,
+    "max_step_count": MAX_STEP_COUNT,
+    "max_step_kind_scan": MAX_STEP_KIND_SCAN,
+    "min_speed": MIN_SPEED,
+    "max_speed": MAX_SPEED,
+}
+
+
+class ProtocolError(Exception):
+    """A refused request; becomes `{"ok": false, "error": {"code", "message"}}`."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def error(code: str, message: str) -> dict[str, Any]:
+    """The error object, as sent in acks and in server:error."""
+    return {"code": code, "message": message}
+
+
+def error_ack(code: str, message: str) -> dict[str, Any]:
+    return {"ok": False, "error": error(code, message)}
+
+
+def _code_for(err: jsonschema.ValidationError) -> str:
+    if err.validator == "required":
+        return MISSING_FIELD
+    if err.validator == "additionalProperties":
+        return UNKNOWN_FIELD
+    return INVALID_ARGUMENT
+
+
+def _message_for(event: str, err: jsonschema.ValidationError) -> str:
+    where = ".".join(str(p) for p in err.absolute_path)
+    if err.validator in ("oneOf", "not") and not where:
+        if event == "sim:load":
+            return "give exactly one of 'scenario' (a preset name) or 'text' (a file's text)"
+        return "give at most one of 'count' or 'kind'"
+    if err.validator == "oneOf" and where == "speed":
+        return f"'speed' must be a number {MIN_SPEED}..{MAX_SPEED} or \"{MAX_SPEED_NAME}\""
+    message = err.message if len(err.message) <= MAX_NAME_CHARS else err.message[:MAX_NAME_CHARS]
+    return f"{where}: {message}" if where else message
+
+
+def validate(event: str, payload: Any) -> dict[str, Any]:
+    """Check one client payload; return it as a dict or raise ProtocolError."""
+    if event not in _VALIDATORS:
+        raise ProtocolError(UNKNOWN_EVENT, f"unknown event {event[:MAX_NAME_CHARS]!r}; "
+                                           f"known: {', '.join(SCHEMAS)}")
+    if payload is None:
+        payload = {}
+    if not isinstance(payload, dict):
+        raise ProtocolError(BAD_PAYLOAD, f"{event} payload must be an object, "
+                                         f"not {type(payload).__name__}")
+    size = len(json.dumps(payload, separators=(",", ":")))
+    if size > MAX_PAYLOAD_BYTES:
+        raise ProtocolError(TOO_LARGE, f"payload is {size} bytes; limit {MAX_PAYLOAD_BYTES}")
+    text = payload.get("text")
+    if isinstance(text, str) and len(text.encode("utf-8", "replace")) > MAX_SCENARIO_BYTES:
+        raise ProtocolError(TOO_LARGE, f"scenario text larger than {MAX_SCENARIO_BYTES} bytes")
+    if event == "sim:load" and "scenario" not in payload and "text" not in payload:
+        raise ProtocolError(MISSING_FIELD, "give 'scenario' (a preset name) or 'text'")
+    err = jsonschema.exceptions.best_match(_VALIDATORS[event].iter_errors(payload))
+    if err is not None:
+        raise ProtocolError(_code_for(err), _message_for(event, err))
+    return payload

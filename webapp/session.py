@@ -1,0 +1,316 @@
+"""One viewer's simulation: a gunyah_core Simulation, its reveal buffer and its pacing.
+
+The engine runs ahead of what the viewer has seen by at most what a step produced
+(more only after a `sim:step {kind}` search that found nothing); the viewer sees events
+only through `sim:trace` batches, so seq numbers arrive contiguous. Play paces simulated
+time against the wall clock in a background task with a stop flag.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from gunyah_core import Simulation, load, parse, preset_names
+from gunyah_core.exporters import export
+
+from .protocol import (
+    EV_SNAPSHOT,
+    EV_STATUS,
+    EV_TRACE,
+    MAX_SPEED_NAME,
+    MAX_STEP_KIND_SCAN,
+    NOT_FOUND,
+    UNKNOWN_SCENARIO,
+    ProtocolError,
+)
+
+TICK_S = 1 / 60                 # pacing period; one sim:trace emit per tick at most
+TICK_BUDGET_EVENTS = 5_000      # events revealed per tick at most ...
+TICK_BUDGET_S = 0.020           # ... and wall time spent revealing per tick at most
+MAX_BACKLOG_PACKETS = 4         # skip a tick while more packets than this wait to be sent
+BACKLOG_WAIT_S = 0.002          # how long to wait for the transport to drain them
+STATUS_PERIOD_S = 0.5           # sim:status while playing, at most this often
+DEFAULT_SPEED = 1e-5            # simulated seconds per wall second: 10 us of model time
+MAX_HISTORY_EVENTS = 500_000    # revealed events kept for export (oldest dropped beyond)
+MAX_SILENT_STEPS = 100_000      # engine steps without a trace event before giving up
+NS_PER_S = 1_000_000_000
+
+Emit = Callable[[str, Any], None]
+
+
+class Session:
+    """State of one connection; every public method is safe to call from any task."""
+
+    def __init__(self, scenario: str, emit: Emit, tasks: Any,
+                 backlog: Callable[[], int] = lambda: 0, clock=time.monotonic) -> None:
+        self.token = secrets.token_urlsafe(16)
+        self._emit, self._tasks, self._backlog, self._clock = emit, tasks, backlog, clock
+        self._lock = threading.Lock()
+        self.playing = False
+        self.speed: float | str = DEFAULT_SPEED
+        self._gen = 0              # bumped to stop the running pacing task
+        self._rate = (0.0, 0)      # (wall time, revealed count) at the last status
+        self.events_per_s = 0.0
+        self._build(load(scenario), None)
+
+    # -- scenario ------------------------------------------------------------------------
+    def _build(self, scenario, seed: int | None) -> None:
+        self.sim = Simulation(scenario, seed=seed)
+        self.pending: list[dict[str, Any]] = []
+        self.history: deque[dict[str, Any]] = deque(maxlen=MAX_HISTORY_EVENTS)
+        self.revealed = 0
+        self.last_seq = -1
+        self.view_ns = 0
+
+    def load(self, scenario: str | None = None, text: str | None = None,
+             filename: str = "upload", seed: int | None = None) -> dict[str, Any]:
+        """Replace the simulation (paused); ScenarioError leaves the old one running."""
+        if scenario is not None and scenario not in preset_names():  # never a server path
+            raise ProtocolError(UNKNOWN_SCENARIO, f"no preset named {scenario!r}; "
+                                                  f"presets: {', '.join(preset_names())}")
+        parsed = load(scenario) if scenario is not None else parse(text or "", filename)
+        return self._rebuild(parsed, seed)
+
+    def reset(self, seed: int | None = None) -> dict[str, Any]:
+        """Rebuild the same scenario, with the same seed unless one is given."""
+        return self._rebuild(self.sim.scenario, self.sim.seed if seed is None else seed)
+
+    def _rebuild(self, scenario, seed: int | None) -> dict[str, Any]:
+        with self._lock:
+            self._stop()
+            self._build(scenario, seed)
+            snap = self.sim.snapshot()
+            self._emit(EV_SNAPSHOT, snap)
+            self._emit(EV_STATUS, self._status())
+        return {"snapshot": snap}
+
+    # -- stepping ----------------------------------------------------------------------------
+    def _more(self) -> bool:
+        """Append the next engine step's events to pending; False once the model is idle."""
+        sim = self.sim
+        for _ in range(MAX_SILENT_STEPS):
+            if sim.trace.pending or sim.engine.peek() is None:
+                taken = sim.trace.take()  # e.g. an action's user.action while idle
+                self.pending.extend(taken)
+                return bool(taken)
+            events = sim.step()
+            if events:
+                self.pending.extend(events)
+                return True
+        return False
+
+    def _fill(self) -> bool:
+        return bool(self.pending) or self._more()
+
+    def _reveal(self, count: int) -> list[dict[str, Any]]:
+        out = self.pending[:count]
+        del self.pending[:count]
+        if out:
+            self.history.extend(out)
+            self.revealed += len(out)
+            self.last_seq = out[-1]["seq"]
+            self.view_ns = max(self.view_ns, out[-1]["t"])
+        return out
+
+    def _reveal_count(self, n: int, deadline: float | None = None) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        while len(out) < n and self._fill():
+            out.extend(self._reveal(n - len(out)))
+            if deadline is not None and self._clock() > deadline:
+                break
+        return out
+
+    def _reveal_until(self, target_ns: int, deadline: float) -> tuple[list, bool]:
+        """Reveal events with t <= target; True if all of them fit the tick budget."""
+        out: list[dict[str, Any]] = []
+        sim = self.sim
+        while len(out) < TICK_BUDGET_EVENTS and self._clock() <= deadline:
+            if not self.pending and sim.trace.pending:
+                self.pending.extend(sim.trace.take())
+            if not self.pending:
+                due = sim.engine.peek()
+                if due is None or due > target_ns:
+                    sim.run(until_ns=target_ns)  # nothing due: only moves the clock on
+                    self.view_ns = max(self.view_ns, target_ns)
+                    return out, True
+                self.pending.extend(sim.step())
+                continue
+            ready = len(self.pending)
+            while ready and self.pending[ready - 1]["t"] > target_ns:
+                ready -= 1
+            if not ready:
+                self.view_ns = max(self.view_ns, target_ns)
+                return out, True
+            out.extend(self._reveal(min(ready, TICK_BUDGET_EVENTS - len(out))))
+        return out, False
+
+    def _send(self, events: list[dict[str, Any]]) -> None:
+        if events:
+            self._emit(EV_TRACE, {"first_seq": events[0]["seq"], "last_seq": events[-1]["seq"],
+                                  "now_ns": self.view_ns, "events": events})
+
+    def step(self, count: int | None = None, kind: str | None = None) -> dict[str, Any]:
+        """Pause, then reveal `count` events (default 1) or up to the next event of `kind`."""
+        with self._lock:
+            self._stop()
+            if kind is None:
+                events = self._reveal_count(count or 1)
+            else:
+                events = self._reveal_kind(kind)
+            self._send(events)
+            self._emit(EV_STATUS, self._status())
+            return {"revealed": len(events), "last_seq": self.last_seq,
+                    "now_ns": self.view_ns, "finished": self._finished()}
+
+    def _reveal_kind(self, kind: str) -> list[dict[str, Any]]:
+        """Reveal up to the next `kind` event; on NOT_FOUND what was scanned stays pending."""
+        for scanned in range(MAX_STEP_KIND_SCAN):
+            if scanned >= len(self.pending) and not self._more():
+                raise ProtocolError(NOT_FOUND, f"no {kind} event: the model has stopped")
+            if self.pending[scanned]["kind"] == kind:
+                return self._reveal(scanned + 1)
+        raise ProtocolError(NOT_FOUND, f"no {kind} event in the next {MAX_STEP_KIND_SCAN} events")
+
+    def _finished(self) -> bool:
+        return not self.pending and self.sim.engine.peek() is None and not self.sim.trace.pending
+
+    # -- actions and views --------------------------------------------------------------------
+    def act(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Apply a user action (ActionError on refusal); its events follow in later steps."""
+        with self._lock:
+            return self.sim.act(action, args)
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return self.sim.snapshot()
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            return self._status()
+
+    def _status(self) -> dict[str, Any]:
+        return {"playing": self.playing, "speed": self.speed, "now_ns": self.view_ns,
+                "seq": self.last_seq, "events_per_s": round(self.events_per_s, 1),
+                "scenario": self.sim.scenario.name, "seed": self.sim.seed,
+                "finished": self._finished()}
+
+    def export(self, fmt: str, fileobj) -> int:
+        """Write the revealed trace so far in `fmt`; ValueError for unknown formats."""
+        with self._lock:
+            events = list(self.history)
+        return export(events, fmt, fileobj)
+
+    # -- pacing ------------------------------------------------------------------------------
+    def set_speed(self, speed: float | str) -> dict[str, Any]:
+        with self._lock:
+            self.speed = speed
+            self._anchor()
+            self._emit(EV_STATUS, self._status())
+            return {"speed": speed}
+
+    def play(self) -> dict[str, Any]:
+        with self._lock:
+            if not self.playing:
+                self.playing = True
+                self._gen += 1
+                self._anchor()
+                self._rate = (self._clock(), self.revealed)
+                self._tasks.start_background_task(self._run, self._gen)
+                self._emit(EV_STATUS, self._status())
+        return {}
+
+    def pause(self) -> dict[str, Any]:
+        with self._lock:
+            if self.playing:
+                self._stop()
+                self._emit(EV_STATUS, self._status())
+        return {}
+
+    def close(self) -> None:
+        """Stop pacing for good (the connection has gone)."""
+        with self._lock:
+            self._stop()
+
+    def _stop(self) -> None:
+        self.playing = False
+        self._gen += 1
+        self.events_per_s = 0.0
+
+    def _anchor(self) -> None:
+        self._anchor_wall, self._anchor_ns = self._clock(), self.view_ns
+
+    def _run(self, gen: int) -> None:
+        """Pacing task: one batch per tick until paused, reloaded, finished or closed."""
+        while True:
+            with self._lock:
+                if gen != self._gen:
+                    return
+                started = self._clock()
+                backlogged = self._backlog() > MAX_BACKLOG_PACKETS
+                if not backlogged:
+                    self._tick(started)
+            if backlogged:
+                self._tasks.sleep(BACKLOG_WAIT_S)
+            elif self.speed == MAX_SPEED_NAME:
+                self._tasks.sleep(0)
+            else:
+                self._tasks.sleep(max(0.0, TICK_S - (self._clock() - started)))
+
+    def _tick(self, now: float) -> None:
+        deadline = now + TICK_BUDGET_S
+        if self.speed == MAX_SPEED_NAME:
+            events = self._reveal_count(TICK_BUDGET_EVENTS, deadline)
+        else:
+            target = self._anchor_ns + int((now - self._anchor_wall) * self.speed * NS_PER_S)
+            events, complete = self._reveal_until(target, deadline)
+            if not complete:  # behind the wall clock: carry on from here, don't pile up debt
+                self._anchor()
+        self._send(events)
+        if self._finished():
+            self._stop()
+            self._emit(EV_STATUS, self._status())
+        elif now - self._rate[0] >= STATUS_PERIOD_S:
+            self.events_per_s = (self.revealed - self._rate[1]) / (now - self._rate[0])
+            self._rate = (now, self.revealed)
+            self._emit(EV_STATUS, self._status())
+
+
+class SessionStore:
+    """Live sessions by connection id and by export token; bounded in number."""
+
+    def __init__(self, max_sessions: int) -> None:
+        self.max_sessions = max_sessions
+        self._by_sid: dict[str, Session] = {}
+        self._by_token: dict[str, Session] = {}
+        self._lock = threading.Lock()
+
+    def add(self, sid: str, session: Session) -> None:
+        with self._lock:
+            self._by_sid[sid] = session
+            self._by_token[session.token] = session
+
+    def full(self) -> bool:
+        return len(self._by_sid) >= self.max_sessions
+
+    def get(self, sid: str) -> Session | None:
+        return self._by_sid.get(sid)
+
+    def by_token(self, token: str) -> Session | None:
+        return self._by_token.get(token)
+
+    def remove(self, sid: str) -> None:
+        with self._lock:
+            session = self._by_sid.pop(sid, None)
+            if session is not None:
+                self._by_token.pop(session.token, None)
+        if session is not None:
+            session.close()
+
+    def close_all(self) -> None:
+        for sid in list(self._by_sid):
+            self.remove(sid)
