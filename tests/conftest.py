@@ -23,6 +23,8 @@ SERVING_PREFIX = "Serving on "
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
 DEFAULT_ASYNC_MODE = "eventlet"
+if str(REPO_ROOT) not in sys.path:  # `pytest` run without `python -m`
+    sys.path.insert(0, str(REPO_ROOT))
 
 
 def _read_serving_line(proc: subprocess.Popen[str], deadline: float) -> str:
