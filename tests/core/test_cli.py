@@ -1,0 +1,162 @@
+"""The command line as a user runs it: exit codes, one-line errors, JSONL per design.md §3.2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gunyah_core import preset_names
+
+REPO = Path(__file__).resolve().parents[2]
+EXIT_USAGE = 2
+EVENTS = 10_000
+BENCH_MESSAGES = 2000
+
+REQUIRED = {
+    "hvc": {"vm", "vcpu", "name", "args", "result"},
+    "msgq.send": {"msgq", "src", "dst", "size", "msg", "depth"},
+    "msgq.recv": {"msgq", "src", "dst", "size", "msg", "depth"},
+    "virq.assert": {"vm", "virq", "source"},
+    "virq.deliver": {"vm", "virq", "source"},
+    "virq.eoi": {"vm", "virq", "source"},
+    "sched.switch": {"pcpu", "prev", "next", "reason"},
+    "bell.send": {"doorbell", "flags"},
+    "bell.recv": {"doorbell", "flags"},
+}
+
+
+def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gunyah_core", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_usage_error(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode == EXIT_USAGE, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert proc.stdout == ""
+    return lines[0]
+
+
+def test_list() -> None:
+    proc = cli("list")
+    assert proc.returncode == 0
+    assert proc.stdout.splitlines() == preset_names()
+
+
+def test_validate_ok(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text("name: good\nvms:\n  - name: VM_A\n  - name: VM_B\n")
+    proc = cli("validate", str(good))
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert proc.stdout.startswith("ok: good")
+
+
+def test_validate_bad(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\npcpus: 2\nvms:\n  - name: VM_A\n    affinity: [0]\n"
+                   "    priority: 70\n")
+    line = assert_usage_error(cli("validate", str(bad)))
+    assert "vms[0].priority" in line and ":6" in line
+
+
+def test_validate_unreadable_yaml(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("name: x\nvms: [\n")
+    assert "YAML" in assert_usage_error(cli("validate", str(bad)))
+
+
+def test_validate_missing_file() -> None:
+    assert "nope.yaml" in assert_usage_error(cli("validate", "nope.yaml"))
+
+
+def check_trace_lines(lines: list[str]) -> list[dict]:
+    """Every line is one JSON event fitting design.md §3.2."""
+    events = [json.loads(line) for line in lines]
+    assert [e["seq"] for e in events] == list(range(len(events)))
+    last_t = 0
+    for event in events:
+        assert isinstance(event["t"], int) and not isinstance(event["t"], bool)
+        assert event["t"] >= last_t
+        last_t = event["t"]
+        assert isinstance(event["kind"], str) and event["kind"]
+        missing = REQUIRED.get(event["kind"], set()) - event.keys()
+        assert not missing, (event, missing)
+    return events
+
+
+def check_msg_pairs(events: list[dict]) -> None:
+    """A msg id goes send -> recv on one queue, received at most once, never before its send."""
+    sent: dict[int, dict] = {}
+    received: set[int] = set()
+    for event in events:
+        if event["kind"] == "msgq.send":
+            assert event["msg"] not in sent
+            sent[event["msg"]] = event
+        elif event["kind"] == "msgq.recv":
+            msg = event["msg"]
+            assert msg in sent and msg not in received
+            send = sent[msg]
+            assert (send["msgq"], send["src"], send["dst"], send["size"]) == (
+                event["msgq"], event["src"], event["dst"], event["size"])
+            received.add(msg)
+    assert received and len(sent) - len(received) <= 2  # ping-pong: at most one each way
+
+
+def test_run_events_every_line_fits_the_contract() -> None:
+    proc = cli("run", "msgq-pingpong", "--events", str(EVENTS))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == EVENTS
+    events = check_trace_lines(lines)
+    kinds = {e["kind"] for e in events}
+    assert {"hvc", "msgq.send", "msgq.recv", "virq.assert", "sched.switch"} <= kinds
+    check_msg_pairs(events)
+
+
+def test_run_until_writes_to_file(tmp_path: Path) -> None:
+    out = tmp_path / "t.jsonl"
+    proc = cli("run", "doorbell", "--until", "2ms", "--out", str(out))
+    assert proc.returncode == 0 and proc.stdout == ""
+    events = check_trace_lines(out.read_text().splitlines())
+    assert events[-1]["t"] <= 2_000_000
+    assert any(e["kind"] == "bell.send" for e in events)
+
+
+def test_same_seed_same_bytes() -> None:
+    first = cli("run", "msgq-backpressure", "--events", "500", "--seed", "9")
+    second = cli("run", "msgq-backpressure", "--events", "500", "--seed", "9")
+    assert first.returncode == 0 and first.stdout == second.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ("run", "no-such-preset"),
+    ("run", "msgq-pingpong", "--bogus-flag"),
+    ("run", "msgq-pingpong", "--until", "soon"),
+    ("run", "msgq-pingpong", "--until", "5parsecs"),
+    ("run", "msgq-pingpong", "--events", "0"),
+    ("run", "msgq-pingpong", "--format", "pdf"),
+    ("frobnicate",),
+    (),
+    ("bench", "--messages", "-5"),
+])
+def test_usage_errors_are_one_line(args: tuple[str, ...]) -> None:
+    assert_usage_error(cli(*args))
+
+
+def test_bench_prints_figures() -> None:
+    proc = cli("bench", "--messages", str(BENCH_MESSAGES), "--no-trace")
+    assert proc.returncode == 0, proc.stderr
+    (line,) = proc.stdout.splitlines()
+    figures = json.loads(line)
+    for key in ("messages", "events", "seconds", "messages_per_s", "events_per_s"):
+        assert key in figures, key
+        assert isinstance(figures[key], int | float) and figures[key] >= 0
+    assert figures["messages"] == BENCH_MESSAGES
+    assert figures["events"] > BENCH_MESSAGES
+    assert figures["tracing"] is False

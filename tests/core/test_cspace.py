@@ -1,0 +1,179 @@
+"""CSpace: opaque capids, lookup error precedence, copy with a rights mask, revoke (facts §1)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from gunyah_core.consts import (
+    CSPACE_CAP_INVALID,
+    DoorbellRights,
+    Error,
+    MsgqueueRights,
+    ObjectType,
+)
+from gunyah_core.cspace import CSpace
+from gunyah_core.doorbell import Doorbell
+from gunyah_core.errors import HypError
+from gunyah_core.hypervisor import Hypervisor
+from gunyah_core.msgq import Msgq
+from tests.core.conftest import capid, make_pair
+
+JS_SAFE_INTEGER = 2**53
+MQ = ObjectType.MSGQUEUE
+DB = ObjectType.DOORBELL
+SEND, RECV = MsgqueueRights.SEND, MsgqueueRights.RECEIVE
+
+
+def error_of(fn, *args) -> Error:
+    with pytest.raises(HypError) as info:
+        fn(*args)
+    return info.value.error
+
+
+@pytest.fixture
+def world():
+    hyp = Hypervisor(seed=7)
+    q = Msgq(1, "q", 4, 16, hyp.trace)
+    q.activate()
+    bell = Doorbell(2, "b", hyp.trace)
+    bell.activate()
+    idle_q = Msgq(3, "inactive", 4, 16, hyp.trace)  # left in INIT
+    cs = CSpace("vm", random.Random(3))
+    return cs, q, bell, idle_q
+
+
+def test_lookup_ok_returns_the_object(world) -> None:
+    cs, q, _, _ = world
+    cid = cs.create(q, SEND | RECV)
+    assert cs.lookup(cid, MQ, SEND) is q
+    assert cs.lookup(cid, MQ, SEND | RECV) is q
+
+
+def test_each_error_alone(world) -> None:
+    cs, q, bell, idle_q = world
+    assert error_of(cs.lookup, CSPACE_CAP_INVALID, MQ, SEND) is Error.ARGUMENT_INVALID
+    assert error_of(cs.lookup, -1, MQ, SEND) is Error.ARGUMENT_INVALID
+    gone = cs.create(q, SEND)
+    cs.delete(gone)
+    assert error_of(cs.lookup, gone, MQ, SEND) is Error.CSPACE_CAP_NULL
+    master = cs.create(q, SEND | RECV)
+    child = cs.copy_to(master, cs, SEND)
+    cs.revoke_children(master)
+    assert error_of(cs.lookup, child, MQ, SEND) is Error.CSPACE_CAP_REVOKED
+    bell_cap = cs.create(bell, DoorbellRights.SEND)
+    assert error_of(cs.lookup, bell_cap, MQ, SEND) is Error.CSPACE_WRONG_OBJECT_TYPE
+    send_only = cs.create(q, SEND)
+    assert error_of(cs.lookup, send_only, MQ, RECV) is Error.CSPACE_INSUFFICIENT_RIGHTS
+    inactive = cs.create(idle_q, SEND)
+    assert error_of(cs.lookup, inactive, MQ, SEND) is Error.OBJECT_STATE
+    assert cs.lookup(inactive, MQ, SEND, active=False) is idle_q
+
+
+def test_precedence_when_several_checks_fail(world) -> None:
+    cs, _, bell, idle_q = world
+    # revoked AND wrong type AND missing right -> REVOKED first
+    master = cs.create(bell, DoorbellRights.SEND | DoorbellRights.RECEIVE)
+    child = cs.copy_to(master, cs, DoorbellRights.SEND)
+    cs.revoke_children(master)
+    assert error_of(cs.lookup, child, MQ, RECV) is Error.CSPACE_CAP_REVOKED
+    # wrong type AND missing right -> WRONG_OBJECT_TYPE
+    other = cs.create(bell, DoorbellRights.SEND)
+    assert error_of(cs.lookup, other, MQ, RECV) is Error.CSPACE_WRONG_OBJECT_TYPE
+    # missing right AND inactive object -> INSUFFICIENT_RIGHTS
+    inactive = cs.create(idle_q, SEND)
+    assert error_of(cs.lookup, inactive, MQ, RECV) is Error.CSPACE_INSUFFICIENT_RIGHTS
+    # undecodable beats everything; an empty slot beats type/rights/state
+    gone = cs.create(idle_q, 0)
+    cs.delete(gone)
+    assert error_of(cs.lookup, gone, DB, 0xFFFF) is Error.CSPACE_CAP_NULL
+
+
+def test_debug_capids_are_slot_indexes_and_out_of_range_does_not_decode(world) -> None:
+    _, q, _, _ = world
+    cs = CSpace("dbg", random.Random(0), debug_ids=True)
+    assert [cs.create(q, SEND) for _ in range(4)] == [0, 1, 2, 3]
+    assert error_of(cs.lookup, 4, MQ, SEND) is Error.CSPACE_CAP_NULL  # decodes, empty slot
+    assert error_of(cs.lookup, 1 << 16, MQ, SEND) is Error.ARGUMENT_INVALID  # no such index
+
+
+def test_random_capids_opaque_and_js_safe(world) -> None:
+    _, q, _, _ = world
+    cs = CSpace("vm", random.Random(11))
+    ids = [cs.create(q, SEND) for _ in range(300)]
+    assert len(set(ids)) == len(ids)
+    assert all(0 <= i < JS_SAFE_INTEGER for i in ids)
+    steps = {b - a for a, b in zip(ids, ids[1:], strict=False)}
+    assert steps != {1}  # not a sequential counter
+    assert ids[:3] != [0, 1, 2]
+
+
+def test_capids_differ_between_cspaces_and_hypervisor_seeds() -> None:
+    p1, p2 = make_pair(seed=1), make_pair(seed=2)
+    a_tx, b_rx = capid(p1.a, "q:tx"), capid(p1.b, "q:rx")
+    assert a_tx != b_rx  # same queue, different CSpaces, different numbers
+    assert capid(p2.a, "q:tx") != a_tx
+    assert make_pair(seed=1).a.resources == p1.a.resources  # same seed: same numbers
+
+
+def test_capid_from_another_vm_means_nothing_there() -> None:
+    p = make_pair()
+    result = p.call_b("msgqueue_receive", capid=capid(p.a, "q:tx"))
+    assert result.error in (Error.ARGUMENT_INVALID, Error.CSPACE_CAP_NULL)
+
+
+def test_copy_masks_rights_and_is_never_master(world) -> None:
+    cs, q, _, _ = world
+    dst = CSpace("dst", random.Random(5))
+    master = cs.create(q, SEND | RECV | MsgqueueRights.BIND_SEND)
+    copy = cs.copy_to(master, dst, SEND | MsgqueueRights.BIND_RECEIVE)
+    assert dst.cap(copy).rights == SEND
+    assert dst.cap(copy).master is False
+    assert cs.cap(master).master is True
+    assert [row["master"] for row in dst.table({})] == [False]
+    assert error_of(cs.copy_to, master, dst, 0) is Error.CSPACE_INSUFFICIENT_RIGHTS
+    assert error_of(cs.copy_to, master, dst, MsgqueueRights.BIND_RECEIVE) is (
+        Error.CSPACE_INSUFFICIENT_RIGHTS)
+
+
+def test_revoke_marks_children_only(world) -> None:
+    cs, q, _, _ = world
+    dst = CSpace("dst", random.Random(5))
+    master = cs.create(q, SEND | RECV)
+    kids = [cs.copy_to(master, dst, SEND), cs.copy_to(master, dst, RECV)]
+    assert cs.revoke_children(master) == 2
+    assert [row["state"] for row in dst.table({})] == [
+        "REVOKED", "REVOKED"]
+    for kid in kids:
+        assert error_of(dst.lookup, kid, MQ, 0) is Error.CSPACE_CAP_REVOKED
+    assert cs.lookup(master, MQ, SEND | RECV) is q  # the master survives
+    assert cs.revoke_children(master) == 0
+
+
+def test_guest_sees_revoked_cap_through_hypercall() -> None:
+    p = make_pair()
+    q = p.hyp.msgqs["q"]
+    master = p.hyp.master_cspace.find(q)
+    assert p.hyp.master_cspace.cap(master).master
+    p.hyp.master_cspace.revoke_children(master)
+    result = p.call_a("msgqueue_send", capid=capid(p.a, "q:tx"), size=4)
+    assert result.error is Error.CSPACE_CAP_REVOKED
+    assert p.take()[-1]["result"] == "CSPACE_CAP_REVOKED"
+
+
+def test_guest_wrong_type_through_hypercall() -> None:
+    p = make_pair(doorbell=True)
+    result = p.call_a("msgqueue_send", capid=capid(p.a, "bell:src"), size=4)
+    assert result.error is Error.CSPACE_WRONG_OBJECT_TYPE
+    result = p.call_b("doorbell_receive", capid=capid(p.b, "q:rx"), clear_flags=1)
+    assert result.error is Error.CSPACE_WRONG_OBJECT_TYPE
+
+
+def test_rm_hands_guests_minimal_rights() -> None:
+    p = make_pair(doorbell=True)
+    rights = {row["object"] + "@" + vm.name: row["rights"]
+              for vm in (p.a, p.b) for row in vm.cspace.table({}) if row["type"] != "THREAD"}
+    assert rights == {"msgqueue:q@VM_A": SEND, "msgqueue:q@VM_B": RECV,
+                      "doorbell:bell@VM_A": DoorbellRights.SEND,
+                      "doorbell:bell@VM_B": DoorbellRights.RECEIVE}

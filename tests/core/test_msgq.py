@@ -1,0 +1,259 @@
+"""Message queues through the hypercall table: results, error codes and the exact trace (facts §3)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gunyah_core.consts import MSGQUEUE_SEND_FLAG_PUSH, Error
+from gunyah_core.errors import HypError
+from gunyah_core.hypervisor import Hypervisor
+from gunyah_core.msgq import Msgq
+from tests.core.conftest import Pair, capid, make_pair, project
+
+PUSH = MSGQUEUE_SEND_FLAG_PUSH
+RX = "msgq:q:rx"
+TX = "msgq:q:tx"
+
+
+def send(p: Pair, size: int = 16, flags: int = 0, payload: str = "m"):
+    return p.call_a("msgqueue_send", capid=capid(p.a, "q:tx"), size=size, flags=flags,
+                    payload=payload)
+
+
+def recv(p: Pair, **args):
+    return p.call_b("msgqueue_receive", capid=capid(p.b, "q:rx"), **args)
+
+
+def settle(p: Pair, vm_name: str) -> None:
+    """Deliver and EOI every pending vIRQ of a VM, so a new assert is visible again."""
+    vm = p.hyp.vms[vm_name]
+    vcpu = vm.vcpus[0]
+    while (virq := vm.vic.acknowledge(vcpu)) is not None:
+        vm.vic.eoi(vcpu, virq)
+    p.take()
+
+
+def test_defaults_at_activation(pair: Pair) -> None:
+    q = pair.hyp.msgqs["q"]
+    assert (q.notempty_thd, q.notfull_thd, q.depth, q.max_size) == (1, 7, 8, 240)
+
+
+def test_eighth_send_fills_and_ninth_is_full(pair: Pair) -> None:
+    results = [send(pair, payload=f"p{i}") for i in range(9)]
+    assert [(r.error, r.ret.get("not_full")) for r in results] == (
+        [(Error.OK, True)] * 7 + [(Error.OK, False), (Error.MSGQUEUE_FULL, None)])
+    events = pair.take()
+    expected = [("msgq.send", None, 1), ("virq.assert", "VM_B", None), ("hvc", "VM_A", None)]
+    for depth in range(2, 9):
+        expected += [("msgq.send", None, depth), ("hvc", "VM_A", None)]
+    expected += [("hvc", "VM_A", None)]
+    assert [(e["kind"], e.get("vm"), e.get("depth")) for e in events] == expected
+    assert [e["result"] for e in events if e["kind"] == "hvc"] == ["OK"] * 8 + ["MSGQUEUE_FULL"]
+    assert pair.hyp.msgqs["q"].count == 8
+
+
+def test_rx_virq_only_on_threshold_crossing_or_push(pair: Pair) -> None:
+    send(pair)
+    assert project(pair.take(), "vm", "source", kinds={"virq.assert"}) == [
+        ("virq.assert", "VM_B", RX)]
+    settle(pair, "VM_B")  # Rx no longer pending: a new assert would be traced
+    send(pair)  # count 1 -> 2, no PUSH: not a crossing
+    assert project(pair.take(), kinds={"virq.assert"}) == []
+    send(pair, flags=PUSH)  # count 3 with PUSH: asserted regardless of the threshold
+    assert project(pair.take(), "vm", "source", kinds={"virq.assert"}) == [
+        ("virq.assert", "VM_B", RX)]
+    settle(pair, "VM_B")
+    for _ in range(3):
+        assert recv(pair).ok
+    pair.take()
+    send(pair)  # 0 -> 1 again: a fresh crossing
+    assert project(pair.take(), "source", kinds={"virq.assert"}) == [("virq.assert", RX)]
+
+
+def test_tx_virq_when_count_falls_to_not_full_threshold(pair: Pair) -> None:
+    for _ in range(8):
+        send(pair)
+    pair.take()
+    result = recv(pair)  # 8 -> 7 == depth - 1
+    assert (result.error, result.ret["not_empty"]) == (Error.OK, True)
+    assert project(pair.take(), "vm", "source", "depth") == [
+        ("msgq.recv", None, None, 7), ("virq.assert", "VM_A", TX, None),
+        ("hvc", "VM_B", None, None)]
+    settle(pair, "VM_A")
+    recv(pair)  # 7 -> 6: below the threshold, not a crossing
+    assert project(pair.take(), kinds={"virq.assert"}) == []
+
+
+def test_tx_virq_not_raised_away_from_threshold(pair: Pair) -> None:
+    for _ in range(3):
+        send(pair)
+    pair.take()
+    recv(pair)
+    assert project(pair.take(), kinds={"virq.assert"}) == []
+
+
+def test_argument_size_for_zero_and_max_plus_one() -> None:
+    p = make_pair(depth=4, max_size=32)
+    assert send(p, size=0).error is Error.ARGUMENT_SIZE
+    assert send(p, size=33).error is Error.ARGUMENT_SIZE
+    assert send(p, size=32).error is Error.OK
+    assert [(e["kind"], e["result"]) for e in p.take() if e["kind"] == "hvc"] == [
+        ("hvc", "ARGUMENT_SIZE"), ("hvc", "ARGUMENT_SIZE"), ("hvc", "OK")]
+    assert p.hyp.msgqs["q"].count == 1
+
+
+def test_receive_empty(pair: Pair) -> None:
+    result = recv(pair)
+    assert result.error is Error.MSGQUEUE_EMPTY
+    assert "not_empty" not in result.ret or result.ret["not_empty"] is False
+    assert project(pair.take(), "vm", "result") == [("hvc", "VM_B", "MSGQUEUE_EMPTY")]
+
+
+def test_addr_overflow_leaves_message_queued(pair: Pair) -> None:
+    send(pair, size=100, payload="big")
+    send(pair, size=10, payload="small")
+    pair.take()
+    assert recv(pair, buf_size=99).error is Error.ADDR_OVERFLOW
+    assert project(pair.take(), "result") == [("hvc", "ADDR_OVERFLOW")]
+    assert pair.hyp.msgqs["q"].count == 2
+    first = recv(pair, buf_size=100)
+    assert (first.error, first.ret["payload"], first.ret["size"], first.ret["not_empty"]) == (
+        Error.OK, "big", 100, True)
+    second = recv(pair)
+    assert (second.ret["payload"], second.ret["not_empty"]) == ("small", False)
+
+
+def test_fifo_and_message_ids_follow_send_to_recv(pair: Pair) -> None:
+    for i in range(5):
+        send(pair, payload=f"m{i}")
+    sent = [e["msg"] for e in pair.take() if e["kind"] == "msgq.send"]
+    got = [recv(pair) for _ in range(5)]
+    assert [r.ret["payload"] for r in got] == [f"m{i}" for i in range(5)]
+    assert [r.ret["msg"] for r in got] == sent
+    assert [e["msg"] for e in pair.take() if e["kind"] == "msgq.recv"] == sent
+    assert [r.ret["not_empty"] for r in got] == [True] * 4 + [False]
+
+
+def test_flush_asserts_tx_and_clears_rx(pair: Pair) -> None:
+    for _ in range(3):
+        send(pair)
+    pair.take()
+    assert pair.call_b("msgqueue_flush", capid=capid(pair.b, "q:rx")).ok
+    assert project(pair.take(), "vm", "source", "dropped") == [
+        ("msgq.flush", None, None, 3), ("virq.assert", "VM_A", TX, None),
+        ("virq.clear", "VM_B", RX, None), ("hvc", "VM_B", None, None)]
+    assert pair.hyp.msgqs["q"].count == 0
+    assert recv(pair).error is Error.MSGQUEUE_EMPTY
+
+
+def test_flush_of_empty_queue_raises_nothing(pair: Pair) -> None:
+    assert pair.call_b("msgqueue_flush", capid=capid(pair.b, "q:rx")).ok
+    assert project(pair.take(), "dropped") == [("msgq.flush", 0), ("hvc", None)]
+
+
+def test_flush_needs_receive_right(pair: Pair) -> None:
+    send(pair)
+    result = pair.call_a("msgqueue_flush", capid=capid(pair.a, "q:tx"))
+    assert result.error is Error.CSPACE_INSUFFICIENT_RIGHTS
+    assert pair.hyp.msgqs["q"].count == 1
+
+
+def cfg_send(p: Pair, thd: int, **extra):
+    return p.call_a("msgqueue_configure_send", capid=capid(p.a, "q:tx"), notfull_thd=thd, **extra)
+
+
+def cfg_recv(p: Pair, thd: int, **extra):
+    return p.call_b("msgqueue_configure_receive", capid=capid(p.b, "q:rx"), notempty_thd=thd,
+                    **extra)
+
+
+def test_configure_send_rules(pair: Pair) -> None:
+    q = pair.hyp.msgqs["q"]
+    assert cfg_send(pair, -1).ok and q.notfull_thd == 7  # -1: unchanged
+    assert cfg_send(pair, 8).error is Error.ARGUMENT_INVALID  # must be < depth
+    assert cfg_send(pair, -2).error is Error.ARGUMENT_INVALID
+    assert cfg_send(pair, 3, delay=10).error is Error.UNIMPLEMENTED
+    assert q.notfull_thd == 7
+    assert cfg_send(pair, 0).ok and q.notfull_thd == 0
+    # configure_send needs SEND: the receiver's RECEIVE-only cap is refused.
+    result = pair.call_b("msgqueue_configure_send", capid=capid(pair.b, "q:rx"), notfull_thd=2)
+    assert result.error is Error.CSPACE_INSUFFICIENT_RIGHTS
+
+
+def test_configure_send_level_follows_new_threshold(pair: Pair) -> None:
+    for _ in range(4):
+        send(pair)
+    pair.take()
+    assert cfg_send(pair, 5).ok  # count 4 <= 5: Tx asserted at once
+    assert project(pair.take(), "source", kinds={"virq.assert", "virq.clear"}) == [
+        ("virq.assert", TX)]
+    assert cfg_send(pair, 2).ok  # count 4 > 2: Tx cleared
+    assert project(pair.take(), "source", kinds={"virq.assert", "virq.clear"}) == [
+        ("virq.clear", TX)]
+
+
+def test_configure_receive_rules(pair: Pair) -> None:
+    q = pair.hyp.msgqs["q"]
+    assert cfg_recv(pair, 0).error is Error.ARGUMENT_INVALID
+    assert cfg_recv(pair, 9).error is Error.ARGUMENT_INVALID  # > depth
+    assert cfg_recv(pair, -3).error is Error.ARGUMENT_INVALID
+    assert cfg_recv(pair, 2, delay=0).error is Error.UNIMPLEMENTED
+    assert q.notempty_thd == 1
+    assert cfg_recv(pair, -2).ok and q.notempty_thd == 8  # -2: set to depth
+    assert cfg_recv(pair, -1).ok and q.notempty_thd == 8  # -1: unchanged
+    assert cfg_recv(pair, 8).ok
+    result = pair.call_a("msgqueue_configure_receive", capid=capid(pair.a, "q:tx"),
+                         notempty_thd=1)
+    assert result.error is Error.CSPACE_INSUFFICIENT_RIGHTS
+
+
+def test_receive_threshold_at_depth_fires_only_when_full(pair: Pair) -> None:
+    assert cfg_recv(pair, -2).ok
+    pair.take()
+    for _ in range(7):
+        send(pair)
+    assert project(pair.take(), kinds={"virq.assert"}) == []
+    send(pair)
+    assert project(pair.take(), "source", kinds={"virq.assert"}) == [("virq.assert", RX)]
+
+
+def test_configure_receive_explicit_set_follows_level(pair: Pair) -> None:
+    for _ in range(3):
+        send(pair)
+    settle(pair, "VM_B")
+    assert cfg_recv(pair, 3).ok  # count 3 >= 3: Rx asserted
+    assert project(pair.take(), "source", kinds={"virq.assert", "virq.clear"}) == [
+        ("virq.assert", RX)]
+    assert cfg_recv(pair, 5).ok  # count 3 < 5: Rx cleared
+    assert project(pair.take(), "source", kinds={"virq.assert", "virq.clear"}) == [
+        ("virq.clear", RX)]
+
+
+def test_documented_push_raises_rx_when_not_empty(pair: Pair) -> None:
+    """The LX-DOC "msgq push" call: no number in the source (0x601E is reserved)."""
+    tx = capid(pair.a, "q:tx")
+    assert pair.call_a("msgqueue_push", capid=tx).ok
+    assert project(pair.take(), "depth", "call") == [("msgq.push", 0, None), ("hvc", None, None)]
+    send(pair)
+    settle(pair, "VM_B")
+    send(pair)  # no crossing, no PUSH flag: nothing
+    pair.take()
+    assert pair.call_a("msgqueue_push", capid=tx).ok
+    assert project(pair.take(), "source", "depth") == [
+        ("msgq.push", None, 2), ("virq.assert", RX, None), ("hvc", None, None)]
+    assert pair.call_b("msgqueue_push", capid=capid(pair.b, "q:rx")).error is (
+        Error.CSPACE_INSUFFICIENT_RIGHTS)
+
+
+@pytest.mark.parametrize(("depth", "max_size"), [(0, 8), (256, 8), (8, 0), (8, 1024)])
+def test_creation_limits_are_strict(depth: int, max_size: int) -> None:
+    hyp = Hypervisor(seed=1)
+    with pytest.raises(HypError) as info:
+        Msgq(1, "bad", depth, max_size, hyp.trace)
+    assert info.value.error is Error.ARGUMENT_INVALID
+
+
+def test_creation_limits_largest_legal() -> None:
+    hyp = Hypervisor(seed=1)
+    q = Msgq(1, "big", 255, 1023, hyp.trace)
+    assert (q.depth, q.max_size, q.notfull_thd) == (255, 1023, 254)

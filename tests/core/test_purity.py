@@ -1,0 +1,44 @@
+"""gunyah_core stays free of web code: no Flask/Socket.IO/eventlet import anywhere in it."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGE = REPO / "gunyah_core"
+WEB_MODULES = ("flask", "flask_socketio", "socketio", "eventlet", "engineio")
+
+
+def imported_roots(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    roots: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_scan_finds_the_package_files() -> None:
+    files = list(PACKAGE.rglob("*.py"))
+    assert len(files) >= 20
+    assert "heapq" in imported_roots(PACKAGE / "engine.py")  # the scanner does see imports
+
+
+def test_no_web_imports_in_source() -> None:
+    offenders = {str(path.relative_to(REPO)): sorted(imported_roots(path) & set(WEB_MODULES))
+                 for path in PACKAGE.rglob("*.py")}
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_importing_the_model_loads_no_web_module() -> None:
+    code = ("import sys, gunyah_core, gunyah_core.simulation, gunyah_core.builder\n"
+            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {WEB_MODULES!r}))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

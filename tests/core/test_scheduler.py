@@ -1,0 +1,190 @@
+"""FPRR scheduling on hand-built machines: whole sched.switch sequences with times (facts §7.1)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from gunyah_core import Hypervisor
+from gunyah_core.consts import Error, ObjectState, ThreadRights
+from gunyah_core.guests import Guest, work
+from gunyah_core.vcpu import Vcpu
+from tests.core.conftest import MS, US, add_vm, hvc, run_until, set_program, start
+
+SLICE = 1 * MS
+BURST_NS = 200 * US
+SPIN_CHUNK_NS = 50 * US
+
+
+class Burst(Guest):
+    """Works once for ``BURST_NS`` then waits in WFI: a short high-priority job."""
+
+    program = "burst"
+
+    def run(self, vcpu: Vcpu):
+        yield work(BURST_NS)
+
+
+def switches(events, pcpu: int | None = None) -> list[tuple]:
+    return [(e["t"], e["pcpu"], e["prev"], e["next"], e["reason"]) for e in events
+            if e["kind"] == "sched.switch" and (pcpu is None or e["pcpu"] == pcpu)]
+
+
+def spinners(hyp: Hypervisor, *names: str, pcpu: int = 0, priority: int = 32):
+    vms = []
+    for name in names:
+        vm = add_vm(hyp, name, (pcpu,), priority=priority, timeslice_ns=SLICE)
+        set_program(vm, "spin", work_ns=SPIN_CHUNK_NS)
+        vms.append(vm)
+    return vms
+
+
+def test_round_robin_over_several_slices(hyp: Hypervisor) -> None:
+    a, b, c = spinners(hyp, "A", "B", "C")
+    start(hyp, a, b, c)
+    events = run_until(hyp, 5 * MS)
+    assert switches(events) == [
+        (0, 0, None, "A.0", "wake:vcpu_off"),
+        (1 * MS, 0, "A.0", "B.0", "timeslice"),
+        (2 * MS, 0, "B.0", "C.0", "timeslice"),
+        (3 * MS, 0, "C.0", "A.0", "timeslice"),
+        (4 * MS, 0, "A.0", "B.0", "timeslice"),
+        (5 * MS, 0, "B.0", "C.0", "timeslice"),
+    ]
+
+
+def test_alone_at_its_priority_keeps_running(hyp: Hypervisor) -> None:
+    (a,) = spinners(hyp, "A")
+    start(hyp, a)
+    assert switches(run_until(hyp, 5 * MS)) == [(0, 0, None, "A.0", "wake:vcpu_off")]
+
+
+def test_higher_priority_preempts_at_once_and_preempted_returns_to_head(hyp) -> None:
+    a, b = spinners(hyp, "A", "B")
+    urgent = add_vm(hyp, "U", (0,), priority=40)
+    urgent.guest = Burst(urgent, {})
+    start(hyp, a, b)
+    wake_at = 300 * US
+    hyp.engine.schedule(wake_at, hyp.power_on, urgent.vcpus[0])
+    seq = switches(run_until(hyp, 3 * MS))
+    assert seq[:2] == [(0, 0, None, "A.0", "wake:vcpu_off"),
+                       (wake_at, 0, "A.0", "U.0", "preempt")]
+    t_back, _, prev, nxt, reason = seq[2]
+    # U ran its burst and blocked; A (at the head, not B) gets the CPU back ...
+    assert (prev, nxt, reason) == ("U.0", "A.0", "block:vcpu_wfi")
+    assert t_back >= wake_at + BURST_NS
+    # ... with the 700 us it had left, then goes to the tail with a fresh slice.
+    left = SLICE - wake_at
+    assert seq[3:] == [(t_back + left, 0, "A.0", "B.0", "timeslice"),
+                       (t_back + left + SLICE, 0, "B.0", "A.0", "timeslice")]
+
+
+def test_equal_priority_waits_for_slice_expiry(hyp: Hypervisor) -> None:
+    a, b = spinners(hyp, "A", "B")
+    start(hyp, a)
+    hyp.engine.schedule(300 * US, start, hyp, b)
+    events = run_until(hyp, 2 * MS)
+    assert switches(events) == [
+        (0, 0, None, "A.0", "wake:vcpu_off"),
+        (1 * MS, 0, "A.0", "B.0", "timeslice"),
+        (2 * MS, 0, "B.0", "A.0", "timeslice"),
+    ]
+    assert [(e["t"], e["vcpu"], e["state"]) for e in events
+            if e["kind"] == "vcpu.state" and e["vcpu"] == "B.0"][:2] == [
+        (300 * US, "B.0", "ready"), (1 * MS, "B.0", "running")]
+
+
+def test_lower_priority_waits_until_higher_blocks(hyp: Hypervisor) -> None:
+    (low,) = spinners(hyp, "Low", priority=10)
+    high = add_vm(hyp, "High", (0,), priority=50)
+    high.guest = Burst(high, {})
+    start(hyp, high, low)
+    seq = switches(run_until(hyp, 2 * MS))
+    assert [(p, n, r) for _, _, p, n, r in seq] == [
+        (None, "High.0", "wake:vcpu_off"), ("High.0", "Low.0", "block:vcpu_wfi")]
+    assert seq[1][0] >= BURST_NS
+
+
+def test_wfi_blocks_and_virq_wakes(hyp: Hypervisor) -> None:
+    a = add_vm(hyp, "A", (0,))
+    b = add_vm(hyp, "B", (1,))
+    hyp.create_doorbell("bell", a, b)
+    set_program(b, "bell-handler", work_ns=10 * US)
+    start(hyp, b)
+    first = run_until(hyp, 100 * US)
+    t_block = first[-1]["t"]
+    assert switches(first) == [(0, 1, None, "B.0", "wake:vcpu_off"),
+                               (t_block, 1, "B.0", None, "block:vcpu_wfi")]
+    assert hyp.vms["B"].vcpus[0].sched_state == "wfi"
+    ring = partial(hvc, hyp, a.vcpus[0], "doorbell_send",
+                   capid=a.resources["bell:src"]["capid"], new_flags=1)
+    hyp.engine.schedule(1 * MS - hyp.engine.now, ring)
+    events = run_until(hyp, 2 * MS)
+    assert [(e["kind"], e.get("next") or e.get("source")) for e in events
+            if e["kind"] in ("virq.assert", "sched.switch", "virq.deliver", "virq.eoi")][:4] == [
+        ("virq.assert", "doorbell:bell"), ("sched.switch", "B.0"),
+        ("virq.deliver", "doorbell:bell"), ("virq.eoi", "doorbell:bell")]
+    wake = switches(events)[0]
+    assert wake == (1 * MS, 1, None, "B.0", "wake:vcpu_wfi")
+    assert switches(events)[-1][2:] == ("B.0", None, "block:vcpu_wfi")
+
+
+def test_affinity_is_respected(hyp: Hypervisor) -> None:
+    on0 = spinners(hyp, "A", "B", pcpu=0)
+    on1 = spinners(hyp, "C", "D", pcpu=1)
+    start(hyp, *on0, *on1)
+    seq = switches(run_until(hyp, 6 * MS))
+    where = {"A.0": 0, "B.0": 0, "C.0": 1, "D.0": 1}
+    assert {p for _, p, _, _, _ in seq} == {0, 1}
+    for _, pcpu, prev, nxt, _ in seq:
+        for vcpu in (prev, nxt):
+            if vcpu is not None:
+                assert where[vcpu] == pcpu
+
+
+def test_yield_hands_cpu_to_equal_priority(hyp: Hypervisor) -> None:
+    a, b = spinners(hyp, "A", "B")
+    start(hyp, a, b)
+    run_until(hyp, 100 * US)
+    now = hyp.engine.now
+    result = hvc(hyp, a.vcpus[0], "scheduler_yield", control=0)
+    assert result.ok
+    assert switches(hyp.trace.take()) == [(now, 0, "A.0", "B.0", "yield")]
+    assert hvc(hyp, b.vcpus[0], "scheduler_yield", control=1).error is Error.ARGUMENT_INVALID
+
+
+def _init_thread(hyp: Hypervisor, vm, rights: int) -> tuple[Vcpu, int]:
+    """A second thread of ``vm`` built by hand and left in INIT, plus a cap to it."""
+    thread = Vcpu(999, vm, 1, hyp.trace)
+    assert thread.state is ObjectState.INIT
+    return thread, vm.cspace.create(thread, rights)
+
+
+def test_set_priority_limits_and_state(hyp: Hypervisor) -> None:
+    vm = add_vm(hyp, "A", (0,))
+    caller = vm.vcpus[0]
+    thread, cap = _init_thread(hyp, vm, ThreadRights.PRIORITY | ThreadRights.TIMESLICE)
+    assert hvc(hyp, caller, "vcpu_set_priority", capid=cap, priority=63).error is Error.DENIED
+    assert hvc(hyp, caller, "vcpu_set_priority", capid=cap, priority=62).ok
+    assert thread.priority == 62
+    assert hvc(hyp, caller, "vcpu_set_timeslice", capid=cap, timeslice_ns=99_999).error is (
+        Error.ARGUMENT_INVALID)
+    assert hvc(hyp, caller, "vcpu_set_timeslice", capid=cap, timeslice_ns=100_000).ok
+    thread.activate()
+    assert hvc(hyp, caller, "vcpu_set_priority", capid=cap, priority=10).error is (
+        Error.OBJECT_STATE)
+    assert hvc(hyp, caller, "vcpu_set_timeslice", capid=cap, timeslice_ns=MS).error is (
+        Error.OBJECT_STATE)
+    # The RM's own vCPU caps point at activated threads: always OBJECT_STATE.
+    own = vm.resources["vcpu0"]["capid"]
+    assert hvc(hyp, caller, "vcpu_set_priority", capid=own, priority=10).error is (
+        Error.OBJECT_STATE)
+    assert [e["result"] for e in hyp.trace.take() if e["kind"] == "hvc"] == [
+        "DENIED", "OK", "ARGUMENT_INVALID", "OK", "OBJECT_STATE", "OBJECT_STATE",
+        "OBJECT_STATE"]
+
+
+def test_set_priority_needs_priority_right(hyp: Hypervisor) -> None:
+    vm = add_vm(hyp, "A", (0,))
+    _, cap = _init_thread(hyp, vm, ThreadRights.TIMESLICE)
+    result = hvc(hyp, vm.vcpus[0], "vcpu_set_priority", capid=cap, priority=40)
+    assert result.error is Error.CSPACE_INSUFFICIENT_RIGHTS
