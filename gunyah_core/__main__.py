@@ -105,7 +105,7 @@ def cmd_run(args: argparse.Namespace) -> None:
                 writer.write(event)
                 written += 1
 
-        sim.trace.subscribe(sink)
+        sim.subscribe(sink)
         sim.run(until_ns=until, max_events=limit, collect=False)
         writer.close()
     finally:

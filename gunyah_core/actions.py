@@ -68,6 +68,11 @@ class Actions:
             "set_priority": self._set_priority,
             "vm_start": self._vm_start,
             "vm_stop": self._vm_stop,
+            "rm_vm_create": self._rm_vm_create,
+            "rm_vm_start": self._rm_job,
+            "rm_vm_stop": self._rm_job,
+            "rm_vm_reset": self._rm_job,
+            "rm_vm_destroy": self._rm_job,
         }
 
     @property
@@ -198,6 +203,50 @@ class Actions:
                                 old=old, priority=priority)
         return {"action_id": action_id, "priority": priority}
 
+    # -- the primary VM asks the RM (real RM RPCs over HLOS's RM link) -----------------------
+    def _vm_manager(self):
+        primary = next((vm for vm in self.hyp.vms.values() if vm.kind == "primary"), None)
+        manager = getattr(primary, "guest", None)
+        if manager is None or not hasattr(manager, "submit"):
+            raise ActionError("NO_VM_MANAGER", "the primary VM does not run the VM manager")
+        if BLOCK_VCPU_OFF in primary.vcpus[0].blocked:
+            raise ActionError("VM_NOT_RUNNING", f"{primary.name}'s vCPU is powered off")
+        return primary, manager
+
+    def _submit(self, action: str, args: dict[str, Any], primary, job) -> dict[str, Any]:
+        action_id = self._record(action, args)
+        primary.guest.submit(job)
+        vcpu = primary.vcpus[0]
+        vcpu.wfi_reason = "user"
+        vcpu.unblock(BLOCK_VCPU_WFI)
+        return {"action_id": action_id, "queued": True, "vm": primary.name}
+
+    def _rm_vm_create(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
+        primary, manager = self._vm_manager()
+        image = _str(args, "image")
+        names = [i["name"] for i in self.hyp.images]
+        if image not in names:
+            raise ActionError("UNKNOWN_IMAGE", f"no image {image!r}; images: {', '.join(names)}")
+        start = args.get("start", True)
+        if not isinstance(start, bool):
+            raise ActionError("INVALID_ARGUMENT", "field 'start' must be true or false")
+        return self._submit(action, args, primary, manager.create_vm(image, start))
+
+    def _rm_job(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
+        primary, manager = self._vm_manager()
+        vm = self._vm(args)
+        if vm.kind != "guest":
+            raise ActionError("INVALID_ARGUMENT", f"{vm.name} is not a guest VM")
+        force = args.get("force", False)
+        if not isinstance(force, bool):
+            raise ActionError("INVALID_ARGUMENT", "field 'force' must be true or false")
+        job = {"rm_vm_start": lambda: manager.start_vm(vm.vmid),
+               "rm_vm_stop": lambda: manager.stop_vm(vm.vmid, force),
+               "rm_vm_reset": lambda: manager.reset_vm(vm.vmid),
+               "rm_vm_destroy": lambda: manager.destroy_vm(vm.vmid)}[action]()
+        return self._submit(action, args, primary, job)
+
+    # -- simulator controls: power a VM's vCPUs (not an RM call; labelled so in the UI) -------
     def _vm_start(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
         vm = self._vm(args)
         action_id = self._record(action, args)

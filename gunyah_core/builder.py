@@ -1,17 +1,18 @@
 """Builds a Hypervisor from a validated Scenario, the way the RM sets a machine up.
 
 The RM VM (vmid 0xFF) and the primary VM HLOS (vmid 3, owned by the RM) always
-exist, joined by the RM link: two queues of depth 8 and 240-byte messages (facts §3.1).
-Scenario VMs get dynamic vmids from 0x80, owned by HLOS, as if HLOS had created them;
-the rm-boot preset shows that creation step by step.
+exist. Every VM gets an RM link: two queues of depth 8 and 240-byte messages (facts
+§3.1), served by the RM's program. Scenario VMs get dynamic vmids from 0x80, owned by
+HLOS, as if HLOS had created them at boot; the rm-boot preset shows that creation step
+by step. Memory: each VM owns one small region (SIMULATOR layout, below).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from .consts import (
     RM_OWN_FREE_VIRQ_START,
-    RM_RPC_MESSAGE_SIZE,
-    RM_RPC_QUEUE_DEPTH,
     ROOTVM_PRIORITY,
     SCHEDULER_DEFAULT_PRIORITY,
     SCHEDULER_DEFAULT_TIMESLICE_NS,
@@ -19,17 +20,28 @@ from .consts import (
     VMID_HLOS,
     VMID_RM,
 )
-from .guests import PROGRAMS, MissingResource
+from .guests import PROGRAMS as GUEST_PROGRAMS
+from .guests import MissingResource
 from .hypervisor import Hypervisor
+from .memparcel import PAGE_SIZE
+from .rm.client import RmClient
+from .rm.host import VmManagerProgram
+from .rm.manager import ResourceManager
+from .rm.mem_service import MemService
+from .rm.vm_mgnt import VmManagement, create_rm_link
 from .scenario import Scenario, ScenarioError
 from .vm import Vm
 
 RM_NAME = "RM"
 PRIMARY_NAME = "HLOS"
 RESERVED_VMS = {RM_NAME: VMID_RM, PRIMARY_NAME: VMID_HLOS}
-RM_LINK_TX = "HLOS_to_RM"
-RM_LINK_RX = "RM_to_HLOS"
+PROGRAMS: dict[str, type] = {**GUEST_PROGRAMS, VmManagerProgram.program: VmManagerProgram}
 US = 1_000
+
+# SIMULATOR memory layout (IPA = PA): small enough to draw page by page.
+PRIMARY_MEM_BASE, PRIMARY_MEM_PAGES = 0x8000_0000, 64
+GUEST_MEM_BASE, GUEST_MEM_STRIDE, GUEST_MEM_PAGES = 0x4000_0000, 0x10_0000, 16
+RM_MEM_BASE, RM_MEM_PAGES = 0xF000_0000, 4
 
 
 def build(scenario: Scenario, seed: int | None = None, trace_on: bool = True) -> Hypervisor:
@@ -38,57 +50,76 @@ def build(scenario: Scenario, seed: int | None = None, trace_on: bool = True) ->
     hyp = Hypervisor(seed=cfg["seed"] if seed is None else seed, pcpus=cfg["pcpus"],
                      trace_on=trace_on, debug_capids=cfg["debug_capids"])
     described = {vm["name"]: vm for vm in cfg["vms"]}
-    rm = hyp.create_vm(RM_NAME, VMID_RM, kind="rm", free_virq_start=RM_OWN_FREE_VIRQ_START)
-    _add_vcpus(hyp, rm, {"priority": ROOTVM_PRIORITY})
+    hyp.images = cfg.get("images", [])
+    rm_vm = hyp.create_vm(RM_NAME, VMID_RM, kind="rm", free_virq_start=RM_OWN_FREE_VIRQ_START)
+    add_vcpus(hyp, rm_vm, {"priority": ROOTVM_PRIORITY})
+    rm = ResourceManager(rm_vm, {})
+    rm_vm.guest = rm
+    rm.attach(hyp, [VmManagement(rm, hyp, cfg.get("images", [])), MemService(rm, hyp)])
+    hyp.memory.add_region(VMID_RM, RM_MEM_BASE, RM_MEM_PAGES * PAGE_SIZE)
     primary = hyp.create_vm(PRIMARY_NAME, VMID_HLOS, kind="primary", owner=VMID_RM)
-    _add_vcpus(hyp, primary, described.get(PRIMARY_NAME, {"priority": ROOTVM_PRIORITY}))
-    hyp.create_msgq(RM_LINK_TX, primary, rm, RM_RPC_QUEUE_DEPTH, RM_RPC_MESSAGE_SIZE,
-                    label="rm")
-    hyp.create_msgq(RM_LINK_RX, rm, primary, RM_RPC_QUEUE_DEPTH, RM_RPC_MESSAGE_SIZE,
-                    label="rm")
-    vmid = VMID_DYNAMIC_BASE
-    for desc in cfg["vms"]:
-        if desc["name"] == PRIMARY_NAME:
+    add_vcpus(hyp, primary, described.get(PRIMARY_NAME, {"priority": ROOTVM_PRIORITY}))
+    hyp.memory.add_region(VMID_HLOS, PRIMARY_MEM_BASE, PRIMARY_MEM_PAGES * PAGE_SIZE)
+    guests = [desc for desc in cfg["vms"] if desc["name"] != PRIMARY_NAME]
+    for index, desc in enumerate(guests):
+        vm = hyp.create_vm(desc["name"], VMID_DYNAMIC_BASE + index, owner=VMID_HLOS)
+        add_vcpus(hyp, vm, desc)
+        hyp.memory.add_region(vm.vmid, GUEST_MEM_BASE + index * GUEST_MEM_STRIDE,
+                              GUEST_MEM_PAGES * PAGE_SIZE)
+    for vm in list(hyp.vms.values()):
+        if vm is not rm_vm:
+            create_rm_link(hyp, rm, vm)
+    _create_objects(hyp, cfg)
+    for vm in hyp.vms.values():
+        if vm is rm_vm:
             continue
-        vm = hyp.create_vm(desc["name"], vmid, owner=VMID_HLOS)
-        vmid += 1
-        _add_vcpus(hyp, vm, desc)
+        desc = described.get(vm.name, {})
+        default = VmManagerProgram.program if vm.name == PRIMARY_NAME else "idle"
+        try:
+            vm.guest = PROGRAMS[desc.get("program", default)](vm, desc.get("params", {}))
+        except MissingResource as err:
+            path = f"vms[{_index_of(cfg, vm.name)}].program" if desc else vm.name
+            raise ScenarioError(str(err), path, source=scenario.source) from None
+        attach_rm_client(hyp, vm, rm_vm.name)
+    for vm in hyp.vms.values():
+        vm.state = "RUNNING"
+        if described.get(vm.name, {}).get("start", True):
+            for vcpu in vm.vcpus:
+                hyp.power_on(vcpu)
+    hyp.booted = True
+    return hyp
+
+
+def attach_rm_client(hyp: Hypervisor, vm: Vm, rm_name: str) -> None:
+    """The guest's side of its RM link (Linux's rsc_mgr driver)."""
+    vm.guest.rm = RmClient(vm.name, rm_name, vm.resources["rm:tx"], vm.resources["rm:rx"],
+                           hyp.trace)
+    vm.guest.hyp = hyp
+
+
+def _create_objects(hyp: Hypervisor, cfg: dict[str, Any]) -> None:
     for q in cfg["msgqs"]:
         msgq = hyp.create_msgq(q["name"], hyp.vms[q["sender"]], hyp.vms[q["receiver"]],
-                               q.get("depth", 8), q.get("max_size", RM_RPC_MESSAGE_SIZE),
-                               q.get("trigger", "edge"))
-        # Thresholds as the scenario's owner would set them with configure_send/receive.
-        if "notempty_thd" in q:
-            msgq.notempty_thd = q["notempty_thd"]
-        if "notfull_thd" in q:
-            msgq.notfull_thd = q["notfull_thd"]
+                               q.get("depth", 8), q.get("max_size", 240), q.get("trigger", "edge"))
+        # Thresholds as the queue's users would set them with configure_send/receive.
+        msgq.notempty_thd = q.get("notempty_thd", msgq.notempty_thd)
+        msgq.notfull_thd = q.get("notfull_thd", msgq.notfull_thd)
     for b in cfg["doorbells"]:
         bell = hyp.create_doorbell(b["name"], hyp.vms[b["sender"]], hyp.vms[b["receiver"]],
                                    b.get("trigger", "edge"), b.get("source_can_clear", False))
         bell.enable_mask = b.get("enable_mask", bell.enable_mask)
         bell.ack_mask = b.get("ack_mask", bell.ack_mask)
-    for vm in hyp.vms.values():
-        desc = described.get(vm.name, {})
-        try:
-            vm.guest = PROGRAMS[desc.get("program", "idle")](vm, desc.get("params", {}))
-        except MissingResource as err:
-            path = f"vms[{_index_of(cfg, vm.name)}].program" if desc else vm.name
-            raise ScenarioError(str(err), path, source=scenario.source) from None
-        vm.state = "RUNNING"
-        if desc.get("start", True):
-            for vcpu in vm.vcpus:
-                hyp.power_on(vcpu)
-    return hyp
 
 
 def _index_of(cfg: dict, name: str) -> int:
     return next(i for i, vm in enumerate(cfg["vms"]) if vm["name"] == name)
 
 
-def _add_vcpus(hyp: Hypervisor, vm: Vm, desc: dict) -> None:
-    count = desc.get("vcpus", 1)
+def add_vcpus(hyp: Hypervisor, vm: Vm, desc: dict) -> None:
+    """vCPUs as a scenario or image describes them (count, priority, slice, affinity)."""
     affinity = desc.get("affinity", [])
-    for i in range(count):
+    for i in range(desc.get("vcpus", 1)):
         pcpu = affinity[i] if i < len(affinity) else i % len(hyp.pcpus)
         hyp.create_vcpu(vm, desc.get("priority", SCHEDULER_DEFAULT_PRIORITY),
-                        desc.get("timeslice_us", SCHEDULER_DEFAULT_TIMESLICE_NS // US) * US, pcpu)
+                        desc.get("timeslice_us", SCHEDULER_DEFAULT_TIMESLICE_NS // US) * US,
+                        pcpu)

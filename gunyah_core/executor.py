@@ -10,8 +10,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .consts import SIM_CONTEXT_SWITCH_NS, SIM_HVC_COST_NS, SIM_VIRQ_DELIVERY_NS
-from .vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_WFI, OP_HVC, OP_SLEEP, OP_WFI, OP_WORK
+from .consts import (
+    SIM_CONTEXT_SWITCH_NS,
+    SIM_HVC_COST_NS,
+    SIM_MEM_ACCESS_NS,
+    SIM_VIRQ_DELIVERY_NS,
+)
+from .vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_WFI, OP_HVC, OP_MEM, OP_SLEEP, OP_WFI, OP_WORK
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -105,12 +110,25 @@ class Executor:
             return None
         if kind == OP_WORK:
             return op[1]
+        if kind == OP_MEM:
+            vcpu.result = self._memory_access(vcpu, op[1], op[2], op[3])
+            return SIM_MEM_ACCESS_NS
         if kind == OP_SLEEP:
             vcpu.sleep_until = self.engine.now + op[1]
             self.engine.schedule(op[1], self._timer, vcpu, vcpu.sleep_until)
             vcpu.block(BLOCK_VCPU_WFI)
             return None
         raise ValueError(f"unknown guest operation {kind!r}")
+
+    def _memory_access(self, vcpu: Vcpu, access: str, addr: int, value: int) -> int | bool | None:
+        """Through the VM's stage-2: a fault is traced and an abort goes back to the guest."""
+        memory = self.hypercalls.hyp.memory
+        vmid = vcpu.vm.vmid
+        if access == "R":
+            return memory.read(vmid, addr)
+        if access == "W":
+            return memory.write(vmid, addr, value)
+        return memory.access(vmid, addr, access)
 
     @staticmethod
     def _timer(vcpu: Vcpu, deadline: int) -> None:

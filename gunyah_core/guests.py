@@ -12,7 +12,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .consts import MSGQUEUE_SEND_FLAG_PUSH, SIM_GUEST_WORK_NS, Error
-from .vcpu import OP_HVC, OP_SLEEP, OP_WFI, OP_WORK
+from .rm.messages import RmMessageId
+from .rm.payloads import VmExitReq
+from .vcpu import OP_HVC, OP_MEM, OP_SLEEP, OP_WFI, OP_WORK
 
 if TYPE_CHECKING:
     from .vcpu import Vcpu
@@ -37,6 +39,11 @@ def sleep(ns: int) -> tuple:
     return (OP_SLEEP, ns)
 
 
+def mem(access: str, addr: int, value: int = 0) -> tuple:
+    """A load ('R'), store ('W') or instruction fetch ('X') through the VM's stage-2."""
+    return (OP_MEM, access, addr, value)
+
+
 class MissingResource(ValueError):
     """A program was given to a VM that lacks the queue or doorbell it needs."""
 
@@ -51,6 +58,7 @@ class Guest:
         self.params = params
         self.received = 0
         self.sent = 0
+        self.rm: Any = None  # an RmClient once the VM has an RM link
 
     def res(self, key: str) -> dict[str, Any]:
         return self.vm.resources[key]
@@ -88,8 +96,24 @@ class Guest:
         yield
 
     def on_virq(self, vcpu: Vcpu, virq: int):
+        """Entry of every vIRQ handler: the RM link first, then the program's own."""
+        rm = self.rm
+        if rm is not None and virq in rm.virqs:
+            yield from rm.on_virq(virq)
+            while rm.notifications:
+                yield from self.on_rm_notification(rm.notifications.popleft())
+        else:
+            yield from self.handle_virq(vcpu, virq)
+
+    def handle_virq(self, vcpu: Vcpu, virq: int):
         return
         yield  # a generator that does nothing: the vIRQ is acknowledged and EOId
+
+    def on_rm_notification(self, message: Any):
+        """A graceful VM_STOP: the guest is told, and exits itself with VM_EXIT."""
+        if message.msg_id == RmMessageId.NOTIFY_VM_SHUTDOWN:
+            yield from self.rm.send(RmMessageId.VM_EXIT, VmExitReq().encode(),
+                                    {"exit_code": "NORMAL"})
 
     def drain(self, rx: dict[str, Any]):
         """Receive until not_empty is false, as Linux's Rx handler does."""
@@ -135,7 +159,7 @@ class PingClient(Guest):
                 while self.awaiting:
                     yield WFI
 
-    def on_virq(self, vcpu: Vcpu, virq: int):
+    def handle_virq(self, vcpu: Vcpu, virq: int):
         if self.rx is not None and virq == self.rx["virq"]:
             yield from self.drain(self.rx)
 
@@ -156,7 +180,7 @@ class EchoServer(Guest):
         self.rx = self.need("MSG_QUEUE_RECV", params.get("rx"))
         self.backlog: list[tuple[int, str]] = []
 
-    def on_virq(self, vcpu: Vcpu, virq: int):
+    def handle_virq(self, vcpu: Vcpu, virq: int):
         if virq == self.rx["virq"]:
             yield from self.drain(self.rx)
         elif virq == self.tx["virq"]:
@@ -204,7 +228,7 @@ class Producer(Guest):
                 self.sent += 1
             yield work(self.work_ns)
 
-    def on_virq(self, vcpu: Vcpu, virq: int):
+    def handle_virq(self, vcpu: Vcpu, virq: int):
         if virq == self.tx["virq"]:
             self.full = False
         return
@@ -221,7 +245,7 @@ class Consumer(Guest):
         self.rx = self.need("MSG_QUEUE_RECV", params.get("rx"))
         self.work_ns = params.get("work_ns", 4 * SIM_GUEST_WORK_NS)
 
-    def on_virq(self, vcpu: Vcpu, virq: int):
+    def handle_virq(self, vcpu: Vcpu, virq: int):
         if virq == self.rx["virq"]:
             yield from self.drain(self.rx)
 
@@ -259,7 +283,7 @@ class DoorbellHandler(Guest):
         self.work_ns = params.get("work_ns", SIM_GUEST_WORK_NS)
         self.flags_seen = 0
 
-    def on_virq(self, vcpu: Vcpu, virq: int):
+    def handle_virq(self, vcpu: Vcpu, virq: int):
         if virq == self.bell["virq"]:
             result = yield hvc("doorbell_receive", capid=self.bell["capid"],
                                clear_flags=ALL_FLAGS)
@@ -281,8 +305,20 @@ class Spinner(Guest):
             yield work(chunk)
 
 
+class ExitAfter(Guest):
+    """Works for ``work_ns``, then asks the RM to end the VM with VM_EXIT."""
+
+    program = "exit-after"
+
+    def run(self, vcpu: Vcpu):
+        yield work(self.params.get("work_ns", 100 * SIM_GUEST_WORK_NS))
+        if self.rm is not None:
+            yield from self.rm.send(RmMessageId.VM_EXIT, VmExitReq().encode(),
+                                    {"exit_code": "NORMAL"})
+
+
 PROGRAMS: dict[str, type[Guest]] = {
     cls.program: cls
     for cls in (Guest, PingClient, EchoServer, Producer, Consumer, DoorbellRinger,
-                DoorbellHandler, Spinner)
+                DoorbellHandler, Spinner, ExitAfter)
 }

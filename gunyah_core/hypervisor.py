@@ -23,9 +23,10 @@ from .doorbell import Doorbell
 from .engine import Engine
 from .executor import Executor
 from .hypercalls import HypercallTable
+from .memory import MemoryModel
 from .msgq import Msgq
 from .scheduler import PcpuScheduler
-from .trace import Trace
+from .trace import EventKind, Trace
 from .vcpu import BLOCK_VCPU_OFF, Vcpu
 from .vic import EDGE, Vic
 from .vm import Vm
@@ -55,6 +56,9 @@ class Hypervisor:
         self.doorbells: dict[str, Doorbell] = {}
         self._oid = 0
         self._msg_id = 0
+        self.memory = MemoryModel(self._emit_mem)
+        self.booted = False  # after the scenario is built, creations are traced
+        self.images: list[dict[str, Any]] = []  # what VM_CONFIG_IMAGE can load
         # The RM's own CSpace holds every master cap; guests get minimal-rights copies.
         self.master_cspace = CSpace("rm-masters", self.rng, debug_capids)
 
@@ -66,6 +70,32 @@ class Hypervisor:
         self._msg_id += 1
         return self._msg_id
 
+    def _emit_mem(self, kind: str, **fields: Any) -> None:
+        """Memory events name VMs like every other event (the memory model uses vmids)."""
+        if not self.trace.on:
+            return
+        for key in ("vm", "owner"):
+            if isinstance(fields.get(key), int):
+                fields[f"{key}_vmid"] = fields[key]
+                fields[key] = self.vm_name(fields[key])
+        if "vms" in fields:
+            fields["vms"] = [self.vm_name(v) for v in fields["vms"]]
+        self.trace.emit(kind, **fields)
+
+    def vm_name(self, vmid: int) -> str:
+        return next((vm.name for vm in self.vms.values() if vm.vmid == vmid), f"vmid:{vmid:#x}")
+
+    def vm_by_id(self, vmid: int) -> Vm | None:
+        return next((vm for vm in self.vms.values() if vm.vmid == vmid), None)
+
+    def _created(self, obj_type: str, name: str, **fields: Any) -> None:
+        if self.booted and self.trace.on:
+            self.trace.emit(EventKind.OBJ_CREATE, type=obj_type, name=name, **fields)
+
+    def _destroyed(self, obj_type: str, name: str, **fields: Any) -> None:
+        if self.trace.on:
+            self.trace.emit(EventKind.OBJ_DESTROY, type=obj_type, name=name, **fields)
+
     # -- VMs and vCPUs -------------------------------------------------------------------
     def create_vm(self, name: str, vmid: int, kind: str = "guest", owner: int | None = None,
                   free_virq_start: int = RM_GUEST_FREE_VIRQ_START) -> Vm:
@@ -74,7 +104,15 @@ class Hypervisor:
         vic.activate()
         vm = Vm(name, vmid, cspace, vic, kind, owner, free_virq_start)
         self.vms[name] = vm
+        self._created("vm", name, vmid=vmid, owner=owner)
         return vm
+
+    def destroy_vm(self, vm: Vm) -> None:
+        """Remove a VM whose vCPUs are off and whose objects are gone (VM_DEALLOCATE)."""
+        for vcpu in vm.vcpus:
+            self.power_off(vcpu)
+        del self.vms[vm.name]
+        self._destroyed("vm", vm.name, vmid=vm.vmid)
 
     def create_vcpu(self, vm: Vm, priority: int, timeslice_ns: int, affinity: int) -> Vcpu:
         vcpu = Vcpu(self._next_oid(), vm, len(vm.vcpus), self.trace, priority, timeslice_ns,
@@ -89,6 +127,7 @@ class Hypervisor:
             "capid": self.master_cspace.copy_to(master, vm.cspace, THREAD_MASTER_RIGHTS),
         }
         vcpu.activate()
+        self._created("vcpu", vcpu.id, vm=vm.name, pcpu=affinity)
         return vcpu
 
     def power_on(self, vcpu: Vcpu) -> None:
@@ -112,7 +151,8 @@ class Hypervisor:
 
     # -- IPC objects ------------------------------------------------------------------------
     def create_msgq(self, name: str, sender: Vm, receiver: Vm, depth: int, max_size: int,
-                    trigger: str = EDGE, label: str | None = None) -> Msgq:
+                    trigger: str = EDGE, label: str | None = None,
+                    rx_label: str | None = None) -> Msgq:
         """Create, activate and hand out a queue as the RM does: SEND-only and RECEIVE-only caps."""
         msgq = Msgq(self._next_oid(), name, depth, max_size, self.trace, sender.name,
                     receiver.name)
@@ -126,12 +166,15 @@ class Hypervisor:
         rx_virq = receiver.allocate_virq()
         receiver.vic.bind(msgq.rx_source, rx_virq, trigger)
         label = label or name
+        rx_label = rx_label or label
         sender.resources[f"{label}:tx"] = {"type": "MSG_QUEUE_SEND", "msgq": name,
                                            "capid": tx_cap, "virq": tx_virq,
                                            "partner": receiver.name}
-        receiver.resources[f"{label}:rx"] = {"type": "MSG_QUEUE_RECV", "msgq": name,
+        receiver.resources[f"{rx_label}:rx"] = {"type": "MSG_QUEUE_RECV", "msgq": name,
                                              "capid": rx_cap, "virq": rx_virq,
                                              "partner": sender.name}
+        msgq.master_capid = master
+        self._created("msgq", name, src=sender.name, dst=receiver.name)
         return msgq
 
     def create_doorbell(self, name: str, sender: Vm, receiver: Vm, trigger: str = EDGE,
@@ -151,7 +194,25 @@ class Hypervisor:
         receiver.resources[f"{name}:rx"] = {"type": "DOORBELL", "doorbell": name,
                                             "capid": rx_cap, "virq": virq,
                                             "partner": sender.name}
+        bell.master_capid = master
+        self._created("doorbell", name, src=sender.name, dst=receiver.name)
         return bell
+
+    def destroy_object(self, obj: Msgq | Doorbell) -> None:
+        """Revoke every cap to an IPC object, unbind its vIRQs and forget it (VM reset)."""
+        self.master_cspace.revoke_children(obj.master_capid)
+        sources = [obj.tx_source, obj.rx_source] if isinstance(obj, Msgq) else [obj.source]
+        for source in sources:
+            if source.vic is not None:
+                source.vic.unbind(source)
+        table = self.msgqs if isinstance(obj, Msgq) else self.doorbells
+        del table[obj.name]
+        for vm in self.vms.values():
+            for label in [k for k, r in vm.resources.items()
+                          if r.get("msgq") == obj.name or r.get("doorbell") == obj.name]:
+                del vm.resources[label]
+        kind = "msgq" if isinstance(obj, Msgq) else "doorbell"
+        self._destroyed(kind, obj.name, src=obj.sender, dst=obj.receiver)
 
     # -- views ---------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -164,4 +225,6 @@ class Hypervisor:
             "vms": [vm.snapshot(rights_names) for vm in self.vms.values()],
             "msgqs": [q.snapshot() for q in self.msgqs.values()],
             "doorbells": [b.snapshot() for b in self.doorbells.values()],
+            "memory": {vm.name: self.memory.view(vm.vmid) for vm in self.vms.values()},
+            "memparcels": self.memory.parcels(),
         }

@@ -33,6 +33,17 @@ if TYPE_CHECKING:
 PAYLOAD_PREVIEW_CHARS = 32
 
 
+def preview(payload: Any) -> str:
+    """What a view shows of a message: the text, or the bytes as hex (RM packets).
+
+    Bytes are shown whole (at most 240 of them on an RM link) so that a packet
+    inspector can decode the header and payload from the trace alone.
+    """
+    if isinstance(payload, bytes | bytearray):
+        return payload.hex()
+    return str(payload)[:PAYLOAD_PREVIEW_CHARS]
+
+
 @dataclass(slots=True)
 class Message:
     """A queued message; keeps its id and times so a view can follow and scrub it."""
@@ -92,7 +103,7 @@ class Msgq(KObject):
         if self.trace.on:
             self.trace.emit(EventKind.MSGQ_SEND, msgq=self.name, src=self.sender,
                             dst=self.receiver, size=size, msg=msg_id, depth=count, push=push,
-                            payload=str(payload)[:PAYLOAD_PREVIEW_CHARS])
+                            payload=preview(payload))
         if push or count == self.notempty_thd:
             self.rx_source.assert_()
         return count < self.depth
@@ -191,7 +202,7 @@ class Msgq(KObject):
             "rx_virq": self.rx_source.virq,
             "tx_virq": self.tx_source.virq,
             "items": [
-                {"msg": m.msg, "size": m.size, "payload": str(m.payload)[:PAYLOAD_PREVIEW_CHARS],
+                {"msg": m.msg, "size": m.size, "payload": preview(m.payload),
                  "sent_ns": m.sent_ns}
                 for m in self.items
             ],

@@ -30,6 +30,12 @@ class Simulation:
     def now(self) -> int:
         return self.engine.now
 
+    def subscribe(self, listener) -> None:
+        """Stream every event to ``listener``, starting with those not yet taken (the boot)."""
+        for event in self.trace.pending:
+            listener(event)
+        self.trace.subscribe(listener)
+
     def step(self) -> list[dict[str, Any]]:
         """Run one engine event; return the trace events it produced (maybe none)."""
         self.engine.step()

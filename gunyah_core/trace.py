@@ -47,6 +47,8 @@ class EventKind:
     MEM_RECLAIM = "mem.reclaim"
     MEM_NOTIFY = "mem.notify"
     MEM_FAULT = "mem.fault"
+    OBJ_CREATE = "obj.create"
+    OBJ_DESTROY = "obj.destroy"
     GUEST_LOG = "guest.log"
     USER_ACTION = "user.action"
 

@@ -38,6 +38,7 @@ OP_HVC = "hvc"
 OP_WFI = "wfi"
 OP_WORK = "work"
 OP_SLEEP = "sleep"
+OP_MEM = "mem"
 
 GuestGen = Generator[tuple, Any, None]
 

@@ -33,6 +33,7 @@ class Vm:
         self.vcpus: list[Vcpu] = []
         self.guest: Any = None
         self.state = "NONE"
+        self.image: str | None = None
         self.resources: dict[str, dict[str, Any]] = {}
         self._next_virq = free_virq_start
 
@@ -54,6 +55,7 @@ class Vm:
             "owner": self.owner,
             "state": self.state,
             "program": getattr(self.guest, "program", None),
+            "image": self.image,
             "vcpus": [v.snapshot() for v in self.vcpus],
             "caps": self.cspace.table(rights_names),
             "virqs": self.vic.snapshot(),

@@ -1,0 +1,142 @@
+"""The primary VM's VM manager: what Linux's gunyah_vm_mgr asks of the RM.
+
+Start (facts §6.4): VM_ALLOCATE(0) -> lend the image region as a memparcel ->
+VM_CONFIG_IMAGE -> VM_INIT -> VM_GET_HYP_RESOURCES -> VM_START. Teardown: VM_STOP
+(forced) if running -> VM_RESET, wait for the RESET status -> MEM_RECLAIM ->
+VM_DEALLOCATE. Each step is a real RPC over HLOS's RM link, run as a job of HLOS's
+vCPU so a student can step through it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from ..guests import WFI, Guest, mem, sleep
+from ..memparcel import PAGE_SIZE, PgtableAccess
+from .mem_payloads import MemHandleFlagsReq, MemHandleReply, MemLendReq
+from .messages import RmError, RmMessageId, VmAuthType, VmState
+from .payloads import (
+    NotifyVmExited,
+    NotifyVmStatus,
+    VmConfigImageReq,
+    VmidReply,
+    VmidReq,
+    VmStopReq,
+)
+
+IMAGE_PAGES = 4
+DEFAULT_STEP_NS = 100_000  # a pause between boot steps, so they can be watched
+VM_STOP_FLAG_FORCE = 0x1
+VM_STOP_REASON_FORCE_STOP = 3  # Linux GH_RM_VM_STOP_REASON_FORCE_STOP
+RWX = int(PgtableAccess.RWX)
+
+
+class VmManagerProgram(Guest):
+    """HLOS's program: boots the scenario's images, then serves user requests."""
+
+    program = "vm-manager"
+
+    def __init__(self, vm: Any, params: dict[str, Any]) -> None:
+        super().__init__(vm, params)
+        self.jobs: deque = deque()
+        self.step_ns = params.get("step_ns", DEFAULT_STEP_NS)
+        self.reap = params.get("reap", False)
+        self.status: dict[int, str] = {}
+        self.parcels: dict[int, int] = {}  # vmid -> image memparcel handle
+        self.log: list[str] = []
+        self._next_page = 0
+        for entry in params.get("boot", []):
+            self.jobs.append(self.create_vm(entry["image"], start=True))
+
+    def run(self, vcpu):
+        while True:
+            while self.jobs:
+                yield from self.jobs.popleft()
+            yield WFI
+
+    def submit(self, job) -> None:
+        """A user request: it runs on HLOS's vCPU after the jobs already queued."""
+        self.jobs.append(job)
+
+    def on_rm_notification(self, message):
+        if message.msg_id == RmMessageId.NOTIFY_VM_STATUS:
+            note = NotifyVmStatus.decode(message.payload)
+            self.status[note.vmid] = VmState(note.vm_status).name
+        elif message.msg_id == RmMessageId.NOTIFY_VM_EXITED:
+            note = NotifyVmExited.decode(message.payload)
+            self.status[note.vmid] = VmState.EXITED.name
+            if self.reap:
+                self.jobs.append(self.destroy_vm(note.vmid))
+        yield from super().on_rm_notification(message)
+
+    def _image_region(self) -> int:
+        base = self.hyp.memory.view(self.vm.vmid)[0]["base"] + self._next_page * PAGE_SIZE
+        self._next_page += IMAGE_PAGES
+        return base
+
+    def _call(self, msg_id: RmMessageId, body: Any, **fields: Any):
+        error, data = yield from self.rm.call(msg_id, body.encode(), fields or None)
+        if error is not RmError.OK:
+            self.log.append(f"{msg_id.name}: {error.name}")
+        return error, data
+
+    # -- jobs -------------------------------------------------------------------------------
+    def create_vm(self, image_name: str, start: bool):
+        images = [image["name"] for image in self.hyp.images]
+        if image_name not in images:
+            self.log.append(f"no image {image_name!r}")
+            return
+        error, data = yield from self._call(RmMessageId.VM_ALLOCATE, VmidReq(vmid=0), vmid=0)
+        if error is not RmError.OK:
+            return
+        vmid = VmidReply.decode(data).vmid
+        base = self._image_region()
+        yield mem("W", base, images.index(image_name) + 1)  # "load" the image
+        lend = MemLendReq(acl=[(vmid, RWX)], sgl=[(base, IMAGE_PAGES * PAGE_SIZE)])
+        error, data = yield from self._call(RmMessageId.MEM_LEND, lend, vmid=vmid,
+                                            base=base, size=IMAGE_PAGES * PAGE_SIZE)
+        if error is not RmError.OK:
+            return
+        handle = MemHandleReply.decode(data).handle
+        self.parcels[vmid] = handle
+        config = VmConfigImageReq(vmid=vmid, auth_type=VmAuthType.NONE, mem_handle=handle,
+                                  image_offset=0, image_size=IMAGE_PAGES * PAGE_SIZE,
+                                  dtb_offset=0, dtb_size=0)
+        error, _ = yield from self._call(RmMessageId.VM_CONFIG_IMAGE, config, vmid=vmid,
+                                         image=image_name, handle=handle)
+        if error is not RmError.OK:
+            return
+        yield sleep(self.step_ns)
+        error, _ = yield from self._call(RmMessageId.VM_INIT, VmidReq(vmid=vmid), vmid=vmid)
+        if error is not RmError.OK:
+            return
+        yield from self._call(RmMessageId.VM_GET_HYP_RESOURCES, VmidReq(vmid=vmid), vmid=vmid)
+        if start:
+            yield sleep(self.step_ns)
+            yield from self.start_vm(vmid)
+
+    def start_vm(self, vmid: int):
+        yield from self._call(RmMessageId.VM_START, VmidReq(vmid=vmid), vmid=vmid)
+
+    def stop_vm(self, vmid: int, force: bool):
+        stop = VmStopReq(vmid=vmid, flags=VM_STOP_FLAG_FORCE if force else 0,
+                         stop_reason=VM_STOP_REASON_FORCE_STOP if force else 0)
+        yield from self._call(RmMessageId.VM_STOP, stop, vmid=vmid, force=force)
+
+    def reset_vm(self, vmid: int):
+        yield from self._call(RmMessageId.VM_RESET, VmidReq(vmid=vmid), vmid=vmid)
+
+    def destroy_vm(self, vmid: int):
+        """Linux's teardown: stop if running, reset, wait for RESET, reclaim, deallocate."""
+        if self.status.get(vmid) == VmState.RUNNING.name:
+            yield from self.stop_vm(vmid, force=True)
+        error, _ = yield from self._call(RmMessageId.VM_RESET, VmidReq(vmid=vmid), vmid=vmid)
+        if error is RmError.OK:
+            while self.status.get(vmid) != VmState.RESET.name:
+                yield WFI
+        handle = self.parcels.pop(vmid, None)
+        if handle is not None:
+            yield from self._call(RmMessageId.MEM_RECLAIM, MemHandleFlagsReq(handle=handle),
+                                  handle=handle)
+        yield from self._call(RmMessageId.VM_DEALLOCATE, VmidReq(vmid=vmid), vmid=vmid)

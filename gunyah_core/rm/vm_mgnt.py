@@ -1,0 +1,285 @@
+"""RM VM management: the lifecycle requests and who is told what (facts §6).
+
+States are the RM's ``vm_state_t``; transitions follow ``vm_mgnt_state_change_valid``.
+Wrong state -> VM_STATE; a caller that does not own the VM -> DENIED; only the primary
+VM (vmid 3) may allocate, configure and initialise VMs. Images are the scenario's
+``images``: the primary VM writes the image's number into the memparcel it lends
+(standing in for the image bytes), and the RM reads it at VM_CONFIG_IMAGE.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..consts import (
+    RM_RPC_MESSAGE_SIZE,
+    RM_RPC_QUEUE_DEPTH,
+    VMID_DYNAMIC_BASE,
+    VMID_DYNAMIC_LAST,
+    VMID_HLOS,
+)
+from ..guests import work
+from ..memparcel import MemError
+from .manager import ResourceManager, RmFailure
+from .messages import RmError, RmMessageId, VmAuthType, VmExitType, VmState
+from .payloads import (
+    HypResourceEntry,
+    NotifyVmExited,
+    NotifyVmShutdown,
+    NotifyVmStatus,
+    VmConfigImageReq,
+    VmExitReq,
+    VmGetStateReply,
+    VmidReply,
+    VmidReq,
+    VmStopReq,
+    encode_hyp_resources,
+)
+
+if TYPE_CHECKING:
+    from ..hypervisor import Hypervisor
+    from ..vm import Vm
+
+VM_STOP_FLAG_FORCE = 0x1
+RESET_STAGES = ("DESTROY_VDEVICES", "RELEASE_MEMPARCELS", "RELEASE_IRQS", "DESTROY_VM",
+                "CLEANUP_VM")
+# SIMULATOR: time per reset stage (asynchronous in the RM; no figure in the sources).
+RESET_STAGE_NS = 50_000
+RESOURCE_TYPES = {"DOORBELL_SRC": 0, "DOORBELL": 1, "MSG_QUEUE_SEND": 2, "MSG_QUEUE_RECV": 3,
+                  "VIRTUAL_CPU": 4}
+
+
+def link_names(vm_name: str, rm_name: str) -> tuple[str, str]:
+    """The RM link queues of a VM: (VM -> RM, RM -> VM)."""
+    return f"{vm_name}_to_{rm_name}", f"{rm_name}_to_{vm_name}"
+
+
+def create_rm_link(hyp: Hypervisor, rm: ResourceManager, vm: Vm) -> None:
+    """Two queues of depth 8 and 240-byte messages, one per direction (facts §3.1)."""
+    to_rm, from_rm = link_names(vm.name, rm.vm.name)
+    hyp.create_msgq(to_rm, vm, rm.vm, RM_RPC_QUEUE_DEPTH, RM_RPC_MESSAGE_SIZE,
+                    label="rm", rx_label=f"rm:{vm.name}")
+    hyp.create_msgq(from_rm, rm.vm, vm, RM_RPC_QUEUE_DEPTH, RM_RPC_MESSAGE_SIZE,
+                    label=f"rm:{vm.name}", rx_label="rm")
+    rm.add_link(vm)
+
+
+class VmManagement:
+    """Request handlers for VM_ALLOCATE ... VM_DEALLOCATE, plus exit reporting."""
+
+    def __init__(self, rm: ResourceManager, hyp: Hypervisor, images: list[dict[str, Any]]
+                 ) -> None:
+        self.rm = rm
+        self.hyp = hyp
+        self.images = images
+        self.config: dict[int, dict[str, Any]] = {}  # vmid -> image, parcel handle
+
+    def handlers(self) -> dict[int, Any]:
+        m = RmMessageId
+        return {
+            m.VM_ALLOCATE: self.allocate, m.VM_DEALLOCATE: self.deallocate,
+            m.VM_CONFIG_IMAGE: self.config_image, m.VM_INIT: self.init,
+            m.VM_START: self.start, m.VM_STOP: self.stop, m.VM_RESET: self.reset,
+            m.VM_EXIT: self.exit, m.VM_GET_HYP_RESOURCES: self.get_hyp_resources,
+            m.VM_GET_VMID: self.get_vmid, m.VM_GET_STATE: self.get_state,
+        }
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _owned(self, caller: Vm, vmid: int, *states: VmState) -> Vm:
+        vm = self.hyp.vm_by_id(vmid)
+        if vm is None or vm.kind == "rm":
+            raise RmFailure(RmError.VMID_INVALID, f"no VM {vmid:#x}")
+        if vm.owner != caller.vmid:
+            raise RmFailure(RmError.DENIED, f"{caller.name} does not own {vm.name}")
+        if states and VmState[vm.state] not in states:
+            raise RmFailure(RmError.VM_STATE, f"{vm.name} is {vm.state}")
+        return vm
+
+    @staticmethod
+    def _primary_only(caller: Vm) -> None:
+        if caller.vmid != VMID_HLOS:
+            raise RmFailure(RmError.DENIED, "only the primary VM may do this")
+
+    def _status_changed(self, vm: Vm, state: VmState) -> None:
+        """New state; NOTIFY_VM_STATUS to every running peer with an RM link (owner included)."""
+        self.rm.set_state(vm, state)
+        payload = NotifyVmStatus(vmid=vm.vmid, vm_status=int(state)).encode()
+        for peer in self.peers(vm):
+            if peer.state == VmState.RUNNING.name:
+                self.rm.notify(peer.name, RmMessageId.NOTIFY_VM_STATUS, payload,
+                               {"vm": vm.name, "vm_status": state.name})
+
+    def peers(self, vm: Vm) -> list[Vm]:
+        names = {obj.sender for obj in self._objects_of(vm)} | {
+            obj.receiver for obj in self._objects_of(vm)}
+        owner = self.hyp.vm_by_id(vm.owner) if vm.owner is not None else None
+        if owner is not None:
+            names.add(owner.name)
+        names.discard(vm.name)
+        names.discard(self.rm.vm.name)
+        return [self.hyp.vms[n] for n in sorted(names) if n in self.hyp.vms]
+
+    def _objects_of(self, vm: Vm) -> list[Any]:
+        objs = [*self.hyp.msgqs.values(), *self.hyp.doorbells.values()]
+        return [o for o in objs if vm.name in (o.sender, o.receiver)]
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def allocate(self, caller: Vm, payload: bytes) -> bytes:
+        self._primary_only(caller)
+        vmid = VmidReq.decode(payload).vmid
+        used = {vm.vmid for vm in self.hyp.vms.values()}
+        if vmid == 0:
+            vmid = next((v for v in range(VMID_DYNAMIC_BASE, VMID_DYNAMIC_LAST + 1)
+                         if v not in used), 0)
+            if not vmid:
+                raise RmFailure(RmError.NORESOURCE, "no dynamic vmid left")
+            reply = VmidReply(vmid=vmid).encode()
+        else:
+            if vmid in used:
+                raise RmFailure(RmError.IN_USE, f"vmid {vmid:#x} exists")
+            reply = b""
+        vm = self.hyp.create_vm(f"VM_{vmid:02x}", vmid, owner=caller.vmid)
+        self.rm.set_state(vm, VmState.LOAD)
+        return reply
+
+    def config_image(self, caller: Vm, payload: bytes) -> None:
+        self._primary_only(caller)
+        req = VmConfigImageReq.decode(payload)
+        vm = self._owned(caller, req.vmid, VmState.LOAD, VmState.RESET)
+        parcel = next((p for p in self.hyp.memory.parcels() if p["handle"] == req.mem_handle),
+                      None)
+        if parcel is None or parcel["owner"] != caller.vmid:
+            raise RmFailure(RmError.HANDLE_INVALID, f"no memparcel {req.mem_handle}")
+        image_no = self.hyp.memory.contents(parcel["sgl"][0]["base"] + req.image_offset)
+        if not 1 <= image_no <= len(self.images):
+            raise RmFailure(RmError.ARGUMENT_INVALID, "no known image in that memparcel")
+        if req.auth_type not in (VmAuthType.NONE, VmAuthType.ANDROID):
+            raise RmFailure(RmError.UNIMPLEMENTED, "platform authentication is not modelled")
+        image = self.images[image_no - 1]
+        self.config[vm.vmid] = {"image": image, "handle": req.mem_handle}
+        vm.image = image["name"]
+        self.rm.set_state(vm, VmState.INIT)
+
+    def init(self, caller: Vm, payload: bytes) -> None:
+        self._primary_only(caller)
+        req = VmidReq.decode(payload)
+        if req.res0:
+            raise RmFailure(RmError.ARGUMENT_INVALID, "res0 must be 0")
+        vm = self._owned(caller, req.vmid, VmState.INIT)
+        config = self.config[vm.vmid]
+        try:
+            self.hyp.memory.accept(vm.vmid, config["handle"])  # the RM maps the image
+        except MemError as err:
+            self.rm.set_state(vm, VmState.INIT_FAILED)
+            raise RmFailure(RmError[err.error], err.message) from None
+        self._instantiate(vm, config["image"])
+        self._status_changed(vm, VmState.READY)
+
+    def _instantiate(self, vm: Vm, image: dict[str, Any]) -> None:
+        """vCPUs, the RM link and the image's channels, then its program (vm_creation)."""
+        from ..builder import PROGRAMS, add_vcpus, attach_rm_client  # as for scenario VMs
+        add_vcpus(self.hyp, vm, image)
+        create_rm_link(self.hyp, self.rm, vm)
+        owner = self.hyp.vm_by_id(vm.owner)
+        params = dict(image.get("params", {}))
+        if image.get("channel", True):
+            depth, size = image.get("depth", 8), image.get("max_size", RM_RPC_MESSAGE_SIZE)
+            tx = self.hyp.create_msgq(f"{vm.name}_to_{owner.name}", vm, owner, depth, size)
+            rx = self.hyp.create_msgq(f"{owner.name}_to_{vm.name}", owner, vm, depth, size)
+            params.setdefault("tx", tx.name)
+            params.setdefault("rx", rx.name)
+        if image.get("doorbell"):
+            bell = self.hyp.create_doorbell(f"{owner.name}_bell_{vm.name}", owner, vm)
+            params.setdefault("doorbell", bell.name)
+        vm.guest = PROGRAMS[image.get("program", "idle")](vm, params)
+        attach_rm_client(self.hyp, vm, self.rm.vm.name)
+
+    def start(self, caller: Vm, payload: bytes) -> None:
+        vm = self._owned(caller, VmidReq.decode(payload).vmid, VmState.READY)
+        self._status_changed(vm, VmState.RUNNING)
+        for vcpu in vm.vcpus:
+            self.hyp.power_on(vcpu)
+
+    def stop(self, caller: Vm, payload: bytes) -> None:
+        req = VmStopReq.decode(payload)
+        vm = self._owned(caller, req.vmid, VmState.RUNNING, VmState.PAUSED)
+        if req.flags & VM_STOP_FLAG_FORCE:
+            self.exited(vm, VmExitType.VM_STOP_FORCED)
+        else:  # graceful: only the guest is told; it is expected to exit itself
+            self.rm.notify(vm.name, RmMessageId.NOTIFY_VM_SHUTDOWN,
+                           NotifyVmShutdown(stop_reason=req.stop_reason).encode(),
+                           {"stop_reason": req.stop_reason})
+
+    def exit(self, caller: Vm, payload: bytes) -> None:
+        req = VmExitReq.decode(payload)
+        if VmState[caller.state] != VmState.RUNNING:
+            raise RmFailure(RmError.VM_STATE, f"{caller.name} is {caller.state}")
+        self.exited(caller, VmExitType.VM_EXIT, req.exit_flags, req.exit_code)
+
+    def exited(self, vm: Vm, exit_type: VmExitType, flags: int = 0, code: int = 0) -> None:
+        """vCPUs stop; the owner gets NOTIFY_VM_EXITED with the exit type (facts §6.3)."""
+        for vcpu in vm.vcpus:
+            self.hyp.power_off(vcpu)
+        owner = self.hyp.vm_by_id(vm.owner)
+        notice = NotifyVmExited.make(vm.vmid, exit_type, exit_flags=flags, exit_code=code)
+        if owner is not None:
+            self.rm.notify(owner.name, RmMessageId.NOTIFY_VM_EXITED, notice.encode(),
+                           {"vm": vm.name, "exit_type": exit_type.name})
+        self._status_changed(vm, VmState.EXITED)
+
+    def reset(self, caller: Vm, payload: bytes) -> None:
+        vm = self._owned(caller, VmidReq.decode(payload).vmid, VmState.EXITED, VmState.READY,
+                         VmState.INIT_FAILED)
+        self._status_changed(vm, VmState.RESETTING)
+        self.rm.jobs.append(self._reset_stages(vm))
+
+    def _reset_stages(self, vm: Vm):
+        """The RM's asynchronous reset, stage by stage, then RESET (facts §6.2)."""
+        for stage in RESET_STAGES:
+            yield work(RESET_STAGE_NS)
+            if stage == "DESTROY_VDEVICES":
+                for obj in self._objects_of(vm):
+                    if self.rm.vm.name not in (obj.sender, obj.receiver):
+                        self.hyp.destroy_object(obj)
+            elif stage == "RELEASE_MEMPARCELS":
+                for parcel in self.hyp.memory.parcels():
+                    if vm.vmid in parcel.get("accepted", []):
+                        self.hyp.memory.release(vm.vmid, parcel["handle"])
+            elif stage == "DESTROY_VM":
+                for vcpu in vm.vcpus:
+                    self.hyp.power_off(vcpu)
+        self._status_changed(vm, VmState.RESET)
+
+    def deallocate(self, caller: Vm, payload: bytes) -> None:
+        vm = self._owned(caller, VmidReq.decode(payload).vmid, VmState.LOAD, VmState.RESET)
+        self.rm.drop_link(vm.name)
+        for obj in self._objects_of(vm):
+            self.hyp.destroy_object(obj)
+        self.config.pop(vm.vmid, None)
+        self.rm.set_state(vm, VmState.NONE)
+        self.hyp.destroy_vm(vm)
+
+    # -- queries ---------------------------------------------------------------------------------
+    def get_hyp_resources(self, caller: Vm, payload: bytes) -> bytes:
+        vmid = VmidReq.decode(payload).vmid
+        vm = caller if vmid in (0, caller.vmid) else self._owned(caller, vmid)
+        entries = []
+        for label, res in sorted(vm.resources.items()):
+            rtype = RESOURCE_TYPES.get(res["type"])
+            if rtype is None or label.startswith("rm"):
+                continue  # the RM link is described by the DT node, not by this list
+            partner = self.hyp.vms.get(res.get("partner", ""))
+            entries.append(HypResourceEntry(
+                resource_type=rtype, partner_vmid=partner.vmid if partner else 0,
+                label=res.get("label", 0) if isinstance(res.get("label"), int) else 0,
+                capid=res["capid"], virq=res.get("virq", 0) or 0))
+        return encode_hyp_resources(entries)
+
+    def get_vmid(self, caller: Vm, payload: bytes) -> bytes:
+        return VmidReply(vmid=caller.vmid).encode()
+
+    def get_state(self, caller: Vm, payload: bytes) -> bytes:
+        vmid = VmidReq.decode(payload).vmid
+        vm = caller if vmid in (0, caller.vmid) else self._owned(caller, vmid)
+        return VmGetStateReply(vm_state=int(VmState[vm.state])).encode()
+
