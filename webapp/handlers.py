@@ -84,8 +84,8 @@ def respond(event: str, payload: Any, extra: tuple, call: Callable[[Session, dic
 
 
 # -- connection lifecycle ----------------------------------------------------------------------
-def _emit_to(sid: str, event: str, data: Any) -> None:
-    socketio.emit(event, data, to=sid, namespace=NAMESPACE)
+def _emit_to(sid: str, event: str, data: Any, callback: Callable | None = None) -> None:
+    socketio.emit(event, data, to=sid, namespace=NAMESPACE, callback=callback)
 
 
 def _backlog(sid: str) -> int:
@@ -116,12 +116,15 @@ def on_disconnect(reason: Any = None) -> None:
 
 # -- client events ------------------------------------------------------------------------------
 def _hello(session: Session, args: dict) -> dict:
+    if "window" in args:
+        session.set_window(args["window"])
     limits = {**LIMITS, "max_history_events": MAX_HISTORY_EVENTS,
               "default_speed": DEFAULT_SPEED, "tick_ms": round(TICK_S * 1000, 1)}
     return {"session": session.token, "presets": preset_list(),
             "actions": session.sim.actions.names, "kinds": sorted(ALL_KINDS),
             "export_formats": list(EXPORTERS), "limits": limits,
-            "status": session.status(), "snapshot": session.snapshot()}
+            "window": session.window, "status": session.status(),
+            "snapshot": session.snapshot()}
 
 
 @socketio.on("sim:hello")

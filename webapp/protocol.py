@@ -26,6 +26,7 @@ MAX_SPEED = 1.0
 MAX_SPEED_NAME = "max"
 MAX_SEED = 2**63 - 1
 MAX_NAME_CHARS = 200
+MAX_WINDOW = 64                       # flow-control window, in sim:trace batches
 
 # Server -> client event names.
 EV_TRACE = "sim:trace"
@@ -58,7 +59,7 @@ def _obj(props: dict[str, Any], required: tuple[str, ...] = (), **extra: Any) ->
 
 #: Client -> server events and the schema of their payload.
 SCHEMAS: dict[str, dict[str, Any]] = {
-    "sim:hello": _EMPTY,
+    "sim:hello": _obj({"window": {"type": "integer", "minimum": 0, "maximum": MAX_WINDOW}}),
     "sim:load": _obj({"scenario": _NAME, "text": {"type": "string"},
                       "filename": {"type": "string", "maxLength": MAX_NAME_CHARS},
                       "seed": _SEED},

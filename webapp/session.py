@@ -13,6 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from gunyah_core import Simulation, load, parse, preset_names
@@ -40,7 +41,8 @@ MAX_HISTORY_EVENTS = 500_000    # revealed events kept for export (oldest droppe
 MAX_SILENT_STEPS = 100_000      # engine steps without a trace event before giving up
 NS_PER_S = 1_000_000_000
 
-Emit = Callable[[str, Any], None]
+ACK_TIMEOUT_S = 5.0             # a trace batch unacked this long no longer holds the window
+Emit = Callable[..., None]      # emit(event, data, callback=None)
 
 
 class Session:
@@ -55,6 +57,9 @@ class Session:
         self.speed: float | str = DEFAULT_SPEED
         self._gen = 0              # bumped to stop the running pacing task
         self._rate = (0.0, 0)      # (wall time, revealed count) at the last status
+        self.window = 0            # unacked sim:trace batches allowed while playing; 0 = off
+        self._batch_id = 0
+        self._inflight: dict[int, float] = {}  # batch id -> wall time sent
         self.events_per_s = 0.0
         self._build(load(scenario), None)
 
@@ -65,6 +70,7 @@ class Session:
         self.history: deque[dict[str, Any]] = deque(maxlen=MAX_HISTORY_EVENTS)
         self.revealed = 0
         self.last_seq = -1
+        self._inflight = {}
         self.view_ns = 0
 
     def load(self, scenario: str | None = None, text: str | None = None,
@@ -150,9 +156,33 @@ class Session:
         return out, False
 
     def _send(self, events: list[dict[str, Any]]) -> None:
-        if events:
-            self._emit(EV_TRACE, {"first_seq": events[0]["seq"], "last_seq": events[-1]["seq"],
-                                  "now_ns": self.view_ns, "events": events})
+        if not events:
+            return
+        batch = {"first_seq": events[0]["seq"], "last_seq": events[-1]["seq"],
+                 "now_ns": self.view_ns, "events": events}
+        if not self.window:
+            self._emit(EV_TRACE, batch)
+            return
+        self._batch_id += 1
+        self._inflight[self._batch_id] = self._clock()
+        self._emit(EV_TRACE, batch, callback=partial(self._on_batch_ack, self._batch_id))
+
+    def _on_batch_ack(self, batch_id: int, *_reply: Any) -> None:
+        with self._lock:
+            self._inflight.pop(batch_id, None)
+
+    def set_window(self, window: int) -> None:
+        """Opt in to flow control: play waits while `window` batches are unacknowledged."""
+        with self._lock:
+            self.window = window
+
+    def _window_full(self) -> bool:
+        if not self.window:
+            return False
+        stale = self._clock() - ACK_TIMEOUT_S
+        for batch_id in [b for b, sent in self._inflight.items() if sent < stale]:
+            del self._inflight[batch_id]
+        return len(self._inflight) >= self.window
 
     def step(self, count: int | None = None, kind: str | None = None) -> dict[str, Any]:
         """Pause, then reveal `count` events (default 1) or up to the next event of `kind`."""
@@ -251,7 +281,7 @@ class Session:
                 if gen != self._gen:
                     return
                 started = self._clock()
-                backlogged = self._backlog() > MAX_BACKLOG_PACKETS
+                backlogged = self._backlog() > MAX_BACKLOG_PACKETS or self._window_full()
                 if not backlogged:
                     self._tick(started)
             if backlogged:

@@ -291,3 +291,19 @@ def test_http_page_icon_presets_and_schema(app):
     assert {"name": "msgq-pingpong", "title": load("msgq-pingpong").config["title"]}.items() \
         <= next(p for p in presets if p["name"] == "msgq-pingpong").items()
     assert "properties" in http.get("/api/scenario-schema").json
+
+
+def test_flow_control_window_holds_play_until_batches_are_acked(socketio_client):
+    """The test client never acks server events, so play must stop after `window` batches."""
+    assert call(socketio_client, "sim:hello", {"window": 2})["window"] == 2
+    call(socketio_client, "sim:speed", {"speed": "max"})
+    call(socketio_client, "sim:play")
+    deadline = time.monotonic() + WAIT_S
+    batches = []
+    while len(batches) < 2 and time.monotonic() < deadline:
+        batches += received(socketio_client, "sim:trace")
+        socketio.sleep(0.01)
+    socketio.sleep(0.2)
+    batches += received(socketio_client, "sim:trace")
+    assert len(batches) == 2
+    assert call(socketio_client, "sim:pause") == {"ok": True}
