@@ -1,4 +1,4 @@
-"""Message queues through the hypercall table: results, error codes and the exact trace (facts §3)."""
+"""Message queues through the hypercall table: results, errors and the exact trace (facts §3)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,136 @@
+"""Guest programs behave like the Linux drivers they stand for, as seen in the trace."""
+
+from __future__ import annotations
+
+import pytest
+
+from gunyah_core import Hypervisor, Simulation, load
+from gunyah_core.guests import PROGRAMS, MissingResource
+from tests.core.conftest import MS, US, add_vm, run_until, set_program, start
+
+RUN_NS = 5 * MS
+
+
+def hvcs(events, vm: str, name: str) -> list[dict]:
+    return [e for e in events if e["kind"] == "hvc" and e["vm"] == vm and e["name"] == name]
+
+
+def test_programs_registry() -> None:
+    assert set(PROGRAMS) >= {"idle", "ping", "echo", "producer", "consumer", "ringer",
+                             "bell-handler", "spin"}
+    assert all(cls.program == name for name, cls in PROGRAMS.items())
+
+
+def test_echo_answers_each_ping_in_order() -> None:
+    events = Simulation(load("msgq-pingpong")).run(until_ns=RUN_NS)
+    sends = [(e["msgq"], e["payload"]) for e in events if e["kind"] == "msgq.send"]
+    pings = [p for q, p in sends if q == "A_to_B"]
+    echoes = [p for q, p in sends if q == "B_to_A"]
+    assert len(pings) > 10
+    assert pings == [f"ping {i}" for i in range(len(pings))]
+    assert echoes == [f"echo ping {i}" for i in range(len(echoes))]
+    assert len(pings) - len(echoes) in (0, 1)  # at most one in flight
+    # one message in flight: sends alternate ping, echo, ping, echo ...
+    assert [q for q, _ in sends] == ["A_to_B", "B_to_A"] * len(echoes) + ["A_to_B"] * (
+        len(pings) - len(echoes))
+    assert all(e["result"] == "OK" for e in events if e["kind"] == "hvc")
+
+
+def test_producer_full_then_waits_for_tx_virq_then_resumes() -> None:
+    events = Simulation(load("msgq-backpressure")).run(until_ns=RUN_NS)
+    story = [(e["kind"], e.get("result"), (e.get("ret") or {}).get("not_full"))
+             for e in events
+             if (e["kind"] == "hvc" and e["vm"] == "Producer")
+             or (e["kind"] == "virq.assert" and e["source"] == "msgq:P_to_C:tx")]
+    full_at = story.index(("hvc", "MSGQUEUE_FULL", None))
+    assert story[full_at - 1] == ("hvc", "OK", False)  # the send that filled the queue
+    assert story[full_at + 1] == ("virq.assert", None, None)  # nothing tried until Tx fires
+    assert story[full_at + 2] == ("hvc", "OK", False)  # room for exactly one again
+    tx_asserts = [e for e in events if e["kind"] == "virq.assert"
+                  and e["source"] == "msgq:P_to_C:tx"]
+    assert tx_asserts and all(e["vm"] == "Producer" for e in tx_asserts)
+    # every Tx vIRQ came from a receive that left depth - 1 = 3 messages queued
+    recv_depth_before = {e["seq"]: e["depth"] for e in events if e["kind"] == "msgq.recv"}
+    for assert_event in tx_asserts:
+        assert recv_depth_before[assert_event["seq"] - 1] == 3
+
+
+def handler_receives(events, vm: str, virq: int) -> list[list[dict]]:
+    """The msgqueue_receive results of each vIRQ handler run of ``vm`` (deliver .. eoi)."""
+    runs: list[list[dict]] = []
+    inside = False
+    for e in events:
+        if e.get("vm") != vm:
+            continue
+        if e["kind"] == "virq.deliver" and e["virq"] == virq:
+            inside = True
+            runs.append([])
+        elif e["kind"] == "virq.eoi" and e["virq"] == virq:
+            inside = False
+        elif inside and e["kind"] == "hvc" and e["name"] == "msgqueue_receive":
+            runs[-1].append(e)
+    return runs
+
+
+def test_consumer_drains_until_not_empty_false(hyp: Hypervisor) -> None:
+    items = 20
+    prod, cons = add_vm(hyp, "P", (0,)), add_vm(hyp, "C", (1,))
+    hyp.create_msgq("q", prod, cons, 4, 64)
+    set_program(prod, "producer", count=items, size=32, work_ns=2 * US)
+    set_program(cons, "consumer", work_ns=30 * US)
+    start(hyp, prod, cons)
+    events = run_until(hyp, 10 * MS)
+    runs = handler_receives(events, "C", cons.resources["q:rx"]["virq"])
+    assert runs and all(runs)
+    for run in runs:
+        flags = [e["ret"].get("not_empty") for e in run]
+        assert all(e["result"] == "OK" for e in run)
+        assert flags == [True] * (len(flags) - 1) + [False]
+    assert sum(len(r) for r in runs) == items == cons.guest.received == prod.guest.sent
+    assert hyp.msgqs["q"].count == 0
+    assert any(len(run) > 1 for run in runs)  # at least one drain took several messages
+
+
+def test_doorbell_ringer_and_handler() -> None:
+    events = Simulation(load("doorbell")).run(until_ns=3 * MS)
+    story = [(e["kind"], e["vm"], (e.get("ret") or {}).get("old_flags")) for e in events
+             if e["kind"] == "hvc" and e["name"].startswith("doorbell_")]
+    rings = story.count(("hvc", "VM_A", 0))
+    assert rings >= 9
+    assert story == [("hvc", "VM_A", 0), ("hvc", "VM_B", 1)] * rings
+    bell_vm_b = [e for e in events if e["kind"] in ("virq.deliver", "virq.eoi")
+                 and e["vm"] == "VM_B"]
+    assert len(bell_vm_b) == 2 * rings
+
+
+def test_ping_with_period_sends_on_schedule(hyp: Hypervisor) -> None:
+    a, b = add_vm(hyp, "A", (0,)), add_vm(hyp, "B", (1,))
+    hyp.create_msgq("q", a, b, 8, 64)
+    set_program(a, "ping", period_ns=100 * US, count=5, push=False)
+    start(hyp, a, b)
+    events = run_until(hyp, 2 * MS)
+    sends = [e for e in events if e["kind"] == "msgq.send"]
+    assert [e["payload"] for e in sends] == [f"ping {i}" for i in range(5)]
+    gaps = {b["t"] - a["t"] for a, b in zip(sends, sends[1:], strict=False)}
+    assert all(gap >= 100 * US for gap in gaps)
+    assert [e["depth"] for e in sends] == [1, 2, 3, 4, 5]  # idle receiver never drains
+    assert [e["push"] for e in sends] == [False] * 5
+
+
+def test_spin_runs_on_every_vcpu(hyp: Hypervisor) -> None:
+    vm = add_vm(hyp, "S", (0, 1))
+    set_program(vm, "spin", work_ns=10 * US)
+    start(hyp, vm)
+    run_until(hyp, 1 * MS)
+    assert [v.sched_state for v in vm.vcpus] == ["running", "running"]
+
+
+@pytest.mark.parametrize(("program", "needs"), [
+    ("ping", "MSG_QUEUE_SEND"), ("echo", "MSG_QUEUE_SEND"), ("producer", "MSG_QUEUE_SEND"),
+    ("consumer", "MSG_QUEUE_RECV"), ("ringer", "DOORBELL_SRC"), ("bell-handler", "DOORBELL"),
+])
+def test_program_without_its_resource(hyp: Hypervisor, program: str, needs: str) -> None:
+    vm = add_vm(hyp, "Lonely", (0,))
+    with pytest.raises(MissingResource) as info:
+        set_program(vm, program)
+    assert needs in str(info.value) and "Lonely" in str(info.value)

@@ -1,0 +1,228 @@
+"""Property tests: random hypercall sequences keep Gunyah's invariants; runs are reproducible.
+
+The state machine drives the hypercall table directly from random VMs with whatever caps
+those VMs hold (including ones lacking the needed right, or naming the wrong object), and
+keeps its own model of every queue to check conservation, FIFO order and depth limits.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+from gunyah_core import Hypervisor, Simulation, load
+from gunyah_core.consts import (
+    CSPACE_CAP_INVALID,
+    MSGQUEUE_SEND_FLAG_PUSH,
+    Error,
+    MsgqueueRights,
+    ObjectType,
+)
+from gunyah_core.errors import HypResult
+from tests.core.conftest import MS, add_vm
+
+MAX_EXAMPLES = 50
+VM_NAMES = ("V0", "V1", "V2")
+BOGUS_CAPID = CSPACE_CAP_INVALID  # never decodes: ARGUMENT_INVALID
+# facts §1.4: the right each msgq call needs on the cap it names
+SIZES = st.one_of(st.integers(1, 48), st.sampled_from([0, 49, 1023]))
+BUFS = st.one_of(st.just(1024), st.integers(1, 48))
+REQUIRED_RIGHT = {"msgqueue_send": MsgqueueRights.SEND,
+                  "msgqueue_receive": MsgqueueRights.RECEIVE,
+                  "msgqueue_flush": MsgqueueRights.RECEIVE}
+
+
+class MsgqMachine(RuleBasedStateMachine):
+    """2-3 VMs, 2 queues of random shape, hypercalls from random VMs with random caps."""
+
+    @initialize(
+        seed=st.integers(0, 2**16),
+        n_vms=st.integers(2, 3),
+        shapes=st.lists(st.tuples(st.integers(1, 6), st.integers(1, 48)), min_size=2,
+                        max_size=2),
+        ends=st.lists(st.tuples(st.integers(0, 2), st.integers(1, 2)), min_size=2, max_size=2),
+    )
+    def build(self, seed, n_vms, shapes, ends) -> None:
+        self.hyp = Hypervisor(seed=seed, pcpus=2)
+        self.vms = [add_vm(self.hyp, VM_NAMES[i], (i % 2,)) for i in range(n_vms)]
+        self.queues = []
+        for index, ((depth, max_size), (s, offset)) in enumerate(zip(shapes, ends, strict=True)):
+            sender = self.vms[s % n_vms]
+            receiver = self.vms[(s + offset) % n_vms]
+            if receiver is sender:
+                receiver = self.vms[(s + 1) % n_vms]
+            self.queues.append(self.hyp.create_msgq(f"q{index}", sender, receiver, depth,
+                                                    max_size))
+        self.expected = {q.name: deque() for q in self.queues}  # payloads still queued
+        self.accepted: list[str] = []
+        self.received: list[str] = []
+        self.flushed: list[str] = []
+        self.counter = 0
+        self.hyp.trace.take()
+
+    # -- helpers ---------------------------------------------------------------------------
+    def caps_of(self, vm) -> list[int]:
+        return [row["capid"] for row in vm.cspace.table({})] + [BOGUS_CAPID]
+
+    def pick(self, vm_i: int, cap_i: int) -> tuple[object, int]:
+        """Any VM with any capid it holds (or a bogus one)."""
+        vm = self.vms[vm_i % len(self.vms)]
+        caps = self.caps_of(vm)
+        return vm, caps[cap_i % len(caps)]
+
+    def owner_cap(self, q_i: int, end: str) -> tuple[object, int]:
+        """The queue's sender or receiver with the cap the RM gave it."""
+        q = self.queues[q_i % len(self.queues)]
+        vm = self.hyp.vms[getattr(q, end)]
+        return vm, vm.cspace.find(q)
+
+    def call(self, vm, capid: int, name: str, **args) -> tuple[HypResult, object]:
+        """Make the call; check the hvc event and that OK implies the right (facts §1.4)."""
+        result = self.hyp.hypercalls.call(vm.vcpus[0], name, {"capid": capid, **args})
+        events = self.hyp.trace.take()
+        hvc = [e for e in events if e["kind"] == "hvc"]
+        assert len(hvc) == 1 and hvc[0]["result"] == result.error.name
+        self.last_events = events
+        event(f"{name} -> {result.error.name}")
+        if capid == BOGUS_CAPID:
+            assert result.error is Error.ARGUMENT_INVALID
+            return result, None
+        cap = vm.cspace.cap(capid)
+        if cap.obj.obj_type is not ObjectType.MSGQUEUE:
+            assert result.error is Error.CSPACE_WRONG_OBJECT_TYPE
+            return result, None
+        has_right = bool(cap.rights & REQUIRED_RIGHT[name])
+        if result.ok:
+            assert has_right, f"{name} succeeded without its right"
+        if not has_right:
+            assert result.error is Error.CSPACE_INSUFFICIENT_RIGHTS
+            return result, None
+        return result, cap.obj
+
+    # -- rules --------------------------------------------------------------------------------
+    @rule(vm_i=st.integers(0, 2), cap_i=st.integers(0, 6), size=SIZES, push=st.booleans())
+    def send_any(self, vm_i, cap_i, size, push) -> None:
+        self.send(*self.pick(vm_i, cap_i), size, push)
+
+    @rule(q_i=st.integers(0, 1), size=SIZES, push=st.booleans())
+    def send_as_sender(self, q_i, size, push) -> None:
+        self.send(*self.owner_cap(q_i, "sender"), size, push)
+
+    @rule(vm_i=st.integers(0, 2), cap_i=st.integers(0, 6), buf=BUFS)
+    def receive_any(self, vm_i, cap_i, buf) -> None:
+        self.receive(*self.pick(vm_i, cap_i), buf)
+
+    @rule(q_i=st.integers(0, 1), buf=BUFS)
+    def receive_as_receiver(self, q_i, buf) -> None:
+        self.receive(*self.owner_cap(q_i, "receiver"), buf)
+
+    @rule(vm_i=st.integers(0, 2), cap_i=st.integers(0, 6))
+    def flush_any(self, vm_i, cap_i) -> None:
+        self.flush(*self.pick(vm_i, cap_i))
+
+    @rule(q_i=st.integers(0, 1))
+    def flush_as_receiver(self, q_i) -> None:
+        self.flush(*self.owner_cap(q_i, "receiver"))
+
+    def send(self, vm, capid: int, size: int, push: bool) -> None:
+        self.counter += 1
+        payload = f"m{self.counter}"
+        result, q = self.call(vm, capid, "msgqueue_send", size=size, payload=payload,
+                              flags=MSGQUEUE_SEND_FLAG_PUSH if push else 0)
+        if q is None:
+            return
+        queued = self.expected[q.name]
+        if not 0 < size <= q.max_size:
+            assert result.error is Error.ARGUMENT_SIZE
+        elif len(queued) == q.depth:
+            assert result.error is Error.MSGQUEUE_FULL
+        else:
+            assert result.ok
+            queued.append(payload)
+            self.accepted.append(payload)
+            assert result["not_full"] == (len(queued) < q.depth)
+            rx_asserts = [e for e in self.last_events if e["kind"] == "virq.assert"
+                          and e["source"] == q.rx_source.ref]
+            if rx_asserts:  # Rx only on PUSH or on reaching the threshold (facts §3.2)
+                assert push or len(queued) == q.notempty_thd
+
+    def receive(self, vm, capid: int, buf: int) -> None:
+        result, q = self.call(vm, capid, "msgqueue_receive", buf_size=buf)
+        if q is None:
+            return
+        queued = self.expected[q.name]
+        if not queued:
+            assert result.error is Error.MSGQUEUE_EMPTY
+            return
+        if result.error is Error.ADDR_OVERFLOW:
+            return  # the head message stays; the invariant checks it is still there
+        assert result.ok
+        payload = queued.popleft()
+        assert result["payload"] == payload  # FIFO per queue
+        assert result["size"] <= buf
+        assert result["not_empty"] == bool(queued)
+        self.received.append(payload)
+
+    def flush(self, vm, capid: int) -> None:
+        result, q = self.call(vm, capid, "msgqueue_flush")
+        if q is None:
+            return
+        assert result.ok
+        self.flushed.extend(self.expected[q.name])
+        self.expected[q.name].clear()
+
+    @precondition(lambda self: hasattr(self, "hyp"))
+    @invariant()
+    def queues_match_model(self) -> None:
+        for q in self.queues:
+            assert 0 <= q.count <= q.depth
+            assert [m.payload for m in q.items] == list(self.expected[q.name])
+
+    @precondition(lambda self: hasattr(self, "hyp"))
+    @invariant()
+    def every_message_accounted_once(self) -> None:
+        queued = [p for d in self.expected.values() for p in d]
+        outcomes = self.received + self.flushed + queued
+        assert len(outcomes) == len(set(outcomes))
+        assert sorted(outcomes) == sorted(self.accepted)
+
+
+MsgqMachine.TestCase.settings = settings(
+    max_examples=MAX_EXAMPLES, stateful_step_count=40, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow])
+TestMsgqMachine = MsgqMachine.TestCase
+
+
+def run_jsonl(name: str, seed: int, until_ns: int) -> str:
+    return "\n".join(json.dumps(e) for e in Simulation(load(name), seed=seed).run(
+        until_ns=until_ns))
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**31),
+       name=st.sampled_from(["msgq-pingpong", "msgq-backpressure", "doorbell"]))
+def test_same_scenario_and_seed_give_identical_jsonl(seed: int, name: str) -> None:
+    assert run_jsonl(name, seed, 1 * MS) == run_jsonl(name, seed, 1 * MS)
+
+
+def capids(seed: int) -> list[int]:
+    sim = Simulation(load("msgq-pingpong"), seed=seed)
+    return [r["capid"] for vm in sim.hyp.vms.values() for r in vm.resources.values()]
+
+
+@settings(max_examples=20, deadline=None)
+@given(seeds=st.lists(st.integers(0, 2**31), min_size=2, max_size=2, unique=True))
+def test_different_seeds_give_different_capids(seeds: list[int]) -> None:
+    first, second = capids(seeds[0]), capids(seeds[1])
+    assert first != second
+    assert all(0 <= c < 2**53 for c in first + second)
