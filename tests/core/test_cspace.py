@@ -177,3 +177,16 @@ def test_rm_hands_guests_minimal_rights() -> None:
     assert rights == {"msgqueue:q@VM_A": SEND, "msgqueue:q@VM_B": RECV,
                       "doorbell:bell@VM_A": DoorbellRights.SEND,
                       "doorbell:bell@VM_B": DoorbellRights.RECEIVE}
+
+
+def test_debug_capids_machine_hands_out_slot_indexes() -> None:
+    hyp = Hypervisor(seed=5, debug_capids=True)
+    a, b = hyp.create_vm("A", 0x80), hyp.create_vm("B", 0x81)
+    hyp.create_vcpu(a, 32, 5_000_000, 0)
+    hyp.create_vcpu(b, 32, 5_000_000, 1)
+    hyp.create_msgq("q", a, b, 4, 16)
+    hyp.create_doorbell("d", a, b)
+    assert [r["capid"] for r in a.resources.values()] == [0, 1, 2]
+    assert [r["capid"] for r in b.resources.values()] == [0, 1, 2]
+    assert hyp.hypercalls.call(a.vcpus[0], "msgqueue_send", {"capid": 1, "size": 4}).ok
+    assert hyp.hypercalls.call(b.vcpus[0], "msgqueue_receive", {"capid": 1}).ok
