@@ -28,6 +28,7 @@ from .rm.client import RmClient
 from .rm.host import VmManagerProgram
 from .rm.manager import ResourceManager
 from .rm.mem_service import MemService
+from .rm.sharing import MemBorrower, MemLender
 from .rm.vm_mgnt import VmManagement, create_rm_link
 from .scenario import Scenario, ScenarioError
 from .vm import Vm
@@ -35,7 +36,10 @@ from .vm import Vm
 RM_NAME = "RM"
 PRIMARY_NAME = "HLOS"
 RESERVED_VMS = {RM_NAME: VMID_RM, PRIMARY_NAME: VMID_HLOS}
-PROGRAMS: dict[str, type] = {**GUEST_PROGRAMS, VmManagerProgram.program: VmManagerProgram}
+PROGRAMS: dict[str, type] = {
+    **GUEST_PROGRAMS,
+    **{cls.program: cls for cls in (VmManagerProgram, MemLender, MemBorrower)},
+}
 US = 1_000
 
 # SIMULATOR memory layout (IPA = PA): small enough to draw page by page.

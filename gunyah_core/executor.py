@@ -16,6 +16,7 @@ from .consts import (
     SIM_MEM_ACCESS_NS,
     SIM_VIRQ_DELIVERY_NS,
 )
+from .trace import EventKind
 from .vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_WFI, OP_HVC, OP_MEM, OP_SLEEP, OP_WFI, OP_WORK
 
 if TYPE_CHECKING:
@@ -122,13 +123,20 @@ class Executor:
 
     def _memory_access(self, vcpu: Vcpu, access: str, addr: int, value: int) -> int | bool | None:
         """Through the VM's stage-2: a fault is traced and an abort goes back to the guest."""
-        memory = self.hypercalls.hyp.memory
+        hyp = self.hypercalls.hyp
         vmid = vcpu.vm.vmid
         if access == "R":
-            return memory.read(vmid, addr)
-        if access == "W":
-            return memory.write(vmid, addr, value)
-        return memory.access(vmid, addr, access)
+            result = hyp.memory.read(vmid, addr)
+        elif access == "W":
+            result = hyp.memory.write(vmid, addr, value)
+        else:
+            result = hyp.memory.access(vmid, addr, access)
+        if hyp.trace.on:
+            ok = result is not None and result is not False
+            hyp.trace.emit(EventKind.MEM_ACCESS, vm=vcpu.vm.name, vcpu=vcpu.id, addr=addr,
+                           access=access, ok=ok,
+                           value=result if access == "R" else value if access == "W" else None)
+        return result
 
     @staticmethod
     def _timer(vcpu: Vcpu, deadline: int) -> None:

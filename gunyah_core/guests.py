@@ -9,6 +9,7 @@ Guests only use hypercalls with the capids the RM gave their VM.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from .consts import MSGQUEUE_SEND_FLAG_PUSH, SIM_GUEST_WORK_NS, Error
@@ -59,6 +60,8 @@ class Guest:
         self.received = 0
         self.sent = 0
         self.rm: Any = None  # an RmClient once the VM has an RM link
+        self.hyp: Any = None  # set with the RM client: programs that read images/memory
+        self.jobs: deque = deque()  # work a handler hands to the main flow
 
     def res(self, key: str) -> dict[str, Any]:
         return self.vm.resources[key]
@@ -94,6 +97,13 @@ class Guest:
     def run(self, vcpu: Vcpu):
         return
         yield
+
+    def serve_jobs(self):
+        """Main loop of programs driven by requests: run queued jobs, else WFI."""
+        while True:
+            while self.jobs:
+                yield from self.jobs.popleft()
+            yield WFI
 
     def on_virq(self, vcpu: Vcpu, virq: int):
         """Entry of every vIRQ handler: the RM link first, then the program's own."""

@@ -47,6 +47,7 @@ class EventKind:
     MEM_RECLAIM = "mem.reclaim"
     MEM_NOTIFY = "mem.notify"
     MEM_FAULT = "mem.fault"
+    MEM_ACCESS = "mem.access"
     OBJ_CREATE = "obj.create"
     OBJ_DESTROY = "obj.destroy"
     GUEST_LOG = "guest.log"

@@ -9,7 +9,6 @@ vCPU so a student can step through it.
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
 from ..guests import WFI, Guest, mem, sleep
@@ -39,7 +38,6 @@ class VmManagerProgram(Guest):
 
     def __init__(self, vm: Any, params: dict[str, Any]) -> None:
         super().__init__(vm, params)
-        self.jobs: deque = deque()
         self.step_ns = params.get("step_ns", DEFAULT_STEP_NS)
         self.reap = params.get("reap", False)
         self.status: dict[int, str] = {}
@@ -50,10 +48,7 @@ class VmManagerProgram(Guest):
             self.jobs.append(self.create_vm(entry["image"], start=True))
 
     def run(self, vcpu):
-        while True:
-            while self.jobs:
-                yield from self.jobs.popleft()
-            yield WFI
+        yield from self.serve_jobs()
 
     def submit(self, job) -> None:
         """A user request: it runs on HLOS's vCPU after the jobs already queued."""

@@ -9,7 +9,6 @@ with its privileged caps; the objects, caps and vIRQs it hands out are the real 
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +51,6 @@ class ResourceManager(Guest):
         self.links: dict[str, RpcEndpoint] = {}
         self.by_virq: dict[int, RpcEndpoint] = {}
         self.handlers: dict[int, Handler] = {}
-        self.jobs: deque = deque()
         self._notify_seq = 0
 
     def attach(self, hyp: Hypervisor, services: list[Any]) -> None:
