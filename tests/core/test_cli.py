@@ -71,6 +71,15 @@ def test_validate_unreadable_yaml(tmp_path: Path) -> None:
     assert "YAML" in assert_usage_error(cli("validate", str(bad)))
 
 
+def test_validate_rejects_what_run_cannot_build(tmp_path: Path) -> None:
+    """A program without its queue passes the schema but cannot be built: validate says so."""
+    lonely = tmp_path / "lonely.yaml"
+    lonely.write_text("name: lonely\nvms:\n  - name: VM_A\n    program: ping\n"
+                      "  - name: VM_B\n")
+    assert "vms[0].program" in assert_usage_error(cli("run", str(lonely), "--events", "1"))
+    assert "vms[0].program" in assert_usage_error(cli("validate", str(lonely)))
+
+
 def test_validate_missing_file() -> None:
     assert "nope.yaml" in assert_usage_error(cli("validate", "nope.yaml"))
 
