@@ -12,6 +12,7 @@ from typing import Any
 
 from .actions import Actions
 from .builder import build
+from .rm.overlay import hypervisor_node
 from .scenario import Scenario
 
 
@@ -79,8 +80,15 @@ class Simulation:
         """Apply a user action; ActionError on invalid input. Returns the ack payload."""
         return self.actions.apply(action, args)
 
+    def device_tree(self, vm_name: str) -> str:
+        """The ``hypervisor`` DT node the RM overlays into that VM's device tree (DTS)."""
+        return hypervisor_node(self.hyp, self.hyp.vms[vm_name])
+
     def snapshot(self) -> dict[str, Any]:
         snap = self.hyp.snapshot()
+        for vm in snap["vms"]:
+            vm["dts"] = self.device_tree(vm["name"])
+        snap["images"] = [image["name"] for image in self.hyp.images]
         snap["scenario"] = {"name": self.scenario.name,
                             "title": self.scenario.config.get("title", self.scenario.name),
                             "description": self.scenario.config.get("description", ""),
