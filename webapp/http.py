@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, send_file
+from flask import Blueprint, Response, current_app, jsonify, render_template
 from jinja2 import TemplateNotFound
 
 from gunyah_core import load, preset_names
@@ -64,7 +64,7 @@ def favicon():
     static = Path(current_app.static_folder or "")
     for name, media_type in ICON_FILES:
         if (static / name).is_file():
-            return send_file(static / name, mimetype=media_type)
+            return Response((static / name).read_bytes(), mimetype=media_type)
     return Response(FALLBACK_ICON, mimetype="image/svg+xml")
 
 
