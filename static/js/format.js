@@ -1,0 +1,85 @@
+// Formatting and DOM helpers shared by the view modules: simulated time, speed, flags.
+
+export const SVG_NS = "http://www.w3.org/2000/svg";
+const NS_PER_US = 1e3;
+const NS_PER_MS = 1e6;
+const NS_PER_S = 1e9;
+// Above 2^53 a JSON number has lost its low bits; Gunyah's all-ones 64-bit masks land here.
+const EXACT_INT_LIMIT = 2 ** 53;
+
+/** Simulated nanoseconds as the unit a person reads best (ns, µs, ms, s). */
+export function fmtTime(ns) {
+  if (ns == null || !Number.isFinite(ns)) return "–";
+  if (ns < NS_PER_US) return `${Math.round(ns)} ns`;
+  if (ns < NS_PER_MS) return `${(ns / NS_PER_US).toFixed(3)} µs`;
+  if (ns < NS_PER_S) return `${(ns / NS_PER_MS).toFixed(3)} ms`;
+  return `${(ns / NS_PER_S).toFixed(3)} s`;
+}
+
+/** Speed (simulated seconds per wall second, or "max") as "2 µs/s". */
+export function fmtSpeed(speed) {
+  if (speed === "max") return "max";
+  if (speed == null) return "–";
+  const ns = speed * NS_PER_S;
+  const text = fmtTime(ns).replace(/\.?0+ /, " ");
+  return `${text}/s`;
+}
+
+export function hex(n) {
+  if (typeof n !== "number") return String(n);
+  return n >= EXACT_INT_LIMIT ? "0xffffffffffffffff" : `0x${n.toString(16)}`;
+}
+
+/** Bit `bit` of a 64-bit flag word carried as a JSON number. */
+export function flagBit(word, bit) {
+  if (word >= EXACT_INT_LIMIT) return true; // only all-ones masks are this large in practice
+  return Math.floor(word / 2 ** bit) % 2 === 1;
+}
+
+export function svg(tag, attrs = {}, parent = null) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (parent) parent.appendChild(node);
+  return node;
+}
+
+export function html(tag, attrs = {}, text = null, parent = null) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else node.setAttribute(k, v);
+  }
+  if (text != null) node.textContent = text;
+  if (parent) parent.appendChild(node);
+  return node;
+}
+
+/** One-line human summary of a trace event, for the log. */
+export function summarize(e) {
+  switch (e.kind) {
+    case "msgq.send":
+      return `${e.src} → ${e.msgq}: msg ${e.msg} (${e.size} B${e.push ? ", PUSH" : ""}) depth ${e.depth}` +
+        (e.payload ? ` "${String(e.payload).slice(0, 40)}"` : "");
+    case "msgq.recv":
+      return `${e.msgq} → ${e.dst}: msg ${e.msg} (${e.size} B) depth ${e.depth}`;
+    case "msgq.flush": return `${e.msgq} flushed, ${e.dropped} dropped`;
+    case "msgq.push": return `${e.msgq} push, depth ${e.depth}`;
+    case "msgq.config": return `${e.msgq} notempty_thd ${e.notempty_thd} notfull_thd ${e.notfull_thd}`;
+    case "virq.assert": case "virq.deliver": case "virq.eoi": case "virq.clear": case "virq.bind":
+      return `vIRQ ${e.virq} → ${e.vm} (${e.source})`;
+    case "bell.send": return `${e.src} rings ${e.doorbell}: +${hex(e.sent)} → flags ${hex(e.flags)}`;
+    case "bell.recv": return `${e.vm} reads ${e.doorbell}: ${hex(e.old)} → flags ${hex(e.flags)}`;
+    case "bell.mask": return `${e.doorbell} enable ${hex(e.enable_mask)} ack ${hex(e.ack_mask)}`;
+    case "sched.switch":
+      return `pCPU ${e.pcpu}: ${e.prev ?? "idle"} → ${e.next ?? "idle"} (${e.reason})`;
+    case "vcpu.state": return `${e.vcpu} ${e.state} (${e.reason})`;
+    case "vcpu.priority": return `${e.vcpu} priority ${e.old} → ${e.priority}`;
+    case "hvc": return `${e.vcpu} ${e.name} → ${e.result}`;
+    case "user.action": return `#${e.id} ${e.action} ${JSON.stringify(e.args)}`;
+    default: {
+      const rest = Object.entries(e).filter(([k]) => !["seq", "t", "kind"].includes(k));
+      return rest.map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`)
+        .join(" ").slice(0, 160);
+    }
+  }
+}

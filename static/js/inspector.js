@@ -1,0 +1,195 @@
+// Inspector: the selected VM (state, vCPUs, capabilities, vIRQs, and buttons that make
+// that VM issue hypercalls) or message queue / doorbell (contents and thresholds).
+import { html, hex, fmtTime } from "./format.js";
+
+const REFRESH_MS = 200;
+const PAYLOAD_PREVIEW = 28;
+const DEFAULT_SIZE = 16;
+const DEFAULT_PAYLOAD = "hello";
+
+function table(parent, heads, testid) {
+  const t = html("table", { class: "grid", "data-testid": testid }, null, parent);
+  const tr = html("tr", {}, null, html("thead", {}, null, t));
+  for (const h of heads) html("th", {}, h, tr);
+  return html("tbody", {}, null, t);
+}
+function fillRows(tbody, rows) {
+  tbody.replaceChildren(...rows.map((cells) => {
+    const tr = html("tr");
+    for (const c of cells) html("td", {}, String(c), tr);
+    return tr;
+  }));
+}
+function field(parent, label, input) {
+  const l = html("label", { class: "field" }, null, parent);
+  html("span", {}, label, l);
+  l.appendChild(input);
+  return input;
+}
+function select(options, testid) {
+  const s = html("select", { "data-testid": testid });
+  for (const [value, label] of options) html("option", { value }, label, s);
+  return s;
+}
+function button(parent, label, testid, onClick, cls = "") {
+  const b = html("button", { type: "button", "data-testid": testid, class: cls }, label, parent);
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+export class Inspector {
+  /** act(action, args, originEvent) -> Promise of the ack. */
+  constructor(root, state, act) {
+    Object.assign(this, { root, state, act });
+    this.sel = null;
+    this.live = () => {};
+    this.lastRefresh = 0;
+  }
+
+  clear() {
+    this.sel = null;
+    this.root.replaceChildren(html("p", { class: "hint" },
+      "Click a VM, a message queue or a doorbell to inspect it and act as that VM."));
+  }
+
+  show(sel) {
+    this.sel = sel;
+    this.root.replaceChildren();
+    if (sel.type === "vm") this.showVm(sel.name);
+    else if (sel.type === "msgq") this.showMsgq(sel.name);
+    else this.showBell(sel.name);
+    this.live();
+  }
+
+  /** Re-draw the live parts (called every frame; throttled). */
+  refresh(now = performance.now()) {
+    if (!this.sel || now - this.lastRefresh < REFRESH_MS) return;
+    this.lastRefresh = now;
+    this.live();
+  }
+
+  async run(action, args, ev) {
+    this.result.textContent = `${action}…`;
+    const ack = await this.act(action, args, ev);
+    this.result.className = ack.ok ? "result ok" : "result bad";
+    this.result.textContent = ack.ok
+      ? `queued as action #${ack.action_id}${ack.hvc ? ` (${ack.hvc} on ${ack.vcpu})` : ""}: step or play to see it run`
+      : `${ack.error.code}: ${ack.error.message}`;
+  }
+
+  showVm(name) {
+    const vm = this.state.vms.get(name);
+    if (!vm) return this.clear();
+    const r = this.root;
+    html("h2", { "data-testid": "insp-title" }, `${name}`, r);
+    const info = html("p", { class: "sub" }, null, r);
+    html("h3", {}, "vCPUs", r);
+    const vcpus = table(r, ["vCPU", "state", "prio", "pCPU"], "insp-vcpus");
+    html("h3", {}, "Capabilities (CSpace)", r);
+    fillRows(table(r, ["capid", "object", "type", "rights"], "insp-caps"),
+      vm.caps.map((c) => [hex(c.capid), c.object, c.type, c.rights_names.join(" ")]));
+    html("h3", {}, "Bound vIRQs", r);
+    const virqs = table(r, ["vIRQ", "source", "state"], "insp-virqs");
+    this.vmActions(vm);
+    this.live = () => {
+      const v = this.state.vms.get(name);
+      if (!v) return;
+      info.textContent = `${v.kind} VM · vmid ${v.vmid} · ${v.state} · program ${v.program}`;
+      fillRows(vcpus, v.vcpuIds.map((id) => this.state.vcpus.get(id))
+        .map((c) => [c.id, c.state, c.priority, c.affinity]));
+      fillRows(virqs, v.virqs.map((q) => [q.virq, q.source,
+        q.pending ? "pending" : q.active ? "active" : "idle"]));
+    };
+  }
+
+  vmActions(vm) {
+    const box = html("div", { class: "actions" }, null, this.root);
+    html("h3", {}, `Act as ${vm.name} (its vCPU 0 makes the hypercall)`, box);
+    const queues = vm.caps.filter((c) => c.type === "MSGQUEUE")
+      .sort((a, b) => b.rights_names.includes("SEND") - a.rights_names.includes("SEND"))
+      .map((c) => { const q = c.object.split(":")[1]; return [q, `${q} (${c.rights_names.join("+")})`]; });
+    if (queues.length) {
+      const f = html("div", { class: "form" }, null, box);
+      const q = field(f, "queue", select(queues, "act-msgq"));
+      const size = field(f, "size", html("input", { type: "number", min: 0, max: 1024, value: DEFAULT_SIZE,
+        "data-testid": "act-size" }));
+      const payload = field(f, "payload", html("input", { type: "text", value: DEFAULT_PAYLOAD,
+        "data-testid": "act-payload" }));
+      const push = field(f, "PUSH", html("input", { type: "checkbox", "data-testid": "act-push" }));
+      push.checked = true;
+      button(f, "msgqueue_send", "act-send", (ev) => this.run("msgq_send", { vm: vm.name, msgq: q.value,
+        size: Number(size.value), payload: payload.value, push: push.checked }, ev), "primary");
+      button(f, "msgqueue_receive", "act-recv", (ev) => this.run("msgq_receive",
+        { vm: vm.name, msgq: q.value }, ev));
+    }
+    const bells = vm.caps.filter((c) => c.type === "DOORBELL").map((c) => c.object.split(":")[1]);
+    if (bells.length) {
+      const f = html("div", { class: "form" }, null, box);
+      const b = field(f, "doorbell", select(bells.map((n) => [n, n]), "act-bell"));
+      const flags = field(f, "flags", html("input", { type: "text", value: "0x1", size: 8,
+        "data-testid": "act-flags" }));
+      button(f, "doorbell_send", "act-ring", (ev) => this.run("doorbell_send",
+        { vm: vm.name, doorbell: b.value, flags: Number(flags.value) || 0 }, ev), "primary");
+      button(f, "doorbell_receive", "act-bell-recv", (ev) => this.run("doorbell_receive",
+        { vm: vm.name, doorbell: b.value }, ev));
+    }
+    const f = html("div", { class: "form" }, null, box);
+    const vcpu = field(f, "vCPU", select(vm.vcpuIds.map((id) => [id, id]), "act-vcpu"));
+    const prio = field(f, "priority", html("input", { type: "number", min: 0, max: 63,
+      value: this.state.vcpus.get(vm.vcpuIds[0])?.priority ?? 32, "data-testid": "act-prio" }));
+    button(f, "set priority", "act-priority", (ev) => this.run("set_priority",
+      { vcpu: vcpu.value, priority: Number(prio.value) }, ev));
+    button(f, "start VM", "act-start", (ev) => this.run("vm_start", { vm: vm.name }, ev));
+    button(f, "stop VM", "act-stop", (ev) => this.run("vm_stop", { vm: vm.name }, ev), "danger");
+    this.result = html("p", { class: "result", "data-testid": "act-result", role: "status" }, "", box);
+  }
+
+  showMsgq(name) {
+    const q0 = this.state.msgqs.get(name);
+    if (!q0) return this.clear();
+    const r = this.root;
+    html("h2", { "data-testid": "insp-title" }, `Message queue ${name}`, r);
+    html("p", { class: "sub" }, `${q0.sender} → ${q0.receiver} · max message ${q0.max_size} B · ` +
+      `Rx vIRQ ${q0.rx_virq} to ${q0.receiver} · Tx vIRQ ${q0.tx_virq} to ${q0.sender}`, r);
+    const stats = html("p", { class: "big", "data-testid": "insp-count" }, null, r);
+    const thd = html("p", { class: "sub" }, null, r);
+    html("h3", {}, "Contents (oldest first)", r);
+    const items = table(r, ["#", "msg id", "size", "payload", "sent at"], "insp-items");
+    const box = html("div", { class: "form actions" }, null, r);
+    button(box, `send as ${q0.sender}`, "act-send-q", (ev) => this.run("msgq_send",
+      { vm: q0.sender, msgq: name, size: DEFAULT_SIZE, payload: DEFAULT_PAYLOAD, push: true }, ev), "primary");
+    button(box, `receive as ${q0.receiver}`, "act-recv-q", (ev) => this.run("msgq_receive",
+      { vm: q0.receiver, msgq: name }, ev));
+    this.result = html("p", { class: "result", "data-testid": "act-result", role: "status" }, "", box);
+    this.live = () => {
+      const q = this.state.msgqs.get(name);
+      if (!q) return;
+      stats.textContent = `${q.count} of ${q.depth} slots used`;
+      thd.textContent = `notempty_thd ${q.notempty_thd} (Rx vIRQ when count reaches it) · ` +
+        `notfull_thd ${q.notfull_thd} (Tx vIRQ when count falls to it)`;
+      fillRows(items, q.items.map((it, i) => [i + 1, it.msg, `${it.size} B`,
+        String(it.payload ?? "").slice(0, PAYLOAD_PREVIEW), fmtTime(it.sent_ns)]));
+    };
+  }
+
+  showBell(name) {
+    const b0 = this.state.bells.get(name);
+    if (!b0) return this.clear();
+    const r = this.root;
+    html("h2", { "data-testid": "insp-title" }, `Doorbell ${name}`, r);
+    html("p", { class: "sub" }, `${b0.sender} → ${b0.receiver} · vIRQ ${b0.virq}`, r);
+    const flags = html("p", { class: "big" }, null, r);
+    const masks = html("p", { class: "sub" }, null, r);
+    const box = html("div", { class: "form actions" }, null, r);
+    button(box, `ring as ${b0.sender} (0x1)`, "act-ring-b", (ev) => this.run("doorbell_send",
+      { vm: b0.sender, doorbell: name, flags: 1 }, ev), "primary");
+    button(box, `receive as ${b0.receiver}`, "act-bell-recv-b", (ev) => this.run("doorbell_receive",
+      { vm: b0.receiver, doorbell: name }, ev));
+    this.result = html("p", { class: "result", "data-testid": "act-result", role: "status" }, "", box);
+    this.live = () => {
+      const b = this.state.bells.get(name);
+      flags.textContent = `flags ${hex(b.flags)}`;
+      masks.textContent = `enable_mask ${hex(b.enable_mask)} · ack_mask ${hex(b.ack_mask)}`;
+    };
+  }
+}

@@ -1,0 +1,160 @@
+// Geometry of the diagram (viewBox units), computed once per scenario shape:
+// VMs along the top (wrapping into rows), the hypervisor layer with one cell per
+// message queue or doorbell, the links between them, and the pCPU lanes at the bottom.
+
+export const WIDTH = 1600;
+const MARGIN = 20;
+const VM_GAP = 18;
+const VMS_PER_ROW_MAX = 6;
+const VM_HEAD_H = 74;
+const CHIP_ROW_H = 42;
+const CHIPS_PER_ROW = 4;
+const CHIP_W_MAX = 190;
+const LINK_SPACE = 96;
+const HYP_HEAD_H = 44;
+const CELL_MIN_W = 360;
+const CELL_GAP = 16;
+const CELL_H = 128;
+const SLOTS_DRAWN_MAX = 24; // deeper queues draw a proportional bar instead of slots
+const LINK_END_LEFT = 0.22;
+const LINK_END_RIGHT = 0.78;
+const LANE_H = 46;
+const LANES_PER_COL = 4;
+const LANE_HEAD_H = 36;
+const LANE_LABEL_W = 96;
+const LANE_CHIP_W = 170;
+
+function vmBoxes(snap) {
+  const n = snap.vms.length;
+  const rows = Math.ceil(n / VMS_PER_ROW_MAX);
+  const perRow = Math.ceil(n / rows);
+  const boxW = (WIDTH - 2 * MARGIN - (perRow - 1) * VM_GAP) / perRow;
+  const chipRows = Math.max(...snap.vms.map((v) => Math.ceil(v.vcpus.length / CHIPS_PER_ROW)));
+  const boxH = VM_HEAD_H + chipRows * CHIP_ROW_H + 8;
+  const boxes = new Map();
+  snap.vms.forEach((vm, i) => {
+    const row = Math.floor(i / perRow);
+    const col = i % perRow;
+    const inRow = Math.min(perRow, n - row * perRow);
+    const offset = (perRow - inRow) * (boxW + VM_GAP) / 2; // centre a short last row
+    const x = MARGIN + offset + col * (boxW + VM_GAP);
+    const y = MARGIN + row * (boxH + VM_GAP);
+    const perChipRow = Math.min(CHIPS_PER_ROW, vm.vcpus.length);
+    const chipW = Math.min(CHIP_W_MAX, (boxW - 16 - (perChipRow - 1) * 6) / perChipRow);
+    const chips = vm.vcpus.map((v, k) => ({
+      id: v.id,
+      x: x + 8 + (k % CHIPS_PER_ROW) * (chipW + 6),
+      y: y + VM_HEAD_H + Math.floor(k / CHIPS_PER_ROW) * CHIP_ROW_H,
+      w: chipW, h: CHIP_ROW_H - 6,
+    }));
+    boxes.set(vm.name, { x, y, w: boxW, h: boxH, cx: x + boxW / 2, chips, kind: vm.kind });
+  });
+  return { boxes, bottom: MARGIN + rows * (boxH + VM_GAP) - VM_GAP, boxW };
+}
+
+function cells(snap, boxes, top) {
+  const items = [
+    ...snap.msgqs.map((q) => ({ key: `msgq:${q.name}`, kind: "msgq", obj: q })),
+    ...snap.doorbells.map((b) => ({ key: `bell:${b.name}`, kind: "bell", obj: b })),
+  ];
+  const centre = (it) => ((boxes.get(it.obj.sender)?.cx ?? 0) + (boxes.get(it.obj.receiver)?.cx ?? 0)) / 2;
+  items.sort((a, b) => centre(a) - centre(b));
+  const innerW = WIDTH - 2 * MARGIN - 2 * CELL_GAP;
+  const cols = Math.max(1, Math.min(items.length, Math.floor((innerW + CELL_GAP) / (CELL_MIN_W + CELL_GAP))));
+  const cellW = (innerW - (cols - 1) * CELL_GAP) / cols;
+  const rows = Math.max(1, Math.ceil(items.length / cols));
+  const out = new Map();
+  items.forEach((it, i) => {
+    const row = Math.floor(i / cols);
+    const inRow = Math.min(cols, items.length - row * cols);
+    const offset = (cols - inRow) * (cellW + CELL_GAP) / 2;
+    const x = MARGIN + CELL_GAP + offset + (i % cols) * (cellW + CELL_GAP);
+    const y = top + HYP_HEAD_H + row * (CELL_H + CELL_GAP);
+    const cell = { ...it, x, y, w: cellW, h: CELL_H };
+    if (it.kind === "msgq") cell.slots = slotGeometry(it.obj.depth, x + 12, y + 66, cellW - 24, 34);
+    else cell.bits = bitGeometry(x + 12, y + 66, cellW - 24, 34);
+    out.set(it.key, cell);
+  });
+  return { cells: out, bottom: top + HYP_HEAD_H + rows * (CELL_H + CELL_GAP) + 4 };
+}
+
+function slotGeometry(depth, x, y, w, h) {
+  if (depth > SLOTS_DRAWN_MAX) return { bar: true, x, y, w, h, depth };
+  const sw = w / depth;
+  return { bar: false, x, y, w, h, depth,
+    list: Array.from({ length: depth }, (_, i) => ({ x: x + i * sw + 2, y, w: sw - 4, h })) };
+}
+
+export const BITS_SHOWN = 8;
+
+function bitGeometry(x, y, w, h) {
+  const bw = Math.min(44, w / BITS_SHOWN);
+  return Array.from({ length: BITS_SHOWN }, (_, i) => ({ bit: i, x: x + i * bw + 2, y, w: bw - 4, h }));
+}
+
+/** Each link runs from a VM's bottom edge to the top of a cell (sender left, receiver right). */
+function links(boxes, cellMap) {
+  const ends = new Map(); // vm -> [{key, tx}]
+  const raw = [];
+  for (const cell of cellMap.values()) {
+    const senderLeft = (boxes.get(cell.obj.sender)?.cx ?? 0) <= (boxes.get(cell.obj.receiver)?.cx ?? 0);
+    for (const [role, vm] of [["tx", cell.obj.sender], ["rx", cell.obj.receiver]]) {
+      if (!boxes.has(vm)) continue;
+      const left = (role === "tx") === senderLeft;
+      const at = { x: cell.x + cell.w * (left ? LINK_END_LEFT : LINK_END_RIGHT), y: cell.y };
+      const link = { key: `${cell.key}:${role}`, vm, role, cell: cell.key, end: at };
+      raw.push(link);
+      if (!ends.has(vm)) ends.set(vm, []);
+      ends.get(vm).push(link);
+    }
+  }
+  for (const [vm, list] of ends) {
+    const box = boxes.get(vm);
+    list.sort((a, b) => a.end.x - b.end.x);
+    list.forEach((link, i) => {
+      link.start = { x: box.x + box.w * (i + 1) / (list.length + 1), y: box.y + box.h };
+    });
+  }
+  const out = new Map();
+  for (const l of raw) {
+    const midY = (l.start.y + l.end.y) / 2;
+    l.d = `M${l.start.x},${l.start.y} C${l.start.x},${midY} ${l.end.x},${midY} ${l.end.x},${l.end.y}`;
+    out.set(l.key, l);
+  }
+  return out;
+}
+
+function lanes(count, top) {
+  const cols = Math.ceil(count / LANES_PER_COL);
+  const perCol = Math.ceil(count / cols);
+  const colW = (WIDTH - 2 * MARGIN - (cols - 1) * CELL_GAP) / cols;
+  const out = [];
+  for (let p = 0; p < count; p++) {
+    const col = Math.floor(p / perCol);
+    const x = MARGIN + col * (colW + CELL_GAP);
+    const y = top + LANE_HEAD_H + (p % perCol) * LANE_H;
+    out.push({ pcpu: p, x, y, w: colW, h: LANE_H - 6,
+      chip: { x: x + LANE_LABEL_W, y: y + 4, w: LANE_CHIP_W, h: LANE_H - 14 },
+      runqX: x + LANE_LABEL_W + LANE_CHIP_W + 14, runqW: colW - LANE_LABEL_W - LANE_CHIP_W - 20 });
+  }
+  return { lanes: out, bottom: top + LANE_HEAD_H + perCol * LANE_H };
+}
+
+/** Full geometry for a snapshot. */
+export function computeLayout(snap) {
+  const vm = vmBoxes(snap);
+  const hypTop = vm.bottom + LINK_SPACE;
+  const hyp = cells(snap, vm.boxes, hypTop);
+  const lane = lanes(snap.pcpus.length, hyp.bottom + 22);
+  return {
+    width: WIDTH,
+    height: lane.bottom + MARGIN,
+    vms: vm.boxes,
+    vmFont: Math.max(18, Math.min(30, vm.boxW / 9)),
+    hyp: { x: MARGIN, y: hypTop, w: WIDTH - 2 * MARGIN, h: hyp.bottom - hypTop },
+    cells: hyp.cells,
+    links: links(vm.boxes, hyp.cells),
+    lanes: lane.lanes,
+    lanesTop: hyp.bottom + 22,
+  };
+}

@@ -1,0 +1,155 @@
+// Client mirror of the model: built from a snapshot, kept current by trace events.
+// Marks what changed in `dirty` so the diagram updates only those nodes.
+
+export class SimState {
+  constructor() {
+    this.reset(null);
+  }
+
+  /** Rebuild from a snapshot (null = empty). Returns true when the structure changed. */
+  reset(snap) {
+    const oldShape = this.shape;
+    this.snap = snap;
+    this.vms = new Map();
+    this.vcpus = new Map();
+    this.msgqs = new Map();
+    this.bells = new Map();
+    this.pcpus = [];
+    this.capObjects = new Map();
+    this.errors = new Map();
+    this.dirty = new Set(["all"]);
+    this.now = snap ? snap.now_ns : 0;
+    this.snapSeq = snap ? snap.trace_seq - 1 : -1;
+    if (!snap) {
+      this.shape = "";
+      return oldShape !== "";
+    }
+    for (const vm of snap.vms) {
+      this.vms.set(vm.name, { ...vm, vcpuIds: vm.vcpus.map((v) => v.id),
+        virqs: vm.virqs.map((q) => ({ ...q })) });
+      for (const v of vm.vcpus) this.vcpus.set(v.id, { ...v });
+      for (const c of vm.caps) this.capObjects.set(`${vm.name}:${c.capid}`, c.object);
+    }
+    for (const q of snap.msgqs) this.msgqs.set(q.name, { ...q, items: q.items.map((i) => ({ ...i })) });
+    for (const b of snap.doorbells) this.bells.set(b.name, { ...b });
+    this.pcpus = snap.pcpus.map((p) => ({ pcpu: p.pcpu, current: p.current }));
+    this.shape = JSON.stringify([snap.vms.map((v) => [v.name, v.vcpus.length]),
+      snap.msgqs.map((q) => [q.name, q.depth]), snap.doorbells.map((b) => b.name), snap.pcpus.length]);
+    return this.shape !== oldShape;
+  }
+
+  /** The queue or doorbell a VM's capid names, e.g. "msgq:A_to_B". */
+  objectOf(vm, capid) {
+    const obj = this.capObjects.get(`${vm}:${capid}`);
+    if (!obj) return null;
+    const [type, name] = obj.split(":");
+    if (type === "msgqueue") return `msgq:${name}`;
+    if (type === "doorbell") return `bell:${name}`;
+    return null;
+  }
+
+  /** Vcpus that are ready on a pCPU (its run queue, as the lanes show it). */
+  runq(pcpu) {
+    const out = [];
+    for (const v of this.vcpus.values()) if (v.state === "ready" && v.affinity === pcpu) out.push(v.id);
+    return out;
+  }
+
+  apply(e) {
+    if (e.seq <= this.snapSeq) return; // already part of the snapshot
+    this.now = e.t;
+    const d = this.dirty;
+    switch (e.kind) {
+      case "msgq.send": {
+        const q = this.msgqs.get(e.msgq);
+        if (!q) break;
+        q.count = e.depth;
+        q.items.push({ msg: e.msg, size: e.size, payload: e.payload ?? "", sent_ns: e.t });
+        d.add(`msgq:${e.msgq}`);
+        break;
+      }
+      case "msgq.recv": {
+        const q = this.msgqs.get(e.msgq);
+        if (!q) break;
+        q.count = e.depth;
+        const at = q.items.findIndex((i) => i.msg === e.msg);
+        if (at >= 0) q.items.splice(at, 1);
+        d.add(`msgq:${e.msgq}`);
+        break;
+      }
+      case "msgq.flush": {
+        const q = this.msgqs.get(e.msgq);
+        if (q) { q.count = 0; q.items = []; d.add(`msgq:${e.msgq}`); }
+        break;
+      }
+      case "msgq.config": {
+        const q = this.msgqs.get(e.msgq);
+        if (q) { q.notempty_thd = e.notempty_thd; q.notfull_thd = e.notfull_thd; d.add(`msgq:${e.msgq}`); }
+        break;
+      }
+      case "bell.send": case "bell.recv": case "bell.mask": case "bell.reset": {
+        const b = this.bells.get(e.doorbell);
+        if (!b) break;
+        b.flags = e.flags;
+        if (e.kind === "bell.mask") { b.enable_mask = e.enable_mask; b.ack_mask = e.ack_mask; }
+        d.add(`bell:${e.doorbell}`);
+        break;
+      }
+      case "vcpu.state": {
+        const v = this.vcpus.get(e.vcpu);
+        if (v) { v.state = e.state; d.add(`vcpu:${e.vcpu}`); d.add("lanes"); }
+        break;
+      }
+      case "vcpu.priority": {
+        const v = this.vcpus.get(e.vcpu);
+        if (v) { v.priority = e.priority; d.add(`vcpu:${e.vcpu}`); }
+        break;
+      }
+      case "sched.switch": {
+        const p = this.pcpus[e.pcpu];
+        if (p) { p.current = e.next; d.add("lanes"); }
+        break;
+      }
+      case "vm.state": {
+        const vm = this.vms.get(e.vm);
+        if (vm && e.state) { vm.state = e.state; d.add(`vm:${e.vm}`); }
+        break;
+      }
+      case "virq.assert": case "virq.deliver": case "virq.eoi": case "virq.clear":
+        this.applyVirq(e);
+        break;
+      case "hvc":
+        this.applyHvc(e);
+        break;
+      default:
+        break;
+    }
+  }
+
+  applyVirq(e) {
+    const vm = this.vms.get(e.vm);
+    const line = vm?.virqs.find((q) => q.virq === e.virq);
+    if (!line) return;
+    line.pending = e.kind === "virq.assert";
+    line.active = e.kind === "virq.deliver";
+    this.dirty.add(`vm:${e.vm}`);
+  }
+
+  /** Errors stay as badges on the VM (and object) until that VM's same call succeeds. */
+  applyHvc(e) {
+    const target = this.objectOf(e.vm, e.args?.capid);
+    const keys = [`vm:${e.vm}`].concat(target ? [target] : []);
+    for (const key of keys) {
+      const prev = this.errors.get(key);
+      if (e.result !== "OK") {
+        const same = prev && prev.code === e.result;
+        this.errors.set(key, { code: e.result, name: e.name, vm: e.vm, seq: e.seq,
+          count: same ? prev.count + 1 : 1 });
+        this.dirty.add(key);
+      } else if (prev && prev.name === e.name && prev.vm === e.vm) {
+        this.errors.delete(key);
+        this.dirty.add(key);
+      }
+    }
+  }
+}

@@ -1,0 +1,145 @@
+// Event log: every revealed trace event, filterable by area and by VM. Clicking an
+// entry shows its fields and asks the diagram to highlight what it concerns.
+import { html, fmtTime, summarize } from "./format.js";
+
+const KEEP_EVENTS = 20000;   // events kept for re-filtering
+const MAX_ROWS = 400;        // rows in the DOM at once
+const AREAS = [
+  ["msgq", "msgq"], ["bell", "doorbell"], ["virq", "vIRQ"], ["sched", "sched"],
+  ["hvc", "hvc"], ["rm", "RM"], ["mem", "mem"], ["other", "other"],
+];
+const AREA_OF = { msgq: "msgq", bell: "bell", virq: "virq", sched: "sched", vcpu: "sched",
+  hvc: "hvc", rm: "rm", mem: "mem" };
+
+export function areaOf(kind) { return AREA_OF[kind.split(".")[0]] ?? "other"; }
+
+/** VMs an event concerns, from its fields (vm, src, dst, vcpu ids, prev/next). */
+export function vmsOf(e) {
+  const out = new Set();
+  for (const k of ["vm", "src", "dst"]) if (typeof e[k] === "string") out.add(e[k]);
+  for (const k of ["vcpu", "prev", "next"]) if (typeof e[k] === "string") out.add(e[k].split(".")[0]);
+  if (e.kind === "user.action" && e.args?.vm) out.add(e.args.vm);
+  return out;
+}
+
+/** Diagram keys an event concerns ("vm:X", "msgq:Q", "bell:B", link keys). */
+export function keysOf(e) {
+  const keys = [...vmsOf(e)].map((v) => `vm:${v}`);
+  if (e.msgq) keys.push(`msgq:${e.msgq}`);
+  if (e.doorbell) keys.push(`bell:${e.doorbell}`);
+  if (typeof e.source === "string") {
+    const [type, name, role] = e.source.split(":");
+    keys.push(type === "doorbell" ? `bell:${name}` : `${type}:${name}`);
+    if (role) keys.push(`${type}:${name}:${role}`);
+  }
+  return keys;
+}
+
+export class Timeline {
+  constructor({ list, detail, filters, vmSelect, count }) {
+    Object.assign(this, { list, detail, filters, vmSelect, countEl: count });
+    this.events = [];
+    this.pending = [];
+    this.areas = new Set(AREAS.map(([a]) => a));
+    this.vm = "";
+    this.selected = null;
+    this.onSelect = () => {};
+    for (const [area, label] of AREAS) {
+      const lab = html("label", { class: `chip-filter a-${area}` }, null, filters);
+      const box = html("input", { type: "checkbox", "data-testid": `filter-${area}` }, null, lab);
+      box.checked = true;
+      lab.append(` ${label}`);
+      box.addEventListener("change", () => {
+        if (box.checked) this.areas.add(area); else this.areas.delete(area);
+        this.rerender();
+      });
+    }
+    vmSelect.addEventListener("change", () => { this.vm = vmSelect.value; this.rerender(); });
+    list.addEventListener("click", (ev) => {
+      const row = ev.target.closest("li[data-seq]");
+      if (row) this.select(Number(row.dataset.seq));
+    });
+  }
+
+  setVms(names) {
+    this.vmSelect.replaceChildren(html("option", { value: "" }, "all"));
+    for (const n of names) html("option", { value: n }, n, this.vmSelect);
+    this.vm = "";
+  }
+
+  clear() {
+    this.events = []; this.pending = []; this.selected = null;
+    this.list.replaceChildren();
+    this.detail.replaceChildren(html("p", { class: "hint" }, "Click an event to see its fields."));
+    this.updateCount();
+  }
+
+  push(events) {
+    for (const e of events) this.events.push(e);
+    if (this.events.length > KEEP_EVENTS * 1.25) this.events.splice(0, this.events.length - KEEP_EVENTS);
+    this.pending.push(...events);
+  }
+
+  visible(e) {
+    return this.areas.has(areaOf(e.kind)) && (!this.vm || vmsOf(e).has(this.vm));
+  }
+
+  /** Append the rows of events pushed since the last frame (at most MAX_ROWS). */
+  flush() {
+    if (!this.pending.length) return;
+    const rows = this.pending.filter((e) => this.visible(e)).slice(-MAX_ROWS);
+    this.pending = [];
+    this.append(rows);
+  }
+
+  rerender() {
+    this.list.replaceChildren();
+    this.pending = [];
+    this.append(this.events.filter((e) => this.visible(e)).slice(-MAX_ROWS));
+  }
+
+  append(rows) {
+    const atEnd = this.list.scrollTop + this.list.clientHeight >= this.list.scrollHeight - 40;
+    const frag = document.createDocumentFragment();
+    for (const e of rows) frag.appendChild(this.row(e));
+    this.list.appendChild(frag);
+    let extra = this.list.childElementCount - MAX_ROWS;
+    while (extra-- > 0) this.list.firstElementChild.remove();
+    if (atEnd) this.list.scrollTop = this.list.scrollHeight;
+    this.updateCount();
+  }
+
+  row(e) {
+    const err = e.kind === "hvc" && e.result !== "OK";
+    const li = html("li", { "data-seq": e.seq, "data-kind": e.kind, "data-testid": "log-entry",
+      ...(e.msg != null ? { "data-msg": e.msg } : {}), ...(e.msgq ? { "data-queue": e.msgq } : {}),
+      class: `a-${areaOf(e.kind)}${err ? " err" : ""}${e.seq === this.selected ? " sel" : ""}` });
+    html("span", { class: "l-seq" }, `#${e.seq}`, li);
+    html("span", { class: "l-t" }, fmtTime(e.t), li);
+    html("span", { class: "l-kind" }, e.kind, li);
+    html("span", { class: "l-sum" }, summarize(e), li);
+    return li;
+  }
+
+  updateCount() {
+    this.countEl.textContent = `${this.list.childElementCount} shown · ${this.events.length} kept`;
+  }
+
+  select(seq) {
+    const e = this.events.find((x) => x.seq === seq);
+    if (!e) return;
+    this.selected = seq;
+    for (const li of this.list.querySelectorAll("li.sel")) li.classList.remove("sel");
+    this.list.querySelector(`li[data-seq="${seq}"]`)?.classList.add("sel");
+    const dl = html("dl", { class: "fields" });
+    for (const [k, v] of Object.entries(e)) {
+      html("dt", {}, k, dl);
+      html("dd", {}, typeof v === "object" && v !== null ? JSON.stringify(v, null, 1) : String(v), dl);
+    }
+    this.detail.replaceChildren(html("h3", {}, `${e.kind} #${e.seq}`), dl);
+    this.onSelect(e, keysOf(e));
+  }
+
+  /** Seq numbers of the rows now in the log (for tests and exports checks). */
+  shownSeqs() { return [...this.list.children].map((li) => Number(li.dataset.seq)); }
+}
