@@ -78,6 +78,7 @@ def cmd_list(_: argparse.Namespace) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> None:
     scenario = load(args.file)
+    Simulation(scenario, trace_on=False)  # what only building can tell (a program's queues)
     print(f"ok: {scenario.name} ({len(scenario.config['vms'])} VMs)")
 
 

@@ -119,7 +119,7 @@ def _msgq_send(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
     flags = _arg(args, "flags", 0)
     hyp = table.hyp
     not_full = msgq.send(_arg(args, "size"), args.get("payload", ""),
-                         bool(flags & MSGQUEUE_SEND_FLAG_PUSH), hyp.next_msg_id(), hyp.engine.now)
+                         bool(flags & MSGQUEUE_SEND_FLAG_PUSH), hyp.next_msg_id, hyp.engine.now)
     return {"not_full": not_full}
 
 

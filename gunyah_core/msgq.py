@@ -88,8 +88,10 @@ class Msgq(KObject):
     def count(self) -> int:
         return len(self.items)
 
-    def send(self, size: int, payload: Any, push: bool, msg_id: int, now: int) -> bool:
+    def send(self, size: int, payload: Any, push: bool, new_msg_id: Any, now: int) -> bool:
         """Append a message; assert Rx on PUSH or at the threshold; return not_full.
+
+        ``new_msg_id`` hands out the id a view follows from send to receive.
 
         Raises ARGUMENT_SIZE (0 or above max size), MSGQUEUE_FULL (count == depth).
         """
@@ -98,6 +100,7 @@ class Msgq(KObject):
         items = self.items
         if len(items) >= self.depth:
             raise HypError(Error.MSGQUEUE_FULL)
+        msg_id = new_msg_id()  # only accepted messages get an id
         items.append(Message(msg_id, size, payload, now))
         count = len(items)
         if self.trace.on:
