@@ -25,7 +25,7 @@ socketio = SocketIO()
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """A configured app. Config keys: DEFAULT_SCENARIO, ASYNC_MODE, MAX_SESSIONS."""
     from . import handlers, http  # noqa: F401  (registers the Socket.IO handlers)
-    from .session import SessionStore
+    from .handlers import SessionStore
 
     app = Flask(__name__, root_path=_repo_root(),
                 template_folder="templates", static_folder="static")

@@ -309,38 +309,3 @@ class Session:
             self._rate = (now, self.revealed)
             self._emit(EV_STATUS, self._status())
 
-
-class SessionStore:
-    """Live sessions by connection id and by export token; bounded in number."""
-
-    def __init__(self, max_sessions: int) -> None:
-        self.max_sessions = max_sessions
-        self._by_sid: dict[str, Session] = {}
-        self._by_token: dict[str, Session] = {}
-        self._lock = threading.Lock()
-
-    def add(self, sid: str, session: Session) -> None:
-        with self._lock:
-            self._by_sid[sid] = session
-            self._by_token[session.token] = session
-
-    def full(self) -> bool:
-        return len(self._by_sid) >= self.max_sessions
-
-    def get(self, sid: str) -> Session | None:
-        return self._by_sid.get(sid)
-
-    def by_token(self, token: str) -> Session | None:
-        return self._by_token.get(token)
-
-    def remove(self, sid: str) -> None:
-        with self._lock:
-            session = self._by_sid.pop(sid, None)
-            if session is not None:
-                self._by_token.pop(session.token, None)
-        if session is not None:
-            session.close()
-
-    def close_all(self) -> None:
-        for sid in list(self._by_sid):
-            self.remove(sid)
