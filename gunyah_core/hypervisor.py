@@ -88,9 +88,19 @@ class Hypervisor:
     def vm_by_id(self, vmid: int) -> Vm | None:
         return next((vm for vm in self.vms.values() if vm.vmid == vmid), None)
 
-    def _created(self, obj_type: str, name: str, **fields: Any) -> None:
+    def _created(self, obj_type: str, name: str, state: dict[str, Any], **fields: Any) -> None:
+        """After boot, creations are traced with the object's state, so that a timeline
+        alone (an imported JSONL) is enough to draw the machine at any point."""
         if self.booted and self.trace.on:
-            self.trace.emit(EventKind.OBJ_CREATE, type=obj_type, name=name, **fields)
+            self.trace.emit(EventKind.OBJ_CREATE, type=obj_type, name=name, **fields,
+                            object=state)
+
+    def _copied_caps(self, *vms: Vm) -> None:
+        """After boot, the caps the RM copies into VMs are traced too (cap.create)."""
+        if self.booted and self.trace.on:
+            for vm in vms:
+                self.trace.emit(EventKind.CAP_CREATE, vm=vm.name,
+                                caps=vm.cspace.table(RIGHTS_BY_TYPE))
 
     def _destroyed(self, obj_type: str, name: str, **fields: Any) -> None:
         if self.trace.on:
@@ -104,7 +114,7 @@ class Hypervisor:
         vic.activate()
         vm = Vm(name, vmid, cspace, vic, kind, owner, free_virq_start)
         self.vms[name] = vm
-        self._created("vm", name, vmid=vmid, owner=owner)
+        self._created("vm", name, vm.snapshot(RIGHTS_BY_TYPE), vmid=vmid, owner=owner)
         return vm
 
     def destroy_vm(self, vm: Vm) -> None:
@@ -127,7 +137,7 @@ class Hypervisor:
             "capid": self.master_cspace.copy_to(master, vm.cspace, THREAD_MASTER_RIGHTS),
         }
         vcpu.activate()
-        self._created("vcpu", vcpu.id, vm=vm.name, pcpu=affinity)
+        self._created("vcpu", vcpu.id, vcpu.snapshot(), vm=vm.name, pcpu=affinity)
         return vcpu
 
     def power_on(self, vcpu: Vcpu) -> None:
@@ -174,7 +184,8 @@ class Hypervisor:
                                              "capid": rx_cap, "virq": rx_virq,
                                              "partner": sender.name}
         msgq.master_capid = master
-        self._created("msgq", name, src=sender.name, dst=receiver.name)
+        self._created("msgq", name, msgq.snapshot(), src=sender.name, dst=receiver.name)
+        self._copied_caps(sender, receiver)
         return msgq
 
     def create_doorbell(self, name: str, sender: Vm, receiver: Vm, trigger: str = EDGE,
@@ -195,7 +206,8 @@ class Hypervisor:
                                             "capid": rx_cap, "virq": virq,
                                             "partner": sender.name}
         bell.master_capid = master
-        self._created("doorbell", name, src=sender.name, dst=receiver.name)
+        self._created("doorbell", name, bell.snapshot(), src=sender.name, dst=receiver.name)
+        self._copied_caps(sender, receiver)
         return bell
 
     def destroy_object(self, obj: Msgq | Doorbell) -> None:
@@ -217,7 +229,7 @@ class Hypervisor:
     # -- views ---------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         """Plain-JSON state of the machine, by ids only."""
-        rights_names = {t: f for t, f in RIGHTS_BY_TYPE.items()}
+        rights_names = RIGHTS_BY_TYPE
         return {
             "now_ns": self.engine.now,
             "trace_seq": self.trace.seq,

@@ -14,6 +14,7 @@ from .actions import Actions
 from .builder import build
 from .rm.overlay import hypervisor_node
 from .scenario import Scenario
+from .trace import EventKind
 
 
 class Simulation:
@@ -26,6 +27,9 @@ class Simulation:
         self.engine = self.hyp.engine
         self.trace = self.hyp.trace
         self.actions = Actions(self.hyp)
+        if self.trace.on:  # the timeline starts with the whole machine: replayable alone
+            self.trace.emit(EventKind.SIM_SNAPSHOT, scenario=self.scenario_info(),
+                            state=self.hyp.snapshot())
 
     @property
     def now(self) -> int:
@@ -84,13 +88,16 @@ class Simulation:
         """The ``hypervisor`` DT node the RM overlays into that VM's device tree (DTS)."""
         return hypervisor_node(self.hyp, self.hyp.vms[vm_name])
 
+    def scenario_info(self) -> dict[str, Any]:
+        config = self.scenario.config
+        return {"name": self.scenario.name, "title": config.get("title", self.scenario.name),
+                "description": config.get("description", ""), "seed": self.seed,
+                "images": [image["name"] for image in self.hyp.images]}
+
     def snapshot(self) -> dict[str, Any]:
         snap = self.hyp.snapshot()
         for vm in snap["vms"]:
             vm["dts"] = self.device_tree(vm["name"])
-        snap["images"] = [image["name"] for image in self.hyp.images]
-        snap["scenario"] = {"name": self.scenario.name,
-                            "title": self.scenario.config.get("title", self.scenario.name),
-                            "description": self.scenario.config.get("description", ""),
-                            "seed": self.seed}
+        snap["scenario"] = self.scenario_info()
+        snap["images"] = snap["scenario"]["images"]
         return snap

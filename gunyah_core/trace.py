@@ -50,6 +50,7 @@ class EventKind:
     MEM_ACCESS = "mem.access"
     OBJ_CREATE = "obj.create"
     OBJ_DESTROY = "obj.destroy"
+    SIM_SNAPSHOT = "sim.snapshot"
     GUEST_LOG = "guest.log"
     USER_ACTION = "user.action"
 
