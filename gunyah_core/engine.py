@@ -15,6 +15,7 @@ from typing import Any
 # Entry layout (a list so that cancel() can blank the action in place).
 _T, _PRIO, _SEQ, _ACTION, _ARGS = range(5)
 
+NO_LIMIT = 1 << 62
 PRIO_URGENT = 0
 PRIO_NORMAL = 1
 
@@ -22,7 +23,7 @@ PRIO_NORMAL = 1
 class Engine:
     """Simulated clock plus a heap of pending actions; O(log n) per event."""
 
-    __slots__ = ("now", "_heap", "_seq", "processed", "horizon")
+    __slots__ = ("now", "_heap", "_seq", "processed", "horizon", "step_limit")
 
     def __init__(self) -> None:
         self.now = 0
@@ -32,6 +33,7 @@ class Engine:
         # While run() loops, an action may carry on inline up to (not including) the next
         # queued event and not past this time; step() sets it to -1 so nothing runs ahead.
         self.horizon = -1
+        self.step_limit = NO_LIMIT  # run() stops once ``processed`` reaches it
 
     def schedule(
         self, delay_ns: int, action: Callable[..., None], *args: Any, prio: int = PRIO_NORMAL
@@ -74,14 +76,16 @@ class Engine:
             return True
         return False
 
-    def run(self, until_ns: int | None = None) -> None:
-        """Run every event due at or before ``until_ns`` (all of them when None)."""
+    def run(self, until_ns: int | None = None, max_steps: int | None = None) -> None:
+        """Run every event due at or before ``until_ns`` (all of them when None), stopping
+        once ``processed`` reaches ``max_steps``: replays stop at an exact step this way."""
         heap = self._heap
         pop = heapq.heappop
-        limit = until_ns if until_ns is not None else 1 << 62
+        limit = until_ns if until_ns is not None else NO_LIMIT
         self.horizon = limit
+        self.step_limit = max_steps if max_steps is not None else NO_LIMIT
         try:
-            while heap:
+            while heap and self.processed < self.step_limit:
                 entry = heap[0]
                 action = entry[_ACTION]
                 if action is None:
@@ -95,6 +99,7 @@ class Engine:
                 action(*entry[_ARGS])
         finally:
             self.horizon = -1
+            self.step_limit = NO_LIMIT
 
     def may_run_inline(self, due: int) -> bool:
         """True if an action due at ``due`` would be the very next event run() pops.
@@ -102,7 +107,7 @@ class Engine:
         Running it inline then is exactly what the heap would do, minus the heap work;
         ties go to the heap, whose entry was scheduled first.
         """
-        if due > self.horizon:
+        if due > self.horizon or self.processed + 1 >= self.step_limit:
             return False
         heap = self._heap
         while heap and heap[0][_ACTION] is None:

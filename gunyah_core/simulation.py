@@ -27,6 +27,8 @@ class Simulation:
         self.engine = self.hyp.engine
         self.trace = self.hyp.trace
         self.actions = Actions(self.hyp)
+        # Every applied action with where it happened: replaying these reproduces the run.
+        self.action_log: list[dict[str, Any]] = []
         if self.trace.on:  # the timeline starts with the whole machine: replayable alone
             self.trace.emit(EventKind.SIM_SNAPSHOT, scenario=self.scenario_info(),
                             state=self.hyp.snapshot())
@@ -82,7 +84,40 @@ class Simulation:
 
     def act(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
         """Apply a user action; ActionError on invalid input. Returns the ack payload."""
-        return self.actions.apply(action, args)
+        entry = {"seq": self.trace.seq, "step": self.engine.processed, "t": self.engine.now,
+                 "action": action, "args": args}
+        ack = self.actions.apply(action, args)
+        self.action_log.append(entry)
+        return ack
+
+    def advance_to_step(self, step: int) -> list[dict[str, Any]]:
+        """Run until exactly ``step`` engine events have been processed; return the events."""
+        self.engine.run(max_steps=step)
+        return self.trace.take()
+
+    @classmethod
+    def replay(cls, scenario: Scenario, seed: int | None, actions: list[dict[str, Any]],
+               through_seq: int | None = None) -> tuple[Simulation, list[dict[str, Any]]]:
+        """Rebuild a run from its action log: the same events, byte for byte.
+
+        Stops after the engine step that produced event ``through_seq`` (or after the last
+        action when None), and returns the simulation and every event so far. Actions that
+        came after ``through_seq`` are left out: this is how a rewound run forks.
+        """
+        sim = cls(scenario, seed)
+        events = sim.trace.take()
+        for entry in actions:
+            if through_seq is not None and entry["seq"] > through_seq:
+                break
+            events.extend(sim.advance_to_step(entry["step"]))
+            sim.engine.now = max(sim.engine.now, entry["t"])
+            sim.act(entry["action"], entry["args"])
+        while through_seq is not None and (not events or events[-1]["seq"] < through_seq):
+            if sim.engine.peek() is None and not sim.trace.pending:
+                break
+            events.extend(sim.step())
+        events.extend(sim.trace.take())
+        return sim, events
 
     def device_tree(self, vm_name: str) -> str:
         """The ``hypervisor`` DT node the RM overlays into that VM's device tree (DTS)."""
