@@ -1,0 +1,283 @@
+"""The RM link on the wire (facts §5.1, §3.2, §5.4): packets are bytes on real queues.
+
+Requests and replies are checked byte by byte from the ``msgq.send`` payloads; a long
+message travels as a first packet plus continuations and, past the queue depth of 8,
+the sender waits for its Tx vIRQ; malformed packets pushed raw into HLOS_to_RM with
+HLOS's own ``msgqueue_send`` are dropped (``rm.packet``) and the RM keeps serving.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from gunyah_core import Simulation, load, parse
+from gunyah_core.consts import MSGQUEUE_SEND_FLAG_PUSH
+from gunyah_core.rm.messages import RmError, RmMessageId
+from gunyah_core.vcpu import BLOCK_VCPU_WFI
+
+MS = 1_000_000
+HEADER = struct.Struct("<BBHI")  # facts §5.1
+API_BYTE = 0x21
+CONTINUATION, REQUEST, REPLY, NOTIFICATION = 0, 1, 2, 3
+TYPE_MASK = 0x3
+FRAGMENT_SHIFT = 2
+PACKET_MAX = 240
+CONTENT_MAX = 232
+QUEUE_DEPTH = 8
+ENTRY = struct.Struct("<BBHIIQIIQQ")  # VM_GET_HYP_RESOURCES entry, 44 bytes (facts §5.4)
+RESOURCE_TYPE = {"DOORBELL_SRC": 0, "DOORBELL": 1, "MSG_QUEUE_SEND": 2, "MSG_QUEUE_RECV": 3,
+                 "VIRTUAL_CPU": 4}
+VMID_HLOS = 3
+U32 = struct.Struct("<I")
+
+HLOS_ONLY = """
+name: rm-link
+pcpus: 2
+vms:
+  - name: HLOS
+    affinity: [0]
+    program: vm-manager
+    params: {step_ns: 10000}
+images:
+  - name: big
+    program: idle
+    vcpus: 4
+    doorbell: true
+    affinity: [1, 1, 1, 1]
+"""
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def header(raw: bytes) -> tuple[int, int, int, int, int]:
+    """(api byte, type, fragments, seq, msg_id) of one packet."""
+    api, kind, seq, msg_id = HEADER.unpack_from(raw)
+    return api, kind & TYPE_MASK, kind >> FRAGMENT_SHIFT, seq, msg_id
+
+
+def wire(events: list[dict[str, Any]], msgq: str) -> list[bytes]:
+    return [bytes.fromhex(e["payload"]) for e in events
+            if e["kind"] == "msgq.send" and e["msgq"] == msgq]
+
+
+def sim_of(text: str) -> Simulation:
+    sim = Simulation(parse(text))
+    sim.run(until_ns=MS // 100)
+    return sim
+
+
+def run_for(sim: Simulation, ns: int) -> list[dict[str, Any]]:
+    return sim.run(until_ns=sim.now + ns)
+
+
+def rpc(sim: Simulation, msg_id: int, body: bytes) -> list:
+    """A request from HLOS's own RmClient, as a job on its VM manager."""
+    guest = sim.hyp.vms["HLOS"].guest
+    box: list = []
+
+    def job():
+        box.append((yield from guest.rm.call(msg_id, body)))
+
+    guest.jobs.append(job())
+    vcpu = sim.hyp.vms["HLOS"].vcpus[0]
+    vcpu.wfi_reason = "user"
+    vcpu.unblock(BLOCK_VCPU_WFI)
+    return box
+
+
+def inject(sim: Simulation, packet: bytes):
+    """HLOS's vCPU sends raw bytes into HLOS_to_RM with its own SEND cap, between steps."""
+    hlos = sim.hyp.vms["HLOS"]
+    args = {"capid": hlos.resources["rm:tx"]["capid"], "size": len(packet),
+            "flags": MSGQUEUE_SEND_FLAG_PUSH, "payload": packet}
+    return sim.hyp.hypercalls.call(hlos.vcpus[0], "msgqueue_send", args)
+
+
+def packet(msg_type: int, fragments: int, seq: int, msg_id: int, body: bytes = b"",
+           api: int = API_BYTE) -> bytes:
+    return HEADER.pack(api, fragments << FRAGMENT_SHIFT | msg_type, seq, msg_id) + body
+
+
+def drops(events: list[dict[str, Any]]) -> list[str]:
+    return [e["dropped"] for e in events if e["kind"] == "rm.packet"]
+
+
+def replies_on_wire(events: list[dict[str, Any]]) -> list[tuple[int, int, bytes]]:
+    """(seq, msg_id, payload) of every single-packet reply the RM sent to HLOS."""
+    out = []
+    for raw in wire(events, "RM_to_HLOS"):
+        _api, kind, _frags, seq, msg_id = header(raw)
+        if kind == REPLY:
+            out.append((seq, msg_id, raw[HEADER.size:]))
+    return out
+
+
+# -- packets on the wire -------------------------------------------------------------------
+def test_rm_boot_packets_are_byte_exact_and_replies_echo_seq_and_id():
+    sim = Simulation(load("rm-boot"))
+    events = sim.run(until_ns=2 * MS)
+    requests = wire(events, "HLOS_to_RM")
+    answers = wire(events, "RM_to_HLOS")
+    assert requests and answers
+    # VM_ALLOCATE(0): 0x21, type 1 with no fragments, seq 1, id 0x56000001, vmid 0 + pad.
+    assert requests[0] == bytes.fromhex("21" "01" "0100" "01000056" "00000000")
+    # Its reply: type 2, the same seq and id, OK then the new vmid 0x80 as a u32.
+    assert answers[0] == bytes.fromhex("21" "02" "0100" "01000056" "00000000" "80000000")
+    sent = [header(raw) for raw in requests]
+    assert {(api, kind, frags) for api, kind, frags, _, _ in sent} == {(API_BYTE, REQUEST, 0)}
+    seqs = [seq for *_, seq, _ in sent]
+    assert seqs == list(range(1, len(seqs) + 1))  # Linux's cyclic allocator from 1
+    got = [header(raw) for raw in answers]
+    assert {api for api, *_ in got} == {API_BYTE}
+    assert max(len(raw) for raw in answers) <= PACKET_MAX
+    reply_keys = [(seq, mid) for _, kind, _, seq, mid in got if kind == REPLY]
+    assert reply_keys == [(seq, mid) for *_, seq, mid in sent]
+    names = [RmMessageId(mid).name for *_, mid in sent]
+    assert names == ["VM_ALLOCATE", "MEM_LEND", "VM_CONFIG_IMAGE", "VM_INIT",
+                     "VM_GET_HYP_RESOURCES", "VM_START"]
+    # Every reply starts with the RM error word: all OK here.
+    assert all(raw[HEADER.size:HEADER.size + 4] == bytes(4)
+               for raw, (_, kind, *_) in zip(answers, got, strict=True) if kind == REPLY)
+    # Notifications are type 3 and numbered by the RM's own counter.
+    notes = [(seq, mid) for _, kind, _, seq, mid in got if kind == NOTIFICATION]
+    assert [seq for seq, _ in notes] == list(range(1, len(notes) + 1))
+    assert {mid for _, mid in notes} == {RmMessageId.NOTIFY_VM_STATUS}
+    # Linux pushes its requests; the RM sends without PUSH.
+    pushes = {(e["msgq"], e["push"]) for e in events if e["kind"] == "msgq.send"
+              and e["msgq"] in ("HLOS_to_RM", "RM_to_HLOS")}
+    assert pushes == {("HLOS_to_RM", True), ("RM_to_HLOS", False)}
+
+
+def test_long_reply_travels_as_first_packet_plus_continuation():
+    sim = sim_of(HLOS_ONLY)
+    sim.act("rm_vm_create", {"image": "big", "start": False})
+    events = run_for(sim, MS)
+    seq_of = next(e["rpc_seq"] for e in events if e["kind"] == "rm.rpc"
+                  and e["name"] == "VM_GET_HYP_RESOURCES" and e["dir"] == "request")
+    parts = [raw for raw in wire(events, "RM_to_HLOS")
+             if header(raw)[4] == RmMessageId.VM_GET_HYP_RESOURCES]
+    assert [header(raw) for raw in parts] == [
+        (API_BYTE, REPLY, 1, seq_of, RmMessageId.VM_GET_HYP_RESOURCES),
+        (API_BYTE, CONTINUATION, 1, seq_of, RmMessageId.VM_GET_HYP_RESOURCES),
+    ]
+    assert len(parts[0]) == PACKET_MAX
+    payload = b"".join(raw[HEADER.size:] for raw in parts)
+    assert len(payload) > CONTENT_MAX
+    error, count = struct.unpack_from("<II", payload)
+    assert error == RmError.OK
+    assert len(payload) == 8 + count * ENTRY.size
+    entries = [ENTRY.unpack_from(payload, 8 + i * ENTRY.size) for i in range(count)]
+    guest = sim.hyp.vm_by_id(0x80)
+    expected = sorted((RESOURCE_TYPE[r["type"]], r["capid"]) for k, r in guest.resources.items()
+                      if not k.startswith("rm"))
+    got = sorted((rtype, capid) for rtype, _res, _partner, _h, _label, capid, *_ in entries)
+    assert got == expected
+    # Linux matches a vCPU entry to its vCPU by label = vCPU index.
+    labels = sorted(label for rtype, _r, _p, _h, label, *_ in entries
+                    if rtype == RESOURCE_TYPE["VIRTUAL_CPU"])
+    assert labels == [0, 1, 2, 3]
+    # The queue and doorbell entries name HLOS as the partner and carry the guest's vIRQ.
+    for rtype, _res, partner, _h, _label, capid, _vh, virq, _base, _size in entries:
+        if rtype != RESOURCE_TYPE["VIRTUAL_CPU"]:
+            assert partner == VMID_HLOS
+            res = next(r for r in guest.resources.values() if r["capid"] == capid)
+            assert virq == res["virq"] != 0
+    # HLOS's RmClient reassembled it: one rm.rpc receive with fragments=1.
+    received = [e for e in events if e["kind"] == "rm.rpc" and e["stage"] == "receive"
+                and e["name"] == "VM_GET_HYP_RESOURCES" and e["dir"] == "reply"]
+    assert [(e["fragments"], e["size"]) for e in received] == [(1, len(payload))]
+
+
+def test_request_longer_than_the_queue_waits_for_the_tx_virq():
+    sim = sim_of(HLOS_ONLY)
+    body = bytes(range(256)) * 9  # 2304 bytes: 10 packets, more than the queue holds
+    box = rpc(sim, RmMessageId.VM_GET_VMID, body)
+    events = run_for(sim, MS)
+    assert box == [(RmError.OK, U32.pack(VMID_HLOS))]
+    sends = [e for e in events if e["kind"] == "hvc" and e["name"] == "msgqueue_send"
+             and e["vm"] == "HLOS"]
+    parts = [bytes.fromhex(e["payload"]) for e in events
+             if e["kind"] == "msgq.send" and e["msgq"] == "HLOS_to_RM"]
+    frags = len(body) // CONTENT_MAX
+    assert len(parts) == frags + 1 > QUEUE_DEPTH
+    assert [header(p)[1] for p in parts] == [REQUEST] + [CONTINUATION] * frags
+    assert {header(p)[2:] for p in parts} == {(frags, header(parts[0])[3],
+                                               RmMessageId.VM_GET_VMID)}
+    assert b"".join(p[HEADER.size:] for p in parts) == body
+    # The 8th send fills the queue (OK, not_full false); HLOS stops until its Tx vIRQ.
+    results = [(e["result"], e["ret"].get("not_full")) for e in sends]
+    stall = results.index(("OK", False))
+    assert stall == QUEUE_DEPTH - 1
+    tx_virq = sim.hyp.vms["HLOS"].resources["rm:tx"]["virq"]
+    ninth = sends[stall + 1]
+    tx = [e for e in events if e["kind"] == "virq.assert" and e["vm"] == "HLOS"
+          and e["virq"] == tx_virq]
+    assert tx and sends[stall]["seq"] < tx[0]["seq"] < ninth["seq"]
+    # PUSH only on the last fragment (Linux).
+    pushes = [e["push"] for e in events if e["kind"] == "msgq.send" and e["msgq"] == "HLOS_to_RM"]
+    assert pushes == [False] * frags + [True]
+    received = [e for e in events if e["kind"] == "rm.rpc" and e["stage"] == "receive"
+                and e["dst"] == "RM"]
+    assert [(e["name"], e["fragments"], e["size"]) for e in received] == [
+        ("VM_GET_VMID", frags, len(body))]
+
+
+# -- malformed packets ---------------------------------------------------------------------
+def test_malformed_packets_are_dropped_and_rm_keeps_serving():
+    sim = sim_of(HLOS_ONLY)
+    vmid = RmMessageId.VM_GET_VMID
+    bad = [
+        (b"\x21\x01\x00", "short packet"),
+        (packet(REQUEST, 0, 0x700, vmid, api=0x22), "API version 2"),
+        (packet(REQUEST, 0, 0x701, vmid, api=0x31), "header words 3"),
+        (packet(REQUEST, 63, 0x702, vmid), "fragment count 63"),
+        (packet(CONTINUATION, 0, 0x703, vmid), "no message in progress"),
+    ]
+    for raw, _ in bad:
+        assert inject(sim, raw).error.name == "OK"
+    events = run_for(sim, MS)
+    reasons = drops(events)
+    assert len(reasons) == len(bad)
+    for reason, (_, expected) in zip(reasons, bad, strict=True):
+        assert expected in reason
+    assert {(e["src"], e["dst"]) for e in events if e["kind"] == "rm.packet"} == {("HLOS", "RM")}
+    assert replies_on_wire(events) == []  # nothing was answered
+    box = rpc(sim, vmid, b"")
+    events = run_for(sim, MS)
+    assert box == [(RmError.OK, U32.pack(VMID_HLOS))]
+    assert drops(events) == []
+
+
+def test_mismatched_continuation_is_dropped_and_the_partial_survives():
+    sim = sim_of(HLOS_ONLY)
+    vmid = RmMessageId.VM_GET_VMID
+    inject(sim, packet(REQUEST, 1, 0x200, vmid, bytes(CONTENT_MAX)))
+    inject(sim, packet(CONTINUATION, 1, 0x201, vmid, b"x"))  # wrong seq
+    inject(sim, packet(CONTINUATION, 2, 0x200, vmid, b"x"))  # wrong fragment count
+    inject(sim, packet(CONTINUATION, 1, 0x200, vmid, b"x"))  # the real one
+    events = run_for(sim, MS)
+    assert [("does not match" in r) for r in drops(events)] == [True, True]
+    assert replies_on_wire(events) == [(0x200, vmid, U32.pack(RmError.OK) + U32.pack(VMID_HLOS))]
+
+
+def test_new_first_packet_discards_a_partial_message():
+    sim = sim_of(HLOS_ONLY)
+    vmid = RmMessageId.VM_GET_VMID
+    inject(sim, packet(REQUEST, 2, 0x300, vmid, bytes(CONTENT_MAX)))
+    inject(sim, packet(REQUEST, 0, 0x301, vmid))
+    events = run_for(sim, MS)
+    reasons = drops(events)
+    assert len(reasons) == 1 and "discarded" in reasons[0]
+    assert [seq for seq, *_ in replies_on_wire(events)] == [0x301]
+
+
+def test_non_request_packets_to_the_rm_are_ignored():
+    sim = sim_of(HLOS_ONLY)
+    inject(sim, packet(REPLY, 0, 0x400, RmMessageId.VM_GET_VMID, bytes(4)))
+    inject(sim, packet(NOTIFICATION, 0, 0x401, RmMessageId.NOTIFY_VM_STATUS, bytes(8)))
+    events = run_for(sim, MS)
+    assert drops(events) == []  # well formed, just not requests
+    assert wire(events, "RM_to_HLOS") == []
+    box = rpc(sim, RmMessageId.VM_GET_VMID, b"")
+    run_for(sim, MS)
+    assert box == [(RmError.OK, U32.pack(VMID_HLOS))]
