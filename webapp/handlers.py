@@ -201,7 +201,28 @@ def on_reset(payload: Any = None, *extra: Any):
 @socketio.on("sim:action")
 def on_action(payload: Any = None, *extra: Any):
     return respond("sim:action", payload, extra,
-                   lambda s, a: s.act(a["action"], a.get("args", {})))
+                   lambda s, a: s.act(a["action"], a.get("args", {}), a.get("at_seq")))
+
+
+@socketio.on("sim:branches")
+def on_branches(payload: Any = None, *extra: Any):
+    return respond("sim:branches", payload, extra, lambda s, a: s.branch_list())
+
+
+@socketio.on("sim:branch")
+def on_branch(payload: Any = None, *extra: Any):
+    return respond("sim:branch", payload, extra, lambda s, a: s.switch_branch(a["id"]))
+
+
+@socketio.on("sim:events")
+def on_events(payload: Any = None, *extra: Any):
+    return respond("sim:events", payload, extra,
+                   lambda s, a: s.events(a["from_seq"], a["count"], a.get("branch")))
+
+
+@socketio.on("sim:link")
+def on_link(payload: Any = None, *extra: Any):
+    return respond("sim:link", payload, extra, lambda s, a: s.link())
 
 
 @socketio.on("sim:snapshot")

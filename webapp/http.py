@@ -12,11 +12,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, render_template
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
 from jinja2 import TemplateNotFound
 
 from gunyah_core import load, preset_names
-from gunyah_core.exporters import EXPORTERS
+from gunyah_core.exporters import EXPORTERS, TimelineError, load_jsonl
 from gunyah_core.scenario import schema
 
 bp = Blueprint("http", __name__)
@@ -32,6 +32,8 @@ FALLBACK_ICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
                  '<text x="8" y="12" font-size="11" text-anchor="middle" fill="#fff">G</text>'
                  '</svg>')
 HTTP_NOT_FOUND = 404
+HTTP_BAD_REQUEST = 400
+MAX_IMPORT_BYTES = 32 * 1024 * 1024  # an uploaded JSONL timeline
 UNSAFE_FILENAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -95,3 +97,28 @@ def export_trace(token: str, fmt: str):
     filename = f"{stem}-trace.{writer.extension}"
     return Response(buf.getvalue(), mimetype=writer.media_type, headers={
         "Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@bp.post("/import/<token>")
+def import_timeline(token: str):
+    """Upload a JSONL timeline to replay in that session (read-only, no model)."""
+    from . import EXTENSION_KEY
+    from .protocol import ProtocolError
+
+    session = current_app.extensions[EXTENSION_KEY].by_token(token)
+    if session is None:
+        return _not_found("UNKNOWN_SESSION", "no live session with that token")
+    if (request.content_length or 0) > MAX_IMPORT_BYTES:
+        return _bad("TOO_LARGE", f"a timeline may be at most {MAX_IMPORT_BYTES} bytes")
+    try:
+        events = load_jsonl(request.get_data(cache=False), max_bytes=MAX_IMPORT_BYTES)
+        result = session.import_timeline(events, request.args.get("name", "timeline.jsonl"))
+    except TimelineError as err:
+        return _bad("INVALID_TIMELINE", str(err))
+    except ProtocolError as err:
+        return _bad(err.code, err.message)
+    return jsonify({"ok": True, "events": result["events"]})
+
+
+def _bad(code: str, message: str) -> tuple[Response, int]:
+    return jsonify({"ok": False, "error": {"code": code, "message": message}}), HTTP_BAD_REQUEST

@@ -46,10 +46,23 @@ SCENARIO_INVALID = "SCENARIO_INVALID"
 NOT_FOUND = "NOT_FOUND"
 NO_SESSION = "NO_SESSION"
 INTERNAL = "INTERNAL"
+REPLAY_ONLY = "REPLAY_ONLY"
+UNKNOWN_BRANCH = "UNKNOWN_BRANCH"
+TOO_MANY_BRANCHES = "TOO_MANY_BRANCHES"
+INVALID_LINK = "INVALID_LINK"
+INVALID_TIMELINE = "INVALID_TIMELINE"
+MAX_EVENTS_PER_REQUEST = 20_000       # sim:events
+MAX_LINK_ACTIONS = 1_000
 
 _SEED = {"type": "integer", "minimum": 0, "maximum": MAX_SEED}
 _NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS}
 _EMPTY: dict[str, Any] = {"type": "object", "additionalProperties": False}
+_SEQ = {"type": "integer", "minimum": 0}
+_ACTIONS = {"type": "array", "maxItems": MAX_LINK_ACTIONS, "items": {
+    "type": "object", "additionalProperties": False,
+    "required": ["seq", "step", "t", "action", "args"],
+    "properties": {"seq": _SEQ, "step": _SEQ, "t": _SEQ, "action": _NAME,
+                   "args": {"type": "object"}}}}
 
 
 def _obj(props: dict[str, Any], required: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
@@ -62,7 +75,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "sim:hello": _obj({"window": {"type": "integer", "minimum": 0, "maximum": MAX_WINDOW}}),
     "sim:load": _obj({"scenario": _NAME, "text": {"type": "string"},
                       "filename": {"type": "string", "maxLength": MAX_NAME_CHARS},
-                      "seed": _SEED},
+                      "seed": _SEED, "actions": _ACTIONS, "through_seq": _SEQ},
                      oneOf=[{"required": ["scenario"], "not": {"required": ["text"]}},
                             {"required": ["text"], "not": {"required": ["scenario"]}}]),
     "sim:play": _EMPTY,
@@ -74,8 +87,15 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         {"type": "number", "minimum": MIN_SPEED, "maximum": MAX_SPEED},
         {"const": MAX_SPEED_NAME}]}}, ("speed",)),
     "sim:reset": _obj({"seed": _SEED}),
-    "sim:action": _obj({"action": _NAME, "args": {"type": "object"}}, ("action",)),
+    "sim:action": _obj({"action": _NAME, "args": {"type": "object"}, "at_seq": _SEQ},
+                       ("action",)),
     "sim:snapshot": _EMPTY,
+    "sim:branches": _EMPTY,
+    "sim:branch": _obj({"id": {"type": "integer", "minimum": 0}}, ("id",)),
+    "sim:events": _obj({"from_seq": _SEQ, "count": {"type": "integer", "minimum": 1,
+                                                    "maximum": MAX_EVENTS_PER_REQUEST},
+                        "branch": {"type": "integer", "minimum": 0}}, ("from_seq", "count")),
+    "sim:link": _EMPTY,
 }
 
 _VALIDATORS = {name: jsonschema.Draft202012Validator(schema) for name, schema in SCHEMAS.items()}

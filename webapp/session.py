@@ -17,15 +17,22 @@ from functools import partial
 from typing import Any
 
 from gunyah_core import Simulation, load, parse, preset_names
+from gunyah_core.actions import ActionError
 from gunyah_core.exporters import export
 
+from .branches import Branches
 from .protocol import (
     EV_SNAPSHOT,
     EV_STATUS,
     EV_TRACE,
+    INVALID_LINK,
+    INVALID_TIMELINE,
     MAX_SPEED_NAME,
     MAX_STEP_KIND_SCAN,
     NOT_FOUND,
+    REPLAY_ONLY,
+    TOO_MANY_BRANCHES,
+    UNKNOWN_BRANCH,
     UNKNOWN_SCENARIO,
     ProtocolError,
 )
@@ -67,20 +74,71 @@ class Session:
     def _build(self, scenario, seed: int | None) -> None:
         self.sim = Simulation(scenario, seed=seed)
         self.pending: list[dict[str, Any]] = []
-        self.history: deque[dict[str, Any]] = deque(maxlen=MAX_HISTORY_EVENTS)
+        self.branches = Branches()
+        self.imported: deque[dict[str, Any]] | None = None  # replay-only: no model
+        self.imported_snapshot: dict[str, Any] | None = None
         self.revealed = 0
         self.last_seq = -1
         self._inflight = {}
         self.view_ns = 0
 
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """The current branch's revealed events (what exports and the scrubber see)."""
+        return self.branches.current.events
+
     def load(self, scenario: str | None = None, text: str | None = None,
-             filename: str = "upload", seed: int | None = None) -> dict[str, Any]:
-        """Replace the simulation (paused); ScenarioError leaves the old one running."""
+             filename: str = "upload", seed: int | None = None,
+             actions: list[dict[str, Any]] | None = None,
+             through_seq: int | None = None) -> dict[str, Any]:
+        """Replace the simulation (paused); ScenarioError leaves the old one running.
+
+        With ``actions`` (a shared link), the run is replayed through ``through_seq`` (or
+        its last action) and those events are revealed at once.
+        """
         if scenario is not None and scenario not in preset_names():  # never a server path
             raise ProtocolError(UNKNOWN_SCENARIO, f"no preset named {scenario!r}; "
                                                   f"presets: {', '.join(preset_names())}")
         parsed = load(scenario) if scenario is not None else parse(text or "", filename)
-        return self._rebuild(parsed, seed)
+        if not actions and through_seq is None:
+            return self._rebuild(parsed, seed)
+        with self._lock:
+            self._stop()
+            try:
+                sim, events = Simulation.replay(parsed, seed, actions or [], through_seq)
+            except (ActionError, KeyError, TypeError) as err:
+                raise ProtocolError(INVALID_LINK,
+                                    f"the action log does not replay: {err}") from None
+            self._build(parsed, seed)
+            self._adopt(sim, events, through_seq)
+            snap = self._snapshot_at_start()
+            self._emit(EV_SNAPSHOT, snap)
+            self._send_all(self.history)
+            self._emit(EV_STATUS, self._status())
+            return {"snapshot": snap, "head_seq": self.last_seq}
+
+    def _adopt(self, sim: Simulation, events: list[dict[str, Any]], through: int | None) -> None:
+        """Take a replayed simulation: events up to ``through`` are revealed, the rest of
+        that engine step waits in pending, as if the viewer had stepped there."""
+        self.sim = sim
+        cut = len(events) if through is None else sum(1 for e in events if e["seq"] <= through)
+        self.branches.current.events[:] = events[:cut]
+        self.branches.current.actions = list(sim.action_log)
+        self.pending = events[cut:]
+        self.revealed = cut
+        self.last_seq = events[cut - 1]["seq"] if cut else -1
+        self.view_ns = events[cut - 1]["t"] if cut else 0
+
+    def _snapshot_at_start(self) -> dict[str, Any]:
+        """The boot snapshot (what a client folds revealed events onto)."""
+        for event in self.history:
+            if event["kind"] == "sim.snapshot":
+                return {**event["state"], "scenario": event["scenario"]}
+        return self.sim.snapshot()
+
+    def _send_all(self, events: list[dict[str, Any]]) -> None:
+        for start in range(0, len(events), TICK_BUDGET_EVENTS):
+            self._send(events[start:start + TICK_BUDGET_EVENTS])
 
     def reset(self, seed: int | None = None) -> dict[str, Any]:
         """Rebuild the same scenario, with the same seed unless one is given."""
@@ -98,6 +156,11 @@ class Session:
     # -- stepping ----------------------------------------------------------------------------
     def _more(self) -> bool:
         """Append the next engine step's events to pending; False once the model is idle."""
+        if self.imported is not None:  # replay-only: the next imported events
+            chunk = [self.imported.popleft() for _ in range(min(len(self.imported),
+                                                                 TICK_BUDGET_EVENTS))]
+            self.pending.extend(chunk)
+            return bool(chunk)
         sim = self.sim
         for _ in range(MAX_SILENT_STEPS):
             if sim.trace.pending or sim.engine.peek() is None:
@@ -117,7 +180,10 @@ class Session:
         out = self.pending[:count]
         del self.pending[:count]
         if out:
-            self.history.extend(out)
+            history = self.history
+            history.extend(out)
+            if len(history) > MAX_HISTORY_EVENTS:  # keep the newest; rewinds stop there
+                del history[:len(history) - MAX_HISTORY_EVENTS]
             self.revealed += len(out)
             self.last_seq = out[-1]["seq"]
             self.view_ns = max(self.view_ns, out[-1]["t"])
@@ -136,9 +202,11 @@ class Session:
         out: list[dict[str, Any]] = []
         sim = self.sim
         while len(out) < TICK_BUDGET_EVENTS and self._clock() <= deadline:
-            if not self.pending and sim.trace.pending:
+            if self.imported is not None and not self.pending and not self._more():
+                return out, True
+            if not self.pending and sim.trace.pending and self.imported is None:
                 self.pending.extend(sim.trace.take())
-            if not self.pending:
+            if not self.pending and self.imported is None:
                 due = sim.engine.peek()
                 if due is None or due > target_ns:
                     sim.run(until_ns=target_ns)  # nothing due: only moves the clock on
@@ -207,16 +275,101 @@ class Session:
         raise ProtocolError(NOT_FOUND, f"no {kind} event in the next {MAX_STEP_KIND_SCAN} events")
 
     def _finished(self) -> bool:
+        if self.imported is not None:
+            return not self.pending and not self.imported
         return not self.pending and self.sim.engine.peek() is None and not self.sim.trace.pending
 
     # -- actions and views --------------------------------------------------------------------
-    def act(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
-        """Apply a user action (ActionError on refusal); its events follow in later steps."""
+    def act(self, action: str, args: dict[str, Any],
+            at_seq: int | None = None) -> dict[str, Any]:
+        """Apply a user action (ActionError on refusal); its events follow in later steps.
+
+        ``at_seq`` is where the viewer is: before the head, the action forks a new branch
+        there (the old future stays reachable with sim:branch).
+        """
         with self._lock:
-            return self.sim.act(action, args)
+            if self.imported is not None:
+                raise ProtocolError(REPLAY_ONLY, "an imported timeline replays; it has no model")
+            fork = None
+            if at_seq is not None and at_seq < self.last_seq:
+                self._stop()
+                fork = self._fork(at_seq)
+            ack = self.sim.act(action, args)
+            self.branches.current.actions = list(self.sim.action_log)
+            if fork is not None:
+                ack["fork"] = fork
+            ack["branch"] = self.branches.current.id
+            return ack
+
+    def _fork(self, at_seq: int) -> dict[str, Any]:
+        if at_seq < (self.history[0]["seq"] if self.history else 0) or at_seq < 0:
+            raise ProtocolError(NOT_FOUND, f"event {at_seq} is no longer kept")
+        old = self.branches.current
+        sim, events = Simulation.replay(self.sim.scenario, self.sim.seed, old.actions, at_seq)
+        try:
+            self.branches.fork(at_seq, [], [])
+        except OverflowError as err:
+            raise ProtocolError(TOO_MANY_BRANCHES, str(err)) from None
+        self._adopt(sim, events, at_seq)
+        return {"from_branch": old.id, "at_seq": at_seq, "branch": self.branches.current.id}
+
+    def switch_branch(self, branch_id: int) -> dict[str, Any]:
+        """Make another branch current: its simulation is rebuilt at its head."""
+        with self._lock:
+            branch = self.branches.get(branch_id)
+            if branch is None or self.imported is not None:
+                raise ProtocolError(UNKNOWN_BRANCH, f"no branch {branch_id}")
+            self._stop()
+            sim, events = Simulation.replay(self.sim.scenario, self.sim.seed, branch.actions,
+                                            branch.head_seq)
+            self.branches.current = branch
+            self._adopt(sim, events, branch.head_seq)
+            self._emit(EV_STATUS, self._status())
+            return {"branch": branch.summary()}
+
+    def branch_list(self) -> dict[str, Any]:
+        with self._lock:
+            return {"current": self.branches.current.id, "branches": self.branches.summaries()}
+
+    def events(self, from_seq: int, count: int, branch_id: int | None = None) -> dict[str, Any]:
+        """Revealed events of a branch (for a client that rewinds or was reloaded)."""
+        with self._lock:
+            branch = self.branches.current if branch_id is None else self.branches.get(branch_id)
+            if branch is None:
+                raise ProtocolError(UNKNOWN_BRANCH, f"no branch {branch_id}")
+            return {"branch": branch.id, "events": branch.window(from_seq, count),
+                    "head_seq": branch.head_seq}
+
+    def link(self) -> dict[str, Any]:
+        """What a shareable link needs to rebuild this branch: scenario, seed, actions."""
+        with self._lock:
+            return {"scenario": self.sim.scenario.name, "seed": self.sim.seed,
+                    "actions": self.branches.current.actions,
+                    "preset": self.sim.scenario.name in preset_names()
+                    and self.sim.scenario.source.startswith("preset"),
+                    "head_seq": self.last_seq}
+
+    def import_timeline(self, events: list[dict[str, Any]], name: str) -> dict[str, Any]:
+        """Replay a recorded timeline on the diagram, without a model (read-only)."""
+        with self._lock:
+            self._stop()
+            snapshot = next((e for e in events if e["kind"] == "sim.snapshot"), None)
+            if snapshot is None or not isinstance(snapshot.get("state"), dict):
+                raise ProtocolError(INVALID_TIMELINE, "the timeline has no sim.snapshot event "
+                                                      "to draw the machine from")
+            self._build(self.sim.scenario, self.sim.seed)
+            self.imported = deque(events)
+            self.imported_snapshot = {**snapshot["state"],
+                                      "scenario": {**snapshot.get("scenario", {}),
+                                                   "imported": name}}
+            self._emit(EV_SNAPSHOT, self.imported_snapshot)
+            self._emit(EV_STATUS, self._status())
+            return {"events": len(events), "snapshot": self.imported_snapshot}
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
+            if self.imported_snapshot is not None:
+                return self.imported_snapshot
             return self.sim.snapshot()
 
     def status(self) -> dict[str, Any]:
@@ -227,7 +380,8 @@ class Session:
         return {"playing": self.playing, "speed": self.speed, "now_ns": self.view_ns,
                 "seq": self.last_seq, "events_per_s": round(self.events_per_s, 1),
                 "scenario": self.sim.scenario.name, "seed": self.sim.seed,
-                "finished": self._finished()}
+                "finished": self._finished(), "branch": self.branches.current.id,
+                "branches": len(self.branches.all), "replay_only": self.imported is not None}
 
     def export(self, fmt: str, fileobj) -> int:
         """Write the revealed trace so far in `fmt`; ValueError for unknown formats."""

@@ -1,0 +1,108 @@
+"""Time travel on the server: fork at an old event, switch branches, links, imports."""
+
+from __future__ import annotations
+
+import json
+
+from test_socket import call, received, trace_events
+
+from webapp import socketio
+
+STEPS_BEFORE = 400
+
+
+def step(client, count):
+    ack = call(client, "sim:step", {"count": count})
+    assert ack["ok"], ack
+    return trace_events(client)
+
+
+def test_action_at_an_old_seq_forks_and_the_old_branch_stays(socketio_client):
+    call(socketio_client, "sim:hello")
+    main_events = step(socketio_client, STEPS_BEFORE)
+    at = main_events[199]["seq"]
+    ack = call(socketio_client, "sim:action", {
+        "action": "msgq_send", "args": {"vm": "VM_B", "msgq": "B_to_A", "payload": "fork"},
+        "at_seq": at})
+    assert ack["ok"], ack
+    assert ack["fork"] == {"from_branch": 0, "at_seq": at, "branch": 1}
+    after = step(socketio_client, 50)
+    # The new future starts right after the fork point (the rest of that engine step first).
+    assert after[0]["seq"] > at
+    assert any(e["kind"] == "user.action" and e["args"]["payload"] == "fork" for e in after)
+    listing = call(socketio_client, "sim:branches")
+    assert listing["current"] == 1
+    assert [(b["id"], b["parent"], b["fork_seq"]) for b in listing["branches"]] == [
+        (0, None, -1), (1, 0, at)]
+    assert listing["branches"][0]["head_seq"] == main_events[-1]["seq"]
+    # The old branch is intact: its events are the ones seen before the fork.
+    old = call(socketio_client, "sim:events", {"from_seq": 0, "count": 20000, "branch": 0})
+    assert old["events"] == main_events
+    # Switching back rebuilds its simulation at its head; stepping continues that future.
+    assert call(socketio_client, "sim:branch", {"id": 0})["ok"]
+    more = step(socketio_client, 10)
+    assert more[0]["seq"] == main_events[-1]["seq"] + 1
+    assert not any(e["kind"] == "user.action" for e in more)
+
+
+def test_a_shared_link_reproduces_the_same_events(app, socketio_client):
+    call(socketio_client, "sim:hello")
+    step(socketio_client, 300)
+    call(socketio_client, "sim:action", {"action": "vm_stop", "args": {"vm": "VM_B"}})
+    step(socketio_client, 100)
+    original = call(socketio_client, "sim:events", {"from_seq": 0, "count": 20000})["events"]
+    link = call(socketio_client, "sim:link")
+    assert link["scenario"] == "msgq-pingpong" and len(link["actions"]) == 1
+    fresh = socketio.test_client(app)
+    try:
+        call(fresh, "sim:hello")
+        fresh.get_received()
+        ack = call(fresh, "sim:load", {"scenario": link["scenario"], "seed": link["seed"],
+                                       "actions": link["actions"],
+                                       "through_seq": link["head_seq"]})
+        assert ack["ok"], ack
+        assert ack["head_seq"] == link["head_seq"]
+        replayed = trace_events(fresh)
+        assert replayed == original
+    finally:
+        fresh.disconnect()
+
+
+def test_a_broken_link_is_refused(socketio_client):
+    call(socketio_client, "sim:hello")
+    bad = {"seq": 5, "step": 3, "t": 0, "action": "msgq_send", "args": {"vm": "NOPE"}}
+    ack = call(socketio_client, "sim:load", {"scenario": "msgq-pingpong", "actions": [bad]})
+    assert ack["error"]["code"] == "INVALID_LINK"
+    ack = call(socketio_client, "sim:load", {"scenario": "msgq-pingpong",
+                                             "actions": [{"seq": "x"}]})
+    assert ack["error"]["code"] in ("INVALID_ARGUMENT", "MISSING_FIELD")
+    assert call(socketio_client, "sim:step", {"count": 3})["ok"]  # the session survives
+
+
+def test_an_imported_timeline_replays_without_a_model(app, socketio_client):
+    token = call(socketio_client, "sim:hello")["session"]
+    recorded = step(socketio_client, 250)
+    body = "\n".join(json.dumps(e) for e in recorded)
+    http = app.test_client()
+    resp = http.post(f"/import/{token}?name=run.jsonl", data=body)
+    assert resp.status_code == 200 and resp.json == {"ok": True, "events": len(recorded)}
+    snap = received(socketio_client, "sim:snapshot")[-1]
+    assert snap["scenario"]["imported"] == "run.jsonl"
+    assert {vm["name"] for vm in snap["vms"]} >= {"RM", "HLOS", "VM_A", "VM_B"}
+    assert step(socketio_client, len(recorded)) == recorded
+    ack = call(socketio_client, "sim:action", {"action": "vm_stop", "args": {"vm": "VM_B"}})
+    assert ack["error"]["code"] == "REPLAY_ONLY"
+    assert call(socketio_client, "sim:snapshot")["snapshot"] == snap
+
+
+def test_a_bad_timeline_upload_is_refused_with_its_line(app, socketio_client):
+    token = call(socketio_client, "sim:hello")["session"]
+    http = app.test_client()
+    resp = http.post(f"/import/{token}", data='{"seq": 0, "t": 0, "kind": "x"}\nnot json\n')
+    assert resp.status_code == 400
+    assert resp.json["error"]["code"] == "INVALID_TIMELINE"
+    assert "line 2" in resp.json["error"]["message"]
+    resp = http.post(f"/import/{token}", data='{"seq": 0, "t": 0, "kind": "hvc"}\n')
+    assert resp.json["error"]["code"] == "INVALID_TIMELINE"  # no sim.snapshot to draw from
+    assert http.post("/import/nope", data="").status_code == 404
+    assert call(socketio_client, "sim:step", {"count": 2})["ok"]
