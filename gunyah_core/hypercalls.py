@@ -68,6 +68,14 @@ def _arg(args: dict[str, Any], key: str, default: Any = ...) -> int:
     return value
 
 
+def _printable(values: dict[str, Any]) -> dict[str, Any]:
+    """Trace events are JSON: a bytes payload (an RM packet) is shown as hex."""
+    payload = values.get("payload")
+    if isinstance(payload, bytes | bytearray):
+        return {**values, "payload": payload.hex()}
+    return values
+
+
 class HypercallTable:
     """Dispatches ``name(args)`` from a vCPU and traces it."""
 
@@ -95,7 +103,8 @@ class HypercallTable:
             number = entry[0] if entry else None
             fields = {"vm": vcpu.vm.name, "vcpu": vcpu.id, "name": name,
                       "call": HVC_IMM_BASE + number if number is not None else None,
-                      "args": args, "result": result.error.name, "ret": result.ret}
+                      "args": _printable(args), "result": result.error.name,
+                      "ret": _printable(result.ret)}
             if action is not None:
                 fields["action"] = action
             trace.emit(EventKind.HVC, **fields)

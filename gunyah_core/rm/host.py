@@ -19,6 +19,7 @@ from .payloads import (
     NotifyVmExited,
     NotifyVmStatus,
     VmConfigImageReq,
+    VmGetStateReply,
     VmidReply,
     VmidReq,
     VmStopReq,
@@ -29,6 +30,7 @@ DEFAULT_STEP_NS = 100_000  # a pause between boot steps, so they can be watched
 VM_STOP_FLAG_FORCE = 0x1
 VM_STOP_REASON_FORCE_STOP = 3  # Linux GH_RM_VM_STOP_REASON_FORCE_STOP
 RWX = int(PgtableAccess.RWX)
+RESETTABLE = {VmState.EXITED.name, VmState.READY.name, VmState.INIT_FAILED.name}
 
 
 class VmManagerProgram(Guest):
@@ -124,11 +126,18 @@ class VmManagerProgram(Guest):
 
     def destroy_vm(self, vmid: int):
         """Linux's teardown: stop if running, reset, wait for RESET, reclaim, deallocate."""
+        error, data = yield from self._call(RmMessageId.VM_GET_STATE, VmidReq(vmid=vmid),
+                                            vmid=vmid)
+        if error is RmError.OK:
+            self.status[vmid] = VmState(VmGetStateReply.decode(data).vm_state).name
         if self.status.get(vmid) == VmState.RUNNING.name:
             yield from self.stop_vm(vmid, force=True)
-        error, _ = yield from self._call(RmMessageId.VM_RESET, VmidReq(vmid=vmid), vmid=vmid)
-        if error is RmError.OK:
-            while self.status.get(vmid) != VmState.RESET.name:
+            while self.status.get(vmid) == VmState.RUNNING.name:
+                yield WFI
+        if self.status.get(vmid) in RESETTABLE:  # Linux resets only from these
+            error, _ = yield from self._call(RmMessageId.VM_RESET, VmidReq(vmid=vmid),
+                                             vmid=vmid)
+            while error is RmError.OK and self.status.get(vmid) != VmState.RESET.name:
                 yield WFI
         handle = self.parcels.pop(vmid, None)
         if handle is not None:

@@ -85,12 +85,13 @@ class VmManagement:
         }
 
     # -- helpers ----------------------------------------------------------------------------
-    def _owned(self, caller: Vm, vmid: int, *states: VmState) -> Vm:
+    def _owned(self, caller: Vm, vmid: int, *states: VmState,
+               not_owner: RmError = RmError.DENIED) -> Vm:
         vm = self.hyp.vm_by_id(vmid)
         if vm is None or vm.kind == "rm":
             raise RmFailure(RmError.VMID_INVALID, f"no VM {vmid:#x}")
         if vm.owner != caller.vmid:
-            raise RmFailure(RmError.DENIED, f"{caller.name} does not own {vm.name}")
+            raise RmFailure(not_owner, f"{caller.name} does not own {vm.name}")
         if states and VmState[vm.state] not in states:
             raise RmFailure(RmError.VM_STATE, f"{vm.name} is {vm.state}")
         return vm
@@ -202,7 +203,9 @@ class VmManagement:
 
     def stop(self, caller: Vm, payload: bytes) -> None:
         req = VmStopReq.decode(payload)
-        vm = self._owned(caller, req.vmid, VmState.RUNNING, VmState.PAUSED)
+        # VM_STOP and VM_RESET answer a non-owner with VMID_INVALID (facts §6.2).
+        vm = self._owned(caller, req.vmid, VmState.RUNNING, VmState.PAUSED,
+                         not_owner=RmError.VMID_INVALID)
         if req.flags & VM_STOP_FLAG_FORCE:
             self.exited(vm, VmExitType.VM_STOP_FORCED)
         else:  # graceful: only the guest is told; it is expected to exit itself
@@ -229,7 +232,7 @@ class VmManagement:
 
     def reset(self, caller: Vm, payload: bytes) -> None:
         vm = self._owned(caller, VmidReq.decode(payload).vmid, VmState.EXITED, VmState.READY,
-                         VmState.INIT_FAILED)
+                         VmState.INIT_FAILED, not_owner=RmError.VMID_INVALID)
         self._status_changed(vm, VmState.RESETTING)
         self.rm.jobs.append(self._reset_stages(vm))
 
