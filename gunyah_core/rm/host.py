@@ -126,10 +126,11 @@ class VmManagerProgram(Guest):
 
     def destroy_vm(self, vmid: int):
         """Linux's teardown: stop if running, reset, wait for RESET, reclaim, deallocate."""
-        error, data = yield from self._call(RmMessageId.VM_GET_STATE, VmidReq(vmid=vmid),
-                                            vmid=vmid)
-        if error is RmError.OK:
-            self.status[vmid] = VmState(VmGetStateReply.decode(data).vm_state).name
+        if vmid not in self.status:  # a VM created before this manager ran: ask the RM
+            error, data = yield from self._call(RmMessageId.VM_GET_STATE, VmidReq(vmid=vmid),
+                                                vmid=vmid)
+            if error is RmError.OK:
+                self.status[vmid] = VmState(VmGetStateReply.decode(data).vm_state).name
         if self.status.get(vmid) == VmState.RUNNING.name:
             yield from self.stop_vm(vmid, force=True)
             while self.status.get(vmid) == VmState.RUNNING.name:
