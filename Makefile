@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh Debian machine with python3:
 #   make run   -> .venv, runtime deps, server on http://127.0.0.1:5000
-#   make test  -> .venv, dev deps, Chromium (apt) when missing, every test
+#   make test  -> .venv, dev deps, Chromium and dtc (apt) when missing, every test
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -8,7 +8,9 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 SCENARIO ?= msgq-pingpong
 
-.PHONY: run test lint bench chromium clean
+APT_PACKAGES := chromium device-tree-compiler
+
+.PHONY: run test lint bench system-deps clean
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,15 +24,17 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt $(VENV)/.runtime
 run: $(VENV)/.runtime
 	$(PY) app.py --host $(HOST) --port $(PORT) --scenario $(SCENARIO)
 
-chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
+# Debian packages the tests need: Chromium for the browser tests, dtc to compile the
+# device-tree overlay. Installed only when missing.
+system-deps:
+	@command -v chromium >/dev/null 2>&1 && command -v dtc >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $(APT_PACKAGES) >/dev/null; }
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 
-test: $(VENV)/.dev chromium
+test: $(VENV)/.dev system-deps
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
