@@ -16,6 +16,24 @@ const NS_PER_MS_PER_SPEED = 1e6; // speed 1 s/s = 1e6 simulated ns per wall ms
 const FALLBACK_RATE = 1000;    // ns per ms until a "max" run has been measured
 const RATE_SMOOTHING = 0.3;
 const DOT_R = 11;
+const PATH_SAMPLES = 64;
+const ANIMATED_KINDS = new Set(["msgq.send", "msgq.recv", "bell.send", "virq.assert", "virq.deliver",
+  "sched.switch", "hvc", "user.action"]);
+
+/** Point at fraction f of a link, from a table sampled once (getPointAtLength is slow). */
+function pointOn(link, f) {
+  if (!link.samples) {
+    const len = link.path.getTotalLength();
+    link.samples = Array.from({ length: PATH_SAMPLES + 1 }, (_, i) => {
+      const pt = link.path.getPointAtLength(len * i / PATH_SAMPLES);
+      return { x: pt.x, y: pt.y };
+    });
+  }
+  const at = Math.max(0, Math.min(1, f)) * PATH_SAMPLES;
+  const i = Math.min(PATH_SAMPLES - 1, Math.floor(at));
+  const a = link.samples[i], b = link.samples[i + 1], k = at - i;
+  return { x: a.x + (b.x - a.x) * k, y: a.y + (b.y - a.y) * k };
+}
 
 export class Animator {
   constructor(diagram, reducedMotion = false) {
@@ -85,11 +103,19 @@ export class Animator {
   /** Turn a batch of trace events into tweens. */
   add(events, wall = performance.now()) {
     const from = Math.max(0, events.length - MAX_NEW_PER_BATCH);
+    // Paused, a step's animations play at once, wherever in simulated time it landed.
+    if (!this.playing && events.length) this.t = Math.max(this.t, events[events.length - 1].t);
     let dropped = 0;
     for (let i = 0; i < events.length; i++) {
-      const spec = this.specFor(events[i]);
-      if (!spec) continue;
-      if (i < from || !this.start(spec, events[i])) dropped++;
+      const e = events[i];
+      // What a person did, and hypercall errors, are never coalesced away.
+      const vital = e.kind === "user.action" || (e.kind === "hvc" && e.result !== "OK");
+      if (i < from && !vital) {
+        if (ANIMATED_KINDS.has(e.kind)) dropped++;
+        continue;
+      }
+      const spec = this.specFor(e);
+      if (spec && !this.start(spec, e)) dropped++;
     }
     this.coalesce(dropped, wall);
   }
@@ -182,11 +208,9 @@ export class Animator {
 
   draw(tw, p) {
     if (tw.kind === "dot") {
-      const link = tw.node;
-      link.length ??= link.path.getTotalLength();
-      const pt = link.path.getPointAtLength(link.length * (tw.reverse ? 1 - p : p));
-      tw.el.setAttribute("cx", pt.x);
-      tw.el.setAttribute("cy", pt.y);
+      const pt = pointOn(tw.node, tw.reverse ? 1 - p : p);
+      tw.el.setAttribute("cx", pt.x.toFixed(1));
+      tw.el.setAttribute("cy", pt.y.toFixed(1));
       tw.el.setAttribute("visibility", "visible");
     } else if (tw.kind === "flash") {
       tw.node.flash.setAttribute("opacity", ((tw.strong ? 1 : 0.6) * (1 - p)).toFixed(3));

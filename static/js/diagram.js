@@ -48,20 +48,22 @@ export class Diagram {
     this.vms = new Map(); this.chips = new Map(); this.cells = new Map(); this.links = new Map();
     const gHyp = svg("g", { class: "hyp-layer" }, this.svg);
     const gLinks = svg("g", { class: "links" }, this.svg);
+    const gCells = svg("g", { class: "cells" }, this.svg);
     const gVms = svg("g", { class: "vms" }, this.svg);
     const gLanes = svg("g", { class: "lanes" }, this.svg);
     this.fx = svg("g", { class: "fx" }, this.svg);
     svg("rect", { x: L.hyp.x, y: L.hyp.y, width: L.hyp.w, height: L.hyp.h, rx: 14, class: "hyp" }, gHyp);
-    text(gHyp, L.hyp.x + 16, L.hyp.y + 31, "Gunyah hypervisor", "hyp-title");
-    text(gHyp, L.hyp.x + L.hyp.w - 16, L.hyp.y + 31,
-      "message queues and doorbells are buffered here", "hyp-sub", "end");
+    text(gCells, L.hyp.x + 16, L.hyp.y + 31, "Gunyah hypervisor", "hyp-title");
+    text(gCells, L.hyp.x + L.hyp.w - 16, L.hyp.y + 31, L.hiddenRmQueues
+      ? `${L.hiddenRmQueues} RM queues not drawn (many VMs); the log still lists their events`
+      : "message queues and doorbells are buffered here", "hyp-sub", "end");
     for (const [key, link] of L.links) {
-      const path = svg("path", { d: link.d, class: `link link-${link.role}`, "data-link": key }, gLinks);
+      const path = svg("path", { d: link.d, class: `link link-${link.role}${link.rm ? " link-rm" : ""}`, "data-link": key }, gLinks);
       const flash = svg("path", { d: link.d, class: "link-flash", opacity: 0 }, gLinks);
       this.links.set(key, { path, flash, length: null, link });
     }
     for (const vm of snap.vms) this.buildVm(gVms, vm, L.vms.get(vm.name), L.vmFont);
-    for (const cell of L.cells.values()) this.buildCell(gHyp, cell);
+    for (const cell of L.cells.values()) this.buildCell(gCells, cell);
     this.buildLanes(gLanes, L);
   }
 
@@ -112,7 +114,7 @@ export class Diagram {
     node.thd = ["rx", "tx"].map((which) => {
       const tg = svg("g", { class: `thd thd-${which}` }, g);
       return { g: tg, line: svg("line", { y1: s.y - 4, y2: s.y + s.h + 4 }, tg),
-        label: text(tg, 0, s.y + s.h + 20, "", "thd-label", "middle") };
+        label: text(tg, 0, s.y + s.h + 18, "", "thd-label", "middle") };
     });
   }
 

@@ -3,6 +3,7 @@
 // message queue or doorbell, the links between them, and the pCPU lanes at the bottom.
 
 export const WIDTH = 1600;
+const RM_VM = "RM"; // the Resource Manager VM's name in every scenario
 const MARGIN = 20;
 const VM_GAP = 18;
 const VMS_PER_ROW_MAX = 6;
@@ -10,11 +11,16 @@ const VM_HEAD_H = 74;
 const CHIP_ROW_H = 42;
 const CHIPS_PER_ROW = 4;
 const CHIP_W_MAX = 190;
-const LINK_SPACE = 96;
+const LINK_SPACE = 84;
 const HYP_HEAD_H = 44;
 const CELL_MIN_W = 360;
+const CELL_MIN_W_MANY = 200;
+const MANY_CELLS = 8;
+const RM_QUEUES_MAX_VMS = 6;
 const CELL_GAP = 16;
-const CELL_H = 128;
+const CELL_H = 116;
+const BUF_Y = 62;
+const BUF_H = 32;
 const SLOTS_DRAWN_MAX = 24; // deeper queues draw a proportional bar instead of slots
 const LINK_END_LEFT = 0.22;
 const LINK_END_RIGHT = 0.78;
@@ -53,14 +59,20 @@ function vmBoxes(snap) {
 }
 
 function cells(snap, boxes, top) {
-  const items = [
+  const viaRm = (it) => (it.obj.sender === RM_VM || it.obj.receiver === RM_VM ? 1 : 0);
+  let items = [
     ...snap.msgqs.map((q) => ({ key: `msgq:${q.name}`, kind: "msgq", obj: q })),
     ...snap.doorbells.map((b) => ({ key: `bell:${b.name}`, kind: "bell", obj: b })),
   ];
+  // Every VM has an RM queue pair; past a few VMs they would crowd out the guests' own.
+  const hidden = snap.vms.length > RM_QUEUES_MAX_VMS ? items.filter(viaRm).length : 0;
+  if (hidden) items = items.filter((it) => !viaRm(it));
+  const minW = items.length > MANY_CELLS ? CELL_MIN_W_MANY : CELL_MIN_W;
   const centre = (it) => ((boxes.get(it.obj.sender)?.cx ?? 0) + (boxes.get(it.obj.receiver)?.cx ?? 0)) / 2;
-  items.sort((a, b) => centre(a) - centre(b));
+  // Guest-to-guest objects first, so their links reach the first row without crossing cells.
+  items.sort((a, b) => viaRm(a) - viaRm(b) || centre(a) - centre(b));
   const innerW = WIDTH - 2 * MARGIN - 2 * CELL_GAP;
-  const cols = Math.max(1, Math.min(items.length, Math.floor((innerW + CELL_GAP) / (CELL_MIN_W + CELL_GAP))));
+  const cols = Math.max(1, Math.min(items.length, Math.floor((innerW + CELL_GAP) / (minW + CELL_GAP))));
   const cellW = (innerW - (cols - 1) * CELL_GAP) / cols;
   const rows = Math.max(1, Math.ceil(items.length / cols));
   const out = new Map();
@@ -71,11 +83,11 @@ function cells(snap, boxes, top) {
     const x = MARGIN + CELL_GAP + offset + (i % cols) * (cellW + CELL_GAP);
     const y = top + HYP_HEAD_H + row * (CELL_H + CELL_GAP);
     const cell = { ...it, x, y, w: cellW, h: CELL_H };
-    if (it.kind === "msgq") cell.slots = slotGeometry(it.obj.depth, x + 12, y + 66, cellW - 24, 34);
-    else cell.bits = bitGeometry(x + 12, y + 66, cellW - 24, 34);
+    if (it.kind === "msgq") cell.slots = slotGeometry(it.obj.depth, x + 12, y + BUF_Y, cellW - 24, BUF_H);
+    else cell.bits = bitGeometry(x + 12, y + BUF_Y, cellW - 24, BUF_H);
     out.set(it.key, cell);
   });
-  return { cells: out, bottom: top + HYP_HEAD_H + rows * (CELL_H + CELL_GAP) + 4 };
+  return { cells: out, hidden, bottom: top + HYP_HEAD_H + rows * (CELL_H + CELL_GAP) + 4 };
 }
 
 function slotGeometry(depth, x, y, w, h) {
@@ -102,7 +114,8 @@ function links(boxes, cellMap) {
       if (!boxes.has(vm)) continue;
       const left = (role === "tx") === senderLeft;
       const at = { x: cell.x + cell.w * (left ? LINK_END_LEFT : LINK_END_RIGHT), y: cell.y };
-      const link = { key: `${cell.key}:${role}`, vm, role, cell: cell.key, end: at };
+      const rm = cell.obj.sender === RM_VM || cell.obj.receiver === RM_VM;
+      const link = { key: `${cell.key}:${role}`, vm, role, rm, cell: cell.key, end: at };
       raw.push(link);
       if (!ends.has(vm)) ends.set(vm, []);
       ends.get(vm).push(link);
@@ -153,6 +166,7 @@ export function computeLayout(snap) {
     vmFont: Math.max(18, Math.min(30, vm.boxW / 9)),
     hyp: { x: MARGIN, y: hypTop, w: WIDTH - 2 * MARGIN, h: hyp.bottom - hypTop },
     cells: hyp.cells,
+    hiddenRmQueues: hyp.hidden,
     links: links(vm.boxes, hyp.cells),
     lanes: lane.lanes,
     lanesTop: hyp.bottom + 22,

@@ -13,6 +13,7 @@ const STATUS_MS = 250;
 const TOAST_MS = 6000;
 const SNAPSHOT_DEDUP_MS = 1000;
 const MAX_LATENCIES = 200;
+const TRACE_WINDOW = 1; // sim:trace batches in flight while playing; acked once drawn
 
 const $ = (id) => document.getElementById(id);
 const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
@@ -23,6 +24,7 @@ const timeline = new Timeline({ list: $("log"), detail: $("log-detail"), filters
   vmSelect: $("tl-vm"), count: $("tl-count") });
 const view = { seq: -1, now: 0, frames: 0, eventsPerS: 0, session: null, lastSnap: null };
 const pendingClicks = new Map(); // action id -> click time, for click -> frame latency
+const drawnActions = new Map();  // action id -> first frame time, when drawn before its ack
 const latencies = [];
 
 let toastTimer = null;
@@ -38,8 +40,17 @@ async function act(action, args, ev) {
   const clickAt = ev?.timeStamp ?? performance.now();
   if (args.vm) anim.local({ kind: "pulse", key: `vm:${args.vm}` });
   const ack = await send("sim:action", { action, args });
-  if (ack.ok && ack.action_id != null) pendingClicks.set(ack.action_id, clickAt);
+  const id = ack.ok ? ack.action_id : null;
+  if (id == null) return ack;
+  if (drawnActions.has(id)) { // its trace event was drawn before the ack came back
+    recordLatency(id, drawnActions.get(id) - clickAt);
+    drawnActions.delete(id);
+  } else pendingClicks.set(id, clickAt);
   return ack;
+}
+function recordLatency(action, ms) {
+  latencies.push({ action, ms });
+  if (latencies.length > MAX_LATENCIES) latencies.shift();
 }
 const inspector = new Inspector($("inspector"), state, act);
 
@@ -74,7 +85,9 @@ async function resync() {
   if (ack.ok) { view.lastSnap = null; applySnapshot(ack.snapshot); }
 }
 
-on("sim:trace", (batch) => {
+const batchAcks = [];
+on("sim:trace", (batch, ack) => {
+  if (ack) batchAcks.push(ack);
   if (!state.snap) return;
   if (view.seq >= 0 && batch.first_seq > view.seq + 1) { resync(); return; }
   const events = batch.events.filter((e) => e.seq > view.seq);
@@ -100,7 +113,7 @@ on("connect", hello);
 async function hello() {
   $("st-conn").textContent = "connected";
   $("st-conn").className = "st-item st-conn on";
-  const ack = await send("sim:hello", {});
+  const ack = await send("sim:hello", { window: TRACE_WINDOW });
   if (!ack.ok) { toast(`${ack.error.code}: ${ack.error.message}`); return; }
   view.session = ack.session;
   controls.setSession(ack.session);
@@ -115,11 +128,11 @@ async function hello() {
 diagram.onSelect = (sel) => inspector.show(sel);
 timeline.onSelect = (e, keys) => diagram.highlight(keys);
 anim.onFirstDraw = (tw, wall) => {
-  const clickAt = tw.action != null ? pendingClicks.get(tw.action) : undefined;
-  if (clickAt === undefined) return;
+  if (tw.action == null) return;
+  const clickAt = pendingClicks.get(tw.action);
+  if (clickAt === undefined) { drawnActions.set(tw.action, wall); return; }
   pendingClicks.delete(tw.action);
-  latencies.push({ action: tw.action, ms: wall - clickAt });
-  if (latencies.length > MAX_LATENCIES) latencies.shift();
+  recordLatency(tw.action, wall - clickAt);
 };
 
 let lastStatus = 0;
@@ -141,6 +154,7 @@ function frame(wall) {
   inspector.refresh(wall);
   updateStatus(wall);
   view.frames++;
+  while (batchAcks.length) batchAcks.shift()();
   requestAnimationFrame(frame);
 }
 

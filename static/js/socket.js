@@ -5,8 +5,8 @@ const ACK_TIMEOUT_MS = 15000;
 const listeners = new Map();
 let socket = null;
 
-function dispatch(type, data) {
-  for (const fn of listeners.get(type) ?? []) fn(data);
+function dispatch(type, data, ack = null) {
+  for (const fn of listeners.get(type) ?? []) fn(data, ack);
 }
 
 /** Connect once; server events and connect/disconnect go to the `on` listeners. */
@@ -15,7 +15,13 @@ export function connect() {
   socket = io({ transports: ["websocket", "polling"], reconnectionDelayMax: 2000 });
   socket.on("connect", () => dispatch("connect", null));
   socket.on("disconnect", (reason) => dispatch("disconnect", reason));
-  socket.onAny((type, data) => dispatch(type, data));
+  // A server event that asks for an ack (flow-controlled sim:trace) hands the ack
+  // function to the listener, which calls it once the batch is drawn.
+  socket.onAny((type, data, ack) => {
+    const fns = listeners.get(type);
+    if (typeof ack === "function" && !fns?.length) ack();
+    dispatch(type, data, typeof ack === "function" ? ack : null);
+  });
 }
 
 /** Emit with an ack; resolves with the ack, or an error ack on timeout or no connection. */

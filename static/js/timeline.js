@@ -4,6 +4,7 @@ import { html, fmtTime, summarize } from "./format.js";
 
 const KEEP_EVENTS = 20000;   // events kept for re-filtering
 const MAX_ROWS = 400;        // rows in the DOM at once
+const MAX_ROWS_PER_FLUSH = 40; // rows added per frame: beyond this nobody can read them anyway
 const AREAS = [
   ["msgq", "msgq"], ["bell", "doorbell"], ["virq", "vIRQ"], ["sched", "sched"],
   ["hvc", "hvc"], ["rm", "RM"], ["mem", "mem"], ["other", "other"],
@@ -40,6 +41,7 @@ export class Timeline {
     Object.assign(this, { list, detail, filters, vmSelect, countEl: count });
     this.events = [];
     this.pending = [];
+    this.skipped = 0;
     this.areas = new Set(AREAS.map(([a]) => a));
     this.vm = "";
     this.selected = null;
@@ -68,7 +70,7 @@ export class Timeline {
   }
 
   clear() {
-    this.events = []; this.pending = []; this.selected = null;
+    this.events = []; this.pending = []; this.selected = null; this.skipped = 0;
     this.list.replaceChildren();
     this.detail.replaceChildren(html("p", { class: "hint" }, "Click an event to see its fields."));
     this.updateCount();
@@ -76,8 +78,8 @@ export class Timeline {
 
   push(events) {
     for (const e of events) this.events.push(e);
+    for (const e of events) this.pending.push(e);
     if (this.events.length > KEEP_EVENTS * 1.25) this.events.splice(0, this.events.length - KEEP_EVENTS);
-    this.pending.push(...events);
   }
 
   visible(e) {
@@ -87,9 +89,13 @@ export class Timeline {
   /** Append the rows of events pushed since the last frame (at most MAX_ROWS). */
   flush() {
     if (!this.pending.length) return;
-    const rows = this.pending.filter((e) => this.visible(e)).slice(-MAX_ROWS);
+    const rows = [];
+    for (let i = this.pending.length - 1; i >= 0 && rows.length < MAX_ROWS_PER_FLUSH; i--) {
+      if (this.visible(this.pending[i])) rows.push(this.pending[i]);
+    }
+    this.skipped += this.pending.filter((e) => this.visible(e)).length - rows.length;
     this.pending = [];
-    this.append(rows);
+    this.append(rows.reverse());
   }
 
   rerender() {
@@ -122,7 +128,8 @@ export class Timeline {
   }
 
   updateCount() {
-    this.countEl.textContent = `${this.list.childElementCount} shown · ${this.events.length} kept`;
+    const skipped = this.skipped ? ` · ${this.skipped.toLocaleString("en")} passed too fast to list` : "";
+    this.countEl.textContent = `${this.list.childElementCount} shown · ${this.events.length} kept${skipped}`;
   }
 
   select(seq) {

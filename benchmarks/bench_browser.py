@@ -1,0 +1,137 @@
+"""Browser benchmark: click -> first animation frame latency and frame rate in headless
+Chromium, on a 16-VM scenario (bench-16vm.yaml) played at full speed.
+
+Starts `python app.py --port 0`, opens the page, uploads the scenario, sets speed "max",
+plays, then (1) counts frames for a few seconds and (2) clicks "msgqueue_send" ~30 times.
+For each click it takes two figures from the page's Performance clock:
+  - frame: the click event's timeStamp -> the next animation frame (the local feedback);
+  - server: the click -> the first frame drawing the server's `user.action` event for it
+    (socket round trip + pacing tick + draw).
+Prints one JSON object. Targets: click -> frame p95 <= 50 ms, >= 55 fps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).absolute().parent.parent
+SCENARIO = Path(__file__).absolute().parent / "bench-16vm.yaml"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+VIEWPORT = {"width": 1920, "height": 1080}
+SERVING_PREFIX = "Serving on "
+START_TIMEOUT_S = 30
+FPS_WINDOW_MS = 5000
+CLICK_GAP_MS = 250
+TARGET_P95_MS = 50
+TARGET_FPS = 55
+MAX_SLIDER = 71  # the speed slider's "max" position
+PERCENT = 100
+
+# Records click timeStamp -> next rAF in the page, without touching the app's code.
+PROBE_JS = """() => {
+  window.__bench = [];
+  document.addEventListener('click', (ev) => {
+    const t0 = ev.timeStamp;
+    requestAnimationFrame((ts) => window.__bench.push(ts - t0));
+  }, true);
+}"""
+FPS_JS = """(ms) => new Promise((resolve) => {
+  const f0 = window.__gunyah.framesDrawn, t0 = performance.now();
+  setTimeout(() => resolve((window.__gunyah.framesDrawn - f0) * 1000 / (performance.now() - t0)), ms);
+})"""
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(pct / PERCENT * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def start_server() -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", "0"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if line.startswith(SERVING_PREFIX):
+            return proc, line[len(SERVING_PREFIX):].strip()
+    proc.kill()
+    raise SystemExit("server did not start")
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"n": len(values), "median_ms": round(statistics.median(values), 2),
+            "p95_ms": round(percentile(values, 95), 2), "max_ms": round(max(values), 2)}
+
+
+def run(clicks: int) -> dict:
+    proc, url = start_server()
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport=VIEWPORT)
+            page.on("console", lambda m: m.type == "error" and print("console:", m.text, file=sys.stderr))
+            page.goto(url + "/")
+            page.wait_for_selector("[data-vm='VM_A']")
+            page.set_input_files("[data-testid=scenario-file]", str(SCENARIO))
+            page.wait_for_selector("[data-vm='P0']")
+            page.locator("[data-testid=speed]").evaluate(
+                f"el => {{ el.value = {MAX_SLIDER}; el.dispatchEvent(new Event('input')); }}")
+            page.get_by_test_id("btn-play").click()
+            page.wait_for_function("window.__gunyah.now_ns > 0")
+            page.wait_for_timeout(1000)  # warm up
+            fps = page.evaluate(FPS_JS, FPS_WINDOW_MS)
+            seq0 = page.evaluate("window.__gunyah.seq")
+            page.locator("[data-vm='P0']").click()
+            page.evaluate(PROBE_JS)
+            for _ in range(clicks):
+                page.get_by_test_id("act-send").click()
+                page.wait_for_timeout(CLICK_GAP_MS)
+            page.wait_for_timeout(1000)
+            frame = page.evaluate("window.__bench")
+            server = [x["ms"] for x in page.evaluate("window.__gunyah.clickLatencies")]
+            hooks = page.evaluate("({seq: __gunyah.seq, now_ns: __gunyah.now_ns,"
+                                  " coalesced: __gunyah.coalesced})")
+            shot = ROOT / "artifacts" / "bench-16vm.png"
+            shot.parent.mkdir(exist_ok=True)
+            page.screenshot(path=str(shot))
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
+    click_frame = summary(frame)
+    return {
+        "scenario": SCENARIO.name, "vms": 18, "speed": "max",
+        "fps": round(fps, 1),
+        "click_to_frame": click_frame,
+        "click_to_server_event_frame": summary(server) if server else None,
+        "events_seen": hooks["seq"] + 1, "events_during_clicks": hooks["seq"] - seq0,
+        "sim_time_ns": hooks["now_ns"], "animations_coalesced": hooks["coalesced"],
+        "targets": {"click_to_frame_p95_ms": TARGET_P95_MS, "fps": TARGET_FPS},
+        "met": {"click_to_frame": click_frame["p95_ms"] <= TARGET_P95_MS, "fps": fps >= TARGET_FPS},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clicks", type=int, default=30)
+    print(json.dumps(run(parser.parse_args().clicks), indent=2))
+
+
+if __name__ == "__main__":
+    main()
