@@ -9,8 +9,8 @@ const LEAD_MS = 120;          // the clock may run this far ahead of the server'
 const LAG_MS = 400;           // ...and is pulled forward when it lags further behind
 const MAX_FRAME_DT_MS = 100;  // a hidden tab must not jump the clock
 const MAX_TWEENS = 160;
-const MAX_DOTS = 48;
-const MAX_NEW_PER_BATCH = 64;
+const MAX_DOTS = 24;
+const MAX_NEW_PER_BATCH = 32;
 const COALESCE_SHOW_MS = 1500;
 const NS_PER_MS_PER_SPEED = 1e6; // speed 1 s/s = 1e6 simulated ns per wall ms
 const FALLBACK_RATE = 1000;    // ns per ms until a "max" run has been measured

@@ -2,9 +2,10 @@
 // layer with its queues and doorbells, pCPU lanes below. Nodes are created once per
 // scenario; update() only rewrites attributes of what the trace changed.
 import { computeLayout } from "./layout.js";
-import { svg, hex, flagBit } from "./format.js";
+import { svg, hex, hexMask, flagBit } from "./format.js";
 
 const KIND_LABEL = { rm: "Resource Manager VM", primary: "primary VM (HLOS)", guest: "guest VM" };
+const RUNQ_CHAR_W = 9; // average glyph width of the 16px run-queue text, in viewBox units
 const STATE_SHORT = { running: "running", ready: "ready", wfi: "wfi", off: "off" };
 
 function setText(node, text) {
@@ -45,6 +46,8 @@ export class Diagram {
     const L = (this.layout = computeLayout(snap));
     this.svg.replaceChildren();
     this.svg.setAttribute("viewBox", `0 0 ${L.width} ${L.height}`);
+    this.svg.classList.toggle("narrow-vms", L.narrowVms);
+    this.svg.classList.toggle("narrow-cells", L.narrowCells);
     this.vms = new Map(); this.chips = new Map(); this.cells = new Map(); this.links = new Map();
     const gHyp = svg("g", { class: "hyp-layer" }, this.svg);
     const gLinks = svg("g", { class: "links" }, this.svg);
@@ -97,8 +100,8 @@ export class Diagram {
     const count = text(g, cell.x + cell.w - 12, cell.y + 30, "", "cell-count", "end");
     const route = cell.kind === "msgq" ? `${cell.obj.sender} → ${cell.obj.receiver} · max ${cell.obj.max_size} B`
       : `${cell.obj.sender} → ${cell.obj.receiver} · doorbell`;
-    text(g, cell.x + 12, cell.y + 54, route, "cell-route");
-    const node = { g, count, cell, badge: badge(g, cell.x + cell.w - 130, cell.y - 14) };
+    const routeText = text(g, cell.x + 12, cell.y + 54, route, "cell-route");
+    const node = { g, count, cell, routeText, badge: badge(g, cell.x + cell.w - 130, cell.y - 14) };
     if (cell.kind === "msgq") this.buildSlots(g, node, cell.slots);
     else this.buildBits(g, node, cell.bits);
     node.pulse = svg("rect", { x: cell.x - 4, y: cell.y - 4, width: cell.w + 8, height: cell.h + 8,
@@ -124,8 +127,6 @@ export class Diagram {
       text(g, b.x + b.w / 2, b.y + b.h / 2 + 6, String(b.bit), "bit-num", "middle");
       return r;
     });
-    const last = bits[bits.length - 1];
-    node.maskText = text(g, last.x + last.w + 12, last.y + last.h / 2 + 6, "", "cell-route");
   }
 
   buildLanes(parent, L) {
@@ -165,8 +166,13 @@ export class Diagram {
     const vm = state.vms.get(name);
     if (!node || !vm) return;
     const pending = vm.virqs.filter((q) => q.pending || q.active).map((q) => q.virq);
-    setText(node.sub, `${KIND_LABEL[vm.kind] ?? vm.kind} · vmid ${vm.vmid} · ${vm.state}` +
-      (pending.length ? ` · vIRQ ${pending.join(",")}` : ""));
+    if (this.layout.narrowVms) {
+      setText(node.sub, `vmid ${vm.vmid}${vm.state === "RUNNING" ? "" : ` · ${vm.state}`}` +
+        (pending.length ? ` · vIRQ ${pending.length > 1 ? `×${pending.length}` : pending[0]}` : ""));
+    } else {
+      setText(node.sub, `${KIND_LABEL[vm.kind] ?? vm.kind} · vmid ${vm.vmid} · ${vm.state}` +
+        (pending.length ? ` · vIRQ ${pending.join(",")}` : ""));
+    }
     this.updateBadge(node.badge, state.errors.get(`vm:${name}`));
   }
 
@@ -214,7 +220,8 @@ export class Diagram {
     setText(node.count, `flags ${hex(b.flags)}`);
     node.bits.forEach((r, i) => setAttr(r, "class", `bit${flagBit(b.flags, i) ? " set" : ""}` +
       `${flagBit(b.enable_mask, i) ? "" : " masked"}`));
-    setText(node.maskText, `enable ${hex(b.enable_mask)} · ack ${hex(b.ack_mask)}`);
+    setText(node.routeText, `${b.sender} → ${b.receiver} · enable ${hexMask(b.enable_mask)} · ` +
+      `ack ${hexMask(b.ack_mask)}`);
     this.updateBadge(node.badge, state.errors.get(`bell:${name}`));
   }
 
@@ -225,7 +232,13 @@ export class Diagram {
       setText(node.cur, cur ?? "idle");
       setAttr(node.chip, "class", cur ? "chip st-running" : "chip st-idle");
       const rq = state.runq(node.lane.pcpu);
-      setText(node.runq, rq.length ? `ready: ${rq.join("  ")}` : "");
+      let shown = rq.join("  ");
+      const fit = Math.floor(node.lane.runqW / RUNQ_CHAR_W) - "ready: ".length;
+      if (shown.length > fit) {
+        const keep = rq.filter((_, i) => rq.slice(0, i + 1).join("  ").length <= fit - 6);
+        shown = `${keep.join("  ")}  +${rq.length - keep.length}`;
+      }
+      setText(node.runq, rq.length ? `ready: ${shown}` : "");
     }
   }
 

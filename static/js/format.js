@@ -30,6 +30,11 @@ export function hex(n) {
   return n >= EXACT_INT_LIMIT ? "0xffffffffffffffff" : `0x${n.toString(16)}`;
 }
 
+/** A 64-bit mask for display: "all" when every bit is set (as Gunyah's default enable_mask). */
+export function hexMask(n) {
+  return typeof n === "number" && n >= EXACT_INT_LIMIT ? "all" : hex(n);
+}
+
 /** Bit `bit` of a 64-bit flag word carried as a JSON number. */
 export function flagBit(word, bit) {
   if (word >= EXACT_INT_LIMIT) return true; // only all-ones masks are this large in practice

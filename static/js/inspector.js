@@ -14,6 +14,9 @@ function table(parent, heads, testid) {
   return html("tbody", {}, null, t);
 }
 function fillRows(tbody, rows) {
+  const key = JSON.stringify(rows);
+  if (tbody.__rows === key) return; // unchanged: no DOM work
+  tbody.__rows = key;
   tbody.replaceChildren(...rows.map((cells) => {
     const tr = html("tr");
     for (const c of cells) html("td", {}, String(c), tr);

@@ -7,6 +7,7 @@ const RM_VM = "RM"; // the Resource Manager VM's name in every scenario
 const MARGIN = 20;
 const VM_GAP = 18;
 const VMS_PER_ROW_MAX = 6;
+const VMS_PER_ROW_WIDE = 9;
 const VM_HEAD_H = 74;
 const CHIP_ROW_H = 42;
 const CHIPS_PER_ROW = 4;
@@ -17,6 +18,8 @@ const CELL_MIN_W = 360;
 const CELL_MIN_W_MANY = 200;
 const MANY_CELLS = 8;
 const RM_QUEUES_MAX_VMS = 6;
+const NARROW_VM_W = 300;
+const NARROW_CELL_W = 300;
 const CELL_GAP = 16;
 const CELL_H = 116;
 const BUF_Y = 62;
@@ -32,7 +35,8 @@ const LANE_CHIP_W = 170;
 
 function vmBoxes(snap) {
   const n = snap.vms.length;
-  const rows = Math.ceil(n / VMS_PER_ROW_MAX);
+  // Up to 6 VMs a row; many VMs pack two rows (9 a row for 18) to keep the picture wide.
+  const rows = n <= VMS_PER_ROW_MAX ? 1 : Math.max(2, Math.ceil(n / VMS_PER_ROW_WIDE));
   const perRow = Math.ceil(n / rows);
   const boxW = (WIDTH - 2 * MARGIN - (perRow - 1) * VM_GAP) / perRow;
   const chipRows = Math.max(...snap.vms.map((v) => Math.ceil(v.vcpus.length / CHIPS_PER_ROW)));
@@ -164,6 +168,8 @@ export function computeLayout(snap) {
     height: lane.bottom + MARGIN,
     vms: vm.boxes,
     vmFont: Math.max(18, Math.min(30, vm.boxW / 9)),
+    narrowVms: vm.boxW < NARROW_VM_W,
+    narrowCells: [...hyp.cells.values()].some((c) => c.w < NARROW_CELL_W),
     hyp: { x: MARGIN, y: hypTop, w: WIDTH - 2 * MARGIN, h: hyp.bottom - hypTop },
     cells: hyp.cells,
     hiddenRmQueues: hyp.hidden,

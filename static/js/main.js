@@ -137,7 +137,7 @@ anim.onFirstDraw = (tw, wall) => {
 
 let lastStatus = 0;
 function updateStatus(wall) {
-  if (wall - lastStatus < STATUS_MS) return;
+  if (controls.playing && wall - lastStatus < STATUS_MS) return; // paused: show steps at once
   lastStatus = wall;
   $("st-time").textContent = fmtTime(view.now);
   $("st-rate").textContent = Math.round(view.eventsPerS).toLocaleString("en");
@@ -148,7 +148,7 @@ function updateStatus(wall) {
 }
 
 function frame(wall) {
-  timeline.flush();
+  timeline.flush(wall);
   diagram.update(state);
   anim.frame(wall);
   inspector.refresh(wall);

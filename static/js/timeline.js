@@ -4,7 +4,9 @@ import { html, fmtTime, summarize } from "./format.js";
 
 const KEEP_EVENTS = 20000;   // events kept for re-filtering
 const MAX_ROWS = 400;        // rows in the DOM at once
-const MAX_ROWS_PER_FLUSH = 40; // rows added per frame: beyond this nobody can read them anyway
+const MAX_ROWS_PER_FLUSH = 40; // rows added per refresh: beyond this nobody can read them anyway
+const FLOOD_FLUSH_MS = 200;
+const FLOOD_EVENTS = 500;    // more than this waiting at once is a flood, not a lesson
 const AREAS = [
   ["msgq", "msgq"], ["bell", "doorbell"], ["virq", "vIRQ"], ["sched", "sched"],
   ["hvc", "hvc"], ["rm", "RM"], ["mem", "mem"], ["other", "other"],
@@ -42,6 +44,7 @@ export class Timeline {
     this.events = [];
     this.pending = [];
     this.skipped = 0;
+    this.lastFlush = 0;
     this.areas = new Set(AREAS.map(([a]) => a));
     this.vm = "";
     this.selected = null;
@@ -87,10 +90,14 @@ export class Timeline {
   }
 
   /** Append the rows of events pushed since the last frame (at most MAX_ROWS). */
-  flush() {
+  flush(now = performance.now()) {
     if (!this.pending.length) return;
+    // Under a flood the log refreshes a few times a second: nobody reads 60 pages a second.
+    if (this.pending.length > FLOOD_EVENTS && now - this.lastFlush < FLOOD_FLUSH_MS) return;
+    this.lastFlush = now;
+    const cap = this.pending.length > FLOOD_EVENTS ? MAX_ROWS_PER_FLUSH : MAX_ROWS;
     const rows = [];
-    for (let i = this.pending.length - 1; i >= 0 && rows.length < MAX_ROWS_PER_FLUSH; i--) {
+    for (let i = this.pending.length - 1; i >= 0 && rows.length < cap; i--) {
       if (this.visible(this.pending[i])) rows.push(this.pending[i]);
     }
     this.skipped += this.pending.filter((e) => this.visible(e)).length - rows.length;
