@@ -47,7 +47,8 @@ PROBE_JS = """() => {
 }"""
 FPS_JS = """(ms) => new Promise((resolve) => {
   const f0 = window.__gunyah.framesDrawn, t0 = performance.now();
-  setTimeout(() => resolve((window.__gunyah.framesDrawn - f0) * 1000 / (performance.now() - t0)), ms);
+  setTimeout(() => resolve((window.__gunyah.framesDrawn - f0) * 1000
+                           / (performance.now() - t0)), ms);
 })"""
 
 
@@ -81,9 +82,11 @@ def run(clicks: int) -> dict:
     proc, url = start_server()
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
+            browser = pw.chromium.launch(executable_path=shutil.which("chromium"),
+                                         args=CHROMIUM_ARGS)
             page = browser.new_page(viewport=VIEWPORT)
-            page.on("console", lambda m: m.type == "error" and print("console:", m.text, file=sys.stderr))
+            page.on("console", lambda m: m.type == "error"
+                    and print("console:", m.text, file=sys.stderr))
             page.goto(url + "/")
             page.wait_for_selector("[data-vm='VM_A']")
             page.set_input_files("[data-testid=scenario-file]", str(SCENARIO))

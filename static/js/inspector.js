@@ -86,14 +86,14 @@ export class Inspector {
     const r = this.root;
     html("h2", { "data-testid": "insp-title" }, `${name}`, r);
     const info = html("p", { class: "sub" }, null, r);
+    this.vmActions(vm);
     html("h3", {}, "vCPUs", r);
     const vcpus = table(r, ["vCPU", "state", "prio", "pCPU"], "insp-vcpus");
-    html("h3", {}, "Capabilities (CSpace)", r);
-    fillRows(table(r, ["capid", "object", "type", "rights"], "insp-caps"),
-      vm.caps.map((c) => [hex(c.capid), c.object, c.type, c.rights_names.join(" ")]));
     html("h3", {}, "Bound vIRQs", r);
     const virqs = table(r, ["vIRQ", "source", "state"], "insp-virqs");
-    this.vmActions(vm);
+    html("h3", {}, "Capabilities (CSpace)", r);
+    fillRows(table(r, ["capid", "object", "rights"], "insp-caps"),
+      vm.caps.map((c) => [hex(c.capid), c.object, c.rights_names.join(" ")]));
     this.live = () => {
       const v = this.state.vms.get(name);
       if (!v) return;

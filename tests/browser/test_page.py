@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import urljoin
 
 from playwright.sync_api import Page, expect
 
@@ -116,8 +117,8 @@ def test_filling_a_queue_shows_msgqueue_full(page: Page, shot) -> None:
     page.get_by_test_id("btn-step-n").click()
     err = page.locator("[data-testid=log-entry].err", has_text="MSGQUEUE_FULL")
     expect(err.first).to_be_visible()
-    expect(page.locator("[data-vm='VM_A'] [data-testid=error-badge]")).to_contain_text("MSGQUEUE_FULL")
-    expect(page.locator("[data-msgq='A_to_B'] [data-testid=error-badge]")).to_contain_text("MSGQUEUE_FULL")
+    for where in ("[data-vm='VM_A']", "[data-msgq='A_to_B']"):
+        expect(page.locator(f"{where} [data-testid=error-badge]")).to_contain_text("MSGQUEUE_FULL")
     expect(page.locator("[data-msgq='A_to_B']")).to_have_attribute("data-count", "8")
     expect(page.locator("[data-vcpu='VM_B.0']")).to_contain_text("off")
     page.locator("[data-msgq='A_to_B']").click()
@@ -140,6 +141,11 @@ def test_jsonl_download_holds_the_events_shown(page: Page) -> None:
     assert seqs == shown
     kinds = dict(log_rows(page))
     assert all(kinds[e["seq"]] == e["kind"] for e in events)
+    for fmt in ("csv", "perfetto", "vcd"):
+        href = page.get_by_test_id(f"export-{fmt}").get_attribute("href")
+        assert href.endswith(f".{fmt}")
+        reply = page.request.get(urljoin(page.url, href))
+        assert reply.ok and reply.body(), fmt
 
 
 def test_keyboard_space_toggles_play_and_help_opens(page: Page, shot) -> None:
