@@ -101,7 +101,7 @@ export class Diagram {
     const route = cell.kind === "msgq" ? `${cell.obj.sender} → ${cell.obj.receiver} · max ${cell.obj.max_size} B`
       : `${cell.obj.sender} → ${cell.obj.receiver} · doorbell`;
     const routeText = text(g, cell.x + 12, cell.y + 54, route, "cell-route");
-    const node = { g, count, cell, routeText, badge: badge(g, cell.x + cell.w - 130, cell.y - 14) };
+    const node = { g, count, cell, routeText, badge: badge(g, cell.x + cell.w - 132, cell.y + 34) };
     if (cell.kind === "msgq") this.buildSlots(g, node, cell.slots);
     else this.buildBits(g, node, cell.bits);
     node.pulse = svg("rect", { x: cell.x - 4, y: cell.y - 4, width: cell.w + 8, height: cell.h + 8,

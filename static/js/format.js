@@ -4,6 +4,7 @@ export const SVG_NS = "http://www.w3.org/2000/svg";
 const NS_PER_US = 1e3;
 const NS_PER_MS = 1e6;
 const NS_PER_S = 1e9;
+const SPEED_DIGITS = 2;
 // Above 2^53 a JSON number has lost its low bits; Gunyah's all-ones 64-bit masks land here.
 const EXACT_INT_LIMIT = 2 ** 53;
 
@@ -21,8 +22,10 @@ export function fmtSpeed(speed) {
   if (speed === "max") return "max";
   if (speed == null) return "–";
   const ns = speed * NS_PER_S;
-  const text = fmtTime(ns).replace(/\.?0+ /, " ");
-  return `${text}/s`;
+  const [unit, name] = ns < NS_PER_US ? [1, "ns"] : ns < NS_PER_MS ? [NS_PER_US, "µs"]
+    : ns < NS_PER_S ? [NS_PER_MS, "ms"] : [NS_PER_S, "s"];
+  const value = Number((ns / unit).toPrecision(SPEED_DIGITS));
+  return `${value} ${name}/s${ns === NS_PER_S ? " (real time)" : ""}`;
 }
 
 export function hex(n) {
