@@ -32,6 +32,10 @@ export class Diagram {
     this.svg = svgEl;
     this.layout = null;
     this.onSelect = () => {};
+    svgEl.addEventListener("keydown", (ev) => {
+      if (ev.key === "Enter" && ev.target.closest("[data-vm],[data-msgq],[data-bell]")) ev.target.dispatchEvent(
+        new MouseEvent("click", { bubbles: true }));
+    });
     svgEl.addEventListener("click", (ev) => {
       const hit = ev.target.closest("[data-vm],[data-msgq],[data-bell]");
       if (!hit) return;
