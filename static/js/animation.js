@@ -17,8 +17,19 @@ const FALLBACK_RATE = 1000;    // ns per ms until a "max" run has been measured
 const RATE_SMOOTHING = 0.3;
 const DOT_R = 11;
 const PATH_SAMPLES = 64;
+const FADE_STEPS = 10;
+const WEAK_FLASH = 0.6; // virq.deliver flashes fainter than virq.assert
 const ANIMATED_KINDS = new Set(["msgq.send", "msgq.recv", "bell.send", "virq.assert", "virq.deliver",
   "sched.switch", "hvc", "user.action"]);
+
+/** Set an attribute only when its value changes: each write repaints part of the SVG. */
+function put(el, name, value) {
+  const key = `__a_${name}`;
+  if (el[key] !== value) { el.setAttribute(name, value); el[key] = value; }
+}
+
+/** Opacity in a few steps, so a fade repaints ~10 times instead of every frame. */
+function fade(x) { return Math.round(Math.max(0, x) * FADE_STEPS) / FADE_STEPS; }
 
 /** Point at fraction f of a link, from a table sampled once (getPointAtLength is slow). */
 function pointOn(link, f) {
@@ -209,14 +220,14 @@ export class Animator {
   draw(tw, p) {
     if (tw.kind === "dot") {
       const pt = pointOn(tw.node, tw.reverse ? 1 - p : p);
-      tw.el.setAttribute("cx", pt.x.toFixed(1));
-      tw.el.setAttribute("cy", pt.y.toFixed(1));
-      tw.el.setAttribute("visibility", "visible");
+      put(tw.el, "cx", Math.round(pt.x));
+      put(tw.el, "cy", Math.round(pt.y));
+      put(tw.el, "visibility", "visible");
     } else if (tw.kind === "flash") {
-      tw.node.flash.setAttribute("opacity", ((tw.strong ? 1 : 0.6) * (1 - p)).toFixed(3));
+      put(tw.node.flash, "opacity", fade((tw.strong ? 1 : WEAK_FLASH) * (1 - p)));
     } else if (tw.kind === "pulse") {
-      tw.node.pulse.setAttribute("class", tw.error ? "pulse pulse-err" : "pulse");
-      tw.node.pulse.setAttribute("opacity", (1 - p).toFixed(3));
+      put(tw.node.pulse, "class", tw.error ? "pulse pulse-err" : "pulse");
+      put(tw.node.pulse, "opacity", fade(1 - p));
     } else if (tw.kind === "ghost") {
       const { from, to, ghost } = tw.node;
       const e = p < 0.5 ? 2 * p * p : 1 - 2 * (1 - p) * (1 - p); // ease in-out
@@ -233,9 +244,9 @@ export class Animator {
   }
 
   finish(tw) {
-    if (tw.kind === "dot") { tw.el.__busy = false; tw.el.setAttribute("visibility", "hidden"); }
-    else if (tw.kind === "flash") tw.node.flash.setAttribute("opacity", 0);
-    else if (tw.kind === "pulse") tw.node.pulse.setAttribute("opacity", 0);
+    if (tw.kind === "dot") { tw.el.__busy = false; put(tw.el, "visibility", "hidden"); }
+    else if (tw.kind === "flash") put(tw.node.flash, "opacity", 0);
+    else if (tw.kind === "pulse") put(tw.node.pulse, "opacity", 0);
     else if (tw.kind === "ghost") tw.node.ghost.g.setAttribute("visibility", "hidden");
   }
 }
