@@ -172,7 +172,7 @@ export class Diagram {
     const pending = vm.virqs.filter((q) => q.pending || q.active).map((q) => q.virq);
     if (this.layout.narrowVms) {
       setText(node.sub, `vmid ${vm.vmid}${vm.state === "RUNNING" ? "" : ` · ${vm.state}`}` +
-        (pending.length ? ` · vIRQ ${pending.length > 1 ? `×${pending.length}` : pending[0]}` : ""));
+        (pending.length ? " · vIRQ" : ""));
     } else {
       setText(node.sub, `${KIND_LABEL[vm.kind] ?? vm.kind} · vmid ${vm.vmid} · ${vm.state}` +
         (pending.length ? ` · vIRQ ${pending.join(",")}` : ""));
