@@ -77,7 +77,8 @@ class Executor:
                 virq = vic.acknowledge(vcpu)
                 if virq is not None:
                     stack.append((vcpu.vm.guest.on_virq(vcpu, virq), virq))
-                    vcpu.result = None
+                    # The interrupted flow gets its own result back after the handler.
+                    vcpu.saved_result, vcpu.result = vcpu.result, None
                     return SIM_VIRQ_DELIVERY_NS
             if vcpu.user_ops:
                 name, args, action = vcpu.user_ops.pop(0)
@@ -97,6 +98,7 @@ class Executor:
                 vcpu.block(BLOCK_VCPU_OFF)
                 return None
             vic.eoi(vcpu, virq)
+            vcpu.result = vcpu.saved_result
             return SIM_VIRQ_DELIVERY_NS
         kind = op[0]
         if kind == OP_HVC:

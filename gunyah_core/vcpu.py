@@ -66,7 +66,8 @@ class Vcpu(KObject):
         self.slice_left = timeslice_ns
         # Execution context: a stack of generators (main program, then handlers).
         self.stack: list[tuple[GuestGen, int | None]] = []
-        self.result: Any = None
+        self.result: Any = None  # sent into the generator on top of the stack
+        self.saved_result: Any = None  # the main flow's, while a handler runs
         self.busy_left = 0
         self.exec_entry: list | None = None
         self.exec_due = 0
