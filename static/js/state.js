@@ -152,4 +152,11 @@ export class SimState {
       }
     }
   }
+
+  /** A deep copy for history keyframes; the snapshot it was built from is shared (never mutated). */
+  clone() {
+    const out = Object.create(SimState.prototype);
+    for (const [key, value] of Object.entries(this)) out[key] = key === "snap" ? value : structuredClone(value);
+    return out;
+  }
 }
