@@ -32,13 +32,14 @@ from .rm.sharing import MemBorrower, MemLender
 from .rm.vm_mgnt import VmManagement, create_rm_link
 from .scenario import Scenario, ScenarioError
 from .vm import Vm
+from .vmm import ProxyVmm
 
 RM_NAME = "RM"
 PRIMARY_NAME = "HLOS"
 RESERVED_VMS = {RM_NAME: VMID_RM, PRIMARY_NAME: VMID_HLOS}
 PROGRAMS: dict[str, type] = {
     **GUEST_PROGRAMS,
-    **{cls.program: cls for cls in (VmManagerProgram, MemLender, MemBorrower)},
+    **{cls.program: cls for cls in (VmManagerProgram, MemLender, MemBorrower, ProxyVmm)},
 }
 US = 1_000
 
@@ -73,6 +74,9 @@ def build(scenario: Scenario, seed: int | None = None, trace_on: bool = True) ->
     for vm in list(hyp.vms.values()):
         if vm is not rm_vm:
             create_rm_link(hyp, rm, vm)
+        if described.get(vm.name, {}).get("proxy"):  # its owner, HLOS, runs it
+            for vcpu in vm.vcpus:
+                hyp.make_proxy(vcpu, primary)
     _create_objects(hyp, cfg)
     for vm in hyp.vms.values():
         if vm is rm_vm:

@@ -27,6 +27,8 @@ from .consts import (
 )
 from .errors import HypError, HypResult
 from .trace import EventKind
+from .vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_RUN, BLOCK_VCPU_WFI
+from .vcpu_run import state_of_stopped
 
 if TYPE_CHECKING:
     from .hypervisor import Hypervisor
@@ -46,6 +48,8 @@ BELL_SEND = int(DoorbellRights.SEND)
 BELL_RECEIVE = int(DoorbellRights.RECEIVE)
 THREAD_PRIORITY = int(ThreadRights.PRIORITY)
 THREAD_TIMESLICE = int(ThreadRights.TIMESLICE)
+THREAD_AFFINITY = int(ThreadRights.AFFINITY)
+THREAD_YIELD_TO = int(ThreadRights.YIELD_TO)
 
 # SIMULATOR: the documented-but-absent "msgq push" gets no real number (0x1E is reserved).
 MSGQUEUE_PUSH_DOCUMENTED = None
@@ -201,6 +205,19 @@ def _thread_config(table: HypercallTable, vcpu: Vcpu, args: dict, right: int) ->
     if thread.state is not ObjectState.INIT:
         raise HypError(Error.OBJECT_STATE, "priority and timeslice are set before activation")
     return thread
+
+
+@hypercall("vcpu_run", 0x65)
+def _vcpu_run(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
+    target = vcpu.vm.cspace.lookup(_arg(args, "capid"), ObjectType.THREAD,
+                                   THREAD_AFFINITY | THREAD_YIELD_TO)
+    if target.proxy_owner is None or BLOCK_VCPU_RUN not in target.blocked:
+        raise HypError(Error.BUSY, "not proxy-scheduled, or being run already")
+    if len(target.blocked) > 1:  # it cannot run now: say why, at once
+        return state_of_stopped(target, BLOCK_VCPU_OFF, BLOCK_VCPU_WFI).ret
+    vcpu.sched.donate(vcpu, target)
+    # The real return registers come when the target stops (a vcpu.run "exit" event).
+    return {"yielded_to": target.id}
 
 
 @hypercall("vcpu_set_priority", 0x46)

@@ -12,6 +12,9 @@ import random
 from typing import Any
 
 from .consts import (
+    CPU_INDEX_INVALID,
+    PROXY_VCPU_PRIORITY,
+    PROXY_VCPU_TIMESLICE_NS,
     RIGHTS_BY_TYPE,
     RM_GUEST_FREE_VIRQ_START,
     DoorbellRights,
@@ -27,8 +30,8 @@ from .memory import MemoryModel
 from .msgq import Msgq
 from .scheduler import PcpuScheduler
 from .trace import EventKind, Trace
-from .vcpu import BLOCK_VCPU_OFF, Vcpu
-from .vic import EDGE, Vic
+from .vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_RUN, Vcpu
+from .vic import EDGE, Vic, VirqSource
 from .vm import Vm
 
 MSGQ_MASTER_RIGHTS = (MsgqueueRights.SEND | MsgqueueRights.RECEIVE | MsgqueueRights.BIND_SEND
@@ -36,6 +39,9 @@ MSGQ_MASTER_RIGHTS = (MsgqueueRights.SEND | MsgqueueRights.RECEIVE | MsgqueueRig
 BELL_MASTER_RIGHTS = (DoorbellRights.SEND | DoorbellRights.RECEIVE | DoorbellRights.BIND
                       | DoorbellRights.OBJECT_ACTIVATE)
 THREAD_MASTER_RIGHTS = sum(ThreadRights)
+# What the owner of a proxy-scheduled VM may do with its vCPUs (vcpu_run needs the first two).
+PROXY_OWNER_RIGHTS = (ThreadRights.AFFINITY | ThreadRights.YIELD_TO | ThreadRights.POWER
+                      | ThreadRights.STATE | ThreadRights.BIND_VIRQ)
 
 
 class Hypervisor:
@@ -140,6 +146,24 @@ class Hypervisor:
         self._created("vcpu", vcpu.id, vcpu.snapshot(), vm=vm.name, pcpu=affinity)
         return vcpu
 
+    def make_proxy(self, vcpu: Vcpu, owner: Vm) -> None:
+        """Proxy-schedule ``vcpu`` for ``owner`` as the RM does (facts §7.1, §7.2): priority
+        0, a 100 us slice, no pCPU, a permanent vcpu_run block, its wakeup vIRQ bound
+        (edge) in the owner's VIC, and a thread cap the owner can vcpu_run with."""
+        vcpu.block(BLOCK_VCPU_RUN)
+        vcpu.priority, vcpu.timeslice_ns = PROXY_VCPU_PRIORITY, PROXY_VCPU_TIMESLICE_NS
+        vcpu.slice_left = vcpu.timeslice_ns
+        vcpu.affinity, vcpu.sched = CPU_INDEX_INVALID, None
+        vcpu.proxy_owner = owner.vcpus[0]
+        vcpu.wakeup = VirqSource(f"vcpu:{vcpu.id}:wakeup")
+        virq = owner.allocate_virq()
+        owner.vic.bind(vcpu.wakeup, virq, EDGE)
+        master = self.master_cspace.find(vcpu)
+        capid = self.master_cspace.copy_to(master, owner.cspace, PROXY_OWNER_RIGHTS)
+        owner.resources[f"proxy:{vcpu.id}"] = {"type": "VIRTUAL_CPU", "capid": capid,
+                                               "virq": virq, "vcpu": vcpu.id,
+                                               "partner": vcpu.vm.name}
+
     def power_on(self, vcpu: Vcpu) -> None:
         """Start the vCPU at its guest program's entry (vcpu_poweron by the RM)."""
         if BLOCK_VCPU_OFF not in vcpu.blocked:
@@ -153,7 +177,8 @@ class Hypervisor:
     def power_off(self, vcpu: Vcpu) -> None:
         """Stop the vCPU wherever it is (vcpu_kill / VM stop)."""
         vcpu.block(BLOCK_VCPU_OFF)
-        vcpu.blocked = {BLOCK_VCPU_OFF}  # a powered-off vCPU waits for nothing else
+        # A powered-off vCPU waits for nothing else (a proxy one stays proxy-scheduled).
+        vcpu.blocked = {BLOCK_VCPU_OFF} | ({BLOCK_VCPU_RUN} if vcpu.proxy_owner else set())
         vcpu.sleep_until = 0
         vcpu.stack = []
         vcpu.user_ops.clear()

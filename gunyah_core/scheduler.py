@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING
 
+from . import vcpu_run
 from .consts import SCHEDULER_NUM_PRIORITIES
 from .trace import EventKind
-from .vcpu import STATE_OF_BLOCK
+from .vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_RUN, BLOCK_VCPU_WFI, STATE_OF_BLOCK
+from .vcpu_run import BLOCK_PROXY_CALLER, ProxyRun, VcpuRunState, trace_run
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -43,6 +45,7 @@ class PcpuScheduler:
         self.slice_start = 0
         self.expiry: list | None = None
         self.switches = 0
+        self.proxy: ProxyRun | None = None  # a vcpu_run in progress here
 
     # -- run lists -------------------------------------------------------------------
     def _push(self, vcpu: Vcpu, head: bool) -> None:
@@ -78,6 +81,9 @@ class PcpuScheduler:
     def wake(self, vcpu: Vcpu, reason: str) -> None:
         """A thread became runnable: run it now, preempt with it, or queue it."""
         cur = self.current
+        if self.proxy is not None and cur is self.proxy.target and vcpu.priority > cur.priority:
+            self.end_proxy(VcpuRunState.READY)  # the caller was preempted: vcpu_run returns
+            cur = self.current
         if cur is None:
             self._switch(vcpu, REASON_WAKE + ":" + reason)
         elif vcpu.priority > cur.priority:
@@ -89,6 +95,9 @@ class PcpuScheduler:
 
     def block(self, vcpu: Vcpu, reason: str) -> None:
         """A thread stopped being runnable: take it off the CPU or out of its list."""
+        if self.proxy is not None and vcpu is self.proxy.target:
+            self.end_proxy(None)  # the target cannot continue: vcpu_run returns why
+            return
         if vcpu is self.current:
             self._switch_out(vcpu, head=None, reason=reason)
             self._switch(self._pop_highest(), f"{REASON_BLOCK}:{reason}", prev=vcpu)
@@ -123,6 +132,9 @@ class PcpuScheduler:
         self.expiry = None
         if cur is None:
             return
+        if self.proxy is not None and cur is self.proxy.target:
+            self.end_proxy(VcpuRunState.READY)  # the donated slice is used up
+            return
         cur.slice_left = cur.timeslice_ns
         if self.highest_waiting() >= cur.priority:
             self._switch_out(cur, head=False, fresh=True)
@@ -130,6 +142,42 @@ class PcpuScheduler:
         else:
             self.slice_start = self.engine.now
             self.expiry = self.engine.schedule(cur.slice_left, self._expire)
+
+    # -- proxy scheduling (vcpu_run) -------------------------------------------------------
+    def donate(self, caller: Vcpu, target: Vcpu) -> None:
+        """Directed yield: ``target`` runs here on the rest of ``caller``'s timeslice."""
+        self.proxy = ProxyRun(caller, target)
+        trace_run(self, self.proxy, "enter", "running")
+        caller.blocked.add(BLOCK_PROXY_CALLER)
+        self._switch_out(caller, head=None, reason=BLOCK_PROXY_CALLER)
+        target.sched, target.affinity = self, self.index
+        target.slice_left = caller.slice_left
+        target.blocked.discard(BLOCK_VCPU_RUN)
+        self._switch(target, "vcpu_run", prev=caller)
+
+    def end_proxy(self, state: VcpuRunState | None) -> None:
+        """Finish the vcpu_run here: the target is parked again and the caller resumes
+        with the state (None: work it out from why the target stopped)."""
+        run, self.proxy = self.proxy, None
+        target, caller = run.target, run.caller
+        was_running = self.current is target
+        if was_running:
+            self._switch_out(target, head=None, reason=BLOCK_VCPU_RUN)
+        else:
+            self._remove(target)
+        target.blocked.add(BLOCK_VCPU_RUN)
+        outcome = (vcpu_run.result(state) if state is not None else
+                   vcpu_run.state_of_stopped(target, BLOCK_VCPU_OFF, BLOCK_VCPU_WFI))
+        target.set_state(STATE_OF_BLOCK[BLOCK_VCPU_RUN], outcome.ret["state"])
+        caller.result = outcome
+        trace_run(self, run, "exit", outcome.ret["state"])
+        caller.blocked.discard(BLOCK_PROXY_CALLER)
+        if caller.blocked:
+            return  # e.g. powered off meanwhile
+        if self.current is None and self.highest_waiting() <= caller.priority:
+            self._switch(caller, "vcpu_run:return", prev=target if was_running else None)
+        else:
+            self.wake(caller, "vcpu_run:return")
 
     # -- the context switch --------------------------------------------------------------
     def _switch_out(self, vcpu: Vcpu, head: bool | None, reason: str = "",

@@ -19,6 +19,7 @@ from .consts import (
 )
 from .kobject import KObject
 from .trace import EventKind
+from .vcpu_run import VcpuRunState
 
 if TYPE_CHECKING:
     from .scheduler import PcpuScheduler
@@ -31,7 +32,8 @@ BLOCK_VCPU_WFI = "vcpu_wfi"
 BLOCK_VCPU_RUN = "vcpu_run"
 
 # What a student sees for a non-runnable vCPU, by the reason that blocked it.
-STATE_OF_BLOCK = {BLOCK_VCPU_OFF: "off", BLOCK_VCPU_WFI: "wfi", BLOCK_VCPU_RUN: "proxy"}
+STATE_OF_BLOCK = {BLOCK_VCPU_OFF: "off", BLOCK_VCPU_WFI: "wfi", BLOCK_VCPU_RUN: "proxy",
+                  "vcpu_run_caller": "vcpu_run"}
 
 # Operations a guest generator yields.
 OP_HVC = "hvc"
@@ -74,6 +76,8 @@ class Vcpu(KObject):
         self.sleep_until = 0
         self.user_ops: list[tuple] = []
         self.wfi_reason = ""
+        self.proxy_owner: Vcpu | None = None  # set for a proxy-scheduled vCPU
+        self.wakeup: Any = None  # its VCPU_RUN_WAKEUP vIRQ source, in the owner's VIC
 
     @property
     def runnable(self) -> bool:
@@ -100,12 +104,18 @@ class Vcpu(KObject):
         self.blocked.discard(reason)
         if not self.blocked and self.sched is not None:
             self.sched.wake(self, reason)
+        elif self.blocked == {BLOCK_VCPU_RUN} and self.wakeup is not None:
+            self.set_state(STATE_OF_BLOCK[BLOCK_VCPU_RUN], reason)
+            self.wakeup.assert_()  # it could run again: tell the owner (edge)
 
     def virq_pending(self) -> None:
         """Called by the VIC: a vIRQ wakes the vCPU from WFI (and from a timer sleep)."""
         if BLOCK_VCPU_WFI in self.blocked:
             self.wfi_reason = "virq"
             self.unblock(BLOCK_VCPU_WFI)
+        sched = self.sched
+        if (sched is not None and sched.proxy is not None and sched.proxy.caller is self):
+            sched.end_proxy(VcpuRunState.READY)  # interrupted: vcpu_run returns READY
 
     def snapshot(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,69 @@
+"""Proxy scheduling: ``vcpu_run`` (hyp/vm/vcpu_run), how an owner VM runs a guest's vCPU.
+
+A proxy-scheduled vCPU carries a permanent ``vcpu_run`` block: it runs only inside its
+owner's ``vcpu_run`` call. The call moves it to the caller's pCPU and donates the rest
+of the caller's timeslice to it (a directed yield). The call returns when the target
+cannot continue (WFI -> EXPECTS_WAKEUP, powered off -> POWERED_OFF) or when the caller
+is preempted, interrupted, or its slice ends (READY: "call again"). While the target
+waits, a vIRQ for it raises the wakeup vIRQ in the owner's VIC (facts §7.2).
+Simplified: no VMMIO or PSCI exits (states 4-6, 0x100); resume data is ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import TYPE_CHECKING
+
+from .consts import Error
+from .errors import HypResult
+from .trace import EventKind
+
+if TYPE_CHECKING:
+    from .scheduler import PcpuScheduler
+    from .vcpu import Vcpu
+
+BLOCK_PROXY_CALLER = "vcpu_run_caller"  # the caller, while its slice runs the target
+WFI_WAKEUP_REASON = 1  # data1 of EXPECTS_WAKEUP: woke from WFI (H-SRC)
+
+
+class VcpuRunState(IntEnum):
+    """``vcpu_run`` return states (hyp/interfaces/vcpu_run/vcpu_run.tc)."""
+
+    READY = 0x0
+    EXPECTS_WAKEUP = 0x1
+    POWERED_OFF = 0x2
+    BLOCKED = 0x3
+    ADDRSPACE_VMMIO_READ = 0x4
+    ADDRSPACE_VMMIO_WRITE = 0x5
+    FAULT = 0x6
+    PSCI_SYSTEM_RESET = 0x100
+
+
+@dataclass
+class ProxyRun:
+    """One ``vcpu_run`` in progress on a pCPU."""
+
+    caller: Vcpu
+    target: Vcpu
+
+
+def result(state: VcpuRunState, data0: int = 0, data1: int = 0) -> HypResult:
+    return HypResult(Error.OK, {"state": state.name, "state_value": int(state),
+                                "data0": data0, "data1": data1, "data2": 0})
+
+
+def state_of_stopped(target: Vcpu, off_block: str, wfi_block: str) -> HypResult:
+    """Why a target that cannot run now cannot: what vcpu_run reports at once."""
+    if off_block in target.blocked:
+        return result(VcpuRunState.POWERED_OFF)
+    if wfi_block in target.blocked:
+        return result(VcpuRunState.EXPECTS_WAKEUP, 0, WFI_WAKEUP_REASON)
+    return result(VcpuRunState.BLOCKED)
+
+
+def trace_run(sched: PcpuScheduler, run: ProxyRun, stage: str, state: str) -> None:
+    if sched.trace.on:
+        sched.trace.emit(EventKind.VCPU_RUN, vm=run.caller.vm.name, caller=run.caller.id,
+                         vcpu=run.target.id, target_vm=run.target.vm.name, pcpu=sched.index,
+                         stage=stage, state=state)
