@@ -237,7 +237,9 @@ class Hypervisor:
 
     def destroy_object(self, obj: Msgq | Doorbell) -> None:
         """Revoke every cap to an IPC object, unbind its vIRQs and forget it (VM reset)."""
-        self.master_cspace.revoke_children(obj.master_capid)
+        revoked = self.master_cspace.revoke_children(obj.master_capid)
+        if self.trace.on:
+            self.trace.emit(EventKind.CAP_REVOKE, object=obj.ref, count=revoked)
         sources = [obj.tx_source, obj.rx_source] if isinstance(obj, Msgq) else [obj.source]
         for source in sources:
             if source.vic is not None:

@@ -51,7 +51,6 @@ class EventKind:
     OBJ_CREATE = "obj.create"
     OBJ_DESTROY = "obj.destroy"
     SIM_SNAPSHOT = "sim.snapshot"
-    GUEST_LOG = "guest.log"
     USER_ACTION = "user.action"
 
 
