@@ -70,7 +70,7 @@ def test_trace_numbers_and_stamps_events() -> None:
     engine.schedule(42, trace.emit, EventKind.VIRQ_ASSERT)
     engine.step()
     stop()
-    trace.emit(EventKind.GUEST_LOG, text="after unsubscribe")
+    trace.emit(EventKind.USER_ACTION, action="after unsubscribe")
     assert seen == [{"seq": 0, "t": 0, "kind": "hvc", "vm": "A", "name": "x"},
                     {"seq": 1, "t": 42, "kind": "virq.assert"}]
     assert list(seen[0]) == ["seq", "t", "kind", "vm", "name"]  # fixed key order
