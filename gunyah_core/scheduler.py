@@ -43,7 +43,11 @@ class PcpuScheduler:
         self.bitmap = 0
         self.current: Vcpu | None = None
         self.slice_start = 0
+        # One lazily kept expiry event: it may be due before the current slice really
+        # ends (then it re-arms itself); switches only move it when the end is earlier.
         self.expiry: list | None = None
+        self.expiry_due = 0
+        self.slice_end: int | None = None
         self.switches = 0
         self.proxy: ProxyRun | None = None  # a vcpu_run in progress here
 
@@ -127,10 +131,21 @@ class PcpuScheduler:
         else:
             vcpu.priority = priority
 
+    def _arm(self, end: int) -> None:
+        """The current thread's slice ends at ``end``: make sure an expiry is due by then."""
+        self.slice_end = end
+        if self.expiry is None or self.expiry_due > end:
+            self.engine.cancel(self.expiry)
+            self.expiry = self.engine.schedule(end - self.engine.now, self._expire)
+            self.expiry_due = end
+
     def _expire(self) -> None:
         cur = self.current
         self.expiry = None
-        if cur is None:
+        if cur is None or self.slice_end is None:
+            return
+        if self.engine.now < self.slice_end:  # an early expiry: the slice goes on
+            self._arm(self.slice_end)
             return
         if self.proxy is not None and cur is self.proxy.target:
             self.end_proxy(VcpuRunState.READY)  # the donated slice is used up
@@ -141,7 +156,7 @@ class PcpuScheduler:
             self._switch(self._pop_highest(), REASON_TIMESLICE, prev=cur)
         else:
             self.slice_start = self.engine.now
-            self.expiry = self.engine.schedule(cur.slice_left, self._expire)
+            self._arm(self.engine.now + cur.slice_left)
 
     # -- proxy scheduling (vcpu_run) -------------------------------------------------------
     def donate(self, caller: Vcpu, target: Vcpu) -> None:
@@ -186,8 +201,7 @@ class PcpuScheduler:
         now = self.engine.now
         if not fresh:
             vcpu.slice_left = max(0, vcpu.slice_left - (now - self.slice_start))
-        self.engine.cancel(self.expiry)
-        self.expiry = None
+        self.slice_end = None
         self.executor.suspend(vcpu)
         self.current = None
         if head is None:
@@ -208,7 +222,7 @@ class PcpuScheduler:
         if nxt.slice_left <= 0:
             nxt.slice_left = nxt.timeslice_ns
         self.slice_start = self.engine.now
-        self.expiry = self.engine.schedule(nxt.slice_left, self._expire)
+        self._arm(self.slice_start + nxt.slice_left)
         nxt.set_state("running", reason)
         self.executor.resume(nxt)
 
