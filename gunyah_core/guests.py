@@ -106,14 +106,18 @@ class Guest:
             yield WFI
 
     def on_virq(self, vcpu: Vcpu, virq: int):
-        """Entry of every vIRQ handler: the RM link first, then the program's own."""
+        """Entry of every vIRQ handler: the RM link first, then the program's own.
+
+        Returns the handler's generator itself (no wrapper frame on the hot path)."""
         rm = self.rm
         if rm is not None and virq in rm.virqs:
-            yield from rm.on_virq(virq)
-            while rm.notifications:
-                yield from self.on_rm_notification(rm.notifications.popleft())
-        else:
-            yield from self.handle_virq(vcpu, virq)
+            return self._rm_link_virq(rm, virq)
+        return self.handle_virq(vcpu, virq)
+
+    def _rm_link_virq(self, rm: Any, virq: int):
+        yield from rm.on_virq(virq)
+        while rm.notifications:
+            yield from self.on_rm_notification(rm.notifications.popleft())
 
     def handle_virq(self, vcpu: Vcpu, virq: int):
         return
@@ -132,13 +136,15 @@ class Guest:
             if result.error is not Error.OK:
                 return
             self.received += 1
-            yield from self.on_message(result)
+            more = self.on_message(result)
+            if more is not None:
+                yield from more
             if not result.ret["not_empty"]:
                 return
 
     def on_message(self, result: Any):
-        return
-        yield
+        """A received message; may return operations to run (a generator), or None."""
+        return None
 
 
 class PingClient(Guest):
@@ -175,8 +181,6 @@ class PingClient(Guest):
 
     def on_message(self, result: Any):
         self.awaiting = False
-        return
-        yield
 
 
 class EchoServer(Guest):
@@ -198,7 +202,7 @@ class EchoServer(Guest):
 
     def on_message(self, result: Any):
         self.backlog.append((result.ret["size"], f"echo {result.ret['payload']}"))
-        yield from self.flush_backlog()
+        return self.flush_backlog()
 
     def flush_backlog(self):
         while self.backlog:
@@ -260,7 +264,7 @@ class Consumer(Guest):
             yield from self.drain(self.rx)
 
     def on_message(self, result: Any):
-        yield work(self.work_ns)
+        return iter((work(self.work_ns),))
 
 
 class DoorbellRinger(Guest):

@@ -128,7 +128,7 @@ def _identify(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
 # --- message queues ----------------------------------------------------------------------
 @hypercall("msgqueue_send", 0x1B)
 def _msgq_send(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
-    msgq = table.lookup(vcpu, args, ObjectType.MSGQUEUE, MSGQ_SEND)
+    msgq = vcpu.vm.cspace.lookup(_arg(args, "capid"), ObjectType.MSGQUEUE, MSGQ_SEND)
     flags = _arg(args, "flags", 0)
     hyp = table.hyp
     not_full = msgq.send(_arg(args, "size"), args.get("payload", ""),
@@ -138,7 +138,7 @@ def _msgq_send(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
 
 @hypercall("msgqueue_receive", 0x1C)
 def _msgq_receive(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
-    msgq = table.lookup(vcpu, args, ObjectType.MSGQUEUE, MSGQ_RECEIVE)
+    msgq = vcpu.vm.cspace.lookup(_arg(args, "capid"), ObjectType.MSGQUEUE, MSGQ_RECEIVE)
     message, not_empty = msgq.receive(_arg(args, "buf_size", msgq.max_size))
     return {"size": message.size, "not_empty": not_empty, "msg": message.msg,
             "payload": message.payload}
