@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-HYPERVISOR_PID = 0
+HYPERVISOR_PID = 1  # not 0: trace viewers treat pid 0 as the kernel's idle task
 HYPERVISOR_NAME = "Gunyah hypervisor"
 NS_PER_US = 1000
 #: Length of the small slice that carries a message's flow arrow. Each slice is cut
@@ -81,7 +81,7 @@ class PerfettoWriter:
     def _pid(self, vm: str) -> int:
         pid = self._pids.get(vm)
         if pid is None:
-            pid = self._pids[vm] = len(self._pids) + 1
+            pid = self._pids[vm] = HYPERVISOR_PID + len(self._pids) + 1
             self._emit_process(pid, vm)
         return pid
 

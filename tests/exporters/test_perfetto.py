@@ -32,11 +32,12 @@ def test_follows_the_format_rules(events, check_chrome_trace):
 def test_processes_threads_and_deterministic_ids(events):
     trace = _trace(events)
     procs, threads = _names(trace)
-    assert procs == {0: "Gunyah hypervisor", 1: "VM_A", 2: "VM_B", 3: "RM"}
+    # pid 0 stays unused: viewers take it for the kernel's idle task.
+    assert procs == {1: "Gunyah hypervisor", 2: "VM_A", 3: "VM_B", 4: "RM"}
     named = {name: pid for pid, name in threads.values()}
-    assert named["pCPU 0"] == named["pCPU 1"] == 0
-    assert named["VM_A.0"] == named["VM_A.1"] == 1
-    assert named["VM_B.0"] == 2
+    assert named["pCPU 0"] == named["pCPU 1"] == 1
+    assert named["VM_A.0"] == named["VM_A.1"] == 2
+    assert named["VM_B.0"] == 3
     assert _trace(events) == trace
 
 
