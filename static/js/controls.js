@@ -21,7 +21,8 @@ export function speedToSlider(speed) {
 const $ = (id) => document.getElementById(id);
 
 export class Controls {
-  /** hooks: {onSnapshot(snap), onPlaying(bool), onSpeed(speed), toast(text)} */
+  /** hooks: {onSnapshot(snap), onPlaying(bool), onSpeed(speed), toast(text)}; the history bar
+   * adds beforePlay(), stepInHistory(payload) -> handled?, onStepBack(). */
   constructor(send, hooks) {
     this.send = send;
     this.hooks = hooks;
@@ -70,7 +71,12 @@ export class Controls {
 
   setSession(session) {
     for (const a of document.querySelectorAll("#exports a[data-fmt]")) {
-      a.href = `/export/${encodeURIComponent(session)}.${a.dataset.fmt}`;
+      const url = `/export/${encodeURIComponent(session)}.${a.dataset.fmt}`;
+      a.href = url;
+      // The export is the current branch as revealed now: never a cached earlier copy.
+      if (!a.__fresh) a.addEventListener("click", () => { a.href = `${a.__url}?at=${Date.now()}`; });
+      a.__fresh = true;
+      a.__url = url;
     }
   }
 
@@ -99,12 +105,14 @@ export class Controls {
 
   async toggle() {
     const want = !this.playing;
+    if (want) this.hooks.beforePlay?.(); // a view in the past returns to live first
     this.setPlaying(want);
     const ack = await this.send(want ? "sim:play" : "sim:pause", {});
     if (!ack.ok) { this.setPlaying(!want); this.hooks.toast(`${ack.error.code}: ${ack.error.message}`); }
   }
 
   async step(payload) {
+    if (this.hooks.stepInHistory?.(payload)) return { ok: true };
     if (this.playing) await this.toggle();
     return this.call("sim:step", payload);
   }
@@ -129,6 +137,7 @@ export class Controls {
     switch (ev.key) {
       case " ": ev.preventDefault(); this.toggle(); break;
       case "ArrowRight": ev.preventDefault(); this.step({ count: 1 }); break;
+      case "ArrowLeft": ev.preventDefault(); this.hooks.onStepBack?.(); break;
       case "+": case "=":
         this.setSpeed(sliderToSpeed(Math.min(Number(slider.max), Number(slider.value) + KEY_SPEED_STEP)));
         break;

@@ -49,6 +49,9 @@ export class Timeline {
     this.vm = "";
     this.selected = null;
     this.onSelect = () => {};
+    this.follow = true;      // rows follow the head; false while the view is in the past
+    this.windowed = false;   // rows show a window around a past event, not the tail
+    this.lookup = () => null; // seq -> event, for rows older than the kept events
     for (const [area, label] of AREAS) {
       const lab = html("label", { class: `chip-filter a-${area}` }, null, filters);
       const box = html("input", { type: "checkbox", "data-testid": `filter-${area}` }, null, lab);
@@ -92,6 +95,7 @@ export class Timeline {
   /** Append the rows of events pushed since the last frame (at most MAX_ROWS). */
   flush(now = performance.now()) {
     if (!this.pending.length) return;
+    if (!this.follow) { this.pending = []; return; } // the view is in the past: rows stay put
     // Under a flood the log refreshes a few times a second: nobody reads 60 pages a second.
     if (this.pending.length > FLOOD_EVENTS && now - this.lastFlush < FLOOD_FLUSH_MS) return;
     this.lastFlush = now;
@@ -108,6 +112,7 @@ export class Timeline {
   rerender() {
     this.list.replaceChildren();
     this.pending = [];
+    this.windowed = false;
     this.append(this.events.filter((e) => this.visible(e)).slice(-MAX_ROWS));
   }
 
@@ -140,7 +145,7 @@ export class Timeline {
   }
 
   select(seq) {
-    const e = this.events.find((x) => x.seq === seq);
+    const e = this.events.find((x) => x.seq === seq) ?? this.lookup(seq);
     if (!e) return;
     this.selected = seq;
     for (const li of this.list.querySelectorAll("li.sel")) li.classList.remove("sel");
@@ -152,6 +157,43 @@ export class Timeline {
     }
     this.detail.replaceChildren(html("h3", {}, `${e.kind} #${e.seq}`), dl);
     this.onSelect(e, keysOf(e));
+  }
+
+  /** Mark the row of the event the view stands on; list the rows around it when it is not listed.
+   * `around(seq, n)` gives the events near seq (from the full history). */
+  markView(seq, around) {
+    for (const li of this.list.querySelectorAll("li.at")) li.classList.remove("at");
+    let li = this.list.querySelector(`li[data-seq="${seq}"]`);
+    if (!li && around) {
+      this.list.replaceChildren();
+      this.pending = [];
+      this.append(around(seq, MAX_ROWS).filter((e) => this.visible(e)));
+      this.windowed = true;
+      li = this.list.querySelector(`li[data-seq="${seq}"]`);
+    }
+    this.viewSeq = seq;
+    if (!li) return;
+    li.classList.add("at");
+    const top = li.getBoundingClientRect().top - this.list.getBoundingClientRect().top + this.list.scrollTop;
+    if (top < this.list.scrollTop || top > this.list.scrollTop + this.list.clientHeight - li.offsetHeight) {
+      this.list.scrollTop = top - this.list.clientHeight / 2;
+    }
+  }
+
+  /** Rows follow the head again (the view went live). */
+  followHead() {
+    this.follow = true;
+    for (const li of this.list.querySelectorAll("li.at")) li.classList.remove("at");
+    if (this.windowed || this.pending.length) this.rerender();
+  }
+
+  /** Forget events after `seq` (a fork dropped that future). */
+  truncate(seq) {
+    this.events = this.events.filter((e) => e.seq <= seq);
+    this.pending = this.pending.filter((e) => e.seq <= seq);
+    for (const li of [...this.list.querySelectorAll("li[data-seq]")]) if (Number(li.dataset.seq) > seq) li.remove();
+    if (this.selected > seq) this.selected = null;
+    this.updateCount();
   }
 
   /** Seq numbers of the rows now in the log (for tests and exports checks). */
