@@ -17,6 +17,7 @@ from jinja2 import TemplateNotFound
 
 from gunyah_core import load, preset_names
 from gunyah_core.exporters import EXPORTERS, TimelineError, load_jsonl
+from gunyah_core.rm import messages as rm_messages
 from gunyah_core.scenario import schema
 
 bp = Blueprint("http", __name__)
@@ -73,6 +74,34 @@ def favicon():
 @bp.get("/api/presets")
 def presets():
     return jsonify(preset_list())
+
+
+@lru_cache(maxsize=1)
+def rm_names() -> dict[str, dict[str, str]]:
+    """Names of RM message ids, error codes and enums, from the model's own tables.
+
+    The page's packet decoder reads these instead of keeping a copy of the RM headers.
+    Keys are decimal strings (JSON object keys), values the RM's names.
+    """
+    def table(enum) -> dict[str, str]:
+        return {str(int(member)): member.name for member in enum}
+
+    return {
+        "messages": table(rm_messages.RmMessageId),
+        "errors": table(rm_messages.RmError),
+        "exit_types": table(rm_messages.VmExitType),
+        "exit_codes": table(rm_messages.VmExitCode),
+        "vm_states": table(rm_messages.VmState),
+        "os_states": table(rm_messages.VmOsStatus),
+        "packet_types": table(rm_messages.RpcType),
+        "resource_types": table(rm_messages.ResourceType),
+        "auth_types": table(rm_messages.VmAuthType),
+    }
+
+
+@bp.get("/api/rm-names")
+def rm_names_route():
+    return jsonify(rm_names())
 
 
 @bp.get("/api/scenario-schema")

@@ -3,8 +3,8 @@
 // scenario; update() only rewrites attributes of what the trace changed.
 import { computeLayout } from "./layout.js";
 import { svg, hex, hexMask, flagBit } from "./format.js";
+import { buildVmBox, updateVmHead, updateVmMem, memPatterns, buildCaption, updateCaption } from "./vmbox.js";
 
-const KIND_LABEL = { rm: "Resource Manager VM", primary: "primary VM (HLOS)", guest: "guest VM" };
 const RUNQ_CHAR_W = 9; // average glyph width of the 16px run-queue text, in viewBox units
 const STATE_SHORT = { running: "running", ready: "ready", wfi: "wfi", off: "off" };
 
@@ -31,6 +31,7 @@ export class Diagram {
   constructor(svgEl) {
     this.svg = svgEl;
     this.layout = null;
+    this.motion = true; // false under prefers-reduced-motion: no flashes
     this.onSelect = () => {};
     svgEl.addEventListener("keydown", (ev) => {
       if (ev.key === "Enter" && ev.target.closest("[data-vm],[data-msgq],[data-bell]")) ev.target.dispatchEvent(
@@ -45,10 +46,13 @@ export class Diagram {
     });
   }
 
-  /** Create every node for this snapshot's machine. */
+  /** Create every node for this snapshot's machine (again after a run-time structure
+   *  change; the animation layer is kept so messages in flight are not lost). */
   build(snap) {
     const L = (this.layout = computeLayout(snap));
+    const keepFx = this.fx;
     this.svg.replaceChildren();
+    memPatterns(this.svg);
     this.svg.setAttribute("viewBox", `0 0 ${L.width} ${L.height}`);
     this.svg.classList.toggle("narrow-vms", L.narrowVms);
     this.svg.classList.toggle("narrow-cells", L.narrowCells);
@@ -58,7 +62,9 @@ export class Diagram {
     const gCells = svg("g", { class: "cells" }, this.svg);
     const gVms = svg("g", { class: "vms" }, this.svg);
     const gLanes = svg("g", { class: "lanes" }, this.svg);
-    this.fx = svg("g", { class: "fx" }, this.svg);
+    const gCaption = svg("g", { class: "captions" }, this.svg);
+    if (keepFx) this.svg.appendChild(keepFx);
+    this.fx = keepFx ?? svg("g", { class: "fx" }, this.svg);
     svg("rect", { x: L.hyp.x, y: L.hyp.y, width: L.hyp.w, height: L.hyp.h, rx: 14, class: "hyp" }, gHyp);
     text(gCells, L.hyp.x + 16, L.hyp.y + 31, "Gunyah hypervisor", "hyp-title");
     text(gCells, L.hyp.x + L.hyp.w - 16, L.hyp.y + 31, L.hiddenRmQueues
@@ -72,14 +78,12 @@ export class Diagram {
     for (const vm of snap.vms) this.buildVm(gVms, vm, L.vms.get(vm.name), L.vmFont);
     for (const cell of L.cells.values()) this.buildCell(gCells, cell);
     this.buildLanes(gLanes, L);
+    this.caption = buildCaption(gCaption, L.caption);
   }
 
   buildVm(parent, vm, box, font) {
-    const g = svg("g", { class: `vm vm-${vm.kind}`, "data-vm": vm.name, "data-testid": `vm-${vm.name}`,
-      tabindex: 0, role: "button", "aria-label": `VM ${vm.name}` }, parent);
-    const rect = svg("rect", { x: box.x, y: box.y, width: box.w, height: box.h, rx: 12, class: "vm-box" }, g);
-    text(g, box.x + 12, box.y + font + 6, vm.name, "vm-name").style.fontSize = `${font}px`;
-    const sub = text(g, box.x + 12, box.y + font + 34, "", "vm-sub");
+    const node = buildVmBox(parent, vm, box, font);
+    const g = node.g;
     const chips = [];
     for (const c of box.chips) {
       const cg = svg("g", { class: "vcpu", "data-vcpu": c.id }, g);
@@ -92,7 +96,7 @@ export class Diagram {
     }
     const pulse = svg("rect", { x: box.x - 4, y: box.y - 4, width: box.w + 8, height: box.h + 8,
       rx: 15, class: "pulse", opacity: 0 }, g);
-    this.vms.set(vm.name, { g, rect, sub, chips, pulse, box, badge: badge(g, box.x + box.w - 130, box.y - 14) });
+    this.vms.set(vm.name, { ...node, chips, pulse, badge: badge(g, box.x + box.w - 130, box.y - 14) });
   }
 
   buildCell(parent, cell) {
@@ -151,8 +155,8 @@ export class Diagram {
   update(state) {
     if (!this.layout) return;
     const all = state.dirty.has("all");
-    const keys = all ? [...[...state.vms.keys()].map((n) => `vm:${n}`), ...[...state.vcpus.keys()]
-      .map((v) => `vcpu:${v}`), ...this.cells.keys(), "lanes"] : state.dirty;
+    const keys = all ? [...[...state.vms.keys()].flatMap((n) => [`vm:${n}`, `mem:${n}`]), ...[...state.vcpus.keys()]
+      .map((v) => `vcpu:${v}`), ...this.cells.keys(), "lanes", "rpc"] : state.dirty;
     for (const key of keys) {
       const [type, ...rest] = key.split(":");
       const name = rest.join(":");
@@ -161,6 +165,8 @@ export class Diagram {
       else if (type === "msgq") this.updateMsgq(state, name);
       else if (type === "bell") this.updateBell(state, name);
       else if (type === "lanes") this.updateLanes(state);
+      else if (type === "mem") this.updateMem(state, name);
+      else if (type === "rpc") updateCaption(this.caption, state.lastRpc, this.motion);
     }
     state.dirty.clear();
   }
@@ -169,15 +175,13 @@ export class Diagram {
     const node = this.vms.get(name);
     const vm = state.vms.get(name);
     if (!node || !vm) return;
-    const pending = vm.virqs.filter((q) => q.pending || q.active).map((q) => q.virq);
-    if (this.layout.narrowVms) {
-      setText(node.sub, `vmid ${vm.vmid}${vm.state === "RUNNING" ? "" : ` · ${vm.state}`}` +
-        (pending.length ? " · vIRQ" : ""));
-    } else {
-      setText(node.sub, `${KIND_LABEL[vm.kind] ?? vm.kind} · vmid ${vm.vmid} · ${vm.state}` +
-        (pending.length ? ` · vIRQ ${pending.join(",")}` : ""));
-    }
+    updateVmHead(node, vm, this.layout.narrowVms);
     this.updateBadge(node.badge, state.errors.get(`vm:${name}`));
+  }
+
+  updateMem(state, name) {
+    const node = this.vms.get(name);
+    if (node) updateVmMem(node, state, name, this.motion);
   }
 
   updateChip(v) {

@@ -84,6 +84,17 @@ export function summarize(e) {
     case "vcpu.priority": return `${e.vcpu} priority ${e.old} → ${e.priority}`;
     case "hvc": return `${e.vcpu} ${e.name} → ${e.result}`;
     case "user.action": return `#${e.id} ${e.action} ${JSON.stringify(e.args)}`;
+    case "rm.rpc": // RM RPC over the RM link: who, what, and the reply's RM error
+      return `${e.src} → ${e.dst}: ${e.name} #${e.rpc_seq} ${e.dir}${e.stage === "receive" ? " received" : ""}` +
+        (e.error ? ` ${e.error}` : "") + (e.fields ? ` ${JSON.stringify(e.fields)}` : "");
+    case "vm.state": return `${e.vm} (vmid ${e.vmid}) → ${e.state}`;
+    case "sim.snapshot": return `the whole machine: ${e.state?.vms?.length ?? 0} VMs (${e.scenario?.name ?? ""})`;
+    case "obj.create": case "obj.destroy": return `${e.kind === "obj.create" ? "+" : "−"} ${e.type} ${e.name}`;
+    case "cap.create": return `${e.vm} CSpace: ${e.caps?.length ?? 0} caps`;
+    case "mem.lend": case "mem.share": case "mem.donate": case "mem.accept": case "mem.release":
+      return `${e.owner} ${e.kind.slice(4)} #${e.handle} ${hex(e.base)} +${e.size} → ${e.vm} ${e.rights ?? ""}`;
+    case "mem.reclaim": return `${e.owner} reclaims #${e.handle} ${hex(e.base)} +${e.size}`;
+    case "mem.fault": return `${e.vm} ${e.access} fault at ${hex(e.addr)} (rights ${e.rights}, ${e.reason})`;
     default: {
       const rest = Object.entries(e).filter(([k]) => !["seq", "t", "kind"].includes(k));
       return rest.map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`)

@@ -1,6 +1,10 @@
-// Inspector: the selected VM (state, vCPUs, capabilities, vIRQs, and buttons that make
-// that VM issue hypercalls) or message queue / doorbell (contents and thresholds).
+// Inspector: the selected VM (RM state, lifecycle buttons, vCPUs, capabilities, vIRQs,
+// memory map, device tree, and buttons that make that VM issue hypercalls), message queue
+// / doorbell (contents and thresholds), or one RM packet decoded.
 import { html, hex, fmtTime } from "./format.js";
+import { rmLifecycle, powerControls, dtsDetails } from "./lifecycle.js";
+import { memSection } from "./memmap.js";
+import { renderPackets, isRmQueue } from "./rmpacket.js";
 
 const REFRESH_MS = 200;
 const PAYLOAD_PREVIEW = 28;
@@ -41,9 +45,9 @@ function button(parent, label, testid, onClick, cls = "") {
 }
 
 export class Inspector {
-  /** act(action, args, originEvent) -> Promise of the ack. */
-  constructor(root, state, act) {
-    Object.assign(this, { root, state, act });
+  /** act(action, args, originEvent) -> Promise of the ack; opts: {packets, fetchDts}. */
+  constructor(root, state, act, opts = {}) {
+    Object.assign(this, { root, state, act, packets: opts.packets ?? null, fetchDts: opts.fetchDts ?? null });
     this.sel = null;
     this.live = () => {};
     this.lastRefresh = 0;
@@ -59,6 +63,7 @@ export class Inspector {
     this.sel = sel;
     this.root.replaceChildren();
     if (sel.type === "vm") this.showVm(sel.name);
+    else if (sel.type === "packet") this.showPacket(sel);
     else if (sel.type === "msgq") this.showMsgq(sel.name);
     else this.showBell(sel.name);
     this.live();
@@ -80,24 +85,61 @@ export class Inspector {
       : `${ack.error.code}: ${ack.error.message}`;
   }
 
+  /** One RM packet (sel.packets) as a protocol analyser shows it. */
+  showPacket(sel) {
+    renderPackets(this.root, sel.packets, sel.title);
+  }
+
+  /** Show the RM packet(s) behind a log event or queued message; false if it is none. */
+  showPacketOf(e) {
+    const packets = this.packets?.packetsFor(e, this.state);
+    if (!packets?.length && e.kind === "rm.rpc") { // reported before its packet left the RM
+      this.sel = { type: "packet", packets: [] };
+      this.root.replaceChildren();
+      html("h2", { "data-testid": "insp-title" }, `RM ${e.dir}: ${e.name} #${e.rpc_seq}`, this.root);
+      html("p", { class: "sub", "data-testid": "pkt-pending" }, `${e.src} → ${e.dst}: its packet is not on ` +
+        "the RM link yet (or was sent before this page loaded). Step on, then click its msgq.send.", this.root);
+      this.live = () => {};
+      return true;
+    }
+    if (!packets?.length) return false;
+    this.show({ type: "packet", packets, title: e.kind === "rm.rpc"
+      ? `RM ${e.dir}: ${e.name} #${e.rpc_seq}` : null });
+    return true;
+  }
+
   showVm(name) {
     const vm = this.state.vms.get(name);
     if (!vm) return this.clear();
     const r = this.root;
-    html("h2", { "data-testid": "insp-title" }, `${name}`, r);
+    const head = html("div", { class: "insp-head" }, null, r);
+    html("h2", { "data-testid": "insp-title" }, `${name}`, head);
+    const badge = html("span", { class: "state-pill", "data-testid": "insp-vm-state" }, null, head);
     const info = html("p", { class: "sub" }, null, r);
+    rmLifecycle(r, vm, this.state.snap?.images ?? [], (action, args, ev) => this.run(action, args, ev));
     this.vmActions(vm);
+    const mem = memSection(r);
     html("h3", {}, "vCPUs", r);
     const vcpus = table(r, ["vCPU", "state", "prio", "pCPU"], "insp-vcpus");
     html("h3", {}, "Bound vIRQs", r);
     const virqs = table(r, ["vIRQ", "source", "state"], "insp-virqs");
     html("h3", {}, "Capabilities (CSpace)", r);
-    fillRows(table(r, ["capid", "object", "rights"], "insp-caps"),
-      vm.caps.map((c) => [hex(c.capid), c.object, c.rights_names.join(" ")]));
+    const caps = table(r, ["capid", "object", "rights"], "insp-caps");
+    dtsDetails(r, vm, this.fetchDts);
+    const capsVersion = vm.capsVersion;
     this.live = () => {
       const v = this.state.vms.get(name);
-      if (!v) return;
-      info.textContent = `${v.kind} VM · vmid ${v.vmid} · ${v.state} · program ${v.program}`;
+      if (!v) {
+        info.textContent = `${name} no longer exists: the RM destroyed it (VM_DEALLOCATE).`;
+        badge.textContent = "gone";
+        return;
+      }
+      if (v.capsVersion !== capsVersion) { this.show(this.sel); return; } // new caps: new forms
+      badge.textContent = v.state;
+      badge.className = `state-pill rs-${v.state}`;
+      info.textContent = `${v.kind} VM · vmid ${v.vmid} · RM state ${v.state} · program ${v.program ?? v.image ?? "–"}`;
+      mem(this.state.memory.get(name));
+      fillRows(caps, v.caps.map((c) => [hex(c.capid), c.object, c.rights_names.join(" ")]));
       fillRows(vcpus, v.vcpuIds.map((id) => this.state.vcpus.get(id))
         .map((c) => [c.id, c.state, c.priority, c.affinity]));
       fillRows(virqs, v.virqs.map((q) => [q.virq, q.source,
@@ -106,6 +148,7 @@ export class Inspector {
   }
 
   vmActions(vm) {
+    this.result = html("p", { class: "result", "data-testid": "act-result", role: "status" }, "", this.root);
     const box = html("div", { class: "actions" }, null, this.root);
     html("h3", {}, `Act as ${vm.name} (its vCPU 0 makes the hypercall)`, box);
     const queues = vm.caps.filter((c) => c.type === "MSGQUEUE")
@@ -136,15 +179,15 @@ export class Inspector {
       button(f, "doorbell_receive", "act-bell-recv", (ev) => this.run("doorbell_receive",
         { vm: vm.name, doorbell: b.value }, ev));
     }
-    const f = html("div", { class: "form" }, null, box);
-    const vcpu = field(f, "vCPU", select(vm.vcpuIds.map((id) => [id, id]), "act-vcpu"));
-    const prio = field(f, "priority", html("input", { type: "number", min: 0, max: 63,
-      value: this.state.vcpus.get(vm.vcpuIds[0])?.priority ?? 32, "data-testid": "act-prio" }));
-    button(f, "set priority", "act-priority", (ev) => this.run("set_priority",
-      { vcpu: vcpu.value, priority: Number(prio.value) }, ev));
-    button(f, "start VM", "act-start", (ev) => this.run("vm_start", { vm: vm.name }, ev));
-    button(f, "stop VM", "act-stop", (ev) => this.run("vm_stop", { vm: vm.name }, ev), "danger");
-    this.result = html("p", { class: "result", "data-testid": "act-result", role: "status" }, "", box);
+    if (vm.vcpuIds.length) {
+      const f = html("div", { class: "form" }, null, box);
+      const vcpu = field(f, "vCPU", select(vm.vcpuIds.map((id) => [id, id]), "act-vcpu"));
+      const prio = field(f, "priority", html("input", { type: "number", min: 0, max: 63,
+        value: this.state.vcpus.get(vm.vcpuIds[0])?.priority ?? 32, "data-testid": "act-prio" }));
+      button(f, "set priority", "act-priority", (ev) => this.run("set_priority",
+        { vcpu: vcpu.value, priority: Number(prio.value) }, ev));
+    }
+    powerControls(box, vm, (action, args, ev) => this.run(action, args, ev));
   }
 
   showMsgq(name) {
@@ -158,6 +201,15 @@ export class Inspector {
     const thd = html("p", { class: "sub" }, null, r);
     html("h3", {}, "Contents (oldest first)", r);
     const items = table(r, ["#", "msg id", "size", "payload", "sent at"], "insp-items");
+    if (isRmQueue(name)) {
+      html("p", { class: "hint" }, "RM link: click a message to decode its RM packet.", r);
+      items.classList.add("clickable");
+      items.addEventListener("click", (ev) => {
+        const row = ev.target.closest("tr");
+        const msg = this.state.msgqs.get(name)?.items[[...items.children].indexOf(row)]?.msg;
+        if (msg != null) this.showPacketOf({ kind: "msgq.send", msgq: name, msg });
+      });
+    }
     const box = html("div", { class: "form actions" }, null, r);
     button(box, `send as ${q0.sender}`, "act-send-q", (ev) => this.run("msgq_send",
       { vm: q0.sender, msgq: name, size: DEFAULT_SIZE, payload: DEFAULT_PAYLOAD, push: true }, ev), "primary");

@@ -12,6 +12,13 @@ const VM_HEAD_H = 74;
 const CHIP_ROW_H = 42;
 const CHIPS_PER_ROW = 4;
 const CHIP_W_MAX = 190;
+const MEM_STRIP_H = 24; // the VM's memory map, under its vCPUs
+const MEM_STRIP_PAD = 8;
+const STATE_BADGE_W = 118;
+const STATE_BADGE_H = 30;
+const CAPTION_H = 34;
+const CAPTION_HEADER_X = 290; // right of the "Gunyah hypervisor" title
+const CAPTION_HEADER_W = 560;
 const LINK_SPACE = 84;
 const HYP_HEAD_H = 44;
 const CELL_MIN_W = 360;
@@ -40,7 +47,7 @@ function vmBoxes(snap) {
   const perRow = Math.ceil(n / rows);
   const boxW = (WIDTH - 2 * MARGIN - (perRow - 1) * VM_GAP) / perRow;
   const chipRows = Math.max(...snap.vms.map((v) => Math.ceil(v.vcpus.length / CHIPS_PER_ROW)));
-  const boxH = VM_HEAD_H + chipRows * CHIP_ROW_H + 8;
+  const boxH = VM_HEAD_H + chipRows * CHIP_ROW_H + MEM_STRIP_H + MEM_STRIP_PAD + 8;
   const boxes = new Map();
   snap.vms.forEach((vm, i) => {
     const row = Math.floor(i / perRow);
@@ -57,9 +64,12 @@ function vmBoxes(snap) {
       y: y + VM_HEAD_H + Math.floor(k / CHIPS_PER_ROW) * CHIP_ROW_H,
       w: chipW, h: CHIP_ROW_H - 6,
     }));
-    boxes.set(vm.name, { x, y, w: boxW, h: boxH, cx: x + boxW / 2, chips, kind: vm.kind });
+    const badgeW = Math.min(STATE_BADGE_W, boxW / 2 - 8);
+    boxes.set(vm.name, { x, y, w: boxW, h: boxH, cx: x + boxW / 2, chips, kind: vm.kind, row,
+      state: { x: x + boxW - badgeW - 10, y: y + 10, w: badgeW, h: STATE_BADGE_H },
+      mem: { x: x + 8, y: y + boxH - MEM_STRIP_H - MEM_STRIP_PAD, w: boxW - 16, h: MEM_STRIP_H } });
   });
-  return { boxes, bottom: MARGIN + rows * (boxH + VM_GAP) - VM_GAP, boxW };
+  return { boxes, bottom: MARGIN + rows * (boxH + VM_GAP) - VM_GAP, boxW, rows };
 }
 
 function cells(snap, boxes, top) {
@@ -157,6 +167,16 @@ function lanes(count, top) {
   return { lanes: out, bottom: top + LANE_HEAD_H + perCol * LANE_H };
 }
 
+/** Where the caption of the latest RM RPC goes: under the RM box, or in the hypervisor
+ *  layer's header when a second row of VMs sits under the RM box. */
+function rmCaption(vm, hypTop) {
+  const rm = vm.boxes.get(RM_VM);
+  if (!rm) return null;
+  const w = Math.min(WIDTH - 2 * MARGIN - rm.x, Math.max(rm.w, 620));
+  if (vm.rows > 1) return { x: MARGIN + CAPTION_HEADER_X, y: hypTop + 6, w: CAPTION_HEADER_W, h: CAPTION_H };
+  return { x: rm.x, y: rm.y + rm.h + 8, w, h: CAPTION_H };
+}
+
 /** Full geometry for a snapshot. */
 export function computeLayout(snap) {
   const vm = vmBoxes(snap);
@@ -176,5 +196,6 @@ export function computeLayout(snap) {
     links: links(vm.boxes, hyp.cells),
     lanes: lane.lanes,
     lanesTop: hyp.bottom + 22,
+    caption: rmCaption(vm, hypTop),
   };
 }

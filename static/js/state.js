@@ -1,5 +1,10 @@
 // Client mirror of the model: built from a snapshot, kept current by trace events.
-// Marks what changed in `dirty` so the diagram updates only those nodes.
+// Marks what changed in `dirty` so the diagram updates only those nodes; `structure`
+// counts run-time shape changes (VMs, vCPUs, queues, doorbells created or destroyed).
+import { memFromSnapshot, foldMem } from "./memmap.js";
+
+// One counter for every mirror: a copy restored from the past never looks "unchanged".
+let structureTick = 0;
 
 export class SimState {
   constructor() {
@@ -18,24 +23,48 @@ export class SimState {
     this.capObjects = new Map();
     this.errors = new Map();
     this.dirty = new Set(["all"]);
+    this.memory = memFromSnapshot(snap?.memory);
+    this.faults = new Map();   // vm -> last stage-2 fault, shown until that VM's next good access
+    this.memFlash = new Map(); // vm -> parcel handle a mem.* event just touched
+    this.lastRpc = null;       // newest rm.rpc, for the caption by the RM
+    this.structure = ++structureTick;
     this.now = snap ? snap.now_ns : 0;
     this.snapSeq = snap ? snap.trace_seq - 1 : -1;
     if (!snap) {
       this.shape = "";
       return oldShape !== "";
     }
-    for (const vm of snap.vms) {
-      this.vms.set(vm.name, { ...vm, vcpuIds: vm.vcpus.map((v) => v.id),
-        virqs: vm.virqs.map((q) => ({ ...q })) });
-      for (const v of vm.vcpus) this.vcpus.set(v.id, { ...v });
-      for (const c of vm.caps) this.capObjects.set(`${vm.name}:${c.capid}`, c.object);
-    }
+    for (const vm of snap.vms) this.addVm(vm);
     for (const q of snap.msgqs) this.msgqs.set(q.name, { ...q, items: q.items.map((i) => ({ ...i })) });
     for (const b of snap.doorbells) this.bells.set(b.name, { ...b });
     this.pcpus = snap.pcpus.map((p) => ({ pcpu: p.pcpu, current: p.current }));
     this.shape = JSON.stringify([snap.vms.map((v) => [v.name, v.vcpus.length]),
       snap.msgqs.map((q) => [q.name, q.depth]), snap.doorbells.map((b) => b.name), snap.pcpus.length]);
     return this.shape !== oldShape;
+  }
+
+  addVm(vm) {
+    this.vms.set(vm.name, { ...vm, vcpuIds: vm.vcpus.map((v) => v.id),
+      virqs: vm.virqs.map((q) => ({ ...q })), capsVersion: 0 });
+    for (const v of vm.vcpus) this.vcpus.set(v.id, { ...v });
+    this.setCaps(vm.name, vm.caps);
+    if (!this.memory.has(vm.name)) this.memory.set(vm.name, []);
+  }
+
+  setCaps(name, caps) {
+    const vm = this.vms.get(name);
+    if (!vm) return;
+    for (const key of [...this.capObjects.keys()]) if (key.startsWith(`${name}:`)) this.capObjects.delete(key);
+    vm.caps = caps;
+    vm.capsVersion++;
+    for (const c of caps) this.capObjects.set(`${name}:${c.capid}`, c.object);
+  }
+
+  /** The machine's shape now, in snapshot form, for the diagram's layout. */
+  structureSnap() {
+    return { ...this.snap, vms: [...this.vms.values()].map((vm) => ({ ...vm,
+      vcpus: vm.vcpuIds.map((id) => this.vcpus.get(id)).filter(Boolean) })),
+    msgqs: [...this.msgqs.values()], doorbells: [...this.bells.values()], pcpus: this.pcpus };
   }
 
   /** The queue or doorbell a VM's capid names, e.g. "msgq:A_to_B". */
@@ -115,15 +144,93 @@ export class SimState {
         if (vm && e.state) { vm.state = e.state; d.add(`vm:${e.vm}`); }
         break;
       }
+      case "obj.create": case "obj.destroy":
+        this.applyObject(e);
+        break;
+      case "cap.create":
+        this.setCaps(e.vm, e.caps ?? []);
+        d.add(`vm:${e.vm}`);
+        break;
+      case "virq.bind": {
+        const vm = this.vms.get(e.vm);
+        if (vm && !vm.virqs.some((q) => q.virq === e.virq)) {
+          vm.virqs.push({ virq: e.virq, source: e.source, trigger: e.trigger, pending: false, active: false });
+          d.add(`vm:${e.vm}`);
+        }
+        break;
+      }
+      case "sim.snapshot":
+        this.applySnapshotEvent(e);
+        break;
+      case "rm.rpc":
+        this.lastRpc = e;
+        d.add("rpc");
+        break;
+      case "mem.fault":
+        this.faults.set(e.vm, e);
+        d.add(`mem:${e.vm}`);
+        break;
+      case "mem.access":
+        if (e.ok && this.faults.has(e.vm)) { this.faults.delete(e.vm); d.add(`mem:${e.vm}`); }
+        break;
       case "virq.assert": case "virq.deliver": case "virq.eoi": case "virq.clear":
         this.applyVirq(e);
         break;
       case "hvc":
         this.applyHvc(e);
         break;
+      case "mem.lend": case "mem.share": case "mem.donate": case "mem.accept": case "mem.release":
+      case "mem.reclaim":
+        for (const vm of foldMem(this.memory, e)) { d.add(`mem:${vm}`); this.memFlash.set(vm, e.handle); }
+        break;
       default:
         break;
     }
+  }
+
+  /** Run-time structure: the RM creating or destroying VMs, vCPUs, queues, doorbells. */
+  applyObject(e) {
+    const create = e.kind === "obj.create";
+    const o = e.object ?? {};
+    if (e.type === "vm") {
+      if (create) this.addVm({ vcpus: [], caps: [], virqs: [], ...o, name: e.name });
+      else {
+        const vm = this.vms.get(e.name);
+        for (const id of vm?.vcpuIds ?? []) this.vcpus.delete(id);
+        this.setCaps(e.name, []);
+        this.vms.delete(e.name);
+        this.memory.delete(e.name);
+        this.faults.delete(e.name);
+        for (const key of [...this.errors.keys()]) if (key === `vm:${e.name}`) this.errors.delete(key);
+      }
+    } else if (e.type === "vcpu") {
+      const vm = this.vms.get(e.vm ?? e.name.split(".")[0]);
+      if (create) {
+        this.vcpus.set(e.name, { ...o, id: e.name });
+        if (vm && !vm.vcpuIds.includes(e.name)) vm.vcpuIds.push(e.name);
+      } else {
+        this.vcpus.delete(e.name);
+        if (vm) vm.vcpuIds = vm.vcpuIds.filter((id) => id !== e.name);
+      }
+    } else if (e.type === "msgq") {
+      if (create) this.msgqs.set(e.name, { ...o, items: (o.items ?? []).map((i) => ({ ...i })) });
+      else { this.msgqs.delete(e.name); this.errors.delete(`msgq:${e.name}`); }
+    } else if (e.type === "doorbell") {
+      if (create) this.bells.set(e.name, { ...o });
+      else { this.bells.delete(e.name); this.errors.delete(`bell:${e.name}`); }
+    } else return;
+    this.structure = ++structureTick;
+    this.dirty.add("all");
+  }
+
+  /** A sim.snapshot trace event: the mirror becomes that state (the VMs' DT text is kept). */
+  applySnapshotEvent(e) {
+    if (!e.state) return;
+    const dts = new Map([...this.vms.values()].map((v) => [v.name, v.dts]));
+    const images = this.snap?.images ?? e.scenario?.images ?? [];
+    const snap = { ...e.state, scenario: e.scenario ?? this.snap?.scenario, images,
+      vms: e.state.vms.map((v) => ({ ...v, dts: v.dts ?? dts.get(v.name) })) };
+    this.reset(snap);
   }
 
   applyVirq(e) {
