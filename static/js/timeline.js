@@ -4,6 +4,7 @@ import { html, fmtTime, summarize } from "./format.js";
 
 const KEEP_EVENTS = 20000;   // events kept for re-filtering
 const MAX_ROWS = 400;        // rows in the DOM at once
+const WINDOW_ROWS = 120;     // rows listed around an event the view jumped to (cheap to rebuild)
 const MAX_ROWS_PER_FLUSH = 40; // rows added per refresh: beyond this nobody can read them anyway
 const FLOOD_FLUSH_MS = 200;
 const FLOOD_EVENTS = 500;    // more than this waiting at once is a flood, not a lesson
@@ -167,7 +168,7 @@ export class Timeline {
     if (!li && around) {
       this.list.replaceChildren();
       this.pending = [];
-      this.append(around(seq, MAX_ROWS).filter((e) => this.visible(e)));
+      this.append(around(seq, WINDOW_ROWS).filter((e) => this.visible(e)));
       this.windowed = true;
       li = this.list.querySelector(`li[data-seq="${seq}"]`);
     }
