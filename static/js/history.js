@@ -12,6 +12,7 @@ export class History {
     Object.assign(this, parts);
     this.branch = 0;
     this.onChange = () => {};
+    this.onMoved = () => {}; // the state jumped: main.js rebuilds the diagram if its shape changed
     this.timeline.lookup = (seq) => this.at(seq) ?? null;
     this.reset();
   }
@@ -96,6 +97,7 @@ export class History {
   seek(seq) {
     seq = this.clamp(seq);
     this.moveTo(seq);
+    this.onMoved();
     this.setView(seq);
     this.anim.reset(this.state.now); // tweens from another time must not stay on screen
     this.diagram.update(this.state);
@@ -122,6 +124,7 @@ export class History {
       for (let s = from + 1; s <= this.head; s++) if (this.at(s)?.kind === kind) { to = s; break; }
     }
     this.moveTo(to);
+    this.onMoved();
     this.setView(to);
     const lo = Math.max(from + 1, this.base);
     this.anim.add(this.events.slice(lo - this.base, to - this.base + 1));
@@ -167,6 +170,7 @@ export class History {
     this.head = -1;
     this.live = true;
     this.ingest(events);
+    this.onMoved();
     this.timeline.clear();
     this.timeline.push(events);
     this.timeline.followHead();

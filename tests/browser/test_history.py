@@ -262,3 +262,21 @@ def test_a_broken_timeline_is_refused_with_its_line(browser: Browser, live_serve
         assert all("400" in e for e in errors), errors
     finally:
         page.context.close()
+
+
+def test_seeking_across_created_objects_rebuilds_the_diagram(page: Page, live_server: str,
+                                                             shot) -> None:
+    """rm-boot: the RM creates VM_80 (event 23), its vCPU and then its queues at run time."""
+    page.goto(live_server + "/?scenario=rm-boot")
+    expect(page.locator("[data-vm='VM_A']")).to_have_count(0)
+    page.wait_for_selector("[data-vm='HLOS']")
+    step_n(page, 200)
+    expect(page.locator("[data-msgq='VM_80_to_HLOS']")).to_be_attached()
+    scrub(page, 22)  # the boot snapshot: HLOS and the RM only
+    expect(page.locator("[data-vm='VM_80']")).to_have_count(0)
+    scrub(page, 112)  # the VM and its vCPU exist, its queues do not yet
+    expect(page.locator("[data-vm='VM_80']")).to_be_attached()
+    expect(page.locator("[data-msgq='VM_80_to_HLOS']")).to_have_count(0)
+    shot(page, "history-structure")
+    scrub(page, hooks(page)["headSeq"])
+    expect(page.locator("[data-msgq='VM_80_to_HLOS']")).to_be_attached()
