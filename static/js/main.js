@@ -8,6 +8,10 @@ import { Timeline } from "./timeline.js";
 import { Inspector } from "./inspector.js";
 import { Controls } from "./controls.js";
 import { fmtTime, fmtSpeed } from "./format.js";
+import { PacketIndex, loadNames } from "./rmpacket.js";
+import { History } from "./history.js";
+import { HistoryBar } from "./histbar.js";
+import { Share } from "./share.js";
 
 const STATUS_MS = 250;
 const TOAST_MS = 6000;
@@ -39,7 +43,8 @@ function toast(text) {
 async function act(action, args, ev) {
   const clickAt = ev?.timeStamp ?? performance.now();
   if (args.vm) anim.local({ kind: "pulse", key: `vm:${args.vm}` });
-  const ack = await send("sim:action", { action, args });
+  const ack = await send("sim:action", { action, args, ...bar.actionArgs() }); // in the past: a fork
+  bar.afterAction(ack);
   const id = ack.ok ? ack.action_id : null;
   if (id == null) return ack;
   if (drawnActions.has(id)) { // its trace event was drawn before the ack came back
@@ -52,7 +57,35 @@ function recordLatency(action, ms) {
   latencies.push({ action, ms });
   if (latencies.length > MAX_LATENCIES) latencies.shift();
 }
-const inspector = new Inspector($("inspector"), state, act);
+const packets = new PacketIndex(); // RM packets seen on the RM link queues, for the decoder
+loadNames();
+async function fetchDts(name) { // the DT overlay is in server snapshots only, not in trace events
+  const ack = await send("sim:snapshot", {});
+  const dts = ack.ok ? ack.snapshot.vms.find((v) => v.name === name)?.dts : null;
+  const vm = state.vms.get(name);
+  if (vm && dts) vm.dts = dts;
+  return dts;
+}
+const inspector = new Inspector($("inspector"), state, act, { packets, fetchDts });
+diagram.motion = !reducedMotion;
+let builtStructure = -1; // state.structure the diagram was last built for
+
+/** Rebuild the diagram when VMs, vCPUs, queues or doorbells came or went (not per event). */
+function syncStructure() {
+  if (state.structure === builtStructure || !state.snap) return;
+  builtStructure = state.structure;
+  const snap = state.structureSnap();
+  diagram.build(snap);
+  state.dirty.add("all");
+  const names = snap.vms.map((v) => v.name);
+  if (names.join() !== timeline.vmNames?.join()) {
+    const keep = timeline.vm;
+    timeline.setVms(names);
+    timeline.vmNames = names;
+    if (names.includes(keep)) { timeline.vm = keep; $("tl-vm").value = keep; }
+  }
+  if (inspector.sel?.type !== "packet") inspector.refresh(Infinity);
+}
 
 const controls = new Controls(send, {
   onSnapshot: applySnapshot,
@@ -61,6 +94,10 @@ const controls = new Controls(send, {
   onEscape: () => { inspector.clear(); diagram.highlight([]); },
   toast,
 });
+const history = new History({ state, diagram, anim, timeline, send });
+history.onMoved = syncStructure; // a seek may cross VMs or queues being created or destroyed
+const bar = new HistoryBar(history, controls, send, toast);
+const share = new Share({ send, history, controls, toast, session: () => view.session });
 
 function applySnapshot(snap) {
   const key = `${snap.scenario?.name}|${snap.scenario?.seed}|${snap.trace_seq}|${snap.now_ns}`;
@@ -69,9 +106,14 @@ function applySnapshot(snap) {
   view.lastSnap = { key, wall };
   state.reset(snap);
   diagram.build(snap);
+  builtStructure = state.structure;
+  packets.clear();
   anim.reset(snap.now_ns);
   timeline.clear();
+  history.reset();
+  share.snapshot(snap);
   timeline.setVms(snap.vms.map((v) => v.name));
+  timeline.vmNames = snap.vms.map((v) => v.name);
   view.seq = -1;
   view.now = snap.now_ns;
   $("scenario-title").textContent = snap.scenario?.title ?? snap.scenario?.name ?? "";
@@ -89,19 +131,23 @@ const batchAcks = [];
 on("sim:trace", (batch, ack) => {
   if (ack) batchAcks.push(ack);
   if (!state.snap) return;
-  if (view.seq >= 0 && batch.first_seq > view.seq + 1) { resync(); return; }
-  const events = batch.events.filter((e) => e.seq > view.seq);
-  for (const e of events) state.apply(e);
+  if (history.head >= 0 && batch.first_seq > history.head + 1) { resync(); return; }
+  const events = batch.events.filter((e) => e.seq > history.head);
+  const live = history.ingest(events); // applied to the view only when it is at the head
+  for (const e of events) packets.record(e);
+  syncStructure(); // before the animations, so messages on a new queue find its link
   anim.serverNow(batch.now_ns);
-  anim.add(events);
+  if (live) anim.add(events);
   timeline.push(events);
-  if (events.length) view.seq = events[events.length - 1].seq;
-  view.now = batch.now_ns;
+  view.seq = history.view;
+  if (live) view.now = batch.now_ns;
 });
 function applyStatus(s) {
   controls.setPlaying(Boolean(s.playing));
   if (s.speed != null && s.speed !== controls.speed) controls.showSpeed(s.speed);
   view.eventsPerS = s.events_per_s ?? 0;
+  bar.status(s);
+  share.status(s);
   if (s.now_ns != null) { view.now = Math.max(view.now, s.now_ns); anim.serverNow(s.now_ns); }
 }
 on("sim:status", applyStatus);
@@ -118,15 +164,20 @@ async function hello() {
   view.session = ack.session;
   controls.setSession(ack.session);
   controls.setPresets(ack.presets ?? []);
-  const wanted = new URLSearchParams(location.search).get("scenario");
-  if (wanted) await controls.call("sim:load", { scenario: wanted });
+  share.setPresets(ack.presets ?? []);
+  const params = new URLSearchParams(location.search);
+  const wanted = params.get("scenario");
+  if (wanted && (params.has("actions") || params.has("head"))) await share.loadFromUrl(params);
+  else if (wanted) await controls.call("sim:load", { scenario: wanted });
   else if (ack.snapshot) applySnapshot(ack.snapshot);
   else await resync();
   if (ack.status) applyStatus(ack.status);
 }
 
 diagram.onSelect = (sel) => inspector.show(sel);
-timeline.onSelect = (e, keys) => diagram.highlight(keys);
+timeline.onSelect = (e, keys) => { bar.seek(e.seq); diagram.highlight(keys); }; // jump there, outline it
+const selectEvent = timeline.onSelect;
+timeline.onSelect = (e, keys) => { selectEvent(e, keys); inspector.showPacketOf(e); }; // RM packets decode
 anim.onFirstDraw = (tw, wall) => {
   if (tw.action == null) return;
   const clickAt = pendingClicks.get(tw.action);
@@ -139,7 +190,7 @@ let lastStatus = 0;
 function updateStatus(wall) {
   if (controls.playing && wall - lastStatus < STATUS_MS) return; // paused: show steps at once
   lastStatus = wall;
-  $("st-time").textContent = fmtTime(view.now);
+  $("st-time").textContent = fmtTime(history.live ? view.now : state.now);
   $("st-rate").textContent = Math.round(view.eventsPerS).toLocaleString("en");
   $("st-speed").textContent = fmtSpeed(controls.speed);
   $("st-coalesced").textContent = anim.coalesced.toLocaleString("en");
@@ -149,10 +200,12 @@ function updateStatus(wall) {
 
 function frame(wall) {
   timeline.flush(wall);
+  syncStructure();
   diagram.update(state);
   anim.frame(wall);
   inspector.refresh(wall);
   updateStatus(wall);
+  bar.frame(wall);
   view.frames++;
   while (batchAcks.length) batchAcks.shift()();
   requestAnimationFrame(frame);
@@ -160,9 +213,20 @@ function frame(wall) {
 
 Object.defineProperty(window, "__gunyah", {
   value: Object.freeze({
-    get seq() { return view.seq; },
-    get now_ns() { return view.now; },
+    get seq() { return history.view; },
+    get now_ns() { return history.live ? view.now : state.now; },
+    get viewSeq() { return history.view; },
+    get headSeq() { return history.head; },
+    get live() { return history.live; },
+    get branch() { return history.branch; },
+    get keyframes() { return history.keyframes.length; },
+    get replayOnly() { return share.replayOnly; },
     get framesDrawn() { return view.frames; },
+    get memory() {
+      return Object.fromEntries([...state.memory].map(([vm, list]) => [vm,
+        list.map(({ base, size, pa, rights, state: st, handle }) => ({ base, size, pa, rights, state: st, handle }))]));
+    },
+    get vmStates() { return Object.fromEntries([...state.vms.values()].map((v) => [v.name, v.state])); },
     get lastAnimStart() { return anim.lastAnimStart; },
     get lastAnim() { return anim.lastAnim ? { ...anim.lastAnim } : null; },
     get coalesced() { return anim.coalesced; },

@@ -8,8 +8,8 @@ export const MEM_STATES = ["owned", "lent", "shared", "borrowed", "donated-in"];
 const LABEL = { owned: "owned", lent: "lent out", shared: "shared", borrowed: "borrowed", "donated-in": "donated in" };
 const KIB = 1024;
 const MIB = KIB * KIB;
-const MIN_SEG_SHARE = 0.12; // even a 4 KiB page gets a readable segment
-const STRIP_CHAR_W = 7.6;   // glyph width of the 13px strip text, in viewBox units
+const MIN_SEG_SHARE = 0.22; // even a 4 KiB page gets a readable segment
+const STRIP_CHAR_W = 8.4;   // glyph width of the 13px bold strip text, in viewBox units
 
 export function fmtSize(n) {
   if (n >= MIB && n % MIB === 0) return `${n / MIB} MiB`;
@@ -110,7 +110,7 @@ function segments(ranges, x, w) {
 }
 
 function segText(r, w) {
-  for (const t of [`${LABEL[r.state]} ${fmtSize(r.size)}`, LABEL[r.state], r.state[0].toUpperCase()]) {
+  for (const t of [`${LABEL[r.state]} ${fmtSize(r.size)}`, LABEL[r.state], r.state.split("-")[0], r.state[0].toUpperCase()]) {
     if (t.length * STRIP_CHAR_W + 8 <= w) return t;
   }
   return "";

@@ -5,7 +5,7 @@ import { svg } from "./format.js";
 import { drawStrip, fmtAddr } from "./memmap.js";
 
 const KIND_LABEL = { rm: "Resource Manager VM", primary: "primary VM (HLOS)", guest: "guest VM" };
-const BADGE_CHAR_W = 9; // 15px bold capitals, in viewBox units
+const BADGE_CHAR_W = 11; // 15px extra-bold capitals, in viewBox units
 const FAULT_H = 28;
 const FLASH = [{ opacity: 1 }, { opacity: 0.2 }, { opacity: 1 }];
 const FLASH_MS = 300;

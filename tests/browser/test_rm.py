@@ -183,3 +183,37 @@ def test_mem_lend_shows_lent_borrowed_and_faults(page: Page, shot) -> None:
     borrowed_row = page.locator("[data-testid=insp-mem] tr[data-state=borrowed]")
     expect(borrowed_row).to_contain_text("from VM_A")
     shot(page, "rm-mem-lend")
+
+
+def test_hlos_creates_then_destroys_a_vm(page: Page, shot) -> None:
+    open_scenario(page, "rm-boot", "HLOS")
+    assert boot_vm_80(page)[-1] == "RUNNING"
+    page.locator("[data-vm='HLOS']").click()
+    page.get_by_test_id("rm-image").select_option("echo")
+    page.get_by_test_id("rm-create").click()
+    expect(page.get_by_test_id("act-result")).to_contain_text("queued as action")
+    shot(page, "rm-create")
+    for _ in range(MAX_STATE_STEPS):
+        step_to(page, "vm.state")
+        if page.locator("[data-vm='VM_81']").count() and badge(page, "VM_81") == "RUNNING":
+            break
+    expect(page.get_by_test_id("vm-state-VM_81")).to_have_text("RUNNING")
+    expect(page.locator("[data-msgq='VM_81_to_RM']")).to_have_count(1)
+    page.locator("[data-vm='VM_81']").click()
+    page.get_by_test_id("rm-destroy").click()
+    expect(page.get_by_test_id("act-result")).to_contain_text("queued as action")
+    seen = []
+    for _ in range(MAX_STEPS_TO_EXIT):
+        step_to(page, "vm.state")
+        seen.append(badge(page, "VM_81"))
+        if seen[-1] == "NONE":  # deallocated: the very next event destroys the VM object
+            before = seq(page)
+            page.get_by_test_id("btn-step").click()
+            page.wait_for_function("s => window.__gunyah.seq > s", arg=before)
+            break
+    expect(page.locator("[data-vm='VM_81']")).to_have_count(0)
+    expect(page.locator("[data-msgq='VM_81_to_RM']")).to_have_count(0)
+    assert seen == ["EXITED", "RESETTING", "RESET", "NONE"]
+    expect(page.get_by_test_id("insp-title")).to_have_text("VM_81")
+    expect(page.get_by_test_id("inspector")).to_contain_text("no longer exists")
+    expect(page.locator("[data-vm='VM_80']")).to_have_count(1)
