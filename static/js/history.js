@@ -30,8 +30,8 @@ export class History {
 
   /** The earliest seq the view can show (the state of the first keyframe). */
   get start() { return this.keyframes[0].seq; }
-  /** The seq the diagram shows. */
-  get view() { return this.live ? Math.max(this.head, this.start) : this.viewSeq; }
+  /** The seq the diagram shows: live, the last revealed one (even if the snapshot is newer). */
+  get view() { return this.live ? this.head : this.viewSeq; }
   at(seq) { return this.events[seq - this.base]; }
 
   /** Events near seq (for the log when it jumps into the past). */
