@@ -90,7 +90,10 @@ class RpcEndpoint:
             if result.error is not Error.OK:
                 return done
             drops = len(self.reassembler.dropped)
-            message = self.reassembler.feed(result.ret["payload"])
+            payload = result.ret["payload"]
+            if not isinstance(payload, bytes | bytearray):  # e.g. a person's text message
+                payload = str(payload).encode("utf-8", "replace")
+            message = self.reassembler.feed(payload)
             if len(self.reassembler.dropped) > drops and self.trace.on:
                 self.trace.emit(EventKind.RM_PACKET, src=self.peer, dst=self.owner,
                                 dropped=self.reassembler.last_drop, msg=result.ret["msg"])

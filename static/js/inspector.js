@@ -33,6 +33,8 @@ function field(parent, label, input) {
   l.appendChild(input);
   return input;
 }
+const isRmLink = (cap) => /(^|_)RM(_|$)/.test(cap.object.split(":")[1] ?? "");
+
 function select(options, testid) {
   const s = html("select", { "data-testid": testid });
   for (const [value, label] of options) html("option", { value }, label, s);
@@ -151,8 +153,10 @@ export class Inspector {
     this.result = html("p", { class: "result", "data-testid": "act-result", role: "status" }, "", this.root);
     const box = html("div", { class: "actions" }, null, this.root);
     html("h3", {}, `Act as ${vm.name} (its vCPU 0 makes the hypercall)`, box);
+    // Queues it may send on first, the RM link (raw RPC packets) last.
+    const rank = (c) => (c.rights_names.includes("SEND") ? 0 : 1) + (isRmLink(c) ? 2 : 0);
     const queues = vm.caps.filter((c) => c.type === "MSGQUEUE")
-      .sort((a, b) => b.rights_names.includes("SEND") - a.rights_names.includes("SEND"))
+      .sort((a, b) => rank(a) - rank(b))
       .map((c) => { const q = c.object.split(":")[1]; return [q, `${q} (${c.rights_names.join("+")})`]; });
     if (queues.length) {
       const f = html("div", { class: "form" }, null, box);

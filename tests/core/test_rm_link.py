@@ -281,3 +281,21 @@ def test_non_request_packets_to_the_rm_are_ignored():
     box = rpc(sim, RmMessageId.VM_GET_VMID, b"")
     run_for(sim, MS)
     assert box == [(RmError.OK, U32.pack(VMID_HLOS))]
+
+
+def test_a_text_message_sent_by_a_person_onto_the_rm_link_is_dropped_not_fatal():
+    """The page lets anyone send text on VM_A_to_RM: to the RM that is a malformed packet."""
+    sim = Simulation(load("msgq-pingpong"))
+    run_for(sim, MS // 10)
+    sim.act("msgq_send", {"vm": "VM_A", "msgq": "VM_A_to_RM", "payload": "fork-here"})
+    sim.act("msgq_send", {"vm": "VM_A", "msgq": "VM_A_to_RM", "payload": "hello"})
+    events = run_for(sim, MS // 5)
+    # "f" = 0x66: API version 6; "hello" is shorter than a header.
+    assert drops(events) == ["API version 6, expected 1", "short packet: 5 bytes, header needs 8"]
+    sent = [e for e in events if e["kind"] == "hvc" and e["name"] == "msgqueue_send"
+            and e["vm"] == "VM_A" and "action" in e]
+    assert [e["result"] for e in sent] == ["OK", "OK"]
+    # The RM still serves: HLOS's next request gets its reply.
+    box = rpc(sim, RmMessageId.VM_GET_VMID, b"")
+    run_for(sim, MS // 5)
+    assert box and box[0][0] is RmError.OK and U32.unpack(box[0][1]) == (VMID_HLOS,)
