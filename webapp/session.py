@@ -1,5 +1,6 @@
 """One viewer's simulation: a gunyah_core Simulation, its reveal buffer and its pacing.
 
+Time travel (links, forks, branches, imports) is in webapp/history.py.
 The engine runs ahead of what the viewer has seen by at most what a step produced
 (more only after a `sim:step {kind}` search that found nothing); the viewer sees events
 only through `sim:trace` batches, so seq numbers arrive contiguous. Play paces simulated
@@ -17,22 +18,18 @@ from functools import partial
 from typing import Any
 
 from gunyah_core import Simulation, load, parse, preset_names
-from gunyah_core.actions import ActionError
 from gunyah_core.exporters import export
 
 from .branches import Branches
+from .history import HistoryMixin
 from .protocol import (
     EV_SNAPSHOT,
     EV_STATUS,
     EV_TRACE,
-    INVALID_LINK,
-    INVALID_TIMELINE,
     MAX_SPEED_NAME,
     MAX_STEP_KIND_SCAN,
     NOT_FOUND,
     REPLAY_ONLY,
-    TOO_MANY_BRANCHES,
-    UNKNOWN_BRANCH,
     UNKNOWN_SCENARIO,
     ProtocolError,
 )
@@ -52,7 +49,7 @@ ACK_TIMEOUT_S = 5.0             # a trace batch unacked this long no longer hold
 Emit = Callable[..., None]      # emit(event, data, callback=None)
 
 
-class Session:
+class Session(HistoryMixin):
     """State of one connection; every public method is safe to call from any task."""
 
     def __init__(self, scenario: str, emit: Emit, tasks: Any,
@@ -102,43 +99,7 @@ class Session:
         parsed = load(scenario) if scenario is not None else parse(text or "", filename)
         if not actions and through_seq is None:
             return self._rebuild(parsed, seed)
-        with self._lock:
-            self._stop()
-            try:
-                sim, events = Simulation.replay(parsed, seed, actions or [], through_seq)
-            except (ActionError, KeyError, TypeError) as err:
-                raise ProtocolError(INVALID_LINK,
-                                    f"the action log does not replay: {err}") from None
-            self._build(parsed, seed)
-            self._adopt(sim, events, through_seq)
-            snap = self._snapshot_at_start()
-            self._emit(EV_SNAPSHOT, snap)
-            self._send_all(self.history)
-            self._emit(EV_STATUS, self._status())
-            return {"snapshot": snap, "head_seq": self.last_seq}
-
-    def _adopt(self, sim: Simulation, events: list[dict[str, Any]], through: int | None) -> None:
-        """Take a replayed simulation: events up to ``through`` are revealed, the rest of
-        that engine step waits in pending, as if the viewer had stepped there."""
-        self.sim = sim
-        cut = len(events) if through is None else sum(1 for e in events if e["seq"] <= through)
-        self.branches.current.events[:] = events[:cut]
-        self.branches.current.actions = list(sim.action_log)
-        self.pending = events[cut:]
-        self.revealed = cut
-        self.last_seq = events[cut - 1]["seq"] if cut else -1
-        self.view_ns = events[cut - 1]["t"] if cut else 0
-
-    def _snapshot_at_start(self) -> dict[str, Any]:
-        """The boot snapshot (what a client folds revealed events onto)."""
-        for event in self.history:
-            if event["kind"] == "sim.snapshot":
-                return {**event["state"], "scenario": event["scenario"]}
-        return self.sim.snapshot()
-
-    def _send_all(self, events: list[dict[str, Any]]) -> None:
-        for start in range(0, len(events), TICK_BUDGET_EVENTS):
-            self._send(events[start:start + TICK_BUDGET_EVENTS])
+        return self._load_link(parsed, seed, actions or [], through_seq)
 
     def reset(self, seed: int | None = None) -> dict[str, Any]:
         """Rebuild the same scenario, with the same seed unless one is given."""
@@ -300,71 +261,6 @@ class Session:
                 ack["fork"] = fork
             ack["branch"] = self.branches.current.id
             return ack
-
-    def _fork(self, at_seq: int) -> dict[str, Any]:
-        if at_seq < (self.history[0]["seq"] if self.history else 0) or at_seq < 0:
-            raise ProtocolError(NOT_FOUND, f"event {at_seq} is no longer kept")
-        old = self.branches.current
-        sim, events = Simulation.replay(self.sim.scenario, self.sim.seed, old.actions, at_seq)
-        try:
-            self.branches.fork(at_seq, [], [])
-        except OverflowError as err:
-            raise ProtocolError(TOO_MANY_BRANCHES, str(err)) from None
-        self._adopt(sim, events, at_seq)
-        return {"from_branch": old.id, "at_seq": at_seq, "branch": self.branches.current.id}
-
-    def switch_branch(self, branch_id: int) -> dict[str, Any]:
-        """Make another branch current: its simulation is rebuilt at its head."""
-        with self._lock:
-            branch = self.branches.get(branch_id)
-            if branch is None or self.imported is not None:
-                raise ProtocolError(UNKNOWN_BRANCH, f"no branch {branch_id}")
-            self._stop()
-            sim, events = Simulation.replay(self.sim.scenario, self.sim.seed, branch.actions,
-                                            branch.head_seq)
-            self.branches.current = branch
-            self._adopt(sim, events, branch.head_seq)
-            self._emit(EV_STATUS, self._status())
-            return {"branch": branch.summary()}
-
-    def branch_list(self) -> dict[str, Any]:
-        with self._lock:
-            return {"current": self.branches.current.id, "branches": self.branches.summaries()}
-
-    def events(self, from_seq: int, count: int, branch_id: int | None = None) -> dict[str, Any]:
-        """Revealed events of a branch (for a client that rewinds or was reloaded)."""
-        with self._lock:
-            branch = self.branches.current if branch_id is None else self.branches.get(branch_id)
-            if branch is None:
-                raise ProtocolError(UNKNOWN_BRANCH, f"no branch {branch_id}")
-            return {"branch": branch.id, "events": branch.window(from_seq, count),
-                    "head_seq": branch.head_seq}
-
-    def link(self) -> dict[str, Any]:
-        """What a shareable link needs to rebuild this branch: scenario, seed, actions."""
-        with self._lock:
-            return {"scenario": self.sim.scenario.name, "seed": self.sim.seed,
-                    "actions": self.branches.current.actions,
-                    "preset": self.sim.scenario.name in preset_names()
-                    and self.sim.scenario.source.startswith("preset"),
-                    "head_seq": self.last_seq}
-
-    def import_timeline(self, events: list[dict[str, Any]], name: str) -> dict[str, Any]:
-        """Replay a recorded timeline on the diagram, without a model (read-only)."""
-        with self._lock:
-            self._stop()
-            snapshot = next((e for e in events if e["kind"] == "sim.snapshot"), None)
-            if snapshot is None or not isinstance(snapshot.get("state"), dict):
-                raise ProtocolError(INVALID_TIMELINE, "the timeline has no sim.snapshot event "
-                                                      "to draw the machine from")
-            self._build(self.sim.scenario, self.sim.seed)
-            self.imported = deque(events)
-            self.imported_snapshot = {**snapshot["state"],
-                                      "scenario": {**snapshot.get("scenario", {}),
-                                                   "imported": name}}
-            self._emit(EV_SNAPSHOT, self.imported_snapshot)
-            self._emit(EV_STATUS, self._status())
-            return {"events": len(events), "snapshot": self.imported_snapshot}
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
