@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import selectors
+import signal
 import subprocess
 import sys
 import tempfile
@@ -71,6 +72,13 @@ def start_server(async_mode: str = DEFAULT_ASYNC_MODE,
                     proc.wait()
             assert proc.stdout is not None
             proc.stdout.close()
+
+
+@pytest.fixture(autouse=True)
+def python_sigpipe_default() -> None:
+    """Keep Python's SIGPIPE handling (ignored, raised as BrokenPipeError): vcdvcd resets
+    it to the default at import, which would let a write to a closed socket kill pytest."""
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
 
 @pytest.fixture(scope="module")
