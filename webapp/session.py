@@ -35,7 +35,8 @@ from .protocol import (
 )
 
 TICK_S = 1 / 60                 # pacing period; one sim:trace emit per tick at most
-TICK_BUDGET_EVENTS = 5_000      # events revealed per tick at most ...
+TICK_BUDGET_EVENTS = 800        # events revealed per tick at most (a browser parses each batch
+                                # on its main thread: small batches keep frames smooth) ...
 TICK_BUDGET_S = 0.020           # ... and wall time spent revealing per tick at most
 MAX_BACKLOG_PACKETS = 4         # skip a tick while more packets than this wait to be sent
 BACKLOG_WAIT_S = 0.002          # how long to wait for the transport to drain them
