@@ -12,6 +12,7 @@ const MAX_TWEENS = 160;
 const MAX_DOTS = 24;
 const MAX_NEW_PER_BATCH = 32;
 const COALESCE_SHOW_MS = 1500;
+const COALESCE_BANNER_MIN = 8; // a couple of same-instant updates merged is not "too fast"
 const NS_PER_MS_PER_SPEED = 1e6; // speed 1 s/s = 1e6 simulated ns per wall ms
 const FALLBACK_RATE = 1000;    // ns per ms until a "max" run has been measured
 const RATE_SMOOTHING = 0.3;
@@ -106,10 +107,15 @@ export class Animator {
   coalesce(n, wall) {
     if (n <= 0) return;
     this.coalesced += n;
+    if (wall - this.lastCoalesceWall > COALESCE_SHOW_MS) this.recentCoalesced = 0;
+    this.recentCoalesced = (this.recentCoalesced ?? 0) + n;
     this.lastCoalesceWall = wall;
   }
 
-  get coalescing() { return performance.now() - this.lastCoalesceWall < COALESCE_SHOW_MS; }
+  get coalescing() {
+    return performance.now() - this.lastCoalesceWall < COALESCE_SHOW_MS &&
+      this.recentCoalesced >= COALESCE_BANNER_MIN;
+  }
 
   /** Turn a batch of trace events into tweens. */
   add(events, wall = performance.now()) {

@@ -82,6 +82,11 @@ export function summarize(e) {
       return `pCPU ${e.pcpu}: ${e.prev ?? "idle"} → ${e.next ?? "idle"} (${e.reason})`;
     case "vcpu.state": return `${e.vcpu} ${e.state} (${e.reason})`;
     case "vcpu.priority": return `${e.vcpu} priority ${e.old} → ${e.priority}`;
+    case "vcpu.run": return e.stage === "enter"
+      ? `${e.caller} vcpu_run: ${e.vcpu} runs on pCPU ${e.pcpu} in its place`
+      : `${e.caller} vcpu_run returns ${e.state} (${e.vcpu})`;
+    case "mem.access": return `${e.vm} ${e.access} ${hex(e.addr)} ${e.ok ? "ok" : "fault"}` +
+      (e.access === "R" && e.ok ? ` = ${hex(e.value)}` : "");
     case "hvc": return `${e.vcpu} ${e.name} → ${e.result}`;
     case "user.action": return `#${e.id} ${e.action} ${JSON.stringify(e.args)}`;
     case "rm.rpc": // RM RPC over the RM link: who, what, and the reply's RM error
