@@ -79,8 +79,7 @@ class Trace:
 
     def emit(self, kind: str, **fields: Any) -> None:
         """Record one event at the current simulated time."""
-        event = {"seq": self.seq, "t": self.clock.now, "kind": kind}
-        event.update(fields)
+        event = {"seq": self.seq, "t": self.clock.now, "kind": kind, **fields}
         self.seq += 1
         if self.buffering:
             self.pending.append(event)
