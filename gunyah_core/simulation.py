@@ -1,9 +1,9 @@
 """A Simulation: one scenario, one seed, one Hypervisor, and what people do to it.
 
 ``step()`` runs exactly one engine event and returns the trace events it produced;
-``run()`` loops over ``step()``. User actions (what a person clicks) are recorded as
-``user.action`` events and become hypercalls made by the VM's own vCPU, so they fail
-with the same Gunyah errors a guest would see.
+``run()`` gives the same events as looping over ``step()``, faster. User actions (what
+a person clicks) are recorded as ``user.action`` events and become hypercalls made by
+the VM's own vCPU, so they fail with the same Gunyah errors a guest would see.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from .actions import Actions
 from .builder import build
 from .rm.overlay import hypervisor_node
 from .scenario import Scenario
-from .trace import EventKind
+from .trace import EventKind, Listener
 
 
 class Simulation:
@@ -37,7 +37,7 @@ class Simulation:
     def now(self) -> int:
         return self.engine.now
 
-    def subscribe(self, listener) -> None:
+    def subscribe(self, listener: Listener) -> None:
         """Stream every event to ``listener``, starting with those not yet taken (the boot)."""
         for event in self.trace.pending:
             listener(event)
@@ -50,7 +50,8 @@ class Simulation:
 
     def run(self, until_ns: int | None = None, max_events: int | None = None,
             collect: bool = True) -> list[dict[str, Any]]:
-        """Step until simulated time passes ``until_ns`` or ``max_events`` trace events exist.
+        """Step until simulated time passes ``until_ns``, or until at least ``max_events``
+        trace events were produced (a step's events are never split, so a few more may come).
 
         Events at exactly ``until_ns`` still run. With ``collect=False`` nothing is kept
         (listeners still see every event), so long runs stay in bounded memory.
