@@ -13,7 +13,11 @@ from typing import Any
 from .consts import (
     DOORBELL_FLAGS_MASK,
     MSGQUEUE_MAX_MAX_MSG_SIZE,
+    MSGQUEUE_MAX_QUEUE_DEPTH,
     MSGQUEUE_SEND_FLAG_PUSH,
+    MSGQUEUE_THRESHOLD_MAXIMUM,
+    MSGQUEUE_THRESHOLD_UNCHANGED,
+    U64_MAX,
     VCPU_MAX_PRIORITY,
 )
 from .hypervisor import Hypervisor
@@ -101,7 +105,7 @@ class Actions:
         if obj is None:
             raise ActionError("UNKNOWN_OBJECT", f"no {key} named {name!r}")
         if "capid" in args:  # try any number: the hypervisor answers CSPACE_CAP_NULL etc.
-            return _int(args, "capid", 0, (1 << 64) - 1)
+            return _int(args, "capid", 0, U64_MAX)
         capid = vm.cspace.find(obj)
         if capid is None:
             raise ActionError("NO_CAPABILITY", f"{vm.name} holds no capability for {name}")
@@ -156,10 +160,10 @@ class Actions:
         vm = self._vm(args)
         capid = self._capid(vm, self.hyp.msgqs, "msgq", args)
         if "notempty_thd" in args:
-            thd = _int(args, "notempty_thd", -2, MSGQUEUE_MAX_MAX_MSG_SIZE)
+            thd = _int(args, "notempty_thd", MSGQUEUE_THRESHOLD_MAXIMUM, MSGQUEUE_MAX_QUEUE_DEPTH)
             return self._queue_hvc(action, vm, "msgqueue_configure_receive",
                                    {"capid": capid, "notempty_thd": thd}, args)
-        thd = _int(args, "notfull_thd", -1, MSGQUEUE_MAX_MAX_MSG_SIZE)
+        thd = _int(args, "notfull_thd", MSGQUEUE_THRESHOLD_UNCHANGED, MSGQUEUE_MAX_QUEUE_DEPTH)
         return self._queue_hvc(action, vm, "msgqueue_configure_send",
                                {"capid": capid, "notfull_thd": thd}, args)
 

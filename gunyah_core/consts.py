@@ -126,8 +126,10 @@ RIGHTS_BY_TYPE: dict[ObjectType, type[IntFlag]] = {
     ObjectType.VIC: VicRights,
 }
 
+U64_MAX = (1 << 64) - 1  # registers are 64-bit
+
 # --- CSpace (hyp/core/cspace_twolevel) ---
-CSPACE_CAP_INVALID = (1 << 64) - 1  # -1 as u64
+CSPACE_CAP_INVALID = U64_MAX  # -1 as u64
 CSPACE_INDEX_BITS = 16
 CSPACE_MAX_CAPS = 1 << CSPACE_INDEX_BITS
 
@@ -140,7 +142,7 @@ MSGQUEUE_THRESHOLD_MAXIMUM = -2  # configure_receive: "set to depth"
 MSGQUEUE_DELAY_UNCHANGED = -1
 
 # --- Doorbells (hyp/ipc/doorbell) ---
-DOORBELL_FLAGS_MASK = (1 << 64) - 1
+DOORBELL_FLAGS_MASK = U64_MAX
 DOORBELL_DEFAULT_ENABLE_MASK = DOORBELL_FLAGS_MASK
 DOORBELL_DEFAULT_ACK_MASK = 0
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from .consts import MSGQUEUE_SEND_FLAG_PUSH, SIM_GUEST_WORK_NS, Error
+from .consts import DOORBELL_FLAGS_MASK, MSGQUEUE_SEND_FLAG_PUSH, SIM_GUEST_WORK_NS, Error
 from .rm.messages import RmMessageId
 from .rm.payloads import VmExitReq
 from .vcpu import OP_HVC, OP_MEM, OP_SLEEP, OP_WFI, OP_WORK
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 WFI = (OP_WFI,)
 DEFAULT_PERIOD_NS = 200_000
 DEFAULT_MSG_SIZE = 64
-ALL_FLAGS = (1 << 64) - 1
+ALL_FLAGS = DOORBELL_FLAGS_MASK
 RM_LINK_LABEL = "rm:"
 
 
