@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         serve(app, args.host, args.port)
     except KeyboardInterrupt:
         pass
+    except (OSError, OverflowError) as err:  # port in use, out of range, bad host
+        print(f"error: cannot serve on {args.host}:{args.port}: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

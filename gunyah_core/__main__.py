@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -65,7 +66,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="re-export a recorded JSONL timeline instead of simulating")
     bench = sub.add_parser("bench", help="msgq ping-pong throughput, printed as JSON")
     bench.add_argument("--scenario", default="msgq-pingpong")
-    bench.add_argument("--messages", type=positive, default=DEFAULT_BENCH_MESSAGES)
+    bench.add_argument("--messages", type=positive, default=DEFAULT_BENCH_MESSAGES,
+                       help="messages to exchange, rounded up to whole round trips (2 each)")
     bench.add_argument("--no-trace", action="store_true")
     bench.add_argument("--seed", type=int)
     return parser
@@ -84,6 +86,9 @@ def cmd_validate(args: argparse.Namespace) -> None:
 
 def cmd_run(args: argparse.Namespace) -> None:
     if args.replay:
+        if args.scenario or args.seed is not None or args.until is not None:
+            fail("run: --replay re-exports a recorded timeline; it takes no scenario, "
+                 "--seed or --until")
         with open(args.replay, "rb") as fileobj:
             events = load_jsonl(fileobj)
         _write(events, args)
@@ -159,10 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         COMMANDS[args.command](args)
+    except BrokenPipeError:  # e.g. piped into head: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (ScenarioError, TimelineError, OSError) as err:
         fail(str(err))
-    except BrokenPipeError:  # e.g. piped into head
-        return 0
     return 0
 
 

@@ -122,12 +122,14 @@ class HistoryMixin:
 
     def import_timeline(self, events: list[dict[str, Any]], name: str) -> dict[str, Any]:
         """Replay a recorded timeline on the diagram, without a model (read-only)."""
+        snapshot = next((e for e in events if e["kind"] == "sim.snapshot"), None)
+        state = snapshot.get("state") if snapshot else None
+        if (not isinstance(state, dict) or not isinstance(state.get("vms"), list)
+                or not isinstance(snapshot.get("scenario", {}), dict)):
+            raise ProtocolError(INVALID_TIMELINE, "the timeline has no valid sim.snapshot event "
+                                                  "to draw the machine from")
         with self._lock:
             self._stop()
-            snapshot = next((e for e in events if e["kind"] == "sim.snapshot"), None)
-            if snapshot is None or not isinstance(snapshot.get("state"), dict):
-                raise ProtocolError(INVALID_TIMELINE, "the timeline has no sim.snapshot event "
-                                                      "to draw the machine from")
             self._build(self.sim.scenario, self.sim.seed)
             self.imported = deque(events)
             self.imported_snapshot = {**snapshot["state"],

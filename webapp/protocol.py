@@ -9,6 +9,7 @@ docs/protocol.md is the prose version of this file.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import jsonschema
@@ -53,15 +54,17 @@ INVALID_LINK = "INVALID_LINK"
 INVALID_TIMELINE = "INVALID_TIMELINE"
 MAX_EVENTS_PER_REQUEST = 20_000       # sim:events
 MAX_LINK_ACTIONS = 1_000
+MAX_LINK_EVENTS = 200_000             # a link replays at most this many events (a few s)
 
 _SEED = {"type": "integer", "minimum": 0, "maximum": MAX_SEED}
 _NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS}
 _EMPTY: dict[str, Any] = {"type": "object", "additionalProperties": False}
 _SEQ = {"type": "integer", "minimum": 0}
+_LINK_SEQ = {"type": "integer", "minimum": 0, "maximum": MAX_LINK_EVENTS}
 _ACTIONS = {"type": "array", "maxItems": MAX_LINK_ACTIONS, "items": {
     "type": "object", "additionalProperties": False,
     "required": ["seq", "step", "t", "action", "args"],
-    "properties": {"seq": _SEQ, "step": _SEQ, "t": _SEQ, "action": _NAME,
+    "properties": {"seq": _LINK_SEQ, "step": _LINK_SEQ, "t": _SEQ, "action": _NAME,
                    "args": {"type": "object"}}}}
 
 
@@ -75,7 +78,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "sim:hello": _obj({"window": {"type": "integer", "minimum": 0, "maximum": MAX_WINDOW}}),
     "sim:load": _obj({"scenario": _NAME, "text": {"type": "string"},
                       "filename": {"type": "string", "maxLength": MAX_NAME_CHARS},
-                      "seed": _SEED, "actions": _ACTIONS, "through_seq": _SEQ},
+                      "seed": _SEED, "actions": _ACTIONS, "through_seq": _LINK_SEQ},
                      oneOf=[{"required": ["scenario"], "not": {"required": ["text"]}},
                             {"required": ["text"], "not": {"required": ["scenario"]}}]),
     "sim:play": _EMPTY,
@@ -98,13 +101,29 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "sim:link": _EMPTY,
 }
 
-_VALIDATORS = {name: jsonschema.Draft202012Validator(schema) for name, schema in SCHEMAS.items()}
+def _strict_integer(_checker: Any, value: Any) -> bool:
+    """JSON Schema's integer also admits 5.0; a count or seq must be a real int."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _finite_number(_checker: Any, value: Any) -> bool:
+    """NaN and infinities pass minimum/maximum checks; JSON cannot carry them back."""
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine_many(
+        {"integer": _strict_integer, "number": _finite_number}))
+_VALIDATORS = {name: _Validator(schema) for name, schema in SCHEMAS.items()}
 
 LIMITS = {
     "max_payload_bytes": MAX_PAYLOAD_BYTES,
     "max_scenario_bytes": MAX_SCENARIO_BYTES,
     "max_step_count": MAX_STEP_COUNT,
     "max_step_kind_scan": MAX_STEP_KIND_SCAN,
+    "max_link_events": MAX_LINK_EVENTS,
     "min_speed": MIN_SPEED,
     "max_speed": MAX_SPEED,
 }

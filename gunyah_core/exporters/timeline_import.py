@@ -39,7 +39,10 @@ def _as_text(source: str | bytes | TextIO | BinaryIO) -> TextIO:
     if isinstance(source, str):
         return io.StringIO(source)
     if isinstance(source, bytes):
-        return io.StringIO(source.decode("utf-8"))
+        try:
+            return io.StringIO(source.decode("utf-8"))
+        except UnicodeDecodeError as err:
+            raise TimelineError(0, f"not UTF-8 text (byte {err.start})") from None
     if isinstance(source, io.TextIOBase):
         return source
     return io.TextIOWrapper(source, encoding="utf-8")  # type: ignore[arg-type]
@@ -82,7 +85,10 @@ def load_jsonl(
     while True:
         # A character is at least one byte, so this never reads far past the limit,
         # even when the file is one enormous line.
-        line = text.readline(max_bytes - used + 1)
+        try:
+            line = text.readline(max_bytes - used + 1)
+        except UnicodeDecodeError as err:
+            raise TimelineError(line_no + 1, f"not UTF-8 text ({err.reason})") from None
         if not line:
             break
         line_no += 1

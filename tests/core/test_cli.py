@@ -169,3 +169,19 @@ def test_bench_prints_figures() -> None:
     assert figures["messages"] == BENCH_MESSAGES
     assert figures["events"] > BENCH_MESSAGES
     assert figures["tracing"] is False
+
+
+def test_replay_of_a_binary_file_is_one_line_and_exit_2(tmp_path):
+    bad = tmp_path / "bin.jsonl"
+    bad.write_bytes(b"\xff\xfe\x00")
+    done = subprocess.run([sys.executable, "-m", "gunyah_core", "run", "--replay", str(bad)],
+                          capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "UTF-8" in done.stderr
+
+
+def test_output_into_a_closed_pipe_is_not_an_error():
+    done = subprocess.run(f"{sys.executable} -m gunyah_core run msgq-pingpong --until 2ms "
+                          "| head -1", shell=True, capture_output=True, text=True, cwd=REPO)
+    assert done.stdout.startswith('{"seq":0')
+    assert done.stderr == ""

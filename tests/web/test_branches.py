@@ -106,3 +106,31 @@ def test_a_bad_timeline_upload_is_refused_with_its_line(app, socketio_client):
     assert resp.json["error"]["code"] == "INVALID_TIMELINE"  # no sim.snapshot to draw from
     assert http.post("/import/nope", data="").status_code == 404
     assert call(socketio_client, "sim:step", {"count": 2})["ok"]
+
+
+def test_numbers_that_only_look_right_are_refused(socketio_client):
+    call(socketio_client, "sim:hello")
+    for event, payload in [("sim:step", {"count": 5.0}), ("sim:branch", {"id": 0.0}),
+                           ("sim:events", {"from_seq": 0, "count": 2.0}),
+                           ("sim:speed", {"speed": float("nan")}),
+                           ("sim:reset", {"seed": 3.0}),
+                           ("sim:load", {"scenario": "msgq-pingpong", "through_seq": 10**7})]:
+        ack = call(socketio_client, event, payload)
+        assert ack["ok"] is False and ack["error"]["code"] == "INVALID_ARGUMENT", (event, ack)
+    assert call(socketio_client, "sim:step", {"count": 2})["ok"]
+
+
+def test_imports_that_cannot_be_drawn_or_read_leave_the_session_as_it_was(app,
+                                                                         socketio_client):
+    token = call(socketio_client, "sim:hello")["session"]
+    http = app.test_client()
+    bad_snapshot = json.dumps({"seq": 0, "t": 0, "kind": "sim.snapshot", "scenario": "x",
+                               "state": {"vms": []}})
+    no_vms = json.dumps({"seq": 0, "t": 0, "kind": "sim.snapshot", "state": {}})
+    for body in (bad_snapshot, no_vms, b"\xff\xfe\x00"):
+        resp = http.post(f"/import/{token}", data=body)
+        assert resp.status_code == 400 and resp.json["error"]["code"] == "INVALID_TIMELINE"
+    status = call(socketio_client, "sim:step", {"count": 3})
+    assert status["ok"] and status["revealed"] == 3
+    ack = call(socketio_client, "sim:action", {"action": "vm_stop", "args": {"vm": "VM_B"}})
+    assert ack["ok"]  # still the live model, not a replay
