@@ -48,15 +48,17 @@ class Doorbell(KObject):
     def send(self, new_flags: int) -> int:
         """OR in ``new_flags``; level-assert if an enabled flag is set; return old flags."""
         old = self.flags
-        self.flags = (old | new_flags) & DOORBELL_FLAGS_MASK
+        flags = (old | new_flags) & DOORBELL_FLAGS_MASK
+        level = bool(flags & self.enable_mask)
+        acked = flags & self.ack_mask if level else 0  # auto-cleared at the level assert
+        self.flags = flags & ~acked
         if self.trace.on:
             self.trace.emit(EventKind.BELL_SEND, doorbell=self.name, src=self.sender,
-                            dst=self.receiver, sent=new_flags, old=old, flags=self.flags)
-        if self.flags & self.enable_mask:
-            self.source.assert_()
-            self.flags &= ~self.ack_mask
-        else:
-            self.source.assert_(edge_only=True)
+                            dst=self.receiver, sent=new_flags, old=old, flags=self.flags,
+                            acked=acked)
+        # Either way the assert latches the vIRQ pending; edge-only has no effect on a
+        # level-configured line (facts §4).
+        self.source.assert_(edge_only=not level)
         return old
 
     def receive(self, clear_flags: int) -> int:
@@ -77,16 +79,16 @@ class Doorbell(KObject):
         self.enable_mask = enable_mask & DOORBELL_FLAGS_MASK
         self.ack_mask = ack_mask & DOORBELL_FLAGS_MASK
         now = bool(self.flags & self.enable_mask)
+        acked = self.flags & self.ack_mask if now else 0
+        self.flags &= ~acked
         if self.trace.on:
             self.trace.emit(EventKind.BELL_MASK, doorbell=self.name, src=self.sender,
                             dst=self.receiver, enable_mask=self.enable_mask,
-                            ack_mask=self.ack_mask, flags=self.flags)
+                            ack_mask=self.ack_mask, flags=self.flags, acked=acked)
         if was and not now:
             self.source.clear()
-        elif now:
-            if not was:
-                self.source.assert_()
-            self.flags &= ~self.ack_mask
+        elif now and not was:
+            self.source.assert_()
 
     def reset(self) -> None:
         """Clear the vIRQ and the flags; masks back to their defaults."""

@@ -125,13 +125,11 @@ class Vic(KObject):
         else:
             candidates = sorted(v for v in pending if self.route[v] == vcpu.index)
         for virq in candidates:
+            # Every assert latched the vIRQ pending, so it is delivered even if a level
+            # source has gone quiet since (e.g. a doorbell's ack-mask auto-clear); the
+            # level is re-checked at EOI (facts §9.1).
             pending.discard(virq)
             source = self.sources[virq]
-            if self.trigger[virq] == LEVEL and source.check_pending and not source.check_pending():
-                if self.trace.on:  # the condition went away before delivery
-                    self.trace.emit(EventKind.VIRQ_CLEAR, vm=self.vm_name, virq=virq,
-                                    source=source.ref)
-                continue
             self.active.add(virq)
             if self.trace.on:
                 self.trace.emit(EventKind.VIRQ_DELIVER, vm=self.vm_name, virq=virq,

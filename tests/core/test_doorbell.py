@@ -156,10 +156,28 @@ def test_source_can_clear_gets_receive() -> None:
     assert (result.error, result["old_flags"]) == (Error.OK, 0x3)
 
 
-def test_level_vIRQ_dropped_at_delivery_when_flags_cleared() -> None:
+def test_level_vIRQ_latched_by_its_assert_is_delivered_once_then_not_repended() -> None:
+    """The assert latched it pending (so the irqfd idiom, flags auto-cleared by the ack
+    mask, still interrupts once); the level is re-checked at EOI, where it is gone."""
     p = bell_pair(bell_trigger="level")
     ring(p, 0x1)
     take_flags(p, ALL)
     p.take()
-    assert p.b.vic.acknowledge(p.vb) is None
-    assert project(p.take(), "source") == [("virq.clear", SRC)]
+    virq = p.b.vic.acknowledge(p.vb)
+    assert virq is not None
+    p.b.vic.eoi(p.vb, virq)
+    assert project(p.take(), "source") == [("virq.deliver", SRC), ("virq.eoi", SRC)]
+    assert not p.b.vic.pending
+
+
+def test_irqfd_idiom_each_send_interrupts_once_and_the_flag_clears_itself() -> None:
+    p = bell_pair(bell_trigger="level")
+    p.call_b("doorbell_mask", capid=capid(p.b, "bell:rx"), enable_mask=1, ack_mask=1)
+    p.take()
+    ring(p, 0x1)
+    sent = [e for e in p.take() if e["kind"] == "bell.send"][0]
+    assert (sent["old"], sent["flags"], sent["acked"]) == (0, 0, 1)
+    virq = p.b.vic.acknowledge(p.vb)
+    assert virq is not None
+    p.b.vic.eoi(p.vb, virq)
+    assert not p.b.vic.pending

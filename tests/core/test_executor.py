@@ -3,11 +3,10 @@ exactly where it was, with the result of the hypercall it had just made."""
 
 from __future__ import annotations
 
-from conftest import MS, add_vm, start
-
 from gunyah_core import Hypervisor
 from gunyah_core.consts import Error
 from gunyah_core.guests import WFI, Guest, hvc
+from tests.core.conftest import MS, add_vm, start
 
 
 class Recorder(Guest):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from conftest import MS, US, add_vm, hvc, start
-
 from gunyah_core import Hypervisor, Simulation, load
 from gunyah_core.consts import Error
 from gunyah_core.guests import PROGRAMS
 from gunyah_core.vcpu import BLOCK_VCPU_RUN
+from tests.core.conftest import MS, US, add_vm, hvc, start
 
 
 def runs(events):

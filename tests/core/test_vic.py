@@ -100,15 +100,17 @@ def test_level_recheck_at_eoi_repends(vm, hyp) -> None:
     assert vm.vic.pending == set()
 
 
-def test_level_dropped_at_delivery_when_condition_gone(vm, hyp) -> None:
+def test_level_latched_by_an_assert_is_delivered_and_not_repended_once_gone(vm, hyp) -> None:
     state = {"level": True}
     src = VirqSource("lvl", lambda: state["level"])
     vm.vic.bind(src, 50, LEVEL)
     src.assert_()
     state["level"] = False
     hyp.trace.take()
-    assert vm.vic.acknowledge(vm.vcpus[0]) is None
-    assert project(hyp.trace.take(), "virq") == [("virq.clear", 50)]
+    assert vm.vic.acknowledge(vm.vcpus[0]) == 50
+    vm.vic.eoi(vm.vcpus[0], 50)
+    assert project(hyp.trace.take(), "virq") == [("virq.deliver", 50), ("virq.eoi", 50)]
+    assert not vm.vic.pending
 
 
 def test_edge_only_assert_ignored_by_level_vIRQ(vm, hyp) -> None:
