@@ -149,7 +149,6 @@ DOORBELL_DEFAULT_ACK_MASK = 0
 # --- Virtual GIC (hyp/platform/gicv3/gicv3.tc) ---
 GIC_SPI_BASE = 32
 GIC_SPI_LAST = 1019
-GIC_SPECIAL_INTID_BASE = 1020
 GIC_ESPI_BASE = 4096
 GIC_ESPI_LAST = 5119
 RM_GUEST_FREE_VIRQ_START = 960  # RM irq_manager: a guest's dynamic vIRQs
@@ -170,7 +169,6 @@ PROXY_VCPU_PRIORITY = 0
 PROXY_VCPU_TIMESLICE_NS = 100_000
 
 # --- VM ids (RM include/vm_mgnt.h) ---
-VMID_HYP = 0x0
 VMID_HLOS = 0x3
 VMID_DYNAMIC_BASE = 0x80
 VMID_DYNAMIC_LAST = 0xBE
@@ -182,7 +180,6 @@ RM_RPC_QUEUE_DEPTH = 8
 
 # --- SMCCC / HVC encoding (H-API "AArch64 HVC ABI") ---
 HVC_IMM_BASE = 0x6000
-SMCCC_GUNYAH_FN_BASE = 0xC6008000
 
 # --- SIMULATOR: costs the facts sheet does not give (section 12: "NOT FOUND") ---
 # Invented so time moves; shown as "simulated cost" in the UI, never as a measurement.

@@ -25,10 +25,8 @@ from gunyah_core.rm.messages import (
 # --- Sizes (RM include/rm-rpc.h; facts §5.1) ---
 RM_RPC_HEADER_SIZE = 8
 RM_RPC_MAX_CONTENT = RM_RPC_MESSAGE_SIZE - RM_RPC_HEADER_SIZE  # 232 payload bytes a packet
-RM_RPC_MAX_PAYLOAD = RM_RPC_MAX_CONTENT
 RM_RPC_MAX_FRAGMENTS = 62  # continuation packets after the first; the RM rejects more
 RM_RPC_MAX_MSG_SIZE = RM_RPC_MAX_CONTENT * (RM_RPC_MAX_FRAGMENTS + 1)  # 14616
-RM_MAX_MESSAGE = RM_RPC_MAX_MSG_SIZE  # what the RM receives and sends
 LINUX_MAX_MESSAGE = RM_RPC_MAX_CONTENT * RM_RPC_MAX_FRAGMENTS  # 14384: Linux refuses to send more
 
 # --- Bit fields of header bytes 0 and 1 ---
@@ -117,7 +115,7 @@ def fragments_needed(length: int) -> int:
 
 
 def fragment(msg_type: RpcType, seq: int, msg_id: int, payload: bytes,
-             limit: int = RM_MAX_MESSAGE) -> list[bytes]:
+             limit: int = RM_RPC_MAX_MSG_SIZE) -> list[bytes]:
     """Split ``payload`` into packets, as the RM's start_xmit/do_xmit do.
 
     The first packet carries ``msg_type``; the rest are CONTINUATION packets repeating the

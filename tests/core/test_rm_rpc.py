@@ -39,10 +39,10 @@ from gunyah_core.rm.payloads import (
 )
 from gunyah_core.rm.rpc import (
     LINUX_MAX_MESSAGE,
-    RM_MAX_MESSAGE,
     RM_RPC_HEADER_SIZE,
+    RM_RPC_MAX_CONTENT,
     RM_RPC_MAX_FRAGMENTS,
-    RM_RPC_MAX_PAYLOAD,
+    RM_RPC_MAX_MSG_SIZE,
     MalformedPacket,
     Reassembler,
     RpcHeader,
@@ -64,8 +64,8 @@ NOTIFY_STATUS_RUNNING = h("21 03 05 00 08 00 10 56  80 00 00 00 03 00 00 00")
 
 def test_sizes_match_the_rm_header() -> None:
     assert RM_RPC_API_BYTE == 0x21
-    assert (RM_RPC_HEADER_SIZE, RM_RPC_MAX_PAYLOAD, RM_RPC_MAX_FRAGMENTS) == (8, 232, 62)
-    assert (RM_MAX_MESSAGE, LINUX_MAX_MESSAGE) == (14616, 14384)
+    assert (RM_RPC_HEADER_SIZE, RM_RPC_MAX_CONTENT, RM_RPC_MAX_FRAGMENTS) == (8, 232, 62)
+    assert (RM_RPC_MAX_MSG_SIZE, LINUX_MAX_MESSAGE) == (14616, 14384)
 
 
 def test_ids_and_errors_carry_the_rm_values() -> None:
@@ -156,7 +156,7 @@ def test_exact_fit_of_232_bytes_stays_one_packet() -> None:
 
 
 def test_maximum_message_is_63_full_packets() -> None:
-    payload = bytes(i % 251 for i in range(RM_MAX_MESSAGE))
+    payload = bytes(i % 251 for i in range(RM_RPC_MAX_MSG_SIZE))
     packets = fragment(RpcType.NOTIFICATION, 9, RmMessageId.MEM_SHARED, payload)
     assert len(packets) == 63
     assert all(len(p) == 240 for p in packets)
@@ -166,7 +166,8 @@ def test_maximum_message_is_63_full_packets() -> None:
 
 def test_one_byte_over_the_maximum_is_refused() -> None:
     with pytest.raises(ValueError, match="14617 bytes exceeds the 14616-byte limit"):
-        fragment(RpcType.REPLY, 0, RmMessageId.VM_GET_HYP_RESOURCES, bytes(RM_MAX_MESSAGE + 1))
+        fragment(RpcType.REPLY, 0, RmMessageId.VM_GET_HYP_RESOURCES,
+                 bytes(RM_RPC_MAX_MSG_SIZE + 1))
 
 
 def test_linux_sender_limit() -> None:
@@ -273,7 +274,7 @@ def test_continuation_after_a_complete_message_is_dropped() -> None:
 
 
 @given(
-    length=st.integers(0, RM_MAX_MESSAGE),
+    length=st.integers(0, RM_RPC_MAX_MSG_SIZE),
     seq=st.integers(0, 0xFFFF),
     msg_id=st.integers(0, 0xFFFFFFFF),
     msg_type=st.sampled_from([RpcType.REQUEST, RpcType.REPLY, RpcType.NOTIFICATION]),
