@@ -16,6 +16,7 @@ from .consts import (
     MSGQUEUE_DELAY_UNCHANGED,
     MSGQUEUE_SEND_FLAG_PUSH,
     SCHEDULER_MAX_TIMESLICE_NS,
+    SCHEDULER_MIN_PRIORITY,
     SCHEDULER_MIN_TIMESLICE_NS,
     VCPU_MAX_PRIORITY,
     DoorbellRights,
@@ -39,7 +40,13 @@ API_VERSION = 1
 API_FLAG_64BIT = 1 << 15
 API_VARIANT_QUALCOMM = 0x51
 API_VARIANT_SHIFT = 56
-IDENTIFY_FLAGS0 = 0b1111_1111_1111 | (1 << 28)  # features 0-11, scheduler variant 1 (FPRR)
+# flags0: only what is modelled: partition+cspace (0), doorbell (1), msgqueue (2), vic (3),
+# vcpu (5), memextent (6), vcpu_run (11); scheduler variant 1 = FPRR in bits 31:28.
+IDENTIFY_FEATURE_BITS = (0, 1, 2, 3, 5, 6, 11)
+IDENTIFY_SCHEDULER_SHIFT = 28
+IDENTIFY_SCHEDULER_FPRR = 1
+IDENTIFY_FLAGS0 = (sum(1 << bit for bit in IDENTIFY_FEATURE_BITS)
+                   | IDENTIFY_SCHEDULER_FPRR << IDENTIFY_SCHEDULER_SHIFT)
 
 # Rights as plain ints: IntFlag arithmetic is slow on the hot path.
 MSGQ_SEND = int(MsgqueueRights.SEND)
@@ -128,6 +135,7 @@ def _identify(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
 # --- message queues ----------------------------------------------------------------------
 @hypercall("msgqueue_send", 0x1B)
 def _msgq_send(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
+    # table.lookup() open-coded: send and receive are the hot path of every benchmark.
     msgq = vcpu.vm.cspace.lookup(_arg(args, "capid"), ObjectType.MSGQUEUE, MSGQ_SEND)
     flags = _arg(args, "flags", 0)
     hyp = table.hyp
@@ -224,6 +232,8 @@ def _vcpu_run(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
 def _vcpu_set_priority(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
     thread = _thread_config(table, vcpu, args, THREAD_PRIORITY)
     priority = _arg(args, "priority")
+    if priority < SCHEDULER_MIN_PRIORITY:  # facts sheet silent: a negative one is no priority
+        raise HypError(Error.ARGUMENT_INVALID, "priority must be 0..62")
     if priority > VCPU_MAX_PRIORITY:
         raise HypError(Error.DENIED, "vCPUs may use at most priority 62")
     thread.priority = priority

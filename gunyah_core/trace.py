@@ -26,6 +26,7 @@ class EventKind:
     VIRQ_EOI = "virq.eoi"
     VIRQ_CLEAR = "virq.clear"
     VIRQ_BIND = "virq.bind"
+    VIRQ_UNBIND = "virq.unbind"
     BELL_SEND = "bell.send"
     BELL_RECV = "bell.recv"
     BELL_MASK = "bell.mask"

@@ -2,7 +2,8 @@
 
 Shared vIRQs (SPIs 32-1019) are bound one source per number. An assert latches
 pending; a vCPU acknowledges (``virq.deliver``), runs its handler, then EOIs.
-Level-configured vIRQs re-ask their source at delivery and EOI (facts §9.1).
+Level-configured vIRQs re-ask their source at EOI (facts §9.1); the assert itself
+latches a vIRQ pending, so it is delivered once even if the level has gone.
 Simplified: no list registers or GIC priorities (the facts sheet has none); all
 shared vIRQs route to one vCPU of the VM (vCPU 0 unless the scenario says
 otherwise), and among pending vIRQs the lowest INTID is taken first.
@@ -84,9 +85,14 @@ class Vic(KObject):
         """Unbind; unbinding an unbound source is OK (facts §9.1)."""
         if source.vic is not self:
             return
-        self.sources.pop(source.virq, None)
-        self.pending.discard(source.virq)
+        virq = source.virq
+        for table in (self.sources, self.trigger, self.route):
+            table.pop(virq, None)
+        self.pending.discard(virq)
+        self.active.discard(virq)
         source.vic, source.virq = None, 0
+        if self.trace.on:
+            self.trace.emit(EventKind.VIRQ_UNBIND, vm=self.vm_name, virq=virq, source=source.ref)
 
     # -- assert / clear ------------------------------------------------------------
     def assert_source(self, source: VirqSource, edge_only: bool) -> None:

@@ -140,7 +140,7 @@ class VmManagement:
                 raise RmFailure(RmError.IN_USE, f"vmid {vmid:#x} exists")
             reply = b""
         vm = self.hyp.create_vm(f"VM_{vmid:02x}", vmid, owner=caller.vmid)
-        self.rm.set_state(vm, VmState.LOAD)
+        self._status_changed(vm, VmState.LOAD)
         return reply
 
     def config_image(self, caller: Vm, payload: bytes) -> None:
@@ -159,7 +159,7 @@ class VmManagement:
         image = self.images[image_no - 1]
         self.config[vm.vmid] = {"image": image, "handle": req.mem_handle}
         vm.image = image["name"]
-        self.rm.set_state(vm, VmState.INIT)
+        self._status_changed(vm, VmState.INIT)
 
     def init(self, caller: Vm, payload: bytes) -> None:
         self._primary_only(caller)
@@ -171,7 +171,7 @@ class VmManagement:
         try:
             self.hyp.memory.accept(vm.vmid, config["handle"])  # the RM maps the image
         except MemError as err:
-            self.rm.set_state(vm, VmState.INIT_FAILED)
+            self._status_changed(vm, VmState.INIT_FAILED)
             raise RmFailure(RmError[err.error], err.message) from None
         self._instantiate(vm, config["image"])
         self._status_changed(vm, VmState.READY)
@@ -259,7 +259,7 @@ class VmManagement:
         for obj in self._objects_of(vm):
             self.hyp.destroy_object(obj)
         self.config.pop(vm.vmid, None)
-        self.rm.set_state(vm, VmState.NONE)
+        self._status_changed(vm, VmState.NONE)
         self.hyp.destroy_vm(vm)
 
     # -- queries ---------------------------------------------------------------------------------

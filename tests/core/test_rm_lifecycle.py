@@ -192,7 +192,10 @@ def test_create_without_start_stays_ready_and_owner_is_told():
     sim = sim_of(HLOS_ONLY)
     events = created(sim, start=False)
     assert states(events, "VM_80") == ["LOAD", "INIT", "READY"]
-    assert status_notes(events, "HLOS") == [(VMID_FIRST_DYNAMIC, VmState.READY)]
+    # Every state change reaches the running owner (facts §6.2), LOAD and INIT included.
+    assert status_notes(events, "HLOS") == [(VMID_FIRST_DYNAMIC, VmState.LOAD),
+                                            (VMID_FIRST_DYNAMIC, VmState.INIT),
+                                            (VMID_FIRST_DYNAMIC, VmState.READY)]
     assert all(BLOCK_VCPU_OFF in v.blocked for v in sim.hyp.vms["VM_80"].vcpus)
     sim.act("rm_vm_start", {"vm": "VM_80"})
     events = run_for(sim, MS)

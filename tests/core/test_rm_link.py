@@ -121,8 +121,12 @@ def test_rm_boot_packets_are_byte_exact_and_replies_echo_seq_and_id():
     assert requests and answers
     # VM_ALLOCATE(0): 0x21, type 1 with no fragments, seq 1, id 0x56000001, vmid 0 + pad.
     assert requests[0] == bytes.fromhex("21" "01" "0100" "01000056" "00000000")
-    # Its reply: type 2, the same seq and id, OK then the new vmid 0x80 as a u32.
-    assert answers[0] == bytes.fromhex("21" "02" "0100" "01000056" "00000000" "80000000")
+    # The new VM's LOAD state reaches its owner first (NOTIFY_VM_STATUS, type 3, RM seq 1:
+    # vmid 0x80, res, vm_status 5, os 0, app 0), then the reply: type 2, the request's seq
+    # and id, OK, then the new vmid 0x80 as a u32.
+    assert answers[0] == bytes.fromhex("21" "03" "0100" "08001056" "8000" "0000" "05" "00"
+                                       "0000")
+    assert answers[1] == bytes.fromhex("21" "02" "0100" "01000056" "00000000" "80000000")
     sent = [header(raw) for raw in requests]
     assert {(api, kind, frags) for api, kind, frags, _, _ in sent} == {(API_BYTE, REQUEST, 0)}
     seqs = [seq for *_, seq, _ in sent]

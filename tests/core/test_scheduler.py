@@ -164,6 +164,8 @@ def test_set_priority_limits_and_state(hyp: Hypervisor) -> None:
     caller = vm.vcpus[0]
     thread, cap = _init_thread(hyp, vm, ThreadRights.PRIORITY | ThreadRights.TIMESLICE)
     assert hvc(hyp, caller, "vcpu_set_priority", capid=cap, priority=63).error is Error.DENIED
+    assert hvc(hyp, caller, "vcpu_set_priority", capid=cap,
+               priority=-1).error is Error.ARGUMENT_INVALID
     assert hvc(hyp, caller, "vcpu_set_priority", capid=cap, priority=62).ok
     assert thread.priority == 62
     assert hvc(hyp, caller, "vcpu_set_timeslice", capid=cap, timeslice_ns=99_999).error is (

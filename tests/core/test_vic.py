@@ -55,6 +55,16 @@ def test_busy_and_virq_bound(vm) -> None:
     assert vm.vic.sources == {100: second}
 
 
+def test_unbind_forgets_the_line_and_is_traced(vm, hyp) -> None:
+    src = VirqSource("s")
+    vm.vic.bind(src, 100, LEVEL)
+    src.assert_()
+    hyp.trace.take()
+    vm.vic.unbind(src)
+    assert (vm.vic.sources, vm.vic.trigger, vm.vic.route, vm.vic.pending) == ({}, {}, {}, set())
+    assert project(hyp.trace.take(), "virq", "source") == [("virq.unbind", 100, "s")]
+
+
 def test_edge_asserts_merge_while_pending(vm, hyp) -> None:
     src = VirqSource("s")
     vm.vic.bind(src, 40)
