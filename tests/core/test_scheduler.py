@@ -181,8 +181,8 @@ def test_set_priority_limits_and_state(hyp: Hypervisor) -> None:
     assert hvc(hyp, caller, "vcpu_set_priority", capid=own, priority=10).error is (
         Error.OBJECT_STATE)
     assert [e["result"] for e in hyp.trace.take() if e["kind"] == "hvc"] == [
-        "DENIED", "OK", "ARGUMENT_INVALID", "OK", "OBJECT_STATE", "OBJECT_STATE",
-        "OBJECT_STATE"]
+        "DENIED", "ARGUMENT_INVALID", "OK", "ARGUMENT_INVALID", "OK", "OBJECT_STATE",
+        "OBJECT_STATE", "OBJECT_STATE"]
 
 
 def test_set_priority_needs_priority_right(hyp: Hypervisor) -> None:
