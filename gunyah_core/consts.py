@@ -1,6 +1,6 @@
 """Gunyah's numbers, spelled as Gunyah spells them.
 
-Values come from ``../shared/gunyah-facts.md`` (hypervisor source ``hyp/**/*.tc``,
+Values come from ``docs/gunyah-facts.md`` (hypervisor source ``hyp/**/*.tc``,
 the API reference and the Resource Manager headers); each block names its source.
 Nothing here is invented except the blocks marked SIMULATOR, which the facts sheet
 is silent on (hypercall costs and the like) and which are labelled as such in the UI.

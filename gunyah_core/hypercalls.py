@@ -172,7 +172,7 @@ def _msgq_configure_receive(table: HypercallTable, vcpu: Vcpu, args: dict) -> No
 
 @hypercall("msgqueue_push", MSGQUEUE_PUSH_DOCUMENTED)
 def _msgq_push(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
-    # Documented in the seed (message-queue.rst 2b), absent from the public source.
+    # Documented in Linux's message-queue.rst (2b), absent from the public source.
     table.lookup(vcpu, args, ObjectType.MSGQUEUE, MSGQ_SEND).push()
 
 

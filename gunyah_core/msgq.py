@@ -131,7 +131,7 @@ class Msgq(KObject):
         return message, count > 0
 
     def push(self) -> None:
-        """The seed document's explicit push: raise Rx now if anything is queued.
+        """The explicit push of Linux's message-queue.rst: raise Rx if anything is queued.
 
         Documented (LX-DOC message-queue.rst, 2b) but absent from the public
         hypervisor source (0x601E is reserved); modelled as the document describes.

@@ -1,4 +1,4 @@
-// SVG diagram of the machine, after the seed document's pictures: VMs on top, the Gunyah
+// SVG diagram of the machine, after the pictures in Linux's Documentation/virt/gunyah: VMs on top, the Gunyah
 // layer with its queues and doorbells, pCPU lanes below. Nodes are created once per
 // scenario; update() only rewrites attributes of what the trace changed.
 import { computeLayout } from "./layout.js";

@@ -126,10 +126,11 @@ def test_forced_stop_tells_the_owner_and_decodes(page: Page, shot) -> None:
 def test_packet_inspector_decodes_request_and_reply(page: Page, shot) -> None:
     open_scenario(page, "rm-boot", "HLOS")
     step_to(page, "vm.state")  # VM_80 in LOAD: the RM has allocated it...
+    step_to(page, "msgq.send")  # ...tells its owner (NOTIFY_VM_STATUS LOAD)...
     step_to(page, "msgq.send")  # ...and its reply is on the way back to HLOS
-    # The reply waits in RM_to_HLOS: click it in the queue's contents.
+    # The reply waits in RM_to_HLOS behind the notification: click it in the contents.
     page.locator("[data-msgq='RM_to_HLOS']").click()
-    page.locator("[data-testid=insp-items] tbody tr").first.click()
+    page.locator("[data-testid=insp-items] tbody tr").nth(1).click()
     expect(page.get_by_test_id("pkt-type")).to_have_text("2 REPLY")
     expect(page.get_by_test_id("pkt-payload")).to_contain_text("0x00000000 OK")
     expect(page.get_by_test_id("pkt-payload")).to_contain_text("new vmid")
@@ -206,10 +207,8 @@ def test_hlos_creates_then_destroys_a_vm(page: Page, shot) -> None:
     for _ in range(MAX_STEPS_TO_EXIT):
         step_to(page, "vm.state")
         seen.append(badge(page, "VM_81"))
-        if seen[-1] == "NONE":  # deallocated: the very next event destroys the VM object
-            before = seq(page)
-            page.get_by_test_id("btn-step").click()
-            page.wait_for_function("s => window.__gunyah.seq > s", arg=before)
+        if seen[-1] == "NONE":  # deallocated: its owner is told, then the VM object goes
+            step_to(page, "obj.destroy")
             break
     expect(page.locator("[data-vm='VM_81']")).to_have_count(0)
     expect(page.locator("[data-msgq='VM_81_to_RM']")).to_have_count(0)

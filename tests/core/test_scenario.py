@@ -151,7 +151,7 @@ def test_unknown_preset_or_file() -> None:
 
 def test_thresholds_from_scenario_are_applied() -> None:
     sim = Simulation(load("msgq-thresholds"))
-    seed_q, source_q = sim.hyp.msgqs["Seed"], sim.hyp.msgqs["Source"]
+    seed_q, source_q = sim.hyp.msgqs["Docs"], sim.hyp.msgqs["Source"]
     assert (seed_q.notempty_thd, seed_q.notfull_thd) == (8, 0)
     assert (source_q.notempty_thd, source_q.notfull_thd) == (1, 7)
 
