@@ -2,28 +2,16 @@
 // layer with its queues and doorbells, pCPU lanes below. Nodes are created once per
 // scenario; update() only rewrites attributes of what the trace changed.
 import { computeLayout } from "./layout.js";
-import { svg, hex, hexMask, flagBit } from "./format.js";
+import { svg, svgText, setText, setAttr, hex, hexMask, flagBit } from "./format.js";
 import { buildVmBox, updateVmHead, updateVmMem, memPatterns, buildCaption, updateCaption } from "./vmbox.js";
 
 const RUNQ_CHAR_W = 9; // average glyph width of the 16px run-queue text, in viewBox units
 const STATE_SHORT = { running: "running", ready: "ready", wfi: "wfi", off: "off" };
 
-function setText(node, text) {
-  if (node.__text !== text) { node.textContent = text; node.__text = text; }
-}
-function setAttr(node, name, value) {
-  const key = `__${name}`;
-  if (node[key] !== value) { node.setAttribute(name, value); node[key] = value; }
-}
-function text(parent, x, y, content, cls, anchor = "start") {
-  const t = svg("text", { x, y, class: cls, "text-anchor": anchor }, parent);
-  t.textContent = content;
-  return t;
-}
 function badge(parent, x, y) {
   const g = svg("g", { class: "badge", visibility: "hidden", "data-testid": "error-badge" }, parent);
   const rect = svg("rect", { x, y, rx: 8, height: 30, width: 120 }, g);
-  const label = text(g, x + 8, y + 21, "", "badge-text");
+  const label = svgText(g, x + 8, y + 21, "", "badge-text");
   return { g, rect, label, x };
 }
 
@@ -66,8 +54,8 @@ export class Diagram {
     if (keepFx) this.svg.appendChild(keepFx);
     this.fx = keepFx ?? svg("g", { class: "fx" }, this.svg);
     svg("rect", { x: L.hyp.x, y: L.hyp.y, width: L.hyp.w, height: L.hyp.h, rx: 14, class: "hyp" }, gHyp);
-    text(gCells, L.hyp.x + 16, L.hyp.y + 31, "Gunyah hypervisor", "hyp-title");
-    text(gCells, L.hyp.x + L.hyp.w - 16, L.hyp.y + 31, L.hiddenRmQueues
+    svgText(gCells, L.hyp.x + 16, L.hyp.y + 31, "Gunyah hypervisor", "hyp-title");
+    svgText(gCells, L.hyp.x + L.hyp.w - 16, L.hyp.y + 31, L.hiddenRmQueues
       ? `${L.hiddenRmQueues} RM queues not drawn (many VMs); the log still lists their events`
       : "message queues and doorbells are buffered here", "hyp-sub", "end");
     for (const [key, link] of L.links) {
@@ -88,9 +76,9 @@ export class Diagram {
     for (const c of box.chips) {
       const cg = svg("g", { class: "vcpu", "data-vcpu": c.id }, g);
       const r = svg("rect", { x: c.x, y: c.y, width: c.w, height: c.h, rx: 7, class: "chip" }, cg);
-      const label = text(cg, c.x + 8, c.y + c.h / 2 + 6, `v${c.id.split(".").pop()}`, "chip-id");
-      const state = text(cg, c.x + c.w / 2 + 2, c.y + c.h / 2 + 6, "", "chip-state", "middle");
-      const prio = text(cg, c.x + c.w - 6, c.y + c.h / 2 + 6, "", "chip-prio", "end");
+      const label = svgText(cg, c.x + 8, c.y + c.h / 2 + 6, `v${c.id.split(".").pop()}`, "chip-id");
+      const state = svgText(cg, c.x + c.w / 2 + 2, c.y + c.h / 2 + 6, "", "chip-state", "middle");
+      const prio = svgText(cg, c.x + c.w - 6, c.y + c.h / 2 + 6, "", "chip-prio", "end");
       this.chips.set(c.id, { rect: r, label, state, prio, box: c });
       chips.push(c.id);
     }
@@ -104,11 +92,11 @@ export class Diagram {
     const g = svg("g", { class: `cell cell-${cell.kind}`, [attr]: cell.obj.name,
       "data-testid": `${cell.kind}-${cell.obj.name}`, tabindex: 0, role: "button" }, parent);
     svg("rect", { x: cell.x, y: cell.y, width: cell.w, height: cell.h, rx: 10, class: "cell-box" }, g);
-    text(g, cell.x + 12, cell.y + 30, cell.obj.name, "cell-name");
-    const count = text(g, cell.x + cell.w - 12, cell.y + 30, "", "cell-count", "end");
+    svgText(g, cell.x + 12, cell.y + 30, cell.obj.name, "cell-name");
+    const count = svgText(g, cell.x + cell.w - 12, cell.y + 30, "", "cell-count", "end");
     const route = cell.kind === "msgq" ? `${cell.obj.sender} → ${cell.obj.receiver} · max ${cell.obj.max_size} B`
       : `${cell.obj.sender} → ${cell.obj.receiver} · doorbell`;
-    const routeText = text(g, cell.x + 12, cell.y + 54, route, "cell-route");
+    const routeText = svgText(g, cell.x + 12, cell.y + 54, route, "cell-route");
     const node = { g, count, cell, routeText, badge: badge(g, cell.x + cell.w - 132, cell.y + 34) };
     if (cell.kind === "msgq") this.buildSlots(g, node, cell.slots);
     else this.buildBits(g, node, cell.bits);
@@ -125,28 +113,28 @@ export class Diagram {
     node.thd = ["rx", "tx"].map((which) => {
       const tg = svg("g", { class: `thd thd-${which}` }, g);
       return { g: tg, line: svg("line", { y1: s.y - 4, y2: s.y + s.h + 4 }, tg),
-        label: text(tg, 0, s.y + s.h + 18, "", "thd-label", "middle") };
+        label: svgText(tg, 0, s.y + s.h + 18, "", "thd-label", "middle") };
     });
   }
 
   buildBits(g, node, bits) {
     node.bits = bits.map((b) => {
       const r = svg("rect", { x: b.x, y: b.y, width: b.w, height: b.h, rx: 4, class: "bit" }, g);
-      text(g, b.x + b.w / 2, b.y + b.h / 2 + 6, String(b.bit), "bit-num", "middle");
+      svgText(g, b.x + b.w / 2, b.y + b.h / 2 + 6, String(b.bit), "bit-num", "middle");
       return r;
     });
   }
 
   buildLanes(parent, L) {
-    text(parent, L.lanes[0]?.x ?? 20, L.lanesTop + 24, "Physical CPUs (FPRR scheduler)", "lanes-title");
+    svgText(parent, L.lanes[0]?.x ?? 20, L.lanesTop + 24, "Physical CPUs (FPRR scheduler)", "lanes-title");
     this.lanes = L.lanes.map((lane) => {
       const g = svg("g", { class: "lane", "data-pcpu": lane.pcpu, "data-testid": `pcpu-${lane.pcpu}` }, parent);
       svg("rect", { x: lane.x, y: lane.y, width: lane.w, height: lane.h, rx: 8, class: "lane-box" }, g);
-      text(g, lane.x + 12, lane.y + lane.h / 2 + 7, `pCPU ${lane.pcpu}`, "lane-label");
+      svgText(g, lane.x + 12, lane.y + lane.h / 2 + 7, `pCPU ${lane.pcpu}`, "lane-label");
       const c = lane.chip;
       const chip = svg("rect", { x: c.x, y: c.y, width: c.w, height: c.h, rx: 7, class: "chip" }, g);
-      const cur = text(g, c.x + c.w / 2, c.y + c.h / 2 + 7, "", "lane-cur", "middle");
-      const runq = text(g, lane.runqX, lane.y + lane.h / 2 + 7, "", "lane-runq");
+      const cur = svgText(g, c.x + c.w / 2, c.y + c.h / 2 + 7, "", "lane-cur", "middle");
+      const runq = svgText(g, lane.runqX, lane.y + lane.h / 2 + 7, "", "lane-runq");
       return { lane, chip, cur, runq };
     });
   }

@@ -51,6 +51,20 @@ export function svg(tag, attrs = {}, parent = null) {
   return node;
 }
 
+/** Update a node's text / attribute only when it changed (frames touch only what moved). */
+export function setText(node, text) {
+  if (node.__text !== text) { node.textContent = text; node.__text = text; }
+}
+export function setAttr(node, name, value) {
+  const key = `__${name}`;
+  if (node[key] !== value) { node.setAttribute(name, value); node[key] = value; }
+}
+export function svgText(parent, x, y, content, cls, anchor = "start") {
+  const t = svg("text", { x, y, class: cls, "text-anchor": anchor }, parent);
+  t.textContent = content;
+  return t;
+}
+
 export function html(tag, attrs = {}, text = null, parent = null) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {

@@ -1,7 +1,7 @@
 // One VM box of the diagram: name, its RM lifecycle state as a badge (colour and text),
 // vCPU chips, the memory strip, a stage-2 fault marker; plus the caption of the latest
 // RM RPC drawn by the RM box, and the SVG patterns the memory strip uses.
-import { svg } from "./format.js";
+import { svg, svgText, setText, setAttr } from "./format.js";
 import { drawStrip, fmtAddr } from "./memmap.js";
 
 const KIND_LABEL = { rm: "Resource Manager VM", primary: "primary VM (HLOS)", guest: "guest VM" };
@@ -13,18 +13,6 @@ const FLASH_TIMES = 4;
 const CAPTION_PAD = 12;
 const DIR_WORD = { request: "", reply: "reply", notification: "notification" };
 
-function setText(node, text) {
-  if (node.__text !== text) { node.textContent = text; node.__text = text; }
-}
-function setAttr(node, name, value) {
-  const key = `__${name}`;
-  if (node[key] !== value) { node.setAttribute(name, value); node[key] = value; }
-}
-function text(parent, x, y, content, cls, anchor = "start") {
-  const t = svg("text", { x, y, class: cls, "text-anchor": anchor }, parent);
-  t.textContent = content;
-  return t;
-}
 
 /** Hatch, dots and cross-hatch for lent / shared / borrowed memory (never colour alone). */
 export function memPatterns(parent) {
@@ -42,16 +30,16 @@ export function buildVmBox(parent, vm, box, font) {
   const g = svg("g", { class: `vm vm-${vm.kind}`, "data-vm": vm.name, "data-testid": `vm-${vm.name}`,
     tabindex: 0, role: "button", "aria-label": `VM ${vm.name}` }, parent);
   const rect = svg("rect", { x: box.x, y: box.y, width: box.w, height: box.h, rx: 12, class: "vm-box" }, g);
-  text(g, box.x + 12, box.y + font + 6, vm.name, "vm-name").style.fontSize = `${font}px`;
-  const sub = text(g, box.x + 12, box.y + font + 34, "", "vm-sub");
+  svgText(g, box.x + 12, box.y + font + 6, vm.name, "vm-name").style.fontSize = `${font}px`;
+  const sub = svgText(g, box.x + 12, box.y + font + 34, "", "vm-sub");
   const s = box.state;
   const stateG = svg("g", { class: "vm-state", "data-testid": `vm-state-${vm.name}` }, g);
   const stateRect = svg("rect", { x: s.x, y: s.y, width: s.w, height: s.h, rx: 6 }, stateG);
-  const stateText = text(stateG, s.x + s.w / 2, s.y + s.h / 2 + 6, "", "vm-state-text", "middle");
+  const stateText = svgText(stateG, s.x + s.w / 2, s.y + s.h / 2 + 6, "", "vm-state-text", "middle");
   const mem = svg("g", { class: "memstrip", "data-testid": `memstrip-${vm.name}` }, g);
   const fault = svg("g", { class: "fault", visibility: "hidden", "data-testid": `mem-fault-${vm.name}` }, g);
   const faultRect = svg("rect", { x: box.x + 10, y: box.y + box.h - FAULT_H / 2, height: FAULT_H, rx: 6, width: 10 }, fault);
-  const faultText = text(fault, box.x + 18, box.y + box.h + 6, "", "fault-text");
+  const faultText = svgText(fault, box.x + 18, box.y + box.h + 6, "", "fault-text");
   return { g, rect, sub, box, stateG, stateRect, stateText, mem, fault, faultRect, faultText };
 }
 
@@ -107,7 +95,7 @@ export function buildCaption(parent, c) {
   if (!c) return null;
   const g = svg("g", { class: "rpc-caption", visibility: "hidden", "data-testid": "rpc-caption" }, parent);
   const rect = svg("rect", { x: c.x, y: c.y, width: c.w, height: c.h, rx: 8 }, g);
-  const label = text(g, c.x + CAPTION_PAD, c.y + c.h / 2 + 6, "", "rpc-caption-text");
+  const label = svgText(g, c.x + CAPTION_PAD, c.y + c.h / 2 + 6, "", "rpc-caption-text");
   return { g, rect, label, c, seq: null };
 }
 
