@@ -17,10 +17,9 @@ import shutil
 import statistics
 import sys
 
-from bench_browser import CHROMIUM_ARGS, ROOT, VIEWPORT, percentile, start_server
+from bench_browser import CHROMIUM_ARGS, MAX_SLIDER, ROOT, VIEWPORT, percentile, start_server
 from playwright.sync_api import sync_playwright
 
-MAX_SLIDER = 71        # the speed slider's "max" position
 PLAY_TIMEOUT_MS = 300_000
 TARGET_P95_MS = 200
 RANDOM_SEED = 20240601
