@@ -57,8 +57,14 @@ export class Inspector {
 
   clear() {
     this.sel = null;
-    this.root.replaceChildren(html("p", { class: "hint" },
-      "Click a VM, a message queue or a doorbell to inspect it and act as that VM."));
+    this.root.replaceChildren();
+    const sc = this.state.snap?.scenario;
+    if (sc?.description) { // what this scenario shows, for whoever is watching
+      html("h2", { "data-testid": "about-title" }, sc.title ?? sc.name, this.root);
+      html("p", { class: "about", "data-testid": "about-text" }, sc.description, this.root);
+    }
+    html("p", { class: "hint" },
+      "Click a VM, a message queue or a doorbell to inspect it and act as that VM.", this.root);
   }
 
   show(sel) {

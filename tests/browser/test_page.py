@@ -47,6 +47,8 @@ def test_page_draws_the_pingpong_machine(page: Page, shot) -> None:
     expect(page.locator("[data-msgq='A_to_B'] .slot")).to_have_count(8)
     expect(page.locator("[data-testid^='pcpu-']")).to_have_count(2)
     expect(page.get_by_test_id("scenario-title")).to_have_text("Message-queue ping-pong")
+    # What the scenario shows is told before anything is selected.
+    expect(page.get_by_test_id("about-text")).to_contain_text("VM_A sends a message with PUSH")
     assert page.locator("link[rel=icon]").count() == 1
     shot(page, "01-load")
 
