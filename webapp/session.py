@@ -71,6 +71,8 @@ class Session(HistoryMixin):
     # -- scenario ------------------------------------------------------------------------
     def _build(self, scenario, seed: int | None) -> None:
         self.sim = Simulation(scenario, seed=seed)
+        # A scenario may say how fast it is best watched (its events' time scale).
+        self.speed = scenario.config.get("speed", DEFAULT_SPEED)
         self.pending: list[dict[str, Any]] = []
         self.branches = Branches()
         self.imported: deque[dict[str, Any]] | None = None  # replay-only: no model

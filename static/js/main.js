@@ -165,13 +165,13 @@ async function hello() {
   controls.setSession(ack.session);
   controls.setPresets(ack.presets ?? []);
   share.setPresets(ack.presets ?? []);
+  if (ack.status) applyStatus(ack.status); // before a load, whose own status is newer
   const params = new URLSearchParams(location.search);
   const wanted = params.get("scenario");
   if (wanted && (params.has("actions") || params.has("head"))) await share.loadFromUrl(params);
   else if (wanted) await controls.call("sim:load", { scenario: wanted });
   else if (ack.snapshot) applySnapshot(ack.snapshot);
   else await resync();
-  if (ack.status) applyStatus(ack.status);
 }
 
 diagram.onSelect = (sel) => inspector.show(sel);

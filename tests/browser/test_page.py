@@ -195,3 +195,15 @@ def test_doorbell_scenario_lights_flag_bits(page: Page, shot) -> None:
     expect(page.locator("[data-bell='bell0'] .bit.set")).to_have_count(1)
     expect(page.locator("[data-bell='bell0']")).to_contain_text("flags 0x1")
     shot(page, "07-doorbell")
+
+
+def test_a_scenario_starts_at_the_speed_it_is_best_watched_at(page: Page,
+                                                               live_server: str) -> None:
+    """proxy-scheduling moves in milliseconds: the page starts it at 1 ms/s, from a link
+    as from the picker, and the default scenario at its own default."""
+    expect(page.get_by_test_id("speed-out")).to_have_text("10 µs/s")
+    page.get_by_test_id("scenario").select_option("proxy-scheduling")
+    expect(page.get_by_test_id("speed-out")).to_have_text("1 ms/s")
+    page.goto(live_server + "/?scenario=proxy-scheduling")
+    page.wait_for_selector("[data-vm='Guest']")
+    expect(page.get_by_test_id("speed-out")).to_have_text("1 ms/s")
