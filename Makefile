@@ -12,8 +12,12 @@ APT_PACKAGES := chromium device-tree-compiler
 
 .PHONY: run test lint bench system-deps clean
 
+# Debian's python3 may lack venv/ensurepip: install python3-venv then (root or sudo).
 $(VENV)/.runtime: requirements.txt
-	$(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { rm -rf $(VENV); \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq python3-venv >/dev/null && \
+	  $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
