@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from playwright.sync_api import sync_playwright
 
@@ -78,21 +79,30 @@ def summary(values: list[float]) -> dict[str, float]:
             "p95_ms": round(percentile(values, 95), 2), "max_ms": round(max(values), 2)}
 
 
+def open_page(pw: Any, url: str) -> tuple[Any, Any]:
+    """Debian's Chromium on ``url``, console errors echoed; (browser, page)."""
+    browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
+    page = browser.new_page(viewport=VIEWPORT)
+    page.on("console", lambda m: m.type == "error"
+            and print("console:", m.text, file=sys.stderr))
+    page.goto(url)
+    page.wait_for_selector("[data-vm='VM_A']")
+    return browser, page
+
+
+def set_max_speed(page: Any) -> None:
+    page.locator("[data-testid=speed]").evaluate(
+        f"el => {{ el.value = {MAX_SLIDER}; el.dispatchEvent(new Event('input')); }}")
+
+
 def run(clicks: int) -> dict:
     proc, url = start_server()
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=shutil.which("chromium"),
-                                         args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport=VIEWPORT)
-            page.on("console", lambda m: m.type == "error"
-                    and print("console:", m.text, file=sys.stderr))
-            page.goto(url + "/")
-            page.wait_for_selector("[data-vm='VM_A']")
+            browser, page = open_page(pw, url + "/")
             page.set_input_files("[data-testid=scenario-file]", str(SCENARIO))
             page.wait_for_selector("[data-vm='P0']")
-            page.locator("[data-testid=speed]").evaluate(
-                f"el => {{ el.value = {MAX_SLIDER}; el.dispatchEvent(new Event('input')); }}")
+            set_max_speed(page)
             page.get_by_test_id("btn-play").click()
             page.wait_for_function("window.__gunyah.now_ns > 0")
             page.wait_for_timeout(1000)  # warm up

@@ -13,11 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import shutil
 import statistics
-import sys
 
-from bench_browser import CHROMIUM_ARGS, MAX_SLIDER, ROOT, VIEWPORT, percentile, start_server
+from bench_browser import ROOT, open_page, percentile, set_max_speed, start_server
 from playwright.sync_api import sync_playwright
 
 PLAY_TIMEOUT_MS = 300_000
@@ -45,15 +43,8 @@ def run(events: int, seeks: int) -> dict:
     proc, url = start_server()
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=shutil.which("chromium"),
-                                         args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport=VIEWPORT)
-            page.on("console", lambda m: m.type == "error"
-                    and print("console:", m.text, file=sys.stderr))
-            page.goto(url + "/?scenario=msgq-pingpong")
-            page.wait_for_selector("[data-vm='VM_A']")
-            page.locator("[data-testid=speed]").evaluate(
-                f"el => {{ el.value = {MAX_SLIDER}; el.dispatchEvent(new Event('input')); }}")
+            browser, page = open_page(pw, url + "/?scenario=msgq-pingpong")
+            set_max_speed(page)
             page.get_by_test_id("btn-play").click()
             page.wait_for_function("n => window.__gunyah.headSeq >= n", arg=events,
                                    timeout=PLAY_TIMEOUT_MS, polling=250)

@@ -14,7 +14,14 @@ from typing import Any
 from ..guests import WFI, Guest, mem, sleep
 from ..memparcel import PAGE_SIZE, PgtableAccess
 from .mem_payloads import MemHandleFlagsReq, MemHandleReply, MemLendReq
-from .messages import RmError, RmMessageId, VmAuthType, VmState
+from .messages import (
+    VM_STOP_FLAG_FORCE,
+    VM_STOP_REASON_FORCE_STOP,
+    RmError,
+    RmMessageId,
+    VmAuthType,
+    VmState,
+)
 from .payloads import (
     NotifyVmExited,
     NotifyVmStatus,
@@ -27,8 +34,6 @@ from .payloads import (
 
 IMAGE_PAGES = 4
 DEFAULT_STEP_NS = 100_000  # a pause between boot steps, so they can be watched
-VM_STOP_FLAG_FORCE = 0x1
-VM_STOP_REASON_FORCE_STOP = 3  # Linux GH_RM_VM_STOP_REASON_FORCE_STOP
 RWX = int(PgtableAccess.RWX)
 RESETTABLE = {VmState.EXITED.name, VmState.READY.name, VmState.INIT_FAILED.name}
 

@@ -21,7 +21,15 @@ from ..consts import (
 from ..guests import work
 from ..memparcel import MemError
 from .manager import ResourceManager, RmFailure
-from .messages import RmError, RmMessageId, VmAuthType, VmExitType, VmState
+from .messages import (
+    VM_STOP_FLAG_FORCE,
+    ResourceType,
+    RmError,
+    RmMessageId,
+    VmAuthType,
+    VmExitType,
+    VmState,
+)
 from .payloads import (
     HypResourceEntry,
     NotifyVmExited,
@@ -40,13 +48,10 @@ if TYPE_CHECKING:
     from ..hypervisor import Hypervisor
     from ..vm import Vm
 
-VM_STOP_FLAG_FORCE = 0x1
 RESET_STAGES = ("DESTROY_VDEVICES", "RELEASE_MEMPARCELS", "RELEASE_IRQS", "DESTROY_VM",
                 "CLEANUP_VM")
 # SIMULATOR: time per reset stage (asynchronous in the RM; no figure in the sources).
 RESET_STAGE_NS = 50_000
-RESOURCE_TYPES = {"DOORBELL_SRC": 0, "DOORBELL": 1, "MSG_QUEUE_SEND": 2, "MSG_QUEUE_RECV": 3,
-                  "VIRTUAL_CPU": 4}
 
 
 def link_names(vm_name: str, rm_name: str) -> tuple[str, str]:
@@ -111,8 +116,7 @@ class VmManagement:
                                {"vm": vm.name, "vm_status": state.name})
 
     def peers(self, vm: Vm) -> list[Vm]:
-        names = {obj.sender for obj in self._objects_of(vm)} | {
-            obj.receiver for obj in self._objects_of(vm)}
+        names = {end for obj in self._objects_of(vm) for end in (obj.sender, obj.receiver)}
         owner = self.hyp.vm_by_id(vm.owner) if vm.owner is not None else None
         if owner is not None:
             names.add(owner.name)
@@ -268,7 +272,7 @@ class VmManagement:
         vm = caller if vmid in (0, caller.vmid) else self._owned(caller, vmid)
         entries = []
         for label, res in sorted(vm.resources.items()):
-            rtype = RESOURCE_TYPES.get(res["type"])
+            rtype = ResourceType.__members__.get(res["type"])
             if rtype is None or label.startswith("rm"):
                 continue  # the RM link is described by the DT node, not by this list
             partner = self.hyp.vms.get(res.get("partner", ""))

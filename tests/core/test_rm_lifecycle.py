@@ -12,12 +12,13 @@ import io
 import struct
 from typing import Any
 
-from gunyah_core import Simulation, load, parse
+from gunyah_core import Simulation, load
 from gunyah_core.exporters.jsonl import JsonlWriter
 from gunyah_core.rm.messages import RmError, RmMessageId, VmAuthType, VmState
 from gunyah_core.rm.payloads import VmConfigImageReq, VmidReq, VmStopReq
 from gunyah_core.rm.vm_mgnt import RESET_STAGE_NS, RESET_STAGES
 from gunyah_core.vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_WFI
+from tests.core.rm_support import run_for, sim_of
 
 MS = 1_000_000
 HEADER = struct.Struct("<BBHI")  # facts §5.1: api byte, type|fragments, seq, msg_id
@@ -75,16 +76,6 @@ images:
 
 
 # -- helpers ---------------------------------------------------------------------------------
-def sim_of(text: str) -> Simulation:
-    sim = Simulation(parse(text))
-    sim.run(until_ns=MS // 100)
-    return sim
-
-
-def run_for(sim: Simulation, ns: int) -> list[dict[str, Any]]:
-    return sim.run(until_ns=sim.now + ns)
-
-
 def states(events: list[dict[str, Any]], vm: str) -> list[str]:
     return [e["state"] for e in events if e["kind"] == "vm.state" and e["vm"] == vm]
 

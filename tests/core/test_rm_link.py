@@ -11,10 +11,11 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from gunyah_core import Simulation, load, parse
+from gunyah_core import Simulation, load
 from gunyah_core.consts import MSGQUEUE_SEND_FLAG_PUSH
 from gunyah_core.rm.messages import RmError, RmMessageId
 from gunyah_core.vcpu import BLOCK_VCPU_WFI
+from tests.core.rm_support import run_for, sim_of
 
 MS = 1_000_000
 HEADER = struct.Struct("<BBHI")  # facts §5.1
@@ -58,16 +59,6 @@ def header(raw: bytes) -> tuple[int, int, int, int, int]:
 def wire(events: list[dict[str, Any]], msgq: str) -> list[bytes]:
     return [bytes.fromhex(e["payload"]) for e in events
             if e["kind"] == "msgq.send" and e["msgq"] == msgq]
-
-
-def sim_of(text: str) -> Simulation:
-    sim = Simulation(parse(text))
-    sim.run(until_ns=MS // 100)
-    return sim
-
-
-def run_for(sim: Simulation, ns: int) -> list[dict[str, Any]]:
-    return sim.run(until_ns=sim.now + ns)
 
 
 def rpc(sim: Simulation, msg_id: int, body: bytes) -> list:
