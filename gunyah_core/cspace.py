@@ -24,6 +24,9 @@ from .kobject import KObject
 
 _U16 = (1 << 16) - 1
 CAPID_BASE_BITS = 48
+# Enum members as plain names: on the lookup path an Enum attribute costs a lookup each time.
+CAP_VALID = CapState.VALID
+OBJECT_ACTIVE = ObjectState.ACTIVE
 
 
 @dataclass(slots=True)
@@ -98,14 +101,14 @@ class CSpace:
     ) -> KObject:
         """Resolve a capid to its object; errors in Gunyah's order (facts §1.2)."""
         cap = self._by_id.get(capid)
-        if cap is None or cap.state is not CapState.VALID:
+        if cap is None or cap.state is not CAP_VALID:
             cap = self.cap(capid)  # raises the precise error
         obj = cap.obj
         if obj.obj_type is not obj_type:
             raise HypError(Error.CSPACE_WRONG_OBJECT_TYPE)
         if cap.rights & rights != rights:
             raise HypError(Error.CSPACE_INSUFFICIENT_RIGHTS)
-        if active and obj.state is not ObjectState.ACTIVE:
+        if active and obj.state is not OBJECT_ACTIVE:
             raise HypError(Error.OBJECT_STATE)
         return obj
 

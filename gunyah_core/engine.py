@@ -101,18 +101,24 @@ class Engine:
             self.horizon = -1
             self.step_limit = NO_LIMIT
 
-    def may_run_inline(self, due: int) -> bool:
-        """True if an action due at ``due`` would be the very next event run() pops.
+    def run_ahead(self, delay_ns: int) -> bool:
+        """Advance the clock by ``delay_ns`` as one processed event, if that event would
+        be the very next one run() pops; False (nothing changed) otherwise.
 
         Running it inline then is exactly what the heap would do, minus the heap work;
         ties go to the heap, whose entry was scheduled first.
         """
+        due = self.now + delay_ns
         if due > self.horizon or self.processed + 1 >= self.step_limit:
             return False
         heap = self._heap
         while heap and heap[0][_ACTION] is None:
             heapq.heappop(heap)
-        return not heap or due < heap[0][_T]
+        if heap and heap[0][_T] <= due:
+            return False
+        self.now = due
+        self.processed += 1
+        return True
 
     def __len__(self) -> int:
         self._drop_cancelled()

@@ -31,13 +31,15 @@ class Executor:
     def __init__(self, engine: Engine, hypercalls: HypercallTable) -> None:
         self.engine = engine
         self.hypercalls = hypercalls
+        self._call = hypercalls.call
+        self._exec_action = self._exec  # one bound method for every schedule()
 
     def resume(self, vcpu: Vcpu) -> None:
         """The vCPU got a pCPU: continue after the switch cost and any unfinished work."""
         delay = SIM_CONTEXT_SWITCH_NS + vcpu.busy_left
         vcpu.busy_left = 0
         vcpu.exec_due = self.engine.now + delay
-        vcpu.exec_entry = self.engine.schedule(delay, self._exec, vcpu)
+        vcpu.exec_entry = self.engine.schedule(delay, self._exec_action, vcpu)
 
     def suspend(self, vcpu: Vcpu) -> None:
         """The vCPU lost its pCPU: remember how much of the current operation is left."""
@@ -52,6 +54,7 @@ class Executor:
         engine = self.engine
         sched = vcpu.sched
         step = self._step
+        run_ahead = engine.run_ahead
         while True:
             delay = step(vcpu)
             if delay is None:
@@ -59,20 +62,16 @@ class Executor:
             if sched.current is not vcpu:
                 vcpu.busy_left = delay  # preempted by what it just did
                 return
-            due = engine.now + delay
-            if due <= engine.horizon and engine.may_run_inline(due):
-                engine.now = due
-                engine.processed += 1
-                continue
-            vcpu.exec_due = due
-            vcpu.exec_entry = engine.schedule(delay, self._exec, vcpu)
-            return
+            if not run_ahead(delay):
+                vcpu.exec_due = engine.now + delay
+                vcpu.exec_entry = engine.schedule(delay, self._exec_action, vcpu)
+                return
 
     def _step(self, vcpu: Vcpu) -> int | None:
         """Do the next thing the vCPU does; return how long it takes, None if it stopped."""
         stack = vcpu.stack
-        vic = vcpu.vic
         if len(stack) == 1:
+            vic = vcpu.vic
             if vic.pending:
                 virq = vic.acknowledge(vcpu)
                 if virq is not None:
@@ -87,7 +86,7 @@ class Executor:
             if vcpu.sleep_until > self.engine.now:
                 vcpu.block(BLOCK_VCPU_WFI)
                 return None
-        if not stack:
+        elif not stack:
             return None
         gen, virq = stack[-1]
         try:
@@ -97,15 +96,16 @@ class Executor:
             if virq is None:
                 vcpu.block(BLOCK_VCPU_OFF)
                 return None
-            vic.eoi(vcpu, virq)
+            vcpu.vic.eoi(vcpu, virq)
             vcpu.result = vcpu.saved_result
             return SIM_VIRQ_DELIVERY_NS
         kind = op[0]
         if kind == OP_HVC:
-            vcpu.result = self.hypercalls.call(vcpu, op[1], op[2])
+            vcpu.result = self._call(vcpu, op[1], op[2])
             return SIM_HVC_COST_NS
         vcpu.result = None
         if kind == OP_WFI:
+            vic = vcpu.vic
             if vic.pending and vic.has_pending(vcpu.index):
                 return 0
             vcpu.wfi_reason = ""

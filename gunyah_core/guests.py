@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from .vm import Vm
 
 WFI = (OP_WFI,)
+# Enum members as plain names: guests test results on every hypercall.
+ERROR_OK = Error.OK
+MSGQUEUE_FULL = Error.MSGQUEUE_FULL
 DEFAULT_PERIOD_NS = 200_000
 DEFAULT_MSG_SIZE = 64
 ALL_FLAGS = DOORBELL_FLAGS_MASK
@@ -133,7 +136,7 @@ class Guest:
         """Receive until not_empty is false, as Linux's Rx handler does."""
         while True:
             result = yield hvc("msgqueue_receive", capid=rx["capid"])
-            if result.error is not Error.OK:
+            if result.error is not ERROR_OK:
                 return
             self.received += 1
             more = self.on_message(result)
@@ -166,7 +169,7 @@ class PingClient(Guest):
         while self.count is None or self.sent < self.count:
             result = yield hvc("msgqueue_send", capid=self.tx["capid"], size=self.size,
                                flags=self.flags, payload=f"ping {self.sent}")
-            if result.error is Error.OK:
+            if result.error is ERROR_OK:
                 self.sent += 1
                 self.awaiting = self.rx is not None
             if self.period:
@@ -209,7 +212,7 @@ class EchoServer(Guest):
             size, payload = self.backlog[0]
             result = yield hvc("msgqueue_send", capid=self.tx["capid"], size=size,
                                flags=MSGQUEUE_SEND_FLAG_PUSH, payload=payload)
-            if result.error is Error.MSGQUEUE_FULL:
+            if result.error is MSGQUEUE_FULL:
                 return  # the Tx vIRQ tells us when there is room again
             self.backlog.pop(0)
             self.sent += 1
@@ -233,12 +236,12 @@ class Producer(Guest):
         while self.count is None or self.sent < self.count:
             result = yield hvc("msgqueue_send", capid=self.tx["capid"], size=self.size,
                                flags=self.flags, payload=f"item {self.sent}")
-            if result.error is Error.MSGQUEUE_FULL:
+            if result.error is MSGQUEUE_FULL:
                 self.full = True
                 while self.full:
                     yield WFI
                 continue
-            if result.error is Error.OK:
+            if result.error is ERROR_OK:
                 self.sent += 1
             yield work(self.work_ns)
 
@@ -301,7 +304,7 @@ class DoorbellHandler(Guest):
         if virq == self.bell["virq"]:
             result = yield hvc("doorbell_receive", capid=self.bell["capid"],
                                clear_flags=ALL_FLAGS)
-            if result.error is Error.OK:
+            if result.error is ERROR_OK:
                 self.received += 1
                 self.flags_seen |= result.ret["old_flags"]
             yield work(self.work_ns)

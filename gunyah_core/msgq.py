@@ -10,7 +10,6 @@ copied from guest memory; the delay timers are UNIMPLEMENTED, as in the source.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .consts import (
@@ -44,14 +43,9 @@ def preview(payload: Any) -> str:
     return str(payload)[:PAYLOAD_PREVIEW_CHARS]
 
 
-@dataclass(slots=True)
-class Message:
-    """A queued message; keeps its id and times so a view can follow and scrub it."""
-
-    msg: int
-    size: int
-    payload: Any
-    sent_ns: int
+# A queued message is a plain tuple (created per send, so kept cheap); it keeps its id
+# and send time so that a view can follow and scrub it.
+MSG_ID, MSG_SIZE, MSG_PAYLOAD, MSG_SENT_NS = range(4)
 
 
 class Msgq(KObject):
@@ -71,7 +65,7 @@ class Msgq(KObject):
         self.trace = trace
         self.sender = sender
         self.receiver = receiver
-        self.items: deque[Message] = deque()
+        self.items: deque[tuple[int, int, Any, int]] = deque()
         # Defaults at activation (H-SRC): not-empty 1, not-full depth - 1.
         self.notempty_thd = 1
         self.notfull_thd = depth - 1
@@ -101,7 +95,7 @@ class Msgq(KObject):
         if len(items) >= self.depth:
             raise HypError(Error.MSGQUEUE_FULL)
         msg_id = new_msg_id()  # only accepted messages get an id
-        items.append(Message(msg_id, size, payload, now))
+        items.append((msg_id, size, payload, now))
         count = len(items)
         if self.trace.on:
             self.trace.emit(EventKind.MSGQ_SEND, msgq=self.name, src=self.sender,
@@ -111,24 +105,25 @@ class Msgq(KObject):
             self.rx_source.assert_()
         return count < self.depth
 
-    def receive(self, buf_size: int) -> tuple[Message, bool]:
-        """Take the head message; assert Tx when the count falls to the not-full threshold.
+    def receive(self, buf_size: int) -> tuple[int, int, Any, bool]:
+        """Take the head message: ``(msg, size, payload, not_empty)``; assert Tx when the
+        count falls to the not-full threshold.
 
         Raises MSGQUEUE_EMPTY, ADDR_OVERFLOW (buffer smaller than the message; it stays).
         """
         items = self.items
         if not items:
             raise HypError(Error.MSGQUEUE_EMPTY)
-        if buf_size < items[0].size:
+        if buf_size < items[0][MSG_SIZE]:
             raise HypError(Error.ADDR_OVERFLOW, "receive buffer too small")
-        message = items.popleft()
+        msg, size, payload, _ = items.popleft()
         count = len(items)
         if self.trace.on:
             self.trace.emit(EventKind.MSGQ_RECV, msgq=self.name, src=self.sender,
-                            dst=self.receiver, size=message.size, msg=message.msg, depth=count)
+                            dst=self.receiver, size=size, msg=msg, depth=count)
         if count == self.notfull_thd:
             self.tx_source.assert_()
-        return message, count > 0
+        return msg, size, payload, count > 0
 
     def push(self) -> None:
         """The explicit push of Linux's message-queue.rst: raise Rx if anything is queued.
@@ -205,8 +200,7 @@ class Msgq(KObject):
             "rx_virq": self.rx_source.virq,
             "tx_virq": self.tx_source.virq,
             "items": [
-                {"msg": m.msg, "size": m.size, "payload": preview(m.payload),
-                 "sent_ns": m.sent_ns}
-                for m in self.items
+                {"msg": msg, "size": size, "payload": preview(payload), "sent_ns": sent_ns}
+                for msg, size, payload, sent_ns in self.items
             ],
         }

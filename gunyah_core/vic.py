@@ -40,8 +40,9 @@ class VirqSource:
         self.check_pending = check_pending
 
     def assert_(self, edge_only: bool = False) -> None:
-        if self.vic is not None:
-            self.vic.assert_source(self, edge_only)
+        vic = self.vic
+        if vic is not None:
+            vic.assert_source(self, edge_only)
 
     def clear(self) -> None:
         if self.vic is not None:
@@ -99,16 +100,15 @@ class Vic(KObject):
         virq = source.virq
         if edge_only and self.trigger[virq] == LEVEL:
             return  # an edge-only assert has no effect on a level-configured vIRQ
-        if virq in self.pending:
+        pending = self.pending
+        if virq in pending:
             return  # already pending: asserts merge, as on a GIC
-        self.pending.add(virq)
-        trace = self.trace
-        if trace.on:
-            trace.emit(EventKind.VIRQ_ASSERT, vm=self.vm_name, virq=virq, source=source.ref,
-                       trigger=self.trigger[virq])
-        target = self.vcpus[self.route[virq]] if self.vcpus else None
-        if target is not None:
-            target.virq_pending()
+        pending.add(virq)
+        if self.trace.on:
+            self.trace.emit(EventKind.VIRQ_ASSERT, vm=self.vm_name, virq=virq, source=source.ref,
+                            trigger=self.trigger[virq])
+        if self.vcpus:
+            self.vcpus[self.route[virq]].virq_pending()
 
     def clear_source(self, source: VirqSource) -> None:
         virq = source.virq
@@ -125,32 +125,32 @@ class Vic(KObject):
 
     def acknowledge(self, vcpu: Vcpu) -> int | None:
         """Take the lowest pending vIRQ routed to ``vcpu``: pending -> active."""
-        pending = self.pending
+        pending, route, index = self.pending, self.route, vcpu.index
         if len(pending) == 1:
-            candidates = [v for v in pending if self.route[v] == vcpu.index]
+            virq = next(iter(pending))
+            if route[virq] != index:
+                return None
         else:
-            candidates = sorted(v for v in pending if self.route[v] == vcpu.index)
-        for virq in candidates:
-            # Every assert latched the vIRQ pending, so it is delivered even if a level
-            # source has gone quiet since (e.g. a doorbell's ack-mask auto-clear); the
-            # level is re-checked at EOI (facts §9.1).
-            pending.discard(virq)
-            source = self.sources[virq]
-            self.active.add(virq)
-            if self.trace.on:
-                self.trace.emit(EventKind.VIRQ_DELIVER, vm=self.vm_name, virq=virq,
-                                source=source.ref, vcpu=vcpu.id)
-            return virq
-        return None
+            virq = min((v for v in pending if route[v] == index), default=None)
+            if virq is None:
+                return None
+        # Every assert latched the vIRQ pending, so it is delivered even if a level
+        # source has gone quiet since (e.g. a doorbell's ack-mask auto-clear); the
+        # level is re-checked at EOI (facts §9.1).
+        pending.discard(virq)
+        self.active.add(virq)
+        if self.trace.on:
+            self.trace.emit(EventKind.VIRQ_DELIVER, vm=self.vm_name, virq=virq,
+                            source=self.sources[virq].ref, vcpu=vcpu.id)
+        return virq
 
     def eoi(self, vcpu: Vcpu, virq: int) -> None:
         """End of interrupt: active -> inactive; a level source still asserted re-pends."""
         self.active.discard(virq)
         source = self.sources.get(virq)
-        ref = source.ref if source else "unbound"
         if self.trace.on:
-            self.trace.emit(EventKind.VIRQ_EOI, vm=self.vm_name, virq=virq, source=ref,
-                            vcpu=vcpu.id)
+            self.trace.emit(EventKind.VIRQ_EOI, vm=self.vm_name, virq=virq,
+                            source=source.ref if source else "unbound", vcpu=vcpu.id)
         if (source is not None and self.trigger[virq] == LEVEL and source.check_pending
                 and source.check_pending()):
             self.assert_source(source, edge_only=False)

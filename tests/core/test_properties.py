@@ -29,6 +29,7 @@ from gunyah_core.consts import (
     ObjectType,
 )
 from gunyah_core.errors import HypResult
+from gunyah_core.msgq import MSG_PAYLOAD
 from tests.core.conftest import MS, add_vm
 
 MAX_EXAMPLES = 50
@@ -186,7 +187,7 @@ class MsgqMachine(RuleBasedStateMachine):
     def queues_match_model(self) -> None:
         for q in self.queues:
             assert 0 <= q.count <= q.depth
-            assert [m.payload for m in q.items] == list(self.expected[q.name])
+            assert [m[MSG_PAYLOAD] for m in q.items] == list(self.expected[q.name])
 
     @precondition(lambda self: hasattr(self, "hyp"))
     @invariant()
