@@ -27,7 +27,7 @@ from .consts import (
     ThreadRights,
 )
 from .errors import HypError, HypResult
-from .trace import EventKind
+from .msgq import BINARY
 from .vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_RUN, BLOCK_VCPU_WFI
 from .vcpu_run import state_of_stopped
 
@@ -60,6 +60,7 @@ THREAD_YIELD_TO = int(ThreadRights.YIELD_TO)
 
 # Enum members as plain names for the hot path (an Enum attribute is a lookup each time).
 ERROR_OK = Error.OK
+ERROR_NAME = {error: error.name for error in Error}
 TYPE_MSGQUEUE = ObjectType.MSGQUEUE
 
 # SIMULATOR: the documented-but-absent "msgq push" gets no real number (0x1E is reserved).
@@ -86,7 +87,7 @@ def _arg(args: dict[str, Any], key: str, default: Any = ...) -> int:
 def _printable(values: dict[str, Any]) -> dict[str, Any]:
     """Trace events are JSON: a bytes payload (an RM packet) is shown as hex."""
     payload = values.get("payload")
-    if isinstance(payload, bytes | bytearray):
+    if type(payload) is not str and isinstance(payload, BINARY):
         return {**values, "payload": payload.hex()}
     return values
 
@@ -115,13 +116,9 @@ class HypercallTable:
         trace = self.trace
         if trace.on:
             number = entry[0] if entry else None
-            fields = {"vm": vcpu.vm.name, "vcpu": vcpu.id, "name": name,
-                      "call": HVC_IMM_BASE + number if number is not None else None,
-                      "args": _printable(args), "result": result.error.name,
-                      "ret": _printable(result.ret)}
-            if action is not None:
-                fields["action"] = action
-            trace.emit(EventKind.HVC, **fields)
+            trace.hvc(vcpu.vm.name, vcpu.id, name,
+                      HVC_IMM_BASE + number if number is not None else None,
+                      _printable(args), ERROR_NAME[result.error], _printable(result.ret), action)
         return result
 
     def lookup(self, vcpu: Vcpu, args: dict[str, Any], obj_type: ObjectType, rights: int) -> Any:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .trace import Trace
 
 PAYLOAD_PREVIEW_CHARS = 32
+BINARY = (bytes, bytearray)  # an RM packet: shown whole, as hex
 
 
 def preview(payload: Any) -> str:
@@ -38,7 +39,7 @@ def preview(payload: Any) -> str:
     Bytes are shown whole (at most 240 of them on an RM link) so that a packet
     inspector can decode the header and payload from the trace alone.
     """
-    if isinstance(payload, bytes | bytearray):
+    if type(payload) is not str and isinstance(payload, BINARY):
         return payload.hex()
     return str(payload)[:PAYLOAD_PREVIEW_CHARS]
 
@@ -98,9 +99,8 @@ class Msgq(KObject):
         items.append((msg_id, size, payload, now))
         count = len(items)
         if self.trace.on:
-            self.trace.emit(EventKind.MSGQ_SEND, msgq=self.name, src=self.sender,
-                            dst=self.receiver, size=size, msg=msg_id, depth=count, push=push,
-                            payload=preview(payload))
+            self.trace.msgq_send(self.name, self.sender, self.receiver, size, msg_id, count,
+                                 push, preview(payload))
         if push or count == self.notempty_thd:
             self.rx_source.assert_()
         return count < self.depth
@@ -119,8 +119,7 @@ class Msgq(KObject):
         msg, size, payload, _ = items.popleft()
         count = len(items)
         if self.trace.on:
-            self.trace.emit(EventKind.MSGQ_RECV, msgq=self.name, src=self.sender,
-                            dst=self.receiver, size=size, msg=msg, depth=count)
+            self.trace.msgq_recv(self.name, self.sender, self.receiver, size, msg, count)
         if count == self.notfull_thd:
             self.tx_source.assert_()
         return msg, size, payload, count > 0

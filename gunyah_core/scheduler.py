@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 from . import vcpu_run
 from .consts import SCHEDULER_NUM_PRIORITIES
-from .trace import EventKind
 from .vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_RUN, BLOCK_VCPU_WFI, STATE_OF_BLOCK
 from .vcpu_run import BLOCK_PROXY_CALLER, ProxyRun, VcpuRunState, trace_run
 
@@ -215,9 +214,8 @@ class PcpuScheduler:
     def _switch(self, nxt: Vcpu | None, reason: str, prev: Vcpu | None = None) -> None:
         self.switches += 1
         if self.trace.on:
-            self.trace.emit(EventKind.SCHED_SWITCH, pcpu=self.index,
-                            prev=prev.id if prev else None, next=nxt.id if nxt else None,
-                            reason=reason)
+            self.trace.sched_switch(self.index, prev.id if prev else None,
+                                    nxt.id if nxt else None, reason)
         self.current = nxt
         if nxt is None:
             return

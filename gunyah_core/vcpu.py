@@ -18,7 +18,6 @@ from .consts import (
     ObjectType,
 )
 from .kobject import KObject
-from .trace import EventKind
 from .vcpu_run import VcpuRunState
 
 if TYPE_CHECKING:
@@ -87,8 +86,7 @@ class Vcpu(KObject):
         if state != self.sched_state:
             self.sched_state = state
             if self.trace.on:
-                self.trace.emit(EventKind.VCPU_STATE, vcpu=self.id, vm=self.vm.name,
-                                state=state, reason=reason)
+                self.trace.vcpu_state(self.id, self.vm.name, state, reason)
 
     def block(self, reason: str) -> None:
         """Set a block reason; if it was running, its pCPU picks another thread."""

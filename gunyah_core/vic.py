@@ -105,8 +105,7 @@ class Vic(KObject):
             return  # already pending: asserts merge, as on a GIC
         pending.add(virq)
         if self.trace.on:
-            self.trace.emit(EventKind.VIRQ_ASSERT, vm=self.vm_name, virq=virq, source=source.ref,
-                            trigger=self.trigger[virq])
+            self.trace.virq_assert(self.vm_name, virq, source.ref, self.trigger[virq])
         if self.vcpus:
             self.vcpus[self.route[virq]].virq_pending()
 
@@ -140,8 +139,8 @@ class Vic(KObject):
         pending.discard(virq)
         self.active.add(virq)
         if self.trace.on:
-            self.trace.emit(EventKind.VIRQ_DELIVER, vm=self.vm_name, virq=virq,
-                            source=self.sources[virq].ref, vcpu=vcpu.id)
+            self.trace.virq_vcpu(EventKind.VIRQ_DELIVER, self.vm_name, virq,
+                                 self.sources[virq].ref, vcpu.id)
         return virq
 
     def eoi(self, vcpu: Vcpu, virq: int) -> None:
@@ -149,8 +148,8 @@ class Vic(KObject):
         self.active.discard(virq)
         source = self.sources.get(virq)
         if self.trace.on:
-            self.trace.emit(EventKind.VIRQ_EOI, vm=self.vm_name, virq=virq,
-                            source=source.ref if source else "unbound", vcpu=vcpu.id)
+            self.trace.virq_vcpu(EventKind.VIRQ_EOI, self.vm_name, virq,
+                                 source.ref if source else "unbound", vcpu.id)
         if (source is not None and self.trigger[virq] == LEVEL and source.check_pending
                 and source.check_pending()):
             self.assert_source(source, edge_only=False)
