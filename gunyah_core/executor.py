@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from .vcpu import Vcpu
 
 
+_GO_ON = object()  # nothing to do between operations: resume the guest program
+
+
 class Executor:
     """Drives each running vCPU's generator stack through the engine."""
 
@@ -49,14 +52,35 @@ class Executor:
             vcpu.busy_left = max(0, vcpu.exec_due - self.engine.now)
 
     def _exec(self, vcpu: Vcpu) -> None:
-        """One operation of the running vCPU (more, inline, while nothing else is due)."""
+        """Run the vCPU's next operation; then, inline, the ones after it for as long as
+        each would be the very next engine event anyway (``Engine.run_ahead``).
+
+        The step is written out here rather than called: this loop is the model's
+        inner loop, run about five times per message.
+        """
         vcpu.exec_entry = None
         engine = self.engine
         sched = vcpu.sched
-        step = self._step
         run_ahead = engine.run_ahead
+        call = self._call
         while True:
-            delay = step(vcpu)
+            stack = vcpu.stack
+            delay = self._between_ops(vcpu) if len(stack) == 1 else _GO_ON
+            if delay is _GO_ON:
+                if not stack:
+                    return  # powered off
+                gen, virq = stack[-1]
+                try:
+                    op = gen.send(vcpu.result)
+                except StopIteration:
+                    delay = self._returned(vcpu, virq)
+                else:
+                    if op[0] == OP_HVC:
+                        vcpu.result = call(vcpu, op[1], op[2])
+                        delay = SIM_HVC_COST_NS
+                    else:
+                        vcpu.result = None
+                        delay = self._operation(vcpu, op)
             if delay is None:
                 return  # blocked, powered off or finished: a wake will resume it
             if sched.current is not vcpu:
@@ -67,43 +91,40 @@ class Executor:
                 vcpu.exec_entry = engine.schedule(delay, self._exec_action, vcpu)
                 return
 
-    def _step(self, vcpu: Vcpu) -> int | None:
-        """Do the next thing the vCPU does; return how long it takes, None if it stopped."""
-        stack = vcpu.stack
-        if len(stack) == 1:
-            vic = vcpu.vic
-            if vic.pending:
-                virq = vic.acknowledge(vcpu)
-                if virq is not None:
-                    stack.append((vcpu.vm.guest.on_virq(vcpu, virq), virq))
-                    # The interrupted flow gets its own result back after the handler.
-                    vcpu.saved_result, vcpu.result = vcpu.result, None
-                    return SIM_VIRQ_DELIVERY_NS
-            if vcpu.user_ops:
-                name, args, action = vcpu.user_ops.pop(0)
-                self.hypercalls.call(vcpu, name, args, action=action)
-                return SIM_HVC_COST_NS
-            if vcpu.sleep_until > self.engine.now:
-                vcpu.block(BLOCK_VCPU_WFI)
-                return None
-        elif not stack:
-            return None
-        gen, virq = stack[-1]
-        try:
-            op = gen.send(vcpu.result)
-        except StopIteration:
-            stack.pop()
-            if virq is None:
-                vcpu.block(BLOCK_VCPU_OFF)
-                return None
-            vcpu.vic.eoi(vcpu, virq)
-            vcpu.result = vcpu.saved_result
-            return SIM_VIRQ_DELIVERY_NS
-        kind = op[0]
-        if kind == OP_HVC:
-            vcpu.result = self._call(vcpu, op[1], op[2])
+    def _between_ops(self, vcpu: Vcpu) -> int | None | object:
+        """In the main flow, before its next operation: take a pending vIRQ, else run a
+        user request, else honour a sleep; ``_GO_ON`` when there is none of these."""
+        vic = vcpu.vic
+        if vic.pending:
+            virq = vic.acknowledge(vcpu)
+            if virq is not None:
+                vcpu.stack.append((vcpu.vm.guest.on_virq(vcpu, virq), virq))
+                # The interrupted flow gets its own result back after the handler.
+                vcpu.saved_result, vcpu.result = vcpu.result, None
+                return SIM_VIRQ_DELIVERY_NS
+        if vcpu.user_ops:
+            name, args, action = vcpu.user_ops.pop(0)
+            self._call(vcpu, name, args, action=action)
             return SIM_HVC_COST_NS
-        vcpu.result = None
+        if vcpu.sleep_until > self.engine.now:
+            vcpu.block(BLOCK_VCPU_WFI)
+            return None
+        return _GO_ON
+
+    @staticmethod
+    def _returned(vcpu: Vcpu, virq: int | None) -> int | None:
+        """The generator on top finished: a handler is EOId, the main program powers off."""
+        vcpu.stack.pop()
+        if virq is None:
+            vcpu.block(BLOCK_VCPU_OFF)
+            return None
+        vcpu.vic.eoi(vcpu, virq)
+        vcpu.result = vcpu.saved_result
+        return SIM_VIRQ_DELIVERY_NS
+
+    def _operation(self, vcpu: Vcpu, op: tuple) -> int | None:
+        """Every operation but a hypercall: its cost, or None when it blocks the vCPU."""
+        kind = op[0]
         if kind == OP_WFI:
             vic = vcpu.vic
             if vic.pending and vic.has_pending(vcpu.index):

@@ -31,10 +31,8 @@ class RmClient:
         self._seq = 0
         self.replies: dict[tuple[int, int], RpcMessage] = {}
         self.notifications: deque[RpcMessage] = deque()
-
-    @property
-    def virqs(self) -> tuple[int, int]:
-        return self.endpoint.rx["virq"], self.endpoint.tx["virq"]
+        # The link's vIRQs are bound once, when the RM creates the VM's queue pair.
+        self.virqs: tuple[int, int] = (rx["virq"], tx["virq"])
 
     def _next_seq(self) -> int:
         self._seq = (self._seq + 1) % SEQ_MODULUS or 1
