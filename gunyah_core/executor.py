@@ -65,7 +65,11 @@ class Executor:
         call = self._call
         while True:
             stack = vcpu.stack
-            delay = self._between_ops(vcpu) if len(stack) == 1 else _GO_ON
+            if len(stack) == 1 and (vcpu.vic.pending or vcpu.user_ops
+                                    or vcpu.sleep_until > engine.now):
+                delay = self._between_ops(vcpu)
+            else:
+                delay = _GO_ON
             if delay is _GO_ON:
                 if not stack:
                     return  # powered off
@@ -93,7 +97,7 @@ class Executor:
 
     def _between_ops(self, vcpu: Vcpu) -> int | None | object:
         """In the main flow, before its next operation: take a pending vIRQ, else run a
-        user request, else honour a sleep; ``_GO_ON`` when there is none of these."""
+        user request, else honour a sleep; ``_GO_ON`` when none of these applies."""
         vic = vcpu.vic
         if vic.pending:
             virq = vic.acknowledge(vcpu)
