@@ -8,6 +8,7 @@ message-queue or scheduling details: those live in their own modules.
 
 from __future__ import annotations
 
+import itertools
 import random
 from typing import Any
 
@@ -61,7 +62,8 @@ class Hypervisor:
         self.msgqs: dict[str, Msgq] = {}
         self.doorbells: dict[str, Doorbell] = {}
         self._oid = 0
-        self._msg_id = 0
+        # Message ids, 1, 2, ...: a view follows a message by its id from send to receive.
+        self.next_msg_id = itertools.count(1).__next__
         self.memory = MemoryModel(self._emit_mem)
         self.booted = False  # after the scenario is built, creations are traced
         self.images: list[dict[str, Any]] = []  # what VM_CONFIG_IMAGE can load
@@ -71,10 +73,6 @@ class Hypervisor:
     def _next_oid(self) -> int:
         self._oid += 1
         return self._oid
-
-    def next_msg_id(self) -> int:
-        self._msg_id += 1
-        return self._msg_id
 
     def _emit_mem(self, kind: str, **fields: Any) -> None:
         """Memory events name VMs like every other event (the memory model uses vmids)."""
