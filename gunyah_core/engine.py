@@ -85,7 +85,12 @@ class Engine:
         self.horizon = limit
         self.step_limit = max_steps if max_steps is not None else NO_LIMIT
         try:
-            while heap and self.processed < self.step_limit:
+            # ``while True`` with breaks, not ``while heap and ...``: CPython 3.11 only
+            # specialises a loop's bytecode after an unconditional backward jump, and
+            # run() is entered once, so a conditional loop would stay unoptimised.
+            while True:
+                if not heap or self.processed >= self.step_limit:
+                    break
                 entry = heap[0]
                 action = entry[_ACTION]
                 if action is None:
