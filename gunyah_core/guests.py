@@ -149,6 +149,15 @@ class Guest:
         """A received message; may return operations to run (a generator), or None."""
         return None
 
+    full = False  # a send got MSGQUEUE_FULL: waiting for the queue's Tx vIRQ
+
+    def wait_for_room(self):
+        """After MSGQUEUE_FULL, sleep until the Tx vIRQ says the queue has room again
+        (the handler clears ``full``), as Linux's msgq driver does; no busy retrying."""
+        self.full = True
+        while self.full:
+            yield WFI
+
 
 class PingClient(Guest):
     """Sends a message every ``period_ns`` (0: wait for each reply, a ping-pong)."""
@@ -169,6 +178,9 @@ class PingClient(Guest):
         while self.count is None or self.sent < self.count:
             result = yield hvc("msgqueue_send", capid=self.tx["capid"], size=self.size,
                                flags=self.flags, payload=f"ping {self.sent}")
+            if result.error is MSGQUEUE_FULL:
+                yield from self.wait_for_room()
+                continue
             if result.error is ERROR_OK:
                 self.sent += 1
                 self.awaiting = self.rx is not None
@@ -181,6 +193,8 @@ class PingClient(Guest):
     def handle_virq(self, vcpu: Vcpu, virq: int):
         if self.rx is not None and virq == self.rx["virq"]:
             yield from self.drain(self.rx)
+        elif virq == self.tx["virq"]:
+            self.full = False
 
     def on_message(self, result: Any):
         self.awaiting = False
@@ -230,16 +244,13 @@ class Producer(Guest):
         self.flags = MSGQUEUE_SEND_FLAG_PUSH if params.get("push", False) else 0
         self.work_ns = params.get("work_ns", SIM_GUEST_WORK_NS)
         self.count = params.get("count")
-        self.full = False
 
     def run(self, vcpu: Vcpu):
         while self.count is None or self.sent < self.count:
             result = yield hvc("msgqueue_send", capid=self.tx["capid"], size=self.size,
                                flags=self.flags, payload=f"item {self.sent}")
             if result.error is MSGQUEUE_FULL:
-                self.full = True
-                while self.full:
-                    yield WFI
+                yield from self.wait_for_room()
                 continue
             if result.error is ERROR_OK:
                 self.sent += 1

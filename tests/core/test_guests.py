@@ -138,3 +138,23 @@ def test_program_without_its_resource(hyp: Hypervisor, program: str, needs: str)
     with pytest.raises(MissingResource) as info:
         set_program(vm, program)
     assert needs in str(info.value) and "Lonely" in str(info.value)
+
+
+def test_ping_waits_for_tx_virq_after_full(hyp: Hypervisor) -> None:
+    """No reply queue, no period: the client sends until MSGQUEUE_FULL, then sleeps in WFI
+    until the Tx vIRQ says there is room; it never retries into a full queue."""
+    a, b = add_vm(hyp, "A", (0,)), add_vm(hyp, "B", (1,))
+    hyp.create_msgq("q", a, b, 4, 64)
+    set_program(a, "ping", period_ns=0, count=12, push=False)
+    set_program(b, "consumer", work_ns=200 * US)
+    start(hyp, a, b)
+    events = run_until(hyp, 10 * MS)
+    story = [e["result"] if e["kind"] == "hvc" else "tx" for e in events
+             if (e["kind"] == "hvc" and e["vm"] == "A")
+             or (e["kind"] == "virq.assert" and e["source"] == "msgq:q:tx")]
+    assert story.count("MSGQUEUE_FULL") >= 1
+    for i, step in enumerate(story[:-1]):
+        if step == "MSGQUEUE_FULL":
+            assert story[i + 1] == "tx"  # slept until the Tx vIRQ: no busy retry
+    assert a.guest.sent == b.guest.received == 12
+    assert hyp.msgqs["q"].count == 0
