@@ -65,11 +65,7 @@ class Executor:
         call = self._call
         while True:
             stack = vcpu.stack
-            if len(stack) == 1 and (vcpu.vic.pending or vcpu.user_ops
-                                    or vcpu.sleep_until > engine.now):
-                delay = self._between_ops(vcpu)
-            else:
-                delay = _GO_ON
+            delay = self._between_ops(vcpu) if len(stack) == 1 else _GO_ON
             if delay is _GO_ON:
                 if not stack:
                     return  # powered off
