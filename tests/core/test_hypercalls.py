@@ -82,6 +82,15 @@ def test_non_integer_capid_is_argument_invalid(pair: Pair, bad) -> None:
     assert result.error is Error.ARGUMENT_INVALID
 
 
+@pytest.mark.parametrize("args", [{"capid": "7"}, {"buf_size": 1.5}, {"buf_size": None},
+                                  {"capid": None}])
+def test_receive_with_a_non_integer_argument_is_argument_invalid(pair: Pair, args) -> None:
+    assert pair.call_a("msgqueue_send", capid=capid(pair.a, "q:tx"), size=4).ok
+    result = pair.call_b("msgqueue_receive", **{"capid": capid(pair.b, "q:rx"), **args})
+    assert result.error is Error.ARGUMENT_INVALID
+    assert pair.hyp.msgqs["q"].count == 1  # nothing was taken
+
+
 def test_missing_argument_is_argument_invalid(pair: Pair) -> None:
     assert pair.call_a("msgqueue_send", capid=capid(pair.a, "q:tx")).error is (
         Error.ARGUMENT_INVALID)
