@@ -85,9 +85,10 @@ class Engine:
         self.horizon = limit
         self.step_limit = max_steps if max_steps is not None else NO_LIMIT
         try:
-            # ``while True`` with breaks, not ``while heap and ...``: CPython 3.11 only
-            # specialises a loop's bytecode after an unconditional backward jump, and
-            # run() is entered once, so a conditional loop would stay unoptimised.
+            # ``while True`` with breaks, not ``while heap and ...``: CPython 3.11
+            # specialises bytecode only after enough calls or unconditional backward
+            # jumps; run() is entered once and its ``continue`` rarely runs, so a
+            # conditional loop would stay unspecialised for the whole run.
             while True:
                 if not heap or self.processed >= self.step_limit:
                     break

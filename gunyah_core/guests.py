@@ -65,6 +65,7 @@ class Guest:
         self.rm: Any = None  # an RmClient once the VM has an RM link
         self.hyp: Any = None  # set with the RM client: programs that read images/memory
         self.jobs: deque = deque()  # work a handler hands to the main flow
+        self.full = False  # a send got MSGQUEUE_FULL: waiting for the queue's Tx vIRQ
 
     def res(self, key: str) -> dict[str, Any]:
         return self.vm.resources[key]
@@ -148,8 +149,6 @@ class Guest:
     def on_message(self, result: Any):
         """A received message; may return operations to run (a generator), or None."""
         return None
-
-    full = False  # a send got MSGQUEUE_FULL: waiting for the queue's Tx vIRQ
 
     def wait_for_room(self):
         """After MSGQUEUE_FULL, sleep until the Tx vIRQ says the queue has room again

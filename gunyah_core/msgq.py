@@ -39,13 +39,13 @@ def preview(payload: Any) -> str:
     Bytes are shown whole (at most 240 of them on an RM link) so that a packet
     inspector can decode the header and payload from the trace alone.
     """
-    if type(payload) is not str and isinstance(payload, BINARY):
+    if isinstance(payload, BINARY):
         return payload.hex()
     return str(payload)[:PAYLOAD_PREVIEW_CHARS]
 
 
-# A queued message is a plain tuple (created per send, so kept cheap); it keeps its id
-# and send time so that a view can follow and scrub it.
+# A queued message is a plain tuple (one is made per send, so it is kept cheap) with
+# this layout; its id and send time let a view follow and scrub it.
 MSG_ID, MSG_SIZE, MSG_PAYLOAD, MSG_SENT_NS = range(4)
 
 

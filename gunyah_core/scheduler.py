@@ -102,9 +102,8 @@ class PcpuScheduler:
             self.end_proxy(None)  # the target cannot continue: vcpu_run returns why
             return
         if vcpu is self.current:
-            self._switch_out(vcpu, None, reason)
-            self._switch(self._pop_highest() if self.bitmap else None,
-                         REASON_BLOCK + ":" + reason, vcpu)
+            self._switch_out(vcpu, head=None, reason=reason)
+            self._switch(self._pop_highest(), f"{REASON_BLOCK}:{reason}", prev=vcpu)
         else:
             self._remove(vcpu)
             vcpu.set_state(STATE_OF_BLOCK.get(reason, "blocked"), reason)
@@ -198,12 +197,11 @@ class PcpuScheduler:
     def _switch_out(self, vcpu: Vcpu, head: bool | None, reason: str = "",
                     fresh: bool = False) -> None:
         """Stop ``vcpu``; requeue it at the head (preempted) or tail, or not (blocked)."""
+        now = self.engine.now
         if not fresh:
-            left = vcpu.slice_left - (self.engine.now - self.slice_start)
-            vcpu.slice_left = left if left > 0 else 0
+            vcpu.slice_left = max(0, vcpu.slice_left - (now - self.slice_start))
         self.slice_end = None
-        if vcpu.exec_entry is not None:
-            self.executor.suspend(vcpu)
+        self.executor.suspend(vcpu)
         self.current = None
         if head is None:
             vcpu.set_state(STATE_OF_BLOCK.get(reason, "blocked"), reason)
@@ -221,12 +219,8 @@ class PcpuScheduler:
             return
         if nxt.slice_left <= 0:
             nxt.slice_left = nxt.timeslice_ns
-        now = self.slice_start = self.engine.now
-        end = now + nxt.slice_left
-        if self.expiry is None or self.expiry_due > end:
-            self._arm(end)
-        else:
-            self.slice_end = end  # the pending expiry comes first and re-arms (_arm)
+        self.slice_start = self.engine.now
+        self._arm(self.slice_start + nxt.slice_left)
         nxt.set_state("running", reason)
         self.executor.resume(nxt)
 

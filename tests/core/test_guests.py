@@ -149,12 +149,14 @@ def test_ping_waits_for_tx_virq_after_full(hyp: Hypervisor) -> None:
     set_program(b, "consumer", work_ns=200 * US)
     start(hyp, a, b)
     events = run_until(hyp, 10 * MS)
-    story = [e["result"] if e["kind"] == "hvc" else "tx" for e in events
+    story = [e["result"] if e["kind"] == "hvc" else e.get("state", "tx") for e in events
              if (e["kind"] == "hvc" and e["vm"] == "A")
+             or (e["kind"] == "vcpu.state" and e["vcpu"] == "A.0")
              or (e["kind"] == "virq.assert" and e["source"] == "msgq:q:tx")]
     assert story.count("MSGQUEUE_FULL") >= 1
-    for i, step in enumerate(story[:-1]):
+    for i, step in enumerate(story[:-2]):
         if step == "MSGQUEUE_FULL":
-            assert story[i + 1] == "tx"  # slept until the Tx vIRQ: no busy retry
+            # asleep in WFI until the Tx vIRQ, no busy retry
+            assert story[i + 1: i + 3] == ["wfi", "tx"]
     assert a.guest.sent == b.guest.received == 12
     assert hyp.msgqs["q"].count == 0

@@ -82,8 +82,20 @@ def test_non_integer_capid_is_argument_invalid(pair: Pair, bad) -> None:
     assert result.error is Error.ARGUMENT_INVALID
 
 
+def test_send_checks_the_capability_before_the_other_arguments(pair: Pair) -> None:
+    rx_capid = capid(pair.b, "q:rx")  # B may receive from q, not send to it
+    assert pair.call_b("msgqueue_send", capid=rx_capid).error is (
+        Error.CSPACE_INSUFFICIENT_RIGHTS)
+    assert pair.call_a("msgqueue_send", capid=7, size="4").error is Error.ARGUMENT_INVALID
+    bad = pair.call_a("msgqueue_send", capid=capid(pair.a, "q:tx"), size="4", flags="x")
+    assert bad.error is Error.ARGUMENT_INVALID and "'flags'" in bad["detail"]
+    bad = pair.call_a("msgqueue_send", capid=capid(pair.a, "q:tx"), size=True)
+    assert bad.error is Error.ARGUMENT_INVALID and "'size'" in bad["detail"]
+    assert pair.hyp.msgqs["q"].count == 0
+
+
 @pytest.mark.parametrize("args", [{"capid": "7"}, {"buf_size": 1.5}, {"buf_size": None},
-                                  {"capid": None}])
+                                  {"capid": None}, {"buf_size": True}])
 def test_receive_with_a_non_integer_argument_is_argument_invalid(pair: Pair, args) -> None:
     assert pair.call_a("msgqueue_send", capid=capid(pair.a, "q:tx"), size=4).ok
     result = pair.call_b("msgqueue_receive", **{"capid": capid(pair.b, "q:rx"), **args})
