@@ -10,6 +10,9 @@ from typing import Any
 
 from .consts import Error
 
+# Success as a plain name: on the hot path an Enum attribute costs an Enum lookup each time.
+ERROR_OK = Error.OK
+
 
 class HypError(Exception):
     """A Gunyah error raised by object code; carries the real ``error_t``."""

@@ -13,6 +13,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from .consts import DOORBELL_FLAGS_MASK, MSGQUEUE_SEND_FLAG_PUSH, SIM_GUEST_WORK_NS, Error
+from .errors import ERROR_OK
 from .rm.messages import RmMessageId
 from .rm.payloads import VmExitReq
 from .vcpu import OP_HVC, OP_MEM, OP_SLEEP, OP_WFI, OP_WORK
@@ -22,9 +23,7 @@ if TYPE_CHECKING:
     from .vm import Vm
 
 WFI = (OP_WFI,)
-# Enum members as plain names: guests test results on every hypercall.
-ERROR_OK = Error.OK
-MSGQUEUE_FULL = Error.MSGQUEUE_FULL
+MSGQUEUE_FULL = Error.MSGQUEUE_FULL  # a plain name, as ERROR_OK: tested on every send
 DEFAULT_PERIOD_NS = 200_000
 DEFAULT_MSG_SIZE = 64
 ALL_FLAGS = DOORBELL_FLAGS_MASK

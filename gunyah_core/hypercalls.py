@@ -26,7 +26,7 @@ from .consts import (
     ObjectType,
     ThreadRights,
 )
-from .errors import HypError, HypResult
+from .errors import ERROR_OK, HypError, HypResult
 from .msgq import BINARY
 from .vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_RUN, BLOCK_VCPU_WFI
 from .vcpu_run import state_of_stopped
@@ -59,7 +59,6 @@ THREAD_AFFINITY = int(ThreadRights.AFFINITY)
 THREAD_YIELD_TO = int(ThreadRights.YIELD_TO)
 
 # Enum members as plain names for the hot path (an Enum attribute is a lookup each time).
-ERROR_OK = Error.OK
 ERROR_NAME = {error: error.name for error in Error}
 TYPE_MSGQUEUE = ObjectType.MSGQUEUE
 
