@@ -74,6 +74,13 @@ def start_server() -> tuple[subprocess.Popen[str], str]:
     raise SystemExit("server did not start")
 
 
+def stop_server(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    proc.wait()
+    assert proc.stdout is not None
+    proc.stdout.close()
+
+
 def summary(values: list[float]) -> dict[str, float]:
     return {"n": len(values), "median_ms": round(statistics.median(values), 2),
             "p95_ms": round(percentile(values, 95), 2), "max_ms": round(max(values), 2)}
@@ -123,10 +130,7 @@ def run(clicks: int) -> dict:
             page.screenshot(path=str(shot))
             browser.close()
     finally:
-        proc.terminate()
-        proc.wait()
-        assert proc.stdout is not None
-        proc.stdout.close()
+        stop_server(proc)
     click_frame = summary(frame)
     return {
         "scenario": SCENARIO.name, "vms": 18, "speed": "max",

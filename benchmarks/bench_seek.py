@@ -15,7 +15,7 @@ import json
 import random
 import statistics
 
-from bench_browser import ROOT, open_page, percentile, set_max_speed, start_server
+from bench_browser import ROOT, open_page, percentile, set_max_speed, start_server, stop_server
 from playwright.sync_api import sync_playwright
 
 PLAY_TIMEOUT_MS = 300_000
@@ -62,10 +62,7 @@ def run(events: int, seeks: int) -> dict:
             page.screenshot(path=str(ROOT / "artifacts" / "history-bench-seek.png"))
             browser.close()
     finally:
-        proc.terminate()
-        proc.wait()
-        assert proc.stdout is not None
-        proc.stdout.close()
+        stop_server(proc)
     sync = [r["sync"] for r in results]
     frame = [r["frame"] for r in results]
     out = {"events": hooks["head"] + 1, "seeks": len(results), **stats(sync),

@@ -206,9 +206,7 @@ class Hypervisor:
         receiver.resources[f"{rx_label}:rx"] = {"type": "MSG_QUEUE_RECV", "msgq": name,
                                              "capid": rx_cap, "virq": rx_virq,
                                              "partner": sender.name}
-        msgq.master_capid = master
-        self._created("msgq", name, msgq.snapshot(), src=sender.name, dst=receiver.name)
-        self._copied_caps(sender, receiver)
+        self._handed_out("msgq", msgq, master, sender, receiver)
         return msgq
 
     def create_doorbell(self, name: str, sender: Vm, receiver: Vm, trigger: str = EDGE,
@@ -228,10 +226,16 @@ class Hypervisor:
         receiver.resources[f"{name}:rx"] = {"type": "DOORBELL", "doorbell": name,
                                             "capid": rx_cap, "virq": virq,
                                             "partner": sender.name}
-        bell.master_capid = master
-        self._created("doorbell", name, bell.snapshot(), src=sender.name, dst=receiver.name)
-        self._copied_caps(sender, receiver)
+        self._handed_out("doorbell", bell, master, sender, receiver)
         return bell
+
+    def _handed_out(self, kind: str, obj: Msgq | Doorbell, master: int, sender: Vm,
+                    receiver: Vm) -> None:
+        """An IPC object is in both VMs' CSpaces: remember its master cap (destroy_object
+        revokes through it) and trace the creation and the copied caps."""
+        obj.master_capid = master
+        self._created(kind, obj.name, obj.snapshot(), src=sender.name, dst=receiver.name)
+        self._copied_caps(sender, receiver)
 
     def destroy_object(self, obj: Msgq | Doorbell) -> None:
         """Revoke every cap to an IPC object, unbind its vIRQs and forget it (VM reset)."""
