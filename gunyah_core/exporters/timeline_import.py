@@ -16,6 +16,8 @@ import json
 import re
 from typing import Any, BinaryIO, TextIO
 
+import jsonschema
+
 from ..trace import ALL_KINDS
 
 #: Largest timeline accepted, in bytes of UTF-8 text.
@@ -91,6 +93,37 @@ def _as_text(source: str | bytes | TextIO | BinaryIO) -> TextIO:
     return io.TextIOWrapper(source, encoding="utf-8")  # type: ignore[arg-type]
 
 
+_S = {"type": "string", "maxLength": 200}
+_I = {"type": "integer"}
+_LIST = {"type": "array", "maxItems": 4096}
+
+
+def _objects(props: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A bounded list of objects that have ``props``."""
+    return {**_LIST, "items": {"type": "object", "required": list(props), "properties": props},
+            **extra}
+
+
+#: What a reader draws a machine from (the page's state.js reads exactly these): a
+#: sim.snapshot's ``state`` must have them, so a forged one is refused here, with its
+#: line, rather than thrown in a browser.
+SNAPSHOT_STATE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["now_ns", "trace_seq", "pcpus", "vms", "msgqs", "doorbells"],
+    "properties": {
+        "now_ns": _I, "trace_seq": _I,
+        "pcpus": _objects({"pcpu": _I, "current": {"type": ["string", "null"]}}),
+        "vms": _objects({"name": _S, "vcpus": _objects({"id": _S}), "virqs": _objects({}),
+                         "caps": _objects({"capid": _I, "object": _S})}),
+        "msgqs": _objects({"name": _S, "depth": _I, "items": _objects({})}),
+        "doorbells": _objects({"name": _S}),
+        "memory": {"type": "object", "additionalProperties": _objects({})},
+        "memparcels": _LIST,
+    },
+}
+_SNAPSHOT_VALIDATOR = jsonschema.Draft202012Validator(SNAPSHOT_STATE_SCHEMA)
+
+
 def _short(text: str) -> str:
     return text if len(text) <= MAX_SHOWN_CHARS else f"{text[:MAX_SHOWN_CHARS]}..."
 
@@ -127,6 +160,12 @@ def parse_event(line: str, line_no: int) -> dict[str, Any]:
         value = event[field]
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             raise TimelineError(line_no, f"{kind} field {field!r} must be {_type_names(types)}")
+    if kind == "sim.snapshot":
+        err = jsonschema.exceptions.best_match(_SNAPSHOT_VALIDATOR.iter_errors(event["state"]))
+        if err is not None:
+            where = ".".join(str(p) for p in err.absolute_path)
+            raise TimelineError(line_no, f"sim.snapshot state{'.' if where else ''}"
+                                         f"{_short(where)}: {_short(err.message)}")
     return event
 
 
