@@ -72,6 +72,22 @@ class RawSocket:
             elif message.startswith(prefix) and message[len(prefix)] == "[":
                 return json.loads(message[len(prefix):])
 
+    def acks(self, ids: list[int]) -> dict[int, list]:
+        """Wait for the acks of every id in ``ids`` (other packets are read and dropped)."""
+        want, out = set(ids), {}
+        while want:
+            message = self.ws.recv()
+            if message == "2":
+                self.ws.send("3")
+            elif message.startswith("43"):
+                body = message[2:]
+                digits = len(body) - len(body.lstrip("0123456789"))
+                ack_id = int(body[:digits])
+                if ack_id in want:
+                    out[ack_id] = json.loads(body[digits:])
+                    want.discard(ack_id)
+        return out
+
     def close(self) -> None:
         self.ws.close()
 
@@ -83,6 +99,8 @@ BAD_PACKETS = [
     "421[]",                                                     # IndexError in the library
     '421"sim:step"',                                             # not a list
     "421{}",
+    '421[{"a": 1}, {}]',                                         # unhashable event name
+    "421[[1], {}]",
     "421 not json at all",
 ]
 
