@@ -1,8 +1,9 @@
 """Socket.IO packets from the wire, decoded without letting a malformed one escape.
 
 python-socketio decodes a packet before any handler runs: JSON that does not parse
-(truncated, a 5,000-digit integer, 100,000 levels deep), an event packet whose data is
-not a list starting with a name (a dict there is unhashable), or a packet type a client never sends raised inside the library,
+(truncated, an integer of more than 100 digits, which python-engineio's JSON refuses,
+100,000 levels deep), an event packet whose data is not a list starting with a name (a
+dict there is unhashable), or a packet type a client never sends raised inside the library,
 which logged a traceback and sent no ack. Here each of them becomes the event
 ``BAD_PACKET_EVENT`` carrying a reason, so the handler of that event answers it like any
 other refusal: an error ack when the packet had an ack id, else ``server:error``.

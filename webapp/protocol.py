@@ -64,10 +64,12 @@ _NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS}
 _EMPTY: dict[str, Any] = {"type": "object", "additionalProperties": False}
 _SEQ = {"type": "integer", "minimum": 0}
 _LINK_SEQ = {"type": "integer", "minimum": 0, "maximum": MAX_LINK_EVENTS}
+MAX_TIME_NS = 2**63 - 1               # simulated time as a signed 64-bit ns count (292 years)
+_LINK_TIME = {"type": "integer", "minimum": 0, "maximum": MAX_TIME_NS}
 _ACTIONS = {"type": "array", "maxItems": MAX_LINK_ACTIONS, "items": {
     "type": "object", "additionalProperties": False,
     "required": ["seq", "step", "t", "action", "args"],
-    "properties": {"seq": _LINK_SEQ, "step": _LINK_SEQ, "t": _SEQ, "action": _NAME,
+    "properties": {"seq": _LINK_SEQ, "step": _LINK_SEQ, "t": _LINK_TIME, "action": _NAME,
                    "args": {"type": "object"}}}}
 
 

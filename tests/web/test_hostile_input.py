@@ -94,7 +94,7 @@ class RawSocket:
 
 BAD_PACKETS = [
     '421["sim:step", {"count": 2',                              # truncated JSON
-    '421["sim:step", {"count": ' + "9" * HUGE_DIGITS + "}]",    # beyond CPython's 4300 digits
+    '421["sim:step", {"count": ' + "9" * HUGE_DIGITS + "}]",  # python-engineio's 100 digits
     "421" + "[" * DEEP + "]" * DEEP,                             # RecursionError in json
     "421[]",                                                     # IndexError in the library
     '421"sim:step"',                                             # not a list
@@ -173,6 +173,14 @@ def test_a_forged_link_is_refused(client) -> None:
     err = refused(call(client, "sim:load", {"scenario": "msgq-pingpong", "actions": [entry]}),
                   "INVALID_LINK")
     assert "'junk'" in err["message"]
+
+
+def test_a_link_from_beyond_time_is_refused(client) -> None:
+    """A forged action time would set the model's clock to a 100-digit number."""
+    entry = {"seq": 0, "step": 0, "t": 10**99, "action": "vm_start", "args": {"vm": "VM_A"}}
+    err = refused(call(client, "sim:load", {"scenario": "msgq-pingpong", "actions": [entry]}),
+                  "INVALID_ARGUMENT")
+    assert err["message"].startswith("actions.0.t:")
 
 
 def _snapshot_event() -> dict:
