@@ -3,8 +3,9 @@
 64 priorities, 0 lowest and 63 highest; a FIFO run list per priority plus a bitmap.
 A higher priority preempts at once; an equal one waits for the timeslice to expire.
 A preempted thread goes back to the *head* of its list keeping what is left of its
-slice; an expired one goes to the tail with a fresh slice (facts §7.1). No automatic
-migration: a vCPU only runs on its affinity pCPU.
+slice; an expired one, or one that wakes from a block, goes to the tail with a fresh
+slice (facts §7.1). No automatic migration: a vCPU only runs on its affinity pCPU.
+Each ``sched.switch`` carries ``slice_ns``: what the incoming thread may run.
 """
 
 from __future__ import annotations
@@ -82,7 +83,18 @@ class PcpuScheduler:
 
     # -- transitions ------------------------------------------------------------------
     def wake(self, vcpu: Vcpu, reason: str) -> None:
-        """A thread became runnable: run it now, preempt with it, or queue it."""
+        """A thread became runnable: run it now, preempt with it, or queue it.
+
+        It starts a fresh timeslice and joins the *tail* of its list, whatever was left
+        of its old slice when it blocked (facts §7.1 "requeue"; H-SRC scheduler_fprr.c
+        ``add_thread_to_scheduler`` calls ``reset_sched_params`` then ``add_to_runqueue``
+        at the tail).
+        """
+        vcpu.slice_left = vcpu.timeslice_ns
+        self._place(vcpu, reason)
+
+    def _place(self, vcpu: Vcpu, reason: str) -> None:
+        """Run a runnable thread now, preempt with it, or queue it at its list's tail."""
         cur = self.current
         if self.proxy is not None and cur is self.proxy.target and vcpu.priority > cur.priority:
             self.end_proxy(VcpuRunState.READY)  # the caller was preempted: vcpu_run returns
@@ -191,7 +203,7 @@ class PcpuScheduler:
         if self.current is None and self.highest_waiting() <= caller.priority:
             self._switch(caller, "vcpu_run:return", prev=target if was_running else None)
         else:
-            self.wake(caller, "vcpu_run:return")
+            self._place(caller, "vcpu_run:return")  # it never blocked: its slice stands
 
     # -- the context switch --------------------------------------------------------------
     def _switch_out(self, vcpu: Vcpu, head: bool | None, reason: str = "",
@@ -211,14 +223,15 @@ class PcpuScheduler:
 
     def _switch(self, nxt: Vcpu | None, reason: str, prev: Vcpu | None = None) -> None:
         self.switches += 1
+        if nxt is not None and nxt.slice_left <= 0:
+            nxt.slice_left = nxt.timeslice_ns
         if self.trace.on:
             self.trace.sched_switch(self.index, prev.id if prev else None,
-                                    nxt.id if nxt else None, reason)
+                                    nxt.id if nxt else None, reason,
+                                    nxt.slice_left if nxt else None)
         self.current = nxt
         if nxt is None:
             return
-        if nxt.slice_left <= 0:
-            nxt.slice_left = nxt.timeslice_ns
         self.slice_start = self.engine.now
         self._arm(self.slice_start + nxt.slice_left)
         nxt.set_state("running", reason)
