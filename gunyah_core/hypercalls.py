@@ -18,6 +18,10 @@ from .consts import (
     SCHEDULER_MAX_TIMESLICE_NS,
     SCHEDULER_MIN_PRIORITY,
     SCHEDULER_MIN_TIMESLICE_NS,
+    SCHEDULER_YIELD_CONTROL_HINT_MASK,
+    SCHEDULER_YIELD_CONTROL_IMPL_DEF,
+    SCHEDULER_YIELD_HINT_YIELD,
+    SCHEDULER_YIELD_HINT_YIELD_TO_THREAD,
     VCPU_MAX_PRIORITY,
     DoorbellRights,
     Error,
@@ -214,9 +218,23 @@ def _bell_mask(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
 # --- vCPUs and the scheduler -------------------------------------------------------------------
 @hypercall("scheduler_yield", 0x3B)
 def _sched_yield(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
-    if _arg(args, "control", 0) != 0:
-        raise HypError(Error.ARGUMENT_INVALID, "only the plain yield hint is modelled")
-    vcpu.sched.yield_()
+    """facts §7.1 "scheduler_yield hints"; H-SRC scheduler_fprr/src/hypercalls.c
+    ``hypercall_scheduler_yield``: impl_def set or hint 2 (yield_lower) or an unknown
+    hint -> ARGUMENT_INVALID; hint 1 looks up ``arg1`` as a thread cap with YIELD_TO
+    and yields to it unless it is the caller itself."""
+    control = _arg(args, "control", 0)
+    if control & SCHEDULER_YIELD_CONTROL_IMPL_DEF:
+        raise HypError(Error.ARGUMENT_INVALID, "implementation-defined yield hints")
+    hint = control & SCHEDULER_YIELD_CONTROL_HINT_MASK
+    if hint == SCHEDULER_YIELD_HINT_YIELD:
+        vcpu.sched.yield_(vcpu)
+    elif hint == SCHEDULER_YIELD_HINT_YIELD_TO_THREAD:
+        target = vcpu.vm.cspace.lookup(_arg(args, "arg1", 0), ObjectType.THREAD,
+                                       THREAD_YIELD_TO)
+        if target is not vcpu:
+            vcpu.sched.yield_to(vcpu, target)
+    else:
+        raise HypError(Error.ARGUMENT_INVALID, f"yield hint {hint} is not supported by FPRR")
 
 
 def _thread_config(table: HypercallTable, vcpu: Vcpu, args: dict, right: int) -> Any:

@@ -158,3 +158,20 @@ def test_an_equal_priority_wake_waits_for_the_callers_slice_and_a_higher_one_pre
     back = seq[6]
     assert back[1:4] == ("High.0", "Owner.0", "block:vcpu_wfi")
     assert back[4] == 3 * OWNER_SLICE - 2500 * US  # the rest of Owner's slice, not a new one
+
+
+def test_a_yield_by_the_proxied_vcpu_ends_the_vcpu_run_with_ready():
+    """scheduler_yield from the target of a directed yield ends it (H-SRC scheduler_fprr.c
+    scheduler_yield: end_directed_yield(yielded_from)); the target is still runnable,
+    so vcpu_run returns READY (vcpu_run.c hypercall_vcpu_run)."""
+    hyp, *_ = owner_machine()
+    run_until(hyp, 200 * US)
+    guest = hyp.vms["Guest"].vcpus[0]
+    assert hyp.pcpus[0].current is guest
+    now = hyp.engine.now
+    assert hvc(hyp, guest, "scheduler_yield", control=0).ok
+    events = hyp.trace.take()
+    assert [(e["t"], e["stage"], e["state"]) for e in events if e["kind"] == "vcpu.run"] == [
+        (now, "exit", "READY")]
+    assert [(e["prev"], e["next"], e["reason"]) for e in events
+            if e["kind"] == "sched.switch"] == [("Guest.0", "Owner.0", "vcpu_run:return")]
