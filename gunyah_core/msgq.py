@@ -149,13 +149,18 @@ class Msgq(KObject):
         return dropped
 
     def configure_send(self, notfull_thd: int, delay: int = MSGQUEUE_DELAY_UNCHANGED) -> None:
-        """Set the not-full threshold; Tx follows the new level at once."""
+        """Set the not-full threshold; Tx follows the new level at once.
+
+        -1 (unchanged) changes nothing and asserts or clears nothing (facts §3.3;
+        H-SRC msgqueue.c ``msgqueue_configure_send`` re-checks only after a real set).
+        """
         if delay != MSGQUEUE_DELAY_UNCHANGED:
             raise HypError(Error.UNIMPLEMENTED, "not-full delay timer")
-        if notfull_thd != MSGQUEUE_THRESHOLD_UNCHANGED:
-            if not 0 <= notfull_thd < self.depth:
-                raise HypError(Error.ARGUMENT_INVALID, "not-full threshold must be < depth")
-            self.notfull_thd = notfull_thd
+        if notfull_thd == MSGQUEUE_THRESHOLD_UNCHANGED:
+            return
+        if not 0 <= notfull_thd < self.depth:
+            raise HypError(Error.ARGUMENT_INVALID, "not-full threshold must be < depth")
+        self.notfull_thd = notfull_thd
         self._emit_config()
         if self._tx_pending():
             self.tx_source.assert_()
@@ -163,14 +168,19 @@ class Msgq(KObject):
             self.tx_source.clear()
 
     def configure_receive(self, notempty_thd: int, delay: int = MSGQUEUE_DELAY_UNCHANGED) -> None:
-        """Set the not-empty threshold (-2 = depth); Rx follows the new level at once."""
+        """Set the not-empty threshold; Rx follows the new level at once.
+
+        -1 (unchanged) does nothing; -2 (maximum) sets it to the depth *without*
+        re-checking Rx (facts §3.3; H-SRC msgqueue.c ``msgqueue_configure_receive``).
+        """
         if delay != MSGQUEUE_DELAY_UNCHANGED:
             raise HypError(Error.UNIMPLEMENTED, "not-empty delay timer")
         if notempty_thd == MSGQUEUE_THRESHOLD_UNCHANGED:
-            self._emit_config()
             return
         if notempty_thd == MSGQUEUE_THRESHOLD_MAXIMUM:
-            notempty_thd = self.depth
+            self.notempty_thd = self.depth
+            self._emit_config()
+            return
         if not 0 < notempty_thd <= self.depth:
             raise HypError(Error.ARGUMENT_INVALID, "not-empty threshold must be 1..depth")
         self.notempty_thd = notempty_thd

@@ -207,6 +207,38 @@ def test_configure_receive_rules(pair: Pair) -> None:
     assert result.error is Error.CSPACE_INSUFFICIENT_RIGHTS
 
 
+def test_unchanged_thresholds_assert_and_clear_nothing(pair: Pair) -> None:
+    """-1 (MSGQUEUE_THRESHOLD_UNCHANGED) changes nothing: no Tx or Rx assert or clear,
+    whatever the count (facts §3.3; H-SRC msgqueue.c msgqueue_configure_send /
+    msgqueue_configure_receive only re-check after a real set)."""
+    q = pair.hyp.msgqs["q"]
+    assert cfg_send(pair, -1).ok  # count 0 <= 7: a re-check would raise Tx here
+    assert cfg_recv(pair, -1).ok
+    send(pair)
+    settle(pair, "VM_B")  # Rx taken: count 1 >= 1 would raise it again on a re-check
+    settle(pair, "VM_A")
+    assert cfg_recv(pair, -1).ok
+    assert cfg_send(pair, -1).ok
+    events = pair.take()
+    assert project(events, "name", "result", kinds={"hvc", "virq.assert", "virq.clear"}) == [
+        ("hvc", "msgqueue_configure_receive", "OK"), ("hvc", "msgqueue_configure_send", "OK")]
+    assert (q.notempty_thd, q.notfull_thd, q.count) == (1, 7, 1)
+
+
+def test_receive_threshold_maximum_sets_depth_without_a_recheck(pair: Pair) -> None:
+    """-2 sets the not-empty threshold to the depth and re-checks nothing, even with
+    the queue full (facts §3.3; H-SRC msgqueue.c msgqueue_configure_receive)."""
+    for _ in range(8):
+        send(pair)
+    settle(pair, "VM_B")
+    assert cfg_recv(pair, -2).ok
+    assert pair.hyp.msgqs["q"].notempty_thd == 8
+    assert project(pair.take(), "source", kinds={"virq.assert", "virq.clear"}) == []
+    assert cfg_recv(pair, 8).ok  # an explicit 8 does re-check: count 8 >= 8
+    assert project(pair.take(), "source", kinds={"virq.assert", "virq.clear"}) == [
+        ("virq.assert", RX)]
+
+
 def test_receive_threshold_at_depth_fires_only_when_full(pair: Pair) -> None:
     assert cfg_recv(pair, -2).ok
     pair.take()
