@@ -115,7 +115,10 @@ class HypercallTable:
                 raise HypError(Error.UNIMPLEMENTED, f"no hypercall {name!r}")
             result = HypResult(ERROR_OK, entry[1](self, vcpu, args) or {})
         except HypError as err:
-            result = HypResult(err.error, {"detail": err.detail} if err.detail else {})
+            ret = dict(err.ret) if err.ret else {}
+            if err.detail:
+                ret["detail"] = err.detail
+            result = HypResult(err.error, ret)
         trace = self.trace
         if trace.on:
             number = entry[0] if entry else None

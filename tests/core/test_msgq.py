@@ -41,7 +41,7 @@ def test_defaults_at_activation(pair: Pair) -> None:
 def test_eighth_send_fills_and_ninth_is_full(pair: Pair) -> None:
     results = [send(pair, payload=f"p{i}") for i in range(9)]
     assert [(r.error, r.ret.get("not_full")) for r in results] == (
-        [(Error.OK, True)] * 7 + [(Error.OK, False), (Error.MSGQUEUE_FULL, None)])
+        [(Error.OK, True)] * 7 + [(Error.OK, False), (Error.MSGQUEUE_FULL, False)])
     events = pair.take()
     expected = [("msgq.send", None, 1), ("virq.assert", "VM_B", None), ("hvc", "VM_A", None)]
     for depth in range(2, 9):
@@ -92,6 +92,22 @@ def test_tx_virq_not_raised_away_from_threshold(pair: Pair) -> None:
     assert project(pair.take(), kinds={"virq.assert"}) == []
 
 
+def test_a_full_queue_answers_full_before_any_size_check() -> None:
+    """facts §3.2: count == depth is checked first (H-SRC msgqueue_common.c
+    msgqueue_send_msg), so even an oversized or empty send to a full queue gets
+    MSGQUEUE_FULL, with not_full = false in X1 of the hvc event."""
+    p = make_pair(depth=2, max_size=32)
+    send(p)
+    send(p)
+    p.take()
+    for size in (33, 0, 16):
+        result = send(p, size=size)
+        assert (result.error, result.ret["not_full"]) == (Error.MSGQUEUE_FULL, False), size
+    assert [(e["result"], e["ret"]) for e in p.take()] == [
+        ("MSGQUEUE_FULL", {"not_full": False})] * 3
+    assert p.hyp.msgqs["q"].count == 2
+
+
 def test_argument_size_for_zero_and_max_plus_one() -> None:
     p = make_pair(depth=4, max_size=32)
     assert send(p, size=0).error is Error.ARGUMENT_SIZE
@@ -105,7 +121,7 @@ def test_argument_size_for_zero_and_max_plus_one() -> None:
 def test_receive_empty(pair: Pair) -> None:
     result = recv(pair)
     assert result.error is Error.MSGQUEUE_EMPTY
-    assert "not_empty" not in result.ret or result.ret["not_empty"] is False
+    assert (result.ret["size"], result.ret["not_empty"]) == (0, False)  # msgqueue_receive_msg
     assert project(pair.take(), "vm", "result") == [("hvc", "VM_B", "MSGQUEUE_EMPTY")]
 
 
