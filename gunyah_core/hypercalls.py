@@ -241,10 +241,12 @@ def _sched_yield(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
 
 
 def _thread_config(table: HypercallTable, vcpu: Vcpu, args: dict, right: int) -> Any:
-    thread = vcpu.vm.cspace.lookup(_arg(args, "capid"), ObjectType.THREAD, right, active=False)
+    return vcpu.vm.cspace.lookup(_arg(args, "capid"), ObjectType.THREAD, right, active=False)
+
+
+def _still_init(thread: Any) -> None:
     if thread.state is not ObjectState.INIT:
         raise HypError(Error.OBJECT_STATE, "priority and timeslice are set before activation")
-    return thread
 
 
 @hypercall("vcpu_run", 0x65)
@@ -262,19 +264,24 @@ def _vcpu_run(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
 
 @hypercall("vcpu_set_priority", 0x46)
 def _vcpu_set_priority(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
+    """The source's order (H-SRC vcpu/aarch64/src/hypercalls.c ``hypercall_vcpu_set_priority``):
+    the cap, then DENIED above VCPU_MAX_PRIORITY (62), then OBJECT_STATE unless INIT
+    (facts §7.1). ``priority_t`` is a u32, so a negative value is a huge one: DENIED."""
     thread = _thread_config(table, vcpu, args, THREAD_PRIORITY)
     priority = _arg(args, "priority")
-    if priority < SCHEDULER_MIN_PRIORITY:  # facts sheet silent: a negative one is no priority
-        raise HypError(Error.ARGUMENT_INVALID, "priority must be 0..62")
-    if priority > VCPU_MAX_PRIORITY:
-        raise HypError(Error.DENIED, "vCPUs may use at most priority 62")
+    if not SCHEDULER_MIN_PRIORITY <= priority <= VCPU_MAX_PRIORITY:
+        raise HypError(Error.DENIED, f"vCPUs may use at most priority {VCPU_MAX_PRIORITY}")
+    _still_init(thread)
     thread.priority = priority
 
 
 @hypercall("vcpu_set_timeslice", 0x47)
 def _vcpu_set_timeslice(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
+    """H-SRC ``hypercall_vcpu_set_timeslice``: OBJECT_STATE unless INIT comes first, then
+    ``scheduler_set_timeslice`` refuses a value outside 100 us .. 100 ms."""
     thread = _thread_config(table, vcpu, args, THREAD_TIMESLICE)
     timeslice = _arg(args, "timeslice_ns")
+    _still_init(thread)
     if not SCHEDULER_MIN_TIMESLICE_NS <= timeslice <= SCHEDULER_MAX_TIMESLICE_NS:
         raise HypError(Error.ARGUMENT_INVALID, "timeslice must be 100 us .. 100 ms")
     thread.timeslice_ns = timeslice

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 from gunyah_core import Hypervisor
-from gunyah_core.consts import Error, ObjectState, ThreadRights
+from gunyah_core.consts import SCHEDULER_DEFAULT_PRIORITY, Error, ObjectState, ThreadRights
 from gunyah_core.guests import Guest, sleep, work
 from gunyah_core.vcpu import Vcpu
 from tests.core.conftest import MS, US, add_vm, hvc, run_until, set_program, start
@@ -295,8 +295,8 @@ def test_set_priority_limits_and_state(hyp: Hypervisor) -> None:
     caller = vm.vcpus[0]
     thread, cap = _init_thread(hyp, vm, ThreadRights.PRIORITY | ThreadRights.TIMESLICE)
     assert hvc(hyp, caller, "vcpu_set_priority", capid=cap, priority=63).error is Error.DENIED
-    assert hvc(hyp, caller, "vcpu_set_priority", capid=cap,
-               priority=-1).error is Error.ARGUMENT_INVALID
+    # priority_t is a u32: -1 is 0xffffffff, above 62 (H-SRC hypercall_vcpu_set_priority).
+    assert hvc(hyp, caller, "vcpu_set_priority", capid=cap, priority=-1).error is Error.DENIED
     assert hvc(hyp, caller, "vcpu_set_priority", capid=cap, priority=62).ok
     assert thread.priority == 62
     assert hvc(hyp, caller, "vcpu_set_timeslice", capid=cap, timeslice_ns=99_999).error is (
@@ -312,8 +312,29 @@ def test_set_priority_limits_and_state(hyp: Hypervisor) -> None:
     assert hvc(hyp, caller, "vcpu_set_priority", capid=own, priority=10).error is (
         Error.OBJECT_STATE)
     assert [e["result"] for e in hyp.trace.take() if e["kind"] == "hvc"] == [
-        "DENIED", "ARGUMENT_INVALID", "OK", "ARGUMENT_INVALID", "OK", "OBJECT_STATE",
+        "DENIED", "DENIED", "OK", "ARGUMENT_INVALID", "OK", "OBJECT_STATE",
         "OBJECT_STATE", "OBJECT_STATE"]
+
+
+def test_set_priority_checks_the_limit_before_the_state(hyp: Hypervisor) -> None:
+    """DENIED (above VCPU_MAX_PRIORITY = 62) comes before OBJECT_STATE; for the timeslice
+    the state comes first (H-SRC vcpu/aarch64/src/hypercalls.c hypercall_vcpu_set_priority,
+    hypercall_vcpu_set_timeslice; facts §7.1)."""
+    vm = add_vm(hyp, "A", (0,))
+    caller = vm.vcpus[0]
+    thread, cap = _init_thread(hyp, vm, ThreadRights.PRIORITY | ThreadRights.TIMESLICE)
+    thread.activate()
+    for priority in (63, -1):
+        assert hvc(hyp, caller, "vcpu_set_priority", capid=cap,
+                   priority=priority).error is Error.DENIED
+    assert hvc(hyp, caller, "vcpu_set_priority", capid=cap,
+               priority=62).error is Error.OBJECT_STATE
+    assert hvc(hyp, caller, "vcpu_set_timeslice", capid=cap,
+               timeslice_ns=1).error is Error.OBJECT_STATE
+    assert [(e["args"].get("priority"), e["result"]) for e in hyp.trace.take()
+            if e["kind"] == "hvc"] == [(63, "DENIED"), (-1, "DENIED"), (62, "OBJECT_STATE"),
+                                       (None, "OBJECT_STATE")]
+    assert thread.priority == SCHEDULER_DEFAULT_PRIORITY
 
 
 def test_set_priority_needs_priority_right(hyp: Hypervisor) -> None:
