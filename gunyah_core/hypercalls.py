@@ -70,6 +70,10 @@ TYPE_MSGQUEUE = ObjectType.MSGQUEUE
 MSGQUEUE_PUSH_DOCUMENTED = None
 
 Handler = Callable[["HypercallTable", "Vcpu", dict[str, Any]], dict[str, Any] | None]
+
+# A handler returns this when its call returns later (vcpu_run that yields to its
+# target): the ``hvc`` event is traced then, with the real result (scheduler._switch).
+RETURNS_LATER: dict[str, Any] = {}
 _TABLE: dict[str, tuple[int | None, Handler]] = {}
 
 
@@ -113,7 +117,13 @@ class HypercallTable:
         try:
             if entry is None:
                 raise HypError(Error.UNIMPLEMENTED, f"no hypercall {name!r}")
-            result = HypResult(ERROR_OK, entry[1](self, vcpu, args) or {})
+            ret = entry[1](self, vcpu, args)
+            if ret is RETURNS_LATER:
+                if self.trace.on:
+                    vcpu.pending_hvc = (name, HVC_IMM_BASE + entry[0], _printable(args),
+                                        action)
+                return HypResult(ERROR_OK, {})  # replaced by the result when it returns
+            result = HypResult(ERROR_OK, ret or {})
         except HypError as err:
             ret = dict(err.ret) if err.ret else {}
             if err.detail:
@@ -258,8 +268,10 @@ def _vcpu_run(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
     if len(target.blocked) > 1:  # it cannot run now: say why, at once
         return state_of_stopped(target, BLOCK_VCPU_OFF, BLOCK_VCPU_WFI).ret
     vcpu.sched.donate(vcpu, target)
-    # The real return registers come when the target stops (a vcpu.run "exit" event).
-    return {"yielded_to": target.id}
+    # The call returns when the target stops and the caller runs again: its hvc event,
+    # with state and data words, is traced then (facts §7.2; vcpu_run.c returns after
+    # scheduler_yield_to comes back).
+    return RETURNS_LATER
 
 
 @hypercall("vcpu_set_priority", 0x46)

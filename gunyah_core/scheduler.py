@@ -340,10 +340,22 @@ class PcpuScheduler:
         self.current = nxt
         if nxt is None:
             return
+        if nxt.pending_hvc is not None:
+            self._hvc_returns(nxt)
         self.slice_start = self.engine.now
         self._arm(self.slice_start + nxt.slice_left)
         nxt.set_state("running", reason)
         self.executor.resume(nxt)
+
+    def _hvc_returns(self, vcpu: Vcpu) -> None:
+        """A call that yielded (vcpu_run) returns now that its caller runs: its ``hvc``
+        event carries the real result registers (state, data0..2)."""
+        name, call, args, action = vcpu.pending_hvc
+        vcpu.pending_hvc = None
+        if self.trace.on:
+            result = vcpu.result
+            self.trace.hvc(vcpu.vm.name, vcpu.id, name, call, args, result.error.name,
+                           result.ret, action)
 
     def snapshot(self) -> dict:
         return {

@@ -77,6 +77,8 @@ class Vcpu(KObject):
         self.wfi_reason = ""
         self.proxy_owner: Vcpu | None = None  # set for a proxy-scheduled vCPU
         self.wakeup: Any = None  # its VCPU_RUN_WAKEUP vIRQ source, in the owner's VIC
+        # A hypercall that returns when this vCPU runs again (vcpu_run): traced then.
+        self.pending_hvc: tuple | None = None
 
     @property
     def runnable(self) -> bool:

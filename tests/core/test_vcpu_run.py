@@ -175,3 +175,21 @@ def test_a_yield_by_the_proxied_vcpu_ends_the_vcpu_run_with_ready():
         (now, "exit", "READY")]
     assert [(e["prev"], e["next"], e["reason"]) for e in events
             if e["kind"] == "sched.switch"] == [("Guest.0", "Owner.0", "vcpu_run:return")]
+
+
+def test_the_hvc_event_of_vcpu_run_comes_when_the_call_returns_with_its_result():
+    """facts §7.2: vcpu_run returns state, data0..2 once the target stops and the caller
+    runs again; its hvc event is traced then, not when the call was made."""
+    sim = Simulation(load("proxy-scheduling"))
+    events = sim.run(until_ns=6 * MS)
+    calls = [e for e in events if e["kind"] == "hvc" and e["name"] == "vcpu_run"]
+    returns = [e for e in events if e["kind"] == "sched.switch"
+               and e["reason"] == "vcpu_run:return"]
+    exits = [e for e in events if e["kind"] == "vcpu.run" and e["stage"] == "exit"]
+    assert len(calls) == len(returns) == len(exits) >= 4
+    for call, back, exit_ in zip(calls, returns, exits, strict=True):
+        assert call["t"] == back["t"] and call["seq"] == back["seq"] + 1
+        assert call["ret"]["state"] == exit_["state"]
+        assert set(call["ret"]) == {"state", "state_value", "data0", "data1", "data2"}
+    assert [c["ret"]["state"] for c in calls[:2]] == ["READY", "EXPECTS_WAKEUP"]
+    assert (calls[1]["ret"]["data0"], calls[1]["ret"]["data1"]) == (0, 1)  # WFI, H-SRC
