@@ -32,7 +32,7 @@ BLOCK_VCPU_RUN = "vcpu_run"
 
 # What a student sees for a non-runnable vCPU, by the reason that blocked it.
 STATE_OF_BLOCK = {BLOCK_VCPU_OFF: "off", BLOCK_VCPU_WFI: "wfi", BLOCK_VCPU_RUN: "proxy",
-                  "vcpu_run_caller": "vcpu_run"}
+                  "vcpu_run_caller": "vcpu_run", "yield_to_caller": "yielding"}
 
 # Operations a guest generator yields.
 OP_HVC = "hvc"
@@ -77,6 +77,8 @@ class Vcpu(KObject):
         self.wfi_reason = ""
         self.proxy_owner: Vcpu | None = None  # set for a proxy-scheduled vCPU
         self.wakeup: Any = None  # its VCPU_RUN_WAKEUP vIRQ source, in the owner's VIC
+        # A hypercall that returns when this vCPU runs again (vcpu_run): traced then.
+        self.pending_hvc: tuple | None = None
 
     @property
     def runnable(self) -> bool:

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from .vcpu import Vcpu
 
 BLOCK_PROXY_CALLER = "vcpu_run_caller"  # the caller, while its slice runs the target
+BLOCK_YIELD_CALLER = "yield_to_caller"  # a scheduler_yield hint 1 caller, the same way
+KIND_VCPU_RUN = "vcpu_run"
+KIND_YIELD_TO = "yield_to"
 WFI_WAKEUP_REASON = 1  # data1 of EXPECTS_WAKEUP: woke from WFI (H-SRC)
 
 
@@ -45,10 +48,17 @@ class VcpuRunState(IntEnum):
 
 @dataclass
 class ProxyRun:
-    """One ``vcpu_run`` in progress on a pCPU."""
+    """One directed yield in progress on a pCPU: a ``vcpu_run``, or a ``scheduler_yield``
+    to a thread (``kind``), whose target keeps ``own_slice`` for when it runs itself."""
 
     caller: Vcpu
     target: Vcpu
+    kind: str = KIND_VCPU_RUN
+    own_slice: int = 0
+
+    @property
+    def caller_block(self) -> str:
+        return BLOCK_PROXY_CALLER if self.kind == KIND_VCPU_RUN else BLOCK_YIELD_CALLER
 
 
 def result(state: VcpuRunState, data0: int = 0, data1: int = 0) -> HypResult:

@@ -158,3 +158,38 @@ def test_an_equal_priority_wake_waits_for_the_callers_slice_and_a_higher_one_pre
     back = seq[6]
     assert back[1:4] == ("High.0", "Owner.0", "block:vcpu_wfi")
     assert back[4] == 3 * OWNER_SLICE - 2500 * US  # the rest of Owner's slice, not a new one
+
+
+def test_a_yield_by_the_proxied_vcpu_ends_the_vcpu_run_with_ready():
+    """scheduler_yield from the target of a directed yield ends it (H-SRC scheduler_fprr.c
+    scheduler_yield: end_directed_yield(yielded_from)); the target is still runnable,
+    so vcpu_run returns READY (vcpu_run.c hypercall_vcpu_run)."""
+    hyp, *_ = owner_machine()
+    run_until(hyp, 200 * US)
+    guest = hyp.vms["Guest"].vcpus[0]
+    assert hyp.pcpus[0].current is guest
+    now = hyp.engine.now
+    assert hvc(hyp, guest, "scheduler_yield", control=0).ok
+    events = hyp.trace.take()
+    assert [(e["t"], e["stage"], e["state"]) for e in events if e["kind"] == "vcpu.run"] == [
+        (now, "exit", "READY")]
+    assert [(e["prev"], e["next"], e["reason"]) for e in events
+            if e["kind"] == "sched.switch"] == [("Guest.0", "Owner.0", "vcpu_run:return")]
+
+
+def test_the_hvc_event_of_vcpu_run_comes_when_the_call_returns_with_its_result():
+    """facts §7.2: vcpu_run returns state, data0..2 once the target stops and the caller
+    runs again; its hvc event is traced then, not when the call was made."""
+    sim = Simulation(load("proxy-scheduling"))
+    events = sim.run(until_ns=6 * MS)
+    calls = [e for e in events if e["kind"] == "hvc" and e["name"] == "vcpu_run"]
+    returns = [e for e in events if e["kind"] == "sched.switch"
+               and e["reason"] == "vcpu_run:return"]
+    exits = [e for e in events if e["kind"] == "vcpu.run" and e["stage"] == "exit"]
+    assert len(calls) == len(returns) == len(exits) >= 4
+    for call, back, exit_ in zip(calls, returns, exits, strict=True):
+        assert call["t"] == back["t"] and call["seq"] == back["seq"] + 1
+        assert call["ret"]["state"] == exit_["state"]
+        assert set(call["ret"]) == {"state", "state_value", "data0", "data1", "data2"}
+    assert [c["ret"]["state"] for c in calls[:2]] == ["READY", "EXPECTS_WAKEUP"]
+    assert (calls[1]["ret"]["data0"], calls[1]["ret"]["data1"]) == (0, 1)  # WFI, H-SRC
