@@ -183,9 +183,9 @@ def test_create_without_start_stays_ready_and_owner_is_told():
     sim = sim_of(HLOS_ONLY)
     events = created(sim, start=False)
     assert states(events, "VM_80") == ["LOAD", "INIT", "READY"]
-    # Every state change reaches the running owner (facts §6.2), LOAD and INIT included.
-    assert status_notes(events, "HLOS") == [(VMID_FIRST_DYNAMIC, VmState.LOAD),
-                                            (VMID_FIRST_DYNAMIC, VmState.INIT),
+    # State changes reach the running owner (facts §6.2), INIT included; LOAD is set
+    # silently by VM_ALLOCATE (RM vm_mgnt_new_vm).
+    assert status_notes(events, "HLOS") == [(VMID_FIRST_DYNAMIC, VmState.INIT),
                                             (VMID_FIRST_DYNAMIC, VmState.READY)]
     assert all(BLOCK_VCPU_OFF in v.blocked for v in sim.hyp.vms["VM_80"].vcpus)
     sim.act("rm_vm_start", {"vm": "VM_80"})
@@ -315,6 +315,94 @@ def test_status_changes_reach_running_peers_only():
     assert status_notes(events, "HLOS") == [(vmid_a, VmState.EXITED)]
     assert status_notes(events, "VM_B") == []
     assert not sent(events, "NOTIFY_VM_STATUS", dst="VM_B")
+
+
+# -- which state changes are notified, in which order (facts §6.2) ---------------------------
+# A running guest with a queue to HLOS is a peer of HLOS's new VMs' owner, not of them: the
+# owner is the only peer a freshly allocated VM has (RM vm_mgnt_new_vm).
+OWNER_AND_BYSTANDER = """
+name: rm-notify
+pcpus: 2
+vms:
+  - name: HLOS
+    affinity: [0]
+    program: vm-manager
+    params: {step_ns: 10000}
+  - name: Bystander
+    affinity: [1]
+    program: mem-borrower
+msgqs:
+  - {name: HLOS_to_Bystander, sender: HLOS, receiver: Bystander}
+images:
+  - name: sleeper
+    program: idle
+    affinity: [1]
+  - name: leaver
+    program: exit-after
+    affinity: [1]
+    params: {work_ns: 100000}
+"""
+
+
+NEW_VMID = VMID_FIRST_DYNAMIC + 1  # Bystander has the first dynamic vmid
+
+
+def notes_on_links(events: list[dict[str, Any]]) -> list[tuple[str, int, bytes]]:
+    """(queue, msg_id, body) of every notification packet that left the RM, in order."""
+    out = []
+    for e in events:
+        if e["kind"] != "msgq.send" or not e["msgq"].startswith("RM_to_"):
+            continue
+        raw = bytes.fromhex(e["payload"])
+        _api, kind, _seq, mid = HEADER.unpack_from(raw)
+        if kind & 0x3 == 3:
+            out.append((e["msgq"], mid, raw[HEADER.size:]))
+    return out
+
+
+def test_allocate_and_deallocate_notify_nobody():
+    sim = sim_of(OWNER_AND_BYSTANDER)
+    box = rpc(sim, "HLOS", RmMessageId.VM_ALLOCATE, VmidReq(vmid=0).encode())
+    events = run_for(sim, MS)
+    assert box[0] == (RmError.OK, struct.pack("<I", NEW_VMID))
+    assert states(events, "VM_81") == ["LOAD"]  # the state is set (and traced) ...
+    assert notes_on_links(events) == []  # ... but no NOTIFY_VM_STATUS(LOAD) to anyone
+    box = rpc(sim, "HLOS", RmMessageId.VM_DEALLOCATE, VmidReq(vmid=NEW_VMID).encode())
+    events = run_for(sim, MS)
+    assert box[0] == (RmError.OK, b"")
+    assert sim.hyp.vm_by_id(NEW_VMID) is None
+    assert notes_on_links(events) == []  # vm_mgnt_delete_vm sends nothing
+
+
+def _exit_notes(events: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    """(msg_id, vmid) of the notifications HLOS got, in the order they crossed the link."""
+    return [(mid, struct.unpack_from("<H", body)[0])
+            for queue, mid, body in notes_on_links(events) if queue == "RM_to_HLOS"]
+
+
+def test_guest_exit_sends_status_exited_before_vm_exited():
+    sim = sim_of(OWNER_AND_BYSTANDER)
+    sim.act("rm_vm_create", {"image": "leaver"})
+    events = run_for(sim, 2 * MS)
+    assert states(events, "VM_81")[-1] == "EXITED"
+    tail = _exit_notes(events)[-2:]
+    assert tail == [(RmMessageId.NOTIFY_VM_STATUS, NEW_VMID),
+                    (RmMessageId.NOTIFY_VM_EXITED, NEW_VMID)]
+    assert status_notes(events, "HLOS")[-1] == (NEW_VMID, VmState.EXITED)
+
+
+def test_forced_stop_sends_status_exited_before_vm_exited():
+    sim = sim_of(OWNER_AND_BYSTANDER)
+    created(sim, "sleeper")
+    sim.act("rm_vm_stop", {"vm": "VM_81", "force": True})
+    events = run_for(sim, MS)
+    assert _exit_notes(events) == [(RmMessageId.NOTIFY_VM_STATUS, NEW_VMID),
+                                   (RmMessageId.NOTIFY_VM_EXITED, NEW_VMID)]
+    # The trace says the same: the two rm.rpc notification sends, in that order.
+    names = [e["name"] for e in sent(events, "NOTIFY_VM_STATUS") + sent(events, "NOTIFY_VM_EXITED")]
+    ordered = [e["name"] for e in events if e["kind"] == "rm.rpc" and e["stage"] == "send"
+               and e["dir"] == "notification"]
+    assert ordered == names == ["NOTIFY_VM_STATUS", "NOTIFY_VM_EXITED"]
 
 
 # -- refusals --------------------------------------------------------------------------------
