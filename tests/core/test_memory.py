@@ -17,6 +17,7 @@ from gunyah_core.memparcel import (
     MemError,
     MemNotifyFlags,
     PgtableAccess,
+    rights_str,
 )
 
 P = PAGE_SIZE
@@ -142,6 +143,43 @@ def test_sgl_refusals(mem: MemoryModel) -> None:
     refused("ARGUMENT_INVALID", mem.lend, HLOS, [(GUEST, RW)], too_many)
     acl = [(v, R) for v in range(100, 100 + MEMPARCEL_MAX_LIST_ENTRIES + 1)]
     refused("ARGUMENT_INVALID", mem.lend, HLOS, acl, [(0, P)])
+
+
+def test_list_limits_accepted_at_the_limit_refused_one_past(rec: Recorder) -> None:
+    """RM memparcel.c: at most MEMPARCEL_MAX_LIST_ENTRIES (512) ACL and SGL entries."""
+    m = MemoryModel(rec)
+    m.add_region(HLOS, 0, (2 * MEMPARCEL_MAX_LIST_ENTRIES + 2) * P)
+    acl = [(v, R) for v in range(100, 100 + MEMPARCEL_MAX_LIST_ENTRIES)]
+    assert m.lend(HLOS, acl, [(0, P)]) == 0
+    refused("ARGUMENT_INVALID", m.lend, HLOS, [*acl, (99, R)], [(P, P)])
+    sgl = [((2 + 2 * i) * P, P) for i in range(MEMPARCEL_MAX_LIST_ENTRIES)]  # not adjacent
+    assert m.lend(HLOS, [(GUEST, R)], sgl) == 1
+    assert len(m.parcels()[1]["sgl"]) == MEMPARCEL_MAX_LIST_ENTRIES
+    before = m.snapshot()
+    refused("ARGUMENT_INVALID", m.lend, HLOS, [(GUEST, R)], [*sgl[:-1], (P, P), (3 * P, P)])
+    assert m.snapshot() == before
+
+
+@pytest.mark.parametrize("entry", [
+    (0, 0),  # zero size
+    (0, -P),  # negative size
+    (-P, P),  # negative base
+    (100, P),  # base not page-aligned
+    (P, P + 100),  # size not whole pages
+    (P, P // 2),  # less than a page
+])
+def test_sgl_entry_of_no_whole_page_is_argument_invalid(mem: MemoryModel, entry) -> None:
+    """Only whole, page-aligned, non-empty ranges can be mapped at stage 2."""
+    before = mem.snapshot()
+    refused("ARGUMENT_INVALID", mem.lend, HLOS, [(GUEST, RW)], [(0, P), entry])
+    assert mem.snapshot() == before
+
+
+@pytest.mark.parametrize("rights", [X, W, R, RW, RWX])
+def test_every_rights_value_from_1_to_rwx_is_accepted(mem: MemoryModel, rights: int) -> None:
+    h = mem.lend(HLOS, [(GUEST, rights)], [(0, P)])
+    assert mem.parcels()[0]["acl"] == [{"vmid": GUEST, "rights": rights_str(rights)}]
+    assert h == 0
 
 
 def test_pages_not_free_to_give_are_mem_invalid(mem: MemoryModel) -> None:
