@@ -223,3 +223,24 @@ def test_debug_capids_machine_hands_out_slot_indexes() -> None:
     assert [r["capid"] for r in b.resources.values()] == [0, 1, 2]
     assert hyp.hypercalls.call(a.vcpus[0], "msgqueue_send", {"capid": 1, "size": 4}).ok
     assert hyp.hypercalls.call(b.vcpus[0], "msgqueue_receive", {"capid": 1}).ok
+
+
+@pytest.mark.parametrize("seed", [0, 3, 11, 2024])
+def test_capids_follow_the_documented_encoding(world, seed: int) -> None:
+    """facts §1.1: capid = (index * mult) XOR base, mult a non-zero 16-bit number and
+    base (SIMULATOR: 48 bits, JS-safe) drawn from the seed in that order."""
+    _, q, _, _ = world
+    draw = random.Random(seed)
+    mult, base = draw.randrange(1, 1 << 16), draw.randrange(0, 1 << 48)
+    cs = CSpace("vm", random.Random(seed))
+    assert [cs.create(q, SEND) for _ in range(5)] == [(i * mult) ^ base for i in range(5)]
+
+
+def test_capid_zero_decodes_and_negative_or_all_ones_do_not() -> None:
+    """With DISABLE_CSPACE_RAND capid 0 is slot 0; -1 and CSPACE_CAP_INVALID are no capids."""
+    cs = CSpace("dbg", random.Random(0), debug_ids=True)
+    assert error_of(cs.lookup, 0, MQ, SEND) is Error.CSPACE_CAP_NULL  # decodes, empty
+    assert error_of(cs.delete, 0) is Error.CSPACE_CAP_NULL
+    assert error_of(cs.lookup, -1, MQ, SEND) is Error.ARGUMENT_INVALID
+    assert error_of(cs.delete, -1) is Error.ARGUMENT_INVALID
+    assert error_of(cs.lookup, CSPACE_CAP_INVALID, MQ, SEND) is Error.ARGUMENT_INVALID
