@@ -244,3 +244,15 @@ def test_capid_zero_decodes_and_negative_or_all_ones_do_not() -> None:
     assert error_of(cs.lookup, -1, MQ, SEND) is Error.ARGUMENT_INVALID
     assert error_of(cs.delete, -1) is Error.ARGUMENT_INVALID
     assert error_of(cs.lookup, CSPACE_CAP_INVALID, MQ, SEND) is Error.ARGUMENT_INVALID
+
+
+def test_only_a_master_cap_revokes_and_a_deleted_cap_cannot_be_deleted_again(world) -> None:
+    cs, q, _, _ = world
+    master = cs.create(q, SEND | RECV)
+    child = cs.copy_to(master, cs, SEND)
+    assert error_of(cs.revoke_children, child) is Error.DENIED  # facts §1.1: master only
+    assert cs.lookup(child, MQ, SEND) is q  # nothing was revoked
+    cs.delete(master)
+    assert error_of(cs.delete, master) is Error.CSPACE_CAP_NULL
+    assert error_of(cs.lookup, master, MQ, SEND) is Error.CSPACE_CAP_NULL
+    assert cs.lookup(child, MQ, SEND) is q

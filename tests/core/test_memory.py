@@ -208,6 +208,30 @@ def test_handles_count_up_and_are_not_reused(mem: MemoryModel) -> None:
         == [0, 1, 2]
 
 
+def test_handle_counter_wraps_at_u32_and_skips_the_invalid_handle(mem: MemoryModel) -> None:
+    """facts §8.2: handles are u32 and the counter skips MEMPARCEL_HANDLE_INVALID."""
+    snap = mem.snapshot()
+    snap["next_handle"] = 0xFFFF_FFFE  # the last valid handle
+    m = MemoryModel.from_snapshot(snap)
+    assert m.lend(HLOS, [(GUEST, R)], [(0, P)]) == 0xFFFF_FFFE
+    assert m.lend(HLOS, [(GUEST, R)], [(P, P)]) == 0  # 0xFFFFFFFF skipped, wrapped to 0
+    assert m.snapshot()["next_handle"] == 1
+
+
+def test_mem_error_text_names_the_error_then_the_detail() -> None:
+    assert (str(MemError("DENIED", "not yours")), MemError("DENIED", "not yours").message) == (
+        "DENIED: not yours", "not yours")
+    assert (str(MemError("MEM_INUSE")), MemError("MEM_INUSE").message) == ("MEM_INUSE", "")
+
+
+def test_rights_letters_in_rwx_order() -> None:
+    """facts §8.1: X 1, W 2, R 4; the views print them R, W, X."""
+    assert [rights_str(r) for r in range(8)] == [
+        "NONE", "X", "W", "WX", "R", "RX", "RW", "RWX"]
+    assert [int(PgtableAccess[n]) for n in ("X", "W", "R", "RX", "RW", "RWX")] == [
+        1, 2, 4, 5, 6, 7]
+
+
 def test_sanitize_at_create_zeroes_pages(mem: MemoryModel) -> None:
     mem.lend(HLOS, [(GUEST, R)], [(0, P)], sanitize=True)
     assert mem.contents(0) == 0 and mem.contents(P) == 0x11
@@ -354,6 +378,18 @@ def test_notify_directions_and_refusals(mem: MemoryModel) -> None:
     assert mem.notify(GUEST, h, MemNotifyFlags.RELEASED, mem_info_tag=4)[0][1] == "MEM_RELEASED"
     assert mem.notify(HLOS, h, MemNotifyFlags.RECALL, [GUEST], mem_info_tag=4) == [
         (GUEST, "MEM_RECALL", {"handle": h, "mem_info_tag": 4})]
+
+
+def test_notify_flags_are_the_wire_values_one_at_a_time(mem: MemoryModel) -> None:
+    """facts §8.3: SHARED 1, RELEASED 2, ACCEPTED 4, RECALL 8; 0, combinations and
+    unknown bits are refused."""
+    h = mem.share(HLOS, [(HLOS, RW), (GUEST, R)], [(0, P)])
+    assert mem.notify(HLOS, h, 1, [GUEST], mem_info_tag=0)[0][1] == "MEM_SHARED"
+    assert mem.notify(GUEST, h, 4, mem_info_tag=0)[0][1] == "MEM_ACCEPTED"
+    assert mem.notify(GUEST, h, 2, mem_info_tag=0)[0][1] == "MEM_RELEASED"
+    assert mem.notify(HLOS, h, 8, [GUEST], mem_info_tag=0)[0][1] == "MEM_RECALL"
+    for flags in (0, 5, 16, 0x10000, -1):
+        refused("ARGUMENT_INVALID", mem.notify, HLOS, h, flags, [GUEST], mem_info_tag=0)
 
 
 # --- access, snapshot, invariants ---------------------------------------------------------

@@ -86,8 +86,10 @@ def test_edge_reasserted_while_active_pends_again(vm, hyp) -> None:
     src.assert_()
     vcpu = vm.vcpus[0]
     assert vm.vic.acknowledge(vcpu) == 40
+    assert vm.vic.active == {40}
     src.assert_()  # arrives during the handler: latched
     vm.vic.eoi(vcpu, 40)
+    assert (vm.vic.active, vm.vic.pending) == (set(), {40})
     hyp.trace.take()
     assert deliver_all(vm) == [40]
 
@@ -190,6 +192,7 @@ def test_a_vIRQ_routed_to_vcpu_1_is_taken_only_by_vcpu_1(hyp: Hypervisor) -> Non
 def test_unbind_drops_an_active_vIRQ_and_ignores_another_vics_source(hyp: Hypervisor) -> None:
     a, b = add_vm(hyp, "A", (0,)), add_vm(hyp, "B", (1,))
     src, other = VirqSource("s"), VirqSource("o")
+    assert (src.vic, src.virq) == (None, 0)  # unbound: the views show vIRQ 0
     a.vic.bind(src, 100, LEVEL)
     b.vic.bind(other, 100, LEVEL)
     src.assert_()
