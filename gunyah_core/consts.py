@@ -173,6 +173,11 @@ VMID_HLOS = 0x3
 VMID_DYNAMIC_BASE = 0x80
 VMID_DYNAMIC_LAST = 0xBE
 VMID_RM = 0xFF
+# Static secondary VMIDs VM_ALLOCATE may name (bit n = vmid n, n < 64): a platform list.
+# The model uses the RM's QEMU platform (platform_qemu.c platform_get_secondary_vmids):
+# vmids 4..31.
+VMID_SECONDARY_LIMIT = 64
+RM_PLATFORM_SECONDARY_VMIDS = 0xFFFF_FFF0
 
 # --- RM link (RM vm_config_hlos_vdevices_setup) ---
 RM_RPC_MESSAGE_SIZE = 240

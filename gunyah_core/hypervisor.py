@@ -185,8 +185,12 @@ class Hypervisor:
     # -- IPC objects ------------------------------------------------------------------------
     def create_msgq(self, name: str, sender: Vm, receiver: Vm, depth: int, max_size: int,
                     trigger: str = EDGE, label: str | None = None,
-                    rx_label: str | None = None) -> Msgq:
-        """Create, activate and hand out a queue as the RM does: SEND-only and RECEIVE-only caps."""
+                    rx_label: str | None = None, tx_virq: int | None = None,
+                    rx_virq: int | None = None) -> Msgq:
+        """Create, activate and hand out a queue as the RM does: SEND-only and RECEIVE-only caps.
+
+        ``tx_virq``/``rx_virq``: numbers the caller already allocated (the RM link takes
+        its vIRQs in the RM's own order); otherwise each VM's next free one."""
         msgq = Msgq(self._next_oid(), name, depth, max_size, self.trace, sender.name,
                     receiver.name)
         msgq.activate()
@@ -194,9 +198,9 @@ class Hypervisor:
         master = self.master_cspace.create(msgq, MSGQ_MASTER_RIGHTS)
         tx_cap = self.master_cspace.copy_to(master, sender.cspace, MsgqueueRights.SEND)
         rx_cap = self.master_cspace.copy_to(master, receiver.cspace, MsgqueueRights.RECEIVE)
-        tx_virq = sender.allocate_virq()
+        tx_virq = sender.allocate_virq() if tx_virq is None else tx_virq
         sender.vic.bind(msgq.tx_source, tx_virq, trigger)
-        rx_virq = receiver.allocate_virq()
+        rx_virq = receiver.allocate_virq() if rx_virq is None else rx_virq
         receiver.vic.bind(msgq.rx_source, rx_virq, trigger)
         label = label or name
         rx_label = rx_label or label

@@ -3,8 +3,9 @@
 64 priorities, 0 lowest and 63 highest; a FIFO run list per priority plus a bitmap.
 A higher priority preempts at once; an equal one waits for the timeslice to expire.
 A preempted thread goes back to the *head* of its list keeping what is left of its
-slice; an expired one goes to the tail with a fresh slice (facts §7.1). No automatic
-migration: a vCPU only runs on its affinity pCPU.
+slice; an expired one, or one that wakes from a block, goes to the tail with a fresh
+slice (facts §7.1). No automatic migration: a vCPU only runs on its affinity pCPU.
+Each ``sched.switch`` carries ``slice_ns``: what the incoming thread may run.
 """
 
 from __future__ import annotations
@@ -82,11 +83,36 @@ class PcpuScheduler:
 
     # -- transitions ------------------------------------------------------------------
     def wake(self, vcpu: Vcpu, reason: str) -> None:
-        """A thread became runnable: run it now, preempt with it, or queue it."""
+        """A thread became runnable: run it now, preempt with it, or queue it.
+
+        It starts a fresh timeslice and joins the *tail* of its list, whatever was left
+        of its old slice when it blocked (facts §7.1 "requeue"; H-SRC scheduler_fprr.c
+        ``add_thread_to_scheduler`` calls ``reset_sched_params`` then ``add_to_runqueue``
+        at the tail).
+        """
+        vcpu.slice_left = vcpu.timeslice_ns
+        self._place(vcpu, reason)
+
+    def _place(self, vcpu: Vcpu, reason: str) -> None:
+        """Run a runnable thread now, preempt with it, or queue it at its list's tail.
+
+        It is compared with the pCPU's *active* thread. During a vcpu_run that is the
+        caller, on whose slice the proxied vCPU (priority 0) runs, not the proxied vCPU
+        (facts §7.1 "wake preemption check"; H-SRC scheduler_fprr.c: the yielder stays
+        ``scheduler->active_thread``, ``add_thread_to_scheduler`` tests ``prio >=
+        active_thread->prio``, ``get_next_target`` switches only on ``prio > active``
+        while the active slice lasts). So a lower or equal priority wake leaves the
+        vcpu_run running; a higher one preempts the caller and vcpu_run returns READY.
+        """
         cur = self.current
-        if self.proxy is not None and cur is self.proxy.target and vcpu.priority > cur.priority:
-            self.end_proxy(VcpuRunState.READY)  # the caller was preempted: vcpu_run returns
-            cur = self.current
+        proxy = self.proxy
+        if proxy is not None and cur is proxy.target:
+            if vcpu.priority > proxy.caller.priority:
+                self.end_proxy(VcpuRunState.READY, preempt_by=vcpu)
+            else:
+                vcpu.set_state("ready", reason)
+                self._push(vcpu, head=False)
+            return
         if cur is None:
             self._switch(vcpu, REASON_WAKE + ":" + reason)
         elif vcpu.priority > cur.priority:
@@ -118,6 +144,12 @@ class PcpuScheduler:
 
     def set_priority(self, vcpu: Vcpu, priority: int) -> None:
         """Move a thread to another priority, re-deciding who runs."""
+        proxy = self.proxy
+        if proxy is not None and vcpu in (proxy.caller, proxy.target):
+            vcpu.priority = priority  # the caller stays the active thread: compare with it
+            if self.highest_waiting() > proxy.caller.priority:
+                self.end_proxy(VcpuRunState.READY, preempt_by=self._pop_highest())
+            return
         if vcpu is self.current:
             vcpu.priority = priority
             if self.highest_waiting() > priority:
@@ -147,7 +179,7 @@ class PcpuScheduler:
             self._arm(self.slice_end)
             return
         if self.proxy is not None and cur is self.proxy.target:
-            self.end_proxy(VcpuRunState.READY)  # the donated slice is used up
+            self.end_proxy(VcpuRunState.READY, expired=True)  # the donated slice is used up
             return
         cur.slice_left = cur.timeslice_ns
         if self.highest_waiting() >= cur.priority:
@@ -169,9 +201,17 @@ class PcpuScheduler:
         target.blocked.discard(BLOCK_VCPU_RUN)
         self._switch(target, "vcpu_run", prev=caller)
 
-    def end_proxy(self, state: VcpuRunState | None) -> None:
+    def end_proxy(self, state: VcpuRunState | None, expired: bool = False,
+                  preempt_by: Vcpu | None = None) -> None:
         """Finish the vcpu_run here: the target is parked again and the caller resumes
-        with the state (None: work it out from why the target stopped)."""
+        with the state (None: work it out from why the target stopped).
+
+        The target ran on the caller's slice, so the caller is charged for it (H-SRC
+        scheduler_fprr.c ``update_timeslice`` runs on the active thread, the caller).
+        ``expired``: that slice is used up; the caller gets a fresh one and yields to an
+        equal priority at the tail. ``preempt_by``: a higher-priority wake; the caller
+        goes back to the head of its list with the rest of its slice and that thread runs.
+        """
         run, self.proxy = self.proxy, None
         target, caller = run.target, run.caller
         was_running = self.current is target
@@ -179,6 +219,7 @@ class PcpuScheduler:
             self._switch_out(target, head=None, reason=BLOCK_VCPU_RUN)
         else:
             self._remove(target)
+        caller.slice_left = caller.timeslice_ns if expired else target.slice_left
         target.blocked.add(BLOCK_VCPU_RUN)
         outcome = (vcpu_run.result(state) if state is not None else
                    vcpu_run.state_of_stopped(target, BLOCK_VCPU_OFF, BLOCK_VCPU_WFI))
@@ -186,12 +227,25 @@ class PcpuScheduler:
         caller.result = outcome
         trace_run(self, run, "exit", outcome.ret["state"])
         caller.blocked.discard(BLOCK_PROXY_CALLER)
-        if caller.blocked:
-            return  # e.g. powered off meanwhile
-        if self.current is None and self.highest_waiting() <= caller.priority:
-            self._switch(caller, "vcpu_run:return", prev=target if was_running else None)
+        prev = target if was_running else None
+        if caller.blocked:  # e.g. powered off meanwhile
+            if preempt_by is not None:
+                self._switch(preempt_by, REASON_PREEMPT, prev=prev)
+            elif self.current is None:
+                self._switch(self._pop_highest(), f"{REASON_BLOCK}:{BLOCK_VCPU_RUN}", prev=prev)
+            return
+        if preempt_by is not None:
+            caller.set_state("ready", REASON_PREEMPT)
+            self._push(caller, head=True)
+            self._switch(preempt_by, REASON_PREEMPT, prev=prev)
+        elif self.highest_waiting() > caller.priority or (
+                expired and self.highest_waiting() == caller.priority):
+            caller.set_state("ready", REASON_TIMESLICE if expired else REASON_PREEMPT)
+            self._push(caller, head=not expired)
+            self._switch(self._pop_highest(), REASON_TIMESLICE if expired else REASON_PREEMPT,
+                         prev=prev)
         else:
-            self.wake(caller, "vcpu_run:return")
+            self._switch(caller, "vcpu_run:return", prev=prev)
 
     # -- the context switch --------------------------------------------------------------
     def _switch_out(self, vcpu: Vcpu, head: bool | None, reason: str = "",
@@ -211,14 +265,15 @@ class PcpuScheduler:
 
     def _switch(self, nxt: Vcpu | None, reason: str, prev: Vcpu | None = None) -> None:
         self.switches += 1
+        if nxt is not None and nxt.slice_left <= 0:
+            nxt.slice_left = nxt.timeslice_ns
         if self.trace.on:
             self.trace.sched_switch(self.index, prev.id if prev else None,
-                                    nxt.id if nxt else None, reason)
+                                    nxt.id if nxt else None, reason,
+                                    nxt.slice_left if nxt else None)
         self.current = nxt
         if nxt is None:
             return
-        if nxt.slice_left <= 0:
-            nxt.slice_left = nxt.timeslice_ns
         self.slice_start = self.engine.now
         self._arm(self.slice_start + nxt.slice_left)
         nxt.set_state("running", reason)

@@ -12,11 +12,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..consts import (
+    RM_PLATFORM_SECONDARY_VMIDS,
     RM_RPC_MESSAGE_SIZE,
     RM_RPC_QUEUE_DEPTH,
     VMID_DYNAMIC_BASE,
     VMID_DYNAMIC_LAST,
     VMID_HLOS,
+    VMID_SECONDARY_LIMIT,
 )
 from ..guests import work
 from ..memparcel import MemError
@@ -60,12 +62,18 @@ def link_names(vm_name: str, rm_name: str) -> tuple[str, str]:
 
 
 def create_rm_link(hyp: Hypervisor, rm: ResourceManager, vm: Vm) -> None:
-    """Two queues of depth 8 and 240-byte messages, one per direction (facts §3.1)."""
+    """Two queues of depth 8 and 240-byte messages, one per direction (facts §3.1).
+
+    vIRQs in the RM's order (RM ``vm_config.c`` ``vm_config_add_rm_rpc``): the RM's own
+    Tx then Rx, then the VM's Tx then Rx; the VM's queue to the RM is created first
+    (``vm_config_hlos_vdevices_setup``)."""
     to_rm, from_rm = link_names(vm.name, rm.vm.name)
+    rm_tx, rm_rx = rm.vm.allocate_virq(), rm.vm.allocate_virq()
+    vm_tx, vm_rx = vm.allocate_virq(), vm.allocate_virq()
     hyp.create_msgq(to_rm, vm, rm.vm, RM_RPC_QUEUE_DEPTH, RM_RPC_MESSAGE_SIZE,
-                    label="rm", rx_label=f"rm:{vm.name}")
+                    label="rm", rx_label=f"rm:{vm.name}", tx_virq=vm_tx, rx_virq=rm_rx)
     hyp.create_msgq(from_rm, rm.vm, vm, RM_RPC_QUEUE_DEPTH, RM_RPC_MESSAGE_SIZE,
-                    label=f"rm:{vm.name}", rx_label="rm")
+                    label=f"rm:{vm.name}", rx_label="rm", tx_virq=rm_tx, rx_virq=vm_rx)
     rm.add_link(vm)
 
 
@@ -130,6 +138,10 @@ class VmManagement:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def allocate(self, caller: Vm, payload: bytes) -> bytes:
+        """vmid 0: the RM picks a dynamic one and returns it; otherwise a free static
+        secondary vmid of the platform list, no reply data. Anything else (in use, not in
+        the list, >= 64: the RM takes no explicit dynamic vmid) is NORESOURCE (RM
+        ``vm_mgnt.c`` ``vm_mgnt_handle_allocate``; facts §6.1)."""
         self._primary_only(caller)
         vmid = VmidReq.decode(payload).vmid
         used = {vm.vmid for vm in self.hyp.vms.values()}
@@ -140,8 +152,10 @@ class VmManagement:
                 raise RmFailure(RmError.NORESOURCE, "no dynamic vmid left")
             reply = VmidReply(vmid=vmid).encode()
         else:
-            if vmid in used:
-                raise RmFailure(RmError.IN_USE, f"vmid {vmid:#x} exists")
+            secondary = (vmid < VMID_SECONDARY_LIMIT
+                         and RM_PLATFORM_SECONDARY_VMIDS >> vmid & 1)
+            if not secondary or vmid in used:
+                raise RmFailure(RmError.NORESOURCE, f"vmid {vmid:#x} is not a free secondary vmid")
             reply = b""
         vm = self.hyp.create_vm(f"VM_{vmid:02x}", vmid, owner=caller.vmid)
         self._status_changed(vm, VmState.LOAD)
@@ -151,10 +165,12 @@ class VmManagement:
         self._primary_only(caller)
         req = VmConfigImageReq.decode(payload)
         vm = self._owned(caller, req.vmid, VmState.LOAD, VmState.RESET)
+        # The parcel must exist and be lent to the new VM, else MEM_INVALID (RM
+        # second_vm.c vm_creation_config_image: memparcel_lookup_by_target_vmid).
         parcel = next((p for p in self.hyp.memory.parcels() if p["handle"] == req.mem_handle),
                       None)
-        if parcel is None or parcel["owner"] != caller.vmid:
-            raise RmFailure(RmError.HANDLE_INVALID, f"no memparcel {req.mem_handle}")
+        if parcel is None or vm.vmid not in {entry["vmid"] for entry in parcel["acl"]}:
+            raise RmFailure(RmError.MEM_INVALID, f"no memparcel {req.mem_handle} for {vm.name}")
         image_no = self.hyp.memory.contents(parcel["sgl"][0]["base"] + req.image_offset)
         if not 1 <= image_no <= len(self.images):
             raise RmFailure(RmError.ARGUMENT_INVALID, "no known image in that memparcel")
@@ -269,7 +285,10 @@ class VmManagement:
     # -- queries ---------------------------------------------------------------------------------
     def get_hyp_resources(self, caller: Vm, payload: bytes) -> bytes:
         vmid = VmidReq.decode(payload).vmid
-        vm = caller if vmid in (0, caller.vmid) else self._owned(caller, vmid)
+        if vmid == 0:  # no "self" here: vm_lookup(0) finds no VM (RM vm_config.c
+            # vm_config_get_resource_descs -> ARGUMENT_INVALID; facts §5.3)
+            raise RmFailure(RmError.ARGUMENT_INVALID, "vmid 0 names no VM")
+        vm = caller if vmid == caller.vmid else self._owned(caller, vmid)
         entries = []
         for label, res in sorted(vm.resources.items()):
             rtype = ResourceType.__members__.get(res["type"])

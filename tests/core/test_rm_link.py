@@ -110,18 +110,19 @@ def test_rm_boot_packets_are_byte_exact_and_replies_echo_seq_and_id():
     requests = wire(events, "HLOS_to_RM")
     answers = wire(events, "RM_to_HLOS")
     assert requests and answers
-    # VM_ALLOCATE(0): 0x21, type 1 with no fragments, seq 1, id 0x56000001, vmid 0 + pad.
-    assert requests[0] == bytes.fromhex("21" "01" "0100" "01000056" "00000000")
-    # The new VM's LOAD state reaches its owner first (NOTIFY_VM_STATUS, type 3, RM seq 1:
+    # VM_ALLOCATE(0): 0x21, type 1 with no fragments, seq 0 (Linux's cyclic allocator
+    # starts at 0), id 0x56000001, vmid 0 + pad.
+    assert requests[0] == bytes.fromhex("21" "01" "0000" "01000056" "00000000")
+    # The new VM's LOAD state reaches its owner first (NOTIFY_VM_STATUS, type 3, RM seq 0:
     # vmid 0x80, res, vm_status 5, os 0, app 0), then the reply: type 2, the request's seq
     # and id, OK, then the new vmid 0x80 as a u32.
-    assert answers[0] == bytes.fromhex("21" "03" "0100" "08001056" "8000" "0000" "05" "00"
+    assert answers[0] == bytes.fromhex("21" "03" "0000" "08001056" "8000" "0000" "05" "00"
                                        "0000")
-    assert answers[1] == bytes.fromhex("21" "02" "0100" "01000056" "00000000" "80000000")
+    assert answers[1] == bytes.fromhex("21" "02" "0000" "01000056" "00000000" "80000000")
     sent = [header(raw) for raw in requests]
     assert {(api, kind, frags) for api, kind, frags, _, _ in sent} == {(API_BYTE, REQUEST, 0)}
     seqs = [seq for *_, seq, _ in sent]
-    assert seqs == list(range(1, len(seqs) + 1))  # Linux's cyclic allocator from 1
+    assert seqs == list(range(len(seqs)))  # Linux's cyclic allocator from 0
     got = [header(raw) for raw in answers]
     assert {api for api, *_ in got} == {API_BYTE}
     assert max(len(raw) for raw in answers) <= PACKET_MAX
@@ -135,7 +136,7 @@ def test_rm_boot_packets_are_byte_exact_and_replies_echo_seq_and_id():
                for raw, (_, kind, *_) in zip(answers, got, strict=True) if kind == REPLY)
     # Notifications are type 3 and numbered by the RM's own counter.
     notes = [(seq, mid) for _, kind, _, seq, mid in got if kind == NOTIFICATION]
-    assert [seq for seq, _ in notes] == list(range(1, len(notes) + 1))
+    assert [seq for seq, _ in notes] == list(range(len(notes)))  # RM counter from 0
     assert {mid for _, mid in notes} == {RmMessageId.NOTIFY_VM_STATUS}
     # Linux pushes its requests; the RM sends without PUSH.
     pushes = {(e["msgq"], e["push"]) for e in events if e["kind"] == "msgq.send"

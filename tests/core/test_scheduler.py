@@ -6,7 +6,7 @@ from functools import partial
 
 from gunyah_core import Hypervisor
 from gunyah_core.consts import Error, ObjectState, ThreadRights
-from gunyah_core.guests import Guest, work
+from gunyah_core.guests import Guest, sleep, work
 from gunyah_core.vcpu import Vcpu
 from tests.core.conftest import MS, US, add_vm, hvc, run_until, set_program, start
 
@@ -22,6 +22,22 @@ class Burst(Guest):
 
     def run(self, vcpu: Vcpu):
         yield work(BURST_NS)
+
+
+class Napper(Guest):
+    """Uses most of its slice, sleeps (blocks in WFI) for a while, then computes for good."""
+
+    program = "napper"
+
+    def run(self, vcpu: Vcpu):
+        yield work(NAP_AFTER_NS)
+        yield sleep(NAP_NS)
+        while True:
+            yield work(SPIN_CHUNK_NS)
+
+
+NAP_AFTER_NS = 800 * US
+NAP_NS = 500 * US
 
 
 def switches(events, pcpu: int | None = None) -> list[tuple]:
@@ -91,6 +107,37 @@ def test_equal_priority_waits_for_slice_expiry(hyp: Hypervisor) -> None:
     assert [(e["t"], e["vcpu"], e["state"]) for e in events
             if e["kind"] == "vcpu.state" and e["vcpu"] == "B.0"][:2] == [
         (300 * US, "B.0", "ready"), (1 * MS, "B.0", "running")]
+
+
+def test_a_woken_thread_gets_a_fresh_slice_at_the_tail(hyp: Hypervisor) -> None:
+    """facts §7.1: a wake resets the slice and queues at the tail
+    (H-SRC scheduler_fprr.c add_thread_to_scheduler, reset_sched_params)."""
+    nap = add_vm(hyp, "Nap", (0,), timeslice_ns=SLICE)
+    nap.guest = Napper(nap, {})
+    a, b = spinners(hyp, "A", "B")
+    start(hyp, nap, a)
+    events = run_until(hyp, 5 * MS)
+    seq = [(t, prev, nxt, reason) for t, _, prev, nxt, reason in switches(events)]
+    t_nap = seq[1][0]  # Nap blocks in its sleep, with about 200 us of its slice unused
+    assert seq[:2] == [(0, None, "Nap.0", "wake:vcpu_off"),
+                       (t_nap, "Nap.0", "A.0", "block:vcpu_wfi")]
+    assert SLICE - t_nap > 0
+    # Nap wakes at t_nap + 500 us while A runs: it waits at the tail for A's slice ...
+    assert [(e["t"], e["state"]) for e in events if e["kind"] == "vcpu.state"
+            and e["vcpu"] == "Nap.0"][:4] == [(0, "running"), (t_nap, "wfi"),
+                                              (t_nap + NAP_NS, "ready"),
+                                              (t_nap + SLICE, "running")]
+    # ... then runs a whole fresh slice, not the 200 us it had left when it slept.
+    assert seq[2:5] == [(t_nap + SLICE, "A.0", "Nap.0", "timeslice"),
+                        (t_nap + 2 * SLICE, "Nap.0", "A.0", "timeslice"),
+                        (t_nap + 3 * SLICE, "A.0", "Nap.0", "timeslice")]
+    slices = [e["slice_ns"] for e in events if e["kind"] == "sched.switch"]
+    assert slices[:4] == [SLICE, SLICE, SLICE, SLICE]
+    # B wakes at 5 ms while A runs: it queues at the tail, behind Nap.
+    hyp.engine.schedule(0, start, hyp, b)
+    later = [(t, prev, nxt) for t, _, prev, nxt, _ in switches(run_until(hyp, 8 * MS))]
+    assert later == [(t_nap + 5 * SLICE, "A.0", "Nap.0"), (t_nap + 6 * SLICE, "Nap.0", "B.0"),
+                     (t_nap + 7 * SLICE, "B.0", "A.0")]
 
 
 def test_lower_priority_waits_until_higher_blocks(hyp: Hypervisor) -> None:
