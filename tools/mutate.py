@@ -30,7 +30,7 @@ import copy
 import os
 import resource
 import shutil
-import subprocess
+import signal
 import sys
 import tempfile
 import time
@@ -46,7 +46,8 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
         "tests/core/test_msgq.py", "tests/core/test_hypercalls.py",
         "tests/core/test_properties.py", "tests/core/test_guests.py")),
     "doorbell": ("gunyah_core/doorbell.py", (
-        "tests/core/test_doorbell.py", "tests/core/test_hypercalls.py")),
+        "tests/core/test_doorbell.py", "tests/core/test_hypercalls.py",
+        "tests/core/test_reference_models.py")),
     "cspace": ("gunyah_core/cspace.py", (
         "tests/core/test_cspace.py", "tests/core/test_hypercalls.py",
         "tests/core/test_properties.py")),
@@ -55,7 +56,7 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
         "tests/core/test_hypercalls.py", "tests/core/test_guests.py")),
     "vic": ("gunyah_core/vic.py", (
         "tests/core/test_vic.py", "tests/core/test_doorbell.py", "tests/core/test_msgq.py",
-        "tests/core/test_vcpu_run.py")),
+        "tests/core/test_vcpu_run.py", "tests/core/test_reference_models.py")),
     "rm/rpc": ("gunyah_core/rm/rpc.py", (
         "tests/core/test_rm_rpc.py", "tests/core/test_rm_link.py",
         "tests/core/test_rm_lifecycle.py")),
@@ -227,22 +228,66 @@ def mutants_of(module: str) -> list[Mutant]:
     return out
 
 
-def _limit_memory() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
+# Imported once here, before any mutant, so that each forked test run starts warm. The
+# model (gunyah_core) and the tests are never imported in this process: each child
+# imports them afresh from the copy, mutated file included.
+PREIMPORT = ("pytest", "hypothesis", "hypothesis.stateful", "hypothesis.strategies",
+             "pytest_timeout", "yaml", "jsonschema", "json", "struct", "random")
+
+
+def _warm_up() -> None:
+    sys.dont_write_bytecode = True  # the copy never gets a __pycache__ to go stale
+    for name in PREIMPORT:
+        try:
+            __import__(name)
+        except ImportError:
+            pass
 
 
 def _pytest(copy_root: Path, tests: tuple[str, ...], timeout: float) -> str:
-    """'passed', 'failed' or 'timeout' for one run of ``tests`` in ``copy_root``."""
-    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-           "--hypothesis-seed=0", "-o", "addopts=", *tests]
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0")
-    try:
-        proc = subprocess.run(cmd, cwd=copy_root, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, timeout=timeout,
-                              preexec_fn=_limit_memory, start_new_session=True)
-    except subprocess.TimeoutExpired:
-        return "timeout"
-    return "passed" if proc.returncode == 0 else "failed"
+    """'passed', 'failed' or 'timeout' for one run of ``tests`` in ``copy_root``.
+
+    The run is a forked child of this (warm) process, in its own process group, with
+    its address space capped (RLIMIT_AS) and killed with its group after ``timeout``.
+    """
+    # Plugins imported by the warm-up cannot be assertion-rewritten; only their own
+    # asserts lose detail, so the warning that says so is silenced (the suite errors on it).
+    args = ["-x", "-q", "-p", "no:cacheprovider", "--hypothesis-seed=0", "-o", "addopts=",
+            "-W", "ignore::pytest.PytestAssertRewriteWarning", "--rootdir", str(copy_root),
+            *tests]
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        code = 3
+        try:
+            os.setpgid(0, 0)
+            resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
+            os.chdir(copy_root)
+            sys.path.insert(0, str(copy_root))
+            # MUTATE_LOG=file keeps every run's pytest output (for debugging the tool)
+            log = os.open(os.environ.get("MUTATE_LOG", os.devnull),
+                          os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+            os.dup2(log, 1)
+            os.dup2(log, 2)
+            import pytest
+
+            code = int(pytest.main(args))
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return "passed" if os.waitstatus_to_exitcode(status) == 0 else "failed"
+        if time.monotonic() > deadline:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(pid, 0)
+            return "timeout"
+        time.sleep(0.02)
 
 
 def run_module(module: str, copy_root: Path, verbose: bool) -> tuple[int, int, list[Mutant]]:
@@ -298,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
             for mutant in mutants_of(module):
                 print(mutant.label)
         return 0
+    _warm_up()
     scores = []
     with tempfile.TemporaryDirectory(prefix="gunyah-mutate-") as tmp:
         copy_root = Path(tmp) / "repo"
