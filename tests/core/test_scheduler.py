@@ -5,7 +5,13 @@ from __future__ import annotations
 from functools import partial
 
 from gunyah_core import Hypervisor
-from gunyah_core.consts import SCHEDULER_DEFAULT_PRIORITY, Error, ObjectState, ThreadRights
+from gunyah_core.consts import (
+    SCHEDULER_DEFAULT_PRIORITY,
+    SIM_CONTEXT_SWITCH_NS,
+    Error,
+    ObjectState,
+    ThreadRights,
+)
 from gunyah_core.guests import Guest, sleep, work
 from gunyah_core.vcpu import Vcpu
 from tests.core.conftest import MS, US, add_vm, hvc, run_until, set_program, start
@@ -85,9 +91,10 @@ def test_higher_priority_preempts_at_once_and_preempted_returns_to_head(hyp) -> 
     assert seq[:2] == [(0, 0, None, "A.0", "wake:vcpu_off"),
                        (wake_at, 0, "A.0", "U.0", "preempt")]
     t_back, _, prev, nxt, reason = seq[2]
-    # U ran its burst and blocked; A (at the head, not B) gets the CPU back ...
+    # U ran its burst (after the context switch in) and blocked; A (at the head, not B)
+    # gets the CPU back ...
     assert (prev, nxt, reason) == ("U.0", "A.0", "block:vcpu_wfi")
-    assert t_back >= wake_at + BURST_NS
+    assert t_back == wake_at + SIM_CONTEXT_SWITCH_NS + BURST_NS
     # ... with the 700 us it had left, then goes to the tail with a fresh slice.
     left = SLICE - wake_at
     assert seq[3:] == [(t_back + left, 0, "A.0", "B.0", "timeslice"),
@@ -118,10 +125,10 @@ def test_a_woken_thread_gets_a_fresh_slice_at_the_tail(hyp: Hypervisor) -> None:
     start(hyp, nap, a)
     events = run_until(hyp, 5 * MS)
     seq = [(t, prev, nxt, reason) for t, _, prev, nxt, reason in switches(events)]
-    t_nap = seq[1][0]  # Nap blocks in its sleep, with about 200 us of its slice unused
+    # Nap blocks in its sleep after the switch in and its work: 198 us of its slice unused
+    t_nap = SIM_CONTEXT_SWITCH_NS + NAP_AFTER_NS
     assert seq[:2] == [(0, None, "Nap.0", "wake:vcpu_off"),
                        (t_nap, "Nap.0", "A.0", "block:vcpu_wfi")]
-    assert SLICE - t_nap > 0
     # Nap wakes at t_nap + 500 us while A runs: it waits at the tail for A's slice ...
     assert [(e["t"], e["state"]) for e in events if e["kind"] == "vcpu.state"
             and e["vcpu"] == "Nap.0"][:4] == [(0, "running"), (t_nap, "wfi"),
@@ -148,7 +155,7 @@ def test_lower_priority_waits_until_higher_blocks(hyp: Hypervisor) -> None:
     seq = switches(run_until(hyp, 2 * MS))
     assert [(p, n, r) for _, _, p, n, r in seq] == [
         (None, "High.0", "wake:vcpu_off"), ("High.0", "Low.0", "block:vcpu_wfi")]
-    assert seq[1][0] >= BURST_NS
+    assert seq[1][0] == SIM_CONTEXT_SWITCH_NS + BURST_NS
 
 
 def test_wfi_blocks_and_virq_wakes(hyp: Hypervisor) -> None:
