@@ -256,7 +256,7 @@ class PcpuScheduler:
         self._switch(target, "vcpu_run", prev=caller)
 
     def end_proxy(self, state: VcpuRunState | None, expired: bool = False,
-                  block: str | None = None) -> None:
+                  block: str | None = None, prev: Vcpu | None = None) -> None:
         """Finish the directed yield here and resume the caller. For a vcpu_run the
         target is parked again and the call returns ``state`` (None: work it out from
         why the target stopped, ``block``); a yield target stays in its run list.
@@ -281,7 +281,8 @@ class PcpuScheduler:
             caller.slice_left = caller.timeslice_ns
         self._stop_target(run, state, block, removed=was_running)
         caller.blocked.discard(run.caller_block)
-        prev = target if was_running else None
+        if was_running:
+            prev = target
         if caller.blocked:  # e.g. powered off meanwhile
             if self.current is None:
                 self._switch(self._pop_highest(), f"{REASON_BLOCK}:{run.caller_block}",
@@ -354,7 +355,8 @@ class PcpuScheduler:
         self.proxy = run
         caller.blocked.add(run.caller_block)
         if target.blocked or (run.kind == KIND_YIELD_TO and target.sched is not self):
-            self.end_proxy(None, block=min(target.blocked) if target.blocked else None)
+            self.end_proxy(None, block=min(target.blocked) if target.blocked else None,
+                           prev=prev)
             return
         caller.set_state(STATE_OF_BLOCK[run.caller_block], f"{run.kind}:resume")
         if run.kind == KIND_YIELD_TO:

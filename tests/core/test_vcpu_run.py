@@ -216,3 +216,20 @@ def test_the_hvc_event_of_vcpu_run_comes_when_the_call_returns_with_its_result()
         assert set(call["ret"]) == {"state", "state_value", "data0", "data1", "data2"}
     assert [c["ret"]["state"] for c in calls[:2]] == ["READY", "EXPECTS_WAKEUP"]
     assert (calls[1]["ret"]["data0"], calls[1]["ret"]["data1"]) == (0, 1)  # WFI, H-SRC
+
+
+def test_a_target_stopped_while_its_caller_waits_preempted_ends_the_call():
+    """Picked again, the caller cannot yield to a target that was powered off meanwhile
+    (can_yield_to: not runnable): the yield ends and vcpu_run says why (POWERED_OFF)."""
+    hyp, low, mid, high = owner_machine()
+    guest = hyp.vms["Guest"].vcpus[0]
+    hyp.engine.schedule(500 * US, hyp.power_on, high)
+    hyp.engine.schedule(550 * US, hyp.power_off, guest)
+    events = run_until(hyp, 1 * MS)
+    back = next(e for e in events if e["kind"] == "sched.switch" and e["prev"] == "High.0")
+    assert (back["next"], back["reason"]) == ("Owner.0", "vcpu_run:return")
+    runs = [(e["t"], e["stage"], e["state"]) for e in events if e["kind"] == "vcpu.run"]
+    assert runs[1:] == [(500 * US, "preempted", "running"), (back["t"], "exit", "POWERED_OFF")]
+    call = next(e for e in events if e["kind"] == "hvc" and e["name"] == "vcpu_run")
+    assert (call["t"], call["ret"]["state"]) == (back["t"], "POWERED_OFF")
+    assert guest.blocked == {"vcpu_off", "vcpu_run"}  # parked again, off
