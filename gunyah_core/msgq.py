@@ -47,6 +47,7 @@ def preview(payload: Any) -> str:
 # What msgqueue_send_msg / msgqueue_receive_msg return beside FULL / EMPTY (H-SRC).
 NOT_FULL_FALSE = {"not_full": False}
 NOT_EMPTY_FALSE = {"size": 0, "not_empty": False}
+BUFFER_TOO_SMALL = {"size": 0, "not_empty": True}  # the message is still queued
 
 # A queued message is a plain tuple (one is made per send, so it is kept cheap) with
 # this layout; its id and send time let a view follow and scrub it.
@@ -116,13 +117,17 @@ class Msgq(KObject):
         """Take the head message: ``(msg, size, payload, not_empty)``; assert Tx when the
         count falls to the not-full threshold.
 
-        Raises MSGQUEUE_EMPTY, ADDR_OVERFLOW (buffer smaller than the message; it stays).
+        Raises MSGQUEUE_EMPTY, then ARGUMENT_SIZE when the buffer is smaller than the
+        message, which stays queued: the error the source's copy routine gives (H-SRC
+        useraccess.c ``useraccess_copy_to_guest_va``, called by msgqueue_common.c
+        ``msgqueue_receive_msg``); H-API says ADDR_OVERFLOW (facts §3.2, §11: the source
+        that runs is followed). X1/X2 stay size 0, not_empty true, as the source leaves them.
         """
         items = self.items
         if not items:
             raise HypError(Error.MSGQUEUE_EMPTY, ret=NOT_EMPTY_FALSE)
         if buf_size < items[0][MSG_SIZE]:
-            raise HypError(Error.ADDR_OVERFLOW, "receive buffer too small")
+            raise HypError(Error.ARGUMENT_SIZE, "receive buffer too small", BUFFER_TOO_SMALL)
         msg, size, payload, _ = items.popleft()
         count = len(items)
         if self.trace.on:

@@ -4,10 +4,13 @@ A proxy-scheduled vCPU carries a permanent ``vcpu_run`` block: it runs only insi
 owner's ``vcpu_run`` call. The call moves it to the caller's pCPU and donates the rest
 of the caller's timeslice to it (a directed yield). The call returns when the target
 cannot continue (WFI -> EXPECTS_WAKEUP, powered off -> POWERED_OFF) or when the caller
-is preempted, interrupted, or its slice ends (READY: "call again"). The caller stays the
-pCPU's active thread: only a wake of higher priority than the caller preempts it; a
-lower or equal one waits in the run list (facts §7.1 "wake preemption check"). The
-time the target runs is charged to the caller's slice. While the target
+gets a vIRQ or its slice ends (READY: "call again"). The caller stays the pCPU's
+active thread: only a wake of higher priority than the caller preempts it, and even
+then the call does not return: the caller waits at the head of its list and, picked
+again, runs its target on (H-SRC scheduler_fprr.c keeps ``scheduler_yielding``; H-API
+says the call returns when the caller is preempted: the source is followed). A lower
+or equal wake waits in the run list (facts §7.1 "wake preemption check"). The time the
+target runs is charged to the caller's slice. While the target
 waits, a vIRQ for it raises the wakeup vIRQ in the owner's VIC (facts §7.2).
 Simplified: no VMMIO or PSCI exits (states 4-6, 0x100); resume data is ignored.
 """

@@ -109,6 +109,8 @@ export function summarize(e) {
     case "vcpu.priority": return `${e.vcpu} priority ${e.old} → ${e.priority}`;
     case "vcpu.run": return e.stage === "enter"
       ? `${e.caller} vcpu_run: ${e.vcpu} runs on pCPU ${e.pcpu} in its place`
+      : e.stage === "preempted" ? `${e.caller} preempted: ${e.vcpu} waits, the vcpu_run goes on later`
+      : e.stage === "resume" ? `${e.caller} picked again: ${e.vcpu} runs on in its place`
       : `${e.caller} vcpu_run returns ${e.state} (${e.vcpu})`;
     case "mem.access": return `${e.vm} ${e.access} ${hex(e.addr)} ${e.ok ? "ok" : "fault"}` +
       (e.access === "R" && e.ok ? ` = ${hex(e.value)}` : "");

@@ -349,3 +349,33 @@ def test_set_priority_needs_priority_right(hyp: Hypervisor) -> None:
     _, cap = _init_thread(hyp, vm, ThreadRights.TIMESLICE)
     result = hvc(hyp, vm.vcpus[0], "vcpu_set_priority", capid=cap, priority=40)
     assert result.error is Error.CSPACE_INSUFFICIENT_RIGHTS
+
+
+def test_a_preempted_directed_yield_resumes_when_the_caller_is_picked(hyp: Hypervisor) -> None:
+    """A thread above the caller suspends a directed yield; when it blocks, the caller
+    (at the head of its list) yields to its target again, on what is left of its slice
+    (H-SRC scheduler_fprr.c: scheduler_yielding stays set; select_yield_target)."""
+    p = add_vm(hyp, "P", (0, 0), timeslice_ns=SLICE)
+    set_program(p, "spin", work_ns=SPIN_CHUNK_NS)
+    urgent = add_vm(hyp, "U", (0,), priority=40)
+    urgent.guest = Burst(urgent, {})
+    p0, p1 = p.vcpus
+    hyp.power_on(p0)
+    hyp.power_on(p1)
+    run_until(hyp, 100 * US)
+    now = hyp.engine.now
+    assert hvc(hyp, p0, "scheduler_yield", control=1, arg1=p.resources["vcpu1"]["capid"]).ok
+    hyp.engine.schedule(400 * US - now, hyp.power_on, urgent.vcpus[0])
+    events = run_until(hyp, 4 * MS)
+    seq = [(e["t"], e["prev"], e["next"], e["reason"], e["slice_ns"]) for e in events
+           if e["kind"] == "sched.switch"]
+    t_back = seq[2][0]
+    left = SLICE - 400 * US
+    assert seq[:5] == [(now, "P.0", "P.1", "yield_to", SLICE - now),
+                       (400 * US, "P.1", "U.0", "preempt", seq[1][4]),
+                       (t_back, "U.0", "P.1", "yield_to", left),
+                       # P.0's slice is over: P.1, at the head of the list, goes on
+                       # on its own (untouched) slice, then P.0's turn comes.
+                       (t_back + left, "P.1", "P.1", "timeslice", SLICE),
+                       (t_back + left + SLICE, "P.1", "P.0", "timeslice", SLICE)]
+    assert t_back >= 400 * US + BURST_NS
