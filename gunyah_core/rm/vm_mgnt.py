@@ -66,7 +66,7 @@ def create_rm_link(hyp: Hypervisor, rm: ResourceManager, vm: Vm) -> None:
 
     vIRQs in the RM's order (RM ``vm_config.c`` ``vm_config_add_rm_rpc``): the RM's own
     Tx then Rx, then the VM's Tx then Rx; the VM's queue to the RM is created first
-    (``vm_config_hlos_vdevices_setup``)."""
+    (``vm_config_hlos_vdevices_setup``; facts §11.2)."""
     to_rm, from_rm = link_names(vm.name, rm.vm.name)
     rm_tx, rm_rx = rm.vm.allocate_virq(), rm.vm.allocate_virq()
     vm_tx, vm_rx = vm.allocate_virq(), vm.allocate_virq()
@@ -143,7 +143,7 @@ class VmManagement:
         """vmid 0: the RM picks a dynamic one and returns it; otherwise a free static
         secondary vmid of the platform list, no reply data. Anything else (in use, not in
         the list, >= 64: the RM takes no explicit dynamic vmid) is NORESOURCE (RM
-        ``vm_mgnt.c`` ``vm_mgnt_handle_allocate``; facts §6.1)."""
+        ``vm_mgnt.c`` ``vm_mgnt_handle_allocate``; facts §6.1, §11.2)."""
         self._primary_only(caller)
         vmid = VmidReq.decode(payload).vmid
         used = {vm.vmid for vm in self.hyp.vms.values()}
@@ -302,6 +302,7 @@ class VmManagement:
         No VM (vmid 0 included) -> ARGUMENT_INVALID; no VM config yet (LOAD) or any more
         (RESET) -> NORESOURCE. A VM the caller neither owns nor talks to gets an empty
         list, not DENIED. The RM link is not listed (a VDEV_RM_RPC, never visible here).
+        vmid 0 and the vCPU entries' partner_vmid: facts §11.2.
         """
         vmid = VmidReq.decode(payload).vmid
         vm = self.hyp.vm_by_id(vmid) if vmid else None
