@@ -143,14 +143,19 @@ class Hypervisor:
         # A VM owned by another VM (not by the RM): the owner gets a cap to every vCPU,
         # proxy-scheduled or not, which VM_GET_HYP_RESOURCES later reports (facts §5.4).
         owner = self.vm_by_id(vm.owner) if vm.owner is not None else None
-        if owner is not None and owner.kind != "rm":
-            vcpu.owner_capid = self.master_cspace.copy_to(master, owner.cspace,
-                                                          OWNER_VCPU_RIGHTS)
         vcpu.activate()
         self._created("vcpu", vcpu.id, vcpu.snapshot(), vm=vm.name, pcpu=affinity)
-        if vcpu.owner_capid is not None:
-            self._copied_caps(owner)
+        if owner is not None and owner.kind != "rm":
+            self.give_vcpu_cap(vcpu, owner, OWNER_VCPU_RIGHTS)
         return vcpu
+
+    def give_vcpu_cap(self, vcpu: Vcpu, holder: Vm, rights: int) -> int:
+        """Copy a cap to ``vcpu`` into ``holder``'s CSpace as the RM's ``owner_cap`` (the
+        one VM_GET_HYP_RESOURCES reports, facts §5.4) and trace the copy."""
+        vcpu.owner_capid = self.master_cspace.copy_to(self.master_cspace.find(vcpu),
+                                                      holder.cspace, rights)
+        self._copied_caps(holder)
+        return vcpu.owner_capid
 
     def make_proxy(self, vcpu: Vcpu, owner: Vm) -> None:
         """Proxy-schedule ``vcpu`` for ``owner`` as the RM does (facts §7.1, §7.2): priority
@@ -165,8 +170,7 @@ class Hypervisor:
         virq = owner.allocate_virq()
         owner.vic.bind(vcpu.wakeup, virq, EDGE)
         if vcpu.owner_capid is None:  # a VM made without an owner (unit tests): copy it now
-            vcpu.owner_capid = self.master_cspace.copy_to(self.master_cspace.find(vcpu),
-                                                          owner.cspace, OWNER_VCPU_RIGHTS)
+            self.give_vcpu_cap(vcpu, owner, OWNER_VCPU_RIGHTS)
         capid = vcpu.owner_capid
         owner.resources[f"proxy:{vcpu.id}"] = {"type": "VIRTUAL_CPU", "capid": capid,
                                                "virq": virq, "vcpu": vcpu.id,

@@ -18,6 +18,7 @@ from ..consts import (
     VMID_DYNAMIC_BASE,
     VMID_DYNAMIC_LAST,
     VMID_HLOS,
+    VMID_RM,
     VMID_SECONDARY_LIMIT,
 )
 from ..guests import work
@@ -170,7 +171,8 @@ class VmManagement:
         req = VmConfigImageReq.decode(payload)
         vm = self._owned(caller, req.vmid, VmState.LOAD, VmState.RESET)
         # The parcel must exist and be lent to the new VM, else MEM_INVALID (RM
-        # second_vm.c vm_creation_config_image: memparcel_lookup_by_target_vmid).
+        # second_vm.c vm_creation_config_image: memparcel_lookup_by_target_vmid; facts
+        # §5.2, §5.3).
         parcel = next((p for p in self.hyp.memory.parcels() if p["handle"] == req.mem_handle),
                       None)
         if parcel is None or vm.vmid not in {entry["vmid"] for entry in parcel["acl"]}:
@@ -311,7 +313,8 @@ class VmManagement:
         if VmState[vm.state] in (VmState.LOAD, VmState.RESET):
             raise RmFailure(RmError.NORESOURCE, f"{vm.name} has no configuration")
         entries = []
-        if vm.owner == caller.vmid:
+        # The RM's own vCPU is listed for HLOS too (rm_caps_for_hlos).
+        if vm.owner == caller.vmid or (vm.vmid == VMID_RM and caller.vmid == VMID_HLOS):
             entries += [HypResourceEntry(
                 resource_type=ResourceType.VIRTUAL_CPU, label=vcpu.index,
                 capid=vcpu.owner_capid, virq=vcpu.wakeup.virq if vcpu.wakeup else 0)

@@ -171,3 +171,16 @@ def test_proxy_vmm_takes_its_vcpu_run_cap_from_the_rm():
                  and e["name"] == "VM_GET_HYP_RESOURCES" and e["dir"] == "reply")
     assert reply["error"] == "OK" and reply["dst"] == "HLOS"
     assert any(e["kind"] == "vcpu.run" and e["stage"] == "enter" for e in events)
+
+
+def test_hlos_alone_is_told_of_its_cap_to_the_rm_vcpu():
+    sim = sim_of(SCENARIO)
+    rm, hlos = sim.hyp.vms["RM"], sim.hyp.vms["HLOS"]
+    error, entries = resources(sim, "HLOS", rm.vmid)  # RM rm_caps_for_hlos
+    assert error is RmError.OK
+    assert [(e.resource_type, e.label, e.virq) for e in entries] == [
+        (ResourceType.VIRTUAL_CPU, 0, 0)]
+    assert hlos.cspace.lookup(entries[0].capid, ObjectType.THREAD,
+                              ThreadRights.AFFINITY) is rm.vcpus[0]
+    assert hlos.cspace.cap(entries[0].capid).rights == ThreadRights.AFFINITY  # hlos_vm.c
+    assert resources(sim, "Stranger", rm.vmid) == (RmError.OK, ())
