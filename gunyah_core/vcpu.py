@@ -32,7 +32,7 @@ BLOCK_VCPU_RUN = "vcpu_run"
 
 # What a student sees for a non-runnable vCPU, by the reason that blocked it.
 STATE_OF_BLOCK = {BLOCK_VCPU_OFF: "off", BLOCK_VCPU_WFI: "wfi", BLOCK_VCPU_RUN: "proxy",
-                  "vcpu_run_caller": "vcpu_run"}
+                  "vcpu_run_caller": "vcpu_run", "yield_to_caller": "yielding"}
 
 # Operations a guest generator yields.
 OP_HVC = "hvc"
@@ -80,6 +80,8 @@ class Vcpu(KObject):
         # The owning VM's cap to this vCPU, in the owner's CSpace (RM vm_config.c
         # vm_config_add_vcpu: vcpu->owner_cap); None for VMs the RM owns.
         self.owner_capid: int | None = None
+        # A hypercall that returns when this vCPU runs again (vcpu_run): traced then.
+        self.pending_hvc: tuple | None = None
 
     @property
     def runnable(self) -> bool:

@@ -42,7 +42,7 @@ def test_producer_full_then_waits_for_tx_virq_then_resumes() -> None:
              for e in events
              if (e["kind"] == "hvc" and e["vm"] == "Producer")
              or (e["kind"] == "virq.assert" and e["source"] == "msgq:P_to_C:tx")]
-    full_at = story.index(("hvc", "MSGQUEUE_FULL", None))
+    full_at = story.index(("hvc", "MSGQUEUE_FULL", False))  # X1 not_full = false
     assert story[full_at - 1] == ("hvc", "OK", False)  # the send that filled the queue
     assert story[full_at + 1] == ("virq.assert", None, None)  # nothing tried until Tx fires
     assert story[full_at + 2] == ("hvc", "OK", False)  # room for exactly one again
