@@ -257,6 +257,9 @@ class Actions:
         vcpu = next((v for vm in self.hyp.vms.values() for v in vm.vcpus if v.id == name), None)
         if vcpu is None:
             raise ActionError("UNKNOWN_VCPU", f"no vCPU named {name!r}")
+        if vcpu.sched is None:  # proxy-scheduled: priority 0 on no pCPU (facts §7.1)
+            raise ActionError("PROXY_SCHEDULED", f"{name} is proxy-scheduled: it runs only "
+                              "inside its owner's vcpu_run, at no priority of its own")
         priority = _int(args, "priority", 0, VCPU_MAX_PRIORITY)
         action_id = self._record(action, args)
         old = vcpu.priority

@@ -76,3 +76,11 @@ def test_the_action_log_is_bounded(sim: Simulation) -> None:
     err = refused(sim, "vm_start", {"vm": "VM_A"})
     assert err.code == "ACTION_LOG_FULL" and str(MAX_ACTIONS) in err.message
     assert len(sim.action_log) == MAX_ACTIONS
+
+
+def test_a_proxy_scheduled_vcpu_has_no_priority_to_change() -> None:
+    """Its scheduler is its owner's vcpu_run: the control says so instead of crashing."""
+    sim = Simulation(load("proxy-scheduling"))
+    sim.run(until_ns=100)
+    err = refused(sim, "set_priority", {"vcpu": "Guest.0", "priority": 5})
+    assert err.code == "PROXY_SCHEDULED" and "Guest.0" in err.message
