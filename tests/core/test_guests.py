@@ -5,10 +5,18 @@ from __future__ import annotations
 import pytest
 
 from gunyah_core import Hypervisor, Simulation, load
+from gunyah_core.consts import SIM_CONTEXT_SWITCH_NS, SIM_HVC_COST_NS, SIM_VIRQ_DELIVERY_NS
 from gunyah_core.guests import PROGRAMS, MissingResource
 from tests.core.conftest import MS, US, add_vm, run_until, set_program, start
 
 RUN_NS = 5 * MS
+# A sleep-then-act guest wakes, is switched in, then makes its hvc: what a period costs on
+# top of itself.
+WAKE_AND_HVC_NS = SIM_CONTEXT_SWITCH_NS + SIM_HVC_COST_NS
+# One ping-pong round trip: each side is switched in and takes the Rx vIRQ, two
+# receives and the sender's EOI (each send's own hvc is counted from where it starts).
+ROUND_TRIP_NS = 2 * SIM_CONTEXT_SWITCH_NS + 2 * SIM_VIRQ_DELIVERY_NS + 2 * SIM_HVC_COST_NS \
+    + SIM_VIRQ_DELIVERY_NS
 
 
 def hvcs(events, vm: str, name: str) -> list[dict]:
@@ -26,7 +34,9 @@ def test_echo_answers_each_ping_in_order() -> None:
     sends = [(e["msgq"], e["payload"]) for e in events if e["kind"] == "msgq.send"]
     pings = [p for q, p in sends if q == "A_to_B"]
     echoes = [p for q, p in sends if q == "B_to_A"]
-    assert len(pings) > 10
+    ping_times = [e["t"] for e in events if e["kind"] == "msgq.send" and e["msgq"] == "A_to_B"]
+    assert {b - a for a, b in zip(ping_times, ping_times[1:], strict=False)} == {ROUND_TRIP_NS}
+    assert len(pings) == 1 + (RUN_NS - ping_times[0]) // ROUND_TRIP_NS == 666
     assert pings == [f"ping {i}" for i in range(len(pings))]
     assert echoes == [f"echo ping {i}" for i in range(len(echoes))]
     assert len(pings) - len(echoes) in (0, 1)  # at most one in flight
@@ -97,11 +107,16 @@ def test_doorbell_ringer_and_handler() -> None:
              if e["kind"] == "hvc" and e["name"].startswith("doorbell_")
              and e["vm"] != "VM_C"]
     rings = story.count(("hvc", "VM_A", 0))
-    assert rings >= 9
+    ring_times = [e["t"] for e in events if e["kind"] == "bell.send" and e["doorbell"] == "bell0"]
+    assert {b - a for a, b in zip(ring_times, ring_times[1:], strict=False)} == {
+        300 * US + WAKE_AND_HVC_NS}  # the preset's period_ns
+    assert rings == len(ring_times) == 10
     assert story == [("hvc", "VM_A", 0), ("hvc", "VM_B", 1)] * rings
     # bell1 (VM_C, the irqfd idiom): every send interrupts VM_B once, the flag never stays.
     irqfd = [e for e in events if e["kind"] == "bell.send" and e["doorbell"] == "bell1"]
-    assert len(irqfd) >= 5 and all((e["flags"], e["acked"]) == (0, 2) for e in irqfd)
+    assert len(irqfd) == 6 and all((e["flags"], e["acked"]) == (0, 2) for e in irqfd)
+    assert {b["t"] - a["t"] for a, b in zip(irqfd, irqfd[1:], strict=False)} == {
+        500 * US + WAKE_AND_HVC_NS}
     bell_vm_b = [e for e in events if e["kind"] in ("virq.deliver", "virq.eoi")
                  and e["vm"] == "VM_B"]
     assert len(bell_vm_b) == 2 * (rings + len(irqfd))
@@ -116,7 +131,7 @@ def test_ping_with_period_sends_on_schedule(hyp: Hypervisor) -> None:
     sends = [e for e in events if e["kind"] == "msgq.send"]
     assert [e["payload"] for e in sends] == [f"ping {i}" for i in range(5)]
     gaps = {b["t"] - a["t"] for a, b in zip(sends, sends[1:], strict=False)}
-    assert all(gap >= 100 * US for gap in gaps)
+    assert gaps == {100 * US + WAKE_AND_HVC_NS}
     assert [e["depth"] for e in sends] == [1, 2, 3, 4, 5]  # idle receiver never drains
     assert [e["push"] for e in sends] == [False] * 5
 
@@ -153,7 +168,10 @@ def test_ping_waits_for_tx_virq_after_full(hyp: Hypervisor) -> None:
              if (e["kind"] == "hvc" and e["vm"] == "A")
              or (e["kind"] == "vcpu.state" and e["vcpu"] == "A.0")
              or (e["kind"] == "virq.assert" and e["source"] == "msgq:q:tx")]
-    assert story.count("MSGQUEUE_FULL") >= 1
+    # The consumer takes ping 0 at once, so pings 1-4 fill the queue; then each of pings
+    # 5-11 meets a full queue once, waits for the Tx vIRQ, and goes in (ping 11 fills it
+    # last; ping 12 does not exist).
+    assert story.count("MSGQUEUE_FULL") == 7
     for i, step in enumerate(story[:-2]):
         if step == "MSGQUEUE_FULL":
             # asleep in WFI until the Tx vIRQ, no busy retry
