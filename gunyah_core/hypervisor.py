@@ -180,6 +180,7 @@ class Hypervisor:
         vcpu.sleep_until = 0
         vcpu.stack = []
         vcpu.user_ops.clear()
+        vcpu.pending_hvc = None  # a vcpu_run in progress never returns
         vcpu.set_state("off", "poweroff")
 
     # -- IPC objects ------------------------------------------------------------------------

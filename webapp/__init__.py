@@ -12,6 +12,7 @@ from typing import Any
 from flask import Flask
 from flask_socketio import SocketIO
 
+from .packets import TolerantPacket
 from .protocol import MAX_TRANSPORT_BYTES
 
 DEFAULT_SCENARIO = "msgq-pingpong"
@@ -35,7 +36,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions[EXTENSION_KEY] = SessionStore(app.config["MAX_SESSIONS"])
     app.register_blueprint(http.bp)
     socketio.init_app(app, async_mode=app.config["ASYNC_MODE"],
-                      max_http_buffer_size=MAX_TRANSPORT_BYTES)
+                      max_http_buffer_size=MAX_TRANSPORT_BYTES, serializer=TolerantPacket)
     handlers.track_acks(socketio.server)
     return app
 

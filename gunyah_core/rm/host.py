@@ -1,10 +1,11 @@
 """The primary VM's VM manager: what Linux's gunyah_vm_mgr asks of the RM.
 
 Start (facts §6.4): VM_ALLOCATE(0) -> lend the image region as a memparcel ->
-VM_CONFIG_IMAGE -> VM_INIT -> VM_GET_HYP_RESOURCES -> VM_START. Teardown: VM_STOP
-(forced) if running -> VM_RESET, wait for the RESET status -> MEM_RECLAIM ->
+VM_CONFIG_IMAGE -> VM_INIT -> VM_GET_HYP_RESOURCES -> VM_START. Teardown in Linux's
+order (``vm_mgr.c`` ``_gunyah_vm_put``): VM_STOP (forced) if running, wait until it is
+not -> MEM_RECLAIM of the lent memory -> VM_RESET, wait for the RESET status ->
 VM_DEALLOCATE. Each step is a real RPC over HLOS's RM link, run as a job of HLOS's
-vCPU so a student can step through it.
+vCPU so a student can step through it and read the RM's answer to each.
 """
 
 from __future__ import annotations
@@ -130,7 +131,15 @@ class VmManagerProgram(Guest):
         yield from self._call(RmMessageId.VM_RESET, VmidReq(vmid=vmid), vmid=vmid)
 
     def destroy_vm(self, vmid: int):
-        """Linux's teardown: stop if running, reset, wait for RESET, reclaim, deallocate."""
+        """Linux's teardown: stop if running, reclaim, reset and wait for RESET, deallocate.
+
+        Linux reclaims before the reset, expecting the RM to let it take back a stopped
+        VM's memory (``_gunyah_vm_put``: "RM will let us reclaim all the memory"). The
+        public RM refuses MEM_INUSE while the guest still has the parcel accepted, which it
+        has from VM_INIT until the reset's RELEASE_MEMPARCELS stage (RM ``memparcel.c``
+        ``memparcel_do_reclaim``, ``vm_mgnt.c`` ``vm_reset_callback``). The model follows
+        the RM and shows that answer; then, the simulator's choice where Linux would keep
+        the pages for good, it asks once more after RESET (facts §6.4, §11)."""
         if vmid not in self.status:  # a VM created before this manager ran: ask the RM
             error, data = yield from self._call(RmMessageId.VM_GET_STATE, VmidReq(vmid=vmid),
                                                 vmid=vmid)
@@ -140,13 +149,21 @@ class VmManagerProgram(Guest):
             yield from self.stop_vm(vmid, force=True)
             while self.status.get(vmid) == VmState.RUNNING.name:
                 yield WFI
+        yield from self._reclaim(vmid)
         if self.status.get(vmid) in RESETTABLE:  # Linux resets only from these
             error, _ = yield from self._call(RmMessageId.VM_RESET, VmidReq(vmid=vmid),
                                              vmid=vmid)
             while error is RmError.OK and self.status.get(vmid) != VmState.RESET.name:
                 yield WFI
-        handle = self.parcels.pop(vmid, None)
-        if handle is not None:
-            yield from self._call(RmMessageId.MEM_RECLAIM, MemHandleFlagsReq(handle=handle),
-                                  handle=handle)
+            yield from self._reclaim(vmid)  # refused before the reset: released now
         yield from self._call(RmMessageId.VM_DEALLOCATE, VmidReq(vmid=vmid), vmid=vmid)
+
+    def _reclaim(self, vmid: int):
+        """MEM_RECLAIM of the image parcel lent to ``vmid``, if it is still lent."""
+        handle = self.parcels.get(vmid)
+        if handle is None:
+            return
+        error, _ = yield from self._call(RmMessageId.MEM_RECLAIM,
+                                         MemHandleFlagsReq(handle=handle), handle=handle)
+        if error is not RmError.MEM_INUSE:  # done, or nothing left to ask for
+            self.parcels.pop(vmid, None)

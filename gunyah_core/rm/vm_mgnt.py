@@ -115,7 +115,9 @@ class VmManagement:
             raise RmFailure(RmError.DENIED, "only the primary VM may do this")
 
     def _status_changed(self, vm: Vm, state: VmState) -> None:
-        """New state; NOTIFY_VM_STATUS to every running peer with an RM link (owner included)."""
+        """New state; NOTIFY_VM_STATUS to every running peer with an RM link (owner included)
+        (RM ``vm_mgnt.c`` ``vm_mgnt_update_vm_state`` -> ``vm_mgnt_send_state``). LOAD and
+        NONE are set without it: see ``allocate`` and ``deallocate`` (facts §6.2)."""
         self.rm.set_state(vm, state)
         payload = NotifyVmStatus(vmid=vm.vmid, vm_status=int(state)).encode()
         for peer in self.peers(vm):
@@ -158,7 +160,9 @@ class VmManagement:
                 raise RmFailure(RmError.NORESOURCE, f"vmid {vmid:#x} is not a free secondary vmid")
             reply = b""
         vm = self.hyp.create_vm(f"VM_{vmid:02x}", vmid, owner=caller.vmid)
-        self._status_changed(vm, VmState.LOAD)
+        # A new VM starts in LOAD and nobody is told (RM vm_mgnt.c vm_mgnt_new_vm sets
+        # vm_state directly, without vm_mgnt_send_state; facts §6.2).
+        self.rm.set_state(vm, VmState.LOAD)
         return reply
 
     def config_image(self, caller: Vm, payload: bytes) -> None:
@@ -240,15 +244,18 @@ class VmManagement:
         self.exited(caller, VmExitType.VM_EXIT, req.exit_flags, req.exit_code)
 
     def exited(self, vm: Vm, exit_type: VmExitType, flags: int = 0, code: int = 0) -> None:
-        """vCPUs stop; the owner gets NOTIFY_VM_EXITED with the exit type (facts §6.3)."""
+        """vCPUs stop; state EXITED goes out as NOTIFY_VM_STATUS first, then the owner gets
+        NOTIFY_VM_EXITED with the exit type (RM vm_mgnt.c: vm_mgnt_update_vm_state before
+        vm_mgnt_send_exited, in vm_mgnt_handle_exit and the forced vm_mgnt_handle_stop
+        alike; facts §6.2, §6.3)."""
         for vcpu in vm.vcpus:
             self.hyp.power_off(vcpu)
+        self._status_changed(vm, VmState.EXITED)
         owner = self.hyp.vm_by_id(vm.owner)
         notice = NotifyVmExited.make(vm.vmid, exit_type, exit_flags=flags, exit_code=code)
         if owner is not None:
             self.rm.notify(owner.name, RmMessageId.NOTIFY_VM_EXITED, notice.encode(),
                            {"vm": vm.name, "exit_type": exit_type.name})
-        self._status_changed(vm, VmState.EXITED)
 
     def reset(self, caller: Vm, payload: bytes) -> None:
         vm = self._owned(caller, VmidReq.decode(payload).vmid, VmState.EXITED, VmState.READY,
@@ -279,7 +286,8 @@ class VmManagement:
         for obj in self._objects_of(vm):
             self.hyp.destroy_object(obj)
         self.config.pop(vm.vmid, None)
-        self._status_changed(vm, VmState.NONE)
+        # Deleted without a word to anyone (RM vm_mgnt.c vm_mgnt_delete_vm; facts §6.2).
+        self.rm.set_state(vm, VmState.NONE)
         self.hyp.destroy_vm(vm)
 
     # -- queries ---------------------------------------------------------------------------------

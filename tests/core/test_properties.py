@@ -143,10 +143,10 @@ class MsgqMachine(RuleBasedStateMachine):
         if q is None:
             return
         queued = self.expected[q.name]
-        if not 0 < size <= q.max_size:
+        if len(queued) == q.depth:  # checked before the size (facts §3.2)
+            assert (result.error, result.ret["not_full"]) == (Error.MSGQUEUE_FULL, False)
+        elif not 0 < size <= q.max_size:
             assert result.error is Error.ARGUMENT_SIZE
-        elif len(queued) == q.depth:
-            assert result.error is Error.MSGQUEUE_FULL
         else:
             assert result.ok
             queued.append(payload)
@@ -165,7 +165,8 @@ class MsgqMachine(RuleBasedStateMachine):
         if not queued:
             assert result.error is Error.MSGQUEUE_EMPTY
             return
-        if result.error is Error.ADDR_OVERFLOW:
+        if result.error is Error.ARGUMENT_SIZE:  # buffer too small (H-SRC useraccess.c)
+            assert buf < q.snapshot()["items"][0]["size"]
             return  # the head message stays; the invariant checks it is still there
         assert result.ok
         payload = queued.popleft()

@@ -113,12 +113,14 @@ def test_rm_boot_packets_are_byte_exact_and_replies_echo_seq_and_id():
     # VM_ALLOCATE(0): 0x21, type 1 with no fragments, seq 0 (Linux's cyclic allocator
     # starts at 0), id 0x56000001, vmid 0 + pad.
     assert requests[0] == bytes.fromhex("21" "01" "0000" "01000056" "00000000")
-    # The new VM's LOAD state reaches its owner first (NOTIFY_VM_STATUS, type 3, RM seq 0:
-    # vmid 0x80, res, vm_status 5, os 0, app 0), then the reply: type 2, the request's seq
-    # and id, OK, then the new vmid 0x80 as a u32.
-    assert answers[0] == bytes.fromhex("21" "03" "0000" "08001056" "8000" "0000" "05" "00"
+    # The reply: type 2, the request's seq and id, OK, then the new vmid 0x80 as a u32.
+    # LOAD is set silently (RM vm_mgnt_new_vm): no NOTIFY_VM_STATUS before it.
+    assert answers[0] == bytes.fromhex("21" "02" "0000" "01000056" "00000000" "80000000")
+    # The first notification is INIT, after VM_CONFIG_IMAGE (NOTIFY_VM_STATUS, type 3, RM
+    # seq 0: vmid 0x80, res, vm_status 1, os 0, app 0).
+    first_note = next(raw for raw in answers if header(raw)[1] == NOTIFICATION)
+    assert first_note == bytes.fromhex("21" "03" "0000" "08001056" "8000" "0000" "01" "00"
                                        "0000")
-    assert answers[1] == bytes.fromhex("21" "02" "0000" "01000056" "00000000" "80000000")
     sent = [header(raw) for raw in requests]
     assert {(api, kind, frags) for api, kind, frags, _, _ in sent} == {(API_BYTE, REQUEST, 0)}
     seqs = [seq for *_, seq, _ in sent]

@@ -174,7 +174,7 @@ def claim_msgq_backpressure(events) -> None:
     MSGQUEUE_FULL, and each later send waits for the Tx vIRQ."""
     assert _sends(events, "Producer")[:8] == [
         ("OK", True), ("OK", True), ("OK", True), ("OK", True), ("OK", False),
-        ("MSGQUEUE_FULL", None), ("OK", False), ("MSGQUEUE_FULL", None)]
+        ("MSGQUEUE_FULL", False), ("OK", False), ("MSGQUEUE_FULL", False)]
     story = [e["kind"] if e["kind"] != "hvc" else e["result"] for e in events
              if (e["kind"] == "virq.assert" and e["source"] == "msgq:P_to_C:tx")
              or (e["kind"] == "hvc" and e["vm"] == "Producer")]

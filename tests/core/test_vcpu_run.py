@@ -136,17 +136,17 @@ def test_a_lower_priority_wake_does_not_end_the_owners_vcpu_run():
 
 def test_an_equal_priority_wake_waits_for_the_callers_slice_and_a_higher_one_preempts():
     """Equal: queued at the tail; at the end of the caller's slice vcpu_run returns READY,
-    the caller goes to the tail with a fresh slice and Mid runs. Higher: READY at once,
-    the caller back at the head of its list with the rest of its slice."""
+    the caller goes to the tail with a fresh slice and Mid runs. Higher: it preempts the
+    caller, whose directed yield is only suspended: when High blocks, Guest runs again on
+    the rest of Owner's slice and the call goes on (H-SRC scheduler_fprr.c: the caller's
+    scheduler_yielding stays set; select_yield_target resumes it)."""
     hyp, low, mid, high = owner_machine()
     hyp.engine.schedule(400 * US, hyp.power_on, mid)
     hyp.engine.schedule(2500 * US, hyp.power_on, high)
     events = run_until(hyp, 4 * MS)
-    exits = [(e["t"], e["state"]) for e in events if e["kind"] == "vcpu.run"
-             and e["stage"] == "exit"]
+    runs = [(e["t"], e["stage"], e["state"]) for e in events if e["kind"] == "vcpu.run"]
     seq = [(e["t"], e["prev"], e["next"], e["reason"], e["slice_ns"]) for e in events
            if e["kind"] == "sched.switch"]
-    assert exits[:2] == [(OWNER_SLICE, "READY"), (2500 * US, "READY")]
     assert seq[:6] == [
         (0, None, "Owner.0", "wake:vcpu_off", OWNER_SLICE),
         (seq[1][0], "Owner.0", "Guest.0", "vcpu_run", OWNER_SLICE - seq[1][0]),
@@ -155,6 +155,81 @@ def test_an_equal_priority_wake_waits_for_the_callers_slice_and_a_higher_one_pre
         (seq[4][0], "Owner.0", "Guest.0", "vcpu_run", 3 * OWNER_SLICE - seq[4][0]),
         (2500 * US, "Guest.0", "High.0", "preempt", SCHEDULER_DEFAULT_TIMESLICE_NS),
     ]
-    back = seq[6]
-    assert back[1:4] == ("High.0", "Owner.0", "block:vcpu_wfi")
-    assert back[4] == 3 * OWNER_SLICE - 2500 * US  # the rest of Owner's slice, not a new one
+    t_back = seq[6][0]
+    assert t_back >= 2500 * US + BURST_NS
+    left = 3 * OWNER_SLICE - 2500 * US  # what Owner had left: not a new slice
+    assert seq[6:8] == [(t_back, "High.0", "Guest.0", "vcpu_run", left),
+                        (t_back + left, "Guest.0", "Mid.0", "timeslice", OWNER_SLICE)]
+    assert runs[:6] == [(seq[1][0], "enter", "running"), (OWNER_SLICE, "exit", "READY"),
+                        (seq[4][0], "enter", "running"), (2500 * US, "preempted", "running"),
+                        (t_back, "resume", "running"), (t_back + left, "exit", "READY")]
+
+
+def test_a_virq_for_the_preempted_caller_ends_its_suspended_vcpu_run():
+    """The caller gets a vIRQ while it waits preempted: its yield is over
+    (scheduler_fprr_handle_vcpu_wakeup clears scheduler_yielding), so when it runs
+    again the call returns READY and the guest waits, parked."""
+    hyp, low, mid, high = owner_machine()
+    hyp.engine.schedule(500 * US, hyp.power_on, high)
+    owner = hyp.vms["Owner"]
+    bell = hyp.create_doorbell("kick", hyp.vms["Low"], owner)
+    hyp.engine.schedule(550 * US, bell.send, 1)
+    events = run_until(hyp, 2 * MS)
+    runs = [(e["t"], e["stage"], e["state"]) for e in events if e["kind"] == "vcpu.run"]
+    assert runs[1:3] == [(500 * US, "preempted", "running"), (550 * US, "exit", "READY")]
+    back = next(e for e in events if e["kind"] == "sched.switch" and e["prev"] == "High.0")
+    assert (back["next"], back["reason"]) == ("Owner.0", "block:vcpu_wfi")
+    call = next(e for e in events if e["kind"] == "hvc" and e["name"] == "vcpu_run")
+    assert (call["t"], call["ret"]["state"]) == (back["t"], "READY")
+
+
+def test_a_yield_by_the_proxied_vcpu_ends_the_vcpu_run_with_ready():
+    """scheduler_yield from the target of a directed yield ends it (H-SRC scheduler_fprr.c
+    scheduler_yield: end_directed_yield(yielded_from)); the target is still runnable,
+    so vcpu_run returns READY (vcpu_run.c hypercall_vcpu_run)."""
+    hyp, *_ = owner_machine()
+    run_until(hyp, 200 * US)
+    guest = hyp.vms["Guest"].vcpus[0]
+    assert hyp.pcpus[0].current is guest
+    now = hyp.engine.now
+    assert hvc(hyp, guest, "scheduler_yield", control=0).ok
+    events = hyp.trace.take()
+    assert [(e["t"], e["stage"], e["state"]) for e in events if e["kind"] == "vcpu.run"] == [
+        (now, "exit", "READY")]
+    assert [(e["prev"], e["next"], e["reason"]) for e in events
+            if e["kind"] == "sched.switch"] == [("Guest.0", "Owner.0", "vcpu_run:return")]
+
+
+def test_the_hvc_event_of_vcpu_run_comes_when_the_call_returns_with_its_result():
+    """facts §7.2: vcpu_run returns state, data0..2 once the target stops and the caller
+    runs again; its hvc event is traced then, not when the call was made."""
+    sim = Simulation(load("proxy-scheduling"))
+    events = sim.run(until_ns=6 * MS)
+    calls = [e for e in events if e["kind"] == "hvc" and e["name"] == "vcpu_run"]
+    returns = [e for e in events if e["kind"] == "sched.switch"
+               and e["reason"] == "vcpu_run:return"]
+    exits = [e for e in events if e["kind"] == "vcpu.run" and e["stage"] == "exit"]
+    assert len(calls) == len(returns) == len(exits) >= 4
+    for call, back, exit_ in zip(calls, returns, exits, strict=True):
+        assert call["t"] == back["t"] and call["seq"] == back["seq"] + 1
+        assert call["ret"]["state"] == exit_["state"]
+        assert set(call["ret"]) == {"state", "state_value", "data0", "data1", "data2"}
+    assert [c["ret"]["state"] for c in calls[:2]] == ["READY", "EXPECTS_WAKEUP"]
+    assert (calls[1]["ret"]["data0"], calls[1]["ret"]["data1"]) == (0, 1)  # WFI, H-SRC
+
+
+def test_a_target_stopped_while_its_caller_waits_preempted_ends_the_call():
+    """Picked again, the caller cannot yield to a target that was powered off meanwhile
+    (can_yield_to: not runnable): the yield ends and vcpu_run says why (POWERED_OFF)."""
+    hyp, low, mid, high = owner_machine()
+    guest = hyp.vms["Guest"].vcpus[0]
+    hyp.engine.schedule(500 * US, hyp.power_on, high)
+    hyp.engine.schedule(550 * US, hyp.power_off, guest)
+    events = run_until(hyp, 1 * MS)
+    back = next(e for e in events if e["kind"] == "sched.switch" and e["prev"] == "High.0")
+    assert (back["next"], back["reason"]) == ("Owner.0", "vcpu_run:return")
+    runs = [(e["t"], e["stage"], e["state"]) for e in events if e["kind"] == "vcpu.run"]
+    assert runs[1:] == [(500 * US, "preempted", "running"), (back["t"], "exit", "POWERED_OFF")]
+    call = next(e for e in events if e["kind"] == "hvc" and e["name"] == "vcpu_run")
+    assert (call["t"], call["ret"]["state"]) == (back["t"], "POWERED_OFF")
+    assert guest.blocked == {"vcpu_off", "vcpu_run"}  # parked again, off
