@@ -130,8 +130,9 @@ class RefFprr:
     thread goes to the head of its list keeping the rest of its slice; an expired slice
     goes to the tail with a fresh slice if anything of equal or higher priority waits; a
     woken thread gets a fresh slice at the tail (scheduler_fprr.c get_next_target,
-    update_timeslice, add_thread_to_scheduler). A wake and an expiry at the same instant
-    make it give up (``tie``): that case is left to the scheduler's own tests."""
+    update_timeslice, add_thread_to_scheduler); the simulator's live priority control
+    re-places a thread as the model's set_priority documents. A wake and an expiry at the
+    same instant make it give up (``tie``): that case is left to the scheduler's tests."""
 
     def __init__(self, prio: list[int], slices: list[int]) -> None:
         self.prio, self.slices = prio, slices
@@ -179,6 +180,24 @@ class RefFprr:
         else:
             self.lists.setdefault(self.prio[v], []).append(v)
 
+    def set_priority(self, t: int, v: int, prio: int) -> None:
+        """The simulator's live priority control: the running thread is re-compared
+        with the waiting ones; a queued one leaves its list and is placed as a wake."""
+        self._run_until(t)
+        if v == self.cur:
+            self.prio[v] = prio
+            if self._waiting() > prio:
+                self.left[v] = self.end - t
+                self.lists.setdefault(prio, []).insert(0, v)
+                self._switch(t, self.lists[self._waiting()].pop(0), "preempt")
+        elif v not in self.off:
+            self.lists[self.prio[v]].remove(v)
+            self.prio[v] = prio
+            self.off.add(v)
+            self.power_on(t, v)
+        else:
+            self.prio[v] = prio
+
     def power_off(self, t: int, v: int) -> None:
         self._run_until(t)
         if v in self.off:
@@ -194,8 +213,8 @@ class RefFprr:
 @settings(max_examples=150, deadline=None)
 @given(threads=st.lists(st.tuples(PRIOS, SLICES, st.integers(0, 1_500_000)), min_size=1,
                         max_size=4),
-       ops=st.lists(st.tuples(st.integers(0, 3_000_000), st.booleans(), st.integers(0, 3)),
-                    max_size=10))
+       ops=st.lists(st.tuples(st.integers(0, 3_000_000), st.sampled_from(["on", "off", "prio"]),
+                              st.integers(0, 3), PRIOS), max_size=10))
 def test_fprr_switches_follow_the_reference(threads, ops) -> None:
     hyp = Hypervisor(seed=1, pcpus=1)
     vcpus = []
@@ -205,14 +224,19 @@ def test_fprr_switches_follow_the_reference(threads, ops) -> None:
         vcpus.append(vm.vcpus[0])
     hyp.trace.take()
     ref = RefFprr([p for p, _, _ in threads], [s for _, s, _ in threads])
-    ops = [(t, True, i) for i, (_, _, t) in enumerate(threads)] + [
-        (t, on, v % len(threads)) for t, on, v in ops]
-    assume(len({t for t, _, _ in ops}) == len(ops))  # one operation at a time
+    ops = [(t, "on", i, 0) for i, (_, _, t) in enumerate(threads)] + [
+        (t, kind, v % len(threads), prio) for t, kind, v, prio in ops]
+    assume(len({op[0] for op in ops}) == len(ops))  # one operation at a time
     ops.sort()
-    for t, on, v in ops:
-        hyp.engine.schedule(t, hyp.power_on if on else hyp.power_off, vcpus[v])
-    for t, on, v in ops:
-        (ref.power_on if on else ref.power_off)(t, v)
+    for t, kind, v, prio in ops:
+        if kind == "prio":
+            hyp.engine.schedule(t, lambda v=vcpus[v], p=prio: v.sched.set_priority(v, p))
+        else:
+            hyp.engine.schedule(t, hyp.power_on if kind == "on" else hyp.power_off, vcpus[v])
+        if kind == "prio":
+            ref.set_priority(t, v, prio)
+        else:
+            (ref.power_on if kind == "on" else ref.power_off)(t, v)
     end = 4_000_000
     ref._run_until(end)
     assume(not ref.tie)
