@@ -83,6 +83,11 @@ EQUIVALENT: dict[str, dict[str, str]] = {
             "nothing reads a VIC's oid or name (no VIC capability is handed out) and "
             "activate() sets the only field a lookup would read",
     },
+    "rm/rpc": {
+        "__init__: super().__init__(reason) -> pass":
+            "BaseException.__new__ already keeps the constructor's arguments, so str() of "
+            "a MalformedPacket is its reason either way",
+    },
     "memparcel": {
         "<module>: True -> False": "dataclass(slots=False) on Mapping: memory layout only",
         "<module>: True -> False #2": "dataclass(slots=False) on MemParcel: memory layout only",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import FrozenInstanceError
 
 import pytest
 from hypothesis import given
@@ -127,6 +128,18 @@ def test_header_fields_at_their_widths_encode_and_decode() -> None:
     bottom = RpcHeader(RpcType.REQUEST, 0, 0, 0)
     assert bottom.encode() == h("21 01 00 00 00 00 00 00")
     assert RpcHeader.decode(bottom.encode()) == bottom
+
+
+def test_headers_and_messages_are_immutable_values() -> None:
+    """A decoded header or message cannot be altered after the drop checks, and equal
+    ones hash alike (frozen dataclasses)."""
+    hdr = RpcHeader.decode(VM_ALLOCATE_REQ_SEQ1)
+    msg = Reassembler().feed(VM_ALLOCATE_REQ_SEQ1)
+    for value, field in ((hdr, "seq"), (msg, "payload")):
+        with pytest.raises(FrozenInstanceError):
+            setattr(value, field, 0)
+    assert {hdr: 1}[RpcHeader(RpcType.REQUEST, 0, 1, RmMessageId.VM_ALLOCATE)] == 1
+    assert len({msg, RpcMessage(RpcType.REQUEST, 1, RmMessageId.VM_ALLOCATE, bytes(4))}) == 1
 
 
 def test_header_with_63_fragments_encodes_but_does_not_decode() -> None:
