@@ -218,7 +218,9 @@ def test_single_packets_come_back_whole() -> None:
         RpcType.REPLY, 1, RmMessageId.VM_ALLOCATE, h("00 00 00 00 80 00 00 00"), 0
     )
     msg = rx.feed(NOTIFY_STATUS_RUNNING)
-    assert msg is not None and msg.name == "NOTIFY_VM_STATUS"
+    assert msg == RpcMessage(RpcType.NOTIFICATION, 5, RmMessageId.NOTIFY_VM_STATUS,
+                             h("80 00 00 00 03 00 00 00"), 0)
+    assert msg.name == "NOTIFY_VM_STATUS"
     assert NotifyVmStatus.decode(msg.payload) == NotifyVmStatus(vmid=0x80, vm_status=3)
     assert rx.feed(h("21 01 34 12 24 00 00 56")) == RpcMessage(
         RpcType.REQUEST, 0x1234, RmMessageId.VM_GET_VMID, b"", 0
