@@ -53,7 +53,8 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
         "tests/core/test_cspace.py", "tests/core/test_hypercalls.py")),
     "scheduler": ("gunyah_core/scheduler.py", (
         "tests/core/test_scheduler.py", "tests/core/test_vcpu_run.py",
-        "tests/core/test_hypercalls.py", "tests/core/test_guests.py")),
+        "tests/core/test_hypercalls.py", "tests/core/test_guests.py",
+        "tests/core/test_reference_models.py")),
     "vic": ("gunyah_core/vic.py", (
         "tests/core/test_vic.py", "tests/core/test_doorbell.py", "tests/core/test_msgq.py",
         "tests/core/test_vcpu_run.py", "tests/core/test_reference_models.py")),
@@ -77,6 +78,14 @@ EQUIVALENT: dict[str, dict[str, str]] = {
         "_decode: 0 <= capid < CSPACE_CAP_INVALID -> 0 <= capid <= CSPACE_CAP_INVALID":
             "CSPACE_CAP_INVALID (2**64 - 1) never decodes anyway: base < 2**48, so "
             "capid ^ base >= 2**64 - 2**48, far above any index * mult < 2**32",
+    },
+    "scheduler": {
+        "__init__: 0 -> 1 #2": "slice_start is set by every _switch before it is read",
+        "__init__: 0 -> 1 #3": "expiry_due is read only while an expiry is armed, and "
+                               "_arm sets both together",
+        "__init__: 0 -> 1 #4": "the switches counter is never read",
+        "_switch: self.switches += 1 -> self.switches -= 1": "the switches counter is never read",
+        "_switch: 1 -> 2": "the switches counter is never read",
     },
     "vic": {
         "__init__: super().__init__(oid, vm_name) -> pass":
