@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
+import json
 import os
 import resource
 import shutil
@@ -49,11 +50,11 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
         "tests/core/test_doorbell.py", "tests/core/test_hypercalls.py",
         "tests/core/test_reference_models.py")),
     "cspace": ("gunyah_core/cspace.py", (
-        "tests/core/test_cspace.py", "tests/core/test_hypercalls.py",
-        "tests/core/test_properties.py")),
+        "tests/core/test_cspace.py", "tests/core/test_hypercalls.py")),
     "scheduler": ("gunyah_core/scheduler.py", (
         "tests/core/test_scheduler.py", "tests/core/test_vcpu_run.py",
-        "tests/core/test_hypercalls.py", "tests/core/test_guests.py")),
+        "tests/core/test_hypercalls.py", "tests/core/test_guests.py",
+        "tests/core/test_reference_models.py")),
     "vic": ("gunyah_core/vic.py", (
         "tests/core/test_vic.py", "tests/core/test_doorbell.py", "tests/core/test_msgq.py",
         "tests/core/test_vcpu_run.py", "tests/core/test_reference_models.py")),
@@ -74,15 +75,36 @@ TIMEOUT_FLOOR_S = 20.0  # ... but never less than this (the machine is shared)
 EQUIVALENT: dict[str, dict[str, str]] = {
     "cspace": {
         "<module>: True -> False": "dataclass(slots=False) on Cap: memory layout only",
+        "_decode: 0 <= capid < CSPACE_CAP_INVALID -> 0 <= capid <= CSPACE_CAP_INVALID":
+            "CSPACE_CAP_INVALID (2**64 - 1) never decodes anyway: base < 2**48, so "
+            "capid ^ base >= 2**64 - 2**48, far above any index * mult < 2**32",
+    },
+    "scheduler": {
+        "__init__: 0 -> 1 #2": "slice_start is set by every _switch before it is read",
+        "__init__: 0 -> 1 #3": "expiry_due is read only while an expiry is armed, and "
+                               "_arm sets both together",
+        "__init__: 0 -> 1 #4": "the switches counter is never read",
+        "_switch: self.switches += 1 -> self.switches -= 1": "the switches counter is never read",
+        "_switch: 1 -> 2": "the switches counter is never read",
     },
     "vic": {
         "__init__: super().__init__(oid, vm_name) -> pass":
             "nothing reads a VIC's oid or name (no VIC capability is handed out) and "
             "activate() sets the only field a lookup would read",
     },
+    "rm/rpc": {
+        "__init__: super().__init__(reason) -> pass":
+            "BaseException.__new__ already keeps the constructor's arguments, so str() of "
+            "a MalformedPacket is its reason either way",
+    },
     "memparcel": {
         "<module>: True -> False": "dataclass(slots=False) on Mapping: memory layout only",
         "<module>: True -> False #2": "dataclass(slots=False) on MemParcel: memory layout only",
+        "notify_messages: 0 <= flags <= max(NOTIFY_NAMES) -> 0 < flags <= max(NOTIFY_NAMES)":
+            "flags 0 is refused either way: MemNotifyFlags(0) is no single flag, so it fails "
+            "the next check with the same error and message",
+        "notify_messages: 0 -> 1":
+            "the same change written 1 <= flags: flags 0 is refused either way",
     },
 }
 
@@ -106,6 +128,7 @@ class Mutant:
     line: int
     key: str  # "function: before -> after", stable while the code around stays the same
     source: str  # the whole mutated module
+    end_line: int = 0  # the last line of the mutated node
 
     @property
     def label(self) -> str:
@@ -218,7 +241,7 @@ def mutants_of(module: str) -> list[Mutant]:
             source = ast.unparse(ast.fix_missing_locations(tree))
         finally:
             _replace(tree, new, node)
-        out.append(Mutant(module, node.lineno, key, source))
+        out.append(Mutant(module, node.lineno, key, source, node.end_lineno or node.lineno))
     out.sort(key=lambda m: m.line)
     seen: dict[str, int] = {}
     for mutant in out:  # the same change twice in one function: number the later ones
@@ -244,11 +267,49 @@ def _warm_up() -> None:
             pass
 
 
-def _pytest(copy_root: Path, tests: tuple[str, ...], timeout: float) -> str:
+class _LineRecorder:
+    """pytest plugin: the lines of one file that each test executes (setup included)."""
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+        self.lines: dict[str, list[int]] = {}
+
+    def pytest_runtest_protocol(self, item, nextitem):  # a hookwrapper, see register()
+        hit: set[int] = set()
+        filename = self.filename
+
+        def local(frame, event, arg):
+            if event == "line":
+                hit.add(frame.f_lineno)
+            return local
+
+        def calls(frame, event, arg):
+            if frame.f_code.co_filename == filename:
+                hit.add(frame.f_lineno)
+                return local
+            return None
+
+        previous = sys.gettrace()
+        sys.settrace(calls)
+        try:
+            yield
+        finally:
+            sys.settrace(previous)
+            self.lines[item.nodeid] = sorted(hit)
+
+    def register(self, pytest_module) -> _LineRecorder:
+        type(self).pytest_runtest_protocol = pytest_module.hookimpl(hookwrapper=True)(
+            _LineRecorder.__dict__["pytest_runtest_protocol"])
+        return self
+
+
+def _pytest(copy_root: Path, tests: list[str], timeout: float,
+            record: tuple[str, Path] | None = None) -> str:
     """'passed', 'failed' or 'timeout' for one run of ``tests`` in ``copy_root``.
 
     The run is a forked child of this (warm) process, in its own process group, with
     its address space capped (RLIMIT_AS) and killed with its group after ``timeout``.
+    ``record`` = (file, out.json): also write which lines of ``file`` each test ran.
     """
     # Plugins imported by the warm-up cannot be assertion-rewritten; only their own
     # asserts lose detail, so the warning that says so is silenced (the suite errors on it).
@@ -269,8 +330,18 @@ def _pytest(copy_root: Path, tests: tuple[str, ...], timeout: float) -> str:
             os.dup2(log, 1)
             os.dup2(log, 2)
             import pytest
+            from hypothesis import Phase, settings
 
-            code = int(pytest.main(args))
+            # A failing example is enough to kill: no shrinking, no shared database.
+            settings.register_profile("mutate", database=None,
+                                      phases=[Phase.explicit, Phase.reuse, Phase.generate])
+            settings.load_profile("mutate")
+            plugins = []
+            if record is not None:
+                plugins.append(_LineRecorder(record[0]).register(pytest))
+            code = int(pytest.main(args, plugins=plugins))
+            if record is not None:
+                record[1].write_text(json.dumps(plugins[0].lines))
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -290,22 +361,35 @@ def _pytest(copy_root: Path, tests: tuple[str, ...], timeout: float) -> str:
         time.sleep(0.02)
 
 
+def _tests_reaching(mutant: Mutant, coverage: dict[str, list[int]], everything: list[str]
+                    ) -> list[str]:
+    """The tests that run a line of the mutant; all of them when none does (module-level
+    code runs at import, outside any test)."""
+    span = set(range(mutant.line, mutant.end_line + 1))
+    chosen = [test for test, lines in coverage.items() if span.intersection(lines)]
+    return chosen or everything
+
+
 def run_module(module: str, copy_root: Path, verbose: bool) -> tuple[int, int, list[Mutant]]:
     """(killed, counted, surviving non-equivalent mutants) for one module."""
-    rel, tests = MODULES[module]
+    rel, files = MODULES[module]
+    tests = list(files)
     target = copy_root / rel
     original = target.read_text()
     start = time.monotonic()
-    if _pytest(copy_root, tests, timeout=600) != "passed":
+    coverage_file = copy_root / ".mutate-coverage.json"
+    if _pytest(copy_root, tests, 600, record=(str(target), coverage_file)) != "passed":
         sys.exit(f"{module}: the tests fail on the unmutated model; fix that first")
+    # The traced run is slower than a plain one, so the timeout is generous.
     timeout = max(TIMEOUT_FLOOR_S, TIMEOUT_FACTOR * (time.monotonic() - start))
+    coverage = json.loads(coverage_file.read_text())
     equivalent = EQUIVALENT.get(module, {})
     killed, counted, survivors, equivalent_seen = 0, 0, [], []
     mutants = mutants_of(module)
     try:
         for n, mutant in enumerate(mutants, 1):
             target.write_text(mutant.source)
-            outcome = _pytest(copy_root, tests, timeout)
+            outcome = _pytest(copy_root, _tests_reaching(mutant, coverage, tests), timeout)
             if mutant.key in equivalent:
                 equivalent_seen.append(mutant)
                 if outcome != "passed":

@@ -166,6 +166,22 @@ def test_flush_asserts_tx_and_clears_rx(pair: Pair) -> None:
     assert recv(pair).error is Error.MSGQUEUE_EMPTY
 
 
+def test_flush_returns_how_many_it_dropped() -> None:
+    hyp = Hypervisor(seed=1)
+    q = Msgq(1, "q", 4, 16, hyp.trace)
+    for i in range(3):
+        q.send(4, f"m{i}", False, lambda: 0, 0)
+    assert (q.flush(), q.flush()) == (3, 0)
+
+
+def test_trace_shows_text_cut_to_32_characters_and_bytes_whole_as_hex(pair: Pair) -> None:
+    send(pair, payload="x" * 40)
+    assert pair.call_a("msgqueue_send", capid=capid(pair.a, "q:tx"), size=40,
+                       payload=bytes(range(40))).ok
+    assert [e["payload"] for e in pair.take() if e["kind"] == "msgq.send"] == [
+        "x" * 32, bytes(range(40)).hex()]
+
+
 def test_flush_of_empty_queue_raises_nothing(pair: Pair) -> None:
     assert pair.call_b("msgqueue_flush", capid=capid(pair.b, "q:rx")).ok
     assert project(pair.take(), "dropped") == [("msgq.flush", 0), ("hvc", None)]
@@ -195,6 +211,7 @@ def test_configure_send_rules(pair: Pair) -> None:
     assert cfg_send(pair, 3, delay=10).error is Error.UNIMPLEMENTED
     assert q.notfull_thd == 7
     assert cfg_send(pair, 0).ok and q.notfull_thd == 0
+    assert cfg_send(pair, 7).ok and q.notfull_thd == 7  # depth - 1: the largest accepted
     # configure_send needs SEND: the receiver's RECEIVE-only cap is refused.
     result = pair.call_b("msgqueue_configure_send", capid=capid(pair.b, "q:rx"), notfull_thd=2)
     assert result.error is Error.CSPACE_INSUFFICIENT_RIGHTS
@@ -210,6 +227,10 @@ def test_configure_send_level_follows_new_threshold(pair: Pair) -> None:
     assert cfg_send(pair, 2).ok  # count 4 > 2: Tx cleared
     assert project(pair.take(), "source", kinds={"virq.assert", "virq.clear"}) == [
         ("virq.clear", TX)]
+    assert cfg_send(pair, 4).ok  # count 4 <= 4: at the threshold counts as not full
+    assert project(pair.take(), "source", "notfull_thd",
+                   kinds={"virq.assert", "virq.clear", "msgq.config"}) == [
+        ("msgq.config", None, 4), ("virq.assert", TX, None)]
 
 
 def test_configure_receive_rules(pair: Pair) -> None:
@@ -222,6 +243,9 @@ def test_configure_receive_rules(pair: Pair) -> None:
     assert cfg_recv(pair, -2).ok and q.notempty_thd == 8  # -2: set to depth
     assert cfg_recv(pair, -1).ok and q.notempty_thd == 8  # -1: unchanged
     assert cfg_recv(pair, 8).ok
+    assert cfg_recv(pair, 1).ok and q.notempty_thd == 1  # the smallest accepted
+    assert project(pair.take(), "notempty_thd", "notfull_thd", kinds={"msgq.config"})[-2:] == [
+        ("msgq.config", 8, 7), ("msgq.config", 1, 7)]
     result = pair.call_a("msgqueue_configure_receive", capid=capid(pair.a, "q:tx"),
                          notempty_thd=1)
     assert result.error is Error.CSPACE_INSUFFICIENT_RIGHTS

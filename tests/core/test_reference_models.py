@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from gunyah_core import Hypervisor
 from gunyah_core.consts import DOORBELL_FLAGS_MASK, Error
-from tests.core.conftest import capid, make_pair
+from tests.core.conftest import add_vm, capid, make_pair, run_until, set_program
 
 ALL = DOORBELL_FLAGS_MASK
 # Few distinct bits, so that masks and flags overlap often.
@@ -116,3 +117,132 @@ def test_doorbell_and_its_vIRQ_follow_the_reference(level: bool, ops: list[tuple
         state = (bell.flags, bell.enable_mask, bell.ack_mask, virq in vic.pending,
                  virq in vic.active)
         assert state == (ref.flags, ref.enable, ref.ack, ref.pending, ref.active), op
+
+
+# --- FPRR: a priority list per level, and the three rules of facts §7.1 ----------------------
+US = 1_000
+SLICES = st.sampled_from([100 * US, 300 * US, 1_000 * US])
+PRIOS = st.sampled_from([10, 32, 32, 50])  # equal priorities often: FIFO order matters
+
+
+class RefFprr:
+    """One pCPU of always-busy threads: a higher priority preempts at once and the preempted
+    thread goes to the head of its list keeping the rest of its slice; an expired slice
+    goes to the tail with a fresh slice if anything of equal or higher priority waits; a
+    woken thread gets a fresh slice at the tail (scheduler_fprr.c get_next_target,
+    update_timeslice, add_thread_to_scheduler); the simulator's live priority control
+    re-places a thread as the model's set_priority documents. A wake and an expiry at the
+    same instant make it give up (``tie``): that case is left to the scheduler's tests."""
+
+    def __init__(self, prio: list[int], slices: list[int]) -> None:
+        self.prio, self.slices = prio, slices
+        self.left = list(slices)
+        self.lists: dict[int, list[int]] = {}
+        self.cur: int | None = None
+        self.end = 0  # when the current slice runs out
+        self.off = set(range(len(prio)))
+        self.switches: list[tuple] = []
+        self.tie = False
+
+    def _waiting(self) -> int:
+        return max((p for p, q in self.lists.items() if q), default=-1)
+
+    def _switch(self, t: int, nxt: int | None, reason: str) -> None:
+        self.switches.append((t, self.cur, nxt, reason))
+        self.cur = nxt
+        if nxt is not None:
+            self.end = t + self.left[nxt]
+
+    def _run_until(self, t: int) -> None:
+        while self.cur is not None and self.end <= t:
+            if self.end == t:
+                self.tie = True
+            now, cur = self.end, self.cur
+            self.left[cur] = self.slices[cur]
+            if self._waiting() >= self.prio[cur]:
+                self.lists[self.prio[cur]].append(cur)
+                self._switch(now, self.lists[self._waiting()].pop(0), "timeslice")
+            else:
+                self.end = now + self.left[cur]
+
+    def power_on(self, t: int, v: int) -> None:
+        self._run_until(t)
+        if v not in self.off:
+            return
+        self.off.discard(v)
+        self.left[v] = self.slices[v]
+        if self.cur is None:
+            self._switch(t, v, "wake:vcpu_off")
+        elif self.prio[v] > self.prio[self.cur]:
+            self.left[self.cur] = self.end - t
+            self.lists.setdefault(self.prio[self.cur], []).insert(0, self.cur)
+            self._switch(t, v, "preempt")
+        else:
+            self.lists.setdefault(self.prio[v], []).append(v)
+
+    def set_priority(self, t: int, v: int, prio: int) -> None:
+        """The simulator's live priority control: the running thread is re-compared
+        with the waiting ones; a queued one leaves its list and is placed as a wake."""
+        self._run_until(t)
+        if v == self.cur:
+            self.prio[v] = prio
+            if self._waiting() > prio:
+                self.left[v] = self.end - t
+                self.lists.setdefault(prio, []).insert(0, v)
+                self._switch(t, self.lists[self._waiting()].pop(0), "preempt")
+        elif v not in self.off:
+            self.lists[self.prio[v]].remove(v)
+            self.prio[v] = prio
+            self.off.add(v)
+            self.power_on(t, v)
+        else:
+            self.prio[v] = prio
+
+    def power_off(self, t: int, v: int) -> None:
+        self._run_until(t)
+        if v in self.off:
+            return
+        self.off.add(v)
+        if v == self.cur:
+            best = self._waiting()
+            self._switch(t, self.lists[best].pop(0) if best >= 0 else None, "block:vcpu_off")
+        else:
+            self.lists[self.prio[v]].remove(v)
+
+
+@settings(max_examples=150, deadline=None)
+@given(threads=st.lists(st.tuples(PRIOS, SLICES, st.integers(0, 1_500_000)), min_size=1,
+                        max_size=4),
+       ops=st.lists(st.tuples(st.integers(0, 3_000_000), st.sampled_from(["on", "off", "prio"]),
+                              st.integers(0, 3), PRIOS), max_size=10))
+def test_fprr_switches_follow_the_reference(threads, ops) -> None:
+    hyp = Hypervisor(seed=1, pcpus=1)
+    vcpus = []
+    for i, (prio, slice_ns, _) in enumerate(threads):
+        vm = add_vm(hyp, f"T{i}", (0,), priority=prio, timeslice_ns=slice_ns)
+        set_program(vm, "spin", work_ns=50 * US)
+        vcpus.append(vm.vcpus[0])
+    hyp.trace.take()
+    ref = RefFprr([p for p, _, _ in threads], [s for _, s, _ in threads])
+    ops = [(t, "on", i, 0) for i, (_, _, t) in enumerate(threads)] + [
+        (t, kind, v % len(threads), prio) for t, kind, v, prio in ops]
+    assume(len({op[0] for op in ops}) == len(ops))  # one operation at a time
+    ops.sort()
+    for t, kind, v, prio in ops:
+        if kind == "prio":
+            hyp.engine.schedule(t, lambda v=vcpus[v], p=prio: v.sched.set_priority(v, p))
+        else:
+            hyp.engine.schedule(t, hyp.power_on if kind == "on" else hyp.power_off, vcpus[v])
+        if kind == "prio":
+            ref.set_priority(t, v, prio)
+        else:
+            (ref.power_on if kind == "on" else ref.power_off)(t, v)
+    end = 4_000_000
+    ref._run_until(end)
+    assume(not ref.tie)
+    names = [v.id for v in vcpus]
+    got = [(e["t"], e["prev"], e["next"], e["reason"]) for e in run_until(hyp, end)
+           if e["kind"] == "sched.switch"]
+    want = [(t, None if p is None else names[p], None if n is None else names[n], r)
+            for t, p, n, r in ref.switches]
+    assert got == want

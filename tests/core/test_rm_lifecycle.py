@@ -13,6 +13,7 @@ import struct
 from typing import Any
 
 from gunyah_core import Simulation, load
+from gunyah_core.consts import SIM_HVC_COST_NS, SIM_VIRQ_DELIVERY_NS
 from gunyah_core.exporters.jsonl import JsonlWriter
 from gunyah_core.rm.messages import RmError, RmMessageId, VmAuthType, VmState
 from gunyah_core.rm.payloads import VmConfigImageReq, VmidReq, VmStopReq
@@ -257,7 +258,10 @@ def test_reset_runs_in_stages_releases_the_image_then_reaches_reset():
     resetting, reset = (e for e in events if e["kind"] == "vm.state")
     # RESETTING is entered by the request; RESET only after every stage has run.
     assert sent(events, "VM_RESET", dir="reply")[0]["seq"] > resetting["seq"]
-    assert reset["t"] - resetting["t"] >= len(RESET_STAGES) * RESET_STAGE_NS
+    # The RM sends the reply and NOTIFY_VM_STATUS (two hvcs), leaves its vIRQ handler
+    # (EOI), then runs the five stages back to back.
+    assert reset["t"] - resetting["t"] == (2 * SIM_HVC_COST_NS + SIM_VIRQ_DELIVERY_NS
+                                           + len(RESET_STAGES) * RESET_STAGE_NS)
     between = [e for e in events if resetting["seq"] < e["seq"] < reset["seq"]]
     destroyed = {e["name"] for e in between if e["kind"] == "obj.destroy"}
     assert {"VM_80_to_HLOS", "HLOS_to_VM_80"} <= destroyed  # vdevices gone

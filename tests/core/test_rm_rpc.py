@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import FrozenInstanceError
 
 import pytest
 from hypothesis import given
@@ -129,6 +130,18 @@ def test_header_fields_at_their_widths_encode_and_decode() -> None:
     assert RpcHeader.decode(bottom.encode()) == bottom
 
 
+def test_headers_and_messages_are_immutable_values() -> None:
+    """A decoded header or message cannot be altered after the drop checks, and equal
+    ones hash alike (frozen dataclasses)."""
+    hdr = RpcHeader.decode(VM_ALLOCATE_REQ_SEQ1)
+    msg = Reassembler().feed(VM_ALLOCATE_REQ_SEQ1)
+    for value, field in ((hdr, "seq"), (msg, "payload")):
+        with pytest.raises(FrozenInstanceError):
+            setattr(value, field, 0)
+    assert {hdr: 1}[RpcHeader(RpcType.REQUEST, 0, 1, RmMessageId.VM_ALLOCATE)] == 1
+    assert len({msg, RpcMessage(RpcType.REQUEST, 1, RmMessageId.VM_ALLOCATE, bytes(4))}) == 1
+
+
 def test_header_with_63_fragments_encodes_but_does_not_decode() -> None:
     raw = RpcHeader(RpcType.REQUEST, 63, 0, 1).encode()
     assert raw == h("21 fd 00 00 01 00 00 00")
@@ -205,7 +218,9 @@ def test_single_packets_come_back_whole() -> None:
         RpcType.REPLY, 1, RmMessageId.VM_ALLOCATE, h("00 00 00 00 80 00 00 00"), 0
     )
     msg = rx.feed(NOTIFY_STATUS_RUNNING)
-    assert msg is not None and msg.name == "NOTIFY_VM_STATUS"
+    assert msg == RpcMessage(RpcType.NOTIFICATION, 5, RmMessageId.NOTIFY_VM_STATUS,
+                             h("80 00 00 00 03 00 00 00"), 0)
+    assert msg.name == "NOTIFY_VM_STATUS"
     assert NotifyVmStatus.decode(msg.payload) == NotifyVmStatus(vmid=0x80, vm_status=3)
     assert rx.feed(h("21 01 34 12 24 00 00 56")) == RpcMessage(
         RpcType.REQUEST, 0x1234, RmMessageId.VM_GET_VMID, b"", 0

@@ -7,6 +7,8 @@ from functools import partial
 from gunyah_core import Hypervisor
 from gunyah_core.consts import (
     SCHEDULER_DEFAULT_PRIORITY,
+    SCHEDULER_MAX_TIMESLICE_NS,
+    SCHEDULER_MIN_TIMESLICE_NS,
     SIM_CONTEXT_SWITCH_NS,
     Error,
     ObjectState,
@@ -287,7 +289,7 @@ def test_directed_yield_refusals_and_early_end(hyp: Hypervisor) -> None:
     t_block = seq[1][0]
     assert seq[:2] == [(now, "P.0", "P.1", "yield_to", SLICE - now),
                        (t_block, "P.1", "P.0", "yield_to:return", SLICE - t_block)]
-    assert t_block >= now + BURST_NS
+    assert t_block == now + SIM_CONTEXT_SWITCH_NS + BURST_NS  # switched in, then the burst
 
 
 def _init_thread(hyp: Hypervisor, vm, rights: int) -> tuple[Vcpu, int]:
@@ -379,3 +381,16 @@ def test_a_preempted_directed_yield_resumes_when_the_caller_is_picked(hyp: Hyper
                        (t_back + left, "P.1", "P.1", "timeslice", SLICE),
                        (t_back + left + SLICE, "P.1", "P.0", "timeslice", SLICE)]
     assert t_back >= 400 * US + BURST_NS
+
+
+def test_timeslice_limits_at_and_one_past_each_end(hyp: Hypervisor) -> None:
+    """SCHEDULER_MIN_TIMESLICE (100 us) and SCHEDULER_MAX_TIMESLICE (100 ms) are accepted,
+    one nanosecond outside is ARGUMENT_INVALID (H-SRC scheduler_fprr.c
+    scheduler_set_timeslice; facts §7.1)."""
+    vm = add_vm(hyp, "A", (0,))
+    thread, cap = _init_thread(hyp, vm, ThreadRights.TIMESLICE)
+    results = [hvc(hyp, vm.vcpus[0], "vcpu_set_timeslice", capid=cap, timeslice_ns=ns).error
+               for ns in (SCHEDULER_MIN_TIMESLICE_NS - 1, SCHEDULER_MIN_TIMESLICE_NS,
+                          SCHEDULER_MAX_TIMESLICE_NS, SCHEDULER_MAX_TIMESLICE_NS + 1)]
+    assert results == [Error.ARGUMENT_INVALID, Error.OK, Error.OK, Error.ARGUMENT_INVALID]
+    assert thread.timeslice_ns == SCHEDULER_MAX_TIMESLICE_NS
