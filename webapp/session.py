@@ -315,9 +315,32 @@ class Session(HistoryMixin):
         return {}
 
     def close(self) -> None:
-        """Stop pacing for good (the connection has gone)."""
+        """Stop pacing: the connection has gone (the session may wait to be resumed, and
+        batches sent to the old connection will never be acknowledged)."""
         with self._lock:
             self._stop()
+            self._inflight.clear()
+
+    def resend(self, after_seq: int) -> dict[str, Any]:
+        """Send a resumed viewer what follows the last event it applied, ``after_seq``,
+        as sim:trace batches: no gap, no repeat. A viewer with nothing (-1, e.g. after a
+        reload) or one this session cannot continue gets the boot snapshot first and every
+        kept event (webapp/store.py; design §7)."""
+        with self._lock:
+            history = self.history
+            first = history[0]["seq"] if history else self.last_seq + 1
+            full = after_seq < 0 or after_seq < first - 1 or after_seq > self.last_seq
+            if full:
+                snap = (self.imported_snapshot if self.imported_snapshot is not None
+                        else self._snapshot_at_start())
+                self._emit(EV_SNAPSHOT, snap)
+                missed = history
+            else:
+                missed = history[after_seq + 1 - first:]
+            self._send_all(missed)
+            self._emit(EV_STATUS, self._status())
+            return {"from_seq": missed[0]["seq"] if missed else self.last_seq + 1,
+                    "events": len(missed), "snapshot": full}
 
     def _stop(self) -> None:
         self.playing = False

@@ -97,7 +97,8 @@ const controls = new Controls(send, {
 const history = new History({ state, diagram, anim, timeline, send });
 history.onMoved = syncStructure; // a seek may cross VMs or queues being created or destroyed
 const bar = new HistoryBar(history, controls, send, toast);
-const share = new Share({ send, history, controls, toast, session: () => view.session });
+const share = new Share({ send, history, controls, toast, session: () => view.session,
+  key: () => view.key });
 
 function applySnapshot(snap) {
   const key = `${snap.scenario?.name}|${snap.scenario?.seed}|${snap.trace_seq}|${snap.now_ns}`;
@@ -162,6 +163,7 @@ async function hello() {
   const ack = await send("sim:hello", { window: TRACE_WINDOW });
   if (!ack.ok) { toast(`${ack.error.code}: ${ack.error.message}`); return; }
   view.session = ack.session;
+  view.key = ack.resume?.key ?? null; // the session's write key (imports) and resume key
   controls.setSession(ack.session);
   controls.setPresets(ack.presets ?? []);
   share.setPresets(ack.presets ?? []);
