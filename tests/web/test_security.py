@@ -95,3 +95,12 @@ def test_import_needs_the_session_key_from_the_same_origin(app, socketio_client,
     # The export token alone changed nothing: the session still runs its model.
     ack = call(socketio_client, "sim:action", {"action": "vm_stop", "args": {"vm": "VM_B"}})
     assert ack["ok"] is True
+
+
+def test_socketio_refuses_a_page_of_another_origin(live_server):
+    """A page elsewhere may reach the right Host (it is the user's browser) but names its
+    own Origin: Engine.IO's same-origin check refuses it before any session exists."""
+    url = f"{live_server}/socket.io/?EIO=4&transport=polling"
+    assert requests.get(url, headers={"Origin": live_server}, timeout=HTTP_TIMEOUT_S).ok
+    resp = requests.get(url, headers={"Origin": "http://evil.example"}, timeout=HTTP_TIMEOUT_S)
+    assert resp.status_code == 400
