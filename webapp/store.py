@@ -143,21 +143,26 @@ class SessionStore:
             self._tasks.start_background_task(self._reap)
 
     def _reap(self) -> None:
-        """Free detached sessions whose window has passed; runs while any are detached."""
+        """Free detached sessions whose window has passed; runs while any are detached.
+        It holds no session while it sleeps (a freed one must be garbage at once)."""
         while True:
-            freed: list[Slot] = []
-            with self._lock:
-                self._expire(freed)
-                if not self._detached:
-                    self._reaping = False
-                    wait = None
-                else:
-                    oldest = next(iter(self._detached.values()))
-                    wait = oldest.detached_at + self.window_s - self._clock()
-            self._free(freed)
+            wait = self._sweep()
             if wait is None:
                 return
             self._tasks.sleep(min(max(wait, 0.01), REAP_MAX_SLEEP_S))
+
+    def _sweep(self) -> float | None:
+        """Expire what is due; seconds until the next is due, or None (reaper stops)."""
+        freed: list[Slot] = []
+        with self._lock:
+            self._expire(freed)
+            if self._detached:
+                wait = next(iter(self._detached.values())).detached_at + self.window_s
+                wait -= self._clock()
+            else:
+                self._reaping, wait = False, None
+        self._free(freed)
+        return wait
 
     def expire(self) -> None:
         """Free every detached session whose window has passed (the reaper's sweep)."""

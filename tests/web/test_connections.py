@@ -319,3 +319,23 @@ def test_the_server_wide_limit_refuses_with_server_full():
                 client.close()
         assert wait_counts(url, 0, 0)["connected"] == 0  # no window: freed at once
         Client(url).close()
+
+
+def test_a_freed_session_is_garbage(app):
+    """Nothing keeps a freed session alive (its simulation and history are released)."""
+    import gc
+    import weakref
+
+    from webapp import EXTENSION_KEY
+    from webapp import socketio as server
+
+    client = server.test_client(app)
+    store = app.extensions[EXTENSION_KEY]
+    client.emit("sim:step", {"count": 500}, callback=True)
+    session = weakref.ref(store.get(next(iter(store._by_sid))))
+    client.disconnect()
+    assert session() is not None and store.counts()["detached"] == 1  # waiting to resume
+    store.window_s = 0
+    store.expire()
+    gc.collect()
+    assert session() is None and store.counts()["sessions"] == 0
