@@ -176,6 +176,8 @@ def _hello(session: Session, args: dict) -> dict:
               "default_speed": DEFAULT_SPEED, "tick_ms": round(TICK_S * 1000, 1)}
     store = _store()
     slot = store.slot(request.sid)
+    if slot is None:  # another connection has just resumed it
+        raise ProtocolError(NO_SESSION, "this connection has no session; reconnect")
     resume: dict[str, Any] = {"key": slot.key, "resumed": slot.resumed,
                               "window_s": store.window_s}
     if slot.resume_error is not None:
