@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         eventlet.monkey_patch()
     from gunyah_core import ScenarioError, load
     from webapp import DEFAULT_SCENARIO, create_app
+    from webapp.security import WILDCARD_HOSTS
 
     args.scenario = args.scenario or DEFAULT_SCENARIO
     try:
@@ -120,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if args.host in WILDCARD_HOSTS and not args.allow_host:
+        print(f"note: listening on {args.host} but answering only to loopback names; add "
+              "--allow-host NAME for the name or address other machines use", file=sys.stderr)
     serve = serve_eventlet if args.async_mode == "eventlet" else serve_threading
     try:
         serve(app, args.host, args.port)
