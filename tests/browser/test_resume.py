@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from playwright.sync_api import Browser, Page, expect
 
+from tests.conftest import start_server
+
 RUN_EVENTS = 120
 VIEW_AT = 77
 
@@ -48,6 +50,7 @@ def test_a_reload_resumes_the_session_where_it_was(page: Page) -> None:
     # It carries on from the head, without a gap or a repeat.
     scrub(page, head)
     assert step_n(page, 5) == head + 5
+    page.wait_for_selector(f"[data-testid=log-entry][data-seq='{head + 5}']", state="attached")
     seqs = page.eval_on_selector_all("[data-testid=log-entry]",
                                      "els => els.map((e) => Number(e.dataset.seq))")
     assert seqs == sorted(set(seqs)) and seqs[-1] == head + 5
@@ -95,3 +98,32 @@ def test_a_dropped_socket_reconnects_to_the_same_session_without_gap(
         assert errors == []
     finally:
         context.close()
+
+
+def test_reloading_a_link_resumes_instead_of_loading_it_again(page: Page, live_server: str) -> None:
+    page.goto(live_server + "/?scenario=rm-boot")
+    page.wait_for_selector("[data-vm='HLOS']")
+    head = step_n(page, 40)
+    session = hooks(page)["session"]
+    page.reload()
+    page.wait_for_selector("[data-vm='HLOS']")
+    page.wait_for_function("h => window.__gunyah.headSeq === h", arg=head)
+    assert hooks(page)["session"] == session
+    expect(page.get_by_test_id("scenario-title")).not_to_have_text("connecting…")
+
+
+def test_a_refused_connection_shows_the_limit(browser: Browser) -> None:
+    for url in start_server(extra_args=("--max-client-sessions", "1")):
+        first = browser.new_context(bypass_csp=True)
+        second = browser.new_context(bypass_csp=True)
+        try:
+            page = first.new_page()
+            page.goto(url + "/")
+            page.wait_for_selector("[data-vm='VM_A']")
+            other = second.new_page()
+            other.goto(url + "/")
+            expect(other.get_by_test_id("toast")).to_contain_text("TOO_MANY_CONNECTIONS")
+            expect(other.get_by_test_id("st-conn")).to_have_text("offline")
+        finally:
+            first.close()
+            second.close()
