@@ -52,12 +52,6 @@ UNKNOWN_BRANCH = "UNKNOWN_BRANCH"
 TOO_MANY_BRANCHES = "TOO_MANY_BRANCHES"
 INVALID_LINK = "INVALID_LINK"
 INVALID_TIMELINE = "INVALID_TIMELINE"
-# ... of connections (docs/limits.md, "Connections").
-RESERVED_EVENT = "RESERVED_EVENT"
-SERVER_FULL = "SERVER_FULL"
-TOO_MANY_CONNECTIONS = "TOO_MANY_CONNECTIONS"
-RESUME_EXPIRED = "RESUME_EXPIRED"
-TAKEN_OVER = "TAKEN_OVER"
 MAX_EVENTS_PER_REQUEST = 20_000       # sim:events
 MAX_LINK_ACTIONS = 1_000
 MAX_LINK_EVENTS = 200_000             # a link replays at most this many events (a few s)
@@ -197,7 +191,12 @@ def validate(event: str, payload: Any) -> dict[str, Any]:
     return payload
 
 
-# -- the Socket.IO connect `auth` payload: resume a detached session ------------------------
+# -- connections: the connect `auth` payload (resume a detached session) and their errors ---
+RESERVED_EVENT = "RESERVED_EVENT"
+SERVER_FULL = "SERVER_FULL"                    # docs/limits.md, "Connections"
+TOO_MANY_CONNECTIONS = "TOO_MANY_CONNECTIONS"
+RESUME_EXPIRED = "RESUME_EXPIRED"
+TAKEN_OVER = "TAKEN_OVER"
 #: Event names Socket.IO keeps for itself: a client may not send them (they would reach the
 #: connection lifecycle handlers).
 RESERVED_EVENTS = frozenset({"connect", "connect_error", "disconnect", "disconnecting",
