@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from gunyah_core import load
-from webapp import EXTENSION_KEY, socketio
+from webapp import socketio
 
 WAIT_S = 5.0
 
@@ -280,7 +280,7 @@ def test_http_export_is_the_revealed_trace(app, socketio_client):
     assert resp.status_code == 404 and resp.json["error"]["code"] == "UNKNOWN_SESSION"
     socketio_client.disconnect()  # the session waits, paused, to be resumed ...
     assert http.get(f"/export/{token}.jsonl").status_code == 200
-    store = app.extensions[EXTENSION_KEY]
+    store = app.extensions["gunyah"]  # webapp.EXTENSION_KEY
     store.window_s = 0  # ... until its window has passed
     store.expire()
     assert http.get(f"/export/{token}.jsonl").status_code == 404
