@@ -127,9 +127,11 @@ class Trace:
                      "virq": virq, "source": source, "vcpu": vcpu})
 
     def sched_switch(self, pcpu: int, prev: str | None, next_: str | None,
-                     reason: str) -> None:
+                     reason: str, slice_ns: int | None = None) -> None:
+        """A context switch; ``slice_ns``: the timeslice ``next_`` runs with (None: idle)."""
         self.record({"seq": self.seq, "t": self.clock.now, "kind": EventKind.SCHED_SWITCH,
-                     "pcpu": pcpu, "prev": prev, "next": next_, "reason": reason})
+                     "pcpu": pcpu, "prev": prev, "next": next_, "reason": reason,
+                     "slice_ns": slice_ns})
 
     def vcpu_state(self, vcpu: str, vm: str, state: str, reason: str) -> None:
         self.record({"seq": self.seq, "t": self.clock.now, "kind": EventKind.VCPU_STATE,

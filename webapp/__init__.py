@@ -12,6 +12,7 @@ from typing import Any
 from flask import Flask
 from flask_socketio import SocketIO
 
+from .packets import TolerantPacket
 from .protocol import MAX_TRANSPORT_BYTES
 from .security import HostGuard
 
@@ -48,7 +49,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config["MAX_DETACHED"], app.config["RESUME_WINDOW_S"])
     app.register_blueprint(http.bp)
     socketio.init_app(app, async_mode=app.config["ASYNC_MODE"],
-                      max_http_buffer_size=MAX_TRANSPORT_BYTES)
+                      max_http_buffer_size=MAX_TRANSPORT_BYTES, serializer=TolerantPacket)
     handlers.track_acks(socketio.server)
     guard = HostGuard(app.wsgi_app, app.config["ALLOWED_HOSTS"])  # in front of Engine.IO too
     app.wsgi_app = guard

@@ -18,15 +18,19 @@ from socketio import packet as sio_packet
 
 from gunyah_core import ALL_KINDS, ScenarioError
 from gunyah_core.actions import ActionError
+from gunyah_core.engine import NoProgressError
 from gunyah_core.exporters import EXPORTERS
 
 from . import EXTENSION_KEY, socketio
 from .http import preset_list
+from .packets import BAD_PACKET_EVENT
 from .protocol import (
+    BAD_PACKET,
     BAD_PAYLOAD,
     EV_ERROR,
     INTERNAL,
     LIMITS,
+    NO_PROGRESS,
     NO_SESSION,
     RESERVED_EVENT,
     RESERVED_EVENTS,
@@ -109,6 +113,8 @@ def respond(event: str, payload: Any, extra: tuple, call: Callable[[Session, dic
         return _fail(err.code, err.message)
     except ScenarioError as err:
         return _fail(SCENARIO_INVALID, str(err), line=err.line, path=err.path)
+    except NoProgressError as err:
+        return _fail(NO_PROGRESS, str(err))
     except Exception:  # the server must survive anything a client sends
         current_app.logger.exception("handler for %s failed", event)
         return _fail(INTERNAL, "internal error; the session may need sim:reset")
@@ -257,6 +263,11 @@ def on_link(payload: Any = None, *extra: Any):
 @socketio.on("sim:snapshot")
 def on_snapshot(payload: Any = None, *extra: Any):
     return respond("sim:snapshot", payload, extra, lambda s, a: {"snapshot": s.snapshot()})
+
+
+@socketio.on(BAD_PACKET_EVENT)
+def on_bad_packet(reason: Any = None, *extra: Any):
+    return _fail(BAD_PACKET, str(reason))
 
 
 @socketio.on("*")

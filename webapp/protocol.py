@@ -16,6 +16,7 @@ import jsonschema
 
 from gunyah_core import ALL_KINDS
 from gunyah_core.scenario import MAX_SCENARIO_BYTES
+from gunyah_core.simulation import MAX_ACTIONS
 
 # Limits (also sent to the client in the sim:hello ack).
 MAX_PAYLOAD_BYTES = 300 * 1024        # a scenario file plus JSON overhead
@@ -52,8 +53,10 @@ UNKNOWN_BRANCH = "UNKNOWN_BRANCH"
 TOO_MANY_BRANCHES = "TOO_MANY_BRANCHES"
 INVALID_LINK = "INVALID_LINK"
 INVALID_TIMELINE = "INVALID_TIMELINE"
+BAD_PACKET = "BAD_PACKET"             # a Socket.IO packet that does not decode
+NO_PROGRESS = "NO_PROGRESS"           # the model's clock stopped (engine.NoProgressError)
 MAX_EVENTS_PER_REQUEST = 20_000       # sim:events
-MAX_LINK_ACTIONS = 1_000
+MAX_LINK_ACTIONS = MAX_ACTIONS       # a link carries a whole action log
 MAX_LINK_EVENTS = 200_000             # a link replays at most this many events (a few s)
 
 _SEED = {"type": "integer", "minimum": 0, "maximum": MAX_SEED}

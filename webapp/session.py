@@ -18,20 +18,24 @@ from functools import partial
 from typing import Any
 
 from gunyah_core import Simulation, load, parse, preset_names
+from gunyah_core.engine import NoProgressError
 from gunyah_core.exporters import export
 
 from .branches import Branches
 from .history import HistoryMixin
 from .protocol import (
+    EV_ERROR,
     EV_SNAPSHOT,
     EV_STATUS,
     EV_TRACE,
     MAX_SPEED_NAME,
     MAX_STEP_KIND_SCAN,
+    NO_PROGRESS,
     NOT_FOUND,
     REPLAY_ONLY,
     UNKNOWN_SCENARIO,
     ProtocolError,
+    error,
 )
 
 TICK_S = 1 / 60                 # pacing period; one sim:trace emit per tick at most
@@ -365,7 +369,13 @@ class Session(HistoryMixin):
                 started = self._clock()
                 backlogged = self._backlog() > MAX_BACKLOG_PACKETS or self._window_full()
                 if not backlogged:
-                    self._tick(started)
+                    try:
+                        self._tick(started)
+                    except NoProgressError as err:  # the model stalled: stop, say why
+                        self._stop()
+                        self._emit(EV_ERROR, error(NO_PROGRESS, str(err)))
+                        self._emit(EV_STATUS, self._status())
+                        return
             if backlogged:
                 self._tasks.sleep(BACKLOG_WAIT_S)
             elif self.speed == MAX_SPEED_NAME:

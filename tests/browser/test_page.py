@@ -119,6 +119,7 @@ def test_filling_a_queue_shows_msgqueue_full(page: Page, shot) -> None:
     page.get_by_test_id("btn-step-n").click()
     err = page.locator("[data-testid=log-entry].err", has_text="MSGQUEUE_FULL")
     expect(err.first).to_be_visible()
+    expect(err.first).to_contain_text("not_full=false")  # X1 of the result (facts §3.2)
     for where in ("[data-vm='VM_A']", "[data-msgq='A_to_B']"):
         expect(page.locator(f"{where} [data-testid=error-badge]")).to_contain_text("MSGQUEUE_FULL")
     expect(page.locator("[data-msgq='A_to_B']")).to_have_attribute("data-count", "8")

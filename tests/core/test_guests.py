@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gunyah_core import Hypervisor, Simulation, load
+from gunyah_core import Hypervisor, Simulation, load, parse
 from gunyah_core.guests import PROGRAMS, MissingResource
 from tests.core.conftest import MS, US, add_vm, run_until, set_program, start
 
@@ -42,7 +42,7 @@ def test_producer_full_then_waits_for_tx_virq_then_resumes() -> None:
              for e in events
              if (e["kind"] == "hvc" and e["vm"] == "Producer")
              or (e["kind"] == "virq.assert" and e["source"] == "msgq:P_to_C:tx")]
-    full_at = story.index(("hvc", "MSGQUEUE_FULL", None))
+    full_at = story.index(("hvc", "MSGQUEUE_FULL", False))  # X1 not_full = false
     assert story[full_at - 1] == ("hvc", "OK", False)  # the send that filled the queue
     assert story[full_at + 1] == ("virq.assert", None, None)  # nothing tried until Tx fires
     assert story[full_at + 2] == ("hvc", "OK", False)  # room for exactly one again
@@ -95,16 +95,79 @@ def test_doorbell_ringer_and_handler() -> None:
     events = Simulation(load("doorbell")).run(until_ns=3 * MS)
     story = [(e["kind"], e["vm"], (e.get("ret") or {}).get("old_flags")) for e in events
              if e["kind"] == "hvc" and e["name"].startswith("doorbell_")
-             and e["vm"] != "VM_C"]
+             and e["vm"] in ("VM_A", "VM_B")]
     rings = story.count(("hvc", "VM_A", 0))
     assert rings >= 9
     assert story == [("hvc", "VM_A", 0), ("hvc", "VM_B", 1)] * rings
-    # bell1 (VM_C, the irqfd idiom): every send interrupts VM_B once, the flag never stays.
-    irqfd = [e for e in events if e["kind"] == "bell.send" and e["doorbell"] == "bell1"]
-    assert len(irqfd) >= 5 and all((e["flags"], e["acked"]) == (0, 2) for e in irqfd)
+    # bell1 (VM_C, Linux's level irqfd): masks set once, then every send interrupts VM_B
+    # once and bit 0 never stays.
+    masks = [e for e in events if e["kind"] == "bell.mask"]
+    assert [(e["doorbell"], e["enable_mask"], e["ack_mask"]) for e in masks] == [("bell1", 1, 1)]
+    level = [e for e in events if e["kind"] == "bell.send" and e["doorbell"] == "bell1"]
+    assert len(level) >= 5 and all((e["sent"], e["flags"], e["acked"]) == (1, 0, 1)
+                                   for e in level)
+    # bell2 (VM_D, Linux's edge irqfd): no masks; bit 0 stays set, each send still interrupts.
+    edge = [e for e in events if e["kind"] == "bell.send" and e["doorbell"] == "bell2"]
+    assert len(edge) >= 4
+    assert [(e["old"], e["flags"], e["acked"]) for e in edge] == (
+        [(0, 1, 0)] + [(1, 1, 0)] * (len(edge) - 1))
     bell_vm_b = [e for e in events if e["kind"] in ("virq.deliver", "virq.eoi")
                  and e["vm"] == "VM_B"]
-    assert len(bell_vm_b) == 2 * (rings + len(irqfd))
+    assert len(bell_vm_b) == 2 * (rings + len(level) + len(edge))
+
+
+IRQFD_KINDS = """
+name: irqfd-kinds
+pcpus: 2
+vms:
+  - name: Host
+    affinity: [0]
+    program: ringer
+    params: {doorbell: lvl, irqfd: level, count: 2, period_ns: 200000}
+  - name: Host2
+    affinity: [0]
+    program: ringer
+    params: {doorbell: other, irqfd: %s, count: 2, period_ns: 200000}
+  - name: Guest
+    affinity: [1]
+doorbells:
+  - {name: lvl, sender: Host, receiver: Guest, trigger: %s, source_can_clear: true}
+  - {name: other, sender: Host2, receiver: Guest, trigger: %s, source_can_clear: %s}
+"""
+
+
+def _irqfd_run(other: str, trigger: str, can_clear: str = "true") -> tuple[dict, list]:
+    """vIRQ deliveries to Guest per doorbell, and the doorbell_mask results, for two sends."""
+    sim = Simulation(parse(IRQFD_KINDS % (other, trigger, trigger, can_clear)))
+    events = sim.run(until_ns=600 * US)
+    guest = sim.hyp.vms["Guest"]
+    virq = {guest.resources[f"{n}:rx"]["virq"]: n for n in ("lvl", "other")}
+    count = {n: 0 for n in virq.values()}
+    for e in events:
+        if e["kind"] == "virq.deliver" and e["vm"] == "Guest" and e.get("virq") in virq:
+            count[virq[e["virq"]]] += 1
+    masks = [(e["vm"], e["result"]) for e in events
+             if e["kind"] == "hvc" and e["name"] == "doorbell_mask"]
+    return count, masks
+
+
+def test_linux_irqfd_level_sets_both_masks_edge_sets_none() -> None:
+    # On edge lines (what the RM binds), both kinds give one interrupt per send.
+    count, masks = _irqfd_run("edge", "edge")
+    assert count == {"lvl": 2, "other": 2}
+    assert masks == [("Host", "OK")]  # only the level irqfd calls bell_set_mask
+    # Why Linux sets enable = ack = 1 for a level irqfd: on a level-triggered line, bit 0
+    # left set keeps the line asserted after EOI (an interrupt storm); acked, it does not.
+    count, _ = _irqfd_run("edge", "level")
+    assert count["lvl"] == 2 and count["other"] > 10 * count["lvl"]
+    count, masks = _irqfd_run("level", "level")
+    assert count == {"lvl": 2, "other": 2}
+    assert masks == [("Host", "OK"), ("Host2", "OK")]
+    # bell_set_mask needs RECEIVE on the sender's cap: without "source can clear" it is
+    # refused and the doorbell keeps its default masks (Linux warns of an IRQ storm).
+    count, masks = _irqfd_run("level", "level", can_clear="false")
+    assert ("Host2", "CSPACE_INSUFFICIENT_RIGHTS") in masks
+    assert count["other"] > 10 * count["lvl"]
 
 
 def test_ping_with_period_sends_on_schedule(hyp: Hypervisor) -> None:

@@ -41,7 +41,7 @@ def test_defaults_at_activation(pair: Pair) -> None:
 def test_eighth_send_fills_and_ninth_is_full(pair: Pair) -> None:
     results = [send(pair, payload=f"p{i}") for i in range(9)]
     assert [(r.error, r.ret.get("not_full")) for r in results] == (
-        [(Error.OK, True)] * 7 + [(Error.OK, False), (Error.MSGQUEUE_FULL, None)])
+        [(Error.OK, True)] * 7 + [(Error.OK, False), (Error.MSGQUEUE_FULL, False)])
     events = pair.take()
     expected = [("msgq.send", None, 1), ("virq.assert", "VM_B", None), ("hvc", "VM_A", None)]
     for depth in range(2, 9):
@@ -92,6 +92,22 @@ def test_tx_virq_not_raised_away_from_threshold(pair: Pair) -> None:
     assert project(pair.take(), kinds={"virq.assert"}) == []
 
 
+def test_a_full_queue_answers_full_before_any_size_check() -> None:
+    """facts §3.2: count == depth is checked first (H-SRC msgqueue_common.c
+    msgqueue_send_msg), so even an oversized or empty send to a full queue gets
+    MSGQUEUE_FULL, with not_full = false in X1 of the hvc event."""
+    p = make_pair(depth=2, max_size=32)
+    send(p)
+    send(p)
+    p.take()
+    for size in (33, 0, 16):
+        result = send(p, size=size)
+        assert (result.error, result.ret["not_full"]) == (Error.MSGQUEUE_FULL, False), size
+    assert [(e["result"], e["ret"]) for e in p.take()] == [
+        ("MSGQUEUE_FULL", {"not_full": False})] * 3
+    assert p.hyp.msgqs["q"].count == 2
+
+
 def test_argument_size_for_zero_and_max_plus_one() -> None:
     p = make_pair(depth=4, max_size=32)
     assert send(p, size=0).error is Error.ARGUMENT_SIZE
@@ -105,16 +121,20 @@ def test_argument_size_for_zero_and_max_plus_one() -> None:
 def test_receive_empty(pair: Pair) -> None:
     result = recv(pair)
     assert result.error is Error.MSGQUEUE_EMPTY
-    assert "not_empty" not in result.ret or result.ret["not_empty"] is False
+    assert (result.ret["size"], result.ret["not_empty"]) == (0, False)  # msgqueue_receive_msg
     assert project(pair.take(), "vm", "result") == [("hvc", "VM_B", "MSGQUEUE_EMPTY")]
 
 
-def test_addr_overflow_leaves_message_queued(pair: Pair) -> None:
+def test_a_too_small_buffer_is_argument_size_and_leaves_the_message_queued(pair: Pair) -> None:
+    """H-SRC useraccess_copy_to_guest_va refuses with ARGUMENT_SIZE (H-API: ADDR_OVERFLOW;
+    the source that runs is followed); size 0, not_empty true: the message stays."""
     send(pair, size=100, payload="big")
     send(pair, size=10, payload="small")
     pair.take()
-    assert recv(pair, buf_size=99).error is Error.ADDR_OVERFLOW
-    assert project(pair.take(), "result") == [("hvc", "ADDR_OVERFLOW")]
+    result = recv(pair, buf_size=99)
+    assert (result.error, result.ret["size"], result.ret["not_empty"]) == (
+        Error.ARGUMENT_SIZE, 0, True)
+    assert project(pair.take(), "result") == [("hvc", "ARGUMENT_SIZE")]
     assert pair.hyp.msgqs["q"].count == 2
     first = recv(pair, buf_size=100)
     assert (first.error, first.ret["payload"], first.ret["size"], first.ret["not_empty"]) == (
@@ -205,6 +225,38 @@ def test_configure_receive_rules(pair: Pair) -> None:
     result = pair.call_a("msgqueue_configure_receive", capid=capid(pair.a, "q:tx"),
                          notempty_thd=1)
     assert result.error is Error.CSPACE_INSUFFICIENT_RIGHTS
+
+
+def test_unchanged_thresholds_assert_and_clear_nothing(pair: Pair) -> None:
+    """-1 (MSGQUEUE_THRESHOLD_UNCHANGED) changes nothing: no Tx or Rx assert or clear,
+    whatever the count (facts §3.3; H-SRC msgqueue.c msgqueue_configure_send /
+    msgqueue_configure_receive only re-check after a real set)."""
+    q = pair.hyp.msgqs["q"]
+    assert cfg_send(pair, -1).ok  # count 0 <= 7: a re-check would raise Tx here
+    assert cfg_recv(pair, -1).ok
+    send(pair)
+    settle(pair, "VM_B")  # Rx taken: count 1 >= 1 would raise it again on a re-check
+    settle(pair, "VM_A")
+    assert cfg_recv(pair, -1).ok
+    assert cfg_send(pair, -1).ok
+    events = pair.take()
+    assert project(events, "name", "result", kinds={"hvc", "virq.assert", "virq.clear"}) == [
+        ("hvc", "msgqueue_configure_receive", "OK"), ("hvc", "msgqueue_configure_send", "OK")]
+    assert (q.notempty_thd, q.notfull_thd, q.count) == (1, 7, 1)
+
+
+def test_receive_threshold_maximum_sets_depth_without_a_recheck(pair: Pair) -> None:
+    """-2 sets the not-empty threshold to the depth and re-checks nothing, even with
+    the queue full (facts §3.3; H-SRC msgqueue.c msgqueue_configure_receive)."""
+    for _ in range(8):
+        send(pair)
+    settle(pair, "VM_B")
+    assert cfg_recv(pair, -2).ok
+    assert pair.hyp.msgqs["q"].notempty_thd == 8
+    assert project(pair.take(), "source", kinds={"virq.assert", "virq.clear"}) == []
+    assert cfg_recv(pair, 8).ok  # an explicit 8 does re-check: count 8 >= 8
+    assert project(pair.take(), "source", kinds={"virq.assert", "virq.clear"}) == [
+        ("virq.assert", RX)]
 
 
 def test_receive_threshold_at_depth_fires_only_when_full(pair: Pair) -> None:
