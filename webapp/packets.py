@@ -43,7 +43,7 @@ class TolerantPacket(packet.Packet):
         if self.packet_type == packet.ACK:  # an ack of ours that does not parse: no args
             self.data = []
             return 0
-        if self.packet_type == packet.CONNECT:  # connect auth is not used: drop it
+        if self.packet_type == packet.CONNECT:  # an auth that does not decode: no resume
             self.data = None
             return 0
         self.packet_type = packet.EVENT  # the ack id, read before the JSON, is kept

@@ -194,3 +194,34 @@ def validate(event: str, payload: Any) -> dict[str, Any]:
     if err is not None:
         raise ProtocolError(_code_for(err), _message_for(event, err))
     return payload
+
+
+# -- connections: the connect `auth` payload (resume a detached session) and their errors ---
+RESERVED_EVENT = "RESERVED_EVENT"
+SERVER_FULL = "SERVER_FULL"                    # docs/limits.md, "Connections"
+TOO_MANY_CONNECTIONS = "TOO_MANY_CONNECTIONS"
+RESUME_EXPIRED = "RESUME_EXPIRED"
+TAKEN_OVER = "TAKEN_OVER"
+#: Event names Socket.IO keeps for itself: a client may not send them (they would reach the
+#: connection lifecycle handlers).
+RESERVED_EVENTS = frozenset({"connect", "connect_error", "disconnect", "disconnecting",
+                             "newListener", "removeListener"})
+MAX_RESUME_KEY_CHARS = 100
+AUTH_SCHEMA = _obj({"resume": {"type": "string", "minLength": 1,
+                               "maxLength": MAX_RESUME_KEY_CHARS},
+                    "seq": {"type": "integer", "minimum": -1}})
+_AUTH_VALIDATOR = _Validator(AUTH_SCHEMA)
+
+
+def validate_auth(auth: Any) -> dict[str, Any]:
+    """Check the connect `auth` payload (absent = {}); ProtocolError names the field."""
+    if auth is None:
+        return {}
+    if not isinstance(auth, dict):
+        raise ProtocolError(BAD_PAYLOAD, f"connect auth must be an object, "
+                                         f"not {type(auth).__name__}")
+    err = jsonschema.exceptions.best_match(_AUTH_VALIDATOR.iter_errors(auth))
+    if err is not None:
+        where = "auth." if err.absolute_path else "auth: "
+        raise ProtocolError(_code_for(err), where + _message_for("connect", err))
+    return auth

@@ -126,7 +126,8 @@ def frame(rng: random.Random, ack_id: int) -> str:
     return head + "#" + "".join(chr(rng.randrange(32, 127)) for _ in range(rng.randrange(60)))
 
 
-def http_request(rng: random.Random, http: requests.Session, base: str, token: str) -> int:
+def http_request(rng: random.Random, http: requests.Session, base: str, token: str,
+                 key: str) -> int:
     tok = token if rng.random() < 0.5 else rng.choice(["nope", "x" * 300, "%00", "..", token[:5]])
     fmt = rng.choice(["jsonl", "csv", "perfetto", "vcd", "exe", "", "jsonl.jsonl"])
     path = rng.choice([
@@ -142,7 +143,8 @@ def http_request(rng: random.Random, http: requests.Session, base: str, token: s
             b'{"seq": 0, "t": ' + b"9" * 5_000 + b', "kind": "x.y"}\n',
             b'{"seq": 0, "t": 0, "kind": "sim.snapshot", "scenario": {}, "state": {"vms": [1]}}\n',
             json.dumps(value(rng)).encode() + b"\n"])
-        resp = http.post(base + path, data=body, timeout=HTTP_TIMEOUT_S)
+        headers = {"X-Gunyah-Key": key if rng.random() < 0.7 else "forged"}
+        resp = http.post(base + path, data=body, headers=headers, timeout=HTTP_TIMEOUT_S)
     else:
         resp = http.request(rng.choice(["GET", "GET", "HEAD", "DELETE", "PUT"]), base + path,
                             timeout=HTTP_TIMEOUT_S)
@@ -192,7 +194,8 @@ def test_fuzz_keeps_every_answer_and_the_neighbour_gapless(server) -> None:
         assert neighbour.call("sim:hello")["ok"]
         assert neighbour.call("sim:speed", {"speed": NEIGHBOUR_SPEED})["ok"]
         assert neighbour.call("sim:play") == {"ok": True}
-        token = sockets[0].ack(1, '421["sim:hello"]')[0]["session"]
+        hello = sockets[0].ack(1, '421["sim:hello"]')[0]
+        token, key = hello["session"], hello["resume"]["key"]
         answers: dict[int, Any] = {}
         statuses: list[int] = []
         started = time.monotonic()
@@ -204,7 +207,7 @@ def test_fuzz_keeps_every_answer_and_the_neighbour_gapless(server) -> None:
             for i in ids:
                 raw.ws.send(frame(rng, i))
             answers.update(raw.acks(ids))
-            statuses += [http_request(rng, http, url, token) for _ in range(HTTP_PER_BATCH)]
+            statuses += [http_request(rng, http, url, token, key) for _ in range(HTTP_PER_BATCH)]
         elapsed = time.monotonic() - started
         assert neighbour.call("sim:pause") == {"ok": True}
         status = neighbour.call("sim:hello")["status"]

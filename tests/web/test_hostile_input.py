@@ -183,6 +183,11 @@ def test_a_link_from_beyond_time_is_refused(client) -> None:
     assert err["message"].startswith("actions.0.t:")
 
 
+def write_key(hello: dict) -> dict[str, str]:
+    """The header that lets a client write to its session (POST /import)."""
+    return {"X-Gunyah-Key": hello["resume"]["key"]}
+
+
 def _snapshot_event() -> dict:
     sim = Simulation(load("msgq-pingpong"))
     return next(e for e in sim.trace.take() if e["kind"] == "sim.snapshot")
@@ -195,10 +200,11 @@ def _snapshot_event() -> dict:
     lambda e: e["state"].__setitem__("vms", None),
 ], ids=["vms-of-numbers", "vcpus-a-string", "vm-without-name", "vms-null"])
 def test_an_import_with_a_malformed_vm_list_is_refused(client, server, forge) -> None:
-    token = call(client, "sim:hello")["session"]
+    hello = call(client, "sim:hello")
     event = _snapshot_event()
     forge(event)
-    resp = requests.post(f"{server[0]}/import/{token}", data=json.dumps(event) + "\n",
+    resp = requests.post(f"{server[0]}/import/{hello['session']}",
+                         data=json.dumps(event) + "\n", headers=write_key(hello),
                          timeout=HTTP_TIMEOUT_S)
     assert resp.status_code == 400
     assert resp.json()["error"]["code"] == "INVALID_TIMELINE"
@@ -212,9 +218,9 @@ def test_an_import_with_a_malformed_vm_list_is_refused(client, server, forge) ->
     '{"seq": 0, "t": 0, "kind": "' + "<b>" * 1000 + '"}',
 ], ids=["deep", "huge-integer", "missing-field", "forged-kind"])
 def test_a_forged_import_is_invalid_timeline(client, server, line: str) -> None:
-    token = call(client, "sim:hello")["session"]
-    resp = requests.post(f"{server[0]}/import/{token}", data=line + "\n",
-                         timeout=HTTP_TIMEOUT_S)
+    hello = call(client, "sim:hello")
+    resp = requests.post(f"{server[0]}/import/{hello['session']}", data=line + "\n",
+                         headers=write_key(hello), timeout=HTTP_TIMEOUT_S)
     assert resp.status_code == 400, resp.text[:300]
     error = resp.json()["error"]
     assert error["code"] == "INVALID_TIMELINE" and error["message"].startswith("line 1:")
