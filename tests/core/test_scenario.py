@@ -161,3 +161,14 @@ def test_reserved_vms_always_exist() -> None:
     assert {name: vm.vmid for name, vm in hyp.vms.items()} == {
         "RM": 0xFF, "HLOS": 0x3, "VM_A": 0x80, "VM_B": 0x81}
     assert (hyp.msgqs["HLOS_to_RM"].depth, hyp.msgqs["HLOS_to_RM"].max_size) == (8, 240)
+
+
+def test_focus_reaches_the_snapshot_and_is_checked() -> None:
+    """`focus` is a view setting for the page: carried in the snapshot's scenario only
+    when given, refused with its field named when its value is unknown."""
+    text = "name: d\nvms:\n  - name: A\nfocus: {rm_links: unfolded}\n"
+    assert Simulation(parse(text)).snapshot()["scenario"]["focus"] == {"rm_links": "unfolded"}
+    assert "focus" not in Simulation(parse("name: d\nvms:\n  - name: A\n")).snapshot()["scenario"]
+    assert load("rm-boot").config["focus"] == {"rm_links": "unfolded"}
+    assert "focus.rm_links" in error_of("name: d\nvms:\n  - name: A\nfocus: {rm_links: open}\n")
+    assert "focus" in error_of("name: d\nvms:\n  - name: A\nfocus: {subject: [A]}\n")
