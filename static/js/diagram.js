@@ -59,6 +59,12 @@ export class Diagram {
     this.onRelayout();
   }
 
+  /** Draw every VM's RM link queues, or fold them all into their markers. */
+  setRmLinks(all) {
+    this.unfolded = all ? "all" : new Set();
+    this.onRelayout();
+  }
+
   /** Leave a VM (and its queues and doorbells) out of the picture, or draw it again. */
   setHidden(vm, hide) {
     if (hide) this.hidden.add(vm); else this.hidden.delete(vm);

@@ -26,6 +26,7 @@ export class StageView {
     $("vm-list").addEventListener("change", (ev) => {
       const box = ev.target.closest("input[data-vm-toggle]");
       if (box) diagram.setHidden(box.dataset.vmToggle, !box.checked);
+      if (ev.target.matches("input[data-rm-links]")) diagram.setRmLinks(ev.target.checked);
     });
     // Re-lay out for a new stage width (window resized, panels or presentation toggled).
     let timer = null;
@@ -62,9 +63,17 @@ export class StageView {
   /** The VM list (check to draw, uncheck to hide), after a load or a structure change. */
   setVms(names) {
     const list = $("vm-list");
-    if (list.dataset.names === names.join()) return;
-    list.dataset.names = names.join();
-    list.replaceChildren(...names.map((n) => {
+    const key = `${names.join()}|${this.diagram.unfolded === "all"}`;
+    if (list.dataset.names === key) return;
+    list.dataset.names = key;
+    const rm = document.createElement("label");
+    const all = document.createElement("input");
+    all.type = "checkbox";
+    all.dataset.rmLinks = "all";
+    all.checked = this.diagram.unfolded === "all";
+    rm.className = "rm-all";
+    rm.append(all, " every RM link's two queues");
+    list.replaceChildren(rm, ...names.map((n) => {
       const label = document.createElement("label");
       const box = document.createElement("input");
       box.type = "checkbox";

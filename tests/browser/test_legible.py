@@ -182,6 +182,12 @@ def test_an_rm_link_unfolds_on_click_and_a_vm_can_be_hidden(small) -> None:
     assert page.locator("[data-testid=log-entry]", has_text="Timer").count() > 0
     page.locator("[data-vm-toggle='Timer']").check()
     expect(page.locator("#diagram [data-vm='Timer']")).to_have_count(1)
+    page.locator("[data-rm-links]").check()  # every RM link drawn, then all folded again
+    expect(page.locator("#diagram [data-msgq='RM_to_Urgent']")).to_have_count(1)
+    expect(page.locator("[data-rmlink]")).to_have_count(0)
+    page.locator("[data-rm-links]").uncheck()
+    expect(page.locator("#diagram [data-msgq='RM_to_Spin_A']")).to_have_count(0)
+    expect(page.locator("[data-rmlink]")).to_have_count(5)
     page.locator(".vm-menu summary").click()
     assert not errors, errors
 
