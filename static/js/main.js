@@ -12,6 +12,7 @@ import { PacketIndex, loadNames } from "./rmpacket.js";
 import { History } from "./history.js";
 import { HistoryBar } from "./histbar.js";
 import { Share } from "./share.js";
+import { StageView } from "./stageview.js";
 
 const STATUS_MS = 250;
 const TOAST_MS = 6000;
@@ -70,6 +71,21 @@ const inspector = new Inspector($("inspector"), state, act, { packets, fetchDts 
 diagram.motion = !reducedMotion;
 let builtStructure = -1; // state.structure the diagram was last built for
 
+/** Draw the diagram again from the current state: new width, a VM hidden, an RM link unfolded. */
+function relayout() {
+  if (!state.snap) return;
+  diagram.build(state.structureSnap());
+  state.dirty.add("all");
+  diagram.update(state); // no frame shows the new nodes empty
+  stage.setVms([...state.vms.keys()]);
+}
+const stage = new StageView(diagram, relayout);
+diagram.onRelayout = relayout;
+document.addEventListener("keydown", (ev) => {
+  if (ev.target.closest("input, select, textarea")) return;
+  if (stage.key(ev) || diagram.view.key(ev)) ev.preventDefault();
+});
+
 /** Rebuild the diagram when VMs, vCPUs, queues or doorbells came or went (not per event). */
 function syncStructure() {
   if (state.structure === builtStructure || !state.snap) return;
@@ -77,7 +93,9 @@ function syncStructure() {
   const snap = state.structureSnap();
   diagram.build(snap);
   state.dirty.add("all");
+  diagram.update(state); // no frame shows the new nodes empty
   const names = snap.vms.map((v) => v.name);
+  stage.setVms(names);
   if (names.join() !== timeline.vmNames?.join()) {
     const keep = timeline.vm;
     timeline.setVms(names);
@@ -106,7 +124,9 @@ function applySnapshot(snap) {
   if (view.lastSnap && view.lastSnap.key === key && wall - view.lastSnap.wall < SNAPSHOT_DEDUP_MS) return;
   view.lastSnap = { key, wall };
   state.reset(snap);
+  diagram.setFocus(snap.scenario?.focus);
   diagram.build(snap);
+  stage.setVms(snap.vms.map((v) => v.name));
   builtStructure = state.structure;
   packets.clear();
   anim.reset(snap.now_ns);
@@ -239,6 +259,7 @@ function frame(wall) {
   inspector.refresh(wall);
   updateStatus(wall);
   bar.frame(wall);
+  stage.frame(history.view, (seq) => history.at(seq));
   view.frames++;
   while (batchAcks.length) batchAcks.shift()();
   requestAnimationFrame(frame);
@@ -267,6 +288,8 @@ Object.defineProperty(window, "__gunyah", {
     get session() { return view.session; },
     get clickLatencies() { return latencies.map((l) => ({ ...l })); },
     get shownSeqs() { return timeline.shownSeqs(); },
+    get zoom() { return diagram.view.k; },
+    get presenting() { return stage.presenting; },
   }),
   writable: false,
   configurable: false,
