@@ -150,13 +150,13 @@ def _hvc(e: Event) -> str:
         return f"{what}{': ' + meaning if meaning else ''}."
     if name == "msgqueue_send":
         push = " with PUSH" if args.get("flags", 0) & 1 else ""
-        room = "there is still room" if ret.get("not_full") else "the queue is now full"
-        return f"{who} sends {args.get('size')} bytes{push} with msgqueue_send: OK, {room}."
+        room = ("the queue still has room (not_full)" if ret.get("not_full")
+                else "that filled the queue (not_full is false)")
+        return f"{who} calls msgqueue_send: {args.get('size')} bytes{push} accepted; {room}."
     if name == "msgqueue_receive":
-        more = ("more are waiting" if ret.get("not_empty")
-                else "the queue is now empty")
-        return (f"{who} takes a {ret.get('size')}-byte message with msgqueue_receive: OK, "
-                f"{more}.")
+        more = ("more are waiting (not_empty)" if ret.get("not_empty")
+                else "the queue is now empty (not_empty is false)")
+        return f"{who} calls msgqueue_receive: it gets a {ret.get('size')}-byte message; {more}."
     if name == "doorbell_send":
         return (f"{who} rings a doorbell with flags {hexn(args.get('new_flags'))}: OK "
                 f"(the flags were {hexn(ret.get('old_flags'))}).")
@@ -334,18 +334,48 @@ def _sched_switch(e: Event) -> str:
     return f"pCPU {cpu} switches from {prev or 'idle'} to {nxt or 'idle'} ({reason})."
 
 
+_RUNS_BECAUSE = {
+    "wake:vcpu_wfi": "it woke from WFI and its pCPU was idle",
+    "wake:vcpu_off": "it was powered on and its pCPU was idle",
+    "block:vcpu_wfi": "the thread before it on this pCPU went into WFI",
+    "block:vcpu_off": "the thread before it on this pCPU was powered off",
+    "preempt": "it woke with a higher priority than the thread it replaced",
+    "timeslice": "the thread before it used up its timeslice",
+    "yield": "the thread before it yielded",
+    "yield_to": "another vCPU yielded its slice to it",
+    "yield_to:return": "the directed yield it made ended",
+    "vcpu_run": "its owner called vcpu_run, so it runs on the owner's slice",
+    "vcpu_run:return": "the vcpu_run it made returned",
+}
+_READY_BECAUSE = {
+    "preempt": "a higher-priority thread took its pCPU; it keeps the rest of its slice",
+    "timeslice": "its timeslice ran out; it goes to the tail of its priority",
+    "vcpu_wfi": "it woke from WFI, but its pCPU runs a thread of equal or higher priority",
+    "vcpu_off": "it was powered on, but its pCPU runs a thread of equal or higher priority",
+}
+
+
 def _vcpu_state(e: Event) -> str:
-    state, reason, who = e.get("state"), str(e.get("reason")), e.get("vcpu")
-    meaning = {
-        "running": "is on a pCPU now",
-        "ready": "is runnable and waits in its priority's list",
-        "wfi": "waits for an interrupt (WFI)",
-        "off": "is powered off",
-        "proxy": "is parked until its owner runs it with vcpu_run",
-        "vcpu_run": "lends its slice to a proxy vCPU (vcpu_run)",
-        "yielding": "lends its slice to another vCPU (directed yield)",
-    }.get(str(state), f"is {state}")
-    return f"{who} {meaning} (because: {reason.replace(':', ' ')})."
+    state, reason, who = str(e.get("state")), str(e.get("reason")), e.get("vcpu")
+    if state == "running":
+        because = _RUNS_BECAUSE.get(reason, reason.replace(":", " "))
+        return f"{who} is now running: {because}."
+    if state == "ready":
+        because = _READY_BECAUSE.get(reason, reason.replace(":", " "))
+        return f"{who} is ready but waits: {because}."
+    if state == "wfi":
+        return f"{who} executes WFI: it sleeps until one of its vIRQs fires."
+    if state == "off":
+        return f"{who} is powered off ({reason}): it runs no more until powered on."
+    if state == "proxy":
+        how = ("powered on, " if reason == "vcpu_off"
+               else f"back from vcpu_run ({reason}), ")
+        return f"{who} is {how}parked: it runs only when its owner calls vcpu_run."
+    if state == "vcpu_run":
+        return f"{who} is inside vcpu_run: its slice now runs a proxy vCPU."
+    if state == "yielding":
+        return f"{who} lends its slice to another vCPU (a directed yield)."
+    return f"{who} is {state} ({reason})."
 
 
 def _vcpu_priority(e: Event) -> str:

@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any
 
 from gunyah_core import Simulation, load, parse, preset_names
+from gunyah_core.captions import caption
 from gunyah_core.engine import NoProgressError
 from gunyah_core.exporters import export
 
@@ -194,8 +195,10 @@ class Session(HistoryMixin):
     def _send(self, events: list[dict[str, Any]]) -> None:
         if not events:
             return
+        # Captions ride beside the events: the stored trace stays exactly the model's.
         batch = {"first_seq": events[0]["seq"], "last_seq": events[-1]["seq"],
-                 "now_ns": self.view_ns, "events": events}
+                 "now_ns": self.view_ns, "events": events,
+                 "captions": [caption(e) for e in events]}
         if not self.window:
             self._emit(EV_TRACE, batch)
             return
