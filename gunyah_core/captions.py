@@ -577,8 +577,8 @@ def caption(event: Event) -> str:
 _RM_SIMPLIFIED = ("the simulator sends the real RM RPC packets (rm_rpc header, message id "
                   "{id}) over the RM message queues; the RM's work is modelled, not run")
 REAL: dict[str, str] = {
-    K.MSGQ_SEND: "msgqueue_send (0x601B) copies the message into the queue "
-                 "(hyp/ipc/msgqueue msgqueue_send_msg); the simulator keeps its size and a "
+    K.MSGQ_SEND: "msgqueue_send (0x601B) copies the message from the guest into the queue "
+                 "(hyp/ipc/msgqueue, msgqueue_send_msg); the simulator keeps its size and a "
                  "preview of the payload.",
     K.MSGQ_RECV: "msgqueue_receive (0x601C) copies the head message out "
                  "(msgqueue_receive_msg); the simulator hands back the kept payload.",
@@ -593,8 +593,8 @@ REAL: dict[str, str] = {
                     "active; the simulator takes the lowest INTID first.",
     K.VIRQ_EOI: "the guest writes ICC_EOIR1_EL1; a level-triggered source is asked again.",
     K.VIRQ_CLEAR: "the source deasserts its line in the vGIC.",
-    K.VIRQ_BIND: "msgqueue_bind_*_virq / doorbell_bind_virq (vic_bind_shared) tie a source to "
-                 "a shared vIRQ; the RM does this when it creates a VM's resources.",
+    K.VIRQ_BIND: "msgqueue_bind_send_virq / _receive_virq or doorbell_bind_virq tie a "
+                 "source to a shared vIRQ; the RM does this when it creates a VM's resources.",
     K.VIRQ_UNBIND: "the matching *_unbind_virq call.",
     K.BELL_SEND: "doorbell_send (0x6012) ORs the flags in and returns the old ones.",
     K.BELL_RECV: "doorbell_receive (0x6013) clears the given flags and returns the old ones.",
@@ -607,9 +607,10 @@ REAL: dict[str, str] = {
     K.VCPU_PRIORITY: "vcpu_set_priority (0x6046) may only be called before the thread is "
                      "activated; the simulator lets you change it live to explore FPRR.",
     K.VCPU_RUN: "vcpu_run (0x6065): a proxy-scheduled vCPU runs on its caller's time.",
-    K.CAP_CREATE: "the RM copies capabilities into the VM's CSpace (cspace_copy); capids "
-                  "are the simulator's own numbers.",
-    K.CAP_REVOKE: "cspace_revoke_caps on the master capability.",
+    K.CAP_CREATE: "the RM copies capabilities into the VM's CSpace (cspace_copy_cap_from); "
+                  "capids are the simulator's own numbers.",
+    K.CAP_REVOKE: "cspace_revoke_caps_from on the master capability "
+                  "(hyp/core/cspace_twolevel).",
     K.RM_PACKET: "the RM drops a packet it cannot parse (rm_rpc reassembly).",
     K.VM_STATE: "the RM's vm_state_t (include/vm_mgnt.h); owners hear of it in "
                 "NOTIFY_VM_STATUS.",
@@ -632,6 +633,15 @@ REAL: dict[str, str] = {
 }
 
 
+#: What the model leaves out of a hypercall, where that is more than its cost.
+HVC_SIMPLIFIED = {
+    "msgqueue_send": "the payload is passed by value, not copied from a guest address",
+    "msgqueue_receive": "the message is handed back by value, not copied to a guest buffer",
+    "msgqueue_push": "documented by Linux, absent from the public hypervisor (0x601E is "
+                     "reserved): modelled as documented",
+}
+
+
 def real_gunyah(event: Event) -> str:
     """The hypercall or RM message an event corresponds to, and what the model simplifies."""
     kind = str(event.get("kind"))
@@ -639,8 +649,10 @@ def real_gunyah(event: Event) -> str:
         name, call = event.get("name"), event.get("call")
         number = (f"HVC #{hexn(call)} (0x6000 + {hexn(call - HVC_IMM_BASE)})"
                   if isinstance(call, int) else "no real call number")
-        return (f"{name}: {number}; capids are looked up in the caller's CSpace with the "
-                "right the call needs; its cost in time is the simulator's choice.")
+        note = HVC_SIMPLIFIED.get(str(name))
+        return (f"{name}: {number}; the capid is looked up in the caller's CSpace with the "
+                f"right the call needs{'; ' + note if note else ''}; its cost in time is the "
+                "simulator's choice.")
     if kind == K.RM_RPC:
         return ("RM " + str(event.get("name")) + ": " +
                 _RM_SIMPLIFIED.format(id=hexn(event.get("msg_id"))) + ".")
