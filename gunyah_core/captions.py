@@ -216,9 +216,9 @@ def _msgq_push(e: Event) -> str:
 
 
 def _msgq_config(e: Event) -> str:
-    return (f"{e.get('msgq')}'s thresholds are set: Rx fires when "
-            f"{plural(e.get('notempty_thd'), 'message')} are waiting (not-empty), Tx when the "
-            f"count falls to {e.get('notfull_thd')} (not-full).")
+    return (f"{e.get('msgq')}'s thresholds are set: {e.get('dst')}'s Rx vIRQ fires when the "
+            f"count reaches {e.get('notempty_thd')} (not-empty), {e.get('src')}'s Tx when it "
+            f"falls to {e.get('notfull_thd')} (not-full).")
 
 
 def _virq_assert(e: Event) -> str:
@@ -271,11 +271,18 @@ def _virq_unbind(e: Event) -> str:
 
 def _bell_send(e: Event) -> str:
     acked = e.get("acked") or 0
-    tail = (f"; the ack mask clears {hexn(acked)} at once as {e.get('dst')}'s vIRQ is raised"
-            if acked else "")
-    return (f"{e.get('src')} rings {e.get('doorbell')} with flags {hexn(e.get('sent'))}: the "
-            f"flags go from {hexn(e.get('old'))} to {hexn(e.get('flags'))}{tail}; "
-            f"{e.get('dst')}'s vIRQ fires if an enabled flag is set.")
+    head = (f"{e.get('src')} rings {e.get('doorbell')} with flags {hexn(e.get('sent'))}: the "
+            f"flags go from {hexn(e.get('old'))} to {hexn(e.get('flags'))}")
+    enabled = e.get("enable_mask")
+    if not isinstance(enabled, int):
+        return head + "."
+    raised = (e.get("old", 0) | e.get("sent", 0)) & enabled
+    if not raised:  # doorbell.c doorbell_send: an edge-only assert when nothing is enabled
+        return (head + f"; none is in the enable mask ({hexn(enabled)}), so the assert is "
+                f"edge-only: it raises {e.get('dst')}'s vIRQ only if that is edge-triggered.")
+    tail = f", and the ack mask clears {hexn(acked)} at once" if acked else ""
+    return (head + f"; {hexn(raised)} is enabled (mask {hexn(enabled)}), so {e.get('dst')}'s "
+            f"vIRQ is raised{tail}.")
 
 
 def _bell_recv(e: Event) -> str:

@@ -157,9 +157,17 @@ EXAMPLES = [
      "VM_A lends 4 KiB at IPA 0x40000000 to VM_B (RW) as memparcel 0: VM_A loses access "
      "until it reclaims it."),
     ({"kind": "bell.send", "doorbell": "bell0", "src": "VM_A", "dst": "VM_B", "sent": 1,
-      "old": 0, "flags": 1, "acked": 0},
-     "VM_A rings bell0 with flags 0x1: the flags go from 0x0 to 0x1; VM_B's vIRQ fires if "
-     "an enabled flag is set."),
+      "old": 0, "flags": 1, "acked": 0, "enable_mask": 0xFFFFFFFFFFFFFFFF},
+     "VM_A rings bell0 with flags 0x1: the flags go from 0x0 to 0x1; 0x1 is enabled (mask "
+     "0xFFFFFFFFFFFFFFFF), so VM_B's vIRQ is raised."),
+    ({"kind": "bell.send", "doorbell": "tick", "src": "T", "dst": "U", "sent": 6, "old": 0,
+      "flags": 2, "acked": 4, "enable_mask": 4},
+     "T rings tick with flags 0x6: the flags go from 0x0 to 0x2; 0x4 is enabled (mask 0x4), "
+     "so U's vIRQ is raised, and the ack mask clears 0x4 at once."),
+    ({"kind": "bell.send", "doorbell": "tick", "src": "T", "dst": "U", "sent": 2, "old": 0,
+      "flags": 2, "acked": 0, "enable_mask": 4},
+     "T rings tick with flags 0x2: the flags go from 0x0 to 0x2; none is in the enable mask "
+     "(0x4), so the assert is edge-only: it raises U's vIRQ only if that is edge-triggered."),
 ]
 
 
