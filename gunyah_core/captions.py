@@ -239,8 +239,11 @@ def _virq_assert(e: Event) -> str:
                    "a PUSH asked for it")
         return f"{head}: {why}."
     if "notfull_thd" in e:
-        return (f"{head}: {name} is down to {plural(depth, 'message')}, its not-full threshold "
-                f"is {e['notfull_thd']}: there is room to send again.")
+        thd = e["notfull_thd"]
+        level = (f"is down to {plural(depth, 'message')}, its not-full threshold ({thd})"
+                 if depth == thd else
+                 f"holds {plural(depth, 'message')}, at or below its not-full threshold ({thd})")
+        return f"{head}: {name} {level}, so there is room to send again."
     return f"{head}: {source_text(src)} raised it ({e.get('trigger', 'edge')}-triggered)."
 
 

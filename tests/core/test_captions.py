@@ -106,6 +106,10 @@ EXAMPLES = [
       "trigger": "edge", "depth": 1, "notempty_thd": 1},
      "VM_B's Rx vIRQ 962 fires: A_to_B now holds 1 message, reaching its not-empty "
      "threshold (1)."),
+    ({"kind": "virq.assert", "vm": "VM_A", "virq": 963, "source": "msgq:A_to_B:tx",
+      "trigger": "edge", "depth": 7, "notfull_thd": 7},
+     "VM_A's Tx vIRQ 963 fires: A_to_B is down to 7 messages, its not-full threshold (7), so "
+     "there is room to send again."),
     ({"kind": "virq.deliver", "vm": "VM_B", "virq": 962, "source": "doorbell:bell0",
       "vcpu": "VM_B.0"},
      "VM_B.0 takes vIRQ 962 (doorbell bell0): pending becomes active and its handler runs."),
@@ -194,12 +198,13 @@ def test_a_real_send_and_its_rx_assert_carry_the_threshold() -> None:
 
 
 def test_inspector_fields_read_as_an_engineer_reads_them() -> None:
-    event = dict(EXAMPLES[10][0], seq=46, t=21000)
+    full = next(e for e, _ in EXAMPLES if e.get("result") == "MSGQUEUE_FULL")
+    event = dict(full, seq=46, t=21000)
     shown = dict(fields(event))
     assert shown["call"] == "msgqueue_send (0x601B)"
     assert shown["result"] == "MSGQUEUE_FULL (61)"
     assert "capid 0xB7527A024204" in shown["args"]
     assert shown["t"] == "21000 ns (21 µs)"
     assert "HVC #0x601B (0x6000 + 0x1B)" in explain(event)["real"]
-    rpc = dict(fields(EXAMPLES[12][0]))
+    rpc = dict(fields(next(e for e, _ in EXAMPLES if e.get("error") == "MEM_INUSE")))
     assert (rpc["msg_id"], rpc["error"]) == ("0x51000015", "MEM_INUSE (0xB)")
