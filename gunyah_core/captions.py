@@ -27,6 +27,7 @@ Event = Mapping[str, Any]
 _NS_PER_US = 1_000
 _NS_PER_MS = 1_000_000
 _KIB = 1024
+_MAX_FLOAT_NS = 10**18
 _ALL_FLAGS = (1 << 64) - 1
 _MAX_LIST = 3  # capabilities or fields named in one sentence; the rest are counted
 
@@ -79,6 +80,8 @@ def duration(ns: Any) -> str:
     """5 ms, 0.6 ms, 12 µs, 500 ns (a tenth of a millisecond and up in ms, like slices)."""
     if not isinstance(ns, int):
         return "?"
+    if ns > _MAX_FLOAT_NS:  # an imported timeline's nonsense: no float conversion
+        return f"{ns} ns"
     if ns >= _NS_PER_MS // 10:
         return f"{ns / _NS_PER_MS:.3g} ms"
     if ns >= _NS_PER_US:
@@ -578,8 +581,8 @@ def caption(event: Event) -> str:
     if fn is not None:
         try:
             return fn(event)
-        except (TypeError, ValueError, KeyError, AttributeError):
-            pass  # a malformed (imported) event: fall back to its kind
+        except Exception:  # noqa: BLE001 - a malformed (imported) event: say its kind
+            pass
     return f"{event.get('kind')} event."
 
 
@@ -670,24 +673,35 @@ def real_gunyah(event: Event) -> str:
 
 
 # -- fields as an engineer reads them -------------------------------------------------
-_HEX_FIELDS = frozenset({"capid", "handle", "msg_id", "vmid", "base", "addr", "flags", "old",
-                         "sent", "acked", "clear", "enable_mask", "ack_mask", "new_flags",
-                         "old_flags", "vm_vmid", "owner_vmid", "value", "rights"})
+_HEX_FIELDS = frozenset({"capid", "handle", "msg_id", "vmid", "base", "addr", "flags", "sent",
+                         "acked", "clear", "enable_mask", "ack_mask", "new_flags", "old_flags",
+                         "vm_vmid", "owner_vmid", "rights", "targets"})
+#: Fields in hex only in some kinds (``old`` is a priority in vcpu.priority).
+_HEX_IN_KIND = {"old": ("bell.send", "bell.recv"), "value": ("mem.access",)}
+_DURATION_FIELDS = frozenset({"slice_ns", "prev_left_ns"})
+_MAX_DEPTH = 3           # nesting shown in one field; deeper is elided
+_MAX_FIELD_CHARS = 400   # one field's text, at most
 
 
-def _value(key: str, value: Any, kind: str) -> str:
-    if key == "rights" and isinstance(value, int):
-        return hexn(value)
-    if key in _HEX_FIELDS and isinstance(value, int) and not isinstance(value, bool) \
-            and not (key == "value" and kind == K.VM_STATE):
-        return hexn(value)
-    if key in ("slice_ns", "prev_left_ns") and isinstance(value, int):
-        return duration(value)
+def _value(key: str, value: Any, kind: str, depth: int = 0) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if key in _HEX_FIELDS or kind in _HEX_IN_KIND.get(key, ()):
+            return hexn(value)
+        if key in _DURATION_FIELDS:
+            return duration(value)
+    if isinstance(value, Mapping | list) and depth >= _MAX_DEPTH:
+        return "…"
     if isinstance(value, Mapping):
-        return ", ".join(f"{k} {_value(k, v, kind)}" for k, v in value.items()) or "—"
-    if isinstance(value, list):
-        return "; ".join(_value(key, v, kind) for v in value) or "—"
-    return "—" if value is None else str(value)
+        text = ", ".join(f"{k} {_value(str(k), v, kind, depth + 1)}" for k, v in value.items())
+    elif isinstance(value, list):
+        text = "; ".join(_value(key, v, kind, depth + 1) for v in value)
+    else:
+        text = "—" if value is None else str(value)
+    return _clip(text or "—")
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _MAX_FIELD_CHARS else text[:_MAX_FIELD_CHARS - 1] + "…"
 
 
 def fields(event: Event) -> list[list[str]]:
@@ -709,7 +723,7 @@ def fields(event: Event) -> list[list[str]]:
             text = "(the whole machine: see the diagram)"
         else:
             text = _value(key, value, kind)
-        out.append([key, text])
+        out.append([_clip(str(key)), _clip(text)])
     return out
 
 

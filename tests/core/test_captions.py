@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gunyah_core import Simulation, load
 from gunyah_core.captions import CAPTIONS, REAL, caption, explain, fields, real_gunyah
@@ -85,6 +87,9 @@ def test_an_unknown_or_broken_event_gets_a_fallback_not_an_error() -> None:
     assert caption({"seq": 0, "t": 0, "kind": "future.thing"}) == "future.thing event."
     assert caption({"kind": "msgq.send", "depth": "x", "notempty_thd": None})
     assert caption({"kind": "cap.create", "caps": 5}) == "cap.create event."
+    huge = 10**400
+    assert caption({"kind": "sched.switch", "reason": "preempt", "prev_left_ns": huge})
+    assert dict(fields({"kind": "x", "t": huge}))["t"].startswith("1000")
     assert explain({"kind": "hvc", "name": "msgqueue_push", "call": None})["fields"] == [
         ["name", "msgqueue_push"], ["call", "msgqueue_push (no HVC number)"]]
 
@@ -208,3 +213,34 @@ def test_inspector_fields_read_as_an_engineer_reads_them() -> None:
     assert "HVC #0x601B (0x6000 + 0x1B)" in explain(event)["real"]
     rpc = dict(fields(next(e for e, _ in EXAMPLES if e.get("error") == "MEM_INUSE")))
     assert (rpc["msg_id"], rpc["error"]) == ("0x51000015", "MEM_INUSE (0xB)")
+
+
+def test_fields_put_ids_in_hex_and_priorities_in_decimal() -> None:
+    prio = dict(fields({"kind": "vcpu.priority", "vcpu": "A.0", "vm": "A", "old": 32,
+                        "priority": 40}))
+    assert (prio["old"], prio["priority"]) == ("32", "40")
+    bell = dict(fields({"kind": "bell.recv", "old": 18, "clear": 2, "flags": 16}))
+    assert (bell["old"], bell["clear"], bell["flags"]) == ("0x12", "0x2", "0x10")
+    notify = dict(fields({"kind": "mem.notify", "targets": [129, 3]}))
+    assert notify["targets"] == "0x81; 0x3"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(st.sampled_from(["kind", "name", "call", "args", "ret", "depth",
+                                        "notempty_thd", "caps", "fields", "state", "source",
+                                        "old", "reason", "x"]),
+                       st.recursive(st.none() | st.booleans() | st.integers() | st.text(),
+                                    lambda inner: st.lists(inner) | st.dictionaries(
+                                        st.text(max_size=8), inner), max_leaves=8)))
+def test_explain_never_raises_on_a_strange_event(event: dict[str, Any]) -> None:
+    for kind in [event.get("kind"), *sorted(ALL_KINDS)[::5]]:
+        info = explain({**event, "kind": kind})
+        assert info["caption"] and info["real"]
+        assert all(len(text) <= 400 for _, text in info["fields"])
+
+
+def test_deep_nesting_is_elided() -> None:
+    deep: Any = 1
+    for _ in range(2_000):
+        deep = [deep]
+    assert dict(fields({"kind": "x", "args": deep}))["args"] == "…"
