@@ -138,7 +138,10 @@ export class Timeline {
     html("span", { class: "l-seq" }, `#${e.seq}`, li);
     html("span", { class: "l-t" }, fmtTime(e.t), li);
     html("span", { class: "l-kind" }, e.kind, li);
-    html("span", { class: "l-sum", title: `${captionOf(e)}\n${summarize(e)}` }, captionOf(e), li);
+    // The sentence first; the compact fields after it, muted, for those who read them.
+    const sum = html("span", { class: "l-sum", title: `${captionOf(e)}\n${summarize(e)}` }, null, li);
+    html("span", { class: "l-cap" }, captionOf(e), sum);
+    html("span", { class: "l-raw" }, ` · ${summarize(e)}`, sum);
     return li;
   }
 

@@ -51,7 +51,7 @@ def test_caption_bar_log_rows_and_inspector_explain_events(page: Page, shot) -> 
     # Each log row reads as its sentence.
     row = page.locator("[data-testid=log-entry][data-kind='hvc']").first
     row_seq = int(row.get_attribute("data-seq"))
-    expect(row.locator(".l-sum")).to_have_text(want[row_seq])
+    expect(row.locator(".l-cap")).to_have_text(want[row_seq])
 
     # Clicking it: the inspector says it, in hex, with the real hypercall behind it.
     row.click()
