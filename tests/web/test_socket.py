@@ -273,9 +273,11 @@ def test_http_export_is_the_revealed_trace(app, socketio_client):
     assert resp.status_code == 200 and "attachment" in resp.headers["Content-Disposition"]
     lines = resp.get_data(as_text=True).splitlines()
     assert [json.loads(line) for line in lines] == events
-    for fmt in ("csv", "perfetto", "vcd"):
+    for fmt in ("csv", "perfetto", "vcd", "text"):
         resp = http.get(f"/export/{token}.{fmt}")
         assert resp.status_code == 200 and resp.get_data()
+    text = http.get(f"/export/{token}.text").get_data(as_text=True).splitlines()
+    assert [line.split("\t")[3] for line in text] == [caption(e) for e in events]
     assert http.get(f"/export/{token}.xls").json["error"]["code"] == "UNKNOWN_FORMAT"
     resp = http.get("/export/not-a-token.jsonl")
     assert resp.status_code == 404 and resp.json["error"]["code"] == "UNKNOWN_SESSION"
