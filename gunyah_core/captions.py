@@ -414,7 +414,9 @@ def _cap_create(e: Event) -> str:
     caps = e.get("caps") or []
     named = ", ".join(f"{c.get('object')} as {hexn(c.get('capid'))}" for c in caps[:_MAX_LIST])
     more = f" and {len(caps) - _MAX_LIST} more" if len(caps) > _MAX_LIST else ""
-    return f"{e.get('vm')} receives {plural(len(caps), 'capability')}: {named}{more}."
+    # ``caps`` is the VM's whole CSpace after the copy (hypervisor._copied_caps).
+    return (f"The RM copies capabilities into {e.get('vm')}'s CSpace, which now holds "
+            f"{len(caps)}: {named}{more}.")
 
 
 def _cap_revoke(e: Event) -> str:
@@ -426,7 +428,7 @@ def _rm_fields(fields: Any) -> str:
     if not isinstance(fields, Mapping) or not fields:
         return ""
     items = list(fields.items())
-    text = ", ".join(f"{k} {hexn(v) if k in ('base', 'size', 'handle') else v}"
+    text = ", ".join(f"{k} {hexn(v) if k in ('base', 'size', 'handle', 'vmid') else v}"
                      for k, v in items[:_MAX_LIST])
     return f" ({text})"
 
@@ -463,9 +465,9 @@ _OBJECT_NAME = {"vm": "VM", "vcpu": "vCPU", "msgq": "message queue", "doorbell":
 def _obj(e: Event, verb: str) -> str:
     extra = ""
     if e.get("src") and e.get("dst"):
-        extra = f", from {e['src']} to {e['dst']}"
+        extra = f" ({e['src']} → {e['dst']})"
     elif isinstance(e.get("vmid"), int):
-        extra = f", VMID {hexn(e['vmid'])}"
+        extra = f" (VMID {hexn(e['vmid'])})"
     what = _OBJECT_NAME.get(str(e.get("type")), str(e.get("type")))
     return f"The RM {verb} the {what} {e.get('name')}{extra} in the hypervisor."
 
