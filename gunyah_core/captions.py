@@ -34,7 +34,8 @@ _MAX_LIST = 3  # capabilities or fields named in one sentence; the rest are coun
 #: What a Gunyah error means to the caller, for the errors the model returns.
 ERROR_MEANING = {
     "MSGQUEUE_FULL": "the queue already holds as many messages as it can, so nothing was "
-                     "queued; the sender waits for its Tx vIRQ",
+                     "queued (not_full is false); the sender can wait for its Tx vIRQ, raised "
+                     "when the count falls to the not-full threshold",
     "MSGQUEUE_EMPTY": "there was no message to take",
     "ARGUMENT_SIZE": "a size is out of range (a message too big or a buffer too small)",
     "ARGUMENT_INVALID": "an argument is not allowed",
@@ -126,7 +127,7 @@ def source_text(ref: Any) -> str:
     """A vIRQ source reference, ``msgq:A_to_B:rx``, in words."""
     parts = str(ref).split(":")
     if parts[0] == "msgq" and len(parts) == 3:
-        side = "Rx (message waiting)" if parts[2] == "rx" else "Tx (room to send)"
+        side = "Rx (message-waiting)" if parts[2] == "rx" else "Tx (room-to-send)"
         return f"{parts[1]}'s {side} line"
     if parts[0] == "doorbell" and len(parts) == 2:
         return f"doorbell {parts[1]}"
@@ -251,7 +252,7 @@ def _virq_assert(e: Event) -> str:
 
 
 def _virq_deliver(e: Event) -> str:
-    return (f"{e.get('vcpu')} takes vIRQ {e.get('virq')} ({source_text(e.get('source'))}): "
+    return (f"{e.get('vcpu')} takes vIRQ {e.get('virq')} from {source_text(e.get('source'))}: "
             "pending becomes active and its handler runs.")
 
 

@@ -117,7 +117,7 @@ EXAMPLES = [
      "there is room to send again."),
     ({"kind": "virq.deliver", "vm": "VM_B", "virq": 962, "source": "doorbell:bell0",
       "vcpu": "VM_B.0"},
-     "VM_B.0 takes vIRQ 962 (doorbell bell0): pending becomes active and its handler runs."),
+     "VM_B.0 takes vIRQ 962 from doorbell bell0: pending becomes active and its handler runs."),
     ({"kind": "virq.eoi", "vm": "VM_B", "virq": 962, "source": "doorbell:bell0",
       "vcpu": "VM_B.0"},
      "VM_B.0 ends vIRQ 962 with an EOI: its handler is done and the vIRQ can fire again."),
@@ -143,8 +143,8 @@ EXAMPLES = [
       "args": {"capid": 0xB7527A024204, "size": 128, "flags": 0, "payload": "item 5"},
       "result": "MSGQUEUE_FULL", "ret": {"not_full": False}},
      "P.0's msgqueue_send of 128 bytes fails with MSGQUEUE_FULL (61): the queue already "
-     "holds as many messages as it can, so nothing was queued; the sender waits for its Tx "
-     "vIRQ."),
+     "holds as many messages as it can, so nothing was queued (not_full is false); the sender "
+     "can wait for its Tx vIRQ, raised when the count falls to the not-full threshold."),
     ({"kind": "rm.rpc", "dir": "request", "stage": "send", "msg_id": 0x51000012,
       "name": "MEM_LEND", "rpc_seq": 0, "fragments": 0, "src": "VM_A", "dst": "RM",
       "size": 40, "fields": {"to": "VM_B", "base": 0x40000000}},
