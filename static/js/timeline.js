@@ -140,8 +140,8 @@ export class Timeline {
     html("span", { class: "l-kind" }, e.kind, li);
     // The sentence first; the compact fields after it, muted, for those who read them.
     const sum = html("span", { class: "l-sum", title: `${captionOf(e)}\n${summarize(e)}` }, null, li);
-    html("span", { class: "l-cap" }, captionOf(e), sum);
-    html("span", { class: "l-raw" }, ` · ${summarize(e)}`, sum);
+    html("span", { class: "l-cap" }, e.caption ?? "", sum); // null: a flood's, too fast to read
+    html("span", { class: "l-raw" }, `${e.caption ? " · " : ""}${summarize(e)}`, sum);
     return li;
   }
 
@@ -171,6 +171,7 @@ export class Timeline {
   /** Replace the raw fields with the server's reading of them (captions.explain). */
   async explainInto(e) {
     const info = this.explain ? await this.explain(e) : null;
+    if (info && e.caption == null) e.caption = info.caption;
     if (!info || this.selected !== e.seq) return;
     const dl = html("dl", { class: "fields", "data-testid": "event-fields" });
     for (const [k, text] of info.fields) { html("dt", {}, k, dl); html("dd", {}, text, dl); }

@@ -9,6 +9,7 @@ from playwright.sync_api import Page, expect
 
 from gunyah_core import Simulation, load
 from gunyah_core.captions import caption
+from webapp.session import CAPTIONED_PER_BATCH
 
 LAPTOP = {"width": 1280, "height": 720}
 SMALL = {"width": 1024, "height": 768}
@@ -67,3 +68,17 @@ def test_caption_bar_log_rows_and_inspector_explain_events(page: Page, shot) -> 
     page.set_viewport_size(SMALL)
     expect(bar).to_be_visible()
     shot(page, "captions-1024x768")
+
+
+def test_a_floods_uncaptioned_events_are_explained_when_looked_at(page: Page) -> None:
+    page.set_viewport_size(LAPTOP)
+    count = CAPTIONED_PER_BATCH + 100  # one batch: its first 100 events come without words
+    step_to(page, count - 1)
+    want = expected_captions(count)
+    early = 40
+    row = page.locator(f"[data-testid=log-entry][data-seq='{early}']")
+    expect(row.locator(".l-cap")).to_have_text("")  # listed with its fields only
+    row.click()
+    page.wait_for_function("s => window.__gunyah.seq === s", arg=early)
+    expect(page.get_by_test_id("caption-bar")).to_have_text(want[early])
+    expect(page.get_by_test_id("event-caption")).to_have_text(want[early])

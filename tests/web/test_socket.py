@@ -11,6 +11,7 @@ import yaml
 from gunyah_core import load
 from gunyah_core.captions import caption
 from webapp import socketio
+from webapp.session import CAPTIONED_PER_BATCH
 
 WAIT_S = 5.0
 
@@ -321,6 +322,13 @@ def test_trace_batches_and_event_pages_carry_each_events_caption(socketio_client
         assert all("caption" not in e for e in batch["events"])  # the trace stays the model's
     page = call(socketio_client, "sim:events", {"from_seq": 0, "count": 40})
     assert page["captions"] == [caption(e) for e in page["events"]] and len(page["events"]) == 40
+    # A flood's batch captions only its newest events; sim:events gives every caption.
+    call(socketio_client, "sim:step", {"count": CAPTIONED_PER_BATCH + 50})
+    (batch,) = received(socketio_client, "sim:trace")
+    assert batch["captions"][:50] == [None] * 50
+    assert batch["captions"][50:] == [caption(e) for e in batch["events"][50:]]
+    page = call(socketio_client, "sim:events", {"from_seq": 40, "count": 50})
+    assert page["captions"] == [caption(e) for e in batch["events"][:50]]
 
 
 def test_explain_gives_caption_real_line_and_hex_fields(socketio_client):
