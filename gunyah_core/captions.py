@@ -601,8 +601,8 @@ REAL: dict[str, str] = {
     K.MSGQ_FLUSH: "msgqueue_flush (0x601D) empties the queue.",
     K.MSGQ_PUSH: "Linux's message-queue.rst documents a push; the public hypervisor has no "
                  "such call (0x601E is reserved): modelled as the document describes.",
-    K.MSGQ_CONFIG: "msgqueue_configure_send (0x601F) / _receive (0x6020) set the thresholds; "
-                   "the delay timers are not modelled (UNIMPLEMENTED).",
+    K.MSGQ_CONFIG: "msgqueue_configure_send (0x601F) or msgqueue_configure_receive (0x6020) "
+                   "sets a threshold; the delay timers are not modelled (UNIMPLEMENTED).",
     K.VIRQ_ASSERT: "the vGIC marks the vIRQ pending and kicks the target vCPU (hyp/vm/vgic); "
                    "no list registers or GIC priorities are modelled.",
     K.VIRQ_DELIVER: "the guest acknowledges the interrupt (ICC_IAR1_EL1): pending becomes "
@@ -633,7 +633,7 @@ REAL: dict[str, str] = {
     K.MEM_LEND: "RM MEM_LEND (0x51000012): the RM unmaps the pages from the owner and "
                 "creates a memparcel.",
     K.MEM_SHARE: "RM MEM_SHARE (0x51000013): the owner keeps its mapping.",
-    K.MEM_DONATE: "RM MEM_DONATE: ownership moves to the recipient.",
+    K.MEM_DONATE: "RM MEM_DONATE (0x51000010): ownership moves to the recipient.",
     K.MEM_ACCEPT: "RM MEM_ACCEPT (0x51000011) maps the parcel into the acceptor's stage-2.",
     K.MEM_RELEASE: "RM MEM_RELEASE (0x51000014) unmaps it from the acceptor.",
     K.MEM_RECLAIM: "RM MEM_RECLAIM (0x51000015) gives the pages back to their owner.",

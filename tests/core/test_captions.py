@@ -3,6 +3,7 @@ for representative events say what happened, why, and with which numbers."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -11,8 +12,10 @@ from hypothesis import strategies as st
 
 from gunyah_core import Simulation, load
 from gunyah_core.captions import CAPTIONS, REAL, caption, explain, fields, real_gunyah
-from gunyah_core.consts import MSGQUEUE_SEND_FLAG_PUSH
+from gunyah_core.consts import HVC_IMM_BASE, MSGQUEUE_SEND_FLAG_PUSH
+from gunyah_core.hypercalls import _TABLE
 from gunyah_core.memparcel import PgtableAccess
+from gunyah_core.rm.messages import RmMessageId
 from gunyah_core.scenario import preset_names
 from gunyah_core.trace import ALL_KINDS
 
@@ -244,3 +247,16 @@ def test_deep_nesting_is_elided() -> None:
     for _ in range(2_000):
         deep = [deep]
     assert dict(fields({"kind": "x", "args": deep}))["args"] == "…"
+
+
+def test_real_gunyah_lines_quote_the_models_own_numbers() -> None:
+    """Every ``name (0x....)`` a real-Gunyah line quotes is that call's or message's number."""
+    quoted = [m for line in REAL.values()
+              for m in re.finditer(r"(?:RM )?(\w+) \((0x[0-9A-F]+)\)", line)]
+    assert len(quoted) >= 15
+    for match in quoted:
+        name, number = match.group(1), int(match.group(2), 16)
+        if name in RmMessageId.__members__:
+            assert RmMessageId[name] == number, match.group(0)
+        else:
+            assert _TABLE[name][0] + HVC_IMM_BASE == number, match.group(0)
