@@ -144,6 +144,12 @@ def _side(ref: Any) -> str:
 
 # -- one sentence per kind ----------------------------------------------------------------
 def _hvc(e: Event) -> str:
+    text = _hvc_text(e)
+    action = e.get("action")
+    return text if action is None else f"{text[:-1]} (your action {action})."
+
+
+def _hvc_text(e: Event) -> str:
     who, name, result = e.get("vcpu"), e.get("name"), e.get("result")
     args, ret = e.get("args") or {}, e.get("ret") or {}
     if result != "OK":
@@ -168,7 +174,7 @@ def _hvc(e: Event) -> str:
         return f"{who} reads and clears a doorbell: OK, it held {hexn(ret.get('old_flags'))}."
     if name == "vcpu_run":
         return f"{who}'s vcpu_run returns: its proxy vCPU stopped ({ret.get('state', '?')})."
-    shown = ", ".join(f"{k} {hexn(v) if k == 'capid' else v}"
+    shown = ", ".join(f"{k} {hexn(v) if k in _HEX_FIELDS else v}"
                       for k, v in list(args.items())[:_MAX_LIST])
     return f"{who} calls {name}{' (' + shown + ')' if shown else ''}: OK."
 

@@ -148,6 +148,11 @@ EXAMPLES = [
      "P.0's msgqueue_send of 128 bytes fails with MSGQUEUE_FULL (61): the queue already "
      "holds as many messages as it can, so nothing was queued (not_full is false); the sender "
      "can wait for its Tx vIRQ, raised when the count falls to the not-full threshold."),
+    ({"kind": "hvc", "vm": "VM_A", "vcpu": "VM_A.0", "name": "doorbell_mask", "call": 0x6015,
+      "args": {"capid": 0x308DC17C092C, "enable_mask": 1, "ack_mask": 1}, "result": "OK",
+      "ret": {}, "action": 3},
+     "VM_A.0 calls doorbell_mask (capid 0x308DC17C092C, enable_mask 0x1, ack_mask 0x1): OK "
+     "(your action 3)."),
     ({"kind": "rm.rpc", "dir": "request", "stage": "send", "msg_id": 0x51000012,
       "name": "MEM_LEND", "rpc_seq": 0, "fragments": 0, "src": "VM_A", "dst": "RM",
       "size": 40, "fields": {"to": "VM_B", "base": 0x40000000}},
