@@ -1,11 +1,12 @@
 """Every trace event explained: one sentence, one "real Gunyah" line, readable fields.
 
 The one place that puts events into words (design.md §7 "Captions in one place"): the
-page (the server attaches ``caption`` to each event it sends and answers ``sim:explain``
-for the inspector), the CLI (``run --format text``) and the CSV ``caption`` column all
-call this module, so they cannot disagree. It is Python, not a JavaScript mirror, so
-the words sit next to the model they describe and one test (tests/core/test_captions.py)
-holds every kind in ``EventKind`` to a sentence.
+page (the server sends ``captions`` beside the events of each ``sim:trace`` batch and
+answers ``sim:explain`` for the inspector; static/js/caption.js only displays them), the
+CLI (``run --format text``) and the CSV ``caption`` column all call this module, so they
+cannot disagree. It is Python, not a JavaScript mirror, so the words sit next to the
+model they describe, exports and replays say the same without a browser, and one test
+(tests/core/test_captions.py) holds every kind in ``EventKind`` to a sentence.
 
 A caption is a pure function of one event: where a sentence needs state (a threshold, a
 priority, the slice left), the model puts that state in the event (docs/trace.md).
