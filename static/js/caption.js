@@ -35,8 +35,11 @@ export class CaptionBar {
     this.text = html("span", { class: "cap-text", "data-testid": "caption-text" }, "", el);
   }
 
-  /** Show the event the view stands on (cheap when it has not changed). */
-  show(e) {
+  /** Show the event the view stands on (cheap when it has not changed). `playing`: a
+   * screen reader is not made to read sixty sentences a second, only the one it stops on. */
+  show(e, playing = false) {
+    const live = playing ? "off" : "polite";
+    if (this.el.getAttribute("aria-live") !== live) this.el.setAttribute("aria-live", live);
     const seq = e ? e.seq : null;
     if (e && e.caption == null && this.explain && this.asking !== seq) this.fetch(e);
     const text = captionOf(e);

@@ -207,7 +207,7 @@ function updateStatus(wall) {
 
 function frame(wall) {
   timeline.flush(wall);
-  captionBar.show(history.view >= 0 ? history.at(history.view) : null);
+  captionBar.show(history.view >= 0 ? history.at(history.view) : null, controls.playing);
   syncStructure();
   diagram.update(state);
   anim.frame(wall);
