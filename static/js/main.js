@@ -6,6 +6,7 @@ import { Diagram } from "./diagram.js";
 import { Animator } from "./animation.js";
 import { Timeline } from "./timeline.js";
 import { Inspector } from "./inspector.js";
+import { CaptionBar, attachCaptions, bareEvent } from "./caption.js";
 import { Controls } from "./controls.js";
 import { fmtTime, fmtSpeed } from "./format.js";
 import { PacketIndex, loadNames } from "./rmpacket.js";
@@ -68,6 +69,7 @@ async function fetchDts(name) { // the DT overlay is in server snapshots only, n
   return dts;
 }
 const inspector = new Inspector($("inspector"), state, act, { packets, fetchDts });
+const captionBar = new CaptionBar($("caption-bar"), (e) => timeline.explain(e));
 diagram.motion = !reducedMotion;
 let builtStructure = -1; // state.structure the diagram was last built for
 
@@ -152,6 +154,7 @@ const batchAcks = [];
 on("sim:trace", (batch, ack) => {
   if (ack) batchAcks.push(ack);
   if (!state.snap) return;
+  attachCaptions(batch.events, batch.captions);
   if (history.head >= 0 && batch.first_seq > history.head + 1) { resync(); return; }
   const events = batch.events.filter((e) => e.seq > history.head);
   const live = history.ingest(events); // applied to the view only when it is at the head
@@ -228,6 +231,10 @@ async function hello() {
 }
 
 diagram.onSelect = (sel) => inspector.show(sel);
+timeline.explain = async (e) => { // the event inspector's words come from captions.py too
+  const ack = await send("sim:explain", { event: bareEvent(e) });
+  return ack.ok ? ack : null;
+};
 timeline.onSelect = (e, keys) => { bar.seek(e.seq); diagram.highlight(keys); }; // jump there, outline it
 const selectEvent = timeline.onSelect;
 timeline.onSelect = (e, keys) => { selectEvent(e, keys); inspector.showPacketOf(e); }; // RM packets decode
@@ -253,6 +260,7 @@ function updateStatus(wall) {
 
 function frame(wall) {
   timeline.flush(wall);
+  captionBar.show(history.view >= 0 ? history.at(history.view) : null, controls.playing);
   syncStructure();
   diagram.update(state);
   anim.frame(wall);
