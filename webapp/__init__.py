@@ -18,21 +18,25 @@ DEFAULT_SCENARIO = "msgq-pingpong"
 DEFAULT_ASYNC_MODE = "threading"  # app.py passes eventlet; tests stay unpatched
 MAX_SESSIONS = 64
 EXTENSION_KEY = "gunyah"
+BUDGET_KEY = "gunyah.budget"
 
 socketio = SocketIO()
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """A configured app. Config keys: DEFAULT_SCENARIO, ASYNC_MODE, MAX_SESSIONS."""
+    """A configured app. Config keys: DEFAULT_SCENARIO, ASYNC_MODE, MAX_SESSIONS,
+    MEMORY_BUDGET_BYTES (history kept by all sessions together, webapp/budget.py)."""
     from . import handlers, http  # noqa: F401  (registers the Socket.IO handlers)
+    from .budget import MEMORY_BUDGET_BYTES, MemoryBudget
     from .handlers import SessionStore
 
     app = Flask(__name__, root_path=_repo_root(),
                 template_folder="templates", static_folder="static")
     app.config.update(DEFAULT_SCENARIO=DEFAULT_SCENARIO, ASYNC_MODE=DEFAULT_ASYNC_MODE,
-                      MAX_SESSIONS=MAX_SESSIONS)
+                      MAX_SESSIONS=MAX_SESSIONS, MEMORY_BUDGET_BYTES=MEMORY_BUDGET_BYTES)
     app.config.update(config or {})
     app.extensions[EXTENSION_KEY] = SessionStore(app.config["MAX_SESSIONS"])
+    app.extensions[BUDGET_KEY] = MemoryBudget(app.config["MEMORY_BUDGET_BYTES"])
     app.register_blueprint(http.bp)
     socketio.init_app(app, async_mode=app.config["ASYNC_MODE"],
                       max_http_buffer_size=MAX_TRANSPORT_BYTES)

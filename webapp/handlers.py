@@ -18,7 +18,7 @@ from gunyah_core import ALL_KINDS, ScenarioError
 from gunyah_core.actions import ActionError
 from gunyah_core.exporters import EXPORTERS
 
-from . import EXTENSION_KEY, socketio
+from . import BUDGET_KEY, EXTENSION_KEY, socketio
 from .http import preset_list
 from .protocol import (
     BAD_PAYLOAD,
@@ -139,9 +139,14 @@ def on_connect(auth: Any = None) -> bool:
     store = _store()
     if store.full():
         return False
+    budget = current_app.extensions[BUDGET_KEY]
+    try:
+        budget.admit("session", MAX_HISTORY_EVENTS)
+    except ProtocolError as err:  # the client's connect_error carries the structured error
+        raise ConnectionRefusedError(error(err.code, err.message)) from None
     sid = request.sid
     store.add(sid, Session(current_app.config["DEFAULT_SCENARIO"], partial(_emit_to, sid),
-                           socketio, partial(_backlog, sid)))
+                           socketio, partial(_backlog, sid), budget=budget))
     return True
 
 

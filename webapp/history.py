@@ -7,12 +7,15 @@ buffer and the lock; these methods rebuild a simulation by replaying an action l
 
 from __future__ import annotations
 
-from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
 from gunyah_core import Simulation, preset_names
 from gunyah_core.actions import ActionError
+from gunyah_core.exporters import MAX_TIMELINE_EVENTS
 
+from .branches import MARK_EVERY_EVENTS, MAX_BRANCHES, MAX_HISTORY_EVENTS, Parked
+from .eventlog import EventLog, EventQueue
 from .protocol import (
     EV_SNAPSHOT,
     EV_STATUS,
@@ -23,8 +26,10 @@ from .protocol import (
     UNKNOWN_BRANCH,
     ProtocolError,
 )
+from .replay import Replay
 
 SEND_CHUNK_EVENTS = 5_000  # events per sim:trace batch when a whole history is sent
+IMPORT_PAUSE_EVENTS = 5_000  # imported events stored between two pauses
 
 
 class HistoryMixin:
@@ -33,68 +38,99 @@ class HistoryMixin:
     def _load_link(self, scenario: Any, seed: int | None, actions: list[dict[str, Any]],
                    through_seq: int | None) -> dict[str, Any]:
         """A shared link: replay the action log through ``through_seq`` (or its last
-        action) and reveal those events at once."""
+        action) and reveal those events at once (the newest MAX_HISTORY_EVENTS kept)."""
         with self._lock:
             self._stop()
+            log = EventLog(MAX_HISTORY_EVENTS)
+            marks: list[tuple[int, int]] = []
+
+            def mark(seq: int, step: int) -> None:
+                if not marks or seq - marks[-1][0] >= MARK_EVERY_EVENTS:
+                    marks.append((seq, step))
+
             try:
-                sim, events = Simulation.replay(scenario, seed, actions, through_seq)
-            except (ActionError, KeyError, TypeError) as err:
+                replay = Replay(scenario, seed, actions, through_seq, keep=log.extend,
+                                pause=self._pause, mark=mark).run()
+            except (ActionError, KeyError, TypeError, RuntimeError) as err:
                 raise ProtocolError(INVALID_LINK,
                                     f"the action log does not replay: {err}") from None
             self._build(scenario, seed)
-            self._adopt(sim, events, through_seq)
+            self.branches.current.marks = marks
+            self._adopt(replay.sim, log, replay.pending)
             snap = self._snapshot_at_start()
             self._emit(EV_SNAPSHOT, snap)
-            self._send_all(self.history)
+            self._send_log(self.history)
             self._emit(EV_STATUS, self._status())
             return {"snapshot": snap, "head_seq": self.last_seq}
 
-    def _adopt(self, sim: Simulation, events: list[dict[str, Any]], through: int | None) -> None:
-        """Take a replayed simulation: events up to ``through`` are revealed, the rest of
-        that engine step waits in pending, as if the viewer had stepped there."""
+    def _adopt(self, sim: Simulation, log: EventLog, pending: list[dict[str, Any]]) -> None:
+        """Take a replayed simulation whose revealed events are ``log``; the rest of the
+        engine step at its head waits in pending, as if the viewer had stepped there."""
+        branch = self.branches.current
+        self.budget.track(log)
+        branch.events = log
+        branch.actions = list(sim.action_log)
         self.sim = sim
-        cut = len(events) if through is None else sum(1 for e in events if e["seq"] <= through)
-        self.branches.current.events[:] = events[:cut]
-        self.branches.current.actions = list(sim.action_log)
-        self.pending = events[cut:]
-        self.revealed = cut
-        self.last_seq = events[cut - 1]["seq"] if cut else -1
-        self.view_ns = events[cut - 1]["t"] if cut else 0
+        self.pending = pending
+        self.revealed = len(log)
+        last = log.last()
+        self.last_seq = last["seq"] if last else -1
+        self.view_ns = last["t"] if last else 0
 
     def _snapshot_at_start(self) -> dict[str, Any]:
         """The boot snapshot (what a client folds revealed events onto)."""
-        for event in self.history:
-            if event["kind"] == "sim.snapshot":
-                return {**event["state"], "scenario": event["scenario"]}
+        first = self.history.first()
+        if first is not None and first["kind"] == "sim.snapshot":
+            return {**first["state"], "scenario": first["scenario"]}
         return self.sim.snapshot()
 
-    def _send_all(self, events: list[dict[str, Any]]) -> None:
-        for start in range(0, len(events), SEND_CHUNK_EVENTS):
-            self._send(events[start:start + SEND_CHUNK_EVENTS])
+    def _send_log(self, log: EventLog) -> None:
+        """Send a whole history in sim:trace batches, pausing between them."""
+        batch: list[dict[str, Any]] = []
+        for chunk in log.chunks():
+            batch.extend(chunk)
+            if len(batch) >= SEND_CHUNK_EVENTS:
+                self._send(batch)
+                batch = []
+                self._pause()
+        self._send(batch)
+
+    def _park_current(self) -> None:
+        self.branches.park(self.branches.current, Parked(self.sim, self.pending, self.view_ns))
 
     def _fork(self, at_seq: int) -> dict[str, Any]:
-        if at_seq < (self.history[0]["seq"] if self.history else 0) or at_seq < 0:
-            raise ProtocolError(NOT_FOUND, f"event {at_seq} is no longer kept")
         old = self.branches.current
-        sim, events = Simulation.replay(self.sim.scenario, self.sim.seed, old.actions, at_seq)
-        try:
-            self.branches.fork(at_seq, [], [])
-        except OverflowError as err:
-            raise ProtocolError(TOO_MANY_BRANCHES, str(err)) from None
-        self._adopt(sim, events, at_seq)
+        if at_seq < 0 or not old.events or at_seq < old.events.first_seq:
+            raise ProtocolError(NOT_FOUND, f"event {at_seq} is no longer kept")
+        if len(self.branches.all) >= MAX_BRANCHES:
+            raise ProtocolError(TOO_MANY_BRANCHES, f"at most {MAX_BRANCHES} branches")
+        self.budget.admit("branch", MAX_HISTORY_EVENTS)
+        replay = Replay(self.sim.scenario, self.sim.seed, old.actions, at_seq,
+                        marks=old.marks, pause=self._pause).run()
+        self._park_current()
+        self.branches.fork(at_seq, [], old.events.prefix(at_seq))
+        self._adopt(replay.sim, self.branches.current.events, replay.pending)
         return {"from_branch": old.id, "at_seq": at_seq, "branch": self.branches.current.id}
 
     def switch_branch(self, branch_id: int) -> dict[str, Any]:
-        """Make another branch current: its simulation is rebuilt at its head."""
+        """Make another branch current: its parked simulation, or one rebuilt at its head."""
         with self._lock:
             branch = self.branches.get(branch_id)
             if branch is None or self.imported is not None:
                 raise ProtocolError(UNKNOWN_BRANCH, f"no branch {branch_id}")
             self._stop()
-            sim, events = Simulation.replay(self.sim.scenario, self.sim.seed, branch.actions,
-                                            branch.head_seq)
+            if branch is self.branches.current:
+                return {"branch": branch.summary()}
+            parked = branch.parked
+            if parked is None:
+                replay = Replay(self.sim.scenario, self.sim.seed, branch.actions,
+                                branch.head_seq, marks=branch.marks, pause=self._pause).run()
+                parked = Parked(replay.sim, replay.pending, 0)
+            self._park_current()
+            branch.parked = None
             self.branches.current = branch
-            self._adopt(sim, events, branch.head_seq)
+            self._adopt(parked.sim, branch.events, parked.pending)
+            self.view_ns = max(self.view_ns, parked.view_ns)
             self._emit(EV_STATUS, self._status())
             return {"branch": branch.summary()}
 
@@ -120,9 +156,26 @@ class HistoryMixin:
                     and self.sim.scenario.source.startswith("preset"),
                     "head_seq": self.last_seq}
 
-    def import_timeline(self, events: list[dict[str, Any]], name: str) -> dict[str, Any]:
-        """Replay a recorded timeline on the diagram, without a model (read-only)."""
-        snapshot = next((e for e in events if e["kind"] == "sim.snapshot"), None)
+    def import_timeline(self, events: Iterable[dict[str, Any]], name: str) -> dict[str, Any]:
+        """Replay a recorded timeline on the diagram, without a model (read-only).
+
+        ``events`` may be a lazy parser (``iter_jsonl``): they are stored compactly as they
+        come, pausing every IMPORT_PAUSE_EVENTS so other sessions keep running.
+        """
+        self.budget.admit("timeline", MAX_TIMELINE_EVENTS)
+        log = self.budget.track(EventLog(MAX_TIMELINE_EVENTS))
+        snapshot = None
+        batch: list[dict[str, Any]] = []
+        for event in events:
+            if snapshot is None and event["kind"] == "sim.snapshot":
+                snapshot = event
+            batch.append(event)
+            if len(batch) >= IMPORT_PAUSE_EVENTS:
+                log.extend(batch)
+                batch = []
+                self._pause()
+        log.extend(batch)
+        log.seal()
         state = snapshot.get("state") if snapshot else None
         if (not isinstance(state, dict) or not isinstance(state.get("vms"), list)
                 or not isinstance(snapshot.get("scenario", {}), dict)):
@@ -131,10 +184,10 @@ class HistoryMixin:
         with self._lock:
             self._stop()
             self._build(self.sim.scenario, self.sim.seed)
-            self.imported = deque(events)
+            self.imported = EventQueue(log)
             self.imported_snapshot = {**snapshot["state"],
                                       "scenario": {**snapshot.get("scenario", {}),
                                                    "imported": name}}
             self._emit(EV_SNAPSHOT, self.imported_snapshot)
             self._emit(EV_STATUS, self._status())
-            return {"events": len(events), "snapshot": self.imported_snapshot}
+            return {"events": len(log), "snapshot": self.imported_snapshot}
