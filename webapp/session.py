@@ -12,6 +12,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -45,6 +46,10 @@ BACKLOG_WAIT_S = 0.002          # how long to wait for the transport to drain th
 STATUS_PERIOD_S = 0.5           # sim:status while playing, at most this often
 DEFAULT_SPEED = 1e-5            # simulated seconds per wall second: 10 us of model time
 EXPORT_FLUSH_EVENTS = 2_000     # events written per piece of a streamed export
+HEAVY_SLICE_S = 0.010           # long work (replay, import, export) yields after this long
+MIN_TICK_BUDGET_EVENTS = 100    # a tick's share when many play at once, at least ...
+MIN_TICK_BUDGET_S = 0.001       # ... this many events or this long
+_PLAYING: weakref.WeakSet = weakref.WeakSet()  # sessions playing now, in this process
 MAX_SILENT_STEPS = 100_000      # engine steps without a trace event before giving up
 NS_PER_S = 1_000_000_000
 
@@ -60,6 +65,7 @@ class Session(HistoryMixin):
                  budget: MemoryBudget = DEFAULT_BUDGET) -> None:
         self.token = secrets.token_urlsafe(16)
         self.budget = budget
+        self._paused_at = clock()
         self._emit, self._tasks, self._backlog, self._clock = emit, tasks, backlog, clock
         self._lock = threading.Lock()
         self.playing = False
@@ -92,8 +98,11 @@ class Session(HistoryMixin):
         return self.branches.current.events
 
     def _pause(self) -> None:
-        """Let other sessions run in the middle of long work (replays, imports, exports)."""
-        self._tasks.sleep(0)
+        """Let other sessions run in the middle of long work (replays, imports, exports):
+        called often, it yields once HEAVY_SLICE_S has passed since the last time."""
+        if self._clock() - self._paused_at >= HEAVY_SLICE_S:
+            self._tasks.sleep(0)
+            self._paused_at = self._clock()
 
     def load(self, scenario: str | None = None, text: str | None = None,
              filename: str = "upload", seed: int | None = None,
@@ -342,6 +351,7 @@ class Session(HistoryMixin):
         with self._lock:
             if not self.playing:
                 self.playing = True
+                _PLAYING.add(self)
                 self._gen += 1
                 self._anchor()
                 self._rate = (self._clock(), self.revealed)
@@ -363,6 +373,7 @@ class Session(HistoryMixin):
 
     def _stop(self) -> None:
         self.playing = False
+        _PLAYING.discard(self)
         self._gen += 1
         self.events_per_s = 0.0
 
@@ -387,9 +398,14 @@ class Session(HistoryMixin):
                 self._tasks.sleep(max(0.0, TICK_S - (self._clock() - started)))
 
     def _tick(self, now: float) -> None:
-        deadline = now + TICK_BUDGET_S
+        # Everyone playing shares one tick's budget: under eventlet all pacing tasks run in
+        # turn before the server reads its sockets again, so a tick's cost times the number
+        # of players is how long an ack waits.
+        players = max(1, len(_PLAYING))
+        deadline = now + max(MIN_TICK_BUDGET_S, TICK_BUDGET_S / players)
         if self.speed == MAX_SPEED_NAME:
-            events = self._reveal_count(TICK_BUDGET_EVENTS, deadline)
+            events = self._reveal_count(max(MIN_TICK_BUDGET_EVENTS,
+                                            TICK_BUDGET_EVENTS // players), deadline)
         else:
             target = self._anchor_ns + int((now - self._anchor_wall) * self.speed * NS_PER_S)
             events, complete = self._reveal_until(target, deadline)

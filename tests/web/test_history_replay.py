@@ -70,7 +70,9 @@ def assert_matches_full_replay(session: Session) -> None:
 
 @pytest.fixture
 def small_marks(monkeypatch):
-    """Marks and replay slices small enough that short runs use every replay path."""
+    """Marks and replay slices small enough that short runs use every replay path
+    (and every chance to yield is taken)."""
+    monkeypatch.setattr(session_mod, "HEAVY_SLICE_S", 0.0)
     monkeypatch.setattr(branches_mod, "MARK_EVERY_EVENTS", 300)
     monkeypatch.setattr(history_mod, "MARK_EVERY_EVENTS", 300)
     monkeypatch.setattr(replay_mod, "SLICE_STEPS", 200)
