@@ -30,6 +30,12 @@ from .replay import Replay
 
 SEND_CHUNK_EVENTS = 5_000  # events per sim:trace batch when a whole history is sent
 IMPORT_PAUSE_EVENTS = 5_000  # imported events stored between two pauses
+STANDBY_MIN_SEQ = MAX_HISTORY_EVENTS // 2  # keep a standby once this much is dropped
+STANDBY_SLICE_EVENTS = 20_000  # events a standby replays between two yields (dark)
+
+
+def _no_pause() -> None:
+    return None
 
 
 class HistoryMixin:
@@ -49,8 +55,8 @@ class HistoryMixin:
                     marks.append((seq, step))
 
             try:
-                replay = Replay(scenario, seed, actions, through_seq, keep=log.extend,
-                                pause=self._pause, mark=mark).run()
+                replay = Replay(scenario, seed, self._pause).run(
+                    actions, through_seq, keep=log.extend, mark=mark)
             except (ActionError, KeyError, TypeError, RuntimeError) as err:
                 raise ProtocolError(INVALID_LINK,
                                     f"the action log does not replay: {err}") from None
@@ -61,6 +67,7 @@ class HistoryMixin:
             self._emit(EV_SNAPSHOT, snap)
             self._send_log(self.history)
             self._emit(EV_STATUS, self._status())
+            self._want_standby()
             return {"snapshot": snap, "head_seq": self.last_seq}
 
     def _adopt(self, sim: Simulation, log: EventLog, pending: list[dict[str, Any]]) -> None:
@@ -105,11 +112,12 @@ class HistoryMixin:
         if len(self.branches.all) >= MAX_BRANCHES:
             raise ProtocolError(TOO_MANY_BRANCHES, f"at most {MAX_BRANCHES} branches")
         self.budget.admit("branch", MAX_HISTORY_EVENTS)
-        replay = Replay(self.sim.scenario, self.sim.seed, old.actions, at_seq,
-                        marks=old.marks, pause=self._pause).run()
+        replay = self._replay_from_standby(old.actions, at_seq).run(
+            old.actions, at_seq, marks=old.marks)
         self._park_current()
         self.branches.fork(at_seq, [], old.events.prefix(at_seq))
         self._adopt(replay.sim, self.branches.current.events, replay.pending)
+        self._want_standby()
         return {"from_branch": old.id, "at_seq": at_seq, "branch": self.branches.current.id}
 
     def switch_branch(self, branch_id: int) -> dict[str, Any]:
@@ -123,8 +131,8 @@ class HistoryMixin:
                 return {"branch": branch.summary()}
             parked = branch.parked
             if parked is None:
-                replay = Replay(self.sim.scenario, self.sim.seed, branch.actions,
-                                branch.head_seq, marks=branch.marks, pause=self._pause).run()
+                replay = self._replay_from_standby(branch.actions, branch.head_seq).run(
+                    branch.actions, branch.head_seq, marks=branch.marks)
                 parked = Parked(replay.sim, replay.pending, 0)
             self._park_current()
             branch.parked = None
@@ -132,7 +140,71 @@ class HistoryMixin:
             self._adopt(parked.sim, branch.events, parked.pending)
             self.view_ns = max(self.view_ns, parked.view_ns)
             self._emit(EV_STATUS, self._status())
+            self._want_standby()
             return {"branch": branch.summary()}
+
+    # -- the standby: a replay kept near the oldest kept event ------------------------------
+    def _replay_from_standby(self, actions: list[dict[str, Any]], through: int) -> Replay:
+        """The standby if it is on the way to ``through`` with these actions (it is used
+        up), else a replay from event 0."""
+        with self._standby_lock:
+            standby = self._standby
+            if standby is not None and standby.seq <= through and standby.follows(actions):
+                self._standby = None
+                self._standby_gen += 1  # a build still running stops
+                standby.pause = self._pause
+                return standby
+        return Replay(self.sim.scenario, self.sim.seed, self._pause)
+
+    def _drop_standby(self) -> None:
+        with self._standby_lock:
+            self._standby = None
+            self._standby_gen += 1
+
+    def _want_standby(self) -> None:
+        """Start (or move on) a background replay to the mark at or before the oldest kept
+        event, once that is far enough from event 0 to matter. Called with the lock held."""
+        branch = self.branches.current
+        if self.imported is not None or branch.events.first_seq < STANDBY_MIN_SEQ:
+            return
+        target = branch.mark_before(branch.events.first_seq)
+        if target is None:
+            return
+        actions, marks = list(branch.actions), list(branch.marks)
+        with self._standby_lock:
+            standby = self._standby
+            if standby is not None and not (standby.seq <= target[0]
+                                             and standby.follows(actions)):
+                standby = None
+            if standby is not None and target[0] - standby.seq < STANDBY_SLICE_EVENTS:
+                return  # close enough already
+            self._standby = standby
+            self._standby_gen += 1
+            gen = self._standby_gen
+        self._tasks.start_background_task(self._build_standby, gen, standby, self.sim.scenario,
+                                          self.sim.seed, actions, marks, target)
+
+    def _build_standby(self, gen: int, standby: Replay | None, scenario: Any, seed: int | None,
+                       actions: list[dict[str, Any]], marks: list[tuple[int, int]],
+                       target: tuple[int, int]) -> None:
+        """Background task: replay dark from mark to mark (about STANDBY_SLICE_EVENTS
+        apart), yielding between them; between slices the standby is at a known mark,
+        so a fork can take it at any time (which stops this task)."""
+        if standby is None:
+            standby = Replay(scenario, seed)
+        stops = [m for m in marks if standby.seq < m[0] <= target[0]]
+        last = standby.seq
+        for index, mark in enumerate(stops):
+            if mark[0] - last < STANDBY_SLICE_EVENTS and index + 1 < len(stops):
+                continue
+            with self._standby_lock:
+                if gen != self._standby_gen:
+                    return
+                standby.pause = _no_pause
+                standby.to_mark(actions, mark)
+                self._standby = standby
+            last = mark[0]
+            self._tasks.sleep(0)
 
     def branch_list(self) -> dict[str, Any]:
         with self._lock:

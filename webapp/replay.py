@@ -10,7 +10,10 @@ copy, so a replay is how a past state comes back. What keeps a replay cheap:
   are already in the log;
 - it runs the engine in slices of ``SLICE_STEPS`` and calls ``pause()`` between them,
   so a long replay lets other sessions run (the web layer passes ``socketio.sleep(0)``);
-- events a caller wants kept go to ``keep`` as they come, never into one big list.
+- events a caller wants kept go to ``keep`` as they come, never into one big list;
+- it can stop at a mark and carry on later (``to_mark``, then ``run``): a standby
+  replayed in the background near the oldest kept event turns a fork at any depth into
+  a replay of at most the kept history (webapp/history.py).
 """
 
 from __future__ import annotations
@@ -23,24 +26,44 @@ from gunyah_core import Simulation
 SLICE_STEPS = 4_000  # engine steps between pauses (a few ms of model time each)
 
 Keep = Callable[[list[dict[str, Any]]], None]
+Mark = tuple[int, int]  # (seq of the last event after an engine step, that step)
 
 
 def _noop() -> None:
     return None
 
 
-class Replay:
-    """One replay of ``actions`` to event ``through`` (None: to the last action)."""
+def _mark_before(marks: list[Mark], seq: int) -> Mark | None:
+    best = None
+    for mark in marks:
+        if mark[0] > seq:
+            break
+        best = mark
+    return best
 
-    def __init__(self, scenario: Any, seed: int | None, actions: list[dict[str, Any]],
-                 through: int | None, marks: list[tuple[int, int]] | None = None,
-                 keep: Keep | None = None, pause: Callable[[], None] = _noop,
-                 mark: Callable[[int, int], None] | None = None) -> None:
+
+class Replay:
+    """A simulation being replayed; ``run`` takes it to an event, ``to_mark`` to a mark."""
+
+    def __init__(self, scenario: Any, seed: int | None, pause: Callable[[], None] = _noop) -> None:
         self.sim = Simulation(scenario, seed)
-        self.actions, self.through = actions, through
-        self.marks = marks or []
-        self.keep, self.pause, self.mark = keep, pause, mark
+        self.pause = pause
+        self.applied: list[dict[str, Any]] = []  # the action log entries applied so far
+        self.keep: Keep | None = None
+        self.mark: Callable[[int, int], None] | None = None
+        self.through: int | None = None
         self.pending: list[dict[str, Any]] = []  # events after ``through``: not revealed
+        self._boot = self.sim.trace.take()
+
+    @property
+    def seq(self) -> int:
+        """The last event replayed so far."""
+        return self.sim.trace.seq - 1
+
+    def follows(self, actions: list[dict[str, Any]]) -> bool:
+        """True if this replay is on the way to a run with ``actions``: what it applied is
+        exactly those actions up to where it is."""
+        return [a for a in actions if a["seq"] <= self.seq] == self.applied
 
     def _collect(self, events: list[dict[str, Any]]) -> None:
         through = self.through
@@ -73,31 +96,46 @@ class Replay:
         finally:
             if dark:
                 trace.on = True
-                if engine.processed == step:
-                    trace.seq = seq_after
-                else:  # cannot happen for a log this model wrote; fall back to counting
-                    raise RuntimeError("replay diverged: the model went idle early")
+        if dark:
+            if engine.processed != step:  # a log this model wrote always replays
+                raise RuntimeError("replay diverged: the model went idle early")
+            trace.seq = seq_after
 
-    def run(self) -> Replay:
+    def _apply(self, actions: list[dict[str, Any]], through: int | None) -> None:
         sim = self.sim
-        through = self.through
-        self._collect(sim.trace.take())
-        for entry in self.actions:
+        for entry in actions[len(self.applied):]:
             if through is not None and entry["seq"] > through:
                 break
             self._run_to(entry["step"], entry["seq"])
             sim.engine.now = max(sim.engine.now, entry["t"])
             sim.act(entry["action"], entry["args"])
+            self.applied.append(entry)
             self._collect(sim.trace.take())
+
+    def to_mark(self, actions: list[dict[str, Any]], mark: Mark) -> Replay:
+        """Replay (dark) to just after the engine step of ``mark``; nothing is collected."""
+        self.keep = self.mark = None
+        self.through, self.pending, self._boot = mark[0], [], []
+        self._apply(actions, mark[0])
+        if mark[1] > self.sim.engine.processed and self.sim.trace.seq <= mark[0]:
+            self._run_to(mark[1], mark[0] + 1)
+        return self
+
+    def run(self, actions: list[dict[str, Any]], through: int | None,
+            marks: list[Mark] | None = None, keep: Keep | None = None,
+            mark: Callable[[int, int], None] | None = None) -> Replay:
+        """Replay to event ``through`` (None: to the last action); ``pending`` then holds
+        the rest of that engine step. ``follows(actions)`` must hold."""
+        sim = self.sim
+        self.keep, self.mark, self.through, self.pending = keep, mark, through, []
+        boot, self._boot = self._boot, []
+        self._collect(boot)
+        self._apply(actions, through)
         if through is None:
             return self
-        mark = None
-        for candidate in self.marks:
-            if candidate[0] > through:
-                break
-            mark = candidate
-        if mark is not None and mark[1] > sim.engine.processed and sim.trace.seq <= mark[0]:
-            self._run_to(mark[1], mark[0] + 1)
+        best = _mark_before(marks or [], through)
+        if best is not None and best[1] > sim.engine.processed and sim.trace.seq <= best[0]:
+            self._run_to(best[1], best[0] + 1)
         steps = 0
         while sim.trace.seq <= through:
             if sim.engine.peek() is None and not sim.trace.pending:

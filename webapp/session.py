@@ -66,6 +66,9 @@ class Session(HistoryMixin):
         self.token = secrets.token_urlsafe(16)
         self.budget = budget
         self._paused_at = clock()
+        self._standby: Any = None             # see HistoryMixin._want_standby
+        self._standby_gen = 0
+        self._standby_lock = threading.Lock()
         self._emit, self._tasks, self._backlog, self._clock = emit, tasks, backlog, clock
         self._lock = threading.Lock()
         self.playing = False
@@ -80,6 +83,7 @@ class Session(HistoryMixin):
 
     # -- scenario ------------------------------------------------------------------------
     def _build(self, scenario, seed: int | None) -> None:
+        self._drop_standby()
         self.sim = Simulation(scenario, seed=seed)
         # A scenario may say how fast it is best watched (its events' time scale).
         self.speed = scenario.config.get("speed", DEFAULT_SPEED)
@@ -364,12 +368,14 @@ class Session(HistoryMixin):
             if self.playing:
                 self._stop()
                 self._emit(EV_STATUS, self._status())
+                self._want_standby()
         return {}
 
     def close(self) -> None:
         """Stop pacing for good (the connection has gone)."""
         with self._lock:
             self._stop()
+            self._drop_standby()
 
     def _stop(self) -> None:
         self.playing = False

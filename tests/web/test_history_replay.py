@@ -62,10 +62,11 @@ def assert_matches_full_replay(session: Session) -> None:
     kept = list(session.history)
     assert wire(kept) == wire(e for e in ref if kept[0]["seq"] <= e["seq"] <= session.last_seq)
     assert wire(session.pending) == wire(e for e in ref if e["seq"] > session.last_seq)
-    more = session.step(count=300)["revealed"]  # and the futures agree too
+    before = session.last_seq
+    session.step(count=300)  # and the futures agree too
     ref = reference(session)
-    assert wire(list(session.history)[len(kept):]) == wire(
-        e for e in ref if session.last_seq - more < e["seq"] <= session.last_seq)
+    assert wire(e for e in session.history if e["seq"] > before) == wire(
+        e for e in ref if before < e["seq"] <= session.last_seq)
 
 
 @pytest.fixture
@@ -219,3 +220,44 @@ def test_an_imported_timeline_replays_its_events(app):
     other.step(count=2_500)
     assert wire(other.history) == wire(original)
     assert other.step(count=1)["finished"]
+
+
+class SyncTasks(Tasks):
+    """Runs background tasks at once (a standby is built before the call returns)."""
+
+    def start_background_task(self, fn, *args) -> None:
+        fn(*args)
+
+
+def test_a_fork_starts_from_the_standby_near_the_oldest_kept_event(small_marks, monkeypatch):
+    monkeypatch.setattr(branches_mod, "MAX_HISTORY_EVENTS", 1_000)
+    monkeypatch.setattr(history_mod, "STANDBY_MIN_SEQ", 500)
+    monkeypatch.setattr(history_mod, "STANDBY_SLICE_EVENTS", 700)
+    built = []
+    real_init = replay_mod.Replay.__init__
+
+    def counting_init(self, *args, **kwargs):
+        built.append(self)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(replay_mod.Replay, "__init__", counting_init)
+    session = Session("msgq-pingpong", lambda *a, **k: None, SyncTasks(),
+                      budget=MemoryBudget())
+    session.step(count=5_000)
+    session.act(*ACTION, at_seq=4_500)  # no standby yet: a replay from event 0 ...
+    assert len(built) == 2              # ... and then the standby is built
+    standby = session._standby
+    assert standby is not None and 3_000 < standby.seq <= session.history.first_seq
+    session.switch_branch(0)            # parked: no replay; same past: standby kept
+    assert session._standby is standby
+    session.act(*ACTION, at_seq=4_800)  # the fork starts from the standby
+    assert session.sim is standby.sim
+    assert_matches_full_replay(session)
+    # On a branch whose actions differ before the standby, it is not used.
+    session.switch_branch(1)
+    session.step(count=3_000)
+    session.act(*ACTION)                # branch 1 now has an action the standby lacks
+    session.step(count=1_000)
+    session.switch_branch(2)
+    session.act(*ACTION, at_seq=session.last_seq - 10)
+    assert_matches_full_replay(session)
