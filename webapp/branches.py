@@ -84,6 +84,7 @@ class Branches:
         self.budget = budget
         self.all: list[Branch] = [self._track(Branch(0, None, -1))]
         self.current = self.all[0]
+        self._parked: list[Branch] = []  # least recently left first
 
     def _track(self, branch: Branch) -> Branch:
         if self.budget is not None:
@@ -101,12 +102,21 @@ class Branches:
         return branch
 
     def park(self, branch: Branch, parked: Parked) -> None:
-        """Keep a left branch's simulation, dropping the oldest parked one beyond MAX_PARKED."""
+        """Keep a left branch's simulation; beyond MAX_PARKED, the one left longest ago
+        is dropped (going back there replays it)."""
         branch.events.seal()
+        self.unpark(branch)
         branch.parked = parked
-        holders = [b for b in self.all if b.parked is not None and b is not branch]
-        for old in holders[:max(0, len(holders) + 1 - MAX_PARKED)]:
-            old.parked = None
+        self._parked.append(branch)
+        while len(self._parked) > MAX_PARKED:
+            self._parked.pop(0).parked = None
+
+    def unpark(self, branch: Branch) -> Parked | None:
+        """Take a branch's parked simulation (None if it has none)."""
+        parked, branch.parked = branch.parked, None
+        if branch in self._parked:
+            self._parked.remove(branch)
+        return parked
 
     def get(self, branch_id: int) -> Branch | None:
         return self.all[branch_id] if 0 <= branch_id < len(self.all) else None

@@ -129,13 +129,12 @@ class HistoryMixin:
             self._stop()
             if branch is self.branches.current:
                 return {"branch": branch.summary()}
-            parked = branch.parked
+            parked = self.branches.unpark(branch)
             if parked is None:
                 replay = self._replay_from_standby(branch.actions, branch.head_seq).run(
                     branch.actions, branch.head_seq, marks=branch.marks)
                 parked = Parked(replay.sim, replay.pending, 0)
             self._park_current()
-            branch.parked = None
             self.branches.current = branch
             self._adopt(parked.sim, branch.events, parked.pending)
             self.view_ns = max(self.view_ns, parked.view_ns)

@@ -261,3 +261,23 @@ def test_a_fork_starts_from_the_standby_near_the_oldest_kept_event(small_marks, 
     session.switch_branch(2)
     session.act(*ACTION, at_seq=session.last_seq - 10)
     assert_matches_full_replay(session)
+
+
+def test_the_branches_left_most_recently_keep_their_simulations(monkeypatch):
+    monkeypatch.setattr(branches_mod, "MAX_PARKED", 2)
+    session = new_session()
+    session.step(count=600)
+    for at in (100, 200, 300):  # branches 1, 2, 3, each forked from branch 0
+        session.switch_branch(0)
+        session.act(*ACTION, at_seq=at)
+    sims = {}
+    for branch in (1, 2, 0, 3):
+        session.switch_branch(branch)
+        sims[branch] = session.sim
+    # Left last: 0 then 2 (1 was dropped when 2 was left). Coming back to them is free.
+    session.switch_branch(2)
+    assert session.sim is sims[2]
+    session.switch_branch(0)
+    assert session.sim is sims[0]
+    session.switch_branch(1)
+    assert session.sim is not sims[1]  # rebuilt
