@@ -64,8 +64,12 @@ class Branch:
     def mark(self, seq: int, step: int) -> None:
         """Note that engine step ``step`` ended with event ``seq`` (sparse: every
         MARK_EVERY_EVENTS or so)."""
-        if not self.marks or seq - self.marks[-1][0] >= MARK_EVERY_EVENTS:
-            self.marks.append((seq, step))
+        marks = self.marks
+        if not marks or seq - marks[-1][0] >= MARK_EVERY_EVENTS:
+            marks.append((seq, step))
+            # Only the last mark before the oldest kept event is still of use.
+            while len(marks) > 1 and marks[1][0] <= self.events.first_seq:
+                del marks[0]
 
     def mark_before(self, seq: int) -> tuple[int, int] | None:
         """The last mark at or before ``seq``."""

@@ -281,3 +281,15 @@ def test_the_branches_left_most_recently_keep_their_simulations(monkeypatch):
     assert session.sim is sims[0]
     session.switch_branch(1)
     assert session.sim is not sims[1]  # rebuilt
+
+
+def test_marks_older_than_the_kept_history_are_dropped(small_marks, monkeypatch):
+    monkeypatch.setattr(branches_mod, "MAX_HISTORY_EVENTS", 1_000)
+    session = new_session()
+    session.step(count=20_000)
+    marks = session.branches.current.marks
+    first = session.history.first_seq
+    assert marks[0][0] <= first  # one before the oldest kept event (two, just after a step)
+    assert len([m for m in marks if m[0] <= first]) <= 2
+    session.act(*ACTION, at_seq=first + 5)  # the first mark still serves the oldest fork
+    assert_matches_full_replay(session)
