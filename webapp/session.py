@@ -9,11 +9,11 @@ time against the wall clock in a background task with a stop flag.
 
 from __future__ import annotations
 
+import io
 import secrets
 import threading
 import time
 import weakref
-from collections import deque
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
@@ -23,7 +23,7 @@ from gunyah_core.exporters import open_writer
 
 from .branches import MAX_HISTORY_EVENTS, Branches  # noqa: F401  (handlers read it here)
 from .budget import DEFAULT_BUDGET, MemoryBudget
-from .eventlog import EventLog
+from .eventlog import EventLog, EventQueue
 from .history import HistoryMixin
 from .protocol import (
     EV_SNAPSHOT,
@@ -89,7 +89,7 @@ class Session(HistoryMixin):
         self.speed = scenario.config.get("speed", DEFAULT_SPEED)
         self.pending: list[dict[str, Any]] = []
         self.branches = Branches(self.budget)
-        self.imported: deque[dict[str, Any]] | None = None  # replay-only: no model
+        self.imported: EventQueue | None = None  # replay-only: no model
         self.imported_snapshot: dict[str, Any] | None = None
         self.revealed = 0
         self.last_seq = -1
@@ -319,8 +319,6 @@ class Session(HistoryMixin):
         the lock is held only to take them); a pause after each piece lets other sessions
         run. ValueError for unknown formats, before anything is produced.
         """
-        import io
-
         buf = io.StringIO()
         writer = open_writer(fmt, buf)  # ValueError now, not mid-stream
         with self._lock:
@@ -425,7 +423,6 @@ class Session(HistoryMixin):
             self.events_per_s = (self.revealed - self._rate[1]) / (now - self._rate[0])
             self._rate = (now, self.revealed)
             self._emit(EV_STATUS, self._status())
-
 
 
 def _drain(buf) -> str:
