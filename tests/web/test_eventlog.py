@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -50,3 +51,20 @@ def test_sealed_chunks_are_compressed_and_shared_by_a_prefix():
     assert sum(map(len, log.blobs())) < 5_000 * 40
     fork = log.prefix(4_000)
     assert all(a is b for a, b in zip(fork.blobs(), log.blobs()[:3], strict=False))
+
+
+def test_the_budget_counts_a_shared_chunk_once_and_refuses_past_its_limit():
+    from webapp.budget import RESERVE_BYTES_PER_EVENT, MemoryBudget
+    from webapp.protocol import ProtocolError
+
+    budget = MemoryBudget(limit=10**9)
+    log = budget.track(EventLog(10_000, (event(i) for i in range(5_000))))
+    alone = budget.used()
+    assert alone == sum(map(len, log.blobs())) + log.tail_bytes()
+    fork = budget.track(log.prefix(3_999))  # three whole chunks shared, nothing new
+    assert budget.used() == alone + fork.tail_bytes()
+    budget.limit = budget.used() + 100 * RESERVE_BYTES_PER_EVENT
+    budget.admit("branch", 100)
+    with pytest.raises(ProtocolError) as err:
+        budget.admit("branch", 101)
+    assert err.value.code == "MEMORY_BUDGET"
