@@ -28,8 +28,8 @@ from .protocol import (
 )
 from .replay import Replay
 
-SEND_CHUNK_EVENTS = 5_000  # events per sim:trace batch when a whole history is sent
-IMPORT_PAUSE_EVENTS = 5_000  # imported events stored between two pauses
+SEND_CHUNK_EVENTS = 2_000  # events per sim:trace batch when a whole history is sent
+IMPORT_PAUSE_EVENTS = 1_000  # imported events stored between two chances to pause
 STANDBY_MIN_SEQ = MAX_HISTORY_EVENTS // 2  # keep a standby once this much is dropped
 STANDBY_SLICE_EVENTS = 20_000  # events a standby replays between two yields (dark)
 

@@ -23,7 +23,8 @@ from typing import Any
 
 from gunyah_core import Simulation
 
-SLICE_STEPS = 4_000  # engine steps between pauses (a few ms of model time each)
+SLICE_STEPS = 1_000  # engine steps between chances to pause (about 1 ms of model time)
+STEP_PAUSE_EVERY = 256  # the same while stepping one engine event at a time
 
 Keep = Callable[[list[dict[str, Any]]], None]
 Mark = tuple[int, int]  # (seq of the last event after an engine step, that step)
@@ -142,7 +143,7 @@ class Replay:
                 break
             self._collect(sim.step())
             steps += 1
-            if steps % SLICE_STEPS == 0:
+            if steps % STEP_PAUSE_EVERY == 0:
                 self.pause()
         self._collect(sim.trace.take())
         return self
