@@ -37,7 +37,7 @@ import socketio
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 30.0
-CALL_TIMEOUT_S = 60
+CALL_TIMEOUT_S = 120
 PROBE_PERIOD_S = 0.02
 POLL_S = 0.2
 PREP_TIMEOUT_S = 300.0
@@ -140,14 +140,21 @@ def percentiles(values: list[float]) -> dict:
             "max_ms": round(values[-1], 1)}
 
 
-def timed(probe: Probe, name: str, times: dict, fn):
+def timed(probe: Probe, name: str, times: dict, fn, failures: dict | None = None):
+    """Run and time one operation; a failure (e.g. a timeout) is counted, not raised."""
     probe.phase = name
     t0 = time.perf_counter()
     try:
         return fn()
+    except Exception as err:  # noqa: BLE001  (a benchmark reports, it does not stop)
+        FAILURES.setdefault(name, []).append(f"{type(err).__name__}: {err}"[:200])
+        return None
     finally:
         times.setdefault(name, []).append(round((time.perf_counter() - t0) * 1000, 1))
         probe.phase = "idle"
+
+
+FAILURES: dict[str, list[str]] = {}
 
 
 def prepare(worker: socketio.Client, events: int) -> int:
@@ -187,6 +194,8 @@ def heavy_round(url: str, worker: socketio.Client, token: str, probe: Probe,
     if len(branches) + 2 <= 32:
         near = timed(probe, "fork_near", times, lambda: ok(worker.call(
             "sim:action", {**ACTION, "at_seq": head - NEAR_DEPTH}, timeout=CALL_TIMEOUT_S)))
+        if near is None:
+            return
         timed(probe, "switch_parked", times, lambda: ok(worker.call(
             "sim:branch", {"id": 0}, timeout=CALL_TIMEOUT_S)))
         timed(probe, "fork_deep", times, lambda: ok(worker.call(
@@ -265,6 +274,7 @@ def run(args: argparse.Namespace) -> dict:
             "ack_all": percentiles([rtt for _phase, rtt in probe.samples]),
             "ack_by_phase": {phase: percentiles(v) for phase, v in sorted(by_phase.items())},
             "ack_errors": probe.errors,
+            "op_failures": FAILURES,
             "op_ms": {name: {"median": statistics.median(v), "max": max(v), "n": len(v)}
                       for name, v in times.items()},
             "rss_mib": {"start": round(rss_start, 1), "worker_ready": round(rss_base, 1),
