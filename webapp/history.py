@@ -85,10 +85,13 @@ class HistoryMixin:
         self.view_ns = last["t"] if last else 0
 
     def _snapshot_at_start(self) -> dict[str, Any]:
-        """The boot snapshot (what a client folds revealed events onto)."""
-        first = self.history.first()
-        if first is not None and first["kind"] == "sim.snapshot":
-            return {**first["state"], "scenario": first["scenario"]}
+        """The boot snapshot (what a client folds revealed events onto): the sim.snapshot
+        event among the boot events, which all come in the log's first chunk."""
+        for events in self.history.chunks():
+            for event in events:
+                if event["kind"] == "sim.snapshot":
+                    return {**event["state"], "scenario": event["scenario"]}
+            break
         return self.sim.snapshot()
 
     def _send_log(self, log: EventLog) -> None:

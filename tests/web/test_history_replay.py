@@ -293,3 +293,20 @@ def test_marks_older_than_the_kept_history_are_dropped(small_marks, monkeypatch)
     assert len([m for m in marks if m[0] <= first]) <= 2
     session.act(*ACTION, at_seq=first + 5)  # the first mark still serves the oldest fork
     assert_matches_full_replay(session)
+
+
+@pytest.mark.parametrize("preset", ["msgq-pingpong", "vm-exit"])
+def test_a_link_draws_from_the_boot_snapshot(preset):
+    """The sim:snapshot a link sends is the boot one (the sim.snapshot event comes after
+    a few boot events), not the machine at the link's head."""
+    session = new_session(preset)
+    session.step(count=300)
+    session.act(*ACTION)
+    link = session.link()
+    snapshots = []
+    other = Session(preset, lambda event, data, callback=None: snapshots.append(data)
+                    if event == "sim:snapshot" else None, Tasks(), budget=MemoryBudget())
+    other.load(scenario=preset, actions=link["actions"], through_seq=link["head_seq"])
+    boot = next(e for e in reference(session) if e["kind"] == "sim.snapshot")
+    assert boot["seq"] > 0
+    assert wire([snapshots[-1]]) == wire([{**boot["state"], "scenario": boot["scenario"]}])
