@@ -10,7 +10,7 @@ SCENARIO ?= msgq-pingpong
 
 APT_PACKAGES := chromium device-tree-compiler
 
-.PHONY: run test lint bench system-deps clean
+.PHONY: run test lint bench mutate system-deps clean
 
 # Debian's python3 may lack venv/ensurepip: install python3-venv then (root or sudo).
 $(VENV)/.runtime: requirements.txt
@@ -46,6 +46,12 @@ bench: $(VENV)/.dev
 	$(PY) -m gunyah_core bench --no-trace
 	$(PY) -m gunyah_core bench
 	$(PY) benchmarks/bench_simpy_baseline.py
+
+# Mutation testing of the core modules (docs/testing.md); long, so not part of `make test`.
+# MODULES="doorbell vic" limits it; the default is every module, one after the other.
+MODULES ?=
+mutate: $(VENV)/.dev
+	$(PY) tools/mutate.py $(MODULES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

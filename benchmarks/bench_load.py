@@ -59,8 +59,9 @@ import sys
 if "eventlet" in sys.argv:
     import eventlet
     eventlet.monkey_patch()
-import webapp
-webapp.MAX_SESSIONS = int(sys.argv.pop())
+import webapp.store
+room = int(sys.argv.pop())
+webapp.store.MAX_SESSIONS = webapp.store.MAX_CLIENT_SESSIONS = room  # all on one address
 import app
 sys.exit(app.main(sys.argv[1:]))
 """
@@ -90,12 +91,13 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def connect(url: str, window: int = WINDOW) -> tuple[socketio.Client, str]:
+def connect(url: str, window: int = WINDOW) -> tuple[socketio.Client, str, str]:
+    """A connected client, its export token and its write key (for POST /import)."""
     client = socketio.Client(reconnection=False)
     client.on("sim:trace", lambda batch: None)  # the python client acks on return
     client.connect(url, transports=["websocket"], wait_timeout=CALL_TIMEOUT_S)
     hello = client.call("sim:hello", {"window": window}, timeout=CALL_TIMEOUT_S)
-    return client, hello["session"]
+    return client, hello["session"], hello.get("resume", {}).get("key", "")
 
 
 def ok(ack: dict) -> dict:
@@ -204,10 +206,10 @@ def heavy_round(url: str, worker: socketio.Client, token: str, probe: Probe,
             "sim:branch", {"id": near["fork"]["branch"]}, timeout=CALL_TIMEOUT_S)))
         timed(probe, "switch_parked", times, lambda: ok(worker.call(
             "sim:branch", {"id": 0}, timeout=CALL_TIMEOUT_S)))
-    importer, import_token = connect(url, 0)
+    importer, import_token, import_key = connect(url, 0)
     try:
         timed(probe, "import", times, lambda: requests.post(
-            f"{url}/import/{import_token}", data=timeline,
+            f"{url}/import/{import_token}", data=timeline, headers={"X-Gunyah-Key": import_key},
             timeout=CALL_TIMEOUT_S).raise_for_status())
         link = worker.call("sim:link", {}, timeout=CALL_TIMEOUT_S)
         timed(probe, "link_replay", times, lambda: ok(importer.call("sim:load", {
@@ -224,7 +226,7 @@ def run(args: argparse.Namespace) -> dict:
                     "seconds": args.seconds, "scenario": SCENARIO}
     try:
         rss_start = rss_mib(proc.pid)
-        worker, token = connect(url, 0)
+        worker, token, _key = connect(url, 0)
         clients.append(worker)
         t0 = time.perf_counter()
         # An importable timeline starts at event 0 (its sim.snapshot): export it early.
@@ -236,7 +238,7 @@ def run(args: argparse.Namespace) -> dict:
         result["worker_prepare_s"] = round(time.perf_counter() - t0, 1)
         neighbours = []
         for _ in range(args.sessions):
-            client, _token = connect(url)
+            client, _token, _key = connect(url)
             neighbours.append(client)
             clients.append(client)
         rss_base = rss_mib(proc.pid)

@@ -13,8 +13,9 @@ import sys
 import time
 from typing import NoReturn
 
+from .engine import NoProgressError
 from .exporters import EXPORTERS, TimelineError, load_jsonl, open_writer
-from .scenario import ScenarioError, load, preset_names
+from .scenario import MAX_MESSAGE_CHARS, MAX_SEED, ScenarioError, load, preset_names, shorten
 from .simulation import Simulation
 
 EXIT_USAGE = 2
@@ -30,7 +31,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def fail(message: str) -> NoReturn:
-    print(f"error: {message}", file=sys.stderr)
+    """One line (an argument quoted in it cut short), exit status 2."""
+    line = " ".join(message.split())
+    print(f"error: {shorten(line, MAX_MESSAGE_CHARS)}", file=sys.stderr)
     sys.exit(EXIT_USAGE)
 
 
@@ -48,6 +51,13 @@ def positive(text: str) -> int:
     return int(text)
 
 
+def seed(text: str) -> int:
+    """A seed, 0..2**63-1 as in scenario files and on the page."""
+    if not text.isdigit() or len(text) > len(str(MAX_SEED)) or int(text) > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"not a seed 0..{MAX_SEED}: {shorten(repr(text))}")
+    return int(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m gunyah_core", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -56,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("file")
     run = sub.add_parser("run", help="run a scenario and write its trace")
     run.add_argument("scenario", nargs="?", help="preset name or scenario file")
-    run.add_argument("--seed", type=int)
+    run.add_argument("--seed", type=seed)
     stop = run.add_mutually_exclusive_group()
     stop.add_argument("--until", type=duration_ns, help="simulated time, e.g. 5ms")
     stop.add_argument("--events", type=positive, help="write the first N trace events")
@@ -69,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--messages", type=positive, default=DEFAULT_BENCH_MESSAGES,
                        help="messages to exchange, rounded up to whole round trips (2 each)")
     bench.add_argument("--no-trace", action="store_true")
-    bench.add_argument("--seed", type=int)
+    bench.add_argument("--seed", type=seed)
     return parser
 
 
@@ -167,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. piped into head: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (ScenarioError, TimelineError, OSError) as err:
+    except (ScenarioError, TimelineError, NoProgressError, OSError) as err:
         fail(str(err))
     return 0
 

@@ -26,6 +26,42 @@ from .vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_WFI
 
 MAX_PAYLOAD_CHARS = 1024
 MAX_QUEUED_USER_OPS = 256
+# Names of VMs, vCPUs, queues, doorbells and images (the scenario schema allows 24
+# characters; a vCPU id adds ".index").
+MAX_NAME_CHARS = 64
+MAX_SHOWN_CHARS = 40  # a refused field name quoted back, at most
+
+# Every action's arguments and nothing else (what the page and links send): a string
+# with its longest length, an integer with its range, or a boolean. The action log and
+# the trace keep arguments, so anything else would be stored for nothing.
+_NAME = ("str", MAX_NAME_CHARS)
+_CAPID = ("int", 0, U64_MAX)
+_FLAGS = ("int", 0, DOORBELL_FLAGS_MASK)
+_BOOL = ("bool",)
+_MSGQ = {"vm": _NAME, "msgq": _NAME, "capid": _CAPID}
+_BELL = {"vm": _NAME, "doorbell": _NAME, "capid": _CAPID}
+ARGUMENTS: dict[str, dict[str, tuple[Any, ...]]] = {
+    "msgq_send": {**_MSGQ, "size": ("int", 0, MSGQUEUE_MAX_MAX_MSG_SIZE),
+                  "payload": ("str", MAX_PAYLOAD_CHARS), "push": _BOOL},
+    "msgq_receive": _MSGQ,
+    "msgq_flush": _MSGQ,
+    "msgq_configure": {**_MSGQ,
+                       "notempty_thd": ("int", MSGQUEUE_THRESHOLD_MAXIMUM,
+                                        MSGQUEUE_MAX_QUEUE_DEPTH),
+                       "notfull_thd": ("int", MSGQUEUE_THRESHOLD_UNCHANGED,
+                                       MSGQUEUE_MAX_QUEUE_DEPTH)},
+    "doorbell_send": {**_BELL, "flags": _FLAGS},
+    "doorbell_receive": {**_BELL, "clear": _FLAGS},
+    "doorbell_mask": {**_BELL, "enable_mask": _FLAGS, "ack_mask": _FLAGS},
+    "set_priority": {"vcpu": _NAME, "priority": ("int", 0, VCPU_MAX_PRIORITY)},
+    "vm_start": {"vm": _NAME},
+    "vm_stop": {"vm": _NAME},
+    "rm_vm_create": {"image": _NAME, "start": _BOOL},
+    "rm_vm_start": {"vm": _NAME},
+    "rm_vm_stop": {"vm": _NAME, "force": _BOOL},
+    "rm_vm_reset": {"vm": _NAME},
+    "rm_vm_destroy": {"vm": _NAME},
+}
 
 
 class ActionError(ValueError):
@@ -44,6 +80,28 @@ def _int(args: dict[str, Any], key: str, lo: int, hi: int, default: Any = ...) -
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         raise ActionError("INVALID_ARGUMENT", f"field {key!r} must be an integer {lo}..{hi}")
     return value
+
+
+def check_arguments(action: str, args: dict[str, Any]) -> None:
+    """Refuse any field ``action`` does not take, and any value of the wrong type, range
+    or length; the message names the field (cut short)."""
+    spec = ARGUMENTS[action]
+    for key, value in args.items():
+        rule = spec.get(key) if isinstance(key, str) else None
+        if rule is None:
+            shown = key if len(str(key)) <= MAX_SHOWN_CHARS else f"{str(key)[:MAX_SHOWN_CHARS]}..."
+            raise ActionError("UNKNOWN_FIELD", f"{action} takes no field {shown!r}; "
+                                               f"fields: {', '.join(spec)}")
+        kind = rule[0]
+        if kind == "bool":
+            if not isinstance(value, bool):
+                raise ActionError("INVALID_ARGUMENT", f"field {key!r} must be true or false")
+        elif kind == "int":
+            _int(args, key, rule[1], rule[2])
+        elif not isinstance(value, str):
+            raise ActionError("INVALID_ARGUMENT", f"field {key!r} must be a string")
+        elif len(value) > rule[1]:
+            raise ActionError("TOO_LARGE", f"field {key!r} is longer than {rule[1]} characters")
 
 
 def _str(args: dict[str, Any], key: str, default: Any = ...) -> str:
@@ -89,6 +147,7 @@ class Actions:
                               f"known: {', '.join(self.names)}")
         if not isinstance(args, dict):
             raise ActionError("INVALID_ARGUMENT", "action arguments must be an object")
+        check_arguments(action, args)
         return self._handlers[action](action, args)
 
     # -- lookups ------------------------------------------------------------------------
@@ -198,6 +257,9 @@ class Actions:
         vcpu = next((v for vm in self.hyp.vms.values() for v in vm.vcpus if v.id == name), None)
         if vcpu is None:
             raise ActionError("UNKNOWN_VCPU", f"no vCPU named {name!r}")
+        if vcpu.sched is None:  # proxy-scheduled: priority 0 on no pCPU (facts §7.1)
+            raise ActionError("PROXY_SCHEDULED", f"{name} is proxy-scheduled: it runs only "
+                              "inside its owner's vcpu_run, at no priority of its own")
         priority = _int(args, "priority", 0, VCPU_MAX_PRIORITY)
         action_id = self._record(action, args)
         old = vcpu.priority

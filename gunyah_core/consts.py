@@ -165,6 +165,12 @@ SCHEDULER_MIN_TIMESLICE_NS = 100_000
 SCHEDULER_MAX_TIMESLICE_NS = 100_000_000
 CPU_INDEX_INVALID = -1
 ROOTVM_PRIORITY = 32  # RM vm_config.c
+# scheduler_yield control (hyp/interfaces/scheduler/scheduler.tc): 15:0 hint, 31 impl_def.
+SCHEDULER_YIELD_CONTROL_HINT_MASK = 0xFFFF
+SCHEDULER_YIELD_CONTROL_IMPL_DEF = 1 << 31
+SCHEDULER_YIELD_HINT_YIELD = 0x0
+SCHEDULER_YIELD_HINT_YIELD_TO_THREAD = 0x1  # arg1 = the thread's cap (YIELD_TO right)
+SCHEDULER_YIELD_HINT_YIELD_LOWER = 0x2  # ARGUMENT_INVALID in FPRR
 PROXY_VCPU_PRIORITY = 0
 PROXY_VCPU_TIMESLICE_NS = 100_000
 
@@ -173,6 +179,11 @@ VMID_HLOS = 0x3
 VMID_DYNAMIC_BASE = 0x80
 VMID_DYNAMIC_LAST = 0xBE
 VMID_RM = 0xFF
+# Static secondary VMIDs VM_ALLOCATE may name (bit n = vmid n, n < 64): a platform list.
+# The model uses the RM's QEMU platform (platform_qemu.c platform_get_secondary_vmids):
+# vmids 4..31.
+VMID_SECONDARY_LIMIT = 64
+RM_PLATFORM_SECONDARY_VMIDS = 0xFFFF_FFF0
 
 # --- RM link (RM vm_config_hlos_vdevices_setup) ---
 RM_RPC_MESSAGE_SIZE = 240

@@ -8,6 +8,7 @@ numbers mean nothing outside their CSpace. Lookup fails in Gunyah's own order
 
 from __future__ import annotations
 
+import heapq
 import random
 from dataclasses import dataclass, field
 
@@ -53,6 +54,7 @@ class CSpace:
             # it to 48 bits so that capids survive JavaScript's 53-bit numbers intact.
             self._base = rng.randrange(0, 1 << CAPID_BASE_BITS)
         self._slots: list[Cap | None] = []
+        self._free: list[int] = []  # heap of emptied slot indexes: the first is reused first
         self._by_id: dict[int, Cap] = {}  # capid -> cap: the hot path skips decoding
 
     # -- encoding ---------------------------------------------------------------
@@ -73,14 +75,17 @@ class CSpace:
     def create(self, obj: KObject, rights: int, master: bool = True) -> int:
         """Put a new cap in the first free slot; CSPACE_FULL when there is none."""
         cap = Cap(obj, int(rights), master)
-        index = next((i for i, slot in enumerate(self._slots) if slot is None), None)
-        if index is None:
+        # A heap of emptied slots, not a scan: filling a CSpace to CSPACE_MAX_CAPS stays
+        # linear (cspace_twolevel.c cspace_allocate_cap_slot: cap_count == max_caps ->
+        # CSPACE_FULL).
+        if self._free:
+            index = heapq.heappop(self._free)
+            self._slots[index] = cap
+        else:
             if len(self._slots) >= CSPACE_MAX_CAPS:
                 raise HypError(Error.CSPACE_FULL)
             self._slots.append(cap)
             index = len(self._slots) - 1
-        else:
-            self._slots[index] = cap
         capid = self._encode(index)
         self._by_id[capid] = cap
         return capid
@@ -146,6 +151,7 @@ class CSpace:
         if index >= len(self._slots) or self._slots[index] is None:
             raise HypError(Error.CSPACE_CAP_NULL)
         self._slots[index] = None
+        heapq.heappush(self._free, index)
         del self._by_id[capid]
 
     def table(self, rights_names: dict[ObjectType, type]) -> list[dict]:

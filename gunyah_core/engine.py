@@ -18,12 +18,26 @@ _T, _PRIO, _SEQ, _ACTION, _ARGS = range(5)
 NO_LIMIT = 1 << 62
 PRIO_URGENT = 0
 PRIO_NORMAL = 1
+# A model whose clock stops while events keep coming (a guest loop that takes no time)
+# would run forever; this many events at one simulated instant means it has stopped
+# making progress. Booting a full machine takes a few hundred. The simulator's choice.
+MAX_EVENTS_AT_ONE_TIME = 100_000
+
+
+class NoProgressError(RuntimeError):
+    """The clock stopped while events kept coming: the run cannot finish."""
+
+    def __init__(self, now: int, events: int) -> None:
+        super().__init__(f"no progress: {events} events at {now} ns without simulated time "
+                         f"passing (a program that does no work, e.g. work_ns 0?)")
+        self.now = now
 
 
 class Engine:
     """Simulated clock plus a heap of pending actions; O(log n) per event."""
 
-    __slots__ = ("now", "_heap", "_seq", "processed", "horizon", "step_limit")
+    __slots__ = ("now", "_heap", "_seq", "processed", "horizon", "step_limit",
+                 "_still_since")
 
     def __init__(self) -> None:
         self.now = 0
@@ -34,6 +48,7 @@ class Engine:
         # queued event and not past this time; step() sets it to -1 so nothing runs ahead.
         self.horizon = -1
         self.step_limit = NO_LIMIT  # run() stops once ``processed`` reaches it
+        self._still_since = 0       # ``processed`` when the clock last moved (step())
 
     def schedule(
         self, delay_ns: int, action: Callable[..., None], *args: Any, prio: int = PRIO_NORMAL
@@ -70,6 +85,11 @@ class Engine:
             action = entry[_ACTION]
             if action is None:
                 continue
+            if entry[_T] != self.now:
+                self._still_since = self.processed
+            elif self.processed - self._still_since >= MAX_EVENTS_AT_ONE_TIME:
+                heapq.heappush(heap, entry)  # left as it was: the error is the answer
+                raise NoProgressError(self.now, MAX_EVENTS_AT_ONE_TIME)
             self.now = entry[_T]
             self.processed += 1
             action(*entry[_ARGS])
@@ -78,12 +98,26 @@ class Engine:
 
     def run(self, until_ns: int | None = None, max_steps: int | None = None) -> None:
         """Run every event due at or before ``until_ns`` (all of them when None), stopping
-        once ``processed`` reaches ``max_steps``: replays stop at an exact step this way."""
+        once ``processed`` reaches ``max_steps``: replays stop at an exact step this way.
+
+        NoProgressError once MAX_EVENTS_AT_ONE_TIME events ran without the clock moving;
+        checked between chunks of that many events, so the loop itself pays nothing.
+        """
+        last = max_steps if max_steps is not None else NO_LIMIT
+        limit = until_ns if until_ns is not None else NO_LIMIT
+        while True:
+            started_at, started = self.now, self.processed
+            self._run_chunk(limit, min(last, started + MAX_EVENTS_AT_ONE_TIME))
+            if self.processed - started < MAX_EVENTS_AT_ONE_TIME or self.processed >= last:
+                return
+            if self.now == started_at:  # the clock never goes back: all ran at one time
+                raise NoProgressError(self.now, self.processed - started)
+
+    def _run_chunk(self, limit: int, step_limit: int) -> None:
         heap = self._heap
         pop = heapq.heappop
-        limit = until_ns if until_ns is not None else NO_LIMIT
         self.horizon = limit
-        self.step_limit = max_steps if max_steps is not None else NO_LIMIT
+        self.step_limit = step_limit
         try:
             # ``while True`` with breaks, not ``while heap and ...``: CPython 3.11
             # specialises bytecode only after enough calls or unconditional backward
@@ -106,6 +140,7 @@ class Engine:
         finally:
             self.horizon = -1
             self.step_limit = NO_LIMIT
+            self._still_since = self.processed  # step() counts afresh from here
 
     def run_ahead(self, delay_ns: int) -> bool:
         """Advance the clock by ``delay_ns`` as one processed event, if that event would

@@ -17,10 +17,11 @@ ERROR_OK = Error.OK
 class HypError(Exception):
     """A Gunyah error raised by object code; carries the real ``error_t``."""
 
-    def __init__(self, error: Error, detail: str = "") -> None:
+    def __init__(self, error: Error, detail: str = "", ret: dict[str, Any] | None = None) -> None:
         super().__init__(f"{error.name}{': ' + detail if detail else ''}")
         self.error = error
         self.detail = detail
+        self.ret = ret  # output registers the call still returns with this error
 
 
 class HypResult:

@@ -27,6 +27,7 @@ MSGQUEUE_FULL = Error.MSGQUEUE_FULL  # a plain name, as ERROR_OK: tested on ever
 DEFAULT_PERIOD_NS = 200_000
 DEFAULT_MSG_SIZE = 64
 ALL_FLAGS = DOORBELL_FLAGS_MASK
+IRQFD_FLAG = 1  # the flag Linux's irqfd sends and, when level, masks and acks (bit 0)
 RM_LINK_LABEL = "rm:"
 
 
@@ -280,18 +281,27 @@ class Consumer(Guest):
 
 
 class DoorbellRinger(Guest):
-    """Rings its doorbell with ``flags`` every ``period_ns``."""
+    """Rings its doorbell with ``flags`` every ``period_ns``.
+
+    ``irqfd``: ring as Linux's irqfd injects a guest interrupt (LX ``gunyah_irqfd.c``,
+    facts §4): always ``bell_send(1)``; a "level" irqfd first calls ``bell_set_mask(1,
+    1)`` in ``gunyah_irqfd_populate`` so that bit 0 raises the vIRQ and clears itself at
+    once; an "edge" one sets neither mask (one interrupt per send is enough; facts §11.2)."""
 
     program = "ringer"
 
     def __init__(self, vm: Vm, params: dict[str, Any]) -> None:
         super().__init__(vm, params)
         self.bell = self.need("DOORBELL_SRC", params.get("doorbell"))
-        self.flags = params.get("flags", 1)
+        self.irqfd = params.get("irqfd")
+        self.flags = IRQFD_FLAG if self.irqfd else params.get("flags", 1)
         self.period = params.get("period_ns", DEFAULT_PERIOD_NS)
         self.count = params.get("count")
 
     def run(self, vcpu: Vcpu):
+        if self.irqfd == "level":
+            yield hvc("doorbell_mask", capid=self.bell["capid"], enable_mask=IRQFD_FLAG,
+                      ack_mask=IRQFD_FLAG)
         while self.count is None or self.sent < self.count:
             yield hvc("doorbell_send", capid=self.bell["capid"], new_flags=self.flags)
             self.sent += 1

@@ -18,6 +18,10 @@ from .consts import (
     SCHEDULER_MAX_TIMESLICE_NS,
     SCHEDULER_MIN_PRIORITY,
     SCHEDULER_MIN_TIMESLICE_NS,
+    SCHEDULER_YIELD_CONTROL_HINT_MASK,
+    SCHEDULER_YIELD_CONTROL_IMPL_DEF,
+    SCHEDULER_YIELD_HINT_YIELD,
+    SCHEDULER_YIELD_HINT_YIELD_TO_THREAD,
     VCPU_MAX_PRIORITY,
     DoorbellRights,
     Error,
@@ -66,6 +70,10 @@ TYPE_MSGQUEUE = ObjectType.MSGQUEUE
 MSGQUEUE_PUSH_DOCUMENTED = None
 
 Handler = Callable[["HypercallTable", "Vcpu", dict[str, Any]], dict[str, Any] | None]
+
+# A handler returns this when its call returns later (vcpu_run that yields to its
+# target): the ``hvc`` event is traced then, with the real result (scheduler._switch).
+RETURNS_LATER: dict[str, Any] = {}
 _TABLE: dict[str, tuple[int | None, Handler]] = {}
 
 
@@ -109,9 +117,18 @@ class HypercallTable:
         try:
             if entry is None:
                 raise HypError(Error.UNIMPLEMENTED, f"no hypercall {name!r}")
-            result = HypResult(ERROR_OK, entry[1](self, vcpu, args) or {})
+            ret = entry[1](self, vcpu, args)
+            if ret is RETURNS_LATER:
+                if self.trace.on:
+                    vcpu.pending_hvc = (name, HVC_IMM_BASE + entry[0], _printable(args),
+                                        action)
+                return HypResult(ERROR_OK, {})  # replaced by the result when it returns
+            result = HypResult(ERROR_OK, ret or {})
         except HypError as err:
-            result = HypResult(err.error, {"detail": err.detail} if err.detail else {})
+            ret = dict(err.ret) if err.ret else {}
+            if err.detail:
+                ret["detail"] = err.detail
+            result = HypResult(err.error, ret)
         trace = self.trace
         if trace.on:
             number = entry[0] if entry else None
@@ -214,16 +231,32 @@ def _bell_mask(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
 # --- vCPUs and the scheduler -------------------------------------------------------------------
 @hypercall("scheduler_yield", 0x3B)
 def _sched_yield(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
-    if _arg(args, "control", 0) != 0:
-        raise HypError(Error.ARGUMENT_INVALID, "only the plain yield hint is modelled")
-    vcpu.sched.yield_()
+    """facts §7.1 "scheduler_yield hints"; H-SRC scheduler_fprr/src/hypercalls.c
+    ``hypercall_scheduler_yield``: impl_def set or hint 2 (yield_lower) or an unknown
+    hint -> ARGUMENT_INVALID; hint 1 looks up ``arg1`` as a thread cap with YIELD_TO
+    and yields to it unless it is the caller itself."""
+    control = _arg(args, "control", 0)
+    if control & SCHEDULER_YIELD_CONTROL_IMPL_DEF:
+        raise HypError(Error.ARGUMENT_INVALID, "implementation-defined yield hints")
+    hint = control & SCHEDULER_YIELD_CONTROL_HINT_MASK
+    if hint == SCHEDULER_YIELD_HINT_YIELD:
+        vcpu.sched.yield_(vcpu)
+    elif hint == SCHEDULER_YIELD_HINT_YIELD_TO_THREAD:
+        target = vcpu.vm.cspace.lookup(_arg(args, "arg1", 0), ObjectType.THREAD,
+                                       THREAD_YIELD_TO)
+        if target is not vcpu:
+            vcpu.sched.yield_to(vcpu, target)
+    else:
+        raise HypError(Error.ARGUMENT_INVALID, f"yield hint {hint} is not supported by FPRR")
 
 
 def _thread_config(table: HypercallTable, vcpu: Vcpu, args: dict, right: int) -> Any:
-    thread = vcpu.vm.cspace.lookup(_arg(args, "capid"), ObjectType.THREAD, right, active=False)
+    return vcpu.vm.cspace.lookup(_arg(args, "capid"), ObjectType.THREAD, right, active=False)
+
+
+def _still_init(thread: Any) -> None:
     if thread.state is not ObjectState.INIT:
         raise HypError(Error.OBJECT_STATE, "priority and timeslice are set before activation")
-    return thread
 
 
 @hypercall("vcpu_run", 0x65)
@@ -235,25 +268,32 @@ def _vcpu_run(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
     if len(target.blocked) > 1:  # it cannot run now: say why, at once
         return state_of_stopped(target, BLOCK_VCPU_OFF, BLOCK_VCPU_WFI).ret
     vcpu.sched.donate(vcpu, target)
-    # The real return registers come when the target stops (a vcpu.run "exit" event).
-    return {"yielded_to": target.id}
+    # The call returns when the target stops and the caller runs again: its hvc event,
+    # with state and data words, is traced then (facts §7.2; vcpu_run.c returns after
+    # scheduler_yield_to comes back).
+    return RETURNS_LATER
 
 
 @hypercall("vcpu_set_priority", 0x46)
 def _vcpu_set_priority(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
+    """The source's order (H-SRC vcpu/aarch64/src/hypercalls.c ``hypercall_vcpu_set_priority``):
+    the cap, then DENIED above VCPU_MAX_PRIORITY (62), then OBJECT_STATE unless INIT
+    (facts §7.1). ``priority_t`` is a u32, so a negative value is a huge one: DENIED."""
     thread = _thread_config(table, vcpu, args, THREAD_PRIORITY)
     priority = _arg(args, "priority")
-    if priority < SCHEDULER_MIN_PRIORITY:  # facts sheet silent: a negative one is no priority
-        raise HypError(Error.ARGUMENT_INVALID, "priority must be 0..62")
-    if priority > VCPU_MAX_PRIORITY:
-        raise HypError(Error.DENIED, "vCPUs may use at most priority 62")
+    if not SCHEDULER_MIN_PRIORITY <= priority <= VCPU_MAX_PRIORITY:
+        raise HypError(Error.DENIED, f"vCPUs may use at most priority {VCPU_MAX_PRIORITY}")
+    _still_init(thread)
     thread.priority = priority
 
 
 @hypercall("vcpu_set_timeslice", 0x47)
 def _vcpu_set_timeslice(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
+    """H-SRC ``hypercall_vcpu_set_timeslice``: OBJECT_STATE unless INIT comes first, then
+    ``scheduler_set_timeslice`` refuses a value outside 100 us .. 100 ms."""
     thread = _thread_config(table, vcpu, args, THREAD_TIMESLICE)
     timeslice = _arg(args, "timeslice_ns")
+    _still_init(thread)
     if not SCHEDULER_MIN_TIMESLICE_NS <= timeslice <= SCHEDULER_MAX_TIMESLICE_NS:
         raise HypError(Error.ARGUMENT_INVALID, "timeslice must be 100 us .. 100 ms")
     thread.timeslice_ns = timeslice

@@ -44,6 +44,11 @@ def preview(payload: Any) -> str:
     return str(payload)[:PAYLOAD_PREVIEW_CHARS]
 
 
+# What msgqueue_send_msg / msgqueue_receive_msg return beside FULL / EMPTY (H-SRC).
+NOT_FULL_FALSE = {"not_full": False}
+NOT_EMPTY_FALSE = {"size": 0, "not_empty": False}
+BUFFER_TOO_SMALL = {"size": 0, "not_empty": True}  # the message is still queued
+
 # A queued message is a plain tuple (one is made per send, so it is kept cheap) with
 # this layout; its id and send time let a view follow and scrub it.
 MSG_ID, MSG_SIZE, MSG_PAYLOAD, MSG_SENT_NS = range(4)
@@ -70,14 +75,21 @@ class Msgq(KObject):
         # Defaults at activation (H-SRC): not-empty 1, not-full depth - 1.
         self.notempty_thd = 1
         self.notfull_thd = depth - 1
-        self.rx_source = VirqSource(f"msgq:{name}:rx", self._rx_pending)
-        self.tx_source = VirqSource(f"msgq:{name}:tx", self._tx_pending)
+        self.rx_source = VirqSource(f"msgq:{name}:rx", self._rx_pending, self._rx_why)
+        self.tx_source = VirqSource(f"msgq:{name}:tx", self._tx_pending, self._tx_why)
 
     def _rx_pending(self) -> bool:
         return len(self.items) >= self.notempty_thd
 
     def _tx_pending(self) -> bool:
         return len(self.items) <= self.notfull_thd
+
+    def _rx_why(self) -> dict[str, int]:
+        """What a traced Rx assert carries: the count and the threshold it met."""
+        return {"depth": len(self.items), "notempty_thd": self.notempty_thd}
+
+    def _tx_why(self) -> dict[str, int]:
+        return {"depth": len(self.items), "notfull_thd": self.notfull_thd}
 
     @property
     def count(self) -> int:
@@ -88,19 +100,22 @@ class Msgq(KObject):
 
         ``new_msg_id`` hands out the id a view follows from send to receive.
 
-        Raises ARGUMENT_SIZE (0 or above max size), MSGQUEUE_FULL (count == depth).
+        Raises MSGQUEUE_FULL (count == depth) with not_full = false, checked *before*
+        the size, so a full queue answers it even to an oversized send; then
+        ARGUMENT_SIZE (0 or above max size) (facts §3.2; H-SRC msgqueue_common.c
+        ``msgqueue_send_msg``).
         """
-        if not 0 < size <= self.max_size:
-            raise HypError(Error.ARGUMENT_SIZE, f"size {size} not in 1..{self.max_size}")
         items = self.items
         if len(items) >= self.depth:
-            raise HypError(Error.MSGQUEUE_FULL)
+            raise HypError(Error.MSGQUEUE_FULL, ret=NOT_FULL_FALSE)
+        if not 0 < size <= self.max_size:
+            raise HypError(Error.ARGUMENT_SIZE, f"size {size} not in 1..{self.max_size}")
         msg_id = new_msg_id()  # only accepted messages get an id
         items.append((msg_id, size, payload, now))
         count = len(items)
         if self.trace.on:
             self.trace.msgq_send(self.name, self.sender, self.receiver, size, msg_id, count,
-                                 push, preview(payload))
+                                 push, preview(payload), self.notempty_thd)
         if push or count == self.notempty_thd:
             self.rx_source.assert_()
         return count < self.depth
@@ -109,17 +124,22 @@ class Msgq(KObject):
         """Take the head message: ``(msg, size, payload, not_empty)``; assert Tx when the
         count falls to the not-full threshold.
 
-        Raises MSGQUEUE_EMPTY, ADDR_OVERFLOW (buffer smaller than the message; it stays).
+        Raises MSGQUEUE_EMPTY, then ARGUMENT_SIZE when the buffer is smaller than the
+        message, which stays queued: the error the source's copy routine gives (H-SRC
+        useraccess.c ``useraccess_copy_to_guest_va``, called by msgqueue_common.c
+        ``msgqueue_receive_msg``); H-API says ADDR_OVERFLOW (facts §3.2, §11: the source
+        that runs is followed). X1/X2 stay size 0, not_empty true, as the source leaves them.
         """
         items = self.items
         if not items:
-            raise HypError(Error.MSGQUEUE_EMPTY)
+            raise HypError(Error.MSGQUEUE_EMPTY, ret=NOT_EMPTY_FALSE)
         if buf_size < items[0][MSG_SIZE]:
-            raise HypError(Error.ADDR_OVERFLOW, "receive buffer too small")
+            raise HypError(Error.ARGUMENT_SIZE, "receive buffer too small", BUFFER_TOO_SMALL)
         msg, size, payload, _ = items.popleft()
         count = len(items)
         if self.trace.on:
-            self.trace.msgq_recv(self.name, self.sender, self.receiver, size, msg, count)
+            self.trace.msgq_recv(self.name, self.sender, self.receiver, size, msg, count,
+                                 self.notfull_thd)
         if count == self.notfull_thd:
             self.tx_source.assert_()
         return msg, size, payload, count > 0
@@ -149,13 +169,18 @@ class Msgq(KObject):
         return dropped
 
     def configure_send(self, notfull_thd: int, delay: int = MSGQUEUE_DELAY_UNCHANGED) -> None:
-        """Set the not-full threshold; Tx follows the new level at once."""
+        """Set the not-full threshold; Tx follows the new level at once.
+
+        -1 (unchanged) changes nothing and asserts or clears nothing (facts §3.3;
+        H-SRC msgqueue.c ``msgqueue_configure_send`` re-checks only after a real set).
+        """
         if delay != MSGQUEUE_DELAY_UNCHANGED:
             raise HypError(Error.UNIMPLEMENTED, "not-full delay timer")
-        if notfull_thd != MSGQUEUE_THRESHOLD_UNCHANGED:
-            if not 0 <= notfull_thd < self.depth:
-                raise HypError(Error.ARGUMENT_INVALID, "not-full threshold must be < depth")
-            self.notfull_thd = notfull_thd
+        if notfull_thd == MSGQUEUE_THRESHOLD_UNCHANGED:
+            return
+        if not 0 <= notfull_thd < self.depth:
+            raise HypError(Error.ARGUMENT_INVALID, "not-full threshold must be < depth")
+        self.notfull_thd = notfull_thd
         self._emit_config()
         if self._tx_pending():
             self.tx_source.assert_()
@@ -163,14 +188,19 @@ class Msgq(KObject):
             self.tx_source.clear()
 
     def configure_receive(self, notempty_thd: int, delay: int = MSGQUEUE_DELAY_UNCHANGED) -> None:
-        """Set the not-empty threshold (-2 = depth); Rx follows the new level at once."""
+        """Set the not-empty threshold; Rx follows the new level at once.
+
+        -1 (unchanged) does nothing; -2 (maximum) sets it to the depth *without*
+        re-checking Rx (facts §3.3; H-SRC msgqueue.c ``msgqueue_configure_receive``).
+        """
         if delay != MSGQUEUE_DELAY_UNCHANGED:
             raise HypError(Error.UNIMPLEMENTED, "not-empty delay timer")
         if notempty_thd == MSGQUEUE_THRESHOLD_UNCHANGED:
-            self._emit_config()
             return
         if notempty_thd == MSGQUEUE_THRESHOLD_MAXIMUM:
-            notempty_thd = self.depth
+            self.notempty_thd = self.depth
+            self._emit_config()
+            return
         if not 0 < notempty_thd <= self.depth:
             raise HypError(Error.ARGUMENT_INVALID, "not-empty threshold must be 1..depth")
         self.notempty_thd = notempty_thd

@@ -4,10 +4,17 @@ One JSON Schema (``scenario.schema.json``, published for editors) validates the
 shape; a second pass checks what a schema cannot (names that must exist, pCPU
 indexes). Every error names the field and, for files, the line. YAML is a superset
 of JSON, so one loader reads both.
+
+Text comes from outside (an upload, a file), so the loader bounds what a few bytes can
+grow into before anything is built: YAML aliases (a "billion laughs" expands 300 bytes
+into gigabytes), nesting depth (Python recursion), integer digits (CPython refuses to
+convert more than 4300), and the size of any value quoted back in an error.
 """
 
 from __future__ import annotations
 
+import math
+import string
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -19,6 +26,15 @@ import yaml
 PRESET_DIR = "presets"
 SCHEMA_FILE = "scenario.schema.json"
 MAX_SCENARIO_BYTES = 256 * 1024
+# Bounds on what the text may expand into (the simulator's choices; docs/limits.md).
+MAX_YAML_ALIASES = 32            # a scenario repeats a block (e.g. params) a few times
+MAX_EXPANDED_CHARS = 4 * MAX_SCENARIO_BYTES  # scalar characters once aliases are expanded
+MAX_NESTING_DEPTH = 32           # the schema's deepest value is 6 levels down
+MAX_INTEGER_DIGITS = 40          # the schema's largest integer, 2**64 - 1, has 20 digits
+                                 # (hex and binary digits count as digits too)
+MAX_SHOWN_CHARS = 60             # a value quoted in an error message, at most
+MAX_MESSAGE_CHARS = 300          # an error message, at most
+MAX_SEED = 2**63 - 1             # seeds are 0..2**63 - 1 everywhere (file, CLI, web)
 
 
 class ScenarioError(ValueError):
@@ -30,6 +46,123 @@ class ScenarioError(ValueError):
         where = source + (f":{line}" if line else "")
         parts = [p for p in (where, path) if p]
         super().__init__(": ".join([*parts, message]))
+
+
+def shorten(text: str, limit: int = MAX_SHOWN_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """Text that is valid YAML but beyond one of the bounds above."""
+
+    def __init__(self, problem: str, mark: Any) -> None:
+        super().__init__(problem=problem, problem_mark=mark)
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that refuses, while composing, what would expand beyond the bounds.
+
+    PyYAML's composer returns the anchored node again for each alias, so the node graph
+    stays small while the constructed value can be exponential; it also recurses once
+    per nesting level. Both are checked here, before construction.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._aliases = 0
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_YAML_ALIASES:
+                raise _Refused(f"more than {MAX_YAML_ALIASES} aliases (*name)",
+                              self.peek_event().start_mark)
+        self._depth += 1
+        try:
+            if self._depth > MAX_NESTING_DEPTH:
+                raise _Refused(f"nested deeper than {MAX_NESTING_DEPTH} levels",
+                              self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_yaml_int(self, node: Any) -> int:
+        digits = sum(c in string.hexdigits for c in str(node.value).lower().lstrip("+-0bx"))
+        if digits > MAX_INTEGER_DIGITS:
+            raise _Refused(f"an integer of {digits} digits (at most {MAX_INTEGER_DIGITS})",
+                          node.start_mark)
+        return super().construct_yaml_int(node)
+
+
+_BoundedLoader.add_constructor("tag:yaml.org,2002:int", _BoundedLoader.construct_yaml_int)
+
+
+def _expanded_chars(root: Any) -> int:
+    """Scalar characters of the tree with every alias expanded, without expanding it
+    (each shared node is measured once); stops counting past the bound."""
+    sizes: dict[int, int] = {}
+
+    def size(node: Any) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        if isinstance(node, yaml.ScalarNode):
+            total = len(node.value) + 1
+        else:
+            children = (node.value if isinstance(node, yaml.SequenceNode)
+                        else [n for pair in node.value for n in pair])
+            total = 1
+            for child in children:
+                total += size(child)
+                if total > MAX_EXPANDED_CHARS:
+                    break
+        sizes[id(node)] = total
+        return total
+
+    return size(root)  # recursion is bounded by MAX_NESTING_DEPTH
+
+
+def _compose(text: str) -> tuple[Any, Any]:
+    """(node, data) of one YAML document, within the bounds above."""
+    loader = _BoundedLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is not None and _expanded_chars(node) > MAX_EXPANDED_CHARS:
+            raise _Refused(f"aliases expand it beyond {MAX_EXPANDED_CHARS} characters",
+                          node.start_mark)
+        return node, (loader.construct_document(node) if node is not None else None)
+    finally:
+        loader.dispose()
+
+
+def _strict_integer(_checker: Any, value: Any) -> bool:
+    """JSON Schema's integer admits 2.0; a count of vCPUs must be a real int."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _finite_number(_checker: Any, value: Any) -> bool:
+    """NaN passes minimum and maximum (every comparison is false); refuse it here."""
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine_many(
+        {"integer": _strict_integer, "number": _finite_number}))
+
+
+def _schema_message(err: jsonschema.ValidationError) -> str:
+    """jsonschema's message, with the offending value (its repr) cut short."""
+    message = err.message
+    shown = repr(err.instance)
+    if len(shown) > MAX_SHOWN_CHARS and shown in message:
+        message = message.replace(shown, shorten(shown))
+    return shorten(message, MAX_MESSAGE_CHARS)
 
 
 @dataclass(frozen=True)
@@ -76,21 +209,23 @@ def parse(text: str, source: str = "<scenario>") -> Scenario:
     if len(text.encode("utf-8", "replace")) > MAX_SCENARIO_BYTES:
         raise ScenarioError(f"larger than {MAX_SCENARIO_BYTES} bytes", source=source)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node, data = _compose(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark else None
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ScenarioError(f"not valid YAML/JSON: {problem}", line=line, source=source) from None
+        prefix = "" if isinstance(err, _Refused) else "not valid YAML/JSON: "
+        raise ScenarioError(prefix + shorten(problem, MAX_MESSAGE_CHARS),
+                            line=line, source=source) from None
     if not isinstance(data, dict):
         raise ScenarioError("a scenario must be a mapping (object)", line=1, source=source)
-    validator = jsonschema.Draft202012Validator(schema())
+    validator = _Validator(schema())
     errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         err = errors[0]
         path = list(err.absolute_path)
-        raise ScenarioError(err.message, _path_str(path), _line_of(node, path), source)
+        raise ScenarioError(_schema_message(err), shorten(_path_str(path)),
+                            _line_of(node, path), source)
     config = _with_defaults(data)
     _check_references(config, node, source)
     return Scenario(config, source)

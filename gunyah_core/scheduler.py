@@ -3,8 +3,9 @@
 64 priorities, 0 lowest and 63 highest; a FIFO run list per priority plus a bitmap.
 A higher priority preempts at once; an equal one waits for the timeslice to expire.
 A preempted thread goes back to the *head* of its list keeping what is left of its
-slice; an expired one goes to the tail with a fresh slice (facts §7.1). No automatic
-migration: a vCPU only runs on its affinity pCPU.
+slice; an expired one, or one that wakes from a block, goes to the tail with a fresh
+slice (facts §7.1). No automatic migration: a vCPU only runs on its affinity pCPU.
+Each ``sched.switch`` carries ``slice_ns``: what the incoming thread may run.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from typing import TYPE_CHECKING
 from . import vcpu_run
 from .consts import SCHEDULER_NUM_PRIORITIES
 from .vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_RUN, BLOCK_VCPU_WFI, STATE_OF_BLOCK
-from .vcpu_run import BLOCK_PROXY_CALLER, ProxyRun, VcpuRunState, trace_run
+from .vcpu_run import (
+    BLOCK_PROXY_CALLER,
+    KIND_VCPU_RUN,
+    KIND_YIELD_TO,
+    ProxyRun,
+    VcpuRunState,
+    trace_run,
+)
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -28,6 +36,7 @@ REASON_TIMESLICE = "timeslice"
 REASON_BLOCK = "block"
 REASON_WAKE = "wake"
 REASON_YIELD = "yield"
+REASON_YIELD_TO = "yield_to"
 
 
 class PcpuScheduler:
@@ -82,11 +91,37 @@ class PcpuScheduler:
 
     # -- transitions ------------------------------------------------------------------
     def wake(self, vcpu: Vcpu, reason: str) -> None:
-        """A thread became runnable: run it now, preempt with it, or queue it."""
+        """A thread became runnable: run it now, preempt with it, or queue it.
+
+        It starts a fresh timeslice and joins the *tail* of its list, whatever was left
+        of its old slice when it blocked (facts §7.1 "requeue"; H-SRC scheduler_fprr.c
+        ``add_thread_to_scheduler`` calls ``reset_sched_params`` then ``add_to_runqueue``
+        at the tail).
+        """
+        vcpu.slice_left = vcpu.timeslice_ns
+        self._place(vcpu, reason)
+
+    def _place(self, vcpu: Vcpu, reason: str) -> None:
+        """Run a runnable thread now, preempt with it, or queue it at its list's tail.
+
+        It is compared with the pCPU's *active* thread. During a vcpu_run that is the
+        caller, on whose slice the proxied vCPU (priority 0) runs, not the proxied vCPU
+        (facts §7.1 "wake preemption check"; H-SRC scheduler_fprr.c: the yielder stays
+        ``scheduler->active_thread``, ``add_thread_to_scheduler`` tests ``prio >=
+        active_thread->prio``, ``get_next_target`` switches only on ``prio > active``
+        while the active slice lasts). So a lower or equal priority wake leaves the
+        vcpu_run running; a higher one preempts the caller, whose yield is only
+        suspended (``_preempt_yield``).
+        """
         cur = self.current
-        if self.proxy is not None and cur is self.proxy.target and vcpu.priority > cur.priority:
-            self.end_proxy(VcpuRunState.READY)  # the caller was preempted: vcpu_run returns
-            cur = self.current
+        proxy = self.proxy
+        if proxy is not None and cur is proxy.target:
+            if vcpu.priority > proxy.caller.priority:
+                self._preempt_yield(vcpu)
+            else:
+                vcpu.set_state("ready", reason)
+                self._push(vcpu, head=False)
+            return
         if cur is None:
             self._switch(vcpu, REASON_WAKE + ":" + reason)
         elif vcpu.priority > cur.priority:
@@ -98,8 +133,10 @@ class PcpuScheduler:
 
     def block(self, vcpu: Vcpu, reason: str) -> None:
         """A thread stopped being runnable: take it off the CPU or out of its list."""
+        if vcpu.yielding is not None:
+            self.cancel_yield(vcpu)
         if self.proxy is not None and vcpu is self.proxy.target:
-            self.end_proxy(None)  # the target cannot continue: vcpu_run returns why
+            self.end_proxy(None, block=reason)  # the target cannot continue: say why
             return
         if vcpu is self.current:
             self._switch_out(vcpu, head=None, reason=reason)
@@ -108,16 +145,65 @@ class PcpuScheduler:
             self._remove(vcpu)
             vcpu.set_state(STATE_OF_BLOCK.get(reason, "blocked"), reason)
 
-    def yield_(self) -> None:
-        """scheduler_yield hint 0: let an equal-priority thread run now."""
-        cur = self.current
-        if cur is not None and self.highest_waiting() >= cur.priority:
-            cur.slice_left = cur.timeslice_ns
-            self._switch_out(cur, head=False)
-            self._switch(self._pop_highest(), REASON_YIELD, prev=cur)
+    def yield_(self, vcpu: Vcpu) -> None:
+        """scheduler_yield hint 0 (H-SRC scheduler_fprr.c ``scheduler_yield``; facts §7.1).
+
+        The rest of the slice is discarded (``active_timeslice = 0``), so the thread
+        has expired: it takes a fresh slice and goes to the tail when an equal or
+        higher priority waits, else runs on with the fresh slice. Called by the target
+        of a directed yield, it ends that yield instead (``end_directed_yield``): the
+        yielder resumes (a vcpu_run returns READY).
+        """
+        proxy = self.proxy
+        if proxy is not None and vcpu is proxy.target:
+            self.end_proxy(VcpuRunState.READY)
+            return
+        if vcpu is not self.current:
+            return
+        vcpu.slice_left = vcpu.timeslice_ns
+        if self.highest_waiting() >= vcpu.priority:
+            self._switch_out(vcpu, head=False, fresh=True)
+            self._switch(self._pop_highest(), REASON_YIELD, prev=vcpu)
+        else:
+            self.slice_start = self.engine.now
+            self._arm(self.engine.now + vcpu.slice_left)
+
+    def yield_to(self, caller: Vcpu, target: Vcpu) -> None:
+        """scheduler_yield hint 1: run ``target`` here on the rest of ``caller``'s slice
+        (H-SRC scheduler_fprr.c ``scheduler_yield_to``, ``select_yield_target``).
+
+        Only if ``can_yield_to``: the target's affinity is this pCPU, it is runnable and
+        not running; and not if the caller has a vIRQ pending (``vcpu_pending_wakeup``).
+        Otherwise the call returns at once. The yield lasts until the target blocks or
+        yields, the caller's slice ends or the caller gets a vIRQ; a thread of higher
+        priority than the caller only suspends it (``_preempt_yield``). The target stays
+        in its run list meanwhile and keeps its own slice. Called by the target of a
+        directed yield, it ends that yield. SIMULATOR choice: a target that yields on to
+        a third thread ends the yield rather than redirecting the yielder to it.
+        """
+        proxy = self.proxy
+        if proxy is not None and caller is proxy.target:
+            self.end_proxy(VcpuRunState.READY)
+            return
+        vic = caller.vic
+        if vic is not None and vic.pending and vic.has_pending(caller.index):
+            return
+        if target.sched is not self or target.blocked or target is self.current:
+            return
+        self.proxy = run = ProxyRun(caller, target, KIND_YIELD_TO, target.slice_left)
+        caller.blocked.add(run.caller_block)
+        self._switch_out(caller, head=None, reason=run.caller_block)
+        target.slice_left = caller.slice_left
+        self._switch(target, REASON_YIELD_TO, prev=caller)
 
     def set_priority(self, vcpu: Vcpu, priority: int) -> None:
         """Move a thread to another priority, re-deciding who runs."""
+        proxy = self.proxy
+        if proxy is not None and vcpu in (proxy.caller, proxy.target):
+            vcpu.priority = priority  # the caller stays the active thread: compare with it
+            if self.highest_waiting() > proxy.caller.priority:
+                self._preempt_yield(self._pop_highest())
+            return
         if vcpu is self.current:
             vcpu.priority = priority
             if self.highest_waiting() > priority:
@@ -147,7 +233,7 @@ class PcpuScheduler:
             self._arm(self.slice_end)
             return
         if self.proxy is not None and cur is self.proxy.target:
-            self.end_proxy(VcpuRunState.READY)  # the donated slice is used up
+            self.end_proxy(VcpuRunState.READY, expired=True)  # the donated slice is used up
             return
         cur.slice_left = cur.timeslice_ns
         if self.highest_waiting() >= cur.priority:
@@ -169,15 +255,63 @@ class PcpuScheduler:
         target.blocked.discard(BLOCK_VCPU_RUN)
         self._switch(target, "vcpu_run", prev=caller)
 
-    def end_proxy(self, state: VcpuRunState | None) -> None:
-        """Finish the vcpu_run here: the target is parked again and the caller resumes
-        with the state (None: work it out from why the target stopped)."""
+    def end_proxy(self, state: VcpuRunState | None, expired: bool = False,
+                  block: str | None = None, prev: Vcpu | None = None) -> None:
+        """Finish the directed yield here and resume the caller. For a vcpu_run the
+        target is parked again and the call returns ``state`` (None: work it out from
+        why the target stopped, ``block``); a yield target stays in its run list.
+
+        The target ran on the caller's slice, so the caller is charged for it (H-SRC
+        scheduler_fprr.c ``update_timeslice`` runs on the active thread, the caller).
+        ``expired``: that slice is used up; the caller gets a fresh one and yields to an
+        equal priority at the tail (``get_next_target`` with ``timeslice_expired``).
+        """
         run, self.proxy = self.proxy, None
         target, caller = run.target, run.caller
         was_running = self.current is target
         if was_running:
-            self._switch_out(target, head=None, reason=BLOCK_VCPU_RUN)
+            left = max(0, target.slice_left - (self.engine.now - self.slice_start))
+            self.slice_end = None
+            self.executor.suspend(target)
+            self.current = None
+            caller.slice_left = left
+            if run.kind == KIND_VCPU_RUN:
+                target.slice_left = left
+        if expired:
+            caller.slice_left = caller.timeslice_ns
+        self._stop_target(run, state, block, removed=was_running)
+        caller.blocked.discard(run.caller_block)
+        if was_running:
+            prev = target
+        if caller.blocked:  # e.g. powered off meanwhile
+            if self.current is None:
+                self._switch(self._pop_highest(), f"{REASON_BLOCK}:{run.caller_block}",
+                             prev=prev)
+            return
+        if self.highest_waiting() > caller.priority or (
+                expired and self.highest_waiting() == caller.priority):
+            caller.set_state("ready", REASON_TIMESLICE if expired else REASON_PREEMPT)
+            self._push(caller, head=not expired)
+            self._switch(self._pop_highest(), REASON_TIMESLICE if expired else REASON_PREEMPT,
+                         prev=prev)
         else:
+            self._switch(caller, f"{run.kind}:return", prev=prev)
+
+    def _stop_target(self, run: ProxyRun, state: VcpuRunState | None, block: str | None,
+                     removed: bool) -> None:
+        """The yield is over for its target: a vcpu_run target is parked again and the
+        call's result set (traced as ``vcpu.run`` exit); a yield target keeps its place
+        in its run list and its own slice."""
+        target, caller = run.target, run.caller
+        if run.kind == KIND_YIELD_TO:
+            target.slice_left = run.own_slice
+            if block is not None:
+                self._remove(target)
+                target.set_state(STATE_OF_BLOCK.get(block, "blocked"), block)
+            else:
+                target.set_state("ready", f"{KIND_YIELD_TO}:end")
+            return
+        if not removed:
             self._remove(target)
         target.blocked.add(BLOCK_VCPU_RUN)
         outcome = (vcpu_run.result(state) if state is not None else
@@ -185,13 +319,59 @@ class PcpuScheduler:
         target.set_state(STATE_OF_BLOCK[BLOCK_VCPU_RUN], outcome.ret["state"])
         caller.result = outcome
         trace_run(self, run, "exit", outcome.ret["state"])
-        caller.blocked.discard(BLOCK_PROXY_CALLER)
-        if caller.blocked:
-            return  # e.g. powered off meanwhile
-        if self.current is None and self.highest_waiting() <= caller.priority:
-            self._switch(caller, "vcpu_run:return", prev=target if was_running else None)
+
+    def _preempt_yield(self, by: Vcpu) -> None:
+        """A thread above the caller preempts it in the middle of a directed yield.
+
+        The caller goes to the head of its list with the rest of its slice and stays
+        *yielding*: when it is picked again, its yield resumes (H-SRC scheduler_fprr.c:
+        ``scheduler_yielding`` is left set, ``get_next_target`` requeues the caller at
+        the head, ``select_yield_target`` yields to the target again). A vcpu_run does
+        not return for this (H-API says it returns when the caller is preempted: the
+        source that runs is followed; facts §7.2).
+        """
+        run, self.proxy = self.proxy, None
+        target, caller = run.target, run.caller
+        caller.slice_left = max(0, target.slice_left - (self.engine.now - self.slice_start))
+        self.slice_end = None
+        self.executor.suspend(target)
+        self.current = None
+        target.slice_left = run.own_slice if run.kind == KIND_YIELD_TO else caller.slice_left
+        target.set_state("ready", REASON_PREEMPT)
+        if run.kind == KIND_VCPU_RUN:
+            trace_run(self, run, "preempted", "running")
+        caller.blocked.discard(run.caller_block)
+        caller.yielding = run
+        caller.set_state("ready", REASON_PREEMPT)
+        self._push(caller, head=True)
+        self._switch(by, REASON_PREEMPT, prev=target)
+
+    def _resume_yield(self, caller: Vcpu, prev: Vcpu | None) -> None:
+        """The caller of a preempted directed yield is picked again: it yields to its
+        target again if it still can (``can_yield_to``), else the yield ends and the
+        caller runs (H-SRC scheduler_fprr.c ``select_yield_target``)."""
+        run, caller.yielding = caller.yielding, None
+        target = run.target
+        self.proxy = run
+        caller.blocked.add(run.caller_block)
+        if target.blocked or (run.kind == KIND_YIELD_TO and target.sched is not self):
+            self.end_proxy(None, block=min(target.blocked) if target.blocked else None,
+                           prev=prev)
+            return
+        caller.set_state(STATE_OF_BLOCK[run.caller_block], f"{run.kind}:resume")
+        if run.kind == KIND_YIELD_TO:
+            run.own_slice = target.slice_left
         else:
-            self.wake(caller, "vcpu_run:return")
+            trace_run(self, run, "resume", "running")
+        target.slice_left = caller.slice_left
+        self._switch(target, run.kind, prev=prev)
+
+    def cancel_yield(self, caller: Vcpu) -> None:
+        """End the suspended directed yield of a caller waiting in a run list: it got a
+        vIRQ (H-SRC ``scheduler_fprr_handle_vcpu_wakeup`` clears ``scheduler_yielding``)
+        or it blocks; a vcpu_run then returns READY when the caller runs."""
+        run, caller.yielding = caller.yielding, None
+        self._stop_target(run, VcpuRunState.READY, None, removed=False)
 
     # -- the context switch --------------------------------------------------------------
     def _switch_out(self, vcpu: Vcpu, head: bool | None, reason: str = "",
@@ -210,19 +390,38 @@ class PcpuScheduler:
             self._push(vcpu, head)
 
     def _switch(self, nxt: Vcpu | None, reason: str, prev: Vcpu | None = None) -> None:
+        if nxt is not None and nxt.yielding is not None:
+            self._resume_yield(nxt, prev)
+            return
         self.switches += 1
+        if nxt is not None and nxt.slice_left <= 0:
+            nxt.slice_left = nxt.timeslice_ns
         if self.trace.on:
             self.trace.sched_switch(self.index, prev.id if prev else None,
-                                    nxt.id if nxt else None, reason)
+                                    nxt.id if nxt else None, reason,
+                                    nxt.slice_left if nxt else None,
+                                    nxt.priority if nxt else None,
+                                    prev.priority if prev else None,
+                                    prev.slice_left if prev else None)
         self.current = nxt
         if nxt is None:
             return
-        if nxt.slice_left <= 0:
-            nxt.slice_left = nxt.timeslice_ns
+        if nxt.pending_hvc is not None:
+            self._hvc_returns(nxt)
         self.slice_start = self.engine.now
         self._arm(self.slice_start + nxt.slice_left)
         nxt.set_state("running", reason)
         self.executor.resume(nxt)
+
+    def _hvc_returns(self, vcpu: Vcpu) -> None:
+        """A call that yielded (vcpu_run) returns now that its caller runs: its ``hvc``
+        event carries the real result registers (state, data0..2)."""
+        name, call, args, action = vcpu.pending_hvc
+        vcpu.pending_hvc = None
+        if self.trace.on:
+            result = vcpu.result
+            self.trace.hvc(vcpu.vm.name, vcpu.id, name, call, args, result.error.name,
+                           result.ret, action)
 
     def snapshot(self) -> dict:
         return {

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .actions import Actions
+from .actions import ActionError, Actions
 from .builder import build
 from .rm.overlay import hypervisor_node
 from .scenario import Scenario
 from .trace import EventKind, Listener
+
+# Actions one run keeps (a shared link carries them all); the simulator's choice.
+MAX_ACTIONS = 1_000
 
 
 class Simulation:
@@ -85,6 +88,9 @@ class Simulation:
 
     def act(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
         """Apply a user action; ActionError on invalid input. Returns the ack payload."""
+        if len(self.action_log) >= MAX_ACTIONS:
+            raise ActionError("ACTION_LOG_FULL", f"this run has had {MAX_ACTIONS} actions, the "
+                                                 "most one run keeps; reset or load to go on")
         entry = {"seq": self.trace.seq, "step": self.engine.processed, "t": self.engine.now,
                  "action": action, "args": args}
         ack = self.actions.apply(action, args)
@@ -128,7 +134,8 @@ class Simulation:
         config = self.scenario.config
         return {"name": self.scenario.name, "title": config.get("title", self.scenario.name),
                 "description": config.get("description", ""), "seed": self.seed,
-                "images": [image["name"] for image in self.hyp.images]}
+                "images": [image["name"] for image in self.hyp.images],
+                **({"focus": config["focus"]} if "focus" in config else {})}
 
     def snapshot(self) -> dict[str, Any]:
         snap = self.hyp.snapshot()

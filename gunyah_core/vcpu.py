@@ -32,7 +32,7 @@ BLOCK_VCPU_RUN = "vcpu_run"
 
 # What a student sees for a non-runnable vCPU, by the reason that blocked it.
 STATE_OF_BLOCK = {BLOCK_VCPU_OFF: "off", BLOCK_VCPU_WFI: "wfi", BLOCK_VCPU_RUN: "proxy",
-                  "vcpu_run_caller": "vcpu_run"}
+                  "vcpu_run_caller": "vcpu_run", "yield_to_caller": "yielding"}
 
 # Operations a guest generator yields.
 OP_HVC = "hvc"
@@ -77,6 +77,14 @@ class Vcpu(KObject):
         self.wfi_reason = ""
         self.proxy_owner: Vcpu | None = None  # set for a proxy-scheduled vCPU
         self.wakeup: Any = None  # its VCPU_RUN_WAKEUP vIRQ source, in the owner's VIC
+        # The owning VM's cap to this vCPU, in the owner's CSpace (RM vm_config.c
+        # vm_config_add_vcpu: vcpu->owner_cap); None for VMs the RM owns.
+        self.owner_capid: int | None = None
+        # A hypercall that returns when this vCPU runs again (vcpu_run): traced then.
+        self.pending_hvc: tuple | None = None
+        # A directed yield (vcpu_run, scheduler_yield hint 1) this vCPU made that a
+        # higher priority interrupted: it resumes when the vCPU is picked again.
+        self.yielding: Any = None
 
     @property
     def runnable(self) -> bool:
@@ -114,6 +122,8 @@ class Vcpu(KObject):
         sched = self.sched
         if (sched is not None and sched.proxy is not None and sched.proxy.caller is self):
             sched.end_proxy(VcpuRunState.READY)  # interrupted: vcpu_run returns READY
+        elif self.yielding is not None:
+            sched.cancel_yield(self)  # its suspended yield will not resume
 
     def snapshot(self) -> dict[str, Any]:
         return {

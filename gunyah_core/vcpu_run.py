@@ -4,7 +4,13 @@ A proxy-scheduled vCPU carries a permanent ``vcpu_run`` block: it runs only insi
 owner's ``vcpu_run`` call. The call moves it to the caller's pCPU and donates the rest
 of the caller's timeslice to it (a directed yield). The call returns when the target
 cannot continue (WFI -> EXPECTS_WAKEUP, powered off -> POWERED_OFF) or when the caller
-is preempted, interrupted, or its slice ends (READY: "call again"). While the target
+gets a vIRQ or its slice ends (READY: "call again"). The caller stays the pCPU's
+active thread: only a wake of higher priority than the caller preempts it, and even
+then the call does not return: the caller waits at the head of its list and, picked
+again, runs its target on (H-SRC scheduler_fprr.c keeps ``scheduler_yielding``; H-API
+says the call returns when the caller is preempted: the source is followed). A lower
+or equal wake waits in the run list (facts §7.1 "wake preemption check"). The time the
+target runs is charged to the caller's slice. While the target
 waits, a vIRQ for it raises the wakeup vIRQ in the owner's VIC (facts §7.2).
 Simplified: no VMMIO or PSCI exits (states 4-6, 0x100); resume data is ignored.
 """
@@ -24,6 +30,9 @@ if TYPE_CHECKING:
     from .vcpu import Vcpu
 
 BLOCK_PROXY_CALLER = "vcpu_run_caller"  # the caller, while its slice runs the target
+BLOCK_YIELD_CALLER = "yield_to_caller"  # a scheduler_yield hint 1 caller, the same way
+KIND_VCPU_RUN = "vcpu_run"
+KIND_YIELD_TO = "yield_to"
 WFI_WAKEUP_REASON = 1  # data1 of EXPECTS_WAKEUP: woke from WFI (H-SRC)
 
 
@@ -42,10 +51,17 @@ class VcpuRunState(IntEnum):
 
 @dataclass
 class ProxyRun:
-    """One ``vcpu_run`` in progress on a pCPU."""
+    """One directed yield in progress on a pCPU: a ``vcpu_run``, or a ``scheduler_yield``
+    to a thread (``kind``), whose target keeps ``own_slice`` for when it runs itself."""
 
     caller: Vcpu
     target: Vcpu
+    kind: str = KIND_VCPU_RUN
+    own_slice: int = 0
+
+    @property
+    def caller_block(self) -> str:
+        return BLOCK_PROXY_CALLER if self.kind == KIND_VCPU_RUN else BLOCK_YIELD_CALLER
 
 
 def result(state: VcpuRunState, data0: int = 0, data1: int = 0) -> HypResult:

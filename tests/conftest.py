@@ -45,10 +45,12 @@ def _read_serving_line(proc: subprocess.Popen[str], deadline: float) -> str:
 
 
 def start_server(async_mode: str = DEFAULT_ASYNC_MODE,
-                 extra_args: tuple[str, ...] = ()) -> Iterator[str]:
-    """Run app.py on a free loopback port; yield its base URL; stop it afterwards."""
+                 extra_args: tuple[str, ...] = (), log_path: Path | None = None) -> Iterator[str]:
+    """Run app.py on a free loopback port; yield its base URL; stop it afterwards.
+    With ``log_path``, the server's stderr (its log) is written there to be read."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    with tempfile.TemporaryFile(mode="w+") as errlog:
+    log = open(log_path, "w+") if log_path else tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
+    with log as errlog:
         proc = subprocess.Popen(
             [sys.executable, "app.py", "--host", "127.0.0.1", "--port", "0",
              "--async-mode", async_mode, *extra_args],

@@ -19,6 +19,8 @@ from functools import partial
 from typing import Any
 
 from gunyah_core import Simulation, load, parse, preset_names
+from gunyah_core.captions import caption
+from gunyah_core.engine import NoProgressError
 from gunyah_core.exporters import open_writer
 
 from .branches import MAX_HISTORY_EVENTS, Branches  # noqa: F401  (handlers read it here)
@@ -26,17 +28,22 @@ from .budget import DEFAULT_BUDGET, MemoryBudget
 from .eventlog import EventLog, EventQueue
 from .history import HistoryMixin
 from .protocol import (
+    EV_ERROR,
     EV_SNAPSHOT,
     EV_STATUS,
     EV_TRACE,
     MAX_SPEED_NAME,
     MAX_STEP_KIND_SCAN,
+    NO_PROGRESS,
     NOT_FOUND,
     REPLAY_ONLY,
     UNKNOWN_SCENARIO,
     ProtocolError,
+    error,
 )
 
+CAPTIONED_PER_BATCH = 200       # a batch's newest events that carry their caption (a flood's
+                                # older ones, too fast to read, get null: the page asks later)
 TICK_S = 1 / 60                 # pacing period; one sim:trace emit per tick at most
 TICK_BUDGET_EVENTS = 800        # events revealed per tick at most (a browser parses each batch
                                 # on its main thread: small batches keep frames smooth) ...
@@ -56,6 +63,12 @@ NS_PER_S = 1_000_000_000
 ACK_TIMEOUT_S = 5.0             # a trace batch unacked this long no longer holds the window
 Emit = Callable[..., None]      # emit(event, data, callback=None)
 
+
+
+def captions_of(events: list[dict[str, Any]]) -> list[str | None]:
+    """``captions[i]`` for ``events[i]``: the newest CAPTIONED_PER_BATCH, null before them."""
+    skip = max(0, len(events) - CAPTIONED_PER_BATCH)
+    return [None] * skip + [caption(e) for e in events[skip:]]
 
 class Session(HistoryMixin):
     """State of one connection; every public method is safe to call from any task."""
@@ -212,8 +225,9 @@ class Session(HistoryMixin):
     def _send(self, events: list[dict[str, Any]]) -> None:
         if not events:
             return
+        # Captions ride beside the events: the stored trace stays exactly the model's.
         batch = {"first_seq": events[0]["seq"], "last_seq": events[-1]["seq"],
-                 "now_ns": self.view_ns, "events": events}
+                 "now_ns": self.view_ns, "events": events, "captions": captions_of(events)}
         if not self.window:
             self._emit(EV_TRACE, batch)
             return
@@ -237,6 +251,35 @@ class Session(HistoryMixin):
         for batch_id in [b for b, sent in self._inflight.items() if sent < stale]:
             del self._inflight[batch_id]
         return len(self._inflight) >= self.window
+
+    RESEND_BATCH_EVENTS = 2_000  # events per sim:trace batch while a resumed viewer catches up
+
+    def resend(self, after_seq: int) -> dict[str, Any]:
+        """Send a resumed viewer what follows the last event it applied, ``after_seq``,
+        as sim:trace batches: no gap, no repeat (webapp/store.py; design §7). A viewer
+        with nothing (-1, e.g. after a reload) or one this branch cannot continue gets the
+        boot snapshot first, then every kept event. Batches sent to the old connection
+        will never be acknowledged, so they stop holding the flow-control window."""
+        with self._lock:
+            self._inflight.clear()
+            branch = self.branches.current
+            first = next(iter(self.history), None)
+            start = first["seq"] if first is not None else self.last_seq + 1
+            full = after_seq < 0 or after_seq < start - 1 or after_seq > self.last_seq
+            if full:
+                self._emit(EV_SNAPSHOT, self.imported_snapshot if self.imported_snapshot
+                           is not None else self._snapshot_at_start())
+            else:
+                start = after_seq + 1
+            first_sent, sent = start, 0
+            while start <= self.last_seq:
+                page = branch.window(start, self.RESEND_BATCH_EVENTS)
+                if not page:
+                    break
+                self._send(page)
+                sent, start = sent + len(page), page[-1]["seq"] + 1
+            self._emit(EV_STATUS, self._status())
+            return {"from_seq": first_sent, "events": sent, "snapshot": full}
 
     def step(self, count: int | None = None, kind: str | None = None) -> dict[str, Any]:
         """Pause, then reveal `count` events (default 1) or up to the next event of `kind`."""
@@ -393,7 +436,13 @@ class Session(HistoryMixin):
                 started = self._clock()
                 backlogged = self._backlog() > MAX_BACKLOG_PACKETS or self._window_full()
                 if not backlogged:
-                    self._tick(started)
+                    try:
+                        self._tick(started)
+                    except NoProgressError as err:  # the model stalled: stop, say why
+                        self._stop()
+                        self._emit(EV_ERROR, error(NO_PROGRESS, str(err)))
+                        self._emit(EV_STATUS, self._status())
+                        return
             if backlogged:
                 self._tasks.sleep(BACKLOG_WAIT_S)
             elif self.speed == MAX_SPEED_NAME:

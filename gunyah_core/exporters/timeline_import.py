@@ -1,22 +1,67 @@
 """Load a JSONL timeline back, validating it line by line.
 
 A timeline file comes from outside (an upload, a saved run), so nothing is trusted:
-each line must be a JSON object with an integer `seq` and `t` and a string `kind`;
-`seq` must count up by one from the first line and `t` must never go back. Size and
-event count are capped so a hostile file cannot exhaust memory.
+each line must be a JSON object with an integer `seq` and `t` and a `kind` spelled
+like the model's (`area.verb`); a kind the model emits (trace.EventKind) must have
+its fields with their types (docs/trace.md), since exporters and the page read them,
+while other kinds (a newer model's) pass through as opaque events; `seq` must count up
+by one from the first line and `t` must never go back. Size, event count and nesting
+depth are capped so a hostile file cannot exhaust memory or the stack.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterator
 from typing import Any, BinaryIO, TextIO
+
+import jsonschema
+
+from ..trace import ALL_KINDS
 
 #: Largest timeline accepted, in bytes of UTF-8 text.
 MAX_TIMELINE_BYTES = 64 * 1024 * 1024
 #: Most events accepted from one file.
 MAX_TIMELINE_EVENTS = 1_000_000
+#: A value (a kind, a field) quoted in an error, at most this many characters.
+MAX_SHOWN_CHARS = 60
+#: How a kind is spelled: ``area.verb``, lower case.
+KIND_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,31}(\.[a-z][a-z0-9_]{0,31}){0,3}")
+
+_STR, _INT, _DICT, _LIST = (str,), (int,), (dict,), (list,)
+_NAME_OR_NONE = (str, type(None))
+_INT_OR_NONE = (int, type(None))
+_MSGQ = {"msgq": _STR}
+_MSG = {**_MSGQ, "src": _STR, "dst": _STR, "size": _INT, "msg": _INT, "depth": _INT}
+_VIRQ = {"vm": _STR, "virq": _INT, "source": _STR}
+_BELL = {"doorbell": _STR, "flags": _INT}
+#: Fields every event of a kind has (docs/trace.md) that readers rely on, and their types.
+REQUIRED_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "hvc": {"vm": _STR, "vcpu": _STR, "name": _STR, "call": _INT_OR_NONE, "args": _DICT,
+            "result": _STR, "ret": _DICT},
+    "msgq.send": _MSG, "msgq.recv": _MSG,
+    "msgq.flush": _MSGQ, "msgq.push": _MSGQ, "msgq.config": _MSGQ,
+    "virq.assert": _VIRQ, "virq.clear": _VIRQ, "virq.bind": _VIRQ, "virq.unbind": _VIRQ,
+    "virq.deliver": {**_VIRQ, "vcpu": _STR}, "virq.eoi": {**_VIRQ, "vcpu": _STR},
+    "bell.send": _BELL, "bell.recv": _BELL, "bell.mask": _BELL, "bell.reset": _BELL,
+    "sched.switch": {"pcpu": _INT, "prev": _NAME_OR_NONE, "next": _NAME_OR_NONE,
+                     "reason": _STR},
+    "vcpu.state": {"vcpu": _STR, "vm": _STR, "state": _STR, "reason": _STR},
+    "vcpu.priority": {"vcpu": _STR, "vm": _STR, "old": _INT, "priority": _INT},
+    "vcpu.run": {"vm": _STR, "vcpu": _STR, "pcpu": _INT, "stage": _STR},
+    "cap.create": {"vm": _STR, "caps": _LIST},
+    "cap.revoke": {"object": _STR, "count": _INT},
+    "rm.rpc": {"dir": _STR, "name": _STR, "src": _STR, "dst": _STR},
+    "rm.packet": {"src": _STR, "dst": _STR},
+    "vm.state": {"vm": _STR, "state": _STR},
+    "obj.create": {"type": _STR, "name": _STR},
+    "obj.destroy": {"type": _STR, "name": _STR},
+    "sim.snapshot": {"scenario": _DICT, "state": _DICT},
+    "user.action": {"action": _STR, "args": _DICT},
+    **{kind: {"vm": _STR} for kind in ALL_KINDS if kind.startswith("mem.")},
+}
 
 
 class TimelineError(ValueError):
@@ -49,12 +94,55 @@ def _as_text(source: str | bytes | TextIO | BinaryIO) -> TextIO:
     return io.TextIOWrapper(source, encoding="utf-8")  # type: ignore[arg-type]
 
 
+_S = {"type": "string", "maxLength": 200}
+_I = {"type": "integer"}
+_LIST = {"type": "array", "maxItems": 4096}
+
+
+def _objects(props: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A bounded list of objects that have ``props``."""
+    return {**_LIST, "items": {"type": "object", "required": list(props), "properties": props},
+            **extra}
+
+
+#: What a reader draws a machine from (the page's state.js reads exactly these): a
+#: sim.snapshot's ``state`` must have them, so a forged one is refused here, with its
+#: line, rather than thrown in a browser.
+SNAPSHOT_STATE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["now_ns", "trace_seq", "pcpus", "vms", "msgqs", "doorbells"],
+    "properties": {
+        "now_ns": _I, "trace_seq": _I,
+        "pcpus": _objects({"pcpu": _I, "current": {"type": ["string", "null"]}}),
+        "vms": _objects({"name": _S, "vcpus": _objects({"id": _S}), "virqs": _objects({}),
+                         "caps": _objects({"capid": _I, "object": _S})}),
+        "msgqs": _objects({"name": _S, "depth": _I, "items": _objects({})}),
+        "doorbells": _objects({"name": _S}),
+        "memory": {"type": "object", "additionalProperties": _objects({})},
+        "memparcels": _LIST,
+    },
+}
+_SNAPSHOT_VALIDATOR = jsonschema.Draft202012Validator(SNAPSHOT_STATE_SCHEMA)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MAX_SHOWN_CHARS else f"{text[:MAX_SHOWN_CHARS]}..."
+
+
+def _type_names(types: tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", dict: "an object", list: "a list",
+             type(None): "null"}
+    return " or ".join(names[t] for t in types)
+
+
 def parse_event(line: str, line_no: int) -> dict[str, Any]:
     """One line -> one event dict with its required fields checked."""
     try:
         event = json.loads(line, parse_constant=_reject_constant)
-    except ValueError as exc:
-        raise TimelineError(line_no, f"not valid JSON ({exc})") from None
+    except RecursionError:
+        raise TimelineError(line_no, "nested too deeply") from None
+    except ValueError as exc:  # also an integer beyond CPython's 4300 digits
+        raise TimelineError(line_no, f"not valid JSON ({_short(str(exc))})") from None
     if not isinstance(event, dict):
         raise TimelineError(line_no, f"expected a JSON object, got {type(event).__name__}")
     for field in ("seq", "t"):
@@ -65,6 +153,20 @@ def parse_event(line: str, line_no: int) -> dict[str, Any]:
     kind = event.get("kind")
     if not isinstance(kind, str) or not kind:
         raise TimelineError(line_no, "'kind' must be a non-empty string")
+    if not KIND_PATTERN.fullmatch(kind):
+        raise TimelineError(line_no, f"kind {_short(kind)!r} is not spelled area.verb")
+    for field, types in REQUIRED_FIELDS.get(kind, {}).items():
+        if field not in event:
+            raise TimelineError(line_no, f"{kind} event without its field {field!r}")
+        value = event[field]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise TimelineError(line_no, f"{kind} field {field!r} must be {_type_names(types)}")
+    if kind == "sim.snapshot":
+        err = jsonschema.exceptions.best_match(_SNAPSHOT_VALIDATOR.iter_errors(event["state"]))
+        if err is not None:
+            where = ".".join(str(p) for p in err.absolute_path)
+            raise TimelineError(line_no, f"sim.snapshot state{'.' if where else ''}"
+                                         f"{_short(where)}: {_short(err.message)}")
     return event
 
 

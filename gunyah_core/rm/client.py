@@ -1,8 +1,10 @@
 """A Linux-like RM client, as the primary VM's ``gunyah_rsc_mgr`` driver behaves.
 
-Requests get a cyclic 16-bit sequence number; replies are matched on seq and message
-id; PUSH goes on the last fragment; the Rx handler drains until not_empty is false;
-notifications are handed to the guest program. ``call`` is used from a program's main
+Requests get a cyclic 16-bit sequence number from 0 (Linux ``rsc_mgr.c``
+``gunyah_rm_call``: ``xa_alloc_cyclic(..., xa_limit_16b, &rm->next_seq)`` with next_seq
+starting at 0, facts §5.1); replies are matched on seq and message id; PUSH goes on
+the last fragment; the Rx handler drains until not_empty is false; notifications are
+handed to the guest program. ``call`` is used from a program's main
 flow (it waits in WFI for the reply); ``send`` only queues (usable in a handler).
 """
 
@@ -35,8 +37,10 @@ class RmClient:
         self.virqs: tuple[int, int] = (rx["virq"], tx["virq"])
 
     def _next_seq(self) -> int:
-        self._seq = (self._seq + 1) % SEQ_MODULUS or 1
-        return self._seq
+        """0, 1, 2, ... 65535, then 0 again."""
+        seq = self._seq
+        self._seq = (seq + 1) % SEQ_MODULUS
+        return seq
 
     def send(self, msg_id: int, payload: bytes, fields: dict | None = None):
         """Queue a request and push it out; returns its seq (no waiting for the reply)."""

@@ -1,10 +1,11 @@
 """The primary VM's VM manager: what Linux's gunyah_vm_mgr asks of the RM.
 
 Start (facts §6.4): VM_ALLOCATE(0) -> lend the image region as a memparcel ->
-VM_CONFIG_IMAGE -> VM_INIT -> VM_GET_HYP_RESOURCES -> VM_START. Teardown: VM_STOP
-(forced) if running -> VM_RESET, wait for the RESET status -> MEM_RECLAIM ->
+VM_CONFIG_IMAGE -> VM_INIT -> VM_GET_HYP_RESOURCES -> VM_START. Teardown in Linux's
+order (``vm_mgr.c`` ``_gunyah_vm_put``): VM_STOP (forced) if running, wait until it is
+not -> MEM_RECLAIM of the lent memory -> VM_RESET, wait for the RESET status ->
 VM_DEALLOCATE. Each step is a real RPC over HLOS's RM link, run as a job of HLOS's
-vCPU so a student can step through it.
+vCPU so a student can step through it and read the RM's answer to each.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from .mem_payloads import MemHandleFlagsReq, MemHandleReply, MemLendReq
 from .messages import (
     VM_STOP_FLAG_FORCE,
     VM_STOP_REASON_FORCE_STOP,
+    ResourceType,
     RmError,
     RmMessageId,
     VmAuthType,
     VmState,
 )
 from .payloads import (
+    HypResourceEntry,
     NotifyVmExited,
     NotifyVmStatus,
     VmConfigImageReq,
@@ -30,6 +33,7 @@ from .payloads import (
     VmidReply,
     VmidReq,
     VmStopReq,
+    decode_hyp_resources,
 )
 
 IMAGE_PAGES = 4
@@ -49,6 +53,8 @@ class VmManagerProgram(Guest):
         self.reap = params.get("reap", False)
         self.status: dict[int, str] = {}
         self.parcels: dict[int, int] = {}  # vmid -> image memparcel handle
+        # vmid -> the VM_GET_HYP_RESOURCES entries: HLOS's own capids for that VM
+        self.hyp_resources: dict[int, tuple[HypResourceEntry, ...]] = {}
         self.log: list[str] = []
         self._next_page = 0
         for entry in params.get("boot", []):
@@ -113,7 +119,13 @@ class VmManagerProgram(Guest):
         error, _ = yield from self._call(RmMessageId.VM_INIT, VmidReq(vmid=vmid), vmid=vmid)
         if error is not RmError.OK:
             return
-        yield from self._call(RmMessageId.VM_GET_HYP_RESOURCES, VmidReq(vmid=vmid), vmid=vmid)
+        # Linux learns its capids for the new VM only from this reply (vm_mgr.c
+        # gunyah_vm_start -> gunyah_rm_get_hyp_resources -> gunyah_vm_add_resource):
+        # its caps to the vCPUs, then its ends of the channels (facts §5.4).
+        error, data = yield from self._call(RmMessageId.VM_GET_HYP_RESOURCES,
+                                            VmidReq(vmid=vmid), vmid=vmid)
+        if error is RmError.OK:
+            self.hyp_resources[vmid] = decode_hyp_resources(data)
         if start:
             yield sleep(self.step_ns)
             yield from self.start_vm(vmid)
@@ -130,7 +142,15 @@ class VmManagerProgram(Guest):
         yield from self._call(RmMessageId.VM_RESET, VmidReq(vmid=vmid), vmid=vmid)
 
     def destroy_vm(self, vmid: int):
-        """Linux's teardown: stop if running, reset, wait for RESET, reclaim, deallocate."""
+        """Linux's teardown: stop if running, reclaim, reset and wait for RESET, deallocate.
+
+        Linux reclaims before the reset, expecting the RM to let it take back a stopped
+        VM's memory (``_gunyah_vm_put``: "RM will let us reclaim all the memory"). The
+        public RM refuses MEM_INUSE while the guest still has the parcel accepted, which it
+        has from VM_INIT until the reset's RELEASE_MEMPARCELS stage (RM ``memparcel.c``
+        ``memparcel_do_reclaim``, ``vm_mgnt.c`` ``vm_reset_callback``). The model follows
+        the RM and shows that answer; then, the simulator's choice where Linux would keep
+        the pages for good, it asks once more after RESET (facts §6.4, §11)."""
         if vmid not in self.status:  # a VM created before this manager ran: ask the RM
             error, data = yield from self._call(RmMessageId.VM_GET_STATE, VmidReq(vmid=vmid),
                                                 vmid=vmid)
@@ -140,13 +160,27 @@ class VmManagerProgram(Guest):
             yield from self.stop_vm(vmid, force=True)
             while self.status.get(vmid) == VmState.RUNNING.name:
                 yield WFI
+        yield from self._reclaim(vmid)
         if self.status.get(vmid) in RESETTABLE:  # Linux resets only from these
             error, _ = yield from self._call(RmMessageId.VM_RESET, VmidReq(vmid=vmid),
                                              vmid=vmid)
             while error is RmError.OK and self.status.get(vmid) != VmState.RESET.name:
                 yield WFI
-        handle = self.parcels.pop(vmid, None)
-        if handle is not None:
-            yield from self._call(RmMessageId.MEM_RECLAIM, MemHandleFlagsReq(handle=handle),
-                                  handle=handle)
+            yield from self._reclaim(vmid)  # refused before the reset: released now
         yield from self._call(RmMessageId.VM_DEALLOCATE, VmidReq(vmid=vmid), vmid=vmid)
+
+    def capid_for(self, vmid: int, rtype: ResourceType, label: int = 0) -> int | None:
+        """HLOS's capid for VM ``vmid``'s resource (type, label), as Linux matches a
+        resource ticket (``gunyah_vm_add_resource``); None if the RM did not report one."""
+        return next((e.capid for e in self.hyp_resources.get(vmid, ())
+                     if e.resource_type == rtype and e.label == label), None)
+
+    def _reclaim(self, vmid: int):
+        """MEM_RECLAIM of the image parcel lent to ``vmid``, if it is still lent."""
+        handle = self.parcels.get(vmid)
+        if handle is None:
+            return
+        error, _ = yield from self._call(RmMessageId.MEM_RECLAIM,
+                                         MemHandleFlagsReq(handle=handle), handle=handle)
+        if error is not RmError.MEM_INUSE:  # done, or nothing left to ask for
+            self.parcels.pop(vmid, None)

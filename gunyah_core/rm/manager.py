@@ -123,12 +123,14 @@ class ResourceManager(Guest):
 
     def notify(self, vm_name: str, msg_id: RmMessageId, payload: bytes,
                fields: dict | None = None) -> None:
-        """Queue a notification (type 3) to a VM, numbered by the RM's own counter."""
+        """Queue a notification (type 3) to a VM, numbered by the RM's own counter: 0, 1, ...
+        (RM ``rm-rpc.c`` ``get_next_seq_num``: ``static uint16_t seq_num = 0; return
+        seq_num++``; facts §5.1)."""
         endpoint = self.links.get(vm_name)
         if endpoint is None:
             return
-        self._notify_seq = (self._notify_seq + 1) % SEQ_MODULUS
-        endpoint.queue(RpcType.NOTIFICATION, self._notify_seq, msg_id, payload, fields)
+        seq, self._notify_seq = self._notify_seq, (self._notify_seq + 1) % SEQ_MODULUS
+        endpoint.queue(RpcType.NOTIFICATION, seq, msg_id, payload, fields)
 
     def set_state(self, vm: Vm, state: Any) -> None:
         """Record a VM state change (RM vm_state_t) and trace it."""

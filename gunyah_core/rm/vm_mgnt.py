@@ -12,11 +12,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..consts import (
+    RM_PLATFORM_SECONDARY_VMIDS,
     RM_RPC_MESSAGE_SIZE,
     RM_RPC_QUEUE_DEPTH,
     VMID_DYNAMIC_BASE,
     VMID_DYNAMIC_LAST,
     VMID_HLOS,
+    VMID_RM,
+    VMID_SECONDARY_LIMIT,
 )
 from ..guests import work
 from ..memparcel import MemError
@@ -60,12 +63,18 @@ def link_names(vm_name: str, rm_name: str) -> tuple[str, str]:
 
 
 def create_rm_link(hyp: Hypervisor, rm: ResourceManager, vm: Vm) -> None:
-    """Two queues of depth 8 and 240-byte messages, one per direction (facts §3.1)."""
+    """Two queues of depth 8 and 240-byte messages, one per direction (facts §3.1).
+
+    vIRQs in the RM's order (RM ``vm_config.c`` ``vm_config_add_rm_rpc``): the RM's own
+    Tx then Rx, then the VM's Tx then Rx; the VM's queue to the RM is created first
+    (``vm_config_hlos_vdevices_setup``; facts §11.2)."""
     to_rm, from_rm = link_names(vm.name, rm.vm.name)
+    rm_tx, rm_rx = rm.vm.allocate_virq(), rm.vm.allocate_virq()
+    vm_tx, vm_rx = vm.allocate_virq(), vm.allocate_virq()
     hyp.create_msgq(to_rm, vm, rm.vm, RM_RPC_QUEUE_DEPTH, RM_RPC_MESSAGE_SIZE,
-                    label="rm", rx_label=f"rm:{vm.name}")
+                    label="rm", rx_label=f"rm:{vm.name}", tx_virq=vm_tx, rx_virq=rm_rx)
     hyp.create_msgq(from_rm, rm.vm, vm, RM_RPC_QUEUE_DEPTH, RM_RPC_MESSAGE_SIZE,
-                    label=f"rm:{vm.name}", rx_label="rm")
+                    label=f"rm:{vm.name}", rx_label="rm", tx_virq=rm_tx, rx_virq=vm_rx)
     rm.add_link(vm)
 
 
@@ -107,7 +116,9 @@ class VmManagement:
             raise RmFailure(RmError.DENIED, "only the primary VM may do this")
 
     def _status_changed(self, vm: Vm, state: VmState) -> None:
-        """New state; NOTIFY_VM_STATUS to every running peer with an RM link (owner included)."""
+        """New state; NOTIFY_VM_STATUS to every running peer with an RM link (owner included)
+        (RM ``vm_mgnt.c`` ``vm_mgnt_update_vm_state`` -> ``vm_mgnt_send_state``). LOAD and
+        NONE are set without it: see ``allocate`` and ``deallocate`` (facts §6.2)."""
         self.rm.set_state(vm, state)
         payload = NotifyVmStatus(vmid=vm.vmid, vm_status=int(state)).encode()
         for peer in self.peers(vm):
@@ -130,6 +141,10 @@ class VmManagement:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def allocate(self, caller: Vm, payload: bytes) -> bytes:
+        """vmid 0: the RM picks a dynamic one and returns it; otherwise a free static
+        secondary vmid of the platform list, no reply data. Anything else (in use, not in
+        the list, >= 64: the RM takes no explicit dynamic vmid) is NORESOURCE (RM
+        ``vm_mgnt.c`` ``vm_mgnt_handle_allocate``; facts §6.1, §11.2)."""
         self._primary_only(caller)
         vmid = VmidReq.decode(payload).vmid
         used = {vm.vmid for vm in self.hyp.vms.values()}
@@ -140,21 +155,28 @@ class VmManagement:
                 raise RmFailure(RmError.NORESOURCE, "no dynamic vmid left")
             reply = VmidReply(vmid=vmid).encode()
         else:
-            if vmid in used:
-                raise RmFailure(RmError.IN_USE, f"vmid {vmid:#x} exists")
+            secondary = (vmid < VMID_SECONDARY_LIMIT
+                         and RM_PLATFORM_SECONDARY_VMIDS >> vmid & 1)
+            if not secondary or vmid in used:
+                raise RmFailure(RmError.NORESOURCE, f"vmid {vmid:#x} is not a free secondary vmid")
             reply = b""
         vm = self.hyp.create_vm(f"VM_{vmid:02x}", vmid, owner=caller.vmid)
-        self._status_changed(vm, VmState.LOAD)
+        # A new VM starts in LOAD and nobody is told (RM vm_mgnt.c vm_mgnt_new_vm sets
+        # vm_state directly, without vm_mgnt_send_state; facts §6.2).
+        self.rm.set_state(vm, VmState.LOAD)
         return reply
 
     def config_image(self, caller: Vm, payload: bytes) -> None:
         self._primary_only(caller)
         req = VmConfigImageReq.decode(payload)
         vm = self._owned(caller, req.vmid, VmState.LOAD, VmState.RESET)
+        # The parcel must exist and be lent to the new VM, else MEM_INVALID (RM
+        # second_vm.c vm_creation_config_image: memparcel_lookup_by_target_vmid; facts
+        # §5.2, §5.3).
         parcel = next((p for p in self.hyp.memory.parcels() if p["handle"] == req.mem_handle),
                       None)
-        if parcel is None or parcel["owner"] != caller.vmid:
-            raise RmFailure(RmError.HANDLE_INVALID, f"no memparcel {req.mem_handle}")
+        if parcel is None or vm.vmid not in {entry["vmid"] for entry in parcel["acl"]}:
+            raise RmFailure(RmError.MEM_INVALID, f"no memparcel {req.mem_handle} for {vm.name}")
         image_no = self.hyp.memory.contents(parcel["sgl"][0]["base"] + req.image_offset)
         if not 1 <= image_no <= len(self.images):
             raise RmFailure(RmError.ARGUMENT_INVALID, "no known image in that memparcel")
@@ -224,15 +246,18 @@ class VmManagement:
         self.exited(caller, VmExitType.VM_EXIT, req.exit_flags, req.exit_code)
 
     def exited(self, vm: Vm, exit_type: VmExitType, flags: int = 0, code: int = 0) -> None:
-        """vCPUs stop; the owner gets NOTIFY_VM_EXITED with the exit type (facts §6.3)."""
+        """vCPUs stop; state EXITED goes out as NOTIFY_VM_STATUS first, then the owner gets
+        NOTIFY_VM_EXITED with the exit type (RM vm_mgnt.c: vm_mgnt_update_vm_state before
+        vm_mgnt_send_exited, in vm_mgnt_handle_exit and the forced vm_mgnt_handle_stop
+        alike; facts §6.2, §6.3)."""
         for vcpu in vm.vcpus:
             self.hyp.power_off(vcpu)
+        self._status_changed(vm, VmState.EXITED)
         owner = self.hyp.vm_by_id(vm.owner)
         notice = NotifyVmExited.make(vm.vmid, exit_type, exit_flags=flags, exit_code=code)
         if owner is not None:
             self.rm.notify(owner.name, RmMessageId.NOTIFY_VM_EXITED, notice.encode(),
                            {"vm": vm.name, "exit_type": exit_type.name})
-        self._status_changed(vm, VmState.EXITED)
 
     def reset(self, caller: Vm, payload: bytes) -> None:
         vm = self._owned(caller, VmidReq.decode(payload).vmid, VmState.EXITED, VmState.READY,
@@ -263,22 +288,47 @@ class VmManagement:
         for obj in self._objects_of(vm):
             self.hyp.destroy_object(obj)
         self.config.pop(vm.vmid, None)
-        self._status_changed(vm, VmState.NONE)
+        # Deleted without a word to anyone (RM vm_mgnt.c vm_mgnt_delete_vm; facts §6.2).
+        self.rm.set_state(vm, VmState.NONE)
         self.hyp.destroy_vm(vm)
 
     # -- queries ---------------------------------------------------------------------------------
     def get_hyp_resources(self, caller: Vm, payload: bytes) -> bytes:
+        """What the *caller* holds for VM ``vmid`` (RM ``vm_config.c``
+        ``vm_config_get_resource_descs``; facts §5.4).
+
+        First, if the caller owns the VM, one VIRTUAL_CPU entry per vCPU: the owner's cap
+        to it, label = vCPU index, the proxy-scheduling wakeup vIRQ (0 if none);
+        partner_vmid stays 0 there, as the RM leaves it. Then the caller's own ends of its
+        channels to that VM, partner_vmid = ``vmid``. Every capid is one of the caller's.
+        No VM (vmid 0 included) -> ARGUMENT_INVALID; no VM config yet (LOAD) or any more
+        (RESET) -> NORESOURCE. A VM the caller neither owns nor talks to gets an empty
+        list, not DENIED. The RM link is not listed (a VDEV_RM_RPC, never visible here).
+        vmid 0 and the vCPU entries' partner_vmid: facts §11.2.
+        """
         vmid = VmidReq.decode(payload).vmid
-        vm = caller if vmid in (0, caller.vmid) else self._owned(caller, vmid)
+        vm = self.hyp.vm_by_id(vmid) if vmid else None
+        if vm is None:
+            raise RmFailure(RmError.ARGUMENT_INVALID, f"no VM {vmid:#x}")
+        if VmState[vm.state] in (VmState.LOAD, VmState.RESET):
+            raise RmFailure(RmError.NORESOURCE, f"{vm.name} has no configuration")
         entries = []
-        for label, res in sorted(vm.resources.items()):
+        # The RM's own vCPU is listed for HLOS too (rm_caps_for_hlos).
+        if vm.owner == caller.vmid or (vm.vmid == VMID_RM and caller.vmid == VMID_HLOS):
+            entries += [HypResourceEntry(
+                resource_type=ResourceType.VIRTUAL_CPU, label=vcpu.index,
+                capid=vcpu.owner_capid, virq=vcpu.wakeup.virq if vcpu.wakeup else 0)
+                for vcpu in vm.vcpus if vcpu.owner_capid is not None]
+        for key, res in caller.resources.items():  # in the order the RM created them
             rtype = ResourceType.__members__.get(res["type"])
-            if rtype is None or label.startswith("rm"):
-                continue  # the RM link is described by the DT node, not by this list
-            partner = self.hyp.vms.get(res.get("partner", ""))
+            if rtype is None or key.startswith("rm") or res.get("partner") != vm.name:
+                continue
+            if rtype == ResourceType.VIRTUAL_CPU:
+                continue  # already listed above, for the owner
+            label = res.get("label")
             entries.append(HypResourceEntry(
-                resource_type=rtype, partner_vmid=partner.vmid if partner else 0,
-                label=res.get("label", 0) if isinstance(res.get("label"), int) else 0,
+                resource_type=rtype, partner_vmid=vm.vmid,
+                label=label if isinstance(label, int) else 0,
                 capid=res["capid"], virq=res.get("virq", 0) or 0))
         return encode_hyp_resources(entries)
 

@@ -76,6 +76,17 @@ export function html(tag, attrs = {}, text = null, parent = null) {
   return node;
 }
 
+// Return registers not worth a log line: the failure text and an RM packet's bytes.
+const HVC_RET_HIDDEN = new Set(["detail", "payload"]);
+
+/** An hvc's output registers (X1..), e.g. "not_full=false" with MSGQUEUE_FULL. */
+function hvcRet(ret) {
+  const parts = Object.entries(ret ?? {})
+    .filter(([k, v]) => !HVC_RET_HIDDEN.has(k) && (typeof v !== "object" || v === null))
+    .map(([k, v]) => `${k}=${typeof v === "number" && v >= EXACT_INT_LIMIT ? hex(v) : v}`);
+  return parts.length ? ` (${parts.join(", ")})` : "";
+}
+
 /** One-line human summary of a trace event, for the log. */
 export function summarize(e) {
   switch (e.kind) {
@@ -98,10 +109,12 @@ export function summarize(e) {
     case "vcpu.priority": return `${e.vcpu} priority ${e.old} → ${e.priority}`;
     case "vcpu.run": return e.stage === "enter"
       ? `${e.caller} vcpu_run: ${e.vcpu} runs on pCPU ${e.pcpu} in its place`
+      : e.stage === "preempted" ? `${e.caller} preempted: ${e.vcpu} waits, the vcpu_run goes on later`
+      : e.stage === "resume" ? `${e.caller} picked again: ${e.vcpu} runs on in its place`
       : `${e.caller} vcpu_run returns ${e.state} (${e.vcpu})`;
     case "mem.access": return `${e.vm} ${e.access} ${hex(e.addr)} ${e.ok ? "ok" : "fault"}` +
       (e.access === "R" && e.ok ? ` = ${hex(e.value)}` : "");
-    case "hvc": return `${e.vcpu} ${e.name} → ${e.result}`;
+    case "hvc": return `${e.vcpu} ${e.name} → ${e.result}${hvcRet(e.ret)}`;
     case "user.action": return `#${e.id} ${e.action} ${JSON.stringify(e.args)}`;
     case "rm.rpc": // RM RPC over the RM link: who, what, and the reply's RM error
       return `${e.src} → ${e.dst}: ${e.name} #${e.rpc_seq} ${e.dir}${e.stage === "receive" ? " received" : ""}` +

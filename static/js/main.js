@@ -1,17 +1,19 @@
 // Wiring: socket events -> state mirror -> diagram / animations / log / inspector,
 // one requestAnimationFrame loop, the status line and the read-only test hooks.
-import { connect, send, on } from "./socket.js";
+import { connect, send, on, keepSession } from "./socket.js";
 import { SimState } from "./state.js";
 import { Diagram } from "./diagram.js";
 import { Animator } from "./animation.js";
 import { Timeline } from "./timeline.js";
 import { Inspector } from "./inspector.js";
+import { CaptionBar, attachCaptions, bareEvent } from "./caption.js";
 import { Controls } from "./controls.js";
 import { fmtTime, fmtSpeed } from "./format.js";
 import { PacketIndex, loadNames } from "./rmpacket.js";
 import { History } from "./history.js";
 import { HistoryBar } from "./histbar.js";
 import { Share } from "./share.js";
+import { StageView } from "./stageview.js";
 
 const STATUS_MS = 250;
 const TOAST_MS = 6000;
@@ -67,8 +69,24 @@ async function fetchDts(name) { // the DT overlay is in server snapshots only, n
   return dts;
 }
 const inspector = new Inspector($("inspector"), state, act, { packets, fetchDts });
+const captionBar = new CaptionBar($("caption-bar"), (e) => timeline.explain(e));
 diagram.motion = !reducedMotion;
 let builtStructure = -1; // state.structure the diagram was last built for
+
+/** Draw the diagram again from the current state: new width, a VM hidden, an RM link unfolded. */
+function relayout() {
+  if (!state.snap) return;
+  diagram.build(state.structureSnap());
+  state.dirty.add("all");
+  diagram.update(state); // no frame shows the new nodes empty
+  stage.setVms([...state.vms.keys()]);
+}
+const stage = new StageView(diagram, relayout);
+diagram.onRelayout = relayout;
+document.addEventListener("keydown", (ev) => {
+  if (ev.target.closest("input, select, textarea")) return;
+  if (stage.key(ev) || diagram.view.key(ev)) ev.preventDefault();
+});
 
 /** Rebuild the diagram when VMs, vCPUs, queues or doorbells came or went (not per event). */
 function syncStructure() {
@@ -77,7 +95,9 @@ function syncStructure() {
   const snap = state.structureSnap();
   diagram.build(snap);
   state.dirty.add("all");
+  diagram.update(state); // no frame shows the new nodes empty
   const names = snap.vms.map((v) => v.name);
+  stage.setVms(names);
   if (names.join() !== timeline.vmNames?.join()) {
     const keep = timeline.vm;
     timeline.setVms(names);
@@ -97,7 +117,8 @@ const controls = new Controls(send, {
 const history = new History({ state, diagram, anim, timeline, send });
 history.onMoved = syncStructure; // a seek may cross VMs or queues being created or destroyed
 const bar = new HistoryBar(history, controls, send, toast);
-const share = new Share({ send, history, controls, toast, session: () => view.session });
+const share = new Share({ send, history, controls, toast, session: () => view.session,
+  key: () => view.key });
 
 function applySnapshot(snap) {
   const key = `${snap.scenario?.name}|${snap.scenario?.seed}|${snap.trace_seq}|${snap.now_ns}`;
@@ -105,7 +126,9 @@ function applySnapshot(snap) {
   if (view.lastSnap && view.lastSnap.key === key && wall - view.lastSnap.wall < SNAPSHOT_DEDUP_MS) return;
   view.lastSnap = { key, wall };
   state.reset(snap);
+  diagram.setFocus(snap.scenario?.focus);
   diagram.build(snap);
+  stage.setVms(snap.vms.map((v) => v.name));
   builtStructure = state.structure;
   packets.clear();
   anim.reset(snap.now_ns);
@@ -131,6 +154,7 @@ const batchAcks = [];
 on("sim:trace", (batch, ack) => {
   if (ack) batchAcks.push(ack);
   if (!state.snap) return;
+  attachCaptions(batch.events, batch.captions);
   if (history.head >= 0 && batch.first_seq > history.head + 1) { resync(); return; }
   const events = batch.events.filter((e) => e.seq > history.head);
   const live = history.ingest(events); // applied to the view only when it is at the head
@@ -155,19 +179,51 @@ on("sim:snapshot", (snap) => applySnapshot(snap));
 on("server:error", (err) => toast(`${err.code}: ${err.message}`));
 on("disconnect", () => { $("st-conn").textContent = "offline"; $("st-conn").className = "st-item st-conn off"; });
 on("connect", hello);
+on("connect_error", (err) => toast(`${err.code}: ${err.message}`)); // a refusal, e.g. a limit
+
+// Where the view was (scrubbed into the past), for a reload of this tab to come back to.
+const VIEW_ITEM = "gunyah.view-seq";
+window.addEventListener("pagehide", () => {
+  try {
+    if (history.live) sessionStorage.removeItem(VIEW_ITEM);
+    else sessionStorage.setItem(VIEW_ITEM, String(history.view));
+  } catch { /* storage blocked: a reload shows the head */ }
+});
+function savedView() {
+  try { const v = sessionStorage.getItem(VIEW_ITEM); return v == null ? null : Number(v); }
+  catch { return null; }
+}
+
+let firstHello = true;
+function navigationType() {
+  return performance.getEntriesByType("navigation")[0]?.type ?? "navigate";
+}
 
 async function hello() {
   $("st-conn").textContent = "connected";
   $("st-conn").className = "st-item st-conn on";
+  // A resumed session's missed events (and, after a reload, its boot snapshot) arrive
+  // before this ack, in order, through the sim:snapshot / sim:trace listeners.
   const ack = await send("sim:hello", { window: TRACE_WINDOW });
   if (!ack.ok) { toast(`${ack.error.code}: ${ack.error.message}`); return; }
   view.session = ack.session;
+  view.key = ack.resume?.key ?? null; // the session's write key (imports) and resume key
+  keepSession(view.key);
   controls.setSession(ack.session);
   controls.setPresets(ack.presets ?? []);
   share.setPresets(ack.presets ?? []);
   if (ack.status) applyStatus(ack.status); // before a load, whose own status is newer
   const params = new URLSearchParams(location.search);
   const wanted = params.get("scenario");
+  const newLink = firstHello && wanted && navigationType() === "navigate";
+  firstHello = false;
+  // Resumed: the run is back as it was, unless this tab was just sent to a new link.
+  if (ack.resume?.resumed && !newLink) {
+    const pos = savedView();
+    if (pos != null && pos >= history.start && pos < history.head) bar.seek(pos);
+    return;
+  }
+  if (ack.resume?.error) toast("the previous session had expired: this is a new one");
   if (wanted && (params.has("actions") || params.has("head"))) await share.loadFromUrl(params);
   else if (wanted) await controls.call("sim:load", { scenario: wanted });
   else if (ack.snapshot) applySnapshot(ack.snapshot);
@@ -175,6 +231,10 @@ async function hello() {
 }
 
 diagram.onSelect = (sel) => inspector.show(sel);
+timeline.explain = async (e) => { // the event inspector's words come from captions.py too
+  const ack = await send("sim:explain", { event: bareEvent(e) });
+  return ack.ok ? ack : null;
+};
 timeline.onSelect = (e, keys) => { bar.seek(e.seq); diagram.highlight(keys); }; // jump there, outline it
 const selectEvent = timeline.onSelect;
 timeline.onSelect = (e, keys) => { selectEvent(e, keys); inspector.showPacketOf(e); }; // RM packets decode
@@ -200,12 +260,14 @@ function updateStatus(wall) {
 
 function frame(wall) {
   timeline.flush(wall);
+  captionBar.show(history.view >= 0 ? history.at(history.view) : null, controls.playing);
   syncStructure();
   diagram.update(state);
   anim.frame(wall);
   inspector.refresh(wall);
   updateStatus(wall);
   bar.frame(wall);
+  stage.frame(history.view, (seq) => history.at(seq));
   view.frames++;
   while (batchAcks.length) batchAcks.shift()();
   requestAnimationFrame(frame);
@@ -234,10 +296,12 @@ Object.defineProperty(window, "__gunyah", {
     get session() { return view.session; },
     get clickLatencies() { return latencies.map((l) => ({ ...l })); },
     get shownSeqs() { return timeline.shownSeqs(); },
+    get zoom() { return diagram.view.k; },
+    get presenting() { return stage.presenting; },
   }),
   writable: false,
   configurable: false,
 });
 
 requestAnimationFrame(frame);
-connect();
+connect(() => history.head); // a resume continues after the last event the page applied

@@ -9,7 +9,7 @@ const LABEL = { owned: "owned", lent: "lent out", shared: "shared", borrowed: "b
 const KIB = 1024;
 const MIB = KIB * KIB;
 const MIN_SEG_SHARE = 0.22; // even a 4 KiB page gets a readable segment
-const STRIP_CHAR_W = 8.4;   // glyph width of the 13px bold strip text, in viewBox units
+const STRIP_CHAR_W = 9.8;   // glyph width of the 15px bold strip text, in viewBox units
 
 export function fmtSize(n) {
   if (n >= MIB && n % MIB === 0) return `${n / MIB} MiB`;
@@ -155,8 +155,11 @@ export function memSection(parent) {
     body.__key = key;
     const list = ranges ?? [];
     const total = list.reduce((n, r) => n + Math.sqrt(r.size), 0) || 1;
-    bar.replaceChildren(...list.map((r) => html("span", { class: `ms-${r.state}`,
-      style: `flex-grow: ${Math.sqrt(r.size) / total}`, title: `${r.state} ${fmtSize(r.size)}` }, LABEL[r.state])));
+    bar.replaceChildren(...list.map((r) => {
+      const seg = html("span", { class: `ms-${r.state}`, title: `${r.state} ${fmtSize(r.size)}` }, LABEL[r.state]);
+      seg.style.flexGrow = String(Math.sqrt(r.size) / total); // CSSOM: the CSP allows no style attributes
+      return seg;
+    }));
     body.replaceChildren(...list.map((r) => {
       const row = html("tr", { "data-state": r.state });
       for (const c of [fmtAddr(r.base), fmtSize(r.size), LABEL[r.state], r.rights,

@@ -41,7 +41,12 @@ def act_as(page: Page, vm: str, testid: str) -> None:
 def test_page_draws_the_pingpong_machine(page: Page, shot) -> None:
     for vm in ("RM", "HLOS", "VM_A", "VM_B"):
         expect(page.locator(f"[data-vm='{vm}']")).to_be_visible()
-    for q in ("A_to_B", "B_to_A", "HLOS_to_RM", "RM_to_HLOS"):
+    for q in ("A_to_B", "B_to_A"):
+        expect(page.locator(f"[data-msgq='{q}']")).to_be_visible()
+    # HLOS's RM link is one marker until clicked, then its two queues.
+    expect(page.locator("[data-msgq='HLOS_to_RM']")).to_have_count(0)
+    page.locator("[data-rmlink='HLOS']").click()
+    for q in ("HLOS_to_RM", "RM_to_HLOS"):
         expect(page.locator(f"[data-msgq='{q}']")).to_be_visible()
     expect(page.locator("[data-msgq='A_to_B']")).to_contain_text("VM_A → VM_B")
     expect(page.locator("[data-msgq='A_to_B'] .slot")).to_have_count(8)
@@ -119,6 +124,7 @@ def test_filling_a_queue_shows_msgqueue_full(page: Page, shot) -> None:
     page.get_by_test_id("btn-step-n").click()
     err = page.locator("[data-testid=log-entry].err", has_text="MSGQUEUE_FULL")
     expect(err.first).to_be_visible()
+    expect(err.first).to_contain_text("not_full=false")  # X1 of the result (facts §3.2)
     for where in ("[data-vm='VM_A']", "[data-msgq='A_to_B']"):
         expect(page.locator(f"{where} [data-testid=error-badge]")).to_contain_text("MSGQUEUE_FULL")
     expect(page.locator("[data-msgq='A_to_B']")).to_have_attribute("data-count", "8")

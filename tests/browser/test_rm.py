@@ -108,10 +108,15 @@ def test_forced_stop_tells_the_owner_and_decodes(page: Page, shot) -> None:
         if badge(page, "VM_80") == "EXITED":
             break
     expect(page.get_by_test_id("vm-state-VM_80")).to_have_text("EXITED")
-    for _ in range(MAX_STEPS_TO_EXIT):  # the notification's packet leaves the RM after the change
+    # The packets leave the RM after the change: NOTIFY_VM_STATUS(EXITED) first, then
+    # NOTIFY_VM_EXITED (RM vm_mgnt.c), so step to the second send on RM_to_HLOS.
+    to_hlos = 0
+    for _ in range(MAX_STEPS_TO_EXIT):
         at = step_to(page, "msgq.send")
         if "RM_to_HLOS" in page.locator(f"[data-testid=log-entry][data-seq='{at}']").text_content():
-            break
+            to_hlos += 1
+            if to_hlos == 2:
+                break
     row = log_row(page, "rm.rpc", "NOTIFY_VM_EXITED")
     expect(row).to_contain_text("RM → HLOS")
     row.click()
@@ -125,21 +130,21 @@ def test_forced_stop_tells_the_owner_and_decodes(page: Page, shot) -> None:
 
 def test_packet_inspector_decodes_request_and_reply(page: Page, shot) -> None:
     open_scenario(page, "rm-boot", "HLOS")
-    step_to(page, "vm.state")  # VM_80 in LOAD: the RM has allocated it...
-    step_to(page, "msgq.send")  # ...tells its owner (NOTIFY_VM_STATUS LOAD)...
+    step_to(page, "vm.state")  # VM_80 in LOAD: the RM has allocated it, telling nobody...
     step_to(page, "msgq.send")  # ...and its reply is on the way back to HLOS
-    # The reply waits in RM_to_HLOS behind the notification: click it in the contents.
+    # The reply waits in RM_to_HLOS, alone (no NOTIFY_VM_STATUS for LOAD): click it.
     page.locator("[data-msgq='RM_to_HLOS']").click()
-    page.locator("[data-testid=insp-items] tbody tr").nth(1).click()
+    expect(page.locator("[data-testid=insp-items] tbody tr")).to_have_count(1)
+    page.locator("[data-testid=insp-items] tbody tr").nth(0).click()
     expect(page.get_by_test_id("pkt-type")).to_have_text("2 REPLY")
     expect(page.get_by_test_id("pkt-payload")).to_contain_text("0x00000000 OK")
     expect(page.get_by_test_id("pkt-payload")).to_contain_text("new vmid")
     expect(page.get_by_test_id("pkt-hex").locator(".f-err")).to_have_count(4)
     # The request, from the log (clicking a row also moves the view back to it).
-    log_row(page, "rm.rpc", "VM_ALLOCATE #1 request").click()
+    log_row(page, "rm.rpc", "VM_ALLOCATE #0 request").click()
     expect(page.get_by_test_id("pkt-api")).to_contain_text("0x21")
     expect(page.get_by_test_id("pkt-type")).to_have_text("1 REQUEST")
-    expect(page.get_by_test_id("pkt-seq")).to_have_text("1")
+    expect(page.get_by_test_id("pkt-seq")).to_have_text("0")  # Linux's first seq
     expect(page.get_by_test_id("pkt-msgid")).to_have_text(f"{VM_ALLOCATE_ID} VM_ALLOCATE")
     expect(page.get_by_test_id("pkt-payload")).to_contain_text("0 (RM picks one)")
     hexdump = page.get_by_test_id("pkt-hex")
@@ -150,6 +155,34 @@ def test_packet_inspector_decodes_request_and_reply(page: Page, shot) -> None:
     log_row(page, "msgq.send", "HLOS → HLOS_to_RM").click()
     expect(page.get_by_test_id("pkt-msgid")).to_contain_text("VM_ALLOCATE")
     shot(page, "rm-packet")
+
+
+def test_hyp_resources_reply_decodes_the_owners_caps(page: Page, shot) -> None:
+    """VM_GET_HYP_RESOURCES answers for the caller: the decoded entries are HLOS's own
+    capids (its cap to VM_80's vCPU first), with partner and vIRQ (facts §5.4)."""
+    model = Simulation(load("rm-boot"))
+    model.run(until_ns=2_000_000)
+    guest, hlos = model.hyp.vm_by_id(0x80), model.hyp.vms["HLOS"]
+    recv = hlos.resources["VM_80_to_HLOS:rx"]
+    open_scenario(page, "rm-boot", "HLOS")
+    reply = log_row(page, "rm.rpc", "VM_GET_HYP_RESOURCES #4 reply")
+    for _ in range(MAX_STEPS_TO_EXIT * 2):
+        step_to(page, "rm.rpc")
+        if reply.count():
+            break
+    for _ in range(MAX_STEPS_TO_EXIT):  # until its packet has left the RM
+        at = step_to(page, "msgq.send")
+        if "RM_to_HLOS" in page.locator(f"[data-testid=log-entry][data-seq='{at}']").text_content():
+            break
+    reply.click()
+    payload = page.get_by_test_id("pkt-payload")
+    expect(payload).to_contain_text("entries")
+    expect(payload).to_contain_text("4 VIRTUAL_CPU")
+    expect(payload).to_contain_text(f"0x{guest.vcpus[0].owner_capid:x}")
+    expect(payload).to_contain_text(f"0x{recv['capid']:x}")
+    expect(payload).to_contain_text("[1] partner_vmid")
+    expect(payload).to_contain_text(str(recv["virq"]))
+    shot(page, "rm-hyp-resources")
 
 
 def model_memory_after(scenario: str, last_seq: int) -> dict:

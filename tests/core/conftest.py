@@ -122,3 +122,38 @@ def hyp() -> Hypervisor:
 @pytest.fixture
 def pair() -> Pair:
     return make_pair()
+
+
+def capid_names(sim: Any) -> dict[int, str]:
+    names = {r["capid"]: f"{vm.name}:{key}" for vm in sim.hyp.vms.values()
+             for key, r in vm.resources.items()}
+    # Owners' caps to the vCPUs of the VMs they own (what VM_GET_HYP_RESOURCES reports).
+    names.update({vcpu.owner_capid: f"owner:{vcpu.id}" for vm in sim.hyp.vms.values()
+                  for vcpu in vm.vcpus if vcpu.owner_capid is not None})
+    return names
+
+
+def without_capids(value, names: dict[int, str]):
+    """``value`` with every capid (an int, or 8 little-endian bytes in a hex packet)
+    replaced by the name of the resource it stands for."""
+    if isinstance(value, dict):
+        return {k: without_capids(v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_capids(v, names) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and value in names:
+        return names[value]
+    if isinstance(value, str) and len(value) >= 16:
+        for capid, name in names.items():
+            value = value.replace(capid.to_bytes(8, "little").hex(), f"<{name}>")
+    return value
+
+
+def seedless(sim: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A run's events with the seed taken out: capids named, the snapshot's seed dropped.
+    The seed only draws the CSpaces' mult and base (facts §1.1), so two seeds must give
+    equal seedless runs."""
+    events = without_capids(events, capid_names(sim))
+    for event in events:
+        if event["kind"] == "sim.snapshot":
+            assert event["scenario"].pop("seed") == sim.seed  # the one place it is named
+    return events

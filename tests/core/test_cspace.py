@@ -8,6 +8,7 @@ import pytest
 
 from gunyah_core.consts import (
     CSPACE_CAP_INVALID,
+    CSPACE_MAX_CAPS,
     DoorbellRights,
     Error,
     MsgqueueRights,
@@ -118,9 +119,41 @@ def test_capids_differ_between_cspaces_and_hypervisor_seeds() -> None:
 
 
 def test_capid_from_another_vm_means_nothing_there() -> None:
+    """With seed 1, VM_A's q:tx capid does not decode in VM_B's CSpace (its mult does not
+    divide it): ARGUMENT_INVALID, facts §1.2 step 2."""
     p = make_pair()
-    result = p.call_b("msgqueue_receive", capid=capid(p.a, "q:tx"))
-    assert result.error in (Error.ARGUMENT_INVALID, Error.CSPACE_CAP_NULL)
+    foreign = capid(p.a, "q:tx")
+    assert (foreign ^ p.b.cspace._base) % p.b.cspace._mult != 0  # the premise, checked
+    result = p.call_b("msgqueue_receive", capid=foreign)
+    assert result.error is Error.ARGUMENT_INVALID
+
+
+def test_a_foreign_capid_that_decodes_to_an_empty_slot_is_cap_null() -> None:
+    """A number that decodes (index below CSPACE_MAX_CAPS) but names no cap: step 3."""
+    p = make_pair()
+    cs = p.b.cspace
+    empty = cs._encode(CSPACE_MAX_CAPS - 1)  # the last index, never allocated here
+    assert p.call_b("msgqueue_receive", capid=empty).error is Error.CSPACE_CAP_NULL
+    beyond = cs._encode(CSPACE_MAX_CAPS)  # one index past the table: cannot decode
+    assert p.call_b("msgqueue_receive", capid=beyond).error is Error.ARGUMENT_INVALID
+
+
+def test_cspace_holds_exactly_max_caps_then_is_full(world) -> None:
+    """cspace_twolevel.c cspace_allocate_cap_slot: cap_count == max_caps -> CSPACE_FULL
+    (facts §1.2), for create and for a copy into the full CSpace alike."""
+    _, q, _, _ = world
+    cs = CSpace("dbg", random.Random(0), debug_ids=True)
+    ids = [cs.create(q, SEND) for _ in range(CSPACE_MAX_CAPS)]
+    assert ids[-1] == CSPACE_MAX_CAPS - 1  # the last slot is accepted
+    assert cs.lookup(ids[-1], MQ, SEND) is q
+    assert error_of(cs.create, q, SEND) is Error.CSPACE_FULL
+    src = CSpace("src", random.Random(1))
+    master = src.create(q, SEND | RECV)
+    assert error_of(src.copy_to, master, cs, SEND) is Error.CSPACE_FULL
+    cs.delete(ids[7])
+    cs.delete(ids[3])
+    assert [cs.create(q, SEND), cs.create(q, SEND)] == [3, 7]  # lowest free slot first
+    assert error_of(cs.create, q, SEND) is Error.CSPACE_FULL
 
 
 def test_copy_masks_rights_and_is_never_master(world) -> None:
@@ -190,3 +223,37 @@ def test_debug_capids_machine_hands_out_slot_indexes() -> None:
     assert [r["capid"] for r in b.resources.values()] == [0, 1, 2]
     assert hyp.hypercalls.call(a.vcpus[0], "msgqueue_send", {"capid": 1, "size": 4}).ok
     assert hyp.hypercalls.call(b.vcpus[0], "msgqueue_receive", {"capid": 1}).ok
+
+
+@pytest.mark.parametrize("seed", [0, 3, 11, 2024, 42926])
+def test_capids_follow_the_documented_encoding(world, seed: int) -> None:
+    """facts §1.1: capid = (index * mult) XOR base, mult a non-zero 16-bit number and
+    base (SIMULATOR: 48 bits, JS-safe) drawn from the seed in that order. Seed 42926
+    draws the largest mult, 0xFFFF."""
+    _, q, _, _ = world
+    draw = random.Random(seed)
+    mult, base = draw.randrange(1, 1 << 16), draw.randrange(0, 1 << 48)
+    cs = CSpace("vm", random.Random(seed))
+    assert [cs.create(q, SEND) for _ in range(5)] == [(i * mult) ^ base for i in range(5)]
+
+
+def test_capid_zero_decodes_and_negative_or_all_ones_do_not() -> None:
+    """With DISABLE_CSPACE_RAND capid 0 is slot 0; -1 and CSPACE_CAP_INVALID are no capids."""
+    cs = CSpace("dbg", random.Random(0), debug_ids=True)
+    assert error_of(cs.lookup, 0, MQ, SEND) is Error.CSPACE_CAP_NULL  # decodes, empty
+    assert error_of(cs.delete, 0) is Error.CSPACE_CAP_NULL
+    assert error_of(cs.lookup, -1, MQ, SEND) is Error.ARGUMENT_INVALID
+    assert error_of(cs.delete, -1) is Error.ARGUMENT_INVALID
+    assert error_of(cs.lookup, CSPACE_CAP_INVALID, MQ, SEND) is Error.ARGUMENT_INVALID
+
+
+def test_only_a_master_cap_revokes_and_a_deleted_cap_cannot_be_deleted_again(world) -> None:
+    cs, q, _, _ = world
+    master = cs.create(q, SEND | RECV)
+    child = cs.copy_to(master, cs, SEND)
+    assert error_of(cs.revoke_children, child) is Error.DENIED  # facts §1.1: master only
+    assert cs.lookup(child, MQ, SEND) is q  # nothing was revoked
+    cs.delete(master)
+    assert error_of(cs.delete, master) is Error.CSPACE_CAP_NULL
+    assert error_of(cs.lookup, master, MQ, SEND) is Error.CSPACE_CAP_NULL
+    assert cs.lookup(child, MQ, SEND) is q

@@ -27,6 +27,10 @@ def mask(p: Pair, enable: int, ack: int):
                     ack_mask=ack)
 
 
+def bell_virq(p: Pair) -> int:
+    return p.hyp.doorbells["bell"].source.virq
+
+
 def settle(p: Pair) -> None:
     vcpu = p.vb
     while (virq := p.b.vic.acknowledge(vcpu)) is not None:
@@ -164,7 +168,7 @@ def test_level_vIRQ_latched_by_its_assert_is_delivered_once_then_not_repended() 
     take_flags(p, ALL)
     p.take()
     virq = p.b.vic.acknowledge(p.vb)
-    assert virq is not None
+    assert virq == bell_virq(p)
     p.b.vic.eoi(p.vb, virq)
     assert project(p.take(), "source") == [("virq.deliver", SRC), ("virq.eoi", SRC)]
     assert not p.b.vic.pending
@@ -178,6 +182,44 @@ def test_irqfd_idiom_each_send_interrupts_once_and_the_flag_clears_itself() -> N
     sent = [e for e in p.take() if e["kind"] == "bell.send"][0]
     assert (sent["old"], sent["flags"], sent["acked"]) == (0, 0, 1)
     virq = p.b.vic.acknowledge(p.vb)
-    assert virq is not None
+    assert virq == bell_virq(p)
     p.b.vic.eoi(p.vb, virq)
     assert not p.b.vic.pending
+
+
+def test_level_vIRQ_re_pends_at_EOI_while_an_enabled_flag_stays_set() -> None:
+    """vic re-asks a level source at EOI (facts §9.1; doorbell.c
+    doorbell_handle_virq_check_pending): flags & enable_mask still non-zero -> pending."""
+    p = bell_pair(bell_trigger="level")
+    ring(p, 0x1)  # ack mask 0: the flag stays set
+    p.take()
+    virq = p.b.vic.acknowledge(p.vb)
+    p.b.vic.eoi(p.vb, virq)
+    assert project(p.take(), "source", kinds={"virq.eoi", *VIRQ_KINDS}) == [
+        ("virq.eoi", SRC), ("virq.assert", SRC)]
+    assert p.b.vic.pending == {bell_virq(p)}
+    take_flags(p, 0x1)  # the flag is gone: the next EOI lets the vIRQ rest
+    p.b.vic.eoi(p.vb, p.b.vic.acknowledge(p.vb))
+    assert p.b.vic.pending == set()
+
+
+def test_mask_change_keeping_an_enabled_flag_leaves_the_vIRQ_pending() -> None:
+    """doorbell.c doorbell_mask: was and now asserted -> no virq_clear, only the ack."""
+    p = bell_pair()
+    ring(p, 0x1)
+    p.take()
+    assert mask(p, enable=0x3, ack=0x0).ok
+    assert project(p.take(), kinds=VIRQ_KINDS) == []
+    assert p.b.vic.pending == {bell_virq(p)}
+    assert p.hyp.doorbells["bell"].flags == 0x1
+
+
+def test_mask_enabling_a_set_flag_asserts_then_auto_clears_the_ack_bits() -> None:
+    """doorbell.c doorbell_mask: !was && now -> virq_assert, then flags &= ~ack_mask."""
+    p = bell_pair()
+    mask(p, enable=0, ack=0)
+    ring(p, 0x3)
+    settle(p)
+    assert mask(p, enable=0x1, ack=0x2).ok
+    assert project(p.take(), "source", kinds=VIRQ_KINDS) == [("virq.assert", SRC)]
+    assert p.hyp.doorbells["bell"].flags == 0x1

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from gunyah_core.engine import PRIO_NORMAL, PRIO_URGENT, Engine
+from gunyah_core.engine import (
+    MAX_EVENTS_AT_ONE_TIME,
+    PRIO_NORMAL,
+    PRIO_URGENT,
+    Engine,
+    NoProgressError,
+)
 from gunyah_core.trace import ALL_KINDS, EventKind, Trace
 
 
@@ -85,3 +91,49 @@ def test_kinds_are_area_dot_verb_and_include_the_contract() -> None:
             "vm.state", "mem.lend", "mem.share", "mem.donate", "mem.accept", "mem.reclaim",
             "mem.fault", "user.action"} <= ALL_KINDS
     assert all(k == "hvc" or k.count(".") == 1 for k in ALL_KINDS)
+
+
+def _stuck_engine(start_ns: int = 5) -> Engine:
+    """An action that reschedules itself with no delay: the clock can never move."""
+    engine = Engine()
+
+    def again() -> None:
+        engine.schedule(0, again)
+
+    engine.schedule(start_ns, again)
+    return engine
+
+
+def test_run_stops_a_model_whose_clock_never_moves() -> None:
+    engine = _stuck_engine()
+    with pytest.raises(NoProgressError, match="no progress") as info:
+        engine.run()
+    assert info.value.now == 5 == engine.now
+    assert MAX_EVENTS_AT_ONE_TIME <= engine.processed <= 2 * MAX_EVENTS_AT_ONE_TIME
+
+
+def test_step_stops_a_model_whose_clock_never_moves() -> None:
+    engine = _stuck_engine()
+    with pytest.raises(NoProgressError):
+        while engine.step():
+            pass
+    assert engine.processed == MAX_EVENTS_AT_ONE_TIME
+    assert engine.peek() == 5  # the refused event is still there
+
+
+def test_many_events_while_the_clock_moves_are_fine() -> None:
+    engine = Engine()
+    left = [3 * MAX_EVENTS_AT_ONE_TIME]
+
+    def tick() -> None:
+        left[0] -= 1
+        if left[0]:
+            engine.schedule(1, tick)
+
+    engine.schedule(0, tick)
+    engine.run()
+    assert engine.processed == 3 * MAX_EVENTS_AT_ONE_TIME
+    engine.schedule(0, tick)
+    left[0] = MAX_EVENTS_AT_ONE_TIME
+    while engine.step():  # step() after run() counts afresh
+        pass

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from gunyah_core import Hypervisor, Simulation, load
+from gunyah_core import Hypervisor, Simulation, load, parse
+from gunyah_core.consts import SIM_CONTEXT_SWITCH_NS, SIM_HVC_COST_NS, SIM_VIRQ_DELIVERY_NS
 from gunyah_core.guests import PROGRAMS, MissingResource
 from tests.core.conftest import MS, US, add_vm, run_until, set_program, start
 
 RUN_NS = 5 * MS
+# A sleep-then-act guest wakes, is switched in, then makes its hvc: what a period costs on
+# top of itself.
+WAKE_AND_HVC_NS = SIM_CONTEXT_SWITCH_NS + SIM_HVC_COST_NS
+# One ping-pong round trip: each side is switched in and takes the Rx vIRQ, two
+# receives and the sender's EOI (each send's own hvc is counted from where it starts).
+ROUND_TRIP_NS = 2 * SIM_CONTEXT_SWITCH_NS + 2 * SIM_VIRQ_DELIVERY_NS + 2 * SIM_HVC_COST_NS \
+    + SIM_VIRQ_DELIVERY_NS
 
 
 def hvcs(events, vm: str, name: str) -> list[dict]:
@@ -26,7 +34,9 @@ def test_echo_answers_each_ping_in_order() -> None:
     sends = [(e["msgq"], e["payload"]) for e in events if e["kind"] == "msgq.send"]
     pings = [p for q, p in sends if q == "A_to_B"]
     echoes = [p for q, p in sends if q == "B_to_A"]
-    assert len(pings) > 10
+    ping_times = [e["t"] for e in events if e["kind"] == "msgq.send" and e["msgq"] == "A_to_B"]
+    assert {b - a for a, b in zip(ping_times, ping_times[1:], strict=False)} == {ROUND_TRIP_NS}
+    assert len(pings) == 1 + (RUN_NS - ping_times[0]) // ROUND_TRIP_NS == 666
     assert pings == [f"ping {i}" for i in range(len(pings))]
     assert echoes == [f"echo ping {i}" for i in range(len(echoes))]
     assert len(pings) - len(echoes) in (0, 1)  # at most one in flight
@@ -42,7 +52,7 @@ def test_producer_full_then_waits_for_tx_virq_then_resumes() -> None:
              for e in events
              if (e["kind"] == "hvc" and e["vm"] == "Producer")
              or (e["kind"] == "virq.assert" and e["source"] == "msgq:P_to_C:tx")]
-    full_at = story.index(("hvc", "MSGQUEUE_FULL", None))
+    full_at = story.index(("hvc", "MSGQUEUE_FULL", False))  # X1 not_full = false
     assert story[full_at - 1] == ("hvc", "OK", False)  # the send that filled the queue
     assert story[full_at + 1] == ("virq.assert", None, None)  # nothing tried until Tx fires
     assert story[full_at + 2] == ("hvc", "OK", False)  # room for exactly one again
@@ -95,16 +105,91 @@ def test_doorbell_ringer_and_handler() -> None:
     events = Simulation(load("doorbell")).run(until_ns=3 * MS)
     story = [(e["kind"], e["vm"], (e.get("ret") or {}).get("old_flags")) for e in events
              if e["kind"] == "hvc" and e["name"].startswith("doorbell_")
-             and e["vm"] != "VM_C"]
+             and e["vm"] in ("VM_A", "VM_B")]
     rings = story.count(("hvc", "VM_A", 0))
-    assert rings >= 9
+    ring_times = [e["t"] for e in events if e["kind"] == "bell.send" and e["doorbell"] == "bell0"]
+    assert rings == len(ring_times) == 10
+    # VM_A: switched in, rings after the switch cost, sleeps in WFI once the hvc is done,
+    # wakes period_ns (300 us) later, and is switched in as soon as pCPU 0 is free.
+    states = [(e["t"], e["state"]) for e in events
+              if e["kind"] == "vcpu.state" and e["vcpu"] == "VM_A.0"]
+    runs = [t for t, state in states if state == "running"]
+    sleeps = [t for t, state in states if state == "wfi"]
+    wakes = [t for (t, state), (_, before) in zip(states[1:], states, strict=False)
+             if before == "wfi"]
+    assert ring_times == [t + SIM_CONTEXT_SWITCH_NS for t in runs[:10]]
+    assert sleeps[:10] == [t + SIM_HVC_COST_NS for t in ring_times]
+    assert wakes == [t + 300 * US for t in sleeps[:len(wakes)]] and len(wakes) == 9
     assert story == [("hvc", "VM_A", 0), ("hvc", "VM_B", 1)] * rings
-    # bell1 (VM_C, the irqfd idiom): every send interrupts VM_B once, the flag never stays.
-    irqfd = [e for e in events if e["kind"] == "bell.send" and e["doorbell"] == "bell1"]
-    assert len(irqfd) >= 5 and all((e["flags"], e["acked"]) == (0, 2) for e in irqfd)
+    # bell1 (VM_C, Linux's level irqfd): masks set once, then every send interrupts VM_B
+    # once and bit 0 never stays.
+    masks = [e for e in events if e["kind"] == "bell.mask"]
+    assert [(e["doorbell"], e["enable_mask"], e["ack_mask"]) for e in masks] == [("bell1", 1, 1)]
+    level = [e for e in events if e["kind"] == "bell.send" and e["doorbell"] == "bell1"]
+    assert len(level) == 6 and all((e["sent"], e["flags"], e["acked"]) == (1, 0, 1)
+                                   for e in level)
+    # bell2 (VM_D, Linux's edge irqfd): no masks; bit 0 stays set, each send still interrupts.
+    edge = [e for e in events if e["kind"] == "bell.send" and e["doorbell"] == "bell2"]
+    assert len(edge) == 5  # at 13 us, then every 700 us + switch-in + hvc, up to 2825 us
+    assert [(e["old"], e["flags"], e["acked"]) for e in edge] == (
+        [(0, 1, 0)] + [(1, 1, 0)] * (len(edge) - 1))
     bell_vm_b = [e for e in events if e["kind"] in ("virq.deliver", "virq.eoi")
                  and e["vm"] == "VM_B"]
-    assert len(bell_vm_b) == 2 * (rings + len(irqfd))
+    assert len(bell_vm_b) == 2 * (rings + len(level) + len(edge))
+
+
+IRQFD_KINDS = """
+name: irqfd-kinds
+pcpus: 2
+vms:
+  - name: Host
+    affinity: [0]
+    program: ringer
+    params: {doorbell: lvl, irqfd: level, count: 2, period_ns: 200000}
+  - name: Host2
+    affinity: [0]
+    program: ringer
+    params: {doorbell: other, irqfd: %s, count: 2, period_ns: 200000}
+  - name: Guest
+    affinity: [1]
+doorbells:
+  - {name: lvl, sender: Host, receiver: Guest, trigger: %s, source_can_clear: true}
+  - {name: other, sender: Host2, receiver: Guest, trigger: %s, source_can_clear: %s}
+"""
+
+
+def _irqfd_run(other: str, trigger: str, can_clear: str = "true") -> tuple[dict, list]:
+    """vIRQ deliveries to Guest per doorbell, and the doorbell_mask results, for two sends."""
+    sim = Simulation(parse(IRQFD_KINDS % (other, trigger, trigger, can_clear)))
+    events = sim.run(until_ns=600 * US)
+    guest = sim.hyp.vms["Guest"]
+    virq = {guest.resources[f"{n}:rx"]["virq"]: n for n in ("lvl", "other")}
+    count = {n: 0 for n in virq.values()}
+    for e in events:
+        if e["kind"] == "virq.deliver" and e["vm"] == "Guest" and e.get("virq") in virq:
+            count[virq[e["virq"]]] += 1
+    masks = [(e["vm"], e["result"]) for e in events
+             if e["kind"] == "hvc" and e["name"] == "doorbell_mask"]
+    return count, masks
+
+
+def test_linux_irqfd_level_sets_both_masks_edge_sets_none() -> None:
+    # On edge lines (what the RM binds), both kinds give one interrupt per send.
+    count, masks = _irqfd_run("edge", "edge")
+    assert count == {"lvl": 2, "other": 2}
+    assert masks == [("Host", "OK")]  # only the level irqfd calls bell_set_mask
+    # Why Linux sets enable = ack = 1 for a level irqfd: on a level-triggered line, bit 0
+    # left set keeps the line asserted after EOI (an interrupt storm); acked, it does not.
+    count, _ = _irqfd_run("edge", "level")
+    assert count["lvl"] == 2 and count["other"] > 10 * count["lvl"]
+    count, masks = _irqfd_run("level", "level")
+    assert count == {"lvl": 2, "other": 2}
+    assert masks == [("Host", "OK"), ("Host2", "OK")]
+    # bell_set_mask needs RECEIVE on the sender's cap: without "source can clear" it is
+    # refused and the doorbell keeps its default masks (Linux warns of an IRQ storm).
+    count, masks = _irqfd_run("level", "level", can_clear="false")
+    assert ("Host2", "CSPACE_INSUFFICIENT_RIGHTS") in masks
+    assert count["other"] > 10 * count["lvl"]
 
 
 def test_ping_with_period_sends_on_schedule(hyp: Hypervisor) -> None:
@@ -116,7 +201,7 @@ def test_ping_with_period_sends_on_schedule(hyp: Hypervisor) -> None:
     sends = [e for e in events if e["kind"] == "msgq.send"]
     assert [e["payload"] for e in sends] == [f"ping {i}" for i in range(5)]
     gaps = {b["t"] - a["t"] for a, b in zip(sends, sends[1:], strict=False)}
-    assert all(gap >= 100 * US for gap in gaps)
+    assert gaps == {100 * US + WAKE_AND_HVC_NS}
     assert [e["depth"] for e in sends] == [1, 2, 3, 4, 5]  # idle receiver never drains
     assert [e["push"] for e in sends] == [False] * 5
 
@@ -153,7 +238,10 @@ def test_ping_waits_for_tx_virq_after_full(hyp: Hypervisor) -> None:
              if (e["kind"] == "hvc" and e["vm"] == "A")
              or (e["kind"] == "vcpu.state" and e["vcpu"] == "A.0")
              or (e["kind"] == "virq.assert" and e["source"] == "msgq:q:tx")]
-    assert story.count("MSGQUEUE_FULL") >= 1
+    # The consumer takes ping 0 at once, so pings 1-4 fill the queue; then each of pings
+    # 5-11 meets a full queue once, waits for the Tx vIRQ, and goes in (ping 11 fills it
+    # last; ping 12 does not exist).
+    assert story.count("MSGQUEUE_FULL") == 7
     for i, step in enumerate(story[:-2]):
         if step == "MSGQUEUE_FULL":
             # asleep in WFI until the Tx vIRQ, no busy retry

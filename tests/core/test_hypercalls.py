@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gunyah_core import Simulation, load
-from gunyah_core.consts import HVC_IMM_BASE, Error
+from gunyah_core.consts import CSPACE_CAP_INVALID, HVC_IMM_BASE, Error
 from gunyah_core.hypercalls import HypercallTable
 from tests.core.conftest import MS, US, Pair, capid, make_pair
 
@@ -110,11 +110,20 @@ def test_missing_argument_is_argument_invalid(pair: Pair) -> None:
 
 
 @pytest.mark.parametrize("bogus", [0xDEAD_BEEF_0001, 2**64 - 1, 7])
-def test_unknown_capid(pair: Pair, bogus: int) -> None:
-    if bogus in {row["capid"] for row in pair.a.cspace.table({})}:
-        pytest.fail("bogus capid collides with a real one; pick another constant")
+def test_unknown_capid_that_does_not_decode_is_argument_invalid(pair: Pair, bogus: int) -> None:
+    """facts §1.2 step 2: a number that is no (index * mult) ^ base of this CSpace."""
+    cs = pair.a.cspace
+    assert bogus >= CSPACE_CAP_INVALID or (bogus ^ cs._base) % cs._mult  # premise (seed 1)
     result = pair.call_a("msgqueue_send", capid=bogus, size=4)
-    assert result.error in (Error.CSPACE_CAP_NULL, Error.ARGUMENT_INVALID)
+    assert result.error is Error.ARGUMENT_INVALID
+    assert pair.hyp.msgqs["q"].count == 0
+
+
+def test_unknown_capid_that_decodes_to_an_empty_slot_is_cap_null(pair: Pair) -> None:
+    """facts §1.2 step 3: it decodes, but the slot holds no cap."""
+    empty = pair.a.cspace._encode(5)  # VM_A holds 3 caps: slots 0-2
+    result = pair.call_a("msgqueue_send", capid=empty, size=4)
+    assert result.error is Error.CSPACE_CAP_NULL
 
 
 def _hvc_for_action(events: list[dict], action_id: int) -> dict:
@@ -160,7 +169,8 @@ def test_result_names_are_gunyah_error_names() -> None:
     tx = capid(p.a, "q:tx")
     p.call_a("msgqueue_send", capid=tx, size=4)
     p.call_a("msgqueue_send", capid=tx, size=4)
+    p.call_b("msgqueue_receive", capid=capid(p.b, "q:rx"))  # room again: the size is checked
     p.call_a("msgqueue_send", capid=tx, size=0)
     results = [e["result"] for e in p.take() if e["kind"] == "hvc"]
-    assert results == ["OK", "MSGQUEUE_FULL", "ARGUMENT_SIZE"]
+    assert results == ["OK", "MSGQUEUE_FULL", "OK", "ARGUMENT_SIZE"]
     assert all(name in Error.__members__ for name in results)

@@ -17,6 +17,7 @@ from gunyah_core.memparcel import (
     MemError,
     MemNotifyFlags,
     PgtableAccess,
+    rights_str,
 )
 
 P = PAGE_SIZE
@@ -144,6 +145,43 @@ def test_sgl_refusals(mem: MemoryModel) -> None:
     refused("ARGUMENT_INVALID", mem.lend, HLOS, acl, [(0, P)])
 
 
+def test_list_limits_accepted_at_the_limit_refused_one_past(rec: Recorder) -> None:
+    """RM memparcel.c: at most MEMPARCEL_MAX_LIST_ENTRIES (512) ACL and SGL entries."""
+    m = MemoryModel(rec)
+    m.add_region(HLOS, 0, (2 * MEMPARCEL_MAX_LIST_ENTRIES + 2) * P)
+    acl = [(v, R) for v in range(100, 100 + MEMPARCEL_MAX_LIST_ENTRIES)]
+    assert m.lend(HLOS, acl, [(0, P)]) == 0
+    refused("ARGUMENT_INVALID", m.lend, HLOS, [*acl, (99, R)], [(P, P)])
+    sgl = [((2 + 2 * i) * P, P) for i in range(MEMPARCEL_MAX_LIST_ENTRIES)]  # not adjacent
+    assert m.lend(HLOS, [(GUEST, R)], sgl) == 1
+    assert len(m.parcels()[1]["sgl"]) == MEMPARCEL_MAX_LIST_ENTRIES
+    before = m.snapshot()
+    refused("ARGUMENT_INVALID", m.lend, HLOS, [(GUEST, R)], [*sgl[:-1], (P, P), (3 * P, P)])
+    assert m.snapshot() == before
+
+
+@pytest.mark.parametrize("entry", [
+    (0, 0),  # zero size
+    (0, -P),  # negative size
+    (-P, P),  # negative base
+    (100, P),  # base not page-aligned
+    (P, P + 100),  # size not whole pages
+    (P, P // 2),  # less than a page
+])
+def test_sgl_entry_of_no_whole_page_is_argument_invalid(mem: MemoryModel, entry) -> None:
+    """Only whole, page-aligned, non-empty ranges can be mapped at stage 2."""
+    before = mem.snapshot()
+    refused("ARGUMENT_INVALID", mem.lend, HLOS, [(GUEST, RW)], [(0, P), entry])
+    assert mem.snapshot() == before
+
+
+@pytest.mark.parametrize("rights", [X, W, R, RW, RWX])
+def test_every_rights_value_from_1_to_rwx_is_accepted(mem: MemoryModel, rights: int) -> None:
+    h = mem.lend(HLOS, [(GUEST, rights)], [(0, P)])
+    assert mem.parcels()[0]["acl"] == [{"vmid": GUEST, "rights": rights_str(rights)}]
+    assert h == 0
+
+
 def test_pages_not_free_to_give_are_mem_invalid(mem: MemoryModel) -> None:
     refused("MEM_INVALID", mem.lend, HLOS, [(GUEST, RW)], [(16 * P, P)])  # GUEST's page
     refused("MEM_INVALID", mem.lend, HLOS, [(GUEST, RW)], [(7 * P, 2 * P)])  # runs off the end
@@ -168,6 +206,30 @@ def test_handles_count_up_and_are_not_reused(mem: MemoryModel) -> None:
     mem.reclaim(HLOS, h0)
     assert [h0, mem.lend(HLOS, [(GUEST, R)], [(0, P)]), mem.lend(HLOS, [(GUEST, R)], [(P, P)])] \
         == [0, 1, 2]
+
+
+def test_handle_counter_wraps_at_u32_and_skips_the_invalid_handle(mem: MemoryModel) -> None:
+    """facts §8.2: handles are u32 and the counter skips MEMPARCEL_HANDLE_INVALID."""
+    snap = mem.snapshot()
+    snap["next_handle"] = 0xFFFF_FFFE  # the last valid handle
+    m = MemoryModel.from_snapshot(snap)
+    assert m.lend(HLOS, [(GUEST, R)], [(0, P)]) == 0xFFFF_FFFE
+    assert m.lend(HLOS, [(GUEST, R)], [(P, P)]) == 0  # 0xFFFFFFFF skipped, wrapped to 0
+    assert m.snapshot()["next_handle"] == 1
+
+
+def test_mem_error_text_names_the_error_then_the_detail() -> None:
+    assert (str(MemError("DENIED", "not yours")), MemError("DENIED", "not yours").message) == (
+        "DENIED: not yours", "not yours")
+    assert (str(MemError("MEM_INUSE")), MemError("MEM_INUSE").message) == ("MEM_INUSE", "")
+
+
+def test_rights_letters_in_rwx_order() -> None:
+    """facts §8.1: X 1, W 2, R 4; the views print them R, W, X."""
+    assert [rights_str(r) for r in range(8)] == [
+        "NONE", "X", "W", "WX", "R", "RX", "RW", "RWX"]
+    assert [int(PgtableAccess[n]) for n in ("X", "W", "R", "RX", "RW", "RWX")] == [
+        1, 2, 4, 5, 6, 7]
 
 
 def test_sanitize_at_create_zeroes_pages(mem: MemoryModel) -> None:
@@ -316,6 +378,18 @@ def test_notify_directions_and_refusals(mem: MemoryModel) -> None:
     assert mem.notify(GUEST, h, MemNotifyFlags.RELEASED, mem_info_tag=4)[0][1] == "MEM_RELEASED"
     assert mem.notify(HLOS, h, MemNotifyFlags.RECALL, [GUEST], mem_info_tag=4) == [
         (GUEST, "MEM_RECALL", {"handle": h, "mem_info_tag": 4})]
+
+
+def test_notify_flags_are_the_wire_values_one_at_a_time(mem: MemoryModel) -> None:
+    """facts §8.3: SHARED 1, RELEASED 2, ACCEPTED 4, RECALL 8; 0, combinations and
+    unknown bits are refused."""
+    h = mem.share(HLOS, [(HLOS, RW), (GUEST, R)], [(0, P)])
+    assert mem.notify(HLOS, h, 1, [GUEST], mem_info_tag=0)[0][1] == "MEM_SHARED"
+    assert mem.notify(GUEST, h, 4, mem_info_tag=0)[0][1] == "MEM_ACCEPTED"
+    assert mem.notify(GUEST, h, 2, mem_info_tag=0)[0][1] == "MEM_RELEASED"
+    assert mem.notify(HLOS, h, 8, [GUEST], mem_info_tag=0)[0][1] == "MEM_RECALL"
+    for flags in (0, 5, 16, 0x10000, -1):
+        refused("ARGUMENT_INVALID", mem.notify, HLOS, h, flags, [GUEST], mem_info_tag=0)
 
 
 # --- access, snapshot, invariants ---------------------------------------------------------

@@ -41,9 +41,9 @@ def test_defaults_at_activation(pair: Pair) -> None:
 def test_eighth_send_fills_and_ninth_is_full(pair: Pair) -> None:
     results = [send(pair, payload=f"p{i}") for i in range(9)]
     assert [(r.error, r.ret.get("not_full")) for r in results] == (
-        [(Error.OK, True)] * 7 + [(Error.OK, False), (Error.MSGQUEUE_FULL, None)])
+        [(Error.OK, True)] * 7 + [(Error.OK, False), (Error.MSGQUEUE_FULL, False)])
     events = pair.take()
-    expected = [("msgq.send", None, 1), ("virq.assert", "VM_B", None), ("hvc", "VM_A", None)]
+    expected = [("msgq.send", None, 1), ("virq.assert", "VM_B", 1), ("hvc", "VM_A", None)]
     for depth in range(2, 9):
         expected += [("msgq.send", None, depth), ("hvc", "VM_A", None)]
     expected += [("hvc", "VM_A", None)]
@@ -77,7 +77,7 @@ def test_tx_virq_when_count_falls_to_not_full_threshold(pair: Pair) -> None:
     result = recv(pair)  # 8 -> 7 == depth - 1
     assert (result.error, result.ret["not_empty"]) == (Error.OK, True)
     assert project(pair.take(), "vm", "source", "depth") == [
-        ("msgq.recv", None, None, 7), ("virq.assert", "VM_A", TX, None),
+        ("msgq.recv", None, None, 7), ("virq.assert", "VM_A", TX, 7),
         ("hvc", "VM_B", None, None)]
     settle(pair, "VM_A")
     recv(pair)  # 7 -> 6: below the threshold, not a crossing
@@ -90,6 +90,22 @@ def test_tx_virq_not_raised_away_from_threshold(pair: Pair) -> None:
     pair.take()
     recv(pair)
     assert project(pair.take(), kinds={"virq.assert"}) == []
+
+
+def test_a_full_queue_answers_full_before_any_size_check() -> None:
+    """facts §3.2: count == depth is checked first (H-SRC msgqueue_common.c
+    msgqueue_send_msg), so even an oversized or empty send to a full queue gets
+    MSGQUEUE_FULL, with not_full = false in X1 of the hvc event."""
+    p = make_pair(depth=2, max_size=32)
+    send(p)
+    send(p)
+    p.take()
+    for size in (33, 0, 16):
+        result = send(p, size=size)
+        assert (result.error, result.ret["not_full"]) == (Error.MSGQUEUE_FULL, False), size
+    assert [(e["result"], e["ret"]) for e in p.take()] == [
+        ("MSGQUEUE_FULL", {"not_full": False})] * 3
+    assert p.hyp.msgqs["q"].count == 2
 
 
 def test_argument_size_for_zero_and_max_plus_one() -> None:
@@ -105,16 +121,20 @@ def test_argument_size_for_zero_and_max_plus_one() -> None:
 def test_receive_empty(pair: Pair) -> None:
     result = recv(pair)
     assert result.error is Error.MSGQUEUE_EMPTY
-    assert "not_empty" not in result.ret or result.ret["not_empty"] is False
+    assert (result.ret["size"], result.ret["not_empty"]) == (0, False)  # msgqueue_receive_msg
     assert project(pair.take(), "vm", "result") == [("hvc", "VM_B", "MSGQUEUE_EMPTY")]
 
 
-def test_addr_overflow_leaves_message_queued(pair: Pair) -> None:
+def test_a_too_small_buffer_is_argument_size_and_leaves_the_message_queued(pair: Pair) -> None:
+    """H-SRC useraccess_copy_to_guest_va refuses with ARGUMENT_SIZE (H-API: ADDR_OVERFLOW;
+    the source that runs is followed); size 0, not_empty true: the message stays."""
     send(pair, size=100, payload="big")
     send(pair, size=10, payload="small")
     pair.take()
-    assert recv(pair, buf_size=99).error is Error.ADDR_OVERFLOW
-    assert project(pair.take(), "result") == [("hvc", "ADDR_OVERFLOW")]
+    result = recv(pair, buf_size=99)
+    assert (result.error, result.ret["size"], result.ret["not_empty"]) == (
+        Error.ARGUMENT_SIZE, 0, True)
+    assert project(pair.take(), "result") == [("hvc", "ARGUMENT_SIZE")]
     assert pair.hyp.msgqs["q"].count == 2
     first = recv(pair, buf_size=100)
     assert (first.error, first.ret["payload"], first.ret["size"], first.ret["not_empty"]) == (
@@ -146,6 +166,22 @@ def test_flush_asserts_tx_and_clears_rx(pair: Pair) -> None:
     assert recv(pair).error is Error.MSGQUEUE_EMPTY
 
 
+def test_flush_returns_how_many_it_dropped() -> None:
+    hyp = Hypervisor(seed=1)
+    q = Msgq(1, "q", 4, 16, hyp.trace)
+    for i in range(3):
+        q.send(4, f"m{i}", False, lambda: 0, 0)
+    assert (q.flush(), q.flush()) == (3, 0)
+
+
+def test_trace_shows_text_cut_to_32_characters_and_bytes_whole_as_hex(pair: Pair) -> None:
+    send(pair, payload="x" * 40)
+    assert pair.call_a("msgqueue_send", capid=capid(pair.a, "q:tx"), size=40,
+                       payload=bytes(range(40))).ok
+    assert [e["payload"] for e in pair.take() if e["kind"] == "msgq.send"] == [
+        "x" * 32, bytes(range(40)).hex()]
+
+
 def test_flush_of_empty_queue_raises_nothing(pair: Pair) -> None:
     assert pair.call_b("msgqueue_flush", capid=capid(pair.b, "q:rx")).ok
     assert project(pair.take(), "dropped") == [("msgq.flush", 0), ("hvc", None)]
@@ -175,6 +211,7 @@ def test_configure_send_rules(pair: Pair) -> None:
     assert cfg_send(pair, 3, delay=10).error is Error.UNIMPLEMENTED
     assert q.notfull_thd == 7
     assert cfg_send(pair, 0).ok and q.notfull_thd == 0
+    assert cfg_send(pair, 7).ok and q.notfull_thd == 7  # depth - 1: the largest accepted
     # configure_send needs SEND: the receiver's RECEIVE-only cap is refused.
     result = pair.call_b("msgqueue_configure_send", capid=capid(pair.b, "q:rx"), notfull_thd=2)
     assert result.error is Error.CSPACE_INSUFFICIENT_RIGHTS
@@ -190,6 +227,10 @@ def test_configure_send_level_follows_new_threshold(pair: Pair) -> None:
     assert cfg_send(pair, 2).ok  # count 4 > 2: Tx cleared
     assert project(pair.take(), "source", kinds={"virq.assert", "virq.clear"}) == [
         ("virq.clear", TX)]
+    assert cfg_send(pair, 4).ok  # count 4 <= 4: at the threshold counts as not full
+    assert project(pair.take(), "source", "notfull_thd",
+                   kinds={"virq.assert", "virq.clear", "msgq.config"}) == [
+        ("msgq.config", None, 4), ("virq.assert", TX, None)]
 
 
 def test_configure_receive_rules(pair: Pair) -> None:
@@ -202,9 +243,44 @@ def test_configure_receive_rules(pair: Pair) -> None:
     assert cfg_recv(pair, -2).ok and q.notempty_thd == 8  # -2: set to depth
     assert cfg_recv(pair, -1).ok and q.notempty_thd == 8  # -1: unchanged
     assert cfg_recv(pair, 8).ok
+    assert cfg_recv(pair, 1).ok and q.notempty_thd == 1  # the smallest accepted
+    assert project(pair.take(), "notempty_thd", "notfull_thd", kinds={"msgq.config"})[-2:] == [
+        ("msgq.config", 8, 7), ("msgq.config", 1, 7)]
     result = pair.call_a("msgqueue_configure_receive", capid=capid(pair.a, "q:tx"),
                          notempty_thd=1)
     assert result.error is Error.CSPACE_INSUFFICIENT_RIGHTS
+
+
+def test_unchanged_thresholds_assert_and_clear_nothing(pair: Pair) -> None:
+    """-1 (MSGQUEUE_THRESHOLD_UNCHANGED) changes nothing: no Tx or Rx assert or clear,
+    whatever the count (facts §3.3; H-SRC msgqueue.c msgqueue_configure_send /
+    msgqueue_configure_receive only re-check after a real set)."""
+    q = pair.hyp.msgqs["q"]
+    assert cfg_send(pair, -1).ok  # count 0 <= 7: a re-check would raise Tx here
+    assert cfg_recv(pair, -1).ok
+    send(pair)
+    settle(pair, "VM_B")  # Rx taken: count 1 >= 1 would raise it again on a re-check
+    settle(pair, "VM_A")
+    assert cfg_recv(pair, -1).ok
+    assert cfg_send(pair, -1).ok
+    events = pair.take()
+    assert project(events, "name", "result", kinds={"hvc", "virq.assert", "virq.clear"}) == [
+        ("hvc", "msgqueue_configure_receive", "OK"), ("hvc", "msgqueue_configure_send", "OK")]
+    assert (q.notempty_thd, q.notfull_thd, q.count) == (1, 7, 1)
+
+
+def test_receive_threshold_maximum_sets_depth_without_a_recheck(pair: Pair) -> None:
+    """-2 sets the not-empty threshold to the depth and re-checks nothing, even with
+    the queue full (facts §3.3; H-SRC msgqueue.c msgqueue_configure_receive)."""
+    for _ in range(8):
+        send(pair)
+    settle(pair, "VM_B")
+    assert cfg_recv(pair, -2).ok
+    assert pair.hyp.msgqs["q"].notempty_thd == 8
+    assert project(pair.take(), "source", kinds={"virq.assert", "virq.clear"}) == []
+    assert cfg_recv(pair, 8).ok  # an explicit 8 does re-check: count 8 >= 8
+    assert project(pair.take(), "source", kinds={"virq.assert", "virq.clear"}) == [
+        ("virq.assert", RX)]
 
 
 def test_receive_threshold_at_depth_fires_only_when_full(pair: Pair) -> None:
@@ -240,7 +316,7 @@ def test_documented_push_raises_rx_when_not_empty(pair: Pair) -> None:
     pair.take()
     assert pair.call_a("msgqueue_push", capid=tx).ok
     assert project(pair.take(), "source", "depth") == [
-        ("msgq.push", None, 2), ("virq.assert", RX, None), ("hvc", None, None)]
+        ("msgq.push", None, 2), ("virq.assert", RX, 2), ("hvc", None, None)]
     assert pair.call_b("msgqueue_push", capid=capid(pair.b, "q:rx")).error is (
         Error.CSPACE_INSUFFICIENT_RIGHTS)
 

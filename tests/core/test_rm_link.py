@@ -110,18 +110,21 @@ def test_rm_boot_packets_are_byte_exact_and_replies_echo_seq_and_id():
     requests = wire(events, "HLOS_to_RM")
     answers = wire(events, "RM_to_HLOS")
     assert requests and answers
-    # VM_ALLOCATE(0): 0x21, type 1 with no fragments, seq 1, id 0x56000001, vmid 0 + pad.
-    assert requests[0] == bytes.fromhex("21" "01" "0100" "01000056" "00000000")
-    # The new VM's LOAD state reaches its owner first (NOTIFY_VM_STATUS, type 3, RM seq 1:
-    # vmid 0x80, res, vm_status 5, os 0, app 0), then the reply: type 2, the request's seq
-    # and id, OK, then the new vmid 0x80 as a u32.
-    assert answers[0] == bytes.fromhex("21" "03" "0100" "08001056" "8000" "0000" "05" "00"
+    # VM_ALLOCATE(0): 0x21, type 1 with no fragments, seq 0 (Linux's cyclic allocator
+    # starts at 0), id 0x56000001, vmid 0 + pad.
+    assert requests[0] == bytes.fromhex("21" "01" "0000" "01000056" "00000000")
+    # The reply: type 2, the request's seq and id, OK, then the new vmid 0x80 as a u32.
+    # LOAD is set silently (RM vm_mgnt_new_vm): no NOTIFY_VM_STATUS before it.
+    assert answers[0] == bytes.fromhex("21" "02" "0000" "01000056" "00000000" "80000000")
+    # The first notification is INIT, after VM_CONFIG_IMAGE (NOTIFY_VM_STATUS, type 3, RM
+    # seq 0: vmid 0x80, res, vm_status 1, os 0, app 0).
+    first_note = next(raw for raw in answers if header(raw)[1] == NOTIFICATION)
+    assert first_note == bytes.fromhex("21" "03" "0000" "08001056" "8000" "0000" "01" "00"
                                        "0000")
-    assert answers[1] == bytes.fromhex("21" "02" "0100" "01000056" "00000000" "80000000")
     sent = [header(raw) for raw in requests]
     assert {(api, kind, frags) for api, kind, frags, _, _ in sent} == {(API_BYTE, REQUEST, 0)}
     seqs = [seq for *_, seq, _ in sent]
-    assert seqs == list(range(1, len(seqs) + 1))  # Linux's cyclic allocator from 1
+    assert seqs == list(range(len(seqs)))  # Linux's cyclic allocator from 0
     got = [header(raw) for raw in answers]
     assert {api for api, *_ in got} == {API_BYTE}
     assert max(len(raw) for raw in answers) <= PACKET_MAX
@@ -135,7 +138,7 @@ def test_rm_boot_packets_are_byte_exact_and_replies_echo_seq_and_id():
                for raw, (_, kind, *_) in zip(answers, got, strict=True) if kind == REPLY)
     # Notifications are type 3 and numbered by the RM's own counter.
     notes = [(seq, mid) for _, kind, _, seq, mid in got if kind == NOTIFICATION]
-    assert [seq for seq, _ in notes] == list(range(1, len(notes) + 1))
+    assert [seq for seq, _ in notes] == list(range(len(notes)))  # RM counter from 0
     assert {mid for _, mid in notes} == {RmMessageId.NOTIFY_VM_STATUS}
     # Linux pushes its requests; the RM sends without PUSH.
     pushes = {(e["msgq"], e["push"]) for e in events if e["kind"] == "msgq.send"
@@ -163,20 +166,27 @@ def test_long_reply_travels_as_first_packet_plus_continuation():
     assert len(payload) == 8 + count * ENTRY.size
     entries = [ENTRY.unpack_from(payload, 8 + i * ENTRY.size) for i in range(count)]
     guest = sim.hyp.vm_by_id(0x80)
-    expected = sorted((RESOURCE_TYPE[r["type"]], r["capid"]) for k, r in guest.resources.items()
-                      if not k.startswith("rm"))
-    got = sorted((rtype, capid) for rtype, _res, _partner, _h, _label, capid, *_ in entries)
-    assert got == expected
-    # Linux matches a vCPU entry to its vCPU by label = vCPU index.
-    labels = sorted(label for rtype, _r, _p, _h, label, *_ in entries
-                    if rtype == RESOURCE_TYPE["VIRTUAL_CPU"])
-    assert labels == [0, 1, 2, 3]
-    # The queue and doorbell entries name HLOS as the partner and carry the guest's vIRQ.
-    for rtype, _res, partner, _h, _label, capid, _vh, virq, _base, _size in entries:
-        if rtype != RESOURCE_TYPE["VIRTUAL_CPU"]:
-            assert partner == VMID_HLOS
-            res = next(r for r in guest.resources.values() if r["capid"] == capid)
-            assert virq == res["virq"] != 0
+    hlos = sim.hyp.vms["HLOS"]
+    # HLOS's view (RM vm_config_get_resource_descs): first its caps to the guest's four
+    # vCPUs, label = vCPU index, then its own ends of the channels to the guest.
+    vcpu_entries = [(label, capid) for rtype, _r, _p, _h, label, capid, *_ in entries
+                    if rtype == RESOURCE_TYPE["VIRTUAL_CPU"]]
+    assert [rtype for rtype, *_ in entries[:4]] == [RESOURCE_TYPE["VIRTUAL_CPU"]] * 4
+    assert vcpu_entries == [(v.index, v.owner_capid) for v in guest.vcpus]
+    expected = sorted((RESOURCE_TYPE[r["type"]], r["capid"]) for k, r in hlos.resources.items()
+                      if r.get("partner") == guest.name and not k.startswith("rm"))
+    got = sorted((rtype, capid) for rtype, _res, _partner, _h, _label, capid, *_ in entries[4:])
+    assert got == expected and len(got) == 3  # send, receive, doorbell source
+    # The channel entries name the guest as the partner and carry HLOS's own vIRQ.
+    for _rtype, _res, partner, _h, _label, capid, _vh, virq, _base, _size in entries[4:]:
+        assert partner == guest.vmid
+        res = next(r for r in hlos.resources.values() if r["capid"] == capid)
+        assert virq == res.get("virq", 0)
+    # Every capid is one of HLOS's; none is one of the guest's own.
+    for _t, _r, _p, _h, _l, capid, *_ in entries:
+        assert hlos.cspace.cap(capid).obj is not None
+    assert not {capid for *_, capid, _vh, _v, _b, _s in entries} & {
+        r["capid"] for r in guest.resources.values()}
     # HLOS's RmClient reassembled it: one rm.rpc receive with fragments=1.
     received = [e for e in events if e["kind"] == "rm.rpc" and e["stage"] == "receive"
                 and e["name"] == "VM_GET_HYP_RESOURCES" and e["dir"] == "reply"]

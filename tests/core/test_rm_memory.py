@@ -204,11 +204,14 @@ def test_lend_listing_the_owner_is_argument_invalid():
     def job():
         box.append((yield from vm_b.guest.rm.call(RmMessageId.MEM_LEND, request.encode())))
 
+    before = sim.hyp.memory.read(vm_b.vmid, base)
     queue_job(sim, "VM_B", job())
     events = sim.run(until_ns=sim.now + MS)
     assert box == [(RmError.ARGUMENT_INVALID, b"")]
     assert not [e for e in events if e["kind"] == "mem.lend" and e["owner"] == "VM_B"]
-    assert sim.hyp.memory.read(vm_b.vmid, base) is not None  # still the owner's
+    assert [r["state"] for r in sim.hyp.memory.view(vm_b.vmid) if r["base"] == base] == [
+        "owned"]  # still the owner's ...
+    assert sim.hyp.memory.read(vm_b.vmid, base) == before  # ... contents untouched
     # The same lend without the owner in the ACL is accepted, and the page leaves VM_B.
     request = MemLendReq(acl=[(vm_a.vmid, RIGHTS_RW)], sgl=[(base, PAGE)])
     box.clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import FrozenInstanceError
 
 import pytest
 from hypothesis import given
@@ -119,6 +120,28 @@ def test_header_encode_rejects_fields_too_wide(fields: tuple[RpcType, int, int, 
         RpcHeader(*fields).encode()
 
 
+def test_header_fields_at_their_widths_encode_and_decode() -> None:
+    """The largest values that fit (62 fragments, u16 seq, u32 msg_id) and zeros."""
+    top = RpcHeader(RpcType.NOTIFICATION, 62, 0xFFFF, 0xFFFFFFFF)
+    assert top.encode() == h("21 fb ff ff ff ff ff ff")
+    assert RpcHeader.decode(top.encode()) == top
+    bottom = RpcHeader(RpcType.REQUEST, 0, 0, 0)
+    assert bottom.encode() == h("21 01 00 00 00 00 00 00")
+    assert RpcHeader.decode(bottom.encode()) == bottom
+
+
+def test_headers_and_messages_are_immutable_values() -> None:
+    """A decoded header or message cannot be altered after the drop checks, and equal
+    ones hash alike (frozen dataclasses)."""
+    hdr = RpcHeader.decode(VM_ALLOCATE_REQ_SEQ1)
+    msg = Reassembler().feed(VM_ALLOCATE_REQ_SEQ1)
+    for value, field in ((hdr, "seq"), (msg, "payload")):
+        with pytest.raises(FrozenInstanceError):
+            setattr(value, field, 0)
+    assert {hdr: 1}[RpcHeader(RpcType.REQUEST, 0, 1, RmMessageId.VM_ALLOCATE)] == 1
+    assert len({msg, RpcMessage(RpcType.REQUEST, 1, RmMessageId.VM_ALLOCATE, bytes(4))}) == 1
+
+
 def test_header_with_63_fragments_encodes_but_does_not_decode() -> None:
     raw = RpcHeader(RpcType.REQUEST, 63, 0, 1).encode()
     assert raw == h("21 fd 00 00 01 00 00 00")
@@ -152,6 +175,8 @@ def test_300_bytes_take_one_continuation() -> None:
 def test_exact_fit_of_232_bytes_stays_one_packet() -> None:
     (packet,) = fragment(RpcType.REPLY, 2, RmMessageId.VM_GET_PEERS, bytes(232))
     assert packet[:2] == h("21 02") and len(packet) == 240
+    assert Reassembler().feed(packet) == RpcMessage(  # 240 bytes: the largest packet taken
+        RpcType.REPLY, 2, RmMessageId.VM_GET_PEERS, bytes(232), 0)
     assert len(fragment(RpcType.REPLY, 2, RmMessageId.VM_GET_PEERS, bytes(233))) == 2
 
 
@@ -193,7 +218,9 @@ def test_single_packets_come_back_whole() -> None:
         RpcType.REPLY, 1, RmMessageId.VM_ALLOCATE, h("00 00 00 00 80 00 00 00"), 0
     )
     msg = rx.feed(NOTIFY_STATUS_RUNNING)
-    assert msg is not None and msg.name == "NOTIFY_VM_STATUS"
+    assert msg == RpcMessage(RpcType.NOTIFICATION, 5, RmMessageId.NOTIFY_VM_STATUS,
+                             h("80 00 00 00 03 00 00 00"), 0)
+    assert msg.name == "NOTIFY_VM_STATUS"
     assert NotifyVmStatus.decode(msg.payload) == NotifyVmStatus(vmid=0x80, vm_status=3)
     assert rx.feed(h("21 01 34 12 24 00 00 56")) == RpcMessage(
         RpcType.REQUEST, 0x1234, RmMessageId.VM_GET_VMID, b"", 0
@@ -230,7 +257,8 @@ def test_malformed_packets_are_dropped_with_their_reason(packet: bytes, reason: 
     assert rx.feed(packet) is None
     assert len(rx.dropped) == 1 and reason in rx.dropped[0]
     assert rx.last_drop == rx.dropped[0]
-    assert rx.feed(VM_ALLOCATE_REQ_SEQ1) is not None  # the link still works
+    assert rx.feed(VM_ALLOCATE_REQ_SEQ1) == RpcMessage(  # the link still works
+        RpcType.REQUEST, 1, RmMessageId.VM_ALLOCATE, bytes(4), 0)
 
 
 @pytest.mark.parametrize(
@@ -247,8 +275,8 @@ def test_mismatched_continuation_is_dropped_and_partial_survives(bad_continuatio
     rx.feed(first)
     assert rx.feed(bad_continuation) is None
     assert "does not match message in progress" in rx.dropped[0]
-    msg = rx.feed(last)
-    assert msg is not None and msg.payload == bytes(300)
+    assert rx.feed(last) == RpcMessage(
+        RpcType.REPLY, 7, RmMessageId.VM_GET_HYP_RESOURCES, bytes(300), 1)
 
 
 def test_new_request_discards_the_partial_message() -> None:
@@ -268,7 +296,8 @@ def test_continuation_after_a_complete_message_is_dropped() -> None:
     first, second = fragment(RpcType.REQUEST, 3, RmMessageId.MEM_LEND, bytes(240))
     rx = Reassembler()
     rx.feed(first)
-    assert rx.feed(second) is not None
+    assert rx.feed(second) == RpcMessage(RpcType.REQUEST, 3, RmMessageId.MEM_LEND,
+                                         bytes(240), 1)
     assert rx.feed(second) is None
     assert "no message in progress" in rx.dropped[0]
 
@@ -300,8 +329,9 @@ def test_reply_error_word_is_split_from_the_data() -> None:
     assert split_reply(h("00000000 80000000")) == (RmError.OK, h("80000000"))
     assert make_reply(RmError.VM_STATE) == h("14 00 00 00")
     assert split_reply(h("ff ff ff ff")) == (RmError.UNIMPLEMENTED, b"")
-    with pytest.raises(MalformedPacket, match="no 4-byte error word"):
+    with pytest.raises(MalformedPacket, match="reply of 3 bytes has no 4-byte error word"):
         split_reply(h("00 00 00"))
+    assert split_reply(h("00 00 00 00")) == (RmError.OK, b"")  # the word alone suffices
     with pytest.raises(MalformedPacket, match="unknown RM error 0x99"):
         split_reply(h("99 00 00 00"))
 
@@ -312,8 +342,8 @@ def test_hyp_resources_reply_end_to_end() -> None:
     assert len(payload) == 4 + 4 + 6 * 44
     rx = Reassembler()
     packets = fragment(RpcType.REPLY, 5, RmMessageId.VM_GET_HYP_RESOURCES, payload)
-    msg = [rx.feed(p) for p in packets][-1]
-    assert msg is not None
+    *firsts, msg = [rx.feed(p) for p in packets]
+    assert firsts == [None] and msg.fragments == 1
     err, data = split_reply(msg.payload)
     assert err == RmError.OK and decode_hyp_resources(data) == tuple(entries)
 

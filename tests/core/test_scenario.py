@@ -161,3 +161,117 @@ def test_reserved_vms_always_exist() -> None:
     assert {name: vm.vmid for name, vm in hyp.vms.items()} == {
         "RM": 0xFF, "HLOS": 0x3, "VM_A": 0x80, "VM_B": 0x81}
     assert (hyp.msgqs["HLOS_to_RM"].depth, hyp.msgqs["HLOS_to_RM"].max_size) == (8, 240)
+
+
+# --- what each preset exists to show, exactly ----------------------------------------------
+def _sends(events, vm: str) -> list[tuple]:
+    return [(e["result"], (e.get("ret") or {}).get("not_full")) for e in events
+            if e["kind"] == "hvc" and e["name"] == "msgqueue_send" and e["vm"] == vm]
+
+
+def claim_msgq_backpressure(events) -> None:
+    """The send that fills the 4-deep queue says not_full=false, the next is
+    MSGQUEUE_FULL, and each later send waits for the Tx vIRQ."""
+    assert _sends(events, "Producer")[:8] == [
+        ("OK", True), ("OK", True), ("OK", True), ("OK", True), ("OK", False),
+        ("MSGQUEUE_FULL", False), ("OK", False), ("MSGQUEUE_FULL", False)]
+    story = [e["kind"] if e["kind"] != "hvc" else e["result"] for e in events
+             if (e["kind"] == "virq.assert" and e["source"] == "msgq:P_to_C:tx")
+             or (e["kind"] == "hvc" and e["vm"] == "Producer")]
+    full = [i for i, step in enumerate(story[:-1]) if step == "MSGQUEUE_FULL"]
+    assert len(full) > 2 and {story[i + 1] for i in full} == {"virq.assert"}
+
+
+def claim_msgq_thresholds(events) -> None:
+    """Docs (not-empty 8, not-full 0): Rx only with 8 queued, Tx only when drained;
+    Source (defaults): Rx at every first message."""
+    count: dict[str, int] = {}
+    seen = []
+    for e in events:
+        if e["kind"] in ("msgq.send", "msgq.recv"):
+            count[e["msgq"]] = e["depth"]
+        elif e["kind"] == "virq.assert" and e["source"].startswith("msgq:"):
+            _, queue, side = e["source"].split(":")
+            seen.append((queue, side, count[queue]))
+    assert {s for s in seen if s[0] == "Docs"} == {("Docs", "rx", 8), ("Docs", "tx", 0)}
+    assert {s for s in seen if s[0] == "Source"} == {("Source", "rx", 1)}
+
+
+def claim_priority_preemption(events) -> None:
+    """Urgent preempts at the instant its doorbell vIRQ is asserted, and the vCPU it
+    preempted runs again when Urgent blocks (head of its list)."""
+    rings = [e["t"] for e in events if e["kind"] == "virq.assert" and e["vm"] == "Urgent"]
+    switches = [(e["t"], e["prev"], e["next"], e["reason"]) for e in events
+                if e["kind"] == "sched.switch" and e["pcpu"] == 0]
+    for t in rings[1:]:  # the first ring meets the boot, not a spinner
+        (i, (_, prev, _, _)), = [(i, s) for i, s in enumerate(switches)
+                                 if s[0] == t and s[2] == "Urgent.0"]
+        assert switches[i][3] == "preempt"
+        assert switches[i + 1][1:] == ("Urgent.0", prev, "block:vcpu_wfi")
+    assert len(rings) == 2
+
+
+def claim_proxy_scheduling(events) -> None:
+    """vcpu_run returns READY when HLOS's 1 ms slice runs out inside Guest's handler,
+    EXPECTS_WAKEUP when Guest waits, and runs Guest again after Ticker's doorbell."""
+    assert [e["state"] for e in events if e["kind"] == "vcpu.run"] == [
+        "running", "READY", "running", "EXPECTS_WAKEUP", "running"]
+
+
+def claim_mem_lend(events) -> None:
+    """VM_A's read of the lent page faults; VM_B's fetch faults (RW only); VM_A's reclaim
+    is MEM_INUSE until VM_B releases."""
+    assert [(e["vm"], e["access"], e["reason"]) for e in events if e["kind"] == "mem.fault"] \
+        == [("VM_A", "R", "permission"), ("VM_B", "X", "permission")]
+    replies = [(e["name"], e["error"]) for e in events if e["kind"] == "rm.rpc"
+               and e["name"] in ("MEM_RECLAIM", "MEM_RELEASE") and e.get("error")]
+    assert replies[:2] == [("MEM_RECLAIM", "MEM_INUSE"), ("MEM_RELEASE", "OK")]
+
+
+def claim_mem_share_doorbell(events) -> None:
+    """VM_B reads from the shared page exactly what VM_A wrote before each ring."""
+    written = [e["value"] for e in events if e["kind"] == "mem.access"
+               and (e["vm"], e["access"]) == ("VM_A", "W")]
+    read = [e["value"] for e in events if e["kind"] == "mem.access"
+            and (e["vm"], e["access"]) == ("VM_B", "R")]
+    assert len(written) >= 2 and read == written[:len(read)] and len(read) >= 2
+
+
+def _vm_states(events) -> list[str]:
+    return [e["state"] for e in events if e["kind"] == "vm.state" and e["vm"] == "VM_80"]
+
+
+CLAIMS = {
+    "msgq-backpressure": claim_msgq_backpressure,
+    "msgq-thresholds": claim_msgq_thresholds,
+    "priority-preemption": claim_priority_preemption,
+    "proxy-scheduling": claim_proxy_scheduling,
+    "mem-lend": claim_mem_lend,
+    "mem-share-doorbell": claim_mem_share_doorbell,
+    "rm-boot": lambda ev: _vm_states(ev) == ["LOAD", "INIT", "READY", "RUNNING"] or (
+        pytest.fail(f"rm-boot states {_vm_states(ev)}")),
+    "vm-exit": lambda ev: _vm_states(ev) == [
+        "LOAD", "INIT", "READY", "RUNNING", "EXITED", "RESETTING", "RESET", "NONE"] or (
+        pytest.fail(f"vm-exit states {_vm_states(ev)}")),
+    # msgq-pingpong and doorbell: test_guests (echo order and round trip, ring period)
+}
+
+
+@pytest.mark.parametrize("name", sorted(CLAIMS))
+def test_each_preset_shows_what_its_description_says(name: str) -> None:
+    until = 12 * MS if name == "msgq-thresholds" else RUN_NS  # Docs runs after a 5 ms slice
+    CLAIMS[name](Simulation(load(name)).run(until_ns=until))
+
+
+def test_every_preset_has_its_claim_checked() -> None:
+    assert set(preset_names()) == set(CLAIMS) | {"msgq-pingpong", "doorbell"}
+
+def test_focus_reaches_the_snapshot_and_is_checked() -> None:
+    """`focus` is a view setting for the page: carried in the snapshot's scenario only
+    when given, refused with its field named when its value is unknown."""
+    text = "name: d\nvms:\n  - name: A\nfocus: {rm_links: unfolded}\n"
+    assert Simulation(parse(text)).snapshot()["scenario"]["focus"] == {"rm_links": "unfolded"}
+    assert "focus" not in Simulation(parse("name: d\nvms:\n  - name: A\n")).snapshot()["scenario"]
+    assert load("rm-boot").config["focus"] == {"rm_links": "unfolded"}
+    assert "focus.rm_links" in error_of("name: d\nvms:\n  - name: A\nfocus: {rm_links: open}\n")
+    assert "focus" in error_of("name: d\nvms:\n  - name: A\nfocus: {subject: [A]}\n")

@@ -5,8 +5,16 @@ from __future__ import annotations
 from functools import partial
 
 from gunyah_core import Hypervisor
-from gunyah_core.consts import Error, ObjectState, ThreadRights
-from gunyah_core.guests import Guest, work
+from gunyah_core.consts import (
+    SCHEDULER_DEFAULT_PRIORITY,
+    SCHEDULER_MAX_TIMESLICE_NS,
+    SCHEDULER_MIN_TIMESLICE_NS,
+    SIM_CONTEXT_SWITCH_NS,
+    Error,
+    ObjectState,
+    ThreadRights,
+)
+from gunyah_core.guests import Guest, sleep, work
 from gunyah_core.vcpu import Vcpu
 from tests.core.conftest import MS, US, add_vm, hvc, run_until, set_program, start
 
@@ -22,6 +30,22 @@ class Burst(Guest):
 
     def run(self, vcpu: Vcpu):
         yield work(BURST_NS)
+
+
+class Napper(Guest):
+    """Uses most of its slice, sleeps (blocks in WFI) for a while, then computes for good."""
+
+    program = "napper"
+
+    def run(self, vcpu: Vcpu):
+        yield work(NAP_AFTER_NS)
+        yield sleep(NAP_NS)
+        while True:
+            yield work(SPIN_CHUNK_NS)
+
+
+NAP_AFTER_NS = 800 * US
+NAP_NS = 500 * US
 
 
 def switches(events, pcpu: int | None = None) -> list[tuple]:
@@ -69,9 +93,10 @@ def test_higher_priority_preempts_at_once_and_preempted_returns_to_head(hyp) -> 
     assert seq[:2] == [(0, 0, None, "A.0", "wake:vcpu_off"),
                        (wake_at, 0, "A.0", "U.0", "preempt")]
     t_back, _, prev, nxt, reason = seq[2]
-    # U ran its burst and blocked; A (at the head, not B) gets the CPU back ...
+    # U ran its burst (after the context switch in) and blocked; A (at the head, not B)
+    # gets the CPU back ...
     assert (prev, nxt, reason) == ("U.0", "A.0", "block:vcpu_wfi")
-    assert t_back >= wake_at + BURST_NS
+    assert t_back == wake_at + SIM_CONTEXT_SWITCH_NS + BURST_NS
     # ... with the 700 us it had left, then goes to the tail with a fresh slice.
     left = SLICE - wake_at
     assert seq[3:] == [(t_back + left, 0, "A.0", "B.0", "timeslice"),
@@ -93,6 +118,37 @@ def test_equal_priority_waits_for_slice_expiry(hyp: Hypervisor) -> None:
         (300 * US, "B.0", "ready"), (1 * MS, "B.0", "running")]
 
 
+def test_a_woken_thread_gets_a_fresh_slice_at_the_tail(hyp: Hypervisor) -> None:
+    """facts §7.1: a wake resets the slice and queues at the tail
+    (H-SRC scheduler_fprr.c add_thread_to_scheduler, reset_sched_params)."""
+    nap = add_vm(hyp, "Nap", (0,), timeslice_ns=SLICE)
+    nap.guest = Napper(nap, {})
+    a, b = spinners(hyp, "A", "B")
+    start(hyp, nap, a)
+    events = run_until(hyp, 5 * MS)
+    seq = [(t, prev, nxt, reason) for t, _, prev, nxt, reason in switches(events)]
+    # Nap blocks in its sleep after the switch in and its work: 198 us of its slice unused
+    t_nap = SIM_CONTEXT_SWITCH_NS + NAP_AFTER_NS
+    assert seq[:2] == [(0, None, "Nap.0", "wake:vcpu_off"),
+                       (t_nap, "Nap.0", "A.0", "block:vcpu_wfi")]
+    # Nap wakes at t_nap + 500 us while A runs: it waits at the tail for A's slice ...
+    assert [(e["t"], e["state"]) for e in events if e["kind"] == "vcpu.state"
+            and e["vcpu"] == "Nap.0"][:4] == [(0, "running"), (t_nap, "wfi"),
+                                              (t_nap + NAP_NS, "ready"),
+                                              (t_nap + SLICE, "running")]
+    # ... then runs a whole fresh slice, not the 200 us it had left when it slept.
+    assert seq[2:5] == [(t_nap + SLICE, "A.0", "Nap.0", "timeslice"),
+                        (t_nap + 2 * SLICE, "Nap.0", "A.0", "timeslice"),
+                        (t_nap + 3 * SLICE, "A.0", "Nap.0", "timeslice")]
+    slices = [e["slice_ns"] for e in events if e["kind"] == "sched.switch"]
+    assert slices[:4] == [SLICE, SLICE, SLICE, SLICE]
+    # B wakes at 5 ms while A runs: it queues at the tail, behind Nap.
+    hyp.engine.schedule(0, start, hyp, b)
+    later = [(t, prev, nxt) for t, _, prev, nxt, _ in switches(run_until(hyp, 8 * MS))]
+    assert later == [(t_nap + 5 * SLICE, "A.0", "Nap.0"), (t_nap + 6 * SLICE, "Nap.0", "B.0"),
+                     (t_nap + 7 * SLICE, "B.0", "A.0")]
+
+
 def test_lower_priority_waits_until_higher_blocks(hyp: Hypervisor) -> None:
     (low,) = spinners(hyp, "Low", priority=10)
     high = add_vm(hyp, "High", (0,), priority=50)
@@ -101,7 +157,7 @@ def test_lower_priority_waits_until_higher_blocks(hyp: Hypervisor) -> None:
     seq = switches(run_until(hyp, 2 * MS))
     assert [(p, n, r) for _, _, p, n, r in seq] == [
         (None, "High.0", "wake:vcpu_off"), ("High.0", "Low.0", "block:vcpu_wfi")]
-    assert seq[1][0] >= BURST_NS
+    assert seq[1][0] == SIM_CONTEXT_SWITCH_NS + BURST_NS
 
 
 def test_wfi_blocks_and_virq_wakes(hyp: Hypervisor) -> None:
@@ -148,8 +204,92 @@ def test_yield_hands_cpu_to_equal_priority(hyp: Hypervisor) -> None:
     now = hyp.engine.now
     result = hvc(hyp, a.vcpus[0], "scheduler_yield", control=0)
     assert result.ok
-    assert switches(hyp.trace.take()) == [(now, 0, "A.0", "B.0", "yield")]
-    assert hvc(hyp, b.vcpus[0], "scheduler_yield", control=1).error is Error.ARGUMENT_INVALID
+    events = hyp.trace.take()
+    assert switches(events) == [(now, 0, "A.0", "B.0", "yield")]
+    # A gave up the rest of its slice: it comes back with a fresh one, not the 900 us left.
+    back = switches(run_until(hyp, 3 * MS))
+    assert back[0] == (now + SLICE, 0, "B.0", "A.0", "timeslice")
+    assert back[1] == (now + 2 * SLICE, 0, "A.0", "B.0", "timeslice")
+
+
+def test_yield_alone_restarts_the_slice(hyp: Hypervisor) -> None:
+    """H-SRC scheduler_fprr.c scheduler_yield: active_timeslice = 0, so update_timeslice
+    sees it expired and resets it, even when nothing else can run (facts §7.1)."""
+    a, b = spinners(hyp, "A", "B")
+    start(hyp, a)
+    run_until(hyp, 300 * US)
+    now = hyp.engine.now
+    assert hvc(hyp, a.vcpus[0], "scheduler_yield", control=0).ok
+    hyp.engine.schedule(500 * US - now, start, hyp, b)  # B waits at the tail from 500 us
+    seq = switches(run_until(hyp, 2 * MS))
+    assert seq[0] == (now + SLICE, 0, "A.0", "B.0", "timeslice")  # not at 1 ms
+
+
+def test_yield_hints_the_fprr_scheduler_refuses(hyp: Hypervisor) -> None:
+    """hint 2 (yield_lower), unknown hints and the impl_def bit -> ARGUMENT_INVALID
+    (H-SRC scheduler_fprr/src/hypercalls.c hypercall_scheduler_yield)."""
+    (a,) = spinners(hyp, "A")
+    start(hyp, a)
+    run_until(hyp, 10 * US)
+    for control in (2, 3, 1 << 31):
+        result = hvc(hyp, a.vcpus[0], "scheduler_yield", control=control, arg1=0)
+        assert result.error is Error.ARGUMENT_INVALID, control
+    assert hyp.pcpus[0].current is a.vcpus[0]
+
+
+def test_directed_yield_runs_the_target_on_the_callers_slice(hyp: Hypervisor) -> None:
+    """scheduler_yield hint 1 (arg1 = a thread cap with YIELD_TO): the target runs at
+    once on the rest of the caller's slice, ahead of the run list; the caller's slice
+    end ends it (H-SRC scheduler_fprr.c scheduler_yield_to, select_yield_target)."""
+    p = add_vm(hyp, "P", (0, 0), timeslice_ns=SLICE)
+    set_program(p, "spin", work_ns=SPIN_CHUNK_NS)
+    (c,) = spinners(hyp, "C")
+    p0, p1 = p.vcpus
+    for vcpu in (p0, c.vcpus[0], p1):
+        hyp.power_on(vcpu)
+    run_until(hyp, 100 * US)
+    now = hyp.engine.now
+    assert hyp.pcpus[0].snapshot()["runq"] == ["C.0", "P.1"]
+    result = hvc(hyp, p0, "scheduler_yield", control=1, arg1=p.resources["vcpu1"]["capid"])
+    assert result.ok
+    events = run_until(hyp, 4 * MS)
+    seq = [(e["t"], e["prev"], e["next"], e["reason"], e["slice_ns"]) for e in events
+           if e["kind"] == "sched.switch"]
+    assert seq[:4] == [
+        (now, "P.0", "P.1", "yield_to", SLICE - now),  # C waits: P.1 runs on P.0's slice
+        (SLICE, "P.1", "C.0", "timeslice", SLICE),  # P.0's slice is over: P.0 to the tail
+        (2 * SLICE, "C.0", "P.1", "timeslice", SLICE),  # P.1's own slice is untouched
+        (3 * SLICE, "P.1", "P.0", "timeslice", SLICE)]
+    assert [(e["t"], e["state"]) for e in events if e["kind"] == "vcpu.state"
+            and e["vcpu"] == "P.0"][:2] == [(now, "yielding"), (SLICE, "ready")]
+
+
+def test_directed_yield_refusals_and_early_end(hyp: Hypervisor) -> None:
+    """A cap without YIELD_TO is refused; a target on another pCPU, blocked or the
+    caller itself makes the call return at once; a target that blocks ends the yield
+    and the caller runs on with what is left of its slice."""
+    p = add_vm(hyp, "P", (0, 0, 1), timeslice_ns=SLICE)
+    p.guest = Burst(p, {})
+    p.guest.all_vcpus = True
+    p0, p1, p2 = p.vcpus
+    hyp.power_on(p0)
+    run_until(hyp, 50 * US)
+    weak = p.cspace.create(p1, ThreadRights.AFFINITY)
+    assert hvc(hyp, p0, "scheduler_yield", control=1,
+               arg1=weak).error is Error.CSPACE_INSUFFICIENT_RIGHTS
+    for key in ("vcpu0", "vcpu1", "vcpu2"):  # itself, off (blocked), other pCPU
+        assert hvc(hyp, p0, "scheduler_yield", control=1, arg1=p.resources[key]["capid"]).ok
+        assert hyp.pcpus[0].current is p0 and hyp.pcpus[0].proxy is None
+    hyp.power_on(p1)  # queued behind P.0 (equal priority)
+    now = hyp.engine.now
+    assert hvc(hyp, p0, "scheduler_yield", control=1, arg1=p.resources["vcpu1"]["capid"]).ok
+    events = run_until(hyp, 2 * MS)
+    seq = [(e["t"], e["prev"], e["next"], e["reason"], e["slice_ns"]) for e in events
+           if e["kind"] == "sched.switch"]
+    t_block = seq[1][0]
+    assert seq[:2] == [(now, "P.0", "P.1", "yield_to", SLICE - now),
+                       (t_block, "P.1", "P.0", "yield_to:return", SLICE - t_block)]
+    assert t_block == now + SIM_CONTEXT_SWITCH_NS + BURST_NS  # switched in, then the burst
 
 
 def _init_thread(hyp: Hypervisor, vm, rights: int) -> tuple[Vcpu, int]:
@@ -164,8 +304,8 @@ def test_set_priority_limits_and_state(hyp: Hypervisor) -> None:
     caller = vm.vcpus[0]
     thread, cap = _init_thread(hyp, vm, ThreadRights.PRIORITY | ThreadRights.TIMESLICE)
     assert hvc(hyp, caller, "vcpu_set_priority", capid=cap, priority=63).error is Error.DENIED
-    assert hvc(hyp, caller, "vcpu_set_priority", capid=cap,
-               priority=-1).error is Error.ARGUMENT_INVALID
+    # priority_t is a u32: -1 is 0xffffffff, above 62 (H-SRC hypercall_vcpu_set_priority).
+    assert hvc(hyp, caller, "vcpu_set_priority", capid=cap, priority=-1).error is Error.DENIED
     assert hvc(hyp, caller, "vcpu_set_priority", capid=cap, priority=62).ok
     assert thread.priority == 62
     assert hvc(hyp, caller, "vcpu_set_timeslice", capid=cap, timeslice_ns=99_999).error is (
@@ -181,8 +321,29 @@ def test_set_priority_limits_and_state(hyp: Hypervisor) -> None:
     assert hvc(hyp, caller, "vcpu_set_priority", capid=own, priority=10).error is (
         Error.OBJECT_STATE)
     assert [e["result"] for e in hyp.trace.take() if e["kind"] == "hvc"] == [
-        "DENIED", "ARGUMENT_INVALID", "OK", "ARGUMENT_INVALID", "OK", "OBJECT_STATE",
+        "DENIED", "DENIED", "OK", "ARGUMENT_INVALID", "OK", "OBJECT_STATE",
         "OBJECT_STATE", "OBJECT_STATE"]
+
+
+def test_set_priority_checks_the_limit_before_the_state(hyp: Hypervisor) -> None:
+    """DENIED (above VCPU_MAX_PRIORITY = 62) comes before OBJECT_STATE; for the timeslice
+    the state comes first (H-SRC vcpu/aarch64/src/hypercalls.c hypercall_vcpu_set_priority,
+    hypercall_vcpu_set_timeslice; facts §7.1)."""
+    vm = add_vm(hyp, "A", (0,))
+    caller = vm.vcpus[0]
+    thread, cap = _init_thread(hyp, vm, ThreadRights.PRIORITY | ThreadRights.TIMESLICE)
+    thread.activate()
+    for priority in (63, -1):
+        assert hvc(hyp, caller, "vcpu_set_priority", capid=cap,
+                   priority=priority).error is Error.DENIED
+    assert hvc(hyp, caller, "vcpu_set_priority", capid=cap,
+               priority=62).error is Error.OBJECT_STATE
+    assert hvc(hyp, caller, "vcpu_set_timeslice", capid=cap,
+               timeslice_ns=1).error is Error.OBJECT_STATE
+    assert [(e["args"].get("priority"), e["result"]) for e in hyp.trace.take()
+            if e["kind"] == "hvc"] == [(63, "DENIED"), (-1, "DENIED"), (62, "OBJECT_STATE"),
+                                       (None, "OBJECT_STATE")]
+    assert thread.priority == SCHEDULER_DEFAULT_PRIORITY
 
 
 def test_set_priority_needs_priority_right(hyp: Hypervisor) -> None:
@@ -190,3 +351,46 @@ def test_set_priority_needs_priority_right(hyp: Hypervisor) -> None:
     _, cap = _init_thread(hyp, vm, ThreadRights.TIMESLICE)
     result = hvc(hyp, vm.vcpus[0], "vcpu_set_priority", capid=cap, priority=40)
     assert result.error is Error.CSPACE_INSUFFICIENT_RIGHTS
+
+
+def test_a_preempted_directed_yield_resumes_when_the_caller_is_picked(hyp: Hypervisor) -> None:
+    """A thread above the caller suspends a directed yield; when it blocks, the caller
+    (at the head of its list) yields to its target again, on what is left of its slice
+    (H-SRC scheduler_fprr.c: scheduler_yielding stays set; select_yield_target)."""
+    p = add_vm(hyp, "P", (0, 0), timeslice_ns=SLICE)
+    set_program(p, "spin", work_ns=SPIN_CHUNK_NS)
+    urgent = add_vm(hyp, "U", (0,), priority=40)
+    urgent.guest = Burst(urgent, {})
+    p0, p1 = p.vcpus
+    hyp.power_on(p0)
+    hyp.power_on(p1)
+    run_until(hyp, 100 * US)
+    now = hyp.engine.now
+    assert hvc(hyp, p0, "scheduler_yield", control=1, arg1=p.resources["vcpu1"]["capid"]).ok
+    hyp.engine.schedule(400 * US - now, hyp.power_on, urgent.vcpus[0])
+    events = run_until(hyp, 4 * MS)
+    seq = [(e["t"], e["prev"], e["next"], e["reason"], e["slice_ns"]) for e in events
+           if e["kind"] == "sched.switch"]
+    t_back = seq[2][0]
+    left = SLICE - 400 * US
+    assert seq[:5] == [(now, "P.0", "P.1", "yield_to", SLICE - now),
+                       (400 * US, "P.1", "U.0", "preempt", seq[1][4]),
+                       (t_back, "U.0", "P.1", "yield_to", left),
+                       # P.0's slice is over: P.1, at the head of the list, goes on
+                       # on its own (untouched) slice, then P.0's turn comes.
+                       (t_back + left, "P.1", "P.1", "timeslice", SLICE),
+                       (t_back + left + SLICE, "P.1", "P.0", "timeslice", SLICE)]
+    assert t_back >= 400 * US + BURST_NS
+
+
+def test_timeslice_limits_at_and_one_past_each_end(hyp: Hypervisor) -> None:
+    """SCHEDULER_MIN_TIMESLICE (100 us) and SCHEDULER_MAX_TIMESLICE (100 ms) are accepted,
+    one nanosecond outside is ARGUMENT_INVALID (H-SRC scheduler_fprr.c
+    scheduler_set_timeslice; facts §7.1)."""
+    vm = add_vm(hyp, "A", (0,))
+    thread, cap = _init_thread(hyp, vm, ThreadRights.TIMESLICE)
+    results = [hvc(hyp, vm.vcpus[0], "vcpu_set_timeslice", capid=cap, timeslice_ns=ns).error
+               for ns in (SCHEDULER_MIN_TIMESLICE_NS - 1, SCHEDULER_MIN_TIMESLICE_NS,
+                          SCHEDULER_MAX_TIMESLICE_NS, SCHEDULER_MAX_TIMESLICE_NS + 1)]
+    assert results == [Error.ARGUMENT_INVALID, Error.OK, Error.OK, Error.ARGUMENT_INVALID]
+    assert thread.timeslice_ns == SCHEDULER_MAX_TIMESLICE_NS

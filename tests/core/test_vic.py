@@ -86,8 +86,10 @@ def test_edge_reasserted_while_active_pends_again(vm, hyp) -> None:
     src.assert_()
     vcpu = vm.vcpus[0]
     assert vm.vic.acknowledge(vcpu) == 40
+    assert vm.vic.active == {40}
     src.assert_()  # arrives during the handler: latched
     vm.vic.eoi(vcpu, 40)
+    assert (vm.vic.active, vm.vic.pending) == (set(), {40})
     hyp.trace.take()
     assert deliver_all(vm) == [40]
 
@@ -169,3 +171,38 @@ def test_wfi_vcpu_wakes_on_assert_and_takes_the_virq(hyp: Hypervisor) -> None:
         ("virq.eoi", None), ("vcpu.state", "wfi")]
     assert {e["virq"] for e in events if e["kind"].startswith("virq.")} == {virq}
     assert events[0]["t"] == 1 * MS
+
+
+def test_a_vIRQ_routed_to_vcpu_1_is_taken_only_by_vcpu_1(hyp: Hypervisor) -> None:
+    vm = add_vm(hyp, "V2", (0, 1))
+    v0, v1 = vm.vcpus
+    to_1, to_0 = VirqSource("to1"), VirqSource("to0")
+    vm.vic.bind(to_1, 40, EDGE, vcpu_index=1)
+    to_1.assert_()
+    assert (vm.vic.has_pending(0), vm.vic.has_pending(1)) == (False, True)
+    assert vm.vic.acknowledge(v0) is None  # the only pending vIRQ is not v0's
+    vm.vic.bind(to_0, 41, EDGE, vcpu_index=0)
+    to_0.assert_()
+    assert vm.vic.acknowledge(v0) == 41  # two pending: v0 takes its own, not the lower 40
+    assert vm.vic.acknowledge(v0) is None
+    assert vm.vic.acknowledge(v1) == 40
+    assert (vm.vic.has_pending(0), vm.vic.has_pending(1)) == (False, False)
+
+
+def test_unbind_drops_an_active_vIRQ_and_ignores_another_vics_source(hyp: Hypervisor) -> None:
+    a, b = add_vm(hyp, "A", (0,)), add_vm(hyp, "B", (1,))
+    src, other = VirqSource("s"), VirqSource("o")
+    assert (src.vic, src.virq) == (None, 0)  # unbound: the views show vIRQ 0
+    a.vic.bind(src, 100, LEVEL)
+    b.vic.bind(other, 100, LEVEL)
+    src.assert_()
+    assert a.vic.acknowledge(a.vcpus[0]) == 100
+    b.vic.unbind(src)  # not B's: nothing happens
+    assert (src.vic, src.virq, a.vic.active) == (a.vic, 100, {100})
+    a.vic.unbind(src)
+    assert (src.vic, src.virq, a.vic.active, b.vic.sources) == (None, 0, set(), {100: other})
+    src.assert_()  # unbound: asserts go nowhere
+    assert a.vic.pending == set()
+    hyp.trace.take()
+    a.vic.eoi(a.vcpus[0], 100)  # a stale EOI after unbind is harmless and says so
+    assert project(hyp.trace.take(), "virq", "source") == [("virq.eoi", 100, "unbound")]
