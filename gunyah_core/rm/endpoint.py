@@ -41,6 +41,10 @@ class RpcEndpoint:
         self.reassembler = Reassembler()
         self.outbox: deque[tuple[bytes, bool]] = deque()
         self.waiting_tx = False
+        # A pump suspended in its msgqueue_send owns the outbox's head: a Tx vIRQ handler
+        # that runs meanwhile must not send (and pop) that packet again. Linux holds the
+        # RM link's send lock across the hypercall for the same reason (rsc_mgr.c).
+        self.pumping = False
 
     def queue(self, msg_type: RpcType, seq: int, msg_id: int, payload: bytes,
               fields: dict[str, Any] | None = None) -> None:
@@ -62,20 +66,23 @@ class RpcEndpoint:
 
     def pump(self):
         """Send queued packets until the outbox is empty or the queue is full."""
-        while self.outbox and not self.waiting_tx:
-            packet, last = self.outbox[0]
-            flags = MSGQUEUE_SEND_FLAG_PUSH if (last and self.push_last) else 0
-            result = yield hvc("msgqueue_send", capid=self.tx["capid"], size=len(packet),
-                               flags=flags, payload=packet)
-            if result.error is Error.MSGQUEUE_FULL:
-                self.waiting_tx = True
-                return
-            if result.error is not Error.OK:
-                self.outbox.popleft()  # a refused packet is not retried
-                continue
-            self.outbox.popleft()
-            if not result.ret["not_full"]:
-                self.waiting_tx = True
+        if self.pumping:
+            return  # the pump under way sends what is queued
+        self.pumping = True
+        try:
+            while self.outbox and not self.waiting_tx:
+                packet, last = self.outbox[0]
+                flags = MSGQUEUE_SEND_FLAG_PUSH if (last and self.push_last) else 0
+                result = yield hvc("msgqueue_send", capid=self.tx["capid"], size=len(packet),
+                                   flags=flags, payload=packet)
+                if result.error is Error.MSGQUEUE_FULL:
+                    self.waiting_tx = True
+                    return
+                self.outbox.popleft()  # sent, or refused: a refused packet is not retried
+                if result.error is Error.OK and not result.ret["not_full"]:
+                    self.waiting_tx = True
+        finally:
+            self.pumping = False
 
     def tx_ready(self):
         """The Tx vIRQ: there is room again."""

@@ -304,3 +304,20 @@ def test_a_text_message_sent_by_a_person_onto_the_rm_link_is_dropped_not_fatal()
     box = rpc(sim, RmMessageId.VM_GET_VMID, b"")
     run_for(sim, MS // 5)
     assert box and box[0][0] is RmError.OK and U32.unpack(box[0][1]) == (VMID_HLOS,)
+
+
+def test_a_tx_virq_during_a_send_does_not_send_the_packet_twice():
+    """HLOS at a higher priority takes its Tx vIRQ while its own send is under way: the
+    handler must leave the packet to that send (it used to pop an emptied outbox)."""
+    sim = Simulation(load("vm-exit"))
+    for _ in range(92):
+        sim.step()
+    sim.act("set_priority", {"vcpu": "HLOS.0", "priority": 40})
+    events = sim.run(until_ns=50_000_000)
+    replies = [(e["name"], e["error"]) for e in events
+               if e["kind"] == "rm.rpc" and e["dir"] == "reply" and e["stage"] == "send"]
+    assert replies[-4:] == [("MEM_RECLAIM", "MEM_INUSE"), ("VM_RESET", "OK"),
+                            ("MEM_RECLAIM", "OK"), ("VM_DEALLOCATE", "OK")]
+    sent = [e["rpc_seq"] for e in events if e["kind"] == "rm.rpc" and e["stage"] == "send"
+            and e["dir"] == "request" and e["src"] == "HLOS"]
+    assert len(sent) == len(set(sent))  # each request once
