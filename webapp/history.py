@@ -63,7 +63,7 @@ class HistoryMixin:
             self._build(scenario, seed)
             self.branches.current.marks = marks
             self._adopt(replay.sim, log, replay.pending)
-            snap = self._snapshot_at_start()
+            snap = {**self._snapshot_at_start(), "build": self.builds}
             self._emit(EV_SNAPSHOT, snap)
             self._send_log(self.history)
             self._emit(EV_STATUS, self._status())

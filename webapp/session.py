@@ -92,12 +92,16 @@ class Session(HistoryMixin):
         self._batch_id = 0
         self._inflight: dict[int, float] = {}  # batch id -> wall time sent
         self.events_per_s = 0.0
+        self.builds = 0  # how many machines this session has built (see _build)
         self._build(load(scenario), None)
 
     # -- scenario ------------------------------------------------------------------------
     def _build(self, scenario, seed: int | None) -> None:
         self._drop_standby()
         self.sim = Simulation(scenario, seed=seed)
+        # Which build a snapshot belongs to: a reset draws the same machine at the same
+        # seq, and the page must still tell it from the echo of the previous one.
+        self.builds += 1
         # A scenario may say how fast it is best watched (its events' time scale).
         self.speed = scenario.config.get("speed", DEFAULT_SPEED)
         self.pending: list[dict[str, Any]] = []
@@ -146,7 +150,7 @@ class Session(HistoryMixin):
         with self._lock:
             self._stop()
             self._build(scenario, seed)
-            snap = self.sim.snapshot()
+            snap = {**self.sim.snapshot(), "build": self.builds}
             self._emit(EV_SNAPSHOT, snap)
             self._emit(EV_STATUS, self._status())
         return {"snapshot": snap}

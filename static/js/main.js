@@ -17,7 +17,6 @@ import { StageView } from "./stageview.js";
 
 const STATUS_MS = 250;
 const TOAST_MS = 6000;
-const SNAPSHOT_DEDUP_MS = 1000;
 const MAX_LATENCIES = 200;
 const TRACE_WINDOW = 1; // sim:trace batches in flight while playing; acked once drawn
 
@@ -121,10 +120,11 @@ const share = new Share({ send, history, controls, toast, session: () => view.se
   key: () => view.key });
 
 function applySnapshot(snap) {
-  const key = `${snap.scenario?.name}|${snap.scenario?.seed}|${snap.trace_seq}|${snap.now_ns}`;
-  const wall = performance.now();
-  if (view.lastSnap && view.lastSnap.key === key && wall - view.lastSnap.wall < SNAPSHOT_DEDUP_MS) return;
-  view.lastSnap = { key, wall };
+  // A load or reset's snapshot comes twice (its event and its ack): draw it once. `build`
+  // tells a reset, which shows the same machine at the same seq, from that echo.
+  const key = `${snap.build}|${snap.scenario?.name}|${snap.scenario?.seed}|${snap.trace_seq}|${snap.now_ns}`;
+  if (view.lastSnap === key) return;
+  view.lastSnap = key;
   state.reset(snap);
   diagram.setFocus(snap.scenario?.focus);
   diagram.build(snap);

@@ -213,3 +213,15 @@ def test_a_scenario_starts_at_the_speed_it_is_best_watched_at(page: Page,
     page.goto(live_server + "/?scenario=proxy-scheduling")
     page.wait_for_selector("[data-vm='Guest']")
     expect(page.get_by_test_id("speed-out")).to_have_text("1 ms/s")
+
+
+def test_reset_right_after_stepping_starts_over(page: Page) -> None:
+    """A reset's snapshot shows the machine the load showed, at the same seq: the page
+    must draw it anyway, not take it for the echo of the load's own snapshot."""
+    start = hooks(page)["headSeq"]
+    for _ in range(3):
+        step_one(page)
+    assert hooks(page)["headSeq"] > start
+    page.get_by_test_id("btn-reset").click()
+    page.wait_for_function("h => window.__gunyah.headSeq === h", arg=start)
+    assert hooks(page)["seq"] <= start  # the view stands in the new run, not the old one
