@@ -78,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     lesson_sub = lesson.add_subparsers(dest="lesson_command", required=True, parser_class=_Parser)
     lesson_check = lesson_sub.add_parser("check", help="run lessons, resolve every question")
     lesson_check.add_argument("files", nargs="+", metavar="LESSON")
+    lesson_check.add_argument("--answers", action="store_true",
+                              help="also print each question's answer and deciding event")
     bench = sub.add_parser("bench", help="msgq ping-pong throughput, printed as JSON")
     bench.add_argument("--scenario", default="msgq-pingpong")
     bench.add_argument("--messages", type=positive, default=DEFAULT_BENCH_MESSAGES,
@@ -173,12 +175,16 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 def cmd_lesson(args: argparse.Namespace) -> None:
     """One summary line per good lesson; one line per problem and exit 2 otherwise."""
-    from .lessons import check
+    from .lessons import check, event_caption
     problems = 0
     for path in args.files:
         report = check(path)
         if report.ok:
             print(report.summary())
+            for result in report.results if args.answers else []:
+                if result.event is not None:
+                    print(f"  step {result.index + 1}: {json.dumps(result.answer)} "
+                          f"(event {result.event['seq']}: {event_caption(result.event)})")
         for problem in report.problems:
             print(f"error: {shorten(problem, MAX_MESSAGE_CHARS)}", file=sys.stderr)
         problems += len(report.problems)

@@ -218,3 +218,14 @@ def test_lesson_check_refuses_an_unreadable_lesson(tmp_path: Path):
     bad.write_text("title: t\nscenario: msgq-pingpong\nsteps:\n  - {caption: c, run: {}}\n")
     lines = assert_usage_error(cli("lesson", "check", str(bad))).splitlines()
     assert len(lines) == 1 and "steps[0].run" in lines[0] and ":4:" in lines[0]
+
+
+def test_lesson_check_answers_prints_the_answer_key():
+    proc = cli("lesson", "check", "--answers", "lessons/04-doorbells.yaml")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("ok: lessons/04-doorbells.yaml")
+    key = [line.split(" (event")[0] for line in lines[1:]]
+    assert key == ["  step 1: 0", "  step 2: 1", "  step 3: 0", "  step 5: 1",
+                   '  step 6: "ARGUMENT_INVALID"']
+    assert 'result="ARGUMENT_INVALID"' in lines[-1]
