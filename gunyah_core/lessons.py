@@ -38,6 +38,7 @@ from .scenario import (
     _Validator,
     load,
     parse,
+    preset_names,
     shorten,
 )
 from .simulation import Simulation
@@ -199,18 +200,21 @@ def _check_step(step: dict[str, Any], at: list[Any], fail: Any) -> None:
 
 def _scenario(spec: Any, source: str, base: Path | None, fail: Any) -> Scenario:
     if isinstance(spec, dict):
-        text = json.dumps(spec)
+        text = json.dumps(spec, default=str)  # YAML dates become strings, then refused
         if len(text) > MAX_SCENARIO_BYTES:
             raise fail(f"inline scenario larger than {MAX_SCENARIO_BYTES} bytes", ["scenario"])
         try:
             return parse(text, f"{source}: scenario")
         except ScenarioError as err:
             raise fail(err.message, ["scenario", *filter(None, [err.path])]) from None
+    if spec in preset_names():
+        return load(spec)
+    name = Path(spec)
+    if name.is_absolute() or ".." in name.parts:
+        raise fail("a scenario file must be named relative to the lesson, inside its "
+                   f"folder, or be a preset ({', '.join(preset_names())})", ["scenario"])
     try:
-        from .scenario import preset_names
-        if spec in preset_names() or base is None:
-            return load(spec)
-        return load(str(base / spec))
+        return load(str((base or Path()) / name))
     except ScenarioError as err:
         raise fail(str(err), ["scenario"]) from None
 

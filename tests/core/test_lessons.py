@@ -217,6 +217,10 @@ def test_until_that_never_comes_is_reported(tmp_path: Path):
      "    action: {name: msgq_send, args: {vm: VM_A, colour: 1}}\n    run: {events: 1}\n",
      "steps[0].action.args"),
     ("title: t\nscenario: {name: x}\nsteps:\n  - {caption: c}\n", "scenario"),
+    ("title: t\nscenario: {name: x, vms: [], when: 2020-01-01}\nsteps:\n  - {caption: c}\n",
+     "scenario"),
+    ("title: t\nscenario: ../presets/doorbell.yaml\nsteps:\n  - {caption: c}\n", "scenario"),
+    ("title: t\nscenario: /etc/hostname\nsteps:\n  - {caption: c}\n", "scenario"),
 ])
 def test_schema_and_reference_errors_name_the_field(text: str, where: str):
     with pytest.raises(LessonError) as err:
