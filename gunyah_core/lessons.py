@@ -229,6 +229,11 @@ class Verdict:
     event: dict[str, Any]
     caption: str
 
+    def as_dict(self) -> dict[str, Any]:
+        """What a page shows after the reveal (JSON-ready)."""
+        return {"right": self.right, "given": self.given, "answer": self.answer,
+                "event": self.event, "caption": self.caption}
+
 
 @dataclass
 class StepResult:
@@ -475,6 +480,21 @@ class CheckReport:
         questions = sum(1 for s in self.lesson.steps if "question" in s)
         return (f"ok: {self.source}: {self.lesson.title} ({len(self.lesson.steps)} steps, "
                 f"{questions} questions, scenario {self.lesson.scenario.name})")
+
+
+def lesson_index(folder: str | Path) -> list[dict[str, Any]]:
+    """Every lesson file in ``folder`` that loads, in file-name order, for a picker:
+    file, title, chapter, steps, questions (a broken one is left out: see ``check``)."""
+    out = []
+    for path in sorted(Path(folder).glob("*.yaml")):
+        try:
+            lesson = load_lesson(str(path))
+        except ScenarioError:
+            continue
+        out.append({"file": path.name, "title": lesson.title,
+                    "chapter": lesson.config.get("chapter", ""), "steps": len(lesson.steps),
+                    "questions": sum(1 for s in lesson.steps if "question" in s)})
+    return out
 
 
 def check(path: str) -> CheckReport:

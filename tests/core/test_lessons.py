@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from gunyah_core.lessons import (
     check,
     event_caption,
     grade,
+    lesson_index,
     load_lesson,
     parse_lesson,
 )
@@ -123,6 +125,18 @@ def test_grading_right_and_wrong_names_the_deciding_event():
     assert not grade(fills, 0).right
     numbers = check(str(REPO / "lessons" / "02-message-queues.yaml")).results[4]
     assert numbers.answer == 3 and grade(numbers, 3.0).right and not grade(numbers, 4).right
+
+
+def test_verdict_and_index_are_json_ready(tmp_path: Path):
+    run = run_all(FULL_QUEUE)
+    shown = json.loads(json.dumps(grade(run.results[2], "MSGQUEUE_FULL").as_dict()))
+    assert shown["right"] is True and shown["event"]["result"] == "MSGQUEUE_FULL"
+    index = lesson_index(REPO / "lessons")
+    assert [entry["file"] for entry in index] == [p.name for p in SHIPPED]
+    assert all(entry["questions"] >= MIN_QUESTIONS for entry in index)
+    (tmp_path / "a.yaml").write_text(FULL_QUEUE)
+    (tmp_path / "b.yaml").write_text("title: [not, a, string]\n")
+    assert [e["file"] for e in lesson_index(tmp_path)] == ["a.yaml"]
 
 
 def test_prompt_never_carries_the_answer():
