@@ -264,3 +264,10 @@ def test_scenario_file_is_found_next_to_the_lesson(tmp_path: Path):
     (tmp_path / "lesson.yaml").write_text(FULL_QUEUE.replace("scenario: msgq-backpressure",
                                                              "scenario: mine.yaml"))
     assert load_lesson(str(tmp_path / "lesson.yaml")).scenario.name == "msgq-backpressure"
+
+
+def test_oversized_lesson_file_is_refused(tmp_path: Path):
+    path = tmp_path / "big.yaml"
+    path.write_text(FULL_QUEUE + "#" * (64 * 1024))
+    problems = check(str(path)).problems
+    assert problems == [f"{path}: file larger than 65536 bytes"]
