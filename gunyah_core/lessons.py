@@ -356,11 +356,11 @@ class LessonRun:
             while (len(self.events) < limit and self.sim.engine.peek() is not None
                    and self.sim.engine.peek() <= until):
                 self._more()
+            # The clock stays at the last event (not moved on to ``until``), as on the
+            # page, so an action in the next step happens at the same time there.
             if self.sim.engine.peek() is not None and self.sim.engine.peek() <= until:
                 result.problems.append(self.where(
                     f"run.time: {MAX_STEP_EVENTS} events before t={until} ns"))
-            else:
-                self.sim.engine.now = max(self.sim.engine.now, until)
             return next((i for i in range(self.cursor, len(self.events))
                          if self.events[i]["t"] > until), len(self.events))
         kind, where = run["until"]["kind"], run["until"].get("where", {})
@@ -480,6 +480,46 @@ class CheckReport:
         questions = sum(1 for s in self.lesson.steps if "question" in s)
         return (f"ok: {self.source}: {self.lesson.title} ({len(self.lesson.steps)} steps, "
                 f"{questions} questions, scenario {self.lesson.scenario.name})")
+
+
+def _highlight_keys(run: LessonRun, names: list[str]) -> list[str]:
+    """The page diagram's keys for a step's highlight names ("vm:X", "msgq:Q", ...)."""
+    hyp = run.sim.hyp
+    vcpus = {v.id for vm in hyp.vms.values() for v in vm.vcpus}
+    prefix = [(hyp.vms, "vm"), (hyp.msgqs, "msgq"), (hyp.doorbells, "bell"), (vcpus, "vcpu")]
+    return [next((f"{p}:{name}" for table, p in prefix if name in table), name)
+            for name in names]
+
+
+def page_plan(path: str) -> dict[str, Any]:
+    """What a lesson player on the page needs, from one headless run (LessonError if the
+    lesson is broken): per step its prompt, action, the answer's *location* (never its
+    value) and the seq range of its events, which the page reveals in the same
+    deterministic run (same scenario, seed and actions at the same events)."""
+    lesson = load_lesson(path)
+    run = LessonRun(lesson)
+    steps = []
+    last = run.events[-1]["seq"] if run.events else -1
+    while not run.done:
+        step, prompt = run.step, run.prompt()
+        result = run.run_step()
+        if result.problems:
+            raise LessonError(result.problems[0], source=path)
+        question = step.get("question")
+        if question is not None:
+            prompt["question"]["answer"] = question["answer"]
+            prompt["question"]["explain"] = question.get("explain", "")
+        prompt["highlight_keys"] = _highlight_keys(run, prompt["highlight"])
+        prompt["first_seq"] = last + 1
+        last = result.events[-1]["seq"] if result.events else last
+        prompt["last_seq"] = last
+        steps.append(prompt)
+    spec = lesson.config["scenario"]
+    return {"title": lesson.title, "chapter": lesson.config.get("chapter", ""),
+            "summary": lesson.config.get("summary", ""),
+            "scenario": spec if isinstance(spec, str) else None,
+            "scenario_text": json.dumps(spec) if isinstance(spec, dict) else None,
+            "seed": lesson.seed, "steps": steps}
 
 
 def lesson_index(folder: str | Path) -> list[dict[str, Any]]:

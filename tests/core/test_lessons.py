@@ -111,6 +111,21 @@ def test_a_step_ends_at_its_until_event():
     assert second.events[0]["seq"] == last["seq"] + 1
 
 
+def test_time_and_event_count_runs():
+    text = """
+title: t
+scenario: priority-preemption
+steps:
+  - {caption: to 2 ms, run: {time: 2ms}}
+  - {caption: five events, run: {events: 5}}
+"""
+    run = run_all(text)
+    to_time, five = run.results
+    assert to_time.events and max(e["t"] for e in to_time.events) <= 2_000_000
+    assert five.events[0]["t"] > 2_000_000 and len(five.events) == 5
+    assert five.events[0]["seq"] == to_time.events[-1]["seq"] + 1
+
+
 def test_grading_right_and_wrong_names_the_deciding_event():
     run = run_all(FULL_QUEUE)
     fills, fifth = run.results[1], run.results[2]
