@@ -12,6 +12,7 @@ import { PacketIndex, loadNames } from "./rmpacket.js";
 import { History } from "./history.js";
 import { HistoryBar } from "./histbar.js";
 import { Share } from "./share.js";
+import { LessonPlayer } from "./lesson.js";
 
 const STATUS_MS = 250;
 const TOAST_MS = 6000;
@@ -99,6 +100,8 @@ history.onMoved = syncStructure; // a seek may cross VMs or queues being created
 const bar = new HistoryBar(history, controls, send, toast);
 const share = new Share({ send, history, controls, toast, session: () => view.session,
   key: () => view.key });
+const lesson = new LessonPlayer($("lesson"), $("btn-lessons"), { call: (t, p) => controls.call(t, p),
+  act: (a, args) => act(a, args), highlight: (keys) => diagram.highlight(keys), toast });
 
 function applySnapshot(snap) {
   const key = `${snap.scenario?.name}|${snap.scenario?.seed}|${snap.trace_seq}|${snap.now_ns}`;
@@ -140,6 +143,7 @@ on("sim:trace", (batch, ack) => {
   anim.serverNow(batch.now_ns);
   if (live) anim.add(events);
   timeline.push(events);
+  lesson.feed(events);
   view.seq = history.view;
   if (live) view.now = batch.now_ns;
 });
