@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from .actions import ARGUMENTS, ActionError, check_arguments
+from .captions import caption
 from .engine import NoProgressError
 from .scenario import (
     MAX_MESSAGE_CHARS,
@@ -58,17 +59,8 @@ class LessonError(ScenarioError):
 
 
 def event_caption(event: dict[str, Any]) -> str:
-    """The one-line caption of ``event`` shown with a verdict.
-
-    The hook for the captions module (``gunyah_core.captions.caption``): used when it is
-    present, otherwise a plain ``kind field=value ...`` line.
-    """
-    try:
-        from .captions import caption  # type: ignore[import-not-found]
-    except ImportError:
-        shown = " ".join(f"{k}={json.dumps(v)}" for k, v in event.items()
-                         if k not in ("seq", "t", "kind", "state", "object"))
-        return shorten(f"{event['kind']} {shown}", MAX_MESSAGE_CHARS)
+    """The sentence shown with a verdict: the deciding event's caption (captions.py, the
+    one place events are worded)."""
     return caption(event)
 
 

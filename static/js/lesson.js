@@ -4,6 +4,7 @@
 // range of its events, which this page reveals in the same deterministic run. The answer
 // is read from the events this page received, so the lesson cannot disagree with the model.
 import { html, summarize } from "./format.js";
+import { captionOf } from "./caption.js";
 
 const MAX_STEP_COUNT = 10000; // events one sim:step may ask for (the toolbar's Step N bound)
 
@@ -158,6 +159,7 @@ export class LessonPlayer {
         html("strong", { "data-testid": "lesson-result" }, right ? "✓ Right" : "✗ Not quite", box);
         box.append(` — the model says ${typeof answer === "string" ? answer : shown(answer)}.`);
         html("div", { class: "lesson-event", "data-testid": "lesson-event" }, `#${event.seq} ${summarize(event)}`, box);
+        html("p", { class: "lesson-why", "data-testid": "lesson-why" }, captionOf(event), box);
         if (q.explain) markdown(q.explain, html("p", {}, null, box));
       }
     }

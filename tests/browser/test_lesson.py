@@ -8,6 +8,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
+from gunyah_core.captions import caption
 from gunyah_core.lessons import check
 
 LESSONS = Path(__file__).resolve().parents[2] / "lessons"
@@ -42,6 +43,7 @@ def play(page: Page, file: str, wrong_step: int, snap=None) -> list[str]:
             verdict = page.get_by_test_id("lesson-verdict")
             expect(verdict).to_be_visible()
             expect(page.get_by_test_id("lesson-event")).to_contain_text(f"#{result.event['seq']} ")
+            expect(page.get_by_test_id("lesson-why")).to_have_text(caption(result.event))
             verdicts.append(verdict.inner_text())
             if snap is not None and result.index + 1 == wrong_step:
                 snap(page)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from gunyah_core import preset_names
+from gunyah_core.captions import caption
 
 REPO = Path(__file__).resolve().parents[2]
 EXIT_USAGE = 2
@@ -128,6 +129,18 @@ def test_run_events_every_line_fits_the_contract() -> None:
     check_msg_pairs(events)
 
 
+def test_run_text_is_one_captioned_line_per_event() -> None:
+    proc = cli("run", "doorbell", "--events", "60", "--format", "text")
+    assert proc.returncode == 0, proc.stderr
+    jsonl = cli("run", "doorbell", "--events", "60")
+    events = [json.loads(line) for line in jsonl.stdout.splitlines()]
+    lines = proc.stdout.splitlines()
+    assert len(lines) == len(events) == 60
+    for line, event in zip(lines, events, strict=True):
+        seq, _, kind, text = line.split("\t")
+        assert (seq, kind, text) == (f"#{event['seq']}", event["kind"], caption(event))
+
+
 def test_run_until_writes_to_file(tmp_path: Path) -> None:
     out = tmp_path / "t.jsonl"
     proc = cli("run", "doorbell", "--until", "2ms", "--out", str(out))
@@ -228,4 +241,4 @@ def test_lesson_check_answers_prints_the_answer_key():
     key = [line.split(" (event")[0] for line in lines[1:]]
     assert key == ["  step 1: 0", "  step 2: 1", "  step 3: 0", "  step 5: 1",
                    '  step 6: "ARGUMENT_INVALID"']
-    assert 'result="ARGUMENT_INVALID"' in lines[-1]
+    assert "doorbell_receive" in lines[-1] and "ARGUMENT_INVALID" in lines[-1]
