@@ -37,7 +37,8 @@ function markdown(text, parent) {
 const shown = (v) => JSON.stringify(v);
 
 export class LessonPlayer {
-  /** hooks: call(type, payload) -> ack, act(action, args) -> ack, highlight(keys), toast(text). */
+  /** hooks: call(type, payload) -> ack, act(action, args) -> ack, highlight(keys), toast(text),
+   *  showPanel() (the side panel holding the player, folded on a projector-sized window). */
   constructor(root, button, hooks) {
     this.root = root;
     this.hooks = hooks;
@@ -50,6 +51,7 @@ export class LessonPlayer {
   close() { this.root.hidden = true; this.plan = null; this.hooks.highlight([]); }
 
   async open() {
+    this.hooks.showPanel();
     this.root.hidden = false;
     this.root.replaceChildren();
     html("h2", {}, "Lessons", this.root);

@@ -121,7 +121,8 @@ const bar = new HistoryBar(history, controls, send, toast);
 const share = new Share({ send, history, controls, toast, session: () => view.session,
   key: () => view.key });
 const lesson = new LessonPlayer($("lesson"), $("btn-lessons"), { call: (t, p) => controls.call(t, p),
-  act: (a, args) => act(a, args), highlight: (keys) => diagram.highlight(keys), toast });
+  act: (a, args) => act(a, args), highlight: (keys) => diagram.highlight(keys), toast,
+  showPanel: () => { stage.present(false); stage.setPanels(true); } }); // the player is in the side panel
 
 function applySnapshot(snap) {
   const key = `${snap.scenario?.name}|${snap.scenario?.seed}|${snap.trace_seq}|${snap.now_ns}`;

@@ -61,6 +61,16 @@ def test_message_queue_lesson_reveals_the_models_answers(page: Page, shot) -> No
     expect(page.get_by_test_id("lesson")).to_be_hidden()
 
 
+def test_lessons_open_the_folded_side_panel_on_a_projector(page: Page) -> None:
+    page.set_viewport_size({"width": 1280, "height": 720})  # panels fold away by default
+    page.reload()
+    page.wait_for_selector("[data-vm='VM_A']")
+    expect(page.get_by_test_id("inspector")).to_be_hidden()
+    page.get_by_test_id("btn-lessons").click()
+    expect(page.get_by_test_id("lesson-select")).to_be_visible()
+    expect(page.get_by_test_id("btn-panels")).to_have_attribute("aria-pressed", "true")
+
+
 def test_inline_scenario_lesson_with_a_number_question(page: Page) -> None:
     verdicts = play(page, "03-duplex-and-rm-rpc.yaml", wrong_step=5)
     assert [v.split(" —")[0] for v in verdicts] == [
