@@ -22,7 +22,7 @@ from gunyah_core.captions import caption, explain
 from gunyah_core.engine import NoProgressError
 from gunyah_core.exporters import EXPORTERS
 
-from . import EXTENSION_KEY, socketio
+from . import BUDGET_KEY, EXTENSION_KEY, socketio
 from .http import preset_list
 from .packets import BAD_PACKET_EVENT
 from .protocol import (
@@ -140,8 +140,10 @@ def _backlog(slot: Slot) -> int:
 
 
 def _new_session(slot: Slot) -> Session:
+    budget = current_app.extensions[BUDGET_KEY]
+    budget.admit("session", MAX_HISTORY_EVENTS)  # ProtocolError MEMORY_BUDGET refuses it
     return Session(current_app.config["DEFAULT_SCENARIO"], partial(_emit_to, slot),
-                   socketio, partial(_backlog, slot))
+                   socketio, partial(_backlog, slot), budget=budget)
 
 
 @socketio.on("connect")

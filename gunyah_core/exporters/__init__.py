@@ -18,6 +18,7 @@ from gunyah_core.exporters.timeline_import import (
     MAX_TIMELINE_BYTES,
     MAX_TIMELINE_EVENTS,
     TimelineError,
+    iter_jsonl,
     load_jsonl,
 )
 from gunyah_core.exporters.vcd import VcdWriter
@@ -78,6 +79,7 @@ __all__ = [
     "TraceWriter",
     "VcdWriter",
     "export",
+    "iter_jsonl",
     "load_jsonl",
     "open_writer",
 ]

@@ -13,7 +13,7 @@ const BADGE_W_MAX = 220;
 const BADGE_RISE = 15; // an error badge sits on its box's top edge, above the labels
 const PAD = 12;
 const GAP = 10;
-const WIDEN_TRIES = 3;
+const WIDEN_STEPS = 8; // widths tried between the stage's and WIDTH for a tall picture
 const CHIP_SIDE_W = 38; // v0 and p32 either side of a wide chip's state
 
 /** An error badge; its right edge at `right`, over the top edge at `top`. */
@@ -88,19 +88,21 @@ export class Diagram {
   /** The stage's size the diagram was last laid out for ("WxH"), to re-lay out on a change. */
   stageSize() { return `${this.svg.clientWidth}x${this.svg.clientHeight}`; }
 
-  /** Lay out for the stage's width; a picture taller than the stage's shape is laid out
-   *  wider (up to WIDTH), as it will be scaled down anyway: wider boxes, fewer rows. */
+  /** Lay out for the stage's width; a picture taller than the stage's shape is also laid
+   *  out wider (up to WIDTH: wider boxes, fewer rows), and the width drawn largest wins. */
   fitLayout(snap) {
     const opts = { unfolded: this.unfolded, hidden: this.hidden };
     const cw = this.svg.clientWidth, ch = this.svg.clientHeight;
     this.builtFor = this.stageSize();
-    let L = computeLayout(snap, { ...opts, width: this.clampWidth(this.layoutWidth()) });
-    for (let i = 0; i < WIDEN_TRIES && cw > 0 && ch > 0 && L.height / ch > L.width / cw; i++) {
-      const w = this.clampWidth(cw * L.height / ch);
-      if (w <= L.width) break;
-      L = computeLayout(snap, { ...opts, width: w });
+    const first = this.clampWidth(this.layoutWidth());
+    let best = computeLayout(snap, { ...opts, width: first });
+    if (!(cw > 0 && ch > 0) || best.height / ch <= best.width / cw) return best;
+    const scale = (L) => Math.min(cw / L.width, ch / L.height);
+    for (let i = 1; i <= WIDEN_STEPS; i++) {
+      const L = computeLayout(snap, { ...opts, width: Math.round(first + (WIDTH - first) * i / WIDEN_STEPS) });
+      if (scale(L) > scale(best)) best = L;
     }
-    return L;
+    return best;
   }
 
   /** Create every node for this snapshot's machine (again after a run-time structure

@@ -1,15 +1,13 @@
 // How the stage is shown: side panels open or folded away (folded by default on a
 // projector-sized window), presentation mode (the diagram full-window with the current
 // event's caption in large type), the fit button, and which VMs are drawn.
-import { summarize } from "./format.js";
+import { captionOf } from "./caption.js";
 
 const COMPACT = "(max-width: 1400px), (max-height: 820px)"; // a classroom projector
 
-/** The words under the diagram in presentation mode for event `e`. One line to change
- *  when every event carries its own caption. */
+/** The words under the diagram in presentation mode for event `e`: its caption. */
 export function presentText(e) {
-  if (!e) return "";
-  return e.caption ?? `${e.kind} · ${summarize(e)}`;
+  return e ? captionOf(e) : "";
 }
 
 const $ = (id) => document.getElementById(id);

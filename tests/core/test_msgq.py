@@ -230,7 +230,7 @@ def test_configure_send_level_follows_new_threshold(pair: Pair) -> None:
     assert cfg_send(pair, 4).ok  # count 4 <= 4: at the threshold counts as not full
     assert project(pair.take(), "source", "notfull_thd",
                    kinds={"virq.assert", "virq.clear", "msgq.config"}) == [
-        ("msgq.config", None, 4), ("virq.assert", TX, None)]
+        ("msgq.config", None, 4), ("virq.assert", TX, 4)]  # the assert names the threshold met
 
 
 def test_configure_receive_rules(pair: Pair) -> None:
