@@ -92,6 +92,20 @@ def test_fragmentation_and_scheduling_answers():
         "Spin_B.0", "preempt", "Spin_A.0", 610000, "Spin_B.0"]
 
 
+def test_foreign_capid_in_the_capabilities_lesson_is_vm_as():
+    """The lesson names VM_A's capid for A_to_B as a number (and in hex in its caption):
+    it must be the one the model gives VM_A, or the lesson would teach the wrong thing."""
+    lesson = load_lesson(str(REPO / "lessons" / "01-capabilities-and-hypercalls.yaml"))
+    step = lesson.steps[1]
+    capid = step["action"]["args"]["capid"]
+    sim = Simulation(lesson.scenario)
+    vm_a = sim.hyp.vms["VM_A"]
+    assert vm_a.cspace.find(sim.hyp.msgqs["A_to_B"]) == capid
+    assert f"{capid} ({capid:#X}".replace("0X", "0x") in " ".join(step["caption"].split())
+    report = check(str(REPO / "lessons" / "01-capabilities-and-hypercalls.yaml"))
+    assert report.results[1].answer == "ARGUMENT_INVALID"
+
+
 def test_answers_are_deterministic():
     path = str(REPO / "lessons" / "07-proxy-scheduling.yaml")
     first, second = check(path), check(path)
