@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from gunyah_core.captions import caption
@@ -76,3 +77,10 @@ def test_inline_scenario_lesson_with_a_number_question(page: Page) -> None:
     assert [v.split(" —")[0] for v in verdicts] == [
         "✓ Right", "✓ Right", "✓ Right", "✗ Not quite", "✓ Right"]
     assert "the model says 240." in verdicts[3]
+
+
+@pytest.mark.parametrize("file", [p.name for p in sorted(LESSONS.glob("*.yaml"))])
+def test_every_lesson_plays_on_the_page_as_the_checker_ran_it(page: Page, file: str) -> None:
+    """Each deciding event on the page is the checker's (same seq), every answer right."""
+    verdicts = play(page, file, wrong_step=0)
+    assert verdicts and all(v.startswith("✓ Right") for v in verdicts)
