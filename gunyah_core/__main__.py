@@ -74,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--format", choices=sorted(EXPORTERS), default="jsonl")
     run.add_argument("--replay", metavar="JSONL",
                      help="re-export a recorded JSONL timeline instead of simulating")
+    lesson = sub.add_parser("lesson", help="lessons: check them headless")
+    lesson_sub = lesson.add_subparsers(dest="lesson_command", required=True, parser_class=_Parser)
+    lesson_check = lesson_sub.add_parser("check", help="run lessons, resolve every question")
+    lesson_check.add_argument("files", nargs="+", metavar="LESSON")
+    lesson_check.add_argument("--answers", action="store_true",
+                              help="also print each question's answer and deciding event")
     bench = sub.add_parser("bench", help="msgq ping-pong throughput, printed as JSON")
     bench.add_argument("--scenario", default="msgq-pingpong")
     bench.add_argument("--messages", type=positive, default=DEFAULT_BENCH_MESSAGES,
@@ -167,7 +173,27 @@ def cmd_bench(args: argparse.Namespace) -> None:
     }))
 
 
-COMMANDS = {"list": cmd_list, "validate": cmd_validate, "run": cmd_run, "bench": cmd_bench}
+def cmd_lesson(args: argparse.Namespace) -> None:
+    """One summary line per good lesson; one line per problem and exit 2 otherwise."""
+    from .lessons import check, event_caption
+    problems = 0
+    for path in args.files:
+        report = check(path)
+        if report.ok:
+            print(report.summary())
+            for result in report.results if args.answers else []:
+                if result.event is not None:
+                    print(f"  step {result.index + 1}: {json.dumps(result.answer)} "
+                          f"(event {result.event['seq']}: {event_caption(result.event)})")
+        for problem in report.problems:
+            print(f"error: {shorten(problem, MAX_MESSAGE_CHARS)}", file=sys.stderr)
+        problems += len(report.problems)
+    if problems:
+        sys.exit(EXIT_USAGE)
+
+
+COMMANDS = {"list": cmd_list, "validate": cmd_validate, "run": cmd_run, "bench": cmd_bench,
+            "lesson": cmd_lesson}
 
 
 def main(argv: list[str] | None = None) -> int:

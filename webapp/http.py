@@ -109,6 +109,39 @@ def rm_names_route():
     return jsonify(rm_names())
 
 
+LESSON_DIR = Path(__file__).resolve().parents[1] / "lessons"
+
+
+@lru_cache(maxsize=1)
+def lesson_list() -> list[dict[str, Any]]:
+    """The shipped lessons (docs/teaching.md), read once per process."""
+    from gunyah_core.lessons import lesson_index
+    return lesson_index(LESSON_DIR)
+
+
+@lru_cache(maxsize=64)
+def lesson_plan(name: str) -> dict[str, Any]:
+    from gunyah_core.lessons import page_plan
+    return page_plan(str(LESSON_DIR / name))
+
+
+@bp.get("/api/lessons")
+def lessons():
+    return jsonify(lesson_list())
+
+
+@bp.get("/api/lessons/<name>")
+def lesson(name: str):
+    """One lesson's plan for the page's player; only a listed file name, never a path."""
+    from gunyah_core.scenario import ScenarioError
+    if name not in {entry["file"] for entry in lesson_list()}:
+        return _not_found("UNKNOWN_LESSON", f"no lesson named {name[:60]!r}")
+    try:
+        return jsonify(lesson_plan(name))
+    except ScenarioError as err:
+        return _not_found("LESSON_INVALID", str(err))
+
+
 @bp.get("/api/scenario-schema")
 def scenario_schema():
     return jsonify(schema())

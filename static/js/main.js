@@ -13,6 +13,7 @@ import { PacketIndex, loadNames } from "./rmpacket.js";
 import { History } from "./history.js";
 import { HistoryBar } from "./histbar.js";
 import { Share } from "./share.js";
+import { LessonPlayer } from "./lesson.js";
 import { StageView } from "./stageview.js";
 
 const STATUS_MS = 250;
@@ -118,6 +119,9 @@ history.onMoved = syncStructure; // a seek may cross VMs or queues being created
 const bar = new HistoryBar(history, controls, send, toast);
 const share = new Share({ send, history, controls, toast, session: () => view.session,
   key: () => view.key });
+const lesson = new LessonPlayer($("lesson"), $("btn-lessons"), { call: (t, p) => controls.call(t, p),
+  act: (a, args) => act(a, args), highlight: (keys) => diagram.highlight(keys), toast,
+  showPanel: () => { stage.present(false); stage.setPanels(true); } }); // the player is in the side panel
 
 function applySnapshot(snap) {
   // A load or reset's snapshot comes twice (its event and its ack): draw it once. `build`
@@ -163,6 +167,7 @@ on("sim:trace", (batch, ack) => {
   anim.serverNow(batch.now_ns);
   if (live) anim.add(events);
   timeline.push(events);
+  lesson.feed(events);
   view.seq = history.view;
   if (live) view.now = batch.now_ns;
 });

@@ -198,3 +198,47 @@ def test_output_into_a_closed_pipe_is_not_an_error():
                           "| head -1", shell=True, capture_output=True, text=True, cwd=REPO)
     assert done.stdout.startswith('{"seq":0')
     assert done.stderr == ""
+
+
+# -- lesson check ----------------------------------------------------------------------------
+def test_lesson_check_passes_every_shipped_lesson():
+    lessons = sorted(str(p.relative_to(REPO)) for p in (REPO / "lessons").glob("*.yaml"))
+    proc = cli("lesson", "check", *lessons)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [line.split(": ")[1] for line in lines] == lessons
+    assert all(line.startswith("ok: ") and "questions" in line for line in lines)
+
+
+def test_lesson_check_exits_2_with_one_line_per_problem(tmp_path: Path):
+    good = REPO / "lessons" / "02-message-queues.yaml"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(good.read_text()
+                   .replace("field: ret.not_full", "field: ret.notfull")
+                   .replace("choices: [Producer, Consumer, RM]", "choices: [Consumer, RM]"))
+    proc = cli("lesson", "check", str(good), str(bad))
+    assert proc.returncode == EXIT_USAGE and "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 2 and all(line.startswith(f"error: {bad}: ") for line in lines)
+    assert "step 3: question.answer.field: hvc event has no field 'ret.notfull'" in lines[0]
+    assert "step 6: question.choices: the model's answer \"Producer\"" in lines[1]
+    # The good lesson still gets its summary line; the broken one none.
+    assert [line.split(": ")[1] for line in proc.stdout.splitlines()] == [str(good)]
+
+
+def test_lesson_check_refuses_an_unreadable_lesson(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("title: t\nscenario: msgq-pingpong\nsteps:\n  - {caption: c, run: {}}\n")
+    lines = assert_usage_error(cli("lesson", "check", str(bad))).splitlines()
+    assert len(lines) == 1 and "steps[0].run" in lines[0] and ":4:" in lines[0]
+
+
+def test_lesson_check_answers_prints_the_answer_key():
+    proc = cli("lesson", "check", "--answers", "lessons/04-doorbells.yaml")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("ok: lessons/04-doorbells.yaml")
+    key = [line.split(" (event")[0] for line in lines[1:]]
+    assert key == ["  step 1: 0", "  step 2: 1", "  step 3: 0", "  step 5: 1",
+                   '  step 6: "ARGUMENT_INVALID"']
+    assert "doorbell_receive" in lines[-1] and "ARGUMENT_INVALID" in lines[-1]
