@@ -13,7 +13,7 @@ const BADGE_W_MAX = 220;
 const BADGE_RISE = 15; // an error badge sits on its box's top edge, above the labels
 const PAD = 12;
 const GAP = 10;
-const WIDEN_STEPS = 8; // widths tried between the stage's and WIDTH for a tall picture
+const WIDEN_STEPS = 12; // widths tried between the stage's and WIDTH for a tall picture
 const CHIP_SIDE_W = 38; // v0 and p32 either side of a wide chip's state
 
 /** An error badge; its right edge at `right`, over the top edge at `top`. */

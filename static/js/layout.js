@@ -5,7 +5,7 @@
 // and the type keeps its size on a small projector. Each VM's RM link (two queues) is
 // folded into one marker unless unfolded; hidden VMs and their objects are left out.
 
-export const WIDTH = 1600;
+export const WIDTH = 2400; // the widest layout: a tall picture on a wide, short stage is laid out up to this
 export const MIN_WIDTH = 900;
 const RM_VM = "RM"; // the Resource Manager VM's name in every scenario
 const MARGIN = 20;
