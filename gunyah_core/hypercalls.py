@@ -30,7 +30,7 @@ from .consts import (
     ObjectType,
     ThreadRights,
 )
-from .errors import ERROR_OK, HypError, HypResult
+from .errors import ERROR_OK, MEANINGS, HypError, HypResult
 from .msgq import BINARY
 from .vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_RUN, BLOCK_VCPU_WFI
 from .vcpu_run import state_of_stopped
@@ -127,6 +127,14 @@ def signatures() -> dict[str, dict[str, Any]]:
                                   "max_chars": MAX_PAYLOAD_CHARS if p.kind == "text" else None}
                             for key, p in _PARAMS[name].items()}}
             for name, (number, _) in _TABLE.items()}
+
+
+def console_table() -> dict[str, Any]:
+    """What the hypercall console completes and explains: the calls with their
+    arguments, and every X0 error by name with its number and meaning."""
+    return {"calls": signatures(),
+            "errors": {e.name: {"code": int(e), "meaning": MEANINGS.get(e, "")}
+                       for e in Error}}
 
 
 def params(name: str) -> dict[str, Param] | None:

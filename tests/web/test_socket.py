@@ -54,6 +54,32 @@ def test_hello_ack_lists_presets_actions_limits_and_a_token(socketio_client):
     assert {vm["name"] for vm in ack["snapshot"]["vms"]} >= {"RM", "HLOS", "VM_A", "VM_B"}
 
 
+def test_hello_carries_the_hypercall_console_table(socketio_client):
+    table = call(socketio_client, "sim:hello", {})["hypercalls"]
+    send = table["calls"]["msgqueue_send"]
+    assert send["number"] == 0x601B and list(send["args"]) == ["capid", "size", "flags",
+                                                                "payload"]
+    assert send["args"]["capid"] == {**send["args"]["capid"], "kind": "capid",
+                                     "object": "MSGQUEUE", "rights": ["SEND"]}
+    rights = table["errors"]["CSPACE_INSUFFICIENT_RIGHTS"]
+    assert rights["code"] == 53 and "right" in rights["meaning"]
+
+
+def test_a_console_call_runs_as_the_vms_hypercall(socketio_client):
+    snap = call(socketio_client, "sim:hello", {})["snapshot"]
+    vm_a = next(vm for vm in snap["vms"] if vm["name"] == "VM_A")
+    capid = next(c["capid"] for c in vm_a["caps"] if c["object"] == "msgqueue:A_to_B")
+    ack = call(socketio_client, "sim:action", {"action": "hvc", "args": {
+        "vm": "VM_A", "call": "msgqueue_receive", "args": {"capid": hex(capid)}}})
+    assert ack["ok"] and ack["hvc"] == "msgqueue_receive"
+    call(socketio_client, "sim:step", {"count": 300})
+    hvc = hvc_for(trace_events(socketio_client), ack["action_id"])
+    assert hvc["result"] == "CSPACE_INSUFFICIENT_RIGHTS" and hvc["args"] == {"capid": capid}
+    ack = call(socketio_client, "sim:action", {"action": "hvc", "args": {
+        "vm": "VM_A", "call": "msgqueue_receive", "args": {"capid": 1, "flags": 1}}})
+    assert ack["error"]["code"] == "UNKNOWN_FIELD" and "'flags'" in ack["error"]["message"]
+
+
 @pytest.mark.parametrize("count", [1, 7, 250])
 def test_step_reveals_exactly_n_contiguous_events(socketio_client, count):
     socketio_client.get_received()
