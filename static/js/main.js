@@ -12,6 +12,7 @@ import { PacketIndex, loadNames } from "./rmpacket.js";
 import { History } from "./history.js";
 import { HistoryBar } from "./histbar.js";
 import { Share } from "./share.js";
+import { HvcConsole } from "./console.js";
 
 const STATUS_MS = 250;
 const TOAST_MS = 6000;
@@ -67,6 +68,8 @@ async function fetchDts(name) { // the DT overlay is in server snapshots only, n
   return dts;
 }
 const inspector = new Inspector($("inspector"), state, act, { packets, fetchDts });
+const hvcConsole = new HvcConsole(state, act);
+inspector.openConsole = (name) => hvcConsole.open(name);
 diagram.motion = !reducedMotion;
 let builtStructure = -1; // state.structure the diagram was last built for
 
@@ -112,6 +115,7 @@ function applySnapshot(snap) {
   anim.reset(snap.now_ns);
   timeline.clear();
   history.reset();
+  hvcConsole.reset();
   share.snapshot(snap);
   timeline.setVms(snap.vms.map((v) => v.name));
   timeline.vmNames = snap.vms.map((v) => v.name);
@@ -140,6 +144,7 @@ on("sim:trace", (batch, ack) => {
   anim.serverNow(batch.now_ns);
   if (live) anim.add(events);
   timeline.push(events);
+  hvcConsole.ingest(events);
   view.seq = history.view;
   if (live) view.now = batch.now_ns;
 });
@@ -187,6 +192,7 @@ async function hello() {
   view.key = ack.resume?.key ?? null; // the session's write key (imports) and resume key
   keepSession(view.key);
   controls.setSession(ack.session);
+  hvcConsole.setTable(ack.hypercalls);
   controls.setPresets(ack.presets ?? []);
   share.setPresets(ack.presets ?? []);
   if (ack.status) applyStatus(ack.status); // before a load, whose own status is newer
