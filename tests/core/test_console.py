@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from gunyah_core import Simulation, parse
+from gunyah_core import Simulation, load, parse
 from gunyah_core.actions import ActionError
 from gunyah_core.hypercalls import signatures
 
@@ -129,6 +129,22 @@ def test_bad_values_get_the_calls_own_errors() -> None:
     assert console(sim, "msgqueue_send", capid=capid, size=65)["result"] == "ARGUMENT_SIZE"
     thread = cap(sim, "VM_A", "THREAD", "PRIORITY")
     assert console(sim, "vcpu_set_priority", capid=thread, priority=63)["result"] == "DENIED"
+
+
+def test_vcpu_run_from_the_console_runs_a_proxy_scheduled_vcpu() -> None:
+    """HLOS holds Guest's vCPU cap with AFFINITY+YIELD_TO: Guest waits (WFI), so the call
+    returns at once with vcpu_run's state; its own vCPU is not proxy-scheduled: BUSY."""
+    sim = Simulation(load("proxy-scheduling"))
+    sim.run(until_ns=3 * BOOT_NS)
+    caps = {c["object"]: c["capid"]
+            for c in next(v for v in sim.snapshot()["vms"] if v["name"] == "HLOS")["caps"]}
+    ack = sim.act("hvc", {"vm": "HLOS", "call": "vcpu_run",
+                          "args": {"capid": caps["thread:Guest.0"]}})
+    event = result_of(sim, ack["action_id"])
+    assert event["result"] == "OK" and event["ret"]["state"] == "EXPECTS_WAKEUP"
+    ack = sim.act("hvc", {"vm": "HLOS", "call": "vcpu_run",
+                          "args": {"capid": caps["thread:HLOS.0"]}})
+    assert result_of(sim, ack["action_id"])["result"] == "BUSY"
 
 
 def refused(sim: Simulation, args: dict) -> ActionError:
