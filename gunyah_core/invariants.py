@@ -1,0 +1,183 @@
+"""Live invariants: properties every run must keep, checked event by event from the trace.
+
+A listener on the trace keeps its own small account of what the events say (each
+queue's messages in order, the vCPU each pCPU runs) and checks every new event against
+it, and, for hypercalls, against the caller's CSpace at that moment:
+
+- ``msg_once``: a message is received at most once and only after it was accepted;
+  every accepted message is received once or is still queued (or its queue was
+  flushed or destroyed);
+- ``fifo``: a queue gives its messages back in the order it accepted them;
+- ``depth``: a queue never holds more than its depth, and each event's ``depth`` is
+  the count the account gives;
+- ``one_per_pcpu``: a pCPU runs at most one vCPU, a vCPU runs on at most one pCPU, and
+  each ``sched.switch`` leaves the vCPU the pCPU was running;
+- ``rights``: a hypercall that succeeded named, in the caller's CSpace, a cap to an
+  object of the type it needs with every right it needs (the hypercall table's own
+  ``Param.rights``, facts §1.4).
+
+These are the model checking itself, not Gunyah behaviour. The first violation is kept
+with the event's seq; a run that watches ``violation`` (the page's session) pauses.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from .consts import RIGHTS_BY_TYPE, ObjectType
+from .errors import HypError
+from .hypercalls import params
+from .trace import EventKind
+
+if TYPE_CHECKING:
+    from .hypervisor import Hypervisor
+
+NAMES = ("msg_once", "fifo", "depth", "one_per_pcpu", "rights")
+MAX_VIOLATIONS = 20  # kept per run; the first is what the page points at
+
+
+class Invariants:
+    """A trace listener: ``checks`` counts every check made, ``violations`` lists the
+    broken ones (at most MAX_VIOLATIONS), ``violation`` is the first."""
+
+    def __init__(self, hyp: Hypervisor) -> None:
+        self.hyp = hyp
+        self.checks = 0
+        self.by_name = dict.fromkeys(NAMES, 0)
+        self.violations: list[dict[str, Any]] = []
+        # The account starts from the machine as it is (built, nothing run yet).
+        self.queues: dict[str, deque[int]] = {
+            name: deque(item[0] for item in q.items) for name, q in hyp.msgqs.items()}
+        # Each queue's depth as it was created (configuration never changes it).
+        self.capacity = {name: q.depth for name, q in hyp.msgqs.items()}
+        self.running: dict[int, str | None] = {
+            p.index: p.current.id if p.current else None for p in hyp.pcpus}
+        self._handlers = {
+            EventKind.MSGQ_SEND: self._send,
+            EventKind.MSGQ_RECV: self._recv,
+            EventKind.MSGQ_FLUSH: self._flush,
+            EventKind.OBJ_CREATE: self._created,
+            EventKind.OBJ_DESTROY: self._destroyed,
+            EventKind.SCHED_SWITCH: self._switch,
+            EventKind.HVC: self._hvc,
+        }
+
+    @property
+    def violation(self) -> dict[str, Any] | None:
+        return self.violations[0] if self.violations else None
+
+    def status(self) -> dict[str, Any]:
+        """Plain JSON for the page: the counts, and the first violation if any."""
+        return {"checks": self.checks, "by_name": dict(self.by_name),
+                "violations": len(self.violations), "violation": self.violation}
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        handler = self._handlers.get(event["kind"])
+        if handler is not None:
+            handler(event)
+
+    def _check(self, name: str, ok: bool, event: dict[str, Any], message: str) -> None:
+        self.checks += 1
+        self.by_name[name] += 1
+        if not ok and len(self.violations) < MAX_VIOLATIONS:
+            self.violations.append({"invariant": name, "seq": event["seq"], "t": event["t"],
+                                    "kind": event["kind"], "message": message})
+
+    # -- message queues ------------------------------------------------------------------
+    def _send(self, e: dict[str, Any]) -> None:
+        queue = self.queues.setdefault(e["msgq"], deque())
+        msg = e["msg"]
+        self._check("msg_once", msg not in queue, e, f"message {msg} accepted into "
+                    f"{e['msgq']} while already queued there")
+        queue.append(msg)
+        self._depth(e, queue)
+
+    def _recv(self, e: dict[str, Any]) -> None:
+        queue = self.queues.setdefault(e["msgq"], deque())
+        msg = e["msg"]
+        queued = msg in queue
+        self._check("msg_once", queued, e, f"message {msg} received from {e['msgq']} but "
+                    "not queued there (never accepted, or received already)")
+        if queued:
+            head = queue[0]
+            self._check("fifo", head == msg, e, f"{e['msgq']} gave message {msg} before "
+                        f"message {head}, accepted earlier")
+            queue.remove(msg)
+        self._depth(e, queue)
+
+    def _flush(self, e: dict[str, Any]) -> None:
+        queue = self.queues.setdefault(e["msgq"], deque())
+        dropped = e.get("dropped")
+        self._check("msg_once", dropped is None or dropped == len(queue), e,
+                    f"flush of {e['msgq']} dropped {dropped} messages; "
+                    f"{len(queue)} were queued")
+        queue.clear()
+        self._depth(e, queue)
+
+    def _depth(self, e: dict[str, Any], queue: deque[int]) -> None:
+        capacity = self.capacity.get(e["msgq"])
+        if capacity is not None:
+            self._check("depth", len(queue) <= capacity, e, f"{e['msgq']} holds "
+                        f"{len(queue)} messages, more than its depth {capacity}")
+        told = e.get("depth")
+        self._check("depth", told is None or told == len(queue), e, f"the event says "
+                    f"{e['msgq']} holds {told} messages; {len(queue)} were accepted and "
+                    "not received")
+
+    def _created(self, e: dict[str, Any]) -> None:
+        if e.get("type") == "msgq":
+            self.queues[e["name"]] = deque()
+            msgq = self.hyp.msgqs.get(e["name"])
+            if msgq is not None:
+                self.capacity[e["name"]] = msgq.depth
+
+    def _destroyed(self, e: dict[str, Any]) -> None:
+        if e.get("type") == "msgq":
+            self.queues.pop(e["name"], None)  # its messages went with it
+            self.capacity.pop(e["name"], None)
+        elif e.get("type") == "vcpu":
+            for pcpu, vcpu in self.running.items():
+                if vcpu == e["name"]:
+                    self.running[pcpu] = None
+
+    # -- scheduling ------------------------------------------------------------------------
+    def _switch(self, e: dict[str, Any]) -> None:
+        pcpu, prev, nxt = e["pcpu"], e["prev"], e["next"]
+        was = self.running.get(pcpu)
+        self._check("one_per_pcpu", prev == was, e, f"pCPU {pcpu} switches away from "
+                    f"{prev} but was running {was}")
+        if nxt is not None:
+            elsewhere = [p for p, v in self.running.items() if v == nxt and p != pcpu]
+            self._check("one_per_pcpu", not elsewhere, e, f"{nxt} starts on pCPU {pcpu} "
+                        f"while running on pCPU {elsewhere[0] if elsewhere else '?'}")
+        self.running[pcpu] = nxt
+
+    # -- hypercalls ----------------------------------------------------------------------------
+    def _hvc(self, e: dict[str, Any]) -> None:
+        if e["result"] != "OK":
+            return
+        spec = params(e["name"]) or {}
+        param = spec.get("capid")
+        vm = self.hyp.vms.get(e["vm"])
+        capid = e["args"].get("capid")
+        if param is None or vm is None or type(capid) is not int:
+            return
+        try:
+            cap = vm.cspace.cap(capid)
+        except HypError as err:
+            self._check("rights", False, e, f"{e['name']} succeeded with capid {capid:#x}, "
+                        f"which {e['vm']}'s CSpace refuses ({err.error.name})")
+            return
+        obj_type = ObjectType[param.obj]
+        if cap.obj.obj_type is not obj_type:
+            self._check("rights", False, e, f"{e['name']} succeeded on a "
+                        f"{cap.obj.obj_type.name} cap; it needs a {param.obj}")
+            return
+        flags = RIGHTS_BY_TYPE[obj_type]
+        needed = 0
+        for right in param.rights:
+            needed |= int(flags[right])
+        lacking = [r for r in param.rights if not cap.rights & int(flags[r])]
+        self._check("rights", cap.rights & needed == needed, e, f"{e['name']} succeeded "
+                    f"on {e['vm']}'s cap {capid:#x} without {'+'.join(lacking)}")
