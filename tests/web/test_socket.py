@@ -337,3 +337,32 @@ def test_flow_control_window_holds_play_until_batches_are_acked(socketio_client)
     batches += received(socketio_client, "sim:trace")
     assert len(batches) == 2
     assert call(socketio_client, "sim:pause") == {"ok": True}
+
+
+def _session(app):
+    store = app.extensions["gunyah"]  # webapp.EXTENSION_KEY
+    return store.get(next(iter(store._by_sid)))
+
+
+def test_status_counts_invariant_checks(app, socketio_client):
+    call(socketio_client, "sim:step", {"count": 300})
+    status = received(socketio_client, "sim:status")[-1]["invariants"]
+    assert status["checks"] > 0 and status["violations"] == 0 and status["violation"] is None
+
+
+def test_a_violated_invariant_pauses_the_run_at_its_event(app, socketio_client):
+    call(socketio_client, "sim:step", {"count": 300})
+    queue = _session(app).sim.hyp.msgqs["A_to_B"]
+    queue.items.append((10**6, 8, "ghost", 0))  # corrupt: a message the trace never saw
+    call(socketio_client, "sim:speed", {"speed": "max"})
+    socketio_client.get_received()
+    assert call(socketio_client, "sim:play") == {"ok": True}
+    deadline, paused = time.monotonic() + WAIT_S, None
+    while paused is None and time.monotonic() < deadline:
+        socketio.sleep(0.02)
+        paused = next((s for s in received(socketio_client, "sim:status")
+                       if not s["playing"] and s["invariants"]["violation"]), None)
+    assert paused is not None, "the run did not pause"
+    found = paused["invariants"]["violation"]
+    assert found["invariant"] == "depth" and found["kind"] in {"msgq.send", "msgq.recv"}
+    assert found["seq"] <= paused["seq"]  # the event was revealed, then the run paused
