@@ -13,6 +13,7 @@ import { History } from "./history.js";
 import { HistoryBar } from "./histbar.js";
 import { Share } from "./share.js";
 import { HvcConsole } from "./console.js";
+import { InvariantsPanel } from "./invariants.js";
 
 const STATUS_MS = 250;
 const TOAST_MS = 6000;
@@ -100,6 +101,7 @@ const controls = new Controls(send, {
 const history = new History({ state, diagram, anim, timeline, send });
 history.onMoved = syncStructure; // a seek may cross VMs or queues being created or destroyed
 const bar = new HistoryBar(history, controls, send, toast);
+const invariants = new InvariantsPanel($("status"), $("st-conn"), (seq) => bar.seek(seq));
 const share = new Share({ send, history, controls, toast, session: () => view.session,
   key: () => view.key });
 
@@ -154,6 +156,7 @@ function applyStatus(s) {
   view.eventsPerS = s.events_per_s ?? 0;
   bar.status(s);
   share.status(s);
+  if ("invariants" in s) invariants.update(s.invariants);
   if (s.now_ns != null) { view.now = Math.max(view.now, s.now_ns); anim.serverNow(s.now_ns); }
 }
 on("sim:status", applyStatus);
