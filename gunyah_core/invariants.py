@@ -23,6 +23,7 @@ with the event's seq; a run that watches ``violation`` (the page's session) paus
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .consts import RIGHTS_BY_TYPE, ObjectType
@@ -53,6 +54,7 @@ class Invariants:
         self.capacity = {name: q.depth for name, q in hyp.msgqs.items()}
         self.running: dict[int, str | None] = {
             p.index: p.current.id if p.current else None for p in hyp.pcpus}
+        self._needs_cache: dict[str, tuple[ObjectType, int, tuple[str, ...]] | None] = {}
         self._handlers = {
             EventKind.MSGQ_SEND: self._send,
             EventKind.MSGQ_RECV: self._recv,
@@ -77,53 +79,59 @@ class Invariants:
         if handler is not None:
             handler(event)
 
-    def _check(self, name: str, ok: bool, event: dict[str, Any], message: str) -> None:
+    def _check(self, name: str, ok: bool, event: dict[str, Any],
+                message: Callable[[], str]) -> None:
+        """Count one check; on failure keep it. ``message`` is only called then: building
+        every message's text would cost more than the checks themselves."""
         self.checks += 1
         self.by_name[name] += 1
         if not ok and len(self.violations) < MAX_VIOLATIONS:
             self.violations.append({"invariant": name, "seq": event["seq"], "t": event["t"],
-                                    "kind": event["kind"], "message": message})
+                                    "kind": event["kind"], "message": message()})
 
     # -- message queues ------------------------------------------------------------------
     def _send(self, e: dict[str, Any]) -> None:
-        queue = self.queues.setdefault(e["msgq"], deque())
-        msg = e["msg"]
-        self._check("msg_once", msg not in queue, e, f"message {msg} accepted into "
-                    f"{e['msgq']} while already queued there")
+        name, msg = e["msgq"], e["msg"]
+        queue = self.queues.setdefault(name, deque())
+        self._check("msg_once", msg not in queue, e,
+                    lambda: f"message {msg} accepted into {name} while already queued there")
         queue.append(msg)
-        self._depth(e, queue)
+        self._depth(e, name, queue)
 
     def _recv(self, e: dict[str, Any]) -> None:
-        queue = self.queues.setdefault(e["msgq"], deque())
-        msg = e["msg"]
-        queued = msg in queue
-        self._check("msg_once", queued, e, f"message {msg} received from {e['msgq']} but "
+        name, msg = e["msgq"], e["msg"]
+        queue = self.queues.setdefault(name, deque())
+        queued = bool(queue) and (queue[0] == msg or msg in queue)
+        self._check("msg_once", queued, e, lambda: f"message {msg} received from {name} but "
                     "not queued there (never accepted, or received already)")
         if queued:
             head = queue[0]
-            self._check("fifo", head == msg, e, f"{e['msgq']} gave message {msg} before "
+            self._check("fifo", head == msg, e, lambda: f"{name} gave message {msg} before "
                         f"message {head}, accepted earlier")
-            queue.remove(msg)
-        self._depth(e, queue)
+            if head == msg:
+                queue.popleft()
+            else:
+                queue.remove(msg)
+        self._depth(e, name, queue)
 
     def _flush(self, e: dict[str, Any]) -> None:
-        queue = self.queues.setdefault(e["msgq"], deque())
-        dropped = e.get("dropped")
-        self._check("msg_once", dropped is None or dropped == len(queue), e,
-                    f"flush of {e['msgq']} dropped {dropped} messages; "
-                    f"{len(queue)} were queued")
+        name, dropped = e["msgq"], e.get("dropped")
+        queue = self.queues.setdefault(name, deque())
+        count = len(queue)
+        self._check("msg_once", dropped is None or dropped == count, e,
+                    lambda: f"flush of {name} dropped {dropped} messages; {count} were queued")
         queue.clear()
-        self._depth(e, queue)
+        self._depth(e, name, queue)
 
-    def _depth(self, e: dict[str, Any], queue: deque[int]) -> None:
-        capacity = self.capacity.get(e["msgq"])
+    def _depth(self, e: dict[str, Any], name: str, queue: deque[int]) -> None:
+        count = len(queue)
+        capacity = self.capacity.get(name)
         if capacity is not None:
-            self._check("depth", len(queue) <= capacity, e, f"{e['msgq']} holds "
-                        f"{len(queue)} messages, more than its depth {capacity}")
+            self._check("depth", count <= capacity, e, lambda: f"{name} holds {count} "
+                        f"messages, more than its depth {capacity}")
         told = e.get("depth")
-        self._check("depth", told is None or told == len(queue), e, f"the event says "
-                    f"{e['msgq']} holds {told} messages; {len(queue)} were accepted and "
-                    "not received")
+        self._check("depth", told is None or told == count, e, lambda: f"the event says "
+                    f"{name} holds {told} messages; {count} were accepted and not received")
 
     def _created(self, e: dict[str, Any]) -> None:
         if e.get("type") == "msgq":
@@ -144,40 +152,55 @@ class Invariants:
     # -- scheduling ------------------------------------------------------------------------
     def _switch(self, e: dict[str, Any]) -> None:
         pcpu, prev, nxt = e["pcpu"], e["prev"], e["next"]
-        was = self.running.get(pcpu)
-        self._check("one_per_pcpu", prev == was, e, f"pCPU {pcpu} switches away from "
-                    f"{prev} but was running {was}")
+        running = self.running
+        was = running.get(pcpu)
+        self._check("one_per_pcpu", prev == was, e,
+                    lambda: f"pCPU {pcpu} switches away from {prev} but was running {was}")
         if nxt is not None:
-            elsewhere = [p for p, v in self.running.items() if v == nxt and p != pcpu]
-            self._check("one_per_pcpu", not elsewhere, e, f"{nxt} starts on pCPU {pcpu} "
-                        f"while running on pCPU {elsewhere[0] if elsewhere else '?'}")
-        self.running[pcpu] = nxt
+            elsewhere = [p for p, v in running.items() if v == nxt and p != pcpu]
+            self._check("one_per_pcpu", not elsewhere, e, lambda: f"{nxt} starts on pCPU "
+                        f"{pcpu} while running on pCPU {elsewhere[0]}")
+        running[pcpu] = nxt
 
     # -- hypercalls ----------------------------------------------------------------------------
+    def _needs(self, call: str) -> tuple[ObjectType, int, tuple[str, ...]] | None:
+        """(object type, rights mask, right names) the call's ``capid`` needs, or None."""
+        if call not in self._needs_cache:
+            param = (params(call) or {}).get("capid")
+            need = None
+            if param is not None:
+                obj_type = ObjectType[param.obj]
+                flags = RIGHTS_BY_TYPE[obj_type]
+                need = (obj_type, sum(int(flags[r]) for r in param.rights), param.rights)
+            self._needs_cache[call] = need
+        return self._needs_cache[call]
+
     def _hvc(self, e: dict[str, Any]) -> None:
         if e["result"] != "OK":
             return
-        spec = params(e["name"]) or {}
-        param = spec.get("capid")
+        call = e["name"]
+        need = self._needs(call)
         vm = self.hyp.vms.get(e["vm"])
         capid = e["args"].get("capid")
-        if param is None or vm is None or type(capid) is not int:
+        if need is None or vm is None or type(capid) is not int:
             return
+        obj_type, mask, names = need
         try:
             cap = vm.cspace.cap(capid)
         except HypError as err:
-            self._check("rights", False, e, f"{e['name']} succeeded with capid {capid:#x}, "
-                        f"which {e['vm']}'s CSpace refuses ({err.error.name})")
+            error = err.error.name
+            self._check("rights", False, e, lambda: f"{call} succeeded with capid "
+                        f"{capid:#x}, which {e['vm']}'s CSpace refuses ({error})")
             return
-        obj_type = ObjectType[param.obj]
         if cap.obj.obj_type is not obj_type:
-            self._check("rights", False, e, f"{e['name']} succeeded on a "
-                        f"{cap.obj.obj_type.name} cap; it needs a {param.obj}")
+            self._check("rights", False, e, lambda: f"{call} succeeded on a "
+                        f"{cap.obj.obj_type.name} cap; it needs a {obj_type.name}")
             return
-        flags = RIGHTS_BY_TYPE[obj_type]
-        needed = 0
-        for right in param.rights:
-            needed |= int(flags[right])
-        lacking = [r for r in param.rights if not cap.rights & int(flags[r])]
-        self._check("rights", cap.rights & needed == needed, e, f"{e['name']} succeeded "
-                    f"on {e['vm']}'s cap {capid:#x} without {'+'.join(lacking)}")
+        rights = cap.rights
+        self._check("rights", rights & mask == mask, e, lambda: f"{call} succeeded on "
+                    f"{e['vm']}'s cap {capid:#x} without {_lacking(obj_type, rights, names)}")
+
+
+def _lacking(obj_type: ObjectType, rights: int, names: tuple[str, ...]) -> str:
+    flags = RIGHTS_BY_TYPE[obj_type]
+    return "+".join(name for name in names if not rights & int(flags[name]))

@@ -43,8 +43,9 @@ class Simulation:
 
     def check_invariants(self) -> Invariants | None:
         """Check the live invariants on every event from now on, starting from the
-        machine as it is (invariants.py). Off by default: it costs the inner loop about a
-        third of its speed. None when tracing is off (there are no events to check)."""
+        machine as it is (invariants.py). Off by default: it halves the model's event
+        rate (benchmarks/bench_invariants.py). None when tracing is off (no events to
+        check)."""
         if self.invariants is None and self.trace.on:
             self.invariants = Invariants(self.hyp)
             self.trace.subscribe(self.invariants)
