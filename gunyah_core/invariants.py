@@ -14,7 +14,8 @@ it, and, for hypercalls, against the caller's CSpace at that moment:
   each ``sched.switch`` leaves the vCPU the pCPU was running;
 - ``rights``: a hypercall that succeeded named, in the caller's CSpace, a cap to an
   object of the type it needs with every right it needs (the hypercall table's own
-  ``Param.rights``, facts §1.4).
+  ``Param.rights``, facts §1.4), and one refused CSPACE_INSUFFICIENT_RIGHTS named a cap
+  that really lacks one.
 
 These are the model checking itself, not Gunyah behaviour. The first violation is kept
 with the event's seq; a run that watches ``violation`` (the page's session) pauses.
@@ -176,7 +177,10 @@ class Invariants:
         return self._needs_cache[call]
 
     def _hvc(self, e: dict[str, Any]) -> None:
-        if e["result"] != "OK":
+        result = e["result"]
+        if result == "CSPACE_INSUFFICIENT_RIGHTS":
+            self._refused(e)
+        if result != "OK":
             return
         call = e["name"]
         need = self._needs(call)
@@ -199,6 +203,23 @@ class Invariants:
         rights = cap.rights
         self._check("rights", rights & mask == mask, e, lambda: f"{call} succeeded on "
                     f"{e['vm']}'s cap {capid:#x} without {_lacking(obj_type, rights, names)}")
+
+
+    def _refused(self, e: dict[str, Any]) -> None:
+        """The other side: a call refused for its rights named a cap that lacks one."""
+        call, capid = e["name"], e["args"].get("capid")
+        need, vm = self._needs(call), self.hyp.vms.get(e["vm"])
+        if need is None or vm is None or type(capid) is not int:
+            return
+        obj_type, mask, _ = need
+        try:
+            cap = vm.cspace.cap(capid)
+        except HypError:
+            return  # revoked since; nothing to compare
+        if cap.obj.obj_type is obj_type:
+            self._check("rights", cap.rights & mask != mask, e, lambda: f"{call} was refused "
+                        f"CSPACE_INSUFFICIENT_RIGHTS on {e['vm']}'s cap {capid:#x}, which has "
+                        "every right it needs")
 
 
 def _lacking(obj_type: ObjectType, rights: int, names: tuple[str, ...]) -> str:

@@ -165,3 +165,21 @@ def test_a_hypercall_that_skips_its_rights_check_breaks_rights(monkeypatch) -> N
     assert event["result"] == "OK"
     found = only_violation(sim, "rights")
     assert found["seq"] == event["seq"] and "without RECEIVE" in found["message"]
+
+
+def test_a_hypercall_refused_a_right_its_cap_has_breaks_rights(monkeypatch) -> None:
+    sim = machine()
+    queue = capid(sim, "VM_A", "msgqueue:A_to_B")  # VM_A may SEND on it
+    assert console(sim, "VM_A", "msgqueue_receive", capid=queue)["result"] == \
+        "CSPACE_INSUFFICIENT_RIGHTS"  # really lacks RECEIVE: no violation
+    assert sim.invariants.violations == [] and sim.invariants.by_name["rights"] >= 1
+    original = CSpace.lookup
+
+    def all_rights(self, capid, obj_type, rights, active=True):  # corrupt: asks for more
+        return original(self, capid, obj_type, rights | 0b11, active)
+
+    monkeypatch.setattr(CSpace, "lookup", all_rights)
+    event = send(sim, "one")
+    assert event["result"] == "CSPACE_INSUFFICIENT_RIGHTS"
+    found = only_violation(sim, "rights")
+    assert found["seq"] == event["seq"] and "has every right it needs" in found["message"]
