@@ -112,3 +112,34 @@ def test_a_bad_line_is_refused_naming_what_is_wrong(page: Page) -> None:
     box.press("Enter")
     expect(page.get_by_test_id("hvc-error")).to_contain_text("takes no argument 'push'")
     expect(page.get_by_test_id("hvc-entry")).to_have_count(0)
+
+
+def test_a_shared_link_shows_the_console_history(page: Page, browser: Browser) -> None:
+    open_console(page)
+    box = page.get_by_test_id("hvc-input")
+    box.fill("doorbell_send capid=0x1 new_flags=0x4")  # no such cap in VM_A: a real error
+    box.press("Enter")
+    expect(page.get_by_test_id("hvc-entry")).to_have_count(1)
+    step(page)
+    x0 = page.get_by_test_id("hvc-x0")
+    expect(x0).to_contain_text("X0 = ")
+    shown = x0.inner_text()
+    assert "OK" not in shown
+    page.get_by_test_id("hvc-close").click()
+    page.get_by_test_id("share-link").click()
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=share-link]').dataset.url")
+    url = page.get_by_test_id("share-link").get_attribute("data-url")
+    context = browser.new_context(viewport=VIEWPORT)
+    other = context.new_page()
+    other.set_default_timeout(TIMEOUT_MS)
+    try:
+        other.goto(url)
+        other.wait_for_selector("[data-vm='VM_A']")
+        open_console(other)
+        entry = other.get_by_test_id("hvc-entry")
+        expect(entry).to_have_count(1)
+        expect(entry).to_contain_text("doorbell_send capid=0x1 new_flags=0x4")
+        expect(entry.get_by_test_id("hvc-x0")).to_have_text(shown)
+    finally:
+        context.close()
