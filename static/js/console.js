@@ -208,6 +208,18 @@ export class HvcConsole {
     this.log.scrollTop = this.log.scrollHeight;
   }
 
+  /** Why a capability error came: what the capid names in this VM, what the call needs. */
+  capWhy(e) {
+    if (!e.result.startsWith("CSPACE_")) return "";
+    const param = this.table?.calls?.[e.name]?.args?.capid;
+    const capid = e.args?.capid;
+    if (!param || typeof capid !== "number") return "";
+    const need = `${e.name} needs a ${param.object} cap with ${param.rights.join("+")}`;
+    const cap = (this.state.vms.get(e.vm)?.caps ?? []).find((c) => c.capid === capid);
+    if (!cap) return `${hex(capid)} names no capability in ${e.vm}'s CSpace; ${need}`;
+    return `${hex(capid)} in ${e.vm} is ${cap.object} (${cap.type}, ${cap.rights_names.join("+")}); ${need}`;
+  }
+
   row(id, en) {
     const li = html("li", { "data-testid": "hvc-entry" });
     html("div", { class: "hvc-line" }, `#${id} hvc> ${en.line}`, li);
@@ -222,6 +234,8 @@ export class HvcConsole {
     if (err?.meaning) html("span", { class: "hvc-meaning" }, ` — ${err.meaning}`, x0);
     const { detail, ...regs } = e.ret ?? {};
     if (detail) html("div", { class: "hvc-detail" }, `hypervisor: ${detail}`, li);
+    const why = this.capWhy(e);
+    if (why) html("div", { class: "hvc-detail", "data-testid": "hvc-why" }, why, li);
     const dl = html("dl", { class: "pkt-fields", "data-testid": "hvc-ret" }, null, li);
     for (const [k, v] of Object.entries(regs)) {
       html("dt", {}, k, dl);

@@ -100,6 +100,8 @@ def test_a_typed_call_shows_x0_registers_and_its_events(page: Page, shot) -> Non
     x0 = page.get_by_test_id("hvc-entry").last.get_by_test_id("hvc-x0")
     expect(x0).to_contain_text("X0 = CSPACE_INSUFFICIENT_RIGHTS (53)")
     expect(x0).to_contain_text("lacks the right")
+    expect(page.get_by_test_id("hvc-entry").last.get_by_test_id("hvc-why")).to_contain_text(
+        "is msgqueue:A_to_B (MSGQUEUE, SEND); msgqueue_receive needs a MSGQUEUE cap with RECEIVE")
 
 
 def test_a_bad_line_is_refused_naming_what_is_wrong(page: Page) -> None:
