@@ -4,7 +4,7 @@ revealed; a violation names the invariant, the event and why, and jumps to that 
 from __future__ import annotations
 
 from playwright.sync_api import Page, expect
-from test_console import page, step  # noqa: F401  (the page under its CSP)
+from test_console_page import page, step  # noqa: F401  (the page under its CSP)
 
 VIOLATION = {"invariant": "fifo", "seq": 5, "t": 0, "kind": "msgq.recv",
              "message": "A_to_B gave message 7 before message 6, accepted earlier"}
