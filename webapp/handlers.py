@@ -18,6 +18,7 @@ from socketio import packet as sio_packet
 
 from gunyah_core import ALL_KINDS, ScenarioError
 from gunyah_core.actions import ActionError
+from gunyah_core.captions import caption, explain
 from gunyah_core.engine import NoProgressError
 from gunyah_core.exporters import EXPORTERS
 from gunyah_core.hypercalls import console_table
@@ -254,7 +255,18 @@ def on_branch(payload: Any = None, *extra: Any):
 @socketio.on("sim:events")
 def on_events(payload: Any = None, *extra: Any):
     return respond("sim:events", payload, extra,
-                   lambda s, a: s.events(a["from_seq"], a["count"], a.get("branch")))
+                   lambda s, a: _captioned(s.events(a["from_seq"], a["count"], a.get("branch"))))
+
+
+def _captioned(page: dict[str, Any]) -> dict[str, Any]:
+    """A page of events with their captions beside them, as in ``sim:trace``."""
+    return {**page, "captions": [caption(e) for e in page.get("events", ())]}
+
+
+@socketio.on("sim:explain")
+def on_explain(payload: Any = None, *extra: Any):
+    """An event's caption, its "real Gunyah" line and its fields as an engineer reads them."""
+    return respond("sim:explain", payload, extra, lambda s, a: explain(a["event"]))
 
 
 @socketio.on("sim:link")

@@ -104,6 +104,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                                                     "maximum": MAX_EVENTS_PER_REQUEST},
                         "branch": {"type": "integer", "minimum": 0}}, ("from_seq", "count")),
     "sim:link": _EMPTY,
+    # Any event dict (from the page's history or an imported timeline): captions.explain
+    # never raises on a strange one.
+    "sim:explain": _obj({"event": {"type": "object"}}, ("event",)),
 }
 
 def _strict_integer(_checker: Any, value: Any) -> bool:

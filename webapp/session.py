@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any
 
 from gunyah_core import Simulation, load, parse, preset_names
+from gunyah_core.captions import caption
 from gunyah_core.engine import NoProgressError
 from gunyah_core.exporters import export
 
@@ -38,6 +39,8 @@ from .protocol import (
     error,
 )
 
+CAPTIONED_PER_BATCH = 200       # a batch's newest events that carry their caption (a flood's
+                                # older ones, too fast to read, get null: the page asks later)
 TICK_S = 1 / 60                 # pacing period; one sim:trace emit per tick at most
 TICK_BUDGET_EVENTS = 800        # events revealed per tick at most (a browser parses each batch
                                 # on its main thread: small batches keep frames smooth) ...
@@ -53,6 +56,12 @@ NS_PER_S = 1_000_000_000
 ACK_TIMEOUT_S = 5.0             # a trace batch unacked this long no longer holds the window
 Emit = Callable[..., None]      # emit(event, data, callback=None)
 
+
+
+def captions_of(events: list[dict[str, Any]]) -> list[str | None]:
+    """``captions[i]`` for ``events[i]``: the newest CAPTIONED_PER_BATCH, null before them."""
+    skip = max(0, len(events) - CAPTIONED_PER_BATCH)
+    return [None] * skip + [caption(e) for e in events[skip:]]
 
 class Session(HistoryMixin):
     """State of one connection; every public method is safe to call from any task."""
@@ -206,8 +215,9 @@ class Session(HistoryMixin):
     def _send(self, events: list[dict[str, Any]]) -> None:
         if not events:
             return
+        # Captions ride beside the events: the stored trace stays exactly the model's.
         batch = {"first_seq": events[0]["seq"], "last_seq": events[-1]["seq"],
-                 "now_ns": self.view_ns, "events": events}
+                 "now_ns": self.view_ns, "events": events, "captions": captions_of(events)}
         if not self.window:
             self._emit(EV_TRACE, batch)
             return
