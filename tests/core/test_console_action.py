@@ -11,6 +11,7 @@ import pytest
 
 from gunyah_core import Simulation, load, parse
 from gunyah_core.actions import ActionError
+from gunyah_core.captions import caption
 from gunyah_core.hypercalls import signatures
 
 # VM_A holds a cap of every kind a hypercall takes: its own vCPU (thread), a queue it
@@ -209,3 +210,16 @@ def test_a_run_with_console_calls_replays_to_the_same_trace() -> None:
     _, replayed = Simulation.replay(parse(SCENARIO), 7, log, through_seq=last)
     assert json.dumps(replayed[:len(events)]) == json.dumps(events)
     assert sum(e["kind"] == "hvc" and "action" in e for e in events) == 4
+
+
+def test_the_console_call_is_captioned_as_typed() -> None:
+    sim = booted()
+    bell = cap(sim, "VM_A", "DOORBELL", "SEND", name="out")
+    sim.act("hvc", {"vm": "VM_A", "call": "doorbell_send",
+                    "args": {"capid": hex(bell), "new_flags": "0x4"}})
+    sim.act("hvc", {"vm": "VM_A", "call": "hypervisor_identify"})
+    said = [caption(e) for e in sim.trace.take() if e["kind"] == "user.action"]
+    assert said == [f"You typed in VM_A's console: doorbell_send capid={hex(bell)} "
+                    "new_flags=0x4; its vCPU 0 makes the call (action 1).",
+                    "You typed in VM_A's console: hypervisor_identify; its vCPU 0 makes "
+                    "the call (action 2)."]
