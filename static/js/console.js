@@ -62,9 +62,10 @@ export function complete(line, table, caps) {
     .filter(({ id }) => id.startsWith(typed) || String(parseInt(id, 16)).startsWith(typed))
     .map(({ c, id }) => {
       const lacks = param.rights.filter((r) => !c.rights_names.includes(r));
-      return { text: `${head}${tok.slice(0, eq)}=${id} `,
+      return { lacks: lacks.length, text: `${head}${tok.slice(0, eq)}=${id} `,
         label: `${id}  ${c.object} (${c.rights_names.join("+")})${lacks.length ? `  lacks ${lacks.join("+")}` : ""}` };
-    });
+    })
+    .sort((a, b) => a.lacks - b.lacks); // caps with every right the call needs first
 }
 
 function describe(p) {

@@ -66,6 +66,7 @@ def test_completion_offers_calls_arguments_and_the_vms_capids(page: Page, shot) 
     assert len(offered) == 4 and all(o.startswith("0x") for o in offered)
     assert any("msgqueue:A_to_B (SEND)" in o and "lacks" not in o for o in offered)
     assert any("msgqueue:B_to_A (RECEIVE)" in o and "lacks SEND" in o for o in offered)
+    assert ["lacks" in o for o in offered] == [False, False, True, True]  # usable ones first
     shot(page, "console-complete")
 
 
