@@ -20,16 +20,18 @@ from .consts import (
     U64_MAX,
     VCPU_MAX_PRIORITY,
 )
+from .hypercalls import MAX_PAYLOAD_CHARS, params, signatures
 from .hypervisor import Hypervisor
 from .trace import EventKind
 from .vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_WFI
 
-MAX_PAYLOAD_CHARS = 1024
 MAX_QUEUED_USER_OPS = 256
 # Names of VMs, vCPUs, queues, doorbells and images (the scenario schema allows 24
 # characters; a vCPU id adds ".index").
 MAX_NAME_CHARS = 64
 MAX_SHOWN_CHARS = 40  # a refused field name quoted back, at most
+# A register typed as text ("0x1f", "31"): 0x and 16 hex digits, or 20 decimal digits.
+MAX_REGISTER_CHARS = 20
 
 # Every action's arguments and nothing else (what the page and links send): a string
 # with its longest length, an integer with its range, or a boolean. The action log and
@@ -61,6 +63,9 @@ ARGUMENTS: dict[str, dict[str, tuple[Any, ...]]] = {
     "rm_vm_stop": {"vm": _NAME, "force": _BOOL},
     "rm_vm_reset": {"vm": _NAME},
     "rm_vm_destroy": {"vm": _NAME},
+    # The console: any hypercall by its Gunyah name; ``args`` is checked against that
+    # call's own argument list (hypercalls.signatures) in _hvc.
+    "hvc": {"vm": _NAME, "call": _NAME, "args": ("obj",)},
 }
 
 
@@ -93,7 +98,10 @@ def check_arguments(action: str, args: dict[str, Any]) -> None:
             raise ActionError("UNKNOWN_FIELD", f"{action} takes no field {shown!r}; "
                                                f"fields: {', '.join(spec)}")
         kind = rule[0]
-        if kind == "bool":
+        if kind == "obj":
+            if not isinstance(value, dict):
+                raise ActionError("INVALID_ARGUMENT", f"field {key!r} must be an object")
+        elif kind == "bool":
             if not isinstance(value, bool):
                 raise ActionError("INVALID_ARGUMENT", f"field {key!r} must be true or false")
         elif kind == "int":
@@ -102,6 +110,57 @@ def check_arguments(action: str, args: dict[str, Any]) -> None:
             raise ActionError("INVALID_ARGUMENT", f"field {key!r} must be a string")
         elif len(value) > rule[1]:
             raise ActionError("TOO_LARGE", f"field {key!r} is longer than {rule[1]} characters")
+
+
+def _shown(name: Any) -> str:
+    text = str(name)
+    return repr(text if len(text) <= MAX_SHOWN_CHARS else f"{text[:MAX_SHOWN_CHARS]}...")
+
+
+def register_value(call: str, key: str, value: Any) -> int:
+    """A u64 register as typed: an integer, or its decimal or 0x-hex text."""
+    if isinstance(value, str) and 0 < len(value) <= MAX_REGISTER_CHARS:
+        text = value.strip().lower()
+        try:
+            value = int(text[2:], 16) if text.startswith("0x") else int(text, 10)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= U64_MAX:
+        raise ActionError("INVALID_ARGUMENT", f"{call}: argument {key!r} must be a 64-bit "
+                                              "register value 0..0xffffffffffffffff "
+                                              "(decimal or 0x hex)")
+    return value
+
+
+def hypercall_arguments(call: Any, args: dict[str, Any]) -> dict[str, Any]:
+    """The registers of a typed hypercall, checked against the call's entry in the
+    hypercall table: unknown calls and arguments are refused by name, registers must be
+    u64, text at most MAX_PAYLOAD_CHARS, required arguments present. Nothing else is
+    checked here: the call itself refuses bad values with its real Gunyah error."""
+    spec = params(call) if isinstance(call, str) else None
+    if spec is None:
+        raise ActionError("UNKNOWN_HYPERCALL", f"no hypercall {_shown(call)}; "
+                          f"hypercalls: {', '.join(sorted(signatures()))}")
+    out: dict[str, Any] = {}
+    for key, value in args.items():
+        param = spec.get(key) if isinstance(key, str) else None
+        if param is None:
+            raise ActionError("UNKNOWN_FIELD", f"{call} takes no argument {_shown(key)}; "
+                              f"arguments: {', '.join(spec) or 'none'}")
+        if param.kind == "text":
+            if not isinstance(value, str):
+                raise ActionError("INVALID_ARGUMENT", f"{call}: argument {key!r} must be text")
+            if len(value) > MAX_PAYLOAD_CHARS:
+                raise ActionError("TOO_LARGE", f"{call}: argument {key!r} is longer than "
+                                               f"{MAX_PAYLOAD_CHARS} characters")
+            out[key] = value
+        else:
+            out[key] = register_value(call, key, value)
+    missing = [key for key, param in spec.items() if param.required and key not in out]
+    if missing:
+        raise ActionError("MISSING_FIELD", f"{call} needs argument {missing[0]!r}; "
+                          f"arguments: {', '.join(spec)}")
+    return out
 
 
 def _str(args: dict[str, Any], key: str, default: Any = ...) -> str:
@@ -135,6 +194,7 @@ class Actions:
             "rm_vm_stop": self._rm_job,
             "rm_vm_reset": self._rm_job,
             "rm_vm_destroy": self._rm_job,
+            "hvc": self._hvc,
         }
 
     @property
@@ -248,6 +308,16 @@ class Actions:
         ack = _int(args, "ack_mask", 0, DOORBELL_FLAGS_MASK)
         return self._queue_hvc(action, vm, "doorbell_mask",
                                {"capid": capid, "enable_mask": enable, "ack_mask": ack}, args)
+
+    # -- the console: a hypercall typed by its Gunyah name -------------------------------------
+    def _hvc(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Queue the typed call on the VM's vCPU 0, exactly as a click's call is: it runs
+        with that VM's own CSpace, so a wrong capid or a missing right gets the real
+        error (CSPACE_CAP_NULL, CSPACE_INSUFFICIENT_RIGHTS, ...) in its ``hvc`` event."""
+        vm = self._vm(args)
+        call = _str(args, "call")
+        registers = hypercall_arguments(call, args.get("args", {}))
+        return self._queue_hvc(action, vm, call, registers, args)
 
     # -- simulator controls (not hypercalls; labelled so in the UI) --------------------------
     def _set_priority(self, action: str, args: dict[str, Any]) -> dict[str, Any]:

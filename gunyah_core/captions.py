@@ -537,6 +537,11 @@ def _snapshot(e: Event) -> str:
 
 def _user_action(e: Event) -> str:
     args = e.get("args") or {}
+    typed = args.get("args", {})
+    if e.get("action") == "hvc" and isinstance(typed, dict):  # the hypercall console
+        regs = " ".join(f"{k}={v}" for k, v in list(typed.items())[:_MAX_LIST])
+        return (f"You typed in {args.get('vm')}'s console: {args.get('call')} {regs}".rstrip()
+                + f"; its vCPU 0 makes the call (action {e.get('id')}).")
     shown = ", ".join(f"{k}={v}" for k, v in list(args.items())[:_MAX_LIST])
     shown = f" ({shown})" if shown else ""
     return f"You asked for {e.get('action')}{shown} (action {e.get('id')})."

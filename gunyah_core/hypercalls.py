@@ -9,7 +9,7 @@ its real result. Call numbers are facts §2.3 (HVC #0x6000 + n).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .consts import (
     HVC_IMM_BASE,
@@ -30,7 +30,7 @@ from .consts import (
     ObjectType,
     ThreadRights,
 )
-from .errors import ERROR_OK, HypError, HypResult
+from .errors import ERROR_OK, MEANINGS, HypError, HypResult
 from .msgq import BINARY
 from .vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_RUN, BLOCK_VCPU_WFI
 from .vcpu_run import state_of_stopped
@@ -76,12 +76,70 @@ Handler = Callable[["HypercallTable", "Vcpu", dict[str, Any]], dict[str, Any] | 
 RETURNS_LATER: dict[str, Any] = {}
 _TABLE: dict[str, tuple[int | None, Handler]] = {}
 
+# The text a guest hands msgqueue_send in its buffer, at most (the model keeps it as a
+# string; the real call takes a buffer address and ``size``).
+MAX_PAYLOAD_CHARS = 1024
 
-def hypercall(name: str, number: int | None) -> Callable[[Handler], Handler]:
+
+class Param(NamedTuple):
+    """One argument register of a hypercall, as a person may type it (the console).
+
+    ``kind``: "capid" (a u64 naming a cap of ``obj`` needing ``rights``), "u64" (any
+    register value: the call itself refuses what it does not take, with its real error)
+    or "text" (the message's bytes, the model's stand-in for a buffer). A missing
+    optional argument takes the handler's own default.
+    """
+
+    kind: str
+    required: bool = True
+    obj: str = ""
+    rights: tuple[str, ...] = ()
+    note: str = ""
+
+
+def _cap(obj: ObjectType, *rights: str, required: bool = True, note: str = "") -> Param:
+    return Param("capid", required, obj.name, rights, note)
+
+
+def _reg(note: str, required: bool = True) -> Param:
+    return Param("u64", required, note=note)
+
+
+_DELAY = _reg("timer delay; unchanged when left out", required=False)
+_PARAMS: dict[str, dict[str, Param]] = {}
+
+
+def hypercall(name: str, number: int | None, **params: Param) -> Callable[[Handler], Handler]:
+    """Register a handler with its call number and its argument registers, by name."""
     def register(fn: Handler) -> Handler:
         _TABLE[name] = (number, fn)
+        _PARAMS[name] = params
         return fn
     return register
+
+
+def signatures() -> dict[str, dict[str, Any]]:
+    """Every call's number and arguments as plain JSON: what the console completes and
+    what the ``hvc`` action checks (the one table; actions.py derives nothing else)."""
+    return {name: {"number": HVC_IMM_BASE + number if number is not None else None,
+                   "args": {key: {"kind": p.kind, "required": p.required, "object": p.obj,
+                                  "rights": list(p.rights), "note": p.note,
+                                  "max_chars": MAX_PAYLOAD_CHARS if p.kind == "text" else None}
+                            for key, p in _PARAMS[name].items()}}
+            for name, (number, _) in _TABLE.items()}
+
+
+def console_table() -> dict[str, Any]:
+    """What the hypercall console completes and explains: the calls with their
+    arguments, and every X0 error by name with its number and meaning."""
+    return {"calls": signatures(),
+            "errors": {e.name: {"code": int(e), "meaning": MEANINGS.get(e, "")}
+                       for e in Error}}
+
+
+def params(name: str) -> dict[str, Param] | None:
+    """The arguments of hypercall ``name``; None when there is no such call."""
+    return _PARAMS.get(name)
 
 
 def _arg(args: dict[str, Any], key: str, default: Any = ...) -> int:
@@ -114,6 +172,7 @@ class HypercallTable:
     def call(self, vcpu: Vcpu, name: str, args: dict[str, Any],
              action: int | None = None) -> HypResult:
         entry = _TABLE.get(name)
+        first = self.trace.seq if action is not None else None  # its effects start here
         try:
             if entry is None:
                 raise HypError(Error.UNIMPLEMENTED, f"no hypercall {name!r}")
@@ -134,7 +193,8 @@ class HypercallTable:
             number = entry[0] if entry else None
             trace.hvc(vcpu.vm.name, vcpu.id, name,
                       HVC_IMM_BASE + number if number is not None else None,
-                      _printable(args), ERROR_NAME[result.error], _printable(result.ret), action)
+                      _printable(args), ERROR_NAME[result.error], _printable(result.ret), action,
+                      first)
         return result
 
     def lookup(self, vcpu: Vcpu, args: dict[str, Any], obj_type: ObjectType, rights: int) -> Any:
@@ -149,7 +209,10 @@ def _identify(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
 
 
 # --- message queues ----------------------------------------------------------------------
-@hypercall("msgqueue_send", 0x1B)
+@hypercall("msgqueue_send", 0x1B, capid=_cap(ObjectType.MSGQUEUE, "SEND"),
+           size=_reg("bytes, at most the queue's max_msg_size"),
+           flags=_reg("bit 0 = PUSH (wake the receiver now)", required=False),
+           payload=Param("text", False, note="the message's text"))
 def _msgq_send(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
     # Send and receive are every benchmark's hot path, so their argument checks are
     # written out: _arg() runs only to raise ARGUMENT_INVALID naming the bad argument.
@@ -167,7 +230,9 @@ def _msgq_send(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
     return {"not_full": not_full}
 
 
-@hypercall("msgqueue_receive", 0x1C)
+@hypercall("msgqueue_receive", 0x1C, capid=_cap(ObjectType.MSGQUEUE, "RECEIVE"),
+           buf_size=_reg("receive buffer bytes; the queue's max_msg_size when left out",
+                         required=False))
 def _msgq_receive(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
     capid = args.get("capid")  # written out as in _msgq_send
     if type(capid) is not int:
@@ -180,56 +245,67 @@ def _msgq_receive(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
     return {"size": size, "not_empty": not_empty, "msg": msg, "payload": payload}
 
 
-@hypercall("msgqueue_flush", 0x1D)
+@hypercall("msgqueue_flush", 0x1D, capid=_cap(ObjectType.MSGQUEUE, "RECEIVE"))
 def _msgq_flush(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
     table.lookup(vcpu, args, ObjectType.MSGQUEUE, MSGQ_RECEIVE).flush()
 
 
-@hypercall("msgqueue_configure_send", 0x1F)
+@hypercall("msgqueue_configure_send", 0x1F, capid=_cap(ObjectType.MSGQUEUE, "SEND"),
+           notfull_thd=_reg("Tx vIRQ when the depth falls to this"),
+           delay=_DELAY)
 def _msgq_configure_send(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
     msgq = table.lookup(vcpu, args, ObjectType.MSGQUEUE, MSGQ_SEND)
     msgq.configure_send(_arg(args, "notfull_thd"), _arg(args, "delay", MSGQUEUE_DELAY_UNCHANGED))
 
 
-@hypercall("msgqueue_configure_receive", 0x20)
+@hypercall("msgqueue_configure_receive", 0x20, capid=_cap(ObjectType.MSGQUEUE, "RECEIVE"),
+           notempty_thd=_reg("Rx vIRQ when the depth reaches this"),
+           delay=_DELAY)
 def _msgq_configure_receive(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
     msgq = table.lookup(vcpu, args, ObjectType.MSGQUEUE, MSGQ_RECEIVE)
     msgq.configure_receive(_arg(args, "notempty_thd"),
                            _arg(args, "delay", MSGQUEUE_DELAY_UNCHANGED))
 
 
-@hypercall("msgqueue_push", MSGQUEUE_PUSH_DOCUMENTED)
+@hypercall("msgqueue_push", MSGQUEUE_PUSH_DOCUMENTED, capid=_cap(ObjectType.MSGQUEUE, "SEND"))
 def _msgq_push(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
     # Documented in Linux's message-queue.rst (2b), absent from the public source.
     table.lookup(vcpu, args, ObjectType.MSGQUEUE, MSGQ_SEND).push()
 
 
 # --- doorbells ------------------------------------------------------------------------------
-@hypercall("doorbell_send", 0x12)
+@hypercall("doorbell_send", 0x12, capid=_cap(ObjectType.DOORBELL, "SEND"),
+           new_flags=_reg("flags to OR in"))
 def _bell_send(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
     bell = table.lookup(vcpu, args, ObjectType.DOORBELL, BELL_SEND)
     return {"old_flags": bell.send(_arg(args, "new_flags"))}
 
 
-@hypercall("doorbell_receive", 0x13)
+@hypercall("doorbell_receive", 0x13, capid=_cap(ObjectType.DOORBELL, "RECEIVE"),
+           clear_flags=_reg("flags to clear"))
 def _bell_receive(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
     bell = table.lookup(vcpu, args, ObjectType.DOORBELL, BELL_RECEIVE)
     return {"old_flags": bell.receive(_arg(args, "clear_flags"))}
 
 
-@hypercall("doorbell_reset", 0x14)
+@hypercall("doorbell_reset", 0x14, capid=_cap(ObjectType.DOORBELL, "RECEIVE"))
 def _bell_reset(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
     table.lookup(vcpu, args, ObjectType.DOORBELL, BELL_RECEIVE).reset()
 
 
-@hypercall("doorbell_mask", 0x15)
+@hypercall("doorbell_mask", 0x15, capid=_cap(ObjectType.DOORBELL, "RECEIVE"),
+           enable_mask=_reg("flags that raise the vIRQ"),
+           ack_mask=_reg("flags cleared when it is raised"))
 def _bell_mask(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
     bell = table.lookup(vcpu, args, ObjectType.DOORBELL, BELL_RECEIVE)
     bell.mask(_arg(args, "enable_mask"), _arg(args, "ack_mask"))
 
 
 # --- vCPUs and the scheduler -------------------------------------------------------------------
-@hypercall("scheduler_yield", 0x3B)
+@hypercall("scheduler_yield", 0x3B,
+           control=_reg("hint: 0 yield, 1 yield to arg1", required=False),
+           arg1=_cap(ObjectType.THREAD, "YIELD_TO", required=False,
+                     note="the vCPU to yield to (hint 1)"))
 def _sched_yield(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
     """facts §7.1 "scheduler_yield hints"; H-SRC scheduler_fprr/src/hypercalls.c
     ``hypercall_scheduler_yield``: impl_def set or hint 2 (yield_lower) or an unknown
@@ -259,7 +335,7 @@ def _still_init(thread: Any) -> None:
         raise HypError(Error.OBJECT_STATE, "priority and timeslice are set before activation")
 
 
-@hypercall("vcpu_run", 0x65)
+@hypercall("vcpu_run", 0x65, capid=_cap(ObjectType.THREAD, "AFFINITY", "YIELD_TO"))
 def _vcpu_run(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
     target = vcpu.vm.cspace.lookup(_arg(args, "capid"), ObjectType.THREAD,
                                    THREAD_AFFINITY | THREAD_YIELD_TO)
@@ -274,7 +350,8 @@ def _vcpu_run(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
     return RETURNS_LATER
 
 
-@hypercall("vcpu_set_priority", 0x46)
+@hypercall("vcpu_set_priority", 0x46, capid=_cap(ObjectType.THREAD, "PRIORITY"),
+           priority=_reg("0..62 for vCPUs"))
 def _vcpu_set_priority(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
     """The source's order (H-SRC vcpu/aarch64/src/hypercalls.c ``hypercall_vcpu_set_priority``):
     the cap, then DENIED above VCPU_MAX_PRIORITY (62), then OBJECT_STATE unless INIT
@@ -287,7 +364,8 @@ def _vcpu_set_priority(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
     thread.priority = priority
 
 
-@hypercall("vcpu_set_timeslice", 0x47)
+@hypercall("vcpu_set_timeslice", 0x47, capid=_cap(ObjectType.THREAD, "TIMESLICE"),
+           timeslice_ns=_reg("100 us .. 100 ms"))
 def _vcpu_set_timeslice(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
     """H-SRC ``hypercall_vcpu_set_timeslice``: OBJECT_STATE unless INIT comes first, then
     ``scheduler_set_timeslice`` refuses a value outside 100 us .. 100 ms."""

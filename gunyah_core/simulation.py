@@ -12,6 +12,7 @@ from typing import Any
 
 from .actions import ActionError, Actions
 from .builder import build
+from .invariants import Invariants
 from .rm.overlay import hypervisor_node
 from .scenario import Scenario
 from .trace import EventKind, Listener
@@ -23,7 +24,8 @@ MAX_ACTIONS = 1_000
 class Simulation:
     """Steps the model; owns nothing web-related and never reads the wall clock."""
 
-    def __init__(self, scenario: Scenario, seed: int | None = None, trace_on: bool = True) -> None:
+    def __init__(self, scenario: Scenario, seed: int | None = None, trace_on: bool = True,
+                 check_invariants: bool = False) -> None:
         self.scenario = scenario
         self.seed = scenario.config["seed"] if seed is None else seed
         self.hyp = build(scenario, self.seed, trace_on)
@@ -32,9 +34,22 @@ class Simulation:
         self.actions = Actions(self.hyp)
         # Every applied action with where it happened: replaying these reproduces the run.
         self.action_log: list[dict[str, Any]] = []
+        self.invariants: Invariants | None = None
+        if check_invariants:
+            self.check_invariants()
         if self.trace.on:  # the timeline starts with the whole machine: replayable alone
             self.trace.emit(EventKind.SIM_SNAPSHOT, scenario=self.scenario_info(),
                             state=self.hyp.snapshot())
+
+    def check_invariants(self) -> Invariants | None:
+        """Check the live invariants on every event from now on, starting from the
+        machine as it is (invariants.py). Off by default: it halves the model's event
+        rate (benchmarks/bench_invariants.py). None when tracing is off (no events to
+        check)."""
+        if self.invariants is None and self.trace.on:
+            self.invariants = Invariants(self.hyp)
+            self.trace.subscribe(self.invariants)
+        return self.invariants
 
     @property
     def now(self) -> int:

@@ -96,13 +96,17 @@ class Trace:
 
     # -- the per-message kinds, field by field --------------------------------------------
     def hvc(self, vm: str, vcpu: str, name: str, call: int | None, args: dict[str, Any],
-            result: str, ret: dict[str, Any], action: int | None) -> None:
-        """A hypercall and its real result (``action``: the user action that made it)."""
+            result: str, ret: dict[str, Any], action: int | None,
+            first: int | None = None) -> None:
+        """A hypercall and its real result (``action``: the user action that made it;
+        ``first``: the seq of the first event the call itself caused, for such calls)."""
         event = {"seq": self.seq, "t": self.clock.now, "kind": EventKind.HVC, "vm": vm,
                  "vcpu": vcpu, "name": name, "call": call, "args": args, "result": result,
                  "ret": ret}
         if action is not None:
             event["action"] = action
+            if first is not None and first < self.seq:
+                event["effects_from"] = first
         self.record(event)
 
     def msgq_send(self, msgq: str, src: str, dst: str, size: int, msg: int, depth: int,

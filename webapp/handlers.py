@@ -21,6 +21,7 @@ from gunyah_core.actions import ActionError
 from gunyah_core.captions import caption, explain
 from gunyah_core.engine import NoProgressError
 from gunyah_core.exporters import EXPORTERS
+from gunyah_core.hypercalls import console_table
 
 from . import BUDGET_KEY, EXTENSION_KEY, socketio
 from .http import preset_list
@@ -196,6 +197,7 @@ def _hello(session: Session, args: dict) -> dict:
         resume["sent"] = session.resend(from_seq)
     return {"session": session.token, "resume": resume, "presets": preset_list(),
             "actions": session.sim.actions.names, "kinds": sorted(ALL_KINDS),
+            "hypercalls": console_table(),
             "export_formats": list(EXPORTERS), "limits": limits,
             "window": session.window, "status": session.status(),
             "snapshot": session.snapshot()}

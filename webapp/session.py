@@ -95,6 +95,18 @@ class Session(HistoryMixin):
         self.builds = 0  # how many machines this session has built (see _build)
         self._build(load(scenario), None)
 
+    @property
+    def sim(self) -> Simulation:
+        return self._sim
+
+    @sim.setter
+    def sim(self, sim: Simulation) -> None:
+        """Every simulation a session runs (built, forked, a link's) checks the live
+        invariants from where it stands; the first violation pauses the run (_tick)."""
+        sim.check_invariants()
+        self._sim = sim
+        self._told_violation = None
+
     # -- scenario ------------------------------------------------------------------------
     def _build(self, scenario, seed: int | None) -> None:
         self._drop_standby()
@@ -349,7 +361,21 @@ class Session(HistoryMixin):
                 "seq": self.last_seq, "events_per_s": round(self.events_per_s, 1),
                 "scenario": self.sim.scenario.name, "seed": self.sim.seed,
                 "finished": self._finished(), "branch": self.branches.current.id,
-                "branches": len(self.branches.all), "replay_only": self.imported is not None}
+                "branches": len(self.branches.all), "replay_only": self.imported is not None,
+                "invariants": self._invariants()}
+
+    def _invariants(self) -> dict[str, Any] | None:
+        checks = self.sim.invariants if self.imported is None else None
+        return checks.status() if checks is not None else None
+
+    def _violation_revealed(self) -> bool:
+        """True once, when the first invariant violation's event has been revealed."""
+        checks = self.sim.invariants if self.imported is None else None
+        found = checks.violation if checks is not None else None
+        if found is None or found is self._told_violation or found["seq"] > self.last_seq:
+            return False
+        self._told_violation = found
+        return True
 
     def export(self, fmt: str, fileobj) -> int:
         """Write the revealed trace so far in `fmt`; ValueError for unknown formats."""
@@ -469,7 +495,7 @@ class Session(HistoryMixin):
             if not complete:  # behind the wall clock: carry on from here, don't pile up debt
                 self._anchor()
         self._send(events)
-        if self._finished():
+        if self._finished() or self._violation_revealed():  # a violation pauses the run
             self._stop()
             self._emit(EV_STATUS, self._status())
         elif now - self._rate[0] >= STATUS_PERIOD_S:

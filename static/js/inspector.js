@@ -159,6 +159,7 @@ export class Inspector {
     this.result = html("p", { class: "result", "data-testid": "act-result", role: "status" }, "", this.root);
     const box = html("div", { class: "actions" }, null, this.root);
     html("h3", {}, `Act as ${vm.name} (its vCPU 0 makes the hypercall)`, box);
+    if (this.openConsole) button(box, "hypercall console…", "act-console", () => this.openConsole(vm.name));
     // Queues it may send on first, the RM link (raw RPC packets) last.
     const rank = (c) => (c.rights_names.includes("SEND") ? 0 : 1) + (isRmLink(c) ? 2 : 0);
     const queues = vm.caps.filter((c) => c.type === "MSGQUEUE")

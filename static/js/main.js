@@ -14,6 +14,9 @@ import { History } from "./history.js";
 import { HistoryBar } from "./histbar.js";
 import { Share } from "./share.js";
 import { LessonPlayer } from "./lesson.js";
+
+import { HvcConsole } from "./console.js";
+import { InvariantsPanel } from "./invariants.js";
 import { StageView } from "./stageview.js";
 
 const STATUS_MS = 250;
@@ -69,6 +72,8 @@ async function fetchDts(name) { // the DT overlay is in server snapshots only, n
   return dts;
 }
 const inspector = new Inspector($("inspector"), state, act, { packets, fetchDts });
+const hvcConsole = new HvcConsole(state, act);
+inspector.openConsole = (name) => hvcConsole.open(name);
 const captionBar = new CaptionBar($("caption-bar"), (e) => timeline.explain(e));
 diagram.motion = !reducedMotion;
 let builtStructure = -1; // state.structure the diagram was last built for
@@ -117,6 +122,7 @@ const controls = new Controls(send, {
 const history = new History({ state, diagram, anim, timeline, send });
 history.onMoved = syncStructure; // a seek may cross VMs or queues being created or destroyed
 const bar = new HistoryBar(history, controls, send, toast);
+const invariants = new InvariantsPanel($("status"), $("st-conn"), (seq) => bar.seek(seq));
 const share = new Share({ send, history, controls, toast, session: () => view.session,
   key: () => view.key });
 const lesson = new LessonPlayer($("lesson"), $("btn-lessons"), { call: (t, p) => controls.call(t, p),
@@ -138,6 +144,7 @@ function applySnapshot(snap) {
   anim.reset(snap.now_ns);
   timeline.clear();
   history.reset();
+  hvcConsole.reset();
   share.snapshot(snap);
   timeline.setVms(snap.vms.map((v) => v.name));
   timeline.vmNames = snap.vms.map((v) => v.name);
@@ -168,6 +175,8 @@ on("sim:trace", (batch, ack) => {
   if (live) anim.add(events);
   timeline.push(events);
   lesson.feed(events);
+
+  hvcConsole.ingest(events);
   view.seq = history.view;
   if (live) view.now = batch.now_ns;
 });
@@ -177,6 +186,7 @@ function applyStatus(s) {
   view.eventsPerS = s.events_per_s ?? 0;
   bar.status(s);
   share.status(s);
+  if ("invariants" in s) invariants.update(s.invariants);
   if (s.now_ns != null) { view.now = Math.max(view.now, s.now_ns); anim.serverNow(s.now_ns); }
 }
 on("sim:status", applyStatus);
@@ -215,6 +225,7 @@ async function hello() {
   view.key = ack.resume?.key ?? null; // the session's write key (imports) and resume key
   keepSession(view.key);
   controls.setSession(ack.session);
+  hvcConsole.setTable(ack.hypercalls);
   controls.setPresets(ack.presets ?? []);
   share.setPresets(ack.presets ?? []);
   if (ack.status) applyStatus(ack.status); // before a load, whose own status is newer

@@ -68,6 +68,33 @@ def test_a_shared_link_reproduces_the_same_events(app, socketio_client):
         fresh.disconnect()
 
 
+def test_a_link_replays_console_calls(app, socketio_client):
+    snap = call(socketio_client, "sim:hello")["snapshot"]
+    vm_a = next(vm for vm in snap["vms"] if vm["name"] == "VM_A")
+    capid = next(c["capid"] for c in vm_a["caps"] if c["object"] == "msgqueue:A_to_B")
+    step(socketio_client, 100)
+    for args in ({"capid": hex(capid), "size": "8", "flags": 1, "payload": "console"},
+                 {"capid": capid, "size": 300}):
+        assert call(socketio_client, "sim:action", {"action": "hvc", "args": {
+            "vm": "VM_A", "call": "msgqueue_send", "args": args}})["ok"]
+        step(socketio_client, 50)
+    original = call(socketio_client, "sim:events", {"from_seq": 0, "count": 20000})["events"]
+    assert [e["result"] for e in original if e["kind"] == "hvc" and "action" in e] == [
+        "OK", "ARGUMENT_SIZE"]
+    link = call(socketio_client, "sim:link")
+    fresh = socketio.test_client(app)
+    try:
+        call(fresh, "sim:hello")
+        fresh.get_received()
+        ack = call(fresh, "sim:load", {"scenario": link["scenario"], "seed": link["seed"],
+                                       "actions": link["actions"],
+                                       "through_seq": link["head_seq"]})
+        assert ack["ok"], ack
+        assert trace_events(fresh) == original
+    finally:
+        fresh.disconnect()
+
+
 def test_a_broken_link_is_refused(socketio_client):
     call(socketio_client, "sim:hello")
     bad = {"seq": 5, "step": 3, "t": 0, "action": "msgq_send", "args": {"vm": "NOPE"}}

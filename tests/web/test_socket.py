@@ -56,6 +56,32 @@ def test_hello_ack_lists_presets_actions_limits_and_a_token(socketio_client):
     assert {vm["name"] for vm in ack["snapshot"]["vms"]} >= {"RM", "HLOS", "VM_A", "VM_B"}
 
 
+def test_hello_carries_the_hypercall_console_table(socketio_client):
+    table = call(socketio_client, "sim:hello", {})["hypercalls"]
+    send = table["calls"]["msgqueue_send"]
+    assert send["number"] == 0x601B and list(send["args"]) == ["capid", "size", "flags",
+                                                                "payload"]
+    assert send["args"]["capid"] == {**send["args"]["capid"], "kind": "capid",
+                                     "object": "MSGQUEUE", "rights": ["SEND"]}
+    rights = table["errors"]["CSPACE_INSUFFICIENT_RIGHTS"]
+    assert rights["code"] == 53 and "right" in rights["meaning"]
+
+
+def test_a_console_call_runs_as_the_vms_hypercall(socketio_client):
+    snap = call(socketio_client, "sim:hello", {})["snapshot"]
+    vm_a = next(vm for vm in snap["vms"] if vm["name"] == "VM_A")
+    capid = next(c["capid"] for c in vm_a["caps"] if c["object"] == "msgqueue:A_to_B")
+    ack = call(socketio_client, "sim:action", {"action": "hvc", "args": {
+        "vm": "VM_A", "call": "msgqueue_receive", "args": {"capid": hex(capid)}}})
+    assert ack["ok"] and ack["hvc"] == "msgqueue_receive"
+    call(socketio_client, "sim:step", {"count": 300})
+    hvc = hvc_for(trace_events(socketio_client), ack["action_id"])
+    assert hvc["result"] == "CSPACE_INSUFFICIENT_RIGHTS" and hvc["args"] == {"capid": capid}
+    ack = call(socketio_client, "sim:action", {"action": "hvc", "args": {
+        "vm": "VM_A", "call": "msgqueue_receive", "args": {"capid": 1, "flags": 1}}})
+    assert ack["error"]["code"] == "UNKNOWN_FIELD" and "'flags'" in ack["error"]["message"]
+
+
 @pytest.mark.parametrize("count", [1, 7, 250])
 def test_step_reveals_exactly_n_contiguous_events(socketio_client, count):
     socketio_client.get_received()
@@ -317,6 +343,33 @@ def test_flow_control_window_holds_play_until_batches_are_acked(socketio_client)
     assert call(socketio_client, "sim:pause") == {"ok": True}
 
 
+def _session(app):
+    store = app.extensions["gunyah"]  # webapp.EXTENSION_KEY
+    return store.get(next(iter(store._by_sid)))
+
+
+def test_status_counts_invariant_checks(app, socketio_client):
+    call(socketio_client, "sim:step", {"count": 300})
+    status = received(socketio_client, "sim:status")[-1]["invariants"]
+    assert status["checks"] > 0 and status["violations"] == 0 and status["violation"] is None
+
+
+def test_a_violated_invariant_pauses_the_run_at_its_event(app, socketio_client):
+    call(socketio_client, "sim:step", {"count": 300})
+    queue = _session(app).sim.hyp.msgqs["A_to_B"]
+    queue.items.append((10**6, 8, "ghost", 0))  # corrupt: a message the trace never saw
+    call(socketio_client, "sim:speed", {"speed": "max"})
+    socketio_client.get_received()
+    assert call(socketio_client, "sim:play") == {"ok": True}
+    deadline, paused = time.monotonic() + WAIT_S, None
+    while paused is None and time.monotonic() < deadline:
+        socketio.sleep(0.02)
+        paused = next((s for s in received(socketio_client, "sim:status")
+                       if not s["playing"] and s["invariants"]["violation"]), None)
+    assert paused is not None, "the run did not pause"
+    found = paused["invariants"]["violation"]
+    assert found["invariant"] == "depth" and found["kind"] in {"msgq.send", "msgq.recv"}
+    assert found["seq"] <= paused["seq"]  # the event was revealed, then the run paused
 def test_trace_batches_and_event_pages_carry_each_events_caption(socketio_client):
     socketio_client.get_received()
     call(socketio_client, "sim:step", {"count": 40})
