@@ -14,7 +14,6 @@ import { History } from "./history.js";
 import { HistoryBar } from "./histbar.js";
 import { Share } from "./share.js";
 import { LessonPlayer } from "./lesson.js";
-
 import { HvcConsole } from "./console.js";
 import { InvariantsPanel } from "./invariants.js";
 import { StageView } from "./stageview.js";

@@ -309,4 +309,6 @@ def test_a_link_draws_from_the_boot_snapshot(preset):
     other.load(scenario=preset, actions=link["actions"], through_seq=link["head_seq"])
     boot = next(e for e in reference(session) if e["kind"] == "sim.snapshot")
     assert boot["seq"] > 0
-    assert wire([snapshots[-1]]) == wire([{**boot["state"], "scenario": boot["scenario"]}])
+    drawn = dict(snapshots[-1])
+    assert drawn.pop("build") == other.builds  # which machine of the session it draws
+    assert wire([drawn]) == wire([{**boot["state"], "scenario": boot["scenario"]}])
