@@ -394,3 +394,26 @@ def test_timeslice_limits_at_and_one_past_each_end(hyp: Hypervisor) -> None:
                           SCHEDULER_MAX_TIMESLICE_NS, SCHEDULER_MAX_TIMESLICE_NS + 1)]
     assert results == [Error.ARGUMENT_INVALID, Error.OK, Error.OK, Error.ARGUMENT_INVALID]
     assert thread.timeslice_ns == SCHEDULER_MAX_TIMESLICE_NS
+
+
+def test_a_wake_during_a_directed_yield_queues_at_the_tail(hyp: Hypervisor) -> None:
+    """An equal-priority thread woken while P.1 runs on P.0's yielded slice is compared
+    with the caller P.0, does not preempt, and joins the tail of its list behind C
+    (H-SRC scheduler_fprr.c add_thread_to_scheduler: add_to_runqueue at the tail)."""
+    p = add_vm(hyp, "P", (0, 0), timeslice_ns=SLICE)
+    set_program(p, "spin", work_ns=SPIN_CHUNK_NS)
+    c, d = spinners(hyp, "C", "D")
+    p0, p1 = p.vcpus
+    for vcpu in (p0, c.vcpus[0], p1):
+        hyp.power_on(vcpu)
+    run_until(hyp, 100 * US)
+    now = hyp.engine.now
+    assert hvc(hyp, p0, "scheduler_yield", control=1, arg1=p.resources["vcpu1"]["capid"]).ok
+    hyp.engine.schedule(100 * US, hyp.power_on, d.vcpus[0])  # during the yield
+    seq = [(e["t"], e["prev"], e["next"], e["reason"]) for e in run_until(hyp, 5 * MS)
+           if e["kind"] == "sched.switch"]
+    assert seq[:5] == [(now, "P.0", "P.1", "yield_to"),
+                       (SLICE, "P.1", "C.0", "timeslice"),
+                       (2 * SLICE, "C.0", "P.1", "timeslice"),
+                       (3 * SLICE, "P.1", "D.0", "timeslice"),
+                       (4 * SLICE, "D.0", "P.0", "timeslice")]
