@@ -417,3 +417,27 @@ def test_a_wake_during_a_directed_yield_queues_at_the_tail(hyp: Hypervisor) -> N
                        (2 * SLICE, "C.0", "P.1", "timeslice"),
                        (3 * SLICE, "P.1", "D.0", "timeslice"),
                        (4 * SLICE, "D.0", "P.0", "timeslice")]
+
+
+def test_a_preempted_yielder_that_powers_off_forgets_its_yield(hyp: Hypervisor) -> None:
+    """P.0 yields to P.1, Urgent preempts (P.0 waits at the head, still yielding), then
+    P.0 is powered off: its yield ends there (H-SRC scheduler_fprr.c: blocking clears
+    scheduler_yielding). Powered on again, P.0 runs itself, no second yield_to."""
+    p = add_vm(hyp, "P", (0, 0), timeslice_ns=SLICE)
+    set_program(p, "spin", work_ns=SPIN_CHUNK_NS)
+    urgent = add_vm(hyp, "U", (0,), priority=40)
+    urgent.guest = Burst(urgent, {})
+    p0, p1 = p.vcpus
+    for vcpu in (p0, p1):
+        hyp.power_on(vcpu)
+    run_until(hyp, 100 * US)
+    assert hvc(hyp, p0, "scheduler_yield", control=1, arg1=p.resources["vcpu1"]["capid"]).ok
+    hyp.engine.schedule(100 * US, hyp.power_on, urgent.vcpus[0])
+    hyp.engine.schedule(150 * US, hyp.power_off, p0)
+    hyp.engine.schedule(900 * US, hyp.power_on, p0)
+    seq = [(e["prev"], e["next"], e["reason"]) for e in run_until(hyp, 4 * MS)
+           if e["kind"] == "sched.switch"]
+    assert seq[:3] == [("P.0", "P.1", "yield_to"), ("P.1", "U.0", "preempt"),
+                       ("U.0", "P.1", "block:vcpu_wfi")]
+    assert ("P.1", "P.0", "timeslice") in seq[3:]
+    assert [s for s in seq if s[2] == "yield_to"] == [("P.0", "P.1", "yield_to")]
