@@ -441,3 +441,14 @@ def test_a_preempted_yielder_that_powers_off_forgets_its_yield(hyp: Hypervisor) 
                        ("U.0", "P.1", "block:vcpu_wfi")]
     assert ("P.1", "P.0", "timeslice") in seq[3:]
     assert [s for s in seq if s[2] == "yield_to"] == [("P.0", "P.1", "yield_to")]
+
+
+def test_a_waiting_thread_that_blocks_leaves_its_list_and_says_why(hyp: Hypervisor) -> None:
+    a, b = spinners(hyp, "A", "B")
+    start(hyp, a, b)
+    run_until(hyp, 100 * US)
+    hyp.power_off(b.vcpus[0])
+    assert [(e["kind"], e["vcpu"], e["state"], e["reason"]) for e in hyp.trace.take()] == [
+        ("vcpu.state", "B.0", "off", "vcpu_off")]
+    assert hyp.pcpus[0].snapshot()["runq"] == []
+    assert switches(run_until(hyp, 3 * MS)) == []  # A alone: no switch at its slice ends
