@@ -7,6 +7,7 @@ from functools import partial
 from gunyah_core import Hypervisor
 from gunyah_core.consts import (
     SCHEDULER_DEFAULT_PRIORITY,
+    SCHEDULER_DEFAULT_TIMESLICE_NS,
     SCHEDULER_MAX_TIMESLICE_NS,
     SCHEDULER_MIN_TIMESLICE_NS,
     SIM_CONTEXT_SWITCH_NS,
@@ -452,3 +453,54 @@ def test_a_waiting_thread_that_blocks_leaves_its_list_and_says_why(hyp: Hypervis
         ("vcpu.state", "B.0", "off", "vcpu_off")]
     assert hyp.pcpus[0].snapshot()["runq"] == []
     assert switches(run_until(hyp, 3 * MS)) == []  # A alone: no switch at its slice ends
+
+
+def _yield_story(hyp: Hypervisor, until: int) -> list[tuple]:
+    return [(e["t"], "switch", e["prev"], e["next"], e["reason"], e["slice_ns"])
+            if e["kind"] == "sched.switch" else (e["t"], e["vcpu"], e["state"], e["reason"])
+            for e in run_until(hyp, until) if e["kind"] in ("sched.switch", "vcpu.state")]
+
+
+def _yielding_pair(hyp: Hypervisor):
+    """P.0 and P.1 spin on pCPU 0; Urgent (40) bursts 200 us when powered on."""
+    p = add_vm(hyp, "P", (0, 0), timeslice_ns=SLICE)
+    set_program(p, "spin", work_ns=SPIN_CHUNK_NS)
+    urgent = add_vm(hyp, "U", (0,), priority=40)
+    urgent.guest = Burst(urgent, {})
+    for vcpu in p.vcpus:
+        hyp.power_on(vcpu)
+    run_until(hyp, 100 * US)
+    hyp.trace.take()
+    return p, urgent
+
+
+def test_a_directed_yield_preempted_resumes_then_ends_when_its_target_stops(hyp) -> None:
+    """scheduler_fprr.c: a higher priority preempts the yielder (it waits at the head,
+    still yielding, its target ready); picked again it yields to the target on the rest
+    of its slice (select_yield_target); the target powering off ends the yield and the
+    caller runs on with what is left."""
+    p, urgent = _yielding_pair(hyp)
+    t0 = hyp.engine.now
+    assert hvc(hyp, p.vcpus[0], "scheduler_yield", control=1,
+               arg1=p.resources["vcpu1"]["capid"]).ok
+    t1, t2 = t0 + 100 * US, t0 + 500 * US
+    hyp.engine.schedule(t1 - t0, hyp.power_on, urgent.vcpus[0])
+    hyp.engine.schedule(t2 - t0, hyp.power_off, p.vcpus[1])
+    t_back = t1 + SIM_CONTEXT_SWITCH_NS + BURST_NS  # Urgent's burst is over
+    left = SLICE - t0 - (t1 - t0)  # P.0's slice when Urgent preempted
+    assert _yield_story(hyp, 2 * MS) == [
+        (t0, "P.0", "yielding", "yield_to_caller"),
+        (t0, "switch", "P.0", "P.1", "yield_to", SLICE - t0),
+        (t0, "P.1", "running", "yield_to"),
+        (t1, "P.1", "ready", "preempt"),
+        (t1, "P.0", "ready", "preempt"),
+        (t1, "switch", "P.1", "U.0", "preempt", SCHEDULER_DEFAULT_TIMESLICE_NS),
+        (t1, "U.0", "running", "preempt"),
+        (t_back, "U.0", "wfi", "vcpu_wfi"),
+        (t_back, "P.0", "yielding", "yield_to:resume"),
+        (t_back, "switch", "U.0", "P.1", "yield_to", left),
+        (t_back, "P.1", "running", "yield_to"),
+        (t2, "P.1", "off", "vcpu_off"),
+        (t2, "switch", "P.1", "P.0", "yield_to:return", left - (t2 - t_back)),
+        (t2, "P.0", "running", "yield_to:return"),
+    ]
