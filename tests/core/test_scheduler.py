@@ -504,3 +504,35 @@ def test_a_directed_yield_preempted_resumes_then_ends_when_its_target_stops(hyp)
         (t2, "switch", "P.1", "P.0", "yield_to:return", left - (t2 - t_back)),
         (t2, "P.0", "running", "yield_to:return"),
     ]
+
+
+def test_live_priority_changes_during_a_directed_yield(hyp: Hypervisor) -> None:
+    """The simulator's priority control while P.0 yields to P.1: lowering the caller
+    below a waiting C lets C preempt (P.0 waits, still yielding); raising the waiting
+    target P.1 above C re-places it as a wake, so it preempts with a fresh slice."""
+    p = add_vm(hyp, "P", (0, 0), timeslice_ns=SLICE)
+    set_program(p, "spin", work_ns=SPIN_CHUNK_NS)
+    (c,) = spinners(hyp, "C")
+    p0, p1 = p.vcpus
+    for vcpu in (p0, c.vcpus[0], p1):
+        hyp.power_on(vcpu)
+    run_until(hyp, 100 * US)
+    hyp.trace.take()
+    t0, sched = hyp.engine.now, hyp.pcpus[0]
+    assert hvc(hyp, p0, "scheduler_yield", control=1, arg1=p.resources["vcpu1"]["capid"]).ok
+    t1, t2 = t0 + 100 * US, t0 + 300 * US
+    hyp.engine.schedule(t1 - t0, sched.set_priority, p0, 10)
+    hyp.engine.schedule(t2 - t0, sched.set_priority, p1, 50)
+    assert _yield_story(hyp, 3 * MS) == [
+        (t0, "P.0", "yielding", "yield_to_caller"),
+        (t0, "switch", "P.0", "P.1", "yield_to", SLICE - t0),
+        (t0, "P.1", "running", "yield_to"),
+        (t1, "P.1", "ready", "preempt"),
+        (t1, "P.0", "ready", "preempt"),
+        (t1, "switch", "P.1", "C.0", "preempt", SLICE),
+        (t1, "C.0", "running", "preempt"),
+        (t2, "C.0", "ready", "preempt"),
+        (t2, "switch", "C.0", "P.1", "preempt", SLICE),
+        (t2, "P.1", "running", "preempt"),
+    ]
+    assert sched.snapshot()["runq"] == ["C.0", "P.0"]
