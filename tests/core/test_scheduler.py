@@ -17,6 +17,7 @@ from gunyah_core.consts import (
 )
 from gunyah_core.guests import Guest, sleep, work
 from gunyah_core.vcpu import Vcpu
+from gunyah_core.vic import VirqSource
 from tests.core.conftest import MS, US, add_vm, hvc, run_until, set_program, start
 
 SLICE = 1 * MS
@@ -536,3 +537,104 @@ def test_live_priority_changes_during_a_directed_yield(hyp: Hypervisor) -> None:
         (t2, "P.1", "running", "preempt"),
     ]
     assert sched.snapshot()["runq"] == ["C.0", "P.0"]
+
+
+def _pair_and_c(hyp: Hypervisor):
+    """P.0, C and P.1 spin on pCPU 0 at priority 32, in that order; P.0 runs."""
+    p = add_vm(hyp, "P", (0, 0), timeslice_ns=SLICE)
+    set_program(p, "spin", work_ns=SPIN_CHUNK_NS)
+    (c,) = spinners(hyp, "C")
+    for vcpu in (p.vcpus[0], c.vcpus[0], p.vcpus[1]):
+        hyp.power_on(vcpu)
+    run_until(hyp, 100 * US)
+    hyp.trace.take()
+    return p, c
+
+
+def _yield_to_p1(hyp: Hypervisor, p) -> int:
+    t0 = hyp.engine.now
+    assert hvc(hyp, p.vcpus[0], "scheduler_yield", control=1,
+               arg1=p.resources["vcpu1"]["capid"]).ok
+    return t0
+
+
+def test_a_yield_ends_when_its_target_stops_and_the_caller_runs_on_before_an_equal(
+        hyp: Hypervisor) -> None:
+    """The target powering off ends the yield; the caller keeps the pCPU though C, of
+    equal priority, waits (get_next_target switches only on a higher priority)."""
+    p, _ = _pair_and_c(hyp)
+    t0 = _yield_to_p1(hyp, p)
+    hyp.engine.schedule(100 * US, hyp.power_off, p.vcpus[1])
+    t1 = t0 + 100 * US
+    assert _yield_story(hyp, 600 * US)[3:] == [
+        (t1, "P.1", "off", "vcpu_off"),
+        (t1, "switch", "P.1", "P.0", "yield_to:return", SLICE - t1),
+        (t1, "P.0", "running", "yield_to:return")]
+
+
+def test_a_yield_target_that_yields_on_ends_the_yield(hyp: Hypervisor) -> None:
+    """SIMULATOR choice (scheduler.yield_to): the target's own directed yield ends the
+    caller's instead of redirecting it; the target stays ready in its list."""
+    p, c = _pair_and_c(hyp)
+    _yield_to_p1(hyp, p)
+    run_until(hyp, hyp.engine.now + 100 * US)
+    hyp.trace.take()
+    t1 = hyp.engine.now
+    cap = p.cspace.create(c.vcpus[0], ThreadRights.YIELD_TO)
+    assert hvc(hyp, p.vcpus[1], "scheduler_yield", control=1, arg1=cap).ok
+    assert _yield_story(hyp, t1 + 100 * US) == [
+        (t1, "P.1", "ready", "yield_to:end"),
+        (t1, "switch", "P.1", "P.0", "yield_to:return", SLICE - t1),
+        (t1, "P.0", "running", "yield_to:return")]
+    assert hyp.pcpus[0].snapshot()["runq"] == ["C.0", "P.1"]
+
+
+def test_a_yielding_caller_powered_off_hands_the_cpu_on_when_the_yield_ends(
+        hyp: Hypervisor) -> None:
+    """P.0 is powered off while its target runs: nothing changes until the target stops;
+    then the caller cannot resume and the next waiting thread runs."""
+    p, _ = _pair_and_c(hyp)
+    t0 = _yield_to_p1(hyp, p)
+    hyp.engine.schedule(100 * US, hyp.power_off, p.vcpus[0])
+    hyp.engine.schedule(200 * US, hyp.power_off, p.vcpus[1])
+    t1, t2 = t0 + 100 * US, t0 + 200 * US
+    assert _yield_story(hyp, 600 * US)[3:] == [
+        (t1, "P.0", "off", "poweroff"),
+        (t2, "P.1", "off", "vcpu_off"),
+        (t2, "switch", "P.1", "C.0", "block:yield_to_caller", SLICE),
+        (t2, "C.0", "running", "block:yield_to_caller")]
+
+
+def test_a_caller_with_a_vIRQ_pending_does_not_yield(hyp: Hypervisor) -> None:
+    """scheduler_fprr.c scheduler_yield_to: vcpu_pending_wakeup() -> return at once."""
+    p, _ = _pair_and_c(hyp)
+    src = VirqSource("s")
+    p.vic.bind(src, 100)
+    src.assert_()
+    hyp.trace.take()
+    assert hvc(hyp, p.vcpus[0], "scheduler_yield", control=1,
+               arg1=p.resources["vcpu1"]["capid"]).ok
+    assert (hyp.pcpus[0].current, hyp.pcpus[0].proxy) == (p.vcpus[0], None)
+    assert [e for e in hyp.trace.take() if e["kind"] in ("sched.switch", "vcpu.state")] == []
+
+
+def test_lowering_the_running_threads_priority_lets_a_waiting_one_preempt(
+        hyp: Hypervisor) -> None:
+    """The live priority control: the running thread, now below a waiting one, goes to
+    the head of its new list with the rest of its slice and comes back when that one
+    stops."""
+    a, b = spinners(hyp, "A", "B")
+    start(hyp, a, b)
+    run_until(hyp, 100 * US)
+    hyp.trace.take()
+    t1 = hyp.engine.now
+    hyp.pcpus[0].set_priority(a.vcpus[0], 10)
+    hyp.engine.schedule(300 * US, hyp.power_off, b.vcpus[0])
+    t2 = t1 + 300 * US
+    assert _yield_story(hyp, t2) == [
+        (t1, "A.0", "ready", "preempt"),
+        (t1, "switch", "A.0", "B.0", "preempt", SLICE),
+        (t1, "B.0", "running", "preempt"),
+        (t2, "B.0", "off", "vcpu_off"),
+        (t2, "switch", "B.0", "A.0", "block:vcpu_off", SLICE - t1),
+        (t2, "A.0", "running", "block:vcpu_off")]
