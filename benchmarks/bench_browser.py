@@ -111,7 +111,7 @@ def run(clicks: int) -> dict:
             page.wait_for_selector("[data-vm='P0']")
             set_max_speed(page)
             page.get_by_test_id("btn-play").click()
-            page.wait_for_function("window.__gunyah.now_ns > 0")
+            page.wait_for_function("() => window.__gunyah.now_ns > 0")  # not eval: CSP
             page.wait_for_timeout(1000)  # warm up
             fps = page.evaluate(FPS_JS, FPS_WINDOW_MS)
             seq0 = page.evaluate("window.__gunyah.seq")

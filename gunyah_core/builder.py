@@ -19,6 +19,7 @@ from .consts import (
     VMID_DYNAMIC_BASE,
     VMID_HLOS,
     VMID_RM,
+    ThreadRights,
 )
 from .guests import PROGRAMS as GUEST_PROGRAMS
 from .guests import MissingResource
@@ -64,6 +65,9 @@ def build(scenario: Scenario, seed: int | None = None, trace_on: bool = True) ->
     hyp.memory.add_region(VMID_RM, RM_MEM_BASE, RM_MEM_PAGES * PAGE_SIZE)
     primary = hyp.create_vm(PRIMARY_NAME, VMID_HLOS, kind="primary", owner=VMID_RM)
     add_vcpus(hyp, primary, described.get(PRIMARY_NAME, {"priority": ROOTVM_PRIORITY}))
+    # HLOS holds an AFFINITY-only cap to the RM's vCPU (RM hlos_vm.c), which the RM
+    # reports to HLOS in VM_GET_HYP_RESOURCES of VMID_RM (facts §5.4).
+    hyp.give_vcpu_cap(rm_vm.vcpus[0], primary, ThreadRights.AFFINITY)
     hyp.memory.add_region(VMID_HLOS, PRIMARY_MEM_BASE, PRIMARY_MEM_PAGES * PAGE_SIZE)
     guests = [desc for desc in cfg["vms"] if desc["name"] != PRIMARY_NAME]
     for index, desc in enumerate(guests):

@@ -286,7 +286,7 @@ class DoorbellRinger(Guest):
     ``irqfd``: ring as Linux's irqfd injects a guest interrupt (LX ``gunyah_irqfd.c``,
     facts §4): always ``bell_send(1)``; a "level" irqfd first calls ``bell_set_mask(1,
     1)`` in ``gunyah_irqfd_populate`` so that bit 0 raises the vIRQ and clears itself at
-    once; an "edge" one sets neither mask (one interrupt per send is enough)."""
+    once; an "edge" one sets neither mask (one interrupt per send is enough; facts §11.2)."""
 
     program = "ringer"
 

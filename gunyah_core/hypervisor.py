@@ -40,9 +40,9 @@ MSGQ_MASTER_RIGHTS = (MsgqueueRights.SEND | MsgqueueRights.RECEIVE | MsgqueueRig
 BELL_MASTER_RIGHTS = (DoorbellRights.SEND | DoorbellRights.RECEIVE | DoorbellRights.BIND
                       | DoorbellRights.OBJECT_ACTIVATE)
 THREAD_MASTER_RIGHTS = sum(ThreadRights)
-# What the owner of a proxy-scheduled VM may do with its vCPUs (vcpu_run needs the first two).
-PROXY_OWNER_RIGHTS = (ThreadRights.AFFINITY | ThreadRights.YIELD_TO | ThreadRights.POWER
-                      | ThreadRights.STATE | ThreadRights.BIND_VIRQ)
+# The owner's cap to each vCPU of a VM it owns: exactly what vcpu_run needs (RM vm_config.c
+# vm_config_add_vcpu copies CAP_RIGHTS_THREAD_AFFINITY | CAP_RIGHTS_THREAD_YIELD_TO).
+OWNER_VCPU_RIGHTS = ThreadRights.AFFINITY | ThreadRights.YIELD_TO
 
 
 class Hypervisor:
@@ -140,9 +140,22 @@ class Hypervisor:
             "type": "VIRTUAL_CPU", "label": vcpu.index,
             "capid": self.master_cspace.copy_to(master, vm.cspace, THREAD_MASTER_RIGHTS),
         }
+        # A VM owned by another VM (not by the RM): the owner gets a cap to every vCPU,
+        # proxy-scheduled or not, which VM_GET_HYP_RESOURCES later reports (facts §5.4).
+        owner = self.vm_by_id(vm.owner) if vm.owner is not None else None
         vcpu.activate()
         self._created("vcpu", vcpu.id, vcpu.snapshot(), vm=vm.name, pcpu=affinity)
+        if owner is not None and owner.kind != "rm":
+            self.give_vcpu_cap(vcpu, owner, OWNER_VCPU_RIGHTS)
         return vcpu
+
+    def give_vcpu_cap(self, vcpu: Vcpu, holder: Vm, rights: int) -> int:
+        """Copy a cap to ``vcpu`` into ``holder``'s CSpace as the RM's ``owner_cap`` (the
+        one VM_GET_HYP_RESOURCES reports, facts §5.4) and trace the copy."""
+        vcpu.owner_capid = self.master_cspace.copy_to(self.master_cspace.find(vcpu),
+                                                      holder.cspace, rights)
+        self._copied_caps(holder)
+        return vcpu.owner_capid
 
     def make_proxy(self, vcpu: Vcpu, owner: Vm) -> None:
         """Proxy-schedule ``vcpu`` for ``owner`` as the RM does (facts §7.1, §7.2): priority
@@ -156,8 +169,9 @@ class Hypervisor:
         vcpu.wakeup = VirqSource(f"vcpu:{vcpu.id}:wakeup")
         virq = owner.allocate_virq()
         owner.vic.bind(vcpu.wakeup, virq, EDGE)
-        master = self.master_cspace.find(vcpu)
-        capid = self.master_cspace.copy_to(master, owner.cspace, PROXY_OWNER_RIGHTS)
+        if vcpu.owner_capid is None:  # a VM made without an owner (unit tests): copy it now
+            self.give_vcpu_cap(vcpu, owner, OWNER_VCPU_RIGHTS)
+        capid = vcpu.owner_capid
         owner.resources[f"proxy:{vcpu.id}"] = {"type": "VIRTUAL_CPU", "capid": capid,
                                                "virq": virq, "vcpu": vcpu.id,
                                                "partner": vcpu.vm.name}

@@ -14,6 +14,7 @@ convert more than 4300), and the size of any value quoted back in an error.
 from __future__ import annotations
 
 import math
+import string
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -30,6 +31,7 @@ MAX_YAML_ALIASES = 32            # a scenario repeats a block (e.g. params) a fe
 MAX_EXPANDED_CHARS = 4 * MAX_SCENARIO_BYTES  # scalar characters once aliases are expanded
 MAX_NESTING_DEPTH = 32           # the schema's deepest value is 6 levels down
 MAX_INTEGER_DIGITS = 40          # the schema's largest integer, 2**64 - 1, has 20 digits
+                                 # (hex and binary digits count as digits too)
 MAX_SHOWN_CHARS = 60             # a value quoted in an error message, at most
 MAX_MESSAGE_CHARS = 300          # an error message, at most
 MAX_SEED = 2**63 - 1             # seeds are 0..2**63 - 1 everywhere (file, CLI, web)
@@ -89,7 +91,7 @@ class _BoundedLoader(yaml.SafeLoader):
             self._depth -= 1
 
     def construct_yaml_int(self, node: Any) -> int:
-        digits = sum(c.isdigit() for c in str(node.value))
+        digits = sum(c in string.hexdigits for c in str(node.value).lower().lstrip("+-0bx"))
         if digits > MAX_INTEGER_DIGITS:
             raise _Refused(f"an integer of {digits} digits (at most {MAX_INTEGER_DIGITS})",
                           node.start_mark)

@@ -77,6 +77,9 @@ class Vcpu(KObject):
         self.wfi_reason = ""
         self.proxy_owner: Vcpu | None = None  # set for a proxy-scheduled vCPU
         self.wakeup: Any = None  # its VCPU_RUN_WAKEUP vIRQ source, in the owner's VIC
+        # The owning VM's cap to this vCPU, in the owner's CSpace (RM vm_config.c
+        # vm_config_add_vcpu: vcpu->owner_cap); None for VMs the RM owns.
+        self.owner_capid: int | None = None
         # A hypercall that returns when this vCPU runs again (vcpu_run): traced then.
         self.pending_hvc: tuple | None = None
         # A directed yield (vcpu_run, scheduler_yield hint 1) this vCPU made that a

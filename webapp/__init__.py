@@ -14,30 +14,46 @@ from flask_socketio import SocketIO
 
 from .packets import TolerantPacket
 from .protocol import MAX_TRANSPORT_BYTES
+from .security import HostGuard
 
 DEFAULT_SCENARIO = "msgq-pingpong"
 DEFAULT_ASYNC_MODE = "threading"  # app.py passes eventlet; tests stay unpatched
-MAX_SESSIONS = 64
 EXTENSION_KEY = "gunyah"
+HOST_GUARD_KEY = "gunyah.host_guard"
 
 socketio = SocketIO()
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """A configured app. Config keys: DEFAULT_SCENARIO, ASYNC_MODE, MAX_SESSIONS."""
+    """A configured app. Config keys: DEFAULT_SCENARIO, ASYNC_MODE, ALLOWED_HOSTS (Host
+    names accepted besides loopback; "*" = any), and the connection limits MAX_SESSIONS,
+    MAX_CLIENT_SESSIONS, MAX_DETACHED, RESUME_WINDOW_S (docs/limits.md)."""
     from . import handlers, http  # noqa: F401  (registers the Socket.IO handlers)
-    from .handlers import SessionStore
+    from .store import (
+        MAX_CLIENT_SESSIONS,
+        MAX_DETACHED,
+        MAX_SESSIONS,
+        RESUME_WINDOW_S,
+        SessionStore,
+    )
 
     app = Flask(__name__, root_path=_repo_root(),
                 template_folder="templates", static_folder="static")
     app.config.update(DEFAULT_SCENARIO=DEFAULT_SCENARIO, ASYNC_MODE=DEFAULT_ASYNC_MODE,
-                      MAX_SESSIONS=MAX_SESSIONS)
+                      MAX_SESSIONS=MAX_SESSIONS, MAX_CLIENT_SESSIONS=MAX_CLIENT_SESSIONS,
+                      MAX_DETACHED=MAX_DETACHED, RESUME_WINDOW_S=RESUME_WINDOW_S,
+                      ALLOWED_HOSTS=[])
     app.config.update(config or {})
-    app.extensions[EXTENSION_KEY] = SessionStore(app.config["MAX_SESSIONS"])
+    app.extensions[EXTENSION_KEY] = SessionStore(
+        socketio, app.config["MAX_SESSIONS"], app.config["MAX_CLIENT_SESSIONS"],
+        app.config["MAX_DETACHED"], app.config["RESUME_WINDOW_S"])
     app.register_blueprint(http.bp)
     socketio.init_app(app, async_mode=app.config["ASYNC_MODE"],
                       max_http_buffer_size=MAX_TRANSPORT_BYTES, serializer=TolerantPacket)
     handlers.track_acks(socketio.server)
+    guard = HostGuard(app.wsgi_app, app.config["ALLOWED_HOSTS"])  # in front of Engine.IO too
+    app.wsgi_app = guard
+    app.extensions[HOST_GUARD_KEY] = guard
     return app
 
 

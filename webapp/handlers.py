@@ -13,6 +13,8 @@ from functools import partial
 from typing import Any
 
 from flask import current_app, request
+from flask_socketio import ConnectionRefusedError
+from socketio import packet as sio_packet
 
 from gunyah_core import ALL_KINDS, ScenarioError
 from gunyah_core.actions import ActionError
@@ -30,26 +32,41 @@ from .protocol import (
     LIMITS,
     NO_PROGRESS,
     NO_SESSION,
+    RESERVED_EVENT,
+    RESERVED_EVENTS,
+    RESUME_EXPIRED,
     SCENARIO_INVALID,
+    TAKEN_OVER,
     UNKNOWN_EVENT,
     ProtocolError,
     error,
     validate,
+    validate_auth,
 )
 from .session import DEFAULT_SPEED, MAX_HISTORY_EVENTS, TICK_S, Session
+from .store import SessionStore, Slot
 
 NAMESPACE = "/"
 _request_state = threading.local()  # green-local under eventlet
 
 
 def track_acks(server: Any) -> None:
-    """Note whether each incoming event carries an ack id, so errors without one can be
-    sent as server:error instead. python-socketio does not pass the id to handlers."""
+    """Guard every incoming event before python-socketio dispatches it.
+
+    Note whether it carries an ack id, so errors without one can be sent as server:error
+    instead (python-socketio does not pass the id to handlers). Refuse Socket.IO's own
+    event names: dispatched as they are, a client's `connect` would re-run the connect
+    handler (a second, orphaned session) and its `disconnect` would end its own session.
+    """
     original = getattr(server, "_handle_event_internal", None)
     if original is None or getattr(original, "tracks_acks", False):
         return
 
     def handle(srv, sid, eio_sid, data, namespace, ack_id):
+        event = data[0] if data else None
+        if not isinstance(event, str) or event in RESERVED_EVENTS:
+            _refuse_event(srv, sid, eio_sid, namespace, ack_id, event)
+            return None
         _request_state.wants_ack = ack_id is not None
         return original(srv, sid, eio_sid, data, namespace, ack_id)
 
@@ -57,40 +74,18 @@ def track_acks(server: Any) -> None:
     server._handle_event_internal = handle
 
 
-class SessionStore:
-    """Live sessions by connection id and by export token; bounded in number."""
-
-    def __init__(self, max_sessions: int) -> None:
-        self.max_sessions = max_sessions
-        self._by_sid: dict[str, Session] = {}
-        self._by_token: dict[str, Session] = {}
-        self._lock = threading.Lock()
-
-    def add(self, sid: str, session: Session) -> None:
-        with self._lock:
-            self._by_sid[sid] = session
-            self._by_token[session.token] = session
-
-    def full(self) -> bool:
-        return len(self._by_sid) >= self.max_sessions
-
-    def get(self, sid: str) -> Session | None:
-        return self._by_sid.get(sid)
-
-    def by_token(self, token: str) -> Session | None:
-        return self._by_token.get(token)
-
-    def remove(self, sid: str) -> None:
-        with self._lock:
-            session = self._by_sid.pop(sid, None)
-            if session is not None:
-                self._by_token.pop(session.token, None)
-        if session is not None:
-            session.close()
-
-    def close_all(self) -> None:
-        for sid in list(self._by_sid):
-            self.remove(sid)
+def _refuse_event(server: Any, sid: str, eio_sid: str, namespace: str, ack_id: Any,
+                  event: Any) -> None:
+    if isinstance(event, str):
+        err = error(RESERVED_EVENT, f"{event!r} is reserved by Socket.IO; clients may not "
+                                    "send it")
+    else:
+        err = error(UNKNOWN_EVENT, "an event name must be a string")
+    if ack_id is None:
+        server.emit(EV_ERROR, err, to=sid, namespace=namespace)
+    else:
+        server._send_packet(eio_sid, server.packet_class(
+            sio_packet.ACK, namespace=namespace, id=ack_id, data=[{"ok": False, "error": err}]))
 
 
 def _store() -> SessionStore:
@@ -126,34 +121,57 @@ def respond(event: str, payload: Any, extra: tuple, call: Callable[[Session, dic
 
 
 # -- connection lifecycle ----------------------------------------------------------------------
-def _emit_to(sid: str, event: str, data: Any, callback: Callable | None = None) -> None:
-    socketio.emit(event, data, to=sid, namespace=NAMESPACE, callback=callback)
+def _emit_to(slot: Slot, event: str, data: Any, callback: Callable | None = None) -> None:
+    """Emit to whichever connection holds the session now (none while it is detached)."""
+    sid = slot.sid
+    if sid is not None:
+        socketio.emit(event, data, to=sid, namespace=NAMESPACE, callback=callback)
 
 
-def _backlog(sid: str) -> int:
+def _backlog(slot: Slot) -> int:
     """Packets queued for this client but not yet written (0 when unknown)."""
     try:
         server = socketio.server
-        sock = server.eio.sockets.get(server.manager.eio_sid_from_sid(sid, NAMESPACE))
+        sock = server.eio.sockets.get(server.manager.eio_sid_from_sid(slot.sid, NAMESPACE))
         return sock.queue.qsize() if sock is not None else 0
     except Exception:  # internals differ between transports and test clients
         return 0
 
 
+def _new_session(slot: Slot) -> Session:
+    return Session(current_app.config["DEFAULT_SCENARIO"], partial(_emit_to, slot),
+                   socketio, partial(_backlog, slot))
+
+
 @socketio.on("connect")
 def on_connect(auth: Any = None) -> bool:
-    store = _store()
-    if store.full():
-        return False
-    sid = request.sid
-    store.add(sid, Session(current_app.config["DEFAULT_SCENARIO"], partial(_emit_to, sid),
-                           socketio, partial(_backlog, sid)))
+    """Resume the detached session `auth.resume` names, or start a new one.
+
+    A refusal is a Socket.IO connect error whose `data` is the structured error.
+    """
+    try:
+        auth = validate_auth(auth)
+        key = auth.get("resume")
+        slot, taken_from = _store().attach(request.sid, request.remote_addr or "",
+                                           _new_session, key, auth.get("seq", -1))
+    except ProtocolError as err:
+        raise ConnectionRefusedError(err.message, error(err.code, err.message)) from None
+    slot.resumed = slot.resume_from is not None
+    slot.resume_error = None
+    if key and not slot.resumed:
+        slot.resume_error = error(RESUME_EXPIRED, "no session is waiting for that resume key "
+                                  "(its window passed); this is a new session")
+    if taken_from is not None:
+        socketio.emit(EV_ERROR, error(TAKEN_OVER, "another connection resumed this session "
+                                      "with its key (a reload or another tab)"),
+                      to=taken_from, namespace=NAMESPACE)
+        socketio.server.disconnect(taken_from, namespace=NAMESPACE)
     return True
 
 
 @socketio.on("disconnect")
 def on_disconnect(reason: Any = None) -> None:
-    _store().remove(request.sid)
+    _store().detach(request.sid)
 
 
 # -- client events ------------------------------------------------------------------------------
@@ -162,7 +180,18 @@ def _hello(session: Session, args: dict) -> dict:
         session.set_window(args["window"])
     limits = {**LIMITS, "max_history_events": MAX_HISTORY_EVENTS,
               "default_speed": DEFAULT_SPEED, "tick_ms": round(TICK_S * 1000, 1)}
-    return {"session": session.token, "presets": preset_list(),
+    store = _store()
+    slot = store.slot(request.sid)
+    if slot is None:  # another connection has just resumed it
+        raise ProtocolError(NO_SESSION, "this connection has no session; reconnect")
+    resume: dict[str, Any] = {"key": slot.key, "resumed": slot.resumed,
+                              "window_s": store.window_s}
+    if slot.resume_error is not None:
+        resume["error"] = slot.resume_error
+    if slot.resume_from is not None:  # first hello after a resume: what the client missed
+        from_seq, slot.resume_from = slot.resume_from, None
+        resume["sent"] = session.resend(from_seq)
+    return {"session": session.token, "resume": resume, "presets": preset_list(),
             "actions": session.sim.actions.names, "kinds": sorted(ALL_KINDS),
             "export_formats": list(EXPORTERS), "limits": limits,
             "window": session.window, "status": session.status(),

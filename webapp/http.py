@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,11 @@ FALLBACK_ICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
                  '</svg>')
 HTTP_NOT_FOUND = 404
 HTTP_BAD_REQUEST = 400
+HTTP_FORBIDDEN = 403
+WRITE_KEY_HEADER = "X-Gunyah-Key"
+CROSS_ORIGIN = "CROSS_ORIGIN"
+WRITE_KEY_REQUIRED = "WRITE_KEY_REQUIRED"
+BAD_WRITE_KEY = "BAD_WRITE_KEY"
 MAX_IMPORT_BYTES = 32 * 1024 * 1024  # an uploaded JSONL timeline
 UNSAFE_FILENAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -116,9 +122,10 @@ def export_trace(token: str, fmt: str):
     if fmt not in EXPORTERS:
         return _not_found("UNKNOWN_FORMAT", f"unknown format {fmt!r}; "
                                             f"formats: {', '.join(EXPORTERS)}")
-    session = current_app.extensions[EXTENSION_KEY].by_token(token)
-    if session is None:
+    slot = current_app.extensions[EXTENSION_KEY].by_token(token)
+    if slot is None:
         return _not_found("UNKNOWN_SESSION", "no live session with that token")
+    session = slot.session
     buf = io.StringIO()
     session.export(fmt, buf)
     writer = EXPORTERS[fmt]
@@ -130,13 +137,23 @@ def export_trace(token: str, fmt: str):
 
 @bp.post("/import/<token>")
 def import_timeline(token: str):
-    """Upload a JSONL timeline to replay in that session (read-only, no model)."""
+    """Upload a JSONL timeline to replay in that session (read-only, no model).
+
+    It replaces the session's run, so it needs more than the export token (which is in
+    download URLs): the session's key in the X-Gunyah-Key header, from a page of this
+    origin. A cross-origin page cannot set that header without a CORS preflight, which
+    this server never grants.
+    """
     from . import EXTENSION_KEY
     from .protocol import ProtocolError
 
-    session = current_app.extensions[EXTENSION_KEY].by_token(token)
-    if session is None:
+    slot = current_app.extensions[EXTENSION_KEY].by_token(token)
+    if slot is None:
         return _not_found("UNKNOWN_SESSION", "no live session with that token")
+    refused = _write_refused(slot.key)
+    if refused is not None:
+        return refused
+    session = slot.session
     if (request.content_length or 0) > MAX_IMPORT_BYTES:
         return _bad("TOO_LARGE", f"a timeline may be at most {MAX_IMPORT_BYTES} bytes")
     try:
@@ -147,6 +164,36 @@ def import_timeline(token: str):
     except ProtocolError as err:
         return _bad(err.code, err.message)
     return jsonify({"ok": True, "events": result["events"]})
+
+
+def _write_refused(key: str) -> tuple[Response, int] | None:
+    """403 unless the request is same-origin and carries the session's write key."""
+    origin = request.headers.get("Origin")
+    site = request.headers.get("Sec-Fetch-Site")
+    if (origin is not None and origin != request.host_url.rstrip("/")) or \
+            site not in (None, "same-origin", "none"):
+        return _forbidden(CROSS_ORIGIN, "a session can only be written from its own page "
+                                        f"(Origin {str(origin)[:100]!r})")
+    given = request.headers.get(WRITE_KEY_HEADER)
+    if not given:
+        return _forbidden(WRITE_KEY_REQUIRED, f"give the session key (the sim:hello ack's "
+                                              f"resume.key) in the {WRITE_KEY_HEADER} header")
+    if not secrets.compare_digest(given.encode(), key.encode()):
+        return _forbidden(BAD_WRITE_KEY, f"{WRITE_KEY_HEADER} is not this session's key")
+    return None
+
+
+def _forbidden(code: str, message: str) -> tuple[Response, int]:
+    return jsonify({"ok": False, "error": {"code": code, "message": message}}), HTTP_FORBIDDEN
+
+
+@bp.get("/api/sessions")
+def sessions():
+    """How many sessions exist (connected, detached) and the limits on them."""
+    from . import EXTENSION_KEY
+
+    store = current_app.extensions[EXTENSION_KEY]
+    return jsonify({**store.counts(), "limits": store.limits()})
 
 
 def _bad(code: str, message: str) -> tuple[Response, int]:

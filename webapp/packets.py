@@ -1,8 +1,9 @@
 """Socket.IO packets from the wire, decoded without letting a malformed one escape.
 
 python-socketio decodes a packet before any handler runs: JSON that does not parse
-(truncated, a 5,000-digit integer, 100,000 levels deep), an event packet whose data is
-not a non-empty list, or a packet type a client never sends raised inside the library,
+(truncated, an integer of more than 100 digits, which python-engineio's JSON refuses,
+100,000 levels deep), an event packet whose data is not a list starting with a name (a
+dict there is unhashable), or a packet type a client never sends raised inside the library,
 which logged a traceback and sent no ack. Here each of them becomes the event
 ``BAD_PACKET_EVENT`` carrying a reason, so the handler of that event answers it like any
 other refusal: an error ack when the packet had an ack id, else ``server:error``.
@@ -33,15 +34,16 @@ class TolerantPacket(packet.Packet):
             return self._refuse(f"packet type {str(self.packet_type)[:MAX_NAME_CHARS]!r} "
                                 "is not accepted from a client")
         if self.packet_type == packet.EVENT and (not isinstance(self.data, list)
-                                                 or not self.data):
-            return self._refuse("an event packet must be a list: [name, payload?]")
+                                                 or not self.data
+                                                 or not isinstance(self.data[0], str)):
+            return self._refuse("an event packet must be a list: [name (a string), payload?]")
         return 0
 
     def _refuse(self, reason: str) -> int:
         if self.packet_type == packet.ACK:  # an ack of ours that does not parse: no args
             self.data = []
             return 0
-        if self.packet_type == packet.CONNECT:  # connect auth is not used: drop it
+        if self.packet_type == packet.CONNECT:  # an auth that does not decode: no resume
             self.data = None
             return 0
         self.packet_type = packet.EVENT  # the ack id, read before the JSON, is kept

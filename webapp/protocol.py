@@ -64,10 +64,12 @@ _NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS}
 _EMPTY: dict[str, Any] = {"type": "object", "additionalProperties": False}
 _SEQ = {"type": "integer", "minimum": 0}
 _LINK_SEQ = {"type": "integer", "minimum": 0, "maximum": MAX_LINK_EVENTS}
+MAX_TIME_NS = 2**63 - 1               # simulated time as a signed 64-bit ns count (292 years)
+_LINK_TIME = {"type": "integer", "minimum": 0, "maximum": MAX_TIME_NS}
 _ACTIONS = {"type": "array", "maxItems": MAX_LINK_ACTIONS, "items": {
     "type": "object", "additionalProperties": False,
     "required": ["seq", "step", "t", "action", "args"],
-    "properties": {"seq": _LINK_SEQ, "step": _LINK_SEQ, "t": _SEQ, "action": _NAME,
+    "properties": {"seq": _LINK_SEQ, "step": _LINK_SEQ, "t": _LINK_TIME, "action": _NAME,
                    "args": {"type": "object"}}}}
 
 
@@ -192,3 +194,34 @@ def validate(event: str, payload: Any) -> dict[str, Any]:
     if err is not None:
         raise ProtocolError(_code_for(err), _message_for(event, err))
     return payload
+
+
+# -- connections: the connect `auth` payload (resume a detached session) and their errors ---
+RESERVED_EVENT = "RESERVED_EVENT"
+SERVER_FULL = "SERVER_FULL"                    # docs/limits.md, "Connections"
+TOO_MANY_CONNECTIONS = "TOO_MANY_CONNECTIONS"
+RESUME_EXPIRED = "RESUME_EXPIRED"
+TAKEN_OVER = "TAKEN_OVER"
+#: Event names Socket.IO keeps for itself: a client may not send them (they would reach the
+#: connection lifecycle handlers).
+RESERVED_EVENTS = frozenset({"connect", "connect_error", "disconnect", "disconnecting",
+                             "newListener", "removeListener"})
+MAX_RESUME_KEY_CHARS = 100
+AUTH_SCHEMA = _obj({"resume": {"type": "string", "minLength": 1,
+                               "maxLength": MAX_RESUME_KEY_CHARS},
+                    "seq": {"type": "integer", "minimum": -1}})
+_AUTH_VALIDATOR = _Validator(AUTH_SCHEMA)
+
+
+def validate_auth(auth: Any) -> dict[str, Any]:
+    """Check the connect `auth` payload (absent = {}); ProtocolError names the field."""
+    if auth is None:
+        return {}
+    if not isinstance(auth, dict):
+        raise ProtocolError(BAD_PAYLOAD, f"connect auth must be an object, "
+                                         f"not {type(auth).__name__}")
+    err = jsonschema.exceptions.best_match(_AUTH_VALIDATOR.iter_errors(auth))
+    if err is not None:
+        where = "auth." if err.absolute_path else "auth: "
+        raise ProtocolError(_code_for(err), where + _message_for("connect", err))
+    return auth

@@ -220,6 +220,35 @@ class Session(HistoryMixin):
             del self._inflight[batch_id]
         return len(self._inflight) >= self.window
 
+    RESEND_BATCH_EVENTS = 2_000  # events per sim:trace batch while a resumed viewer catches up
+
+    def resend(self, after_seq: int) -> dict[str, Any]:
+        """Send a resumed viewer what follows the last event it applied, ``after_seq``,
+        as sim:trace batches: no gap, no repeat (webapp/store.py; design §7). A viewer
+        with nothing (-1, e.g. after a reload) or one this branch cannot continue gets the
+        boot snapshot first, then every kept event. Batches sent to the old connection
+        will never be acknowledged, so they stop holding the flow-control window."""
+        with self._lock:
+            self._inflight.clear()
+            branch = self.branches.current
+            first = next(iter(self.history), None)
+            start = first["seq"] if first is not None else self.last_seq + 1
+            full = after_seq < 0 or after_seq < start - 1 or after_seq > self.last_seq
+            if full:
+                self._emit(EV_SNAPSHOT, self.imported_snapshot if self.imported_snapshot
+                           is not None else self._snapshot_at_start())
+            else:
+                start = after_seq + 1
+            first_sent, sent = start, 0
+            while start <= self.last_seq:
+                page = branch.window(start, self.RESEND_BATCH_EVENTS)
+                if not page:
+                    break
+                self._send(page)
+                sent, start = sent + len(page), page[-1]["seq"] + 1
+            self._emit(EV_STATUS, self._status())
+            return {"from_seq": first_sent, "events": sent, "snapshot": full}
+
     def step(self, count: int | None = None, kind: str | None = None) -> dict[str, Any]:
         """Pause, then reveal `count` events (default 1) or up to the next event of `kind`."""
         with self._lock:

@@ -18,12 +18,14 @@ from .mem_payloads import MemHandleFlagsReq, MemHandleReply, MemLendReq
 from .messages import (
     VM_STOP_FLAG_FORCE,
     VM_STOP_REASON_FORCE_STOP,
+    ResourceType,
     RmError,
     RmMessageId,
     VmAuthType,
     VmState,
 )
 from .payloads import (
+    HypResourceEntry,
     NotifyVmExited,
     NotifyVmStatus,
     VmConfigImageReq,
@@ -31,6 +33,7 @@ from .payloads import (
     VmidReply,
     VmidReq,
     VmStopReq,
+    decode_hyp_resources,
 )
 
 IMAGE_PAGES = 4
@@ -50,6 +53,8 @@ class VmManagerProgram(Guest):
         self.reap = params.get("reap", False)
         self.status: dict[int, str] = {}
         self.parcels: dict[int, int] = {}  # vmid -> image memparcel handle
+        # vmid -> the VM_GET_HYP_RESOURCES entries: HLOS's own capids for that VM
+        self.hyp_resources: dict[int, tuple[HypResourceEntry, ...]] = {}
         self.log: list[str] = []
         self._next_page = 0
         for entry in params.get("boot", []):
@@ -114,7 +119,13 @@ class VmManagerProgram(Guest):
         error, _ = yield from self._call(RmMessageId.VM_INIT, VmidReq(vmid=vmid), vmid=vmid)
         if error is not RmError.OK:
             return
-        yield from self._call(RmMessageId.VM_GET_HYP_RESOURCES, VmidReq(vmid=vmid), vmid=vmid)
+        # Linux learns its capids for the new VM only from this reply (vm_mgr.c
+        # gunyah_vm_start -> gunyah_rm_get_hyp_resources -> gunyah_vm_add_resource):
+        # its caps to the vCPUs, then its ends of the channels (facts §5.4).
+        error, data = yield from self._call(RmMessageId.VM_GET_HYP_RESOURCES,
+                                            VmidReq(vmid=vmid), vmid=vmid)
+        if error is RmError.OK:
+            self.hyp_resources[vmid] = decode_hyp_resources(data)
         if start:
             yield sleep(self.step_ns)
             yield from self.start_vm(vmid)
@@ -157,6 +168,12 @@ class VmManagerProgram(Guest):
                 yield WFI
             yield from self._reclaim(vmid)  # refused before the reset: released now
         yield from self._call(RmMessageId.VM_DEALLOCATE, VmidReq(vmid=vmid), vmid=vmid)
+
+    def capid_for(self, vmid: int, rtype: ResourceType, label: int = 0) -> int | None:
+        """HLOS's capid for VM ``vmid``'s resource (type, label), as Linux matches a
+        resource ticket (``gunyah_vm_add_resource``); None if the RM did not report one."""
+        return next((e.capid for e in self.hyp_resources.get(vmid, ())
+                     if e.resource_type == rtype and e.label == label), None)
 
     def _reclaim(self, vmid: int):
         """MEM_RECLAIM of the image parcel lent to ``vmid``, if it is still lent."""

@@ -18,6 +18,7 @@ from ..consts import (
     VMID_DYNAMIC_BASE,
     VMID_DYNAMIC_LAST,
     VMID_HLOS,
+    VMID_RM,
     VMID_SECONDARY_LIMIT,
 )
 from ..guests import work
@@ -66,7 +67,7 @@ def create_rm_link(hyp: Hypervisor, rm: ResourceManager, vm: Vm) -> None:
 
     vIRQs in the RM's order (RM ``vm_config.c`` ``vm_config_add_rm_rpc``): the RM's own
     Tx then Rx, then the VM's Tx then Rx; the VM's queue to the RM is created first
-    (``vm_config_hlos_vdevices_setup``)."""
+    (``vm_config_hlos_vdevices_setup``; facts §11.2)."""
     to_rm, from_rm = link_names(vm.name, rm.vm.name)
     rm_tx, rm_rx = rm.vm.allocate_virq(), rm.vm.allocate_virq()
     vm_tx, vm_rx = vm.allocate_virq(), vm.allocate_virq()
@@ -143,7 +144,7 @@ class VmManagement:
         """vmid 0: the RM picks a dynamic one and returns it; otherwise a free static
         secondary vmid of the platform list, no reply data. Anything else (in use, not in
         the list, >= 64: the RM takes no explicit dynamic vmid) is NORESOURCE (RM
-        ``vm_mgnt.c`` ``vm_mgnt_handle_allocate``; facts §6.1)."""
+        ``vm_mgnt.c`` ``vm_mgnt_handle_allocate``; facts §6.1, §11.2)."""
         self._primary_only(caller)
         vmid = VmidReq.decode(payload).vmid
         used = {vm.vmid for vm in self.hyp.vms.values()}
@@ -170,7 +171,8 @@ class VmManagement:
         req = VmConfigImageReq.decode(payload)
         vm = self._owned(caller, req.vmid, VmState.LOAD, VmState.RESET)
         # The parcel must exist and be lent to the new VM, else MEM_INVALID (RM
-        # second_vm.c vm_creation_config_image: memparcel_lookup_by_target_vmid).
+        # second_vm.c vm_creation_config_image: memparcel_lookup_by_target_vmid; facts
+        # §5.2, §5.3).
         parcel = next((p for p in self.hyp.memory.parcels() if p["handle"] == req.mem_handle),
                       None)
         if parcel is None or vm.vmid not in {entry["vmid"] for entry in parcel["acl"]}:
@@ -292,20 +294,41 @@ class VmManagement:
 
     # -- queries ---------------------------------------------------------------------------------
     def get_hyp_resources(self, caller: Vm, payload: bytes) -> bytes:
+        """What the *caller* holds for VM ``vmid`` (RM ``vm_config.c``
+        ``vm_config_get_resource_descs``; facts §5.4).
+
+        First, if the caller owns the VM, one VIRTUAL_CPU entry per vCPU: the owner's cap
+        to it, label = vCPU index, the proxy-scheduling wakeup vIRQ (0 if none);
+        partner_vmid stays 0 there, as the RM leaves it. Then the caller's own ends of its
+        channels to that VM, partner_vmid = ``vmid``. Every capid is one of the caller's.
+        No VM (vmid 0 included) -> ARGUMENT_INVALID; no VM config yet (LOAD) or any more
+        (RESET) -> NORESOURCE. A VM the caller neither owns nor talks to gets an empty
+        list, not DENIED. The RM link is not listed (a VDEV_RM_RPC, never visible here).
+        vmid 0 and the vCPU entries' partner_vmid: facts §11.2.
+        """
         vmid = VmidReq.decode(payload).vmid
-        if vmid == 0:  # no "self" here: vm_lookup(0) finds no VM (RM vm_config.c
-            # vm_config_get_resource_descs -> ARGUMENT_INVALID; facts §5.3)
-            raise RmFailure(RmError.ARGUMENT_INVALID, "vmid 0 names no VM")
-        vm = caller if vmid == caller.vmid else self._owned(caller, vmid)
+        vm = self.hyp.vm_by_id(vmid) if vmid else None
+        if vm is None:
+            raise RmFailure(RmError.ARGUMENT_INVALID, f"no VM {vmid:#x}")
+        if VmState[vm.state] in (VmState.LOAD, VmState.RESET):
+            raise RmFailure(RmError.NORESOURCE, f"{vm.name} has no configuration")
         entries = []
-        for label, res in sorted(vm.resources.items()):
+        # The RM's own vCPU is listed for HLOS too (rm_caps_for_hlos).
+        if vm.owner == caller.vmid or (vm.vmid == VMID_RM and caller.vmid == VMID_HLOS):
+            entries += [HypResourceEntry(
+                resource_type=ResourceType.VIRTUAL_CPU, label=vcpu.index,
+                capid=vcpu.owner_capid, virq=vcpu.wakeup.virq if vcpu.wakeup else 0)
+                for vcpu in vm.vcpus if vcpu.owner_capid is not None]
+        for key, res in caller.resources.items():  # in the order the RM created them
             rtype = ResourceType.__members__.get(res["type"])
-            if rtype is None or label.startswith("rm"):
-                continue  # the RM link is described by the DT node, not by this list
-            partner = self.hyp.vms.get(res.get("partner", ""))
+            if rtype is None or key.startswith("rm") or res.get("partner") != vm.name:
+                continue
+            if rtype == ResourceType.VIRTUAL_CPU:
+                continue  # already listed above, for the owner
+            label = res.get("label")
             entries.append(HypResourceEntry(
-                resource_type=rtype, partner_vmid=partner.vmid if partner else 0,
-                label=res.get("label", 0) if isinstance(res.get("label"), int) else 0,
+                resource_type=rtype, partner_vmid=vm.vmid,
+                label=label if isinstance(label, int) else 0,
                 capid=res["capid"], virq=res.get("virq", 0) or 0))
         return encode_hyp_resources(entries)
 

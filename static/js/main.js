@@ -1,6 +1,6 @@
 // Wiring: socket events -> state mirror -> diagram / animations / log / inspector,
 // one requestAnimationFrame loop, the status line and the read-only test hooks.
-import { connect, send, on } from "./socket.js";
+import { connect, send, on, keepSession } from "./socket.js";
 import { SimState } from "./state.js";
 import { Diagram } from "./diagram.js";
 import { Animator } from "./animation.js";
@@ -97,7 +97,8 @@ const controls = new Controls(send, {
 const history = new History({ state, diagram, anim, timeline, send });
 history.onMoved = syncStructure; // a seek may cross VMs or queues being created or destroyed
 const bar = new HistoryBar(history, controls, send, toast);
-const share = new Share({ send, history, controls, toast, session: () => view.session });
+const share = new Share({ send, history, controls, toast, session: () => view.session,
+  key: () => view.key });
 
 function applySnapshot(snap) {
   const key = `${snap.scenario?.name}|${snap.scenario?.seed}|${snap.trace_seq}|${snap.now_ns}`;
@@ -155,19 +156,51 @@ on("sim:snapshot", (snap) => applySnapshot(snap));
 on("server:error", (err) => toast(`${err.code}: ${err.message}`));
 on("disconnect", () => { $("st-conn").textContent = "offline"; $("st-conn").className = "st-item st-conn off"; });
 on("connect", hello);
+on("connect_error", (err) => toast(`${err.code}: ${err.message}`)); // a refusal, e.g. a limit
+
+// Where the view was (scrubbed into the past), for a reload of this tab to come back to.
+const VIEW_ITEM = "gunyah.view-seq";
+window.addEventListener("pagehide", () => {
+  try {
+    if (history.live) sessionStorage.removeItem(VIEW_ITEM);
+    else sessionStorage.setItem(VIEW_ITEM, String(history.view));
+  } catch { /* storage blocked: a reload shows the head */ }
+});
+function savedView() {
+  try { const v = sessionStorage.getItem(VIEW_ITEM); return v == null ? null : Number(v); }
+  catch { return null; }
+}
+
+let firstHello = true;
+function navigationType() {
+  return performance.getEntriesByType("navigation")[0]?.type ?? "navigate";
+}
 
 async function hello() {
   $("st-conn").textContent = "connected";
   $("st-conn").className = "st-item st-conn on";
+  // A resumed session's missed events (and, after a reload, its boot snapshot) arrive
+  // before this ack, in order, through the sim:snapshot / sim:trace listeners.
   const ack = await send("sim:hello", { window: TRACE_WINDOW });
   if (!ack.ok) { toast(`${ack.error.code}: ${ack.error.message}`); return; }
   view.session = ack.session;
+  view.key = ack.resume?.key ?? null; // the session's write key (imports) and resume key
+  keepSession(view.key);
   controls.setSession(ack.session);
   controls.setPresets(ack.presets ?? []);
   share.setPresets(ack.presets ?? []);
   if (ack.status) applyStatus(ack.status); // before a load, whose own status is newer
   const params = new URLSearchParams(location.search);
   const wanted = params.get("scenario");
+  const newLink = firstHello && wanted && navigationType() === "navigate";
+  firstHello = false;
+  // Resumed: the run is back as it was, unless this tab was just sent to a new link.
+  if (ack.resume?.resumed && !newLink) {
+    const pos = savedView();
+    if (pos != null && pos >= history.start && pos < history.head) bar.seek(pos);
+    return;
+  }
+  if (ack.resume?.error) toast("the previous session had expired: this is a new one");
   if (wanted && (params.has("actions") || params.has("head"))) await share.loadFromUrl(params);
   else if (wanted) await controls.call("sim:load", { scenario: wanted });
   else if (ack.snapshot) applySnapshot(ack.snapshot);
@@ -240,4 +273,4 @@ Object.defineProperty(window, "__gunyah", {
 });
 
 requestAnimationFrame(frame);
-connect();
+connect(() => history.head); // a resume continues after the last event the page applied

@@ -155,8 +155,11 @@ export function memSection(parent) {
     body.__key = key;
     const list = ranges ?? [];
     const total = list.reduce((n, r) => n + Math.sqrt(r.size), 0) || 1;
-    bar.replaceChildren(...list.map((r) => html("span", { class: `ms-${r.state}`,
-      style: `flex-grow: ${Math.sqrt(r.size) / total}`, title: `${r.state} ${fmtSize(r.size)}` }, LABEL[r.state])));
+    bar.replaceChildren(...list.map((r) => {
+      const seg = html("span", { class: `ms-${r.state}`, title: `${r.state} ${fmtSize(r.size)}` }, LABEL[r.state]);
+      seg.style.flexGrow = String(Math.sqrt(r.size) / total); // CSSOM: the CSP allows no style attributes
+      return seg;
+    }));
     body.replaceChildren(...list.map((r) => {
       const row = html("tr", { "data-state": r.state });
       for (const c of [fmtAddr(r.base), fmtSize(r.size), LABEL[r.state], r.rights,

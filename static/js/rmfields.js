@@ -10,6 +10,12 @@ const NOTIFICATION = 3;
 const VMID_ONLY = new Set(["VM_ALLOCATE", "VM_DEALLOCATE", "VM_START", "VM_RESET", "VM_INIT",
   "VM_GET_STATE", "VM_GET_HYP_RESOURCES"]);
 const HYP_RESOURCE_BYTES = 44;
+// Offsets in one entry: type u8, res u8, partner_vmid u16, handle u32, label u32,
+// capid u64, virq_handle u32, virq u32, base u64, size u64 (RM vm_resource_msg.h).
+const RES_PARTNER = 2;
+const RES_LABEL = 8;
+const RES_CAPID = 12;
+const RES_VIRQ = 24;
 const ACL_ENTRY = 4;
 const SGL_ENTRY = 16;
 const ATTR_ENTRY = 4;
@@ -23,6 +29,9 @@ function u64(b, at) { // exact below 2^53, enough for the simulator's addresses 
   return lo == null || hi == null ? null : hi * 2 ** 32 + lo;
 }
 function hx(n) { return n == null ? "–" : `0x${n.toString(16)}`; }
+function capid(hi, lo) { // a 64-bit capid from its two halves, exact at any size
+  return hi ? `0x${hi.toString(16)}${lo.toString(16).padStart(8, "0")}` : hx(lo);
+}
 function rights(r) { return RIGHTS.filter(([bit]) => r & bit).map(([, c]) => c).join("") || "NONE"; }
 
 const FIELD_COLOURS = ["f-p0", "f-p1", "f-p2", "f-p3"]; // neighbouring fields never share one
@@ -63,11 +72,16 @@ function replyData(f, name, names) {
     f.u8("os_state", 5, (v) => `${v} ${names.os_states[v] ?? ""}`);
     f.u16("app_status", 6);
   } else if (name === "VM_GET_HYP_RESOURCES") {
+    // The caller's own caps (facts §5.4): type, partner, label, capid, vIRQ of each entry.
     const n = f.u32("entries", 4);
     for (let i = 0; i < (n ?? 0); i++) {
       const at = 8 + i * HYP_RESOURCE_BYTES;
-      f.u8(`[${i}] type`, at, (v) => `${v} ${names.resource_types[v] ?? ""}`);
-      f.marks.push(["f-data", HDR + at + 1, HYP_RESOURCE_BYTES - 1]);
+      if (f.u8(`[${i}] type`, at, (v) => `${v} ${names.resource_types[v] ?? ""}`) == null) break;
+      f.u16(`[${i}] partner_vmid`, at + RES_PARTNER, hx);
+      f.u32(`[${i}] label`, at + RES_LABEL);
+      const lo = u32(f.b, at + RES_CAPID); const hi = u32(f.b, at + RES_CAPID + 4);
+      if (lo != null && hi != null) f.add(`[${i}] capid`, at + RES_CAPID, 8, capid(hi, lo));
+      f.u32(`[${i}] virq`, at + RES_VIRQ, (v) => (v ? String(v) : "0 (none)"));
     }
   }
 }

@@ -22,7 +22,7 @@ export function decodeActions(text) {
 }
 
 export class Share {
-  /** parts: {send, history, controls, toast, session: () => token} */
+  /** parts: {send, history, controls, toast, session: () => export token, key: () => session key} */
   constructor(parts) {
     Object.assign(this, parts);
     this.presets = new Set();
@@ -136,7 +136,8 @@ export class Share {
     let res, body = null;
     try {
       res = await fetch(`/import/${encodeURIComponent(this.session())}?name=${encodeURIComponent(file.name)}`,
-        { method: "POST", body: file, headers: { "Content-Type": "application/x-ndjson" } });
+        { method: "POST", body: file,
+          headers: { "Content-Type": "application/x-ndjson", "X-Gunyah-Key": this.key() } });
       body = await res.json();
     } catch (err) {
       this.showImportError(`import of ${file.name} failed: ${err.message}`);

@@ -57,7 +57,8 @@ export function updateVmHead(node, vm, narrow) {
   setAttr(node.stateG, "data-state", st);
   // Shrink the type for long names in a narrow badge rather than letting it spill out.
   const fit = node.box.state.w / (st.length * BADGE_CHAR_W);
-  setAttr(node.stateText, "style", fit < 1 ? `font-size: ${Math.max(10, Math.floor(15 * fit))}px` : "");
+  const size = fit < 1 ? `${Math.max(10, Math.floor(15 * fit))}px` : "";
+  if (node.stateText.style.fontSize !== size) node.stateText.style.fontSize = size; // CSSOM: CSP-safe
 }
 
 /** Memory strip and fault marker; flashes what the last mem.* event touched. */

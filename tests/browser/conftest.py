@@ -33,7 +33,9 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def page(browser: Browser, live_server: str) -> Iterator[Page]:
     """A fresh page (one Socket.IO session) on the live server's index, diagram drawn."""
-    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    # Playwright evaluates string predicates (wait_for_function) with eval, which the
+    # page's CSP forbids; test_csp.py drives the page with its CSP enforced.
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True, bypass_csp=True)
     pg = context.new_page()
     pg.set_default_timeout(TIMEOUT_MS)
     errors: list[str] = []

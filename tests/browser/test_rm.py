@@ -157,6 +157,34 @@ def test_packet_inspector_decodes_request_and_reply(page: Page, shot) -> None:
     shot(page, "rm-packet")
 
 
+def test_hyp_resources_reply_decodes_the_owners_caps(page: Page, shot) -> None:
+    """VM_GET_HYP_RESOURCES answers for the caller: the decoded entries are HLOS's own
+    capids (its cap to VM_80's vCPU first), with partner and vIRQ (facts §5.4)."""
+    model = Simulation(load("rm-boot"))
+    model.run(until_ns=2_000_000)
+    guest, hlos = model.hyp.vm_by_id(0x80), model.hyp.vms["HLOS"]
+    recv = hlos.resources["VM_80_to_HLOS:rx"]
+    open_scenario(page, "rm-boot", "HLOS")
+    reply = log_row(page, "rm.rpc", "VM_GET_HYP_RESOURCES #4 reply")
+    for _ in range(MAX_STEPS_TO_EXIT * 2):
+        step_to(page, "rm.rpc")
+        if reply.count():
+            break
+    for _ in range(MAX_STEPS_TO_EXIT):  # until its packet has left the RM
+        at = step_to(page, "msgq.send")
+        if "RM_to_HLOS" in page.locator(f"[data-testid=log-entry][data-seq='{at}']").text_content():
+            break
+    reply.click()
+    payload = page.get_by_test_id("pkt-payload")
+    expect(payload).to_contain_text("entries")
+    expect(payload).to_contain_text("4 VIRTUAL_CPU")
+    expect(payload).to_contain_text(f"0x{guest.vcpus[0].owner_capid:x}")
+    expect(payload).to_contain_text(f"0x{recv['capid']:x}")
+    expect(payload).to_contain_text("[1] partner_vmid")
+    expect(payload).to_contain_text(str(recv["virq"]))
+    shot(page, "rm-hyp-resources")
+
+
 def model_memory_after(scenario: str, last_seq: int) -> dict:
     """The model's own memory map once every event up to last_seq has happened."""
     sim = Simulation(load(scenario))

@@ -125,8 +125,12 @@ def pair() -> Pair:
 
 
 def capid_names(sim: Any) -> dict[int, str]:
-    return {r["capid"]: f"{vm.name}:{key}" for vm in sim.hyp.vms.values()
-            for key, r in vm.resources.items()}
+    names = {r["capid"]: f"{vm.name}:{key}" for vm in sim.hyp.vms.values()
+             for key, r in vm.resources.items()}
+    # Owners' caps to the vCPUs of the VMs they own (what VM_GET_HYP_RESOURCES reports).
+    names.update({vcpu.owner_capid: f"owner:{vcpu.id}" for vm in sim.hyp.vms.values()
+                  for vcpu in vm.vcpus if vcpu.owner_capid is not None})
+    return names
 
 
 def without_capids(value, names: dict[int, str]):

@@ -166,20 +166,27 @@ def test_long_reply_travels_as_first_packet_plus_continuation():
     assert len(payload) == 8 + count * ENTRY.size
     entries = [ENTRY.unpack_from(payload, 8 + i * ENTRY.size) for i in range(count)]
     guest = sim.hyp.vm_by_id(0x80)
-    expected = sorted((RESOURCE_TYPE[r["type"]], r["capid"]) for k, r in guest.resources.items()
-                      if not k.startswith("rm"))
-    got = sorted((rtype, capid) for rtype, _res, _partner, _h, _label, capid, *_ in entries)
-    assert got == expected
-    # Linux matches a vCPU entry to its vCPU by label = vCPU index.
-    labels = sorted(label for rtype, _r, _p, _h, label, *_ in entries
-                    if rtype == RESOURCE_TYPE["VIRTUAL_CPU"])
-    assert labels == [0, 1, 2, 3]
-    # The queue and doorbell entries name HLOS as the partner and carry the guest's vIRQ.
-    for rtype, _res, partner, _h, _label, capid, _vh, virq, _base, _size in entries:
-        if rtype != RESOURCE_TYPE["VIRTUAL_CPU"]:
-            assert partner == VMID_HLOS
-            res = next(r for r in guest.resources.values() if r["capid"] == capid)
-            assert virq == res["virq"] != 0
+    hlos = sim.hyp.vms["HLOS"]
+    # HLOS's view (RM vm_config_get_resource_descs): first its caps to the guest's four
+    # vCPUs, label = vCPU index, then its own ends of the channels to the guest.
+    vcpu_entries = [(label, capid) for rtype, _r, _p, _h, label, capid, *_ in entries
+                    if rtype == RESOURCE_TYPE["VIRTUAL_CPU"]]
+    assert [rtype for rtype, *_ in entries[:4]] == [RESOURCE_TYPE["VIRTUAL_CPU"]] * 4
+    assert vcpu_entries == [(v.index, v.owner_capid) for v in guest.vcpus]
+    expected = sorted((RESOURCE_TYPE[r["type"]], r["capid"]) for k, r in hlos.resources.items()
+                      if r.get("partner") == guest.name and not k.startswith("rm"))
+    got = sorted((rtype, capid) for rtype, _res, _partner, _h, _label, capid, *_ in entries[4:])
+    assert got == expected and len(got) == 3  # send, receive, doorbell source
+    # The channel entries name the guest as the partner and carry HLOS's own vIRQ.
+    for _rtype, _res, partner, _h, _label, capid, _vh, virq, _base, _size in entries[4:]:
+        assert partner == guest.vmid
+        res = next(r for r in hlos.resources.values() if r["capid"] == capid)
+        assert virq == res.get("virq", 0)
+    # Every capid is one of HLOS's; none is one of the guest's own.
+    for _t, _r, _p, _h, _l, capid, *_ in entries:
+        assert hlos.cspace.cap(capid).obj is not None
+    assert not {capid for *_, capid, _vh, _v, _b, _s in entries} & {
+        r["capid"] for r in guest.resources.values()}
     # HLOS's RmClient reassembled it: one rm.rpc receive with fragments=1.
     received = [e for e in events if e["kind"] == "rm.rpc" and e["stage"] == "receive"
                 and e["name"] == "VM_GET_HYP_RESOURCES" and e["dir"] == "reply"]

@@ -77,6 +77,14 @@ def test_huge_integers_are_refused_by_digit_count(digits: int) -> None:
     assert f"an integer of {digits} digits" in err.message and err.line == 4
 
 
+@pytest.mark.parametrize("literal", ["0x" + "f" * 4_000, "0b" + "1" * 50, "0" + "7" * 45,
+                                     "-0x" + "F" * 41])
+def test_huge_integers_in_other_bases_are_refused(literal: str) -> None:
+    """0x fff... has no decimal digit to count, and its value is too large to print."""
+    err = refusal(f"name: big\n{VMS}seed: {literal}\n")
+    assert "digits (at most" in err.message and err.line == 4
+
+
 def test_seed_beyond_63_bits_is_refused() -> None:
     err = refusal(f"name: big\n{VMS}seed: {MAX_SEED + 1}\n")
     assert err.path == "seed" and err.line == 4

@@ -79,12 +79,18 @@ def test_a_broken_link_is_refused(socketio_client):
     assert call(socketio_client, "sim:step", {"count": 3})["ok"]  # the session survives
 
 
+def tokens(client) -> tuple[str, dict[str, str]]:
+    """The session's export token, and the header that lets it be written to (import)."""
+    hello = call(client, "sim:hello")
+    return hello["session"], {"X-Gunyah-Key": hello["resume"]["key"]}
+
+
 def test_an_imported_timeline_replays_without_a_model(app, socketio_client):
-    token = call(socketio_client, "sim:hello")["session"]
+    token, key = tokens(socketio_client)
     recorded = step(socketio_client, 250)
     body = "\n".join(json.dumps(e) for e in recorded)
     http = app.test_client()
-    resp = http.post(f"/import/{token}?name=run.jsonl", data=body)
+    resp = http.post(f"/import/{token}?name=run.jsonl", data=body, headers=key)
     assert resp.status_code == 200 and resp.json == {"ok": True, "events": len(recorded)}
     snap = received(socketio_client, "sim:snapshot")[-1]
     assert snap["scenario"]["imported"] == "run.jsonl"
@@ -96,13 +102,15 @@ def test_an_imported_timeline_replays_without_a_model(app, socketio_client):
 
 
 def test_a_bad_timeline_upload_is_refused_with_its_line(app, socketio_client):
-    token = call(socketio_client, "sim:hello")["session"]
+    token, key = tokens(socketio_client)
     http = app.test_client()
-    resp = http.post(f"/import/{token}", data='{"seq": 0, "t": 0, "kind": "x"}\nnot json\n')
+    resp = http.post(f"/import/{token}", data='{"seq": 0, "t": 0, "kind": "x"}\nnot json\n',
+                     headers=key)
     assert resp.status_code == 400
     assert resp.json["error"]["code"] == "INVALID_TIMELINE"
     assert "line 2" in resp.json["error"]["message"]
-    resp = http.post(f"/import/{token}", data='{"seq": 0, "t": 0, "kind": "hvc"}\n')
+    resp = http.post(f"/import/{token}", data='{"seq": 0, "t": 0, "kind": "hvc"}\n',
+                     headers=key)
     assert resp.json["error"]["code"] == "INVALID_TIMELINE"  # no sim.snapshot to draw from
     assert http.post("/import/nope", data="").status_code == 404
     assert call(socketio_client, "sim:step", {"count": 2})["ok"]
@@ -122,13 +130,13 @@ def test_numbers_that_only_look_right_are_refused(socketio_client):
 
 def test_imports_that_cannot_be_drawn_or_read_leave_the_session_as_it_was(app,
                                                                          socketio_client):
-    token = call(socketio_client, "sim:hello")["session"]
+    token, key = tokens(socketio_client)
     http = app.test_client()
     bad_snapshot = json.dumps({"seq": 0, "t": 0, "kind": "sim.snapshot", "scenario": "x",
                                "state": {"vms": []}})
     no_vms = json.dumps({"seq": 0, "t": 0, "kind": "sim.snapshot", "state": {}})
     for body in (bad_snapshot, no_vms, b"\xff\xfe\x00"):
-        resp = http.post(f"/import/{token}", data=body)
+        resp = http.post(f"/import/{token}", data=body, headers=key)
         assert resp.status_code == 400 and resp.json["error"]["code"] == "INVALID_TIMELINE"
     status = call(socketio_client, "sim:step", {"count": 3})
     assert status["ok"] and status["revealed"] == 3

@@ -72,17 +72,35 @@ class RawSocket:
             elif message.startswith(prefix) and message[len(prefix)] == "[":
                 return json.loads(message[len(prefix):])
 
+    def acks(self, ids: list[int]) -> dict[int, list]:
+        """Wait for the acks of every id in ``ids`` (other packets are read and dropped)."""
+        want, out = set(ids), {}
+        while want:
+            message = self.ws.recv()
+            if message == "2":
+                self.ws.send("3")
+            elif message.startswith("43"):
+                body = message[2:]
+                digits = len(body) - len(body.lstrip("0123456789"))
+                ack_id = int(body[:digits])
+                if ack_id in want:
+                    out[ack_id] = json.loads(body[digits:])
+                    want.discard(ack_id)
+        return out
+
     def close(self) -> None:
         self.ws.close()
 
 
 BAD_PACKETS = [
     '421["sim:step", {"count": 2',                              # truncated JSON
-    '421["sim:step", {"count": ' + "9" * HUGE_DIGITS + "}]",    # beyond CPython's 4300 digits
+    '421["sim:step", {"count": ' + "9" * HUGE_DIGITS + "}]",  # python-engineio's 100 digits
     "421" + "[" * DEEP + "]" * DEEP,                             # RecursionError in json
     "421[]",                                                     # IndexError in the library
     '421"sim:step"',                                             # not a list
     "421{}",
+    '421[{"a": 1}, {}]',                                         # unhashable event name
+    "421[[1], {}]",
     "421 not json at all",
 ]
 
@@ -157,6 +175,19 @@ def test_a_forged_link_is_refused(client) -> None:
     assert "'junk'" in err["message"]
 
 
+def test_a_link_from_beyond_time_is_refused(client) -> None:
+    """A forged action time would set the model's clock to a 100-digit number."""
+    entry = {"seq": 0, "step": 0, "t": 10**99, "action": "vm_start", "args": {"vm": "VM_A"}}
+    err = refused(call(client, "sim:load", {"scenario": "msgq-pingpong", "actions": [entry]}),
+                  "INVALID_ARGUMENT")
+    assert err["message"].startswith("actions.0.t:")
+
+
+def write_key(hello: dict) -> dict[str, str]:
+    """The header that lets a client write to its session (POST /import)."""
+    return {"X-Gunyah-Key": hello["resume"]["key"]}
+
+
 def _snapshot_event() -> dict:
     sim = Simulation(load("msgq-pingpong"))
     return next(e for e in sim.trace.take() if e["kind"] == "sim.snapshot")
@@ -169,10 +200,11 @@ def _snapshot_event() -> dict:
     lambda e: e["state"].__setitem__("vms", None),
 ], ids=["vms-of-numbers", "vcpus-a-string", "vm-without-name", "vms-null"])
 def test_an_import_with_a_malformed_vm_list_is_refused(client, server, forge) -> None:
-    token = call(client, "sim:hello")["session"]
+    hello = call(client, "sim:hello")
     event = _snapshot_event()
     forge(event)
-    resp = requests.post(f"{server[0]}/import/{token}", data=json.dumps(event) + "\n",
+    resp = requests.post(f"{server[0]}/import/{hello['session']}",
+                         data=json.dumps(event) + "\n", headers=write_key(hello),
                          timeout=HTTP_TIMEOUT_S)
     assert resp.status_code == 400
     assert resp.json()["error"]["code"] == "INVALID_TIMELINE"
@@ -186,9 +218,9 @@ def test_an_import_with_a_malformed_vm_list_is_refused(client, server, forge) ->
     '{"seq": 0, "t": 0, "kind": "' + "<b>" * 1000 + '"}',
 ], ids=["deep", "huge-integer", "missing-field", "forged-kind"])
 def test_a_forged_import_is_invalid_timeline(client, server, line: str) -> None:
-    token = call(client, "sim:hello")["session"]
-    resp = requests.post(f"{server[0]}/import/{token}", data=line + "\n",
-                         timeout=HTTP_TIMEOUT_S)
+    hello = call(client, "sim:hello")
+    resp = requests.post(f"{server[0]}/import/{hello['session']}", data=line + "\n",
+                         headers=write_key(hello), timeout=HTTP_TIMEOUT_S)
     assert resp.status_code == 400, resp.text[:300]
     error = resp.json()["error"]
     assert error["code"] == "INVALID_TIMELINE" and error["message"].startswith("line 1:")

@@ -278,7 +278,11 @@ def test_http_export_is_the_revealed_trace(app, socketio_client):
     assert http.get(f"/export/{token}.xls").json["error"]["code"] == "UNKNOWN_FORMAT"
     resp = http.get("/export/not-a-token.jsonl")
     assert resp.status_code == 404 and resp.json["error"]["code"] == "UNKNOWN_SESSION"
-    socketio_client.disconnect()
+    socketio_client.disconnect()  # the session waits, paused, to be resumed ...
+    assert http.get(f"/export/{token}.jsonl").status_code == 200
+    store = app.extensions["gunyah"]  # webapp.EXTENSION_KEY
+    store.window_s = 0  # ... until its window has passed
+    store.expire()
     assert http.get(f"/export/{token}.jsonl").status_code == 404
 
 
