@@ -638,3 +638,86 @@ def test_lowering_the_running_threads_priority_lets_a_waiting_one_preempt(
         (t2, "B.0", "off", "vcpu_off"),
         (t2, "switch", "B.0", "A.0", "block:vcpu_off", SLICE - t1),
         (t2, "A.0", "running", "block:vcpu_off")]
+
+
+def test_raising_the_yield_target_to_the_callers_level_preempts_nothing(
+        hyp: Hypervisor) -> None:
+    """During a directed yield the caller is the active thread: C, equal to it, waits
+    (get_next_target switches only on a higher priority)."""
+    p, _ = _pair_and_c(hyp)
+    _yield_to_p1(hyp, p)
+    hyp.trace.take()
+    hyp.pcpus[0].set_priority(p.vcpus[1], 40)
+    assert (hyp.pcpus[0].current, hyp.pcpus[0].proxy.target) == (p.vcpus[1], p.vcpus[1])
+    assert [e for e in hyp.trace.take() if e["kind"] == "sched.switch"] == []
+
+
+def test_a_thread_preempted_as_its_slice_ends_comes_back_with_a_fresh_slice(
+        hyp: Hypervisor) -> None:
+    """Urgent wakes at the very instant A's slice runs out (its wake is queued first):
+    A has nothing left, so it runs again on a fresh slice (scheduler_fprr.c
+    update_timeslice: expired -> reset_sched_params). Alone at its priority, where it
+    waits in its list does not matter here."""
+    (a,) = spinners(hyp, "A")
+    urgent = add_vm(hyp, "U", (0,), priority=40)
+    urgent.guest = Burst(urgent, {})
+    hyp.engine.schedule(SLICE, hyp.power_on, urgent.vcpus[0])
+    start(hyp, a)
+    t_back = SLICE + SIM_CONTEXT_SWITCH_NS + BURST_NS
+    assert [(t, prev, nxt, slice_ns) for t, prev, nxt, _, slice_ns in
+            [(e["t"], e["prev"], e["next"], e["reason"], e["slice_ns"])
+             for e in run_until(hyp, 3 * MS) if e["kind"] == "sched.switch"]] == [
+        (0, None, "A.0", SLICE), (SLICE, "A.0", "U.0", SCHEDULER_DEFAULT_TIMESLICE_NS),
+        (t_back, "U.0", "A.0", SLICE)]
+
+
+def _burst_target(hyp: Hypervisor, p) -> tuple[Vcpu, int]:
+    """A Burst thread T on pCPU 0 and P's cap to it with YIELD_TO."""
+    t = add_vm(hyp, "T", (0,))
+    t.guest = Burst(t, {})
+    hyp.power_on(t.vcpus[0])
+    return t.vcpus[0], p.cspace.create(t.vcpus[0], ThreadRights.YIELD_TO)
+
+
+def test_a_preempted_yield_target_keeps_the_rest_of_its_work(hyp: Hypervisor) -> None:
+    """Urgent preempts T in the middle of its burst: T's work stops with it and resumes
+    when the yield does (after a new switch-in), not while Urgent runs."""
+    p = add_vm(hyp, "P", (0,), timeslice_ns=SLICE)
+    set_program(p, "spin", work_ns=SPIN_CHUNK_NS)
+    hyp.power_on(p.vcpus[0])
+    urgent = add_vm(hyp, "U", (0,), priority=40)
+    urgent.guest = Burst(urgent, {})
+    run_until(hyp, 10 * US)
+    target, cap = _burst_target(hyp, p)
+    hyp.trace.take()
+    t0 = hyp.engine.now
+    assert hvc(hyp, p.vcpus[0], "scheduler_yield", control=1, arg1=cap).ok
+    hyp.engine.schedule(100 * US, hyp.power_on, urgent.vcpus[0])
+    t1 = t0 + 100 * US
+    t_back = t1 + SIM_CONTEXT_SWITCH_NS + BURST_NS
+    left = SIM_CONTEXT_SWITCH_NS + BURST_NS - (t1 - t0)  # of T's work when preempted
+    story = [(e["t"], e["vcpu"], e["state"]) for e in run_until(hyp, 2 * MS)
+             if e["kind"] == "vcpu.state" and e["vcpu"] == "T.0"]
+    assert story == [(t0, "T.0", "running"), (t1, "T.0", "ready"),
+                     (t_back, "T.0", "running"),
+                     (t_back + SIM_CONTEXT_SWITCH_NS + left, "T.0", "wfi")]
+
+
+def test_a_yield_target_cut_off_by_the_callers_slice_keeps_the_rest_of_its_work(
+        hyp: Hypervisor) -> None:
+    """P's slice ends in the middle of T's burst: the yield ends, T's work stops there
+    and is finished when T next runs on its own slice."""
+    p = add_vm(hyp, "P", (0,), timeslice_ns=SLICE)
+    set_program(p, "spin", work_ns=SPIN_CHUNK_NS)
+    hyp.power_on(p.vcpus[0])
+    run_until(hyp, SLICE - 100 * US)
+    target, cap = _burst_target(hyp, p)
+    hyp.trace.take()
+    t0 = hyp.engine.now
+    assert hvc(hyp, p.vcpus[0], "scheduler_yield", control=1, arg1=cap).ok
+    left = SIM_CONTEXT_SWITCH_NS + BURST_NS - (SLICE - t0)
+    seq = [(e["t"], e["prev"], e["next"], e["reason"]) for e in run_until(hyp, 4 * MS)
+           if e["kind"] == "sched.switch"]
+    assert seq[:3] == [(t0, "P.0", "T.0", "yield_to"),
+                       (SLICE, "T.0", "T.0", "timeslice"),
+                       (SLICE + SIM_CONTEXT_SWITCH_NS + left, "T.0", "P.0", "block:vcpu_wfi")]
