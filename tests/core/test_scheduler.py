@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from gunyah_core import Hypervisor
+from gunyah_core import Hypervisor, Simulation, load
 from gunyah_core.consts import (
     SCHEDULER_DEFAULT_PRIORITY,
     SCHEDULER_DEFAULT_TIMESLICE_NS,
@@ -721,3 +721,33 @@ def test_a_yield_target_cut_off_by_the_callers_slice_keeps_the_rest_of_its_work(
     assert seq[:3] == [(t0, "P.0", "T.0", "yield_to"),
                        (SLICE, "T.0", "T.0", "timeslice"),
                        (SLICE + SIM_CONTEXT_SWITCH_NS + left, "T.0", "P.0", "block:vcpu_wfi")]
+
+
+def test_each_vcpu_run_exit_parks_the_target_in_proxy_state_saying_why() -> None:
+    """proxy-scheduling preset: when vcpu_run returns, Guest.0 is parked again (state
+    'proxy'), with the returned state as the reason, just before the exit is traced."""
+    events = Simulation(load("proxy-scheduling")).run(until_ns=5 * MS)
+    exits = [i for i, e in enumerate(events) if e["kind"] == "vcpu.run" and e["stage"] == "exit"]
+    assert [events[i]["state"] for i in exits] == ["READY", "EXPECTS_WAKEUP"]
+    assert [(events[i - 1]["kind"], events[i - 1]["vcpu"], events[i - 1]["state"],
+             events[i - 1]["reason"]) for i in exits] == [
+        ("vcpu.state", "Guest.0", "proxy", "READY"),
+        ("vcpu.state", "Guest.0", "proxy", "EXPECTS_WAKEUP")]
+
+
+def test_a_resumed_yielder_powered_off_is_not_taken_off_a_list(hyp: Hypervisor) -> None:
+    """After its yield resumed, P.0 is blocked as a yielding caller again: powering it
+    off changes nothing until P.1 stops, and no vcpu_run is traced for a yield_to."""
+    p, urgent = _yielding_pair(hyp)
+    t0 = hyp.engine.now
+    assert hvc(hyp, p.vcpus[0], "scheduler_yield", control=1,
+               arg1=p.resources["vcpu1"]["capid"]).ok
+    hyp.engine.schedule(100 * US, hyp.power_on, urgent.vcpus[0])
+    t_back = t0 + 100 * US + SIM_CONTEXT_SWITCH_NS + BURST_NS
+    hyp.engine.schedule(t_back + 50 * US - t0, hyp.power_off, p.vcpus[0])
+    events = run_until(hyp, 2 * MS)
+    assert [e for e in events if e["kind"] == "vcpu.run"] == []
+    assert [(e["t"], e["state"], e["reason"]) for e in events
+            if e["kind"] == "vcpu.state" and e["vcpu"] == "P.0"][-2:] == [
+        (t_back, "yielding", "yield_to:resume"), (t_back + 50 * US, "off", "poweroff")]
+    assert hyp.pcpus[0].current is p.vcpus[1]
