@@ -751,3 +751,16 @@ def test_a_resumed_yielder_powered_off_is_not_taken_off_a_list(hyp: Hypervisor) 
             if e["kind"] == "vcpu.state" and e["vcpu"] == "P.0"][-2:] == [
         (t_back, "yielding", "yield_to:resume"), (t_back + 50 * US, "off", "poweroff")]
     assert hyp.pcpus[0].current is p.vcpus[1]
+
+
+def test_a_vcpu_run_caller_powered_off_lets_the_run_go_on() -> None:
+    """proxy-scheduling preset: HLOS.0, blocked in its vcpu_run while Guest.0 runs, is
+    powered off: it is in no run list to leave, and Guest.0 keeps the pCPU."""
+    sim = Simulation(load("proxy-scheduling"))
+    sim.run(until_ns=100 * US)
+    sim.hyp.trace.take()
+    assert sim.hyp.pcpus[0].current.id == "Guest.0"
+    sim.hyp.power_off(sim.hyp.vms["HLOS"].vcpus[0])
+    assert [(e["kind"], e["vcpu"], e["state"], e["reason"]) for e in sim.hyp.trace.take()] == [
+        ("vcpu.state", "HLOS.0", "off", "poweroff")]
+    assert sim.hyp.pcpus[0].current.id == "Guest.0"
