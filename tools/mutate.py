@@ -108,6 +108,11 @@ EQUIVALENT: dict[str, dict[str, str]] = {
     "memparcel": {
         "<module>: True -> False": "dataclass(slots=False) on Mapping: memory layout only",
         "<module>: True -> False #2": "dataclass(slots=False) on MemParcel: memory layout only",
+        "<module>: 2 -> 3 #3": "ParcelState.SHARED's value: parcel states are compared by "
+                               "identity and shown by name; the number never leaves the model",
+        "check_lists: 0 -> 1 #3": "size <= 1 refuses only size 1 more, which the page "
+                                  "alignment test of the same condition refuses with the same "
+                                  "error and message",
         "notify_messages: 0 <= flags <= max(NOTIFY_NAMES) -> 0 < flags <= max(NOTIFY_NAMES)":
             "flags 0 is refused either way: MemNotifyFlags(0) is no single flag, so it fails "
             "the next check with the same error and message",
