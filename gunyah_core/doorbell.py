@@ -55,7 +55,7 @@ class Doorbell(KObject):
         if self.trace.on:
             self.trace.emit(EventKind.BELL_SEND, doorbell=self.name, src=self.sender,
                             dst=self.receiver, sent=new_flags, old=old, flags=self.flags,
-                            acked=acked)
+                            acked=acked, enable_mask=self.enable_mask)
         # Either way the assert latches the vIRQ pending; edge-only has no effect on a
         # level-configured line (facts §4).
         self.source.assert_(edge_only=not level)

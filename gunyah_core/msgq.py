@@ -75,14 +75,21 @@ class Msgq(KObject):
         # Defaults at activation (H-SRC): not-empty 1, not-full depth - 1.
         self.notempty_thd = 1
         self.notfull_thd = depth - 1
-        self.rx_source = VirqSource(f"msgq:{name}:rx", self._rx_pending)
-        self.tx_source = VirqSource(f"msgq:{name}:tx", self._tx_pending)
+        self.rx_source = VirqSource(f"msgq:{name}:rx", self._rx_pending, self._rx_why)
+        self.tx_source = VirqSource(f"msgq:{name}:tx", self._tx_pending, self._tx_why)
 
     def _rx_pending(self) -> bool:
         return len(self.items) >= self.notempty_thd
 
     def _tx_pending(self) -> bool:
         return len(self.items) <= self.notfull_thd
+
+    def _rx_why(self) -> dict[str, int]:
+        """What a traced Rx assert carries: the count and the threshold it met."""
+        return {"depth": len(self.items), "notempty_thd": self.notempty_thd}
+
+    def _tx_why(self) -> dict[str, int]:
+        return {"depth": len(self.items), "notfull_thd": self.notfull_thd}
 
     @property
     def count(self) -> int:
@@ -108,7 +115,7 @@ class Msgq(KObject):
         count = len(items)
         if self.trace.on:
             self.trace.msgq_send(self.name, self.sender, self.receiver, size, msg_id, count,
-                                 push, preview(payload))
+                                 push, preview(payload), self.notempty_thd)
         if push or count == self.notempty_thd:
             self.rx_source.assert_()
         return count < self.depth
@@ -131,7 +138,8 @@ class Msgq(KObject):
         msg, size, payload, _ = items.popleft()
         count = len(items)
         if self.trace.on:
-            self.trace.msgq_recv(self.name, self.sender, self.receiver, size, msg, count)
+            self.trace.msgq_recv(self.name, self.sender, self.receiver, size, msg, count,
+                                 self.notfull_thd)
         if count == self.notfull_thd:
             self.tx_source.assert_()
         return msg, size, payload, count > 0

@@ -399,7 +399,10 @@ class PcpuScheduler:
         if self.trace.on:
             self.trace.sched_switch(self.index, prev.id if prev else None,
                                     nxt.id if nxt else None, reason,
-                                    nxt.slice_left if nxt else None)
+                                    nxt.slice_left if nxt else None,
+                                    nxt.priority if nxt else None,
+                                    prev.priority if prev else None,
+                                    prev.slice_left if prev else None)
         self.current = nxt
         if nxt is None:
             return

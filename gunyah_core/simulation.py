@@ -134,7 +134,8 @@ class Simulation:
         config = self.scenario.config
         return {"name": self.scenario.name, "title": config.get("title", self.scenario.name),
                 "description": config.get("description", ""), "seed": self.seed,
-                "images": [image["name"] for image in self.hyp.images]}
+                "images": [image["name"] for image in self.hyp.images],
+                **({"focus": config["focus"]} if "focus" in config else {})}
 
     def snapshot(self) -> dict[str, Any]:
         snap = self.hyp.snapshot()

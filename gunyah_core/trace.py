@@ -106,20 +106,28 @@ class Trace:
         self.record(event)
 
     def msgq_send(self, msgq: str, src: str, dst: str, size: int, msg: int, depth: int,
-                  push: bool, payload: str) -> None:
+                  push: bool, payload: str, notempty_thd: int) -> None:
+        """``notempty_thd``: the threshold ``depth`` is compared with (says why Rx fires)."""
         self.record({"seq": self.seq, "t": self.clock.now, "kind": EventKind.MSGQ_SEND,
                      "msgq": msgq, "src": src, "dst": dst, "size": size, "msg": msg,
-                     "depth": depth, "push": push, "payload": payload})
+                     "depth": depth, "push": push, "payload": payload,
+                     "notempty_thd": notempty_thd})
 
     def msgq_recv(self, msgq: str, src: str, dst: str, size: int, msg: int,
-                  depth: int) -> None:
+                  depth: int, notfull_thd: int) -> None:
+        """``notfull_thd``: the threshold ``depth`` is compared with (says why Tx fires)."""
         self.record({"seq": self.seq, "t": self.clock.now, "kind": EventKind.MSGQ_RECV,
                      "msgq": msgq, "src": src, "dst": dst, "size": size, "msg": msg,
-                     "depth": depth})
+                     "depth": depth, "notfull_thd": notfull_thd})
 
-    def virq_assert(self, vm: str, virq: int, source: str, trigger: str) -> None:
-        self.record({"seq": self.seq, "t": self.clock.now, "kind": EventKind.VIRQ_ASSERT,
-                     "vm": vm, "virq": virq, "source": source, "trigger": trigger})
+    def virq_assert(self, vm: str, virq: int, source: str, trigger: str,
+                    why: dict[str, Any] | None = None) -> None:
+        """``why``: the source's own state that raised it (a queue's count and threshold)."""
+        event = {"seq": self.seq, "t": self.clock.now, "kind": EventKind.VIRQ_ASSERT,
+                 "vm": vm, "virq": virq, "source": source, "trigger": trigger}
+        if why is not None:
+            event.update(why)
+        self.record(event)
 
     def virq_vcpu(self, kind: str, vm: str, virq: int, source: str, vcpu: str) -> None:
         """virq.deliver or virq.eoi: a vCPU takes or finishes a vIRQ."""
@@ -127,11 +135,15 @@ class Trace:
                      "virq": virq, "source": source, "vcpu": vcpu})
 
     def sched_switch(self, pcpu: int, prev: str | None, next_: str | None,
-                     reason: str, slice_ns: int | None = None) -> None:
-        """A context switch; ``slice_ns``: the timeslice ``next_`` runs with (None: idle)."""
+                     reason: str, slice_ns: int | None = None, prio: int | None = None,
+                     prev_prio: int | None = None, prev_left_ns: int | None = None) -> None:
+        """A context switch; ``slice_ns``: the timeslice ``next_`` runs with (None: idle);
+        ``prio``/``prev_prio``: both threads' priorities; ``prev_left_ns``: what is left of
+        ``prev``'s slice (what a preempted thread keeps)."""
         self.record({"seq": self.seq, "t": self.clock.now, "kind": EventKind.SCHED_SWITCH,
                      "pcpu": pcpu, "prev": prev, "next": next_, "reason": reason,
-                     "slice_ns": slice_ns})
+                     "slice_ns": slice_ns, "prio": prio, "prev_prio": prev_prio,
+                     "prev_left_ns": prev_left_ns})
 
     def vcpu_state(self, vcpu: str, vm: str, state: str, reason: str) -> None:
         self.record({"seq": self.seq, "t": self.clock.now, "kind": EventKind.VCPU_STATE,

@@ -30,14 +30,17 @@ LEVEL = "level"
 class VirqSource:
     """Something that can raise a vIRQ: a msgq side, a doorbell, a vCPU wakeup line."""
 
-    __slots__ = ("ref", "vic", "virq", "check_pending")
+    __slots__ = ("ref", "vic", "virq", "check_pending", "why")
 
-    def __init__(self, ref: str, check_pending: Callable[[], bool] | None = None) -> None:
+    def __init__(self, ref: str, check_pending: Callable[[], bool] | None = None,
+                 why: Callable[[], dict[str, Any]] | None = None) -> None:
         self.ref = ref
         self.vic: Vic | None = None
         self.virq = 0
         # Level re-check hook, supplied by the object that owns the source.
         self.check_pending = check_pending
+        # Fields a traced assert carries to say why it fired (captions.py reads them).
+        self.why = why
 
     def assert_(self, edge_only: bool = False) -> None:
         vic = self.vic
@@ -105,7 +108,9 @@ class Vic(KObject):
             return  # already pending: asserts merge, as on a GIC
         pending.add(virq)
         if self.trace.on:
-            self.trace.virq_assert(self.vm_name, virq, source.ref, self.trigger[virq])
+            why = source.why
+            self.trace.virq_assert(self.vm_name, virq, source.ref, self.trigger[virq],
+                                   None if why is None else why())
         if self.vcpus:
             self.vcpus[self.route[virq]].virq_pending()
 

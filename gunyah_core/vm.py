@@ -59,5 +59,7 @@ class Vm:
             "vcpus": [v.snapshot() for v in self.vcpus],
             "caps": self.cspace.table(rights_names),
             "virqs": self.vic.snapshot(),
-            "resources": self.resources,
+            # Copied: a trace event holding this must not change when the VM gains
+            # resources later (sim.snapshot and obj.create events keep it).
+            "resources": {label: dict(entry) for label, entry in self.resources.items()},
         }

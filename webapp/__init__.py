@@ -20,6 +20,7 @@ DEFAULT_SCENARIO = "msgq-pingpong"
 DEFAULT_ASYNC_MODE = "threading"  # app.py passes eventlet; tests stay unpatched
 EXTENSION_KEY = "gunyah"
 HOST_GUARD_KEY = "gunyah.host_guard"
+BUDGET_KEY = "gunyah.budget"
 
 socketio = SocketIO()
 
@@ -27,8 +28,10 @@ socketio = SocketIO()
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """A configured app. Config keys: DEFAULT_SCENARIO, ASYNC_MODE, ALLOWED_HOSTS (Host
     names accepted besides loopback; "*" = any), and the connection limits MAX_SESSIONS,
-    MAX_CLIENT_SESSIONS, MAX_DETACHED, RESUME_WINDOW_S (docs/limits.md)."""
+    MAX_CLIENT_SESSIONS, MAX_DETACHED, RESUME_WINDOW_S, and MEMORY_BUDGET_BYTES
+    (history kept by all sessions together, webapp/budget.py) (docs/limits.md)."""
     from . import handlers, http  # noqa: F401  (registers the Socket.IO handlers)
+    from .budget import MEMORY_BUDGET_BYTES, MemoryBudget
     from .store import (
         MAX_CLIENT_SESSIONS,
         MAX_DETACHED,
@@ -42,11 +45,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(DEFAULT_SCENARIO=DEFAULT_SCENARIO, ASYNC_MODE=DEFAULT_ASYNC_MODE,
                       MAX_SESSIONS=MAX_SESSIONS, MAX_CLIENT_SESSIONS=MAX_CLIENT_SESSIONS,
                       MAX_DETACHED=MAX_DETACHED, RESUME_WINDOW_S=RESUME_WINDOW_S,
-                      ALLOWED_HOSTS=[])
+                      ALLOWED_HOSTS=[], MEMORY_BUDGET_BYTES=MEMORY_BUDGET_BYTES)
     app.config.update(config or {})
     app.extensions[EXTENSION_KEY] = SessionStore(
         socketio, app.config["MAX_SESSIONS"], app.config["MAX_CLIENT_SESSIONS"],
         app.config["MAX_DETACHED"], app.config["RESUME_WINDOW_S"])
+    app.extensions[BUDGET_KEY] = MemoryBudget(app.config["MEMORY_BUDGET_BYTES"])
     app.register_blueprint(http.bp)
     socketio.init_app(app, async_mode=app.config["ASYNC_MODE"],
                       max_http_buffer_size=MAX_TRANSPORT_BYTES, serializer=TolerantPacket)

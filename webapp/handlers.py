@@ -18,10 +18,11 @@ from socketio import packet as sio_packet
 
 from gunyah_core import ALL_KINDS, ScenarioError
 from gunyah_core.actions import ActionError
+from gunyah_core.captions import caption, explain
 from gunyah_core.engine import NoProgressError
 from gunyah_core.exporters import EXPORTERS
 
-from . import EXTENSION_KEY, socketio
+from . import BUDGET_KEY, EXTENSION_KEY, socketio
 from .http import preset_list
 from .packets import BAD_PACKET_EVENT
 from .protocol import (
@@ -139,8 +140,10 @@ def _backlog(slot: Slot) -> int:
 
 
 def _new_session(slot: Slot) -> Session:
+    budget = current_app.extensions[BUDGET_KEY]
+    budget.admit("session", MAX_HISTORY_EVENTS)  # ProtocolError MEMORY_BUDGET refuses it
     return Session(current_app.config["DEFAULT_SCENARIO"], partial(_emit_to, slot),
-                   socketio, partial(_backlog, slot))
+                   socketio, partial(_backlog, slot), budget=budget)
 
 
 @socketio.on("connect")
@@ -252,7 +255,18 @@ def on_branch(payload: Any = None, *extra: Any):
 @socketio.on("sim:events")
 def on_events(payload: Any = None, *extra: Any):
     return respond("sim:events", payload, extra,
-                   lambda s, a: s.events(a["from_seq"], a["count"], a.get("branch")))
+                   lambda s, a: _captioned(s.events(a["from_seq"], a["count"], a.get("branch"))))
+
+
+def _captioned(page: dict[str, Any]) -> dict[str, Any]:
+    """A page of events with their captions beside them, as in ``sim:trace``."""
+    return {**page, "captions": [caption(e) for e in page.get("events", ())]}
+
+
+@socketio.on("sim:explain")
+def on_explain(payload: Any = None, *extra: Any):
+    """An event's caption, its "real Gunyah" line and its fields as an engineer reads them."""
+    return respond("sim:explain", payload, extra, lambda s, a: explain(a["event"]))
 
 
 @socketio.on("sim:link")

@@ -7,12 +7,15 @@ buffer and the lock; these methods rebuild a simulation by replaying an action l
 
 from __future__ import annotations
 
-from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
 from gunyah_core import Simulation, preset_names
 from gunyah_core.actions import ActionError
+from gunyah_core.exporters import MAX_TIMELINE_EVENTS
 
+from .branches import MARK_EVERY_EVENTS, MAX_BRANCHES, MAX_HISTORY_EVENTS, Parked
+from .eventlog import EventLog, EventQueue
 from .protocol import (
     EV_SNAPSHOT,
     EV_STATUS,
@@ -23,8 +26,16 @@ from .protocol import (
     UNKNOWN_BRANCH,
     ProtocolError,
 )
+from .replay import Replay
 
-SEND_CHUNK_EVENTS = 5_000  # events per sim:trace batch when a whole history is sent
+SEND_CHUNK_EVENTS = 2_000  # events per sim:trace batch when a whole history is sent
+IMPORT_PAUSE_EVENTS = 1_000  # imported events stored between two chances to pause
+STANDBY_MIN_SEQ = MAX_HISTORY_EVENTS // 2  # keep a standby once this much is dropped
+STANDBY_SLICE_EVENTS = 20_000  # events a standby replays between two yields (dark)
+
+
+def _no_pause() -> None:
+    return None
 
 
 class HistoryMixin:
@@ -33,70 +44,169 @@ class HistoryMixin:
     def _load_link(self, scenario: Any, seed: int | None, actions: list[dict[str, Any]],
                    through_seq: int | None) -> dict[str, Any]:
         """A shared link: replay the action log through ``through_seq`` (or its last
-        action) and reveal those events at once."""
+        action) and reveal those events at once (the newest MAX_HISTORY_EVENTS kept)."""
         with self._lock:
             self._stop()
+            log = EventLog(MAX_HISTORY_EVENTS)
+            marks: list[tuple[int, int]] = []
+
+            def mark(seq: int, step: int) -> None:
+                if not marks or seq - marks[-1][0] >= MARK_EVERY_EVENTS:
+                    marks.append((seq, step))
+
             try:
-                sim, events = Simulation.replay(scenario, seed, actions, through_seq)
-            except (ActionError, KeyError, TypeError) as err:
+                replay = Replay(scenario, seed, self._pause).run(
+                    actions, through_seq, keep=log.extend, mark=mark)
+            except (ActionError, KeyError, TypeError, RuntimeError) as err:
                 raise ProtocolError(INVALID_LINK,
                                     f"the action log does not replay: {err}") from None
             self._build(scenario, seed)
-            self._adopt(sim, events, through_seq)
+            self.branches.current.marks = marks
+            self._adopt(replay.sim, log, replay.pending)
             snap = self._snapshot_at_start()
             self._emit(EV_SNAPSHOT, snap)
-            self._send_all(self.history)
+            self._send_log(self.history)
             self._emit(EV_STATUS, self._status())
+            self._want_standby()
             return {"snapshot": snap, "head_seq": self.last_seq}
 
-    def _adopt(self, sim: Simulation, events: list[dict[str, Any]], through: int | None) -> None:
-        """Take a replayed simulation: events up to ``through`` are revealed, the rest of
-        that engine step waits in pending, as if the viewer had stepped there."""
+    def _adopt(self, sim: Simulation, log: EventLog, pending: list[dict[str, Any]]) -> None:
+        """Take a replayed simulation whose revealed events are ``log``; the rest of the
+        engine step at its head waits in pending, as if the viewer had stepped there."""
+        branch = self.branches.current
+        self.budget.track(log)
+        branch.events = log
+        branch.actions = list(sim.action_log)
         self.sim = sim
-        cut = len(events) if through is None else sum(1 for e in events if e["seq"] <= through)
-        self.branches.current.events[:] = events[:cut]
-        self.branches.current.actions = list(sim.action_log)
-        self.pending = events[cut:]
-        self.revealed = cut
-        self.last_seq = events[cut - 1]["seq"] if cut else -1
-        self.view_ns = events[cut - 1]["t"] if cut else 0
+        self.pending = pending
+        self.revealed = len(log)
+        last = log.last()
+        self.last_seq = last["seq"] if last else -1
+        self.view_ns = last["t"] if last else 0
 
     def _snapshot_at_start(self) -> dict[str, Any]:
-        """The boot snapshot (what a client folds revealed events onto)."""
-        for event in self.history:
-            if event["kind"] == "sim.snapshot":
-                return {**event["state"], "scenario": event["scenario"]}
+        """The boot snapshot (what a client folds revealed events onto): the sim.snapshot
+        event among the boot events, which all come in the log's first chunk."""
+        for events in self.history.chunks():
+            for event in events:
+                if event["kind"] == "sim.snapshot":
+                    return {**event["state"], "scenario": event["scenario"]}
+            break
         return self.sim.snapshot()
 
-    def _send_all(self, events: list[dict[str, Any]]) -> None:
-        for start in range(0, len(events), SEND_CHUNK_EVENTS):
-            self._send(events[start:start + SEND_CHUNK_EVENTS])
+    def _send_log(self, log: EventLog) -> None:
+        """Send a whole history in sim:trace batches, pausing between them."""
+        batch: list[dict[str, Any]] = []
+        for chunk in log.chunks():
+            batch.extend(chunk)
+            if len(batch) >= SEND_CHUNK_EVENTS:
+                self._send(batch)
+                batch = []
+                self._pause()
+        self._send(batch)
+
+    def _park_current(self) -> None:
+        self.branches.park(self.branches.current, Parked(self.sim, self.pending, self.view_ns))
 
     def _fork(self, at_seq: int) -> dict[str, Any]:
-        if at_seq < (self.history[0]["seq"] if self.history else 0) or at_seq < 0:
-            raise ProtocolError(NOT_FOUND, f"event {at_seq} is no longer kept")
         old = self.branches.current
-        sim, events = Simulation.replay(self.sim.scenario, self.sim.seed, old.actions, at_seq)
-        try:
-            self.branches.fork(at_seq, [], [])
-        except OverflowError as err:
-            raise ProtocolError(TOO_MANY_BRANCHES, str(err)) from None
-        self._adopt(sim, events, at_seq)
+        if at_seq < 0 or not old.events or at_seq < old.events.first_seq:
+            raise ProtocolError(NOT_FOUND, f"event {at_seq} is no longer kept")
+        if len(self.branches.all) >= MAX_BRANCHES:
+            raise ProtocolError(TOO_MANY_BRANCHES, f"at most {MAX_BRANCHES} branches")
+        self.budget.admit("branch", MAX_HISTORY_EVENTS)
+        replay = self._replay_from_standby(old.actions, at_seq).run(
+            old.actions, at_seq, marks=old.marks)
+        self._park_current()
+        self.branches.fork(at_seq, [], old.events.prefix(at_seq))
+        self._adopt(replay.sim, self.branches.current.events, replay.pending)
+        self._want_standby()
         return {"from_branch": old.id, "at_seq": at_seq, "branch": self.branches.current.id}
 
     def switch_branch(self, branch_id: int) -> dict[str, Any]:
-        """Make another branch current: its simulation is rebuilt at its head."""
+        """Make another branch current: its parked simulation, or one rebuilt at its head."""
         with self._lock:
             branch = self.branches.get(branch_id)
             if branch is None or self.imported is not None:
                 raise ProtocolError(UNKNOWN_BRANCH, f"no branch {branch_id}")
             self._stop()
-            sim, events = Simulation.replay(self.sim.scenario, self.sim.seed, branch.actions,
-                                            branch.head_seq)
+            if branch is self.branches.current:
+                return {"branch": branch.summary()}
+            parked = self.branches.unpark(branch)
+            if parked is None:
+                replay = self._replay_from_standby(branch.actions, branch.head_seq).run(
+                    branch.actions, branch.head_seq, marks=branch.marks)
+                parked = Parked(replay.sim, replay.pending, 0)
+            self._park_current()
             self.branches.current = branch
-            self._adopt(sim, events, branch.head_seq)
+            self._adopt(parked.sim, branch.events, parked.pending)
+            self.view_ns = max(self.view_ns, parked.view_ns)
             self._emit(EV_STATUS, self._status())
+            self._want_standby()
             return {"branch": branch.summary()}
+
+    # -- the standby: a replay kept near the oldest kept event ------------------------------
+    def _replay_from_standby(self, actions: list[dict[str, Any]], through: int) -> Replay:
+        """The standby if it is on the way to ``through`` with these actions (it is used
+        up), else a replay from event 0."""
+        with self._standby_lock:
+            standby = self._standby
+            if standby is not None and standby.seq <= through and standby.follows(actions):
+                self._standby = None
+                self._standby_gen += 1  # a build still running stops
+                standby.pause = self._pause
+                return standby
+        return Replay(self.sim.scenario, self.sim.seed, self._pause)
+
+    def _drop_standby(self) -> None:
+        with self._standby_lock:
+            self._standby = None
+            self._standby_gen += 1
+
+    def _want_standby(self) -> None:
+        """Start (or move on) a background replay to the mark at or before the oldest kept
+        event, once that is far enough from event 0 to matter. Called with the lock held."""
+        branch = self.branches.current
+        if self.imported is not None or branch.events.first_seq < STANDBY_MIN_SEQ:
+            return
+        target = branch.mark_before(branch.events.first_seq)
+        if target is None:
+            return
+        actions, marks = list(branch.actions), list(branch.marks)
+        with self._standby_lock:
+            standby = self._standby
+            if standby is not None and not (standby.seq <= target[0]
+                                             and standby.follows(actions)):
+                standby = None
+            if standby is not None and target[0] - standby.seq < STANDBY_SLICE_EVENTS:
+                return  # close enough already
+            self._standby = standby
+            self._standby_gen += 1
+            gen = self._standby_gen
+        self._tasks.start_background_task(self._build_standby, gen, standby, self.sim.scenario,
+                                          self.sim.seed, actions, marks, target)
+
+    def _build_standby(self, gen: int, standby: Replay | None, scenario: Any, seed: int | None,
+                       actions: list[dict[str, Any]], marks: list[tuple[int, int]],
+                       target: tuple[int, int]) -> None:
+        """Background task: replay dark from mark to mark (about STANDBY_SLICE_EVENTS
+        apart), yielding between them; between slices the standby is at a known mark,
+        so a fork can take it at any time (which stops this task)."""
+        if standby is None:
+            standby = Replay(scenario, seed)
+        stops = [m for m in marks if standby.seq < m[0] <= target[0]]
+        last = standby.seq
+        for index, mark in enumerate(stops):
+            if mark[0] - last < STANDBY_SLICE_EVENTS and index + 1 < len(stops):
+                continue
+            with self._standby_lock:
+                if gen != self._standby_gen:
+                    return
+                standby.pause = _no_pause
+                standby.to_mark(actions, mark)
+                self._standby = standby
+            last = mark[0]
+            self._tasks.sleep(0)
 
     def branch_list(self) -> dict[str, Any]:
         with self._lock:
@@ -120,9 +230,26 @@ class HistoryMixin:
                     and self.sim.scenario.source.startswith("preset"),
                     "head_seq": self.last_seq}
 
-    def import_timeline(self, events: list[dict[str, Any]], name: str) -> dict[str, Any]:
-        """Replay a recorded timeline on the diagram, without a model (read-only)."""
-        snapshot = next((e for e in events if e["kind"] == "sim.snapshot"), None)
+    def import_timeline(self, events: Iterable[dict[str, Any]], name: str) -> dict[str, Any]:
+        """Replay a recorded timeline on the diagram, without a model (read-only).
+
+        ``events`` may be a lazy parser (``iter_jsonl``): they are stored compactly as they
+        come, pausing every IMPORT_PAUSE_EVENTS so other sessions keep running.
+        """
+        self.budget.admit("timeline", MAX_TIMELINE_EVENTS)
+        log = self.budget.track(EventLog(MAX_TIMELINE_EVENTS))
+        snapshot = None
+        batch: list[dict[str, Any]] = []
+        for event in events:
+            if snapshot is None and event["kind"] == "sim.snapshot":
+                snapshot = event
+            batch.append(event)
+            if len(batch) >= IMPORT_PAUSE_EVENTS:
+                log.extend(batch)
+                batch = []
+                self._pause()
+        log.extend(batch)
+        log.seal()
         state = snapshot.get("state") if snapshot else None
         if (not isinstance(state, dict) or not isinstance(state.get("vms"), list)
                 or not isinstance(snapshot.get("scenario", {}), dict)):
@@ -131,10 +258,10 @@ class HistoryMixin:
         with self._lock:
             self._stop()
             self._build(self.sim.scenario, self.sim.seed)
-            self.imported = deque(events)
+            self.imported = EventQueue(log)
             self.imported_snapshot = {**snapshot["state"],
                                       "scenario": {**snapshot.get("scenario", {}),
                                                    "imported": name}}
             self._emit(EV_SNAPSHOT, self.imported_snapshot)
             self._emit(EV_STATUS, self._status())
-            return {"events": len(events), "snapshot": self.imported_snapshot}
+            return {"events": len(log), "snapshot": self.imported_snapshot}

@@ -6,7 +6,6 @@ sim:hello ack (not the Socket.IO sid, which other clients may learn).
 
 from __future__ import annotations
 
-import io
 import re
 import secrets
 from functools import lru_cache
@@ -17,7 +16,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from jinja2 import TemplateNotFound
 
 from gunyah_core import load, preset_names
-from gunyah_core.exporters import EXPORTERS, TimelineError, load_jsonl
+from gunyah_core.exporters import EXPORTERS, TimelineError, iter_jsonl
 from gunyah_core.rm import messages as rm_messages
 from gunyah_core.scenario import schema
 
@@ -126,12 +125,11 @@ def export_trace(token: str, fmt: str):
     if slot is None:
         return _not_found("UNKNOWN_SESSION", "no live session with that token")
     session = slot.session
-    buf = io.StringIO()
-    session.export(fmt, buf)
+    _count, pieces = session.export_stream(fmt)  # written while sent, pausing between pieces
     writer = EXPORTERS[fmt]
     stem = UNSAFE_FILENAME_CHARS.sub("_", session.sim.scenario.name) or "scenario"
     filename = f"{stem}-trace.{writer.extension}"
-    return Response(buf.getvalue(), mimetype=writer.media_type, headers={
+    return Response(pieces, mimetype=writer.media_type, headers={
         "Content-Disposition": f'attachment; filename="{filename}"'})
 
 
@@ -157,7 +155,7 @@ def import_timeline(token: str):
     if (request.content_length or 0) > MAX_IMPORT_BYTES:
         return _bad("TOO_LARGE", f"a timeline may be at most {MAX_IMPORT_BYTES} bytes")
     try:
-        events = load_jsonl(request.get_data(cache=False), max_bytes=MAX_IMPORT_BYTES)
+        events = iter_jsonl(request.get_data(cache=False), max_bytes=MAX_IMPORT_BYTES)
         result = session.import_timeline(events, request.args.get("name", "timeline.jsonl"))
     except TimelineError as err:
         return _bad("INVALID_TIMELINE", str(err))

@@ -55,6 +55,7 @@ INVALID_LINK = "INVALID_LINK"
 INVALID_TIMELINE = "INVALID_TIMELINE"
 BAD_PACKET = "BAD_PACKET"             # a Socket.IO packet that does not decode
 NO_PROGRESS = "NO_PROGRESS"           # the model's clock stopped (engine.NoProgressError)
+MEMORY_BUDGET = "MEMORY_BUDGET"
 MAX_EVENTS_PER_REQUEST = 20_000       # sim:events
 MAX_LINK_ACTIONS = MAX_ACTIONS       # a link carries a whole action log
 MAX_LINK_EVENTS = 200_000             # a link replays at most this many events (a few s)
@@ -104,6 +105,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                                                     "maximum": MAX_EVENTS_PER_REQUEST},
                         "branch": {"type": "integer", "minimum": 0}}, ("from_seq", "count")),
     "sim:link": _EMPTY,
+    # Any event dict (from the page's history or an imported timeline): captions.explain
+    # never raises on a strange one.
+    "sim:explain": _obj({"event": {"type": "object"}}, ("event",)),
 }
 
 def _strict_integer(_checker: Any, value: Any) -> bool:

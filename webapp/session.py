@@ -9,19 +9,23 @@ time against the wall clock in a background task with a stop flag.
 
 from __future__ import annotations
 
+import io
 import secrets
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
 from gunyah_core import Simulation, load, parse, preset_names
+from gunyah_core.captions import caption
 from gunyah_core.engine import NoProgressError
-from gunyah_core.exporters import export
+from gunyah_core.exporters import open_writer
 
-from .branches import Branches
+from .branches import MAX_HISTORY_EVENTS, Branches  # noqa: F401  (handlers read it here)
+from .budget import DEFAULT_BUDGET, MemoryBudget
+from .eventlog import EventLog, EventQueue
 from .history import HistoryMixin
 from .protocol import (
     EV_ERROR,
@@ -38,6 +42,8 @@ from .protocol import (
     error,
 )
 
+CAPTIONED_PER_BATCH = 200       # a batch's newest events that carry their caption (a flood's
+                                # older ones, too fast to read, get null: the page asks later)
 TICK_S = 1 / 60                 # pacing period; one sim:trace emit per tick at most
 TICK_BUDGET_EVENTS = 800        # events revealed per tick at most (a browser parses each batch
                                 # on its main thread: small batches keep frames smooth) ...
@@ -46,7 +52,11 @@ MAX_BACKLOG_PACKETS = 4         # skip a tick while more packets than this wait 
 BACKLOG_WAIT_S = 0.002          # how long to wait for the transport to drain them
 STATUS_PERIOD_S = 0.5           # sim:status while playing, at most this often
 DEFAULT_SPEED = 1e-5            # simulated seconds per wall second: 10 us of model time
-MAX_HISTORY_EVENTS = 500_000    # revealed events kept for export (oldest dropped beyond)
+EXPORT_FLUSH_EVENTS = 500       # events written per piece of a streamed export
+HEAVY_SLICE_S = 0.020           # long work (replay, import, export) yields after this long
+MIN_TICK_BUDGET_EVENTS = 100    # a tick's share when many play at once, at least ...
+MIN_TICK_BUDGET_S = 0.001       # ... this many events or this long
+_PLAYING: weakref.WeakSet = weakref.WeakSet()  # sessions playing now, in this process
 MAX_SILENT_STEPS = 100_000      # engine steps without a trace event before giving up
 NS_PER_S = 1_000_000_000
 
@@ -54,12 +64,24 @@ ACK_TIMEOUT_S = 5.0             # a trace batch unacked this long no longer hold
 Emit = Callable[..., None]      # emit(event, data, callback=None)
 
 
+
+def captions_of(events: list[dict[str, Any]]) -> list[str | None]:
+    """``captions[i]`` for ``events[i]``: the newest CAPTIONED_PER_BATCH, null before them."""
+    skip = max(0, len(events) - CAPTIONED_PER_BATCH)
+    return [None] * skip + [caption(e) for e in events[skip:]]
+
 class Session(HistoryMixin):
     """State of one connection; every public method is safe to call from any task."""
 
     def __init__(self, scenario: str, emit: Emit, tasks: Any,
-                 backlog: Callable[[], int] = lambda: 0, clock=time.monotonic) -> None:
+                 backlog: Callable[[], int] = lambda: 0, clock=time.monotonic,
+                 budget: MemoryBudget = DEFAULT_BUDGET) -> None:
         self.token = secrets.token_urlsafe(16)
+        self.budget = budget
+        self._paused_at = clock()
+        self._standby: Any = None             # see HistoryMixin._want_standby
+        self._standby_gen = 0
+        self._standby_lock = threading.Lock()
         self._emit, self._tasks, self._backlog, self._clock = emit, tasks, backlog, clock
         self._lock = threading.Lock()
         self.playing = False
@@ -74,12 +96,13 @@ class Session(HistoryMixin):
 
     # -- scenario ------------------------------------------------------------------------
     def _build(self, scenario, seed: int | None) -> None:
+        self._drop_standby()
         self.sim = Simulation(scenario, seed=seed)
         # A scenario may say how fast it is best watched (its events' time scale).
         self.speed = scenario.config.get("speed", DEFAULT_SPEED)
         self.pending: list[dict[str, Any]] = []
-        self.branches = Branches()
-        self.imported: deque[dict[str, Any]] | None = None  # replay-only: no model
+        self.branches = Branches(self.budget)
+        self.imported: EventQueue | None = None  # replay-only: no model
         self.imported_snapshot: dict[str, Any] | None = None
         self.revealed = 0
         self.last_seq = -1
@@ -87,9 +110,16 @@ class Session(HistoryMixin):
         self.view_ns = 0
 
     @property
-    def history(self) -> list[dict[str, Any]]:
+    def history(self) -> EventLog:
         """The current branch's revealed events (what exports and the scrubber see)."""
         return self.branches.current.events
+
+    def _pause(self) -> None:
+        """Let other sessions run in the middle of long work (replays, imports, exports):
+        called often, it yields once HEAVY_SLICE_S has passed since the last time."""
+        if self._clock() - self._paused_at >= HEAVY_SLICE_S:
+            self._tasks.sleep(0)
+            self._paused_at = self._clock()
 
     def load(self, scenario: str | None = None, text: str | None = None,
              filename: str = "upload", seed: int | None = None,
@@ -138,6 +168,7 @@ class Session(HistoryMixin):
             events = sim.step()
             if events:
                 self.pending.extend(events)
+                self.branches.current.mark(events[-1]["seq"], sim.engine.processed)
                 return True
         return False
 
@@ -148,10 +179,7 @@ class Session(HistoryMixin):
         out = self.pending[:count]
         del self.pending[:count]
         if out:
-            history = self.history
-            history.extend(out)
-            if len(history) > MAX_HISTORY_EVENTS:  # keep the newest; rewinds stop there
-                del history[:len(history) - MAX_HISTORY_EVENTS]
+            self.history.extend(out)  # keeps the newest MAX_HISTORY_EVENTS; rewinds stop there
             self.revealed += len(out)
             self.last_seq = out[-1]["seq"]
             self.view_ns = max(self.view_ns, out[-1]["t"])
@@ -180,7 +208,10 @@ class Session(HistoryMixin):
                     sim.run(until_ns=target_ns)  # nothing due: only moves the clock on
                     self.view_ns = max(self.view_ns, target_ns)
                     return out, True
-                self.pending.extend(sim.step())
+                stepped = sim.step()
+                if stepped:
+                    self.pending.extend(stepped)
+                    self.branches.current.mark(stepped[-1]["seq"], sim.engine.processed)
                 continue
             ready = len(self.pending)
             while ready and self.pending[ready - 1]["t"] > target_ns:
@@ -194,8 +225,9 @@ class Session(HistoryMixin):
     def _send(self, events: list[dict[str, Any]]) -> None:
         if not events:
             return
+        # Captions ride beside the events: the stored trace stays exactly the model's.
         batch = {"first_seq": events[0]["seq"], "last_seq": events[-1]["seq"],
-                 "now_ns": self.view_ns, "events": events}
+                 "now_ns": self.view_ns, "events": events, "captions": captions_of(events)}
         if not self.window:
             self._emit(EV_TRACE, batch)
             return
@@ -317,9 +349,40 @@ class Session(HistoryMixin):
 
     def export(self, fmt: str, fileobj) -> int:
         """Write the revealed trace so far in `fmt`; ValueError for unknown formats."""
+        count, pieces = self.export_stream(fmt)
+        for piece in pieces:
+            fileobj.write(piece)
+        return count
+
+    def export_stream(self, fmt: str) -> tuple[int, Iterator[str]]:
+        """The revealed trace so far in `fmt`: its event count and its text, in pieces
+        written while they are read (a download never holds the whole file).
+
+        The events are the current branch's at the call (sealed chunks are immutable, so
+        the lock is held only to take them); a pause after each piece lets other sessions
+        run. ValueError for unknown formats, before anything is produced.
+        """
+        buf = io.StringIO()
+        writer = open_writer(fmt, buf)  # ValueError now, not mid-stream
         with self._lock:
-            events = list(self.history)
-        return export(events, fmt, fileobj)
+            count = len(self.history)
+            chunks = self.history.chunks()
+            first = next(chunks, None)  # takes the chunk list and the tail, under the lock
+
+        def pieces():
+            written = 0
+            for chunk in ([first] if first is not None else []), chunks:
+                for events in chunk:
+                    for event in events:
+                        writer.write(event)
+                        written += 1
+                        if written % EXPORT_FLUSH_EVENTS == 0:
+                            yield _drain(buf)
+                            self._pause()
+            writer.close()
+            yield _drain(buf)
+
+        return count, pieces()
 
     # -- pacing ------------------------------------------------------------------------------
     def set_speed(self, speed: float | str) -> dict[str, Any]:
@@ -333,6 +396,7 @@ class Session(HistoryMixin):
         with self._lock:
             if not self.playing:
                 self.playing = True
+                _PLAYING.add(self)
                 self._gen += 1
                 self._anchor()
                 self._rate = (self._clock(), self.revealed)
@@ -345,15 +409,18 @@ class Session(HistoryMixin):
             if self.playing:
                 self._stop()
                 self._emit(EV_STATUS, self._status())
+                self._want_standby()
         return {}
 
     def close(self) -> None:
         """Stop pacing for good (the connection has gone)."""
         with self._lock:
             self._stop()
+            self._drop_standby()
 
     def _stop(self) -> None:
         self.playing = False
+        _PLAYING.discard(self)
         self._gen += 1
         self.events_per_s = 0.0
 
@@ -384,9 +451,14 @@ class Session(HistoryMixin):
                 self._tasks.sleep(max(0.0, TICK_S - (self._clock() - started)))
 
     def _tick(self, now: float) -> None:
-        deadline = now + TICK_BUDGET_S
+        # Everyone playing shares one tick's budget: under eventlet all pacing tasks run in
+        # turn before the server reads its sockets again, so a tick's cost times the number
+        # of players is how long an ack waits.
+        players = max(1, len(_PLAYING))
+        deadline = now + max(MIN_TICK_BUDGET_S, TICK_BUDGET_S / players)
         if self.speed == MAX_SPEED_NAME:
-            events = self._reveal_count(TICK_BUDGET_EVENTS, deadline)
+            events = self._reveal_count(max(MIN_TICK_BUDGET_EVENTS,
+                                            TICK_BUDGET_EVENTS // players), deadline)
         else:
             target = self._anchor_ns + int((now - self._anchor_wall) * self.speed * NS_PER_S)
             events, complete = self._reveal_until(target, deadline)
@@ -401,3 +473,9 @@ class Session(HistoryMixin):
             self._rate = (now, self.revealed)
             self._emit(EV_STATUS, self._status())
 
+
+def _drain(buf) -> str:
+    text = buf.getvalue()
+    buf.seek(0)
+    buf.truncate()
+    return text

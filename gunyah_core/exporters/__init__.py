@@ -1,5 +1,5 @@
 """Timeline exporters: the trace event stream written as JSONL, CSV, Chrome/Perfetto
-trace JSON or VCD, and the JSONL importer for replay.
+trace JSON, VCD or captioned text, and the JSONL importer for replay.
 
 Each writer streams: `write(event)` per event, `close()` once (which flushes but does
 not close the caller's file). See docs/exports.md for the formats and how to open them.
@@ -13,10 +13,12 @@ from typing import Any, Protocol, TextIO
 from gunyah_core.exporters.csv_export import CsvWriter
 from gunyah_core.exporters.jsonl import JsonlWriter
 from gunyah_core.exporters.perfetto import PerfettoWriter
+from gunyah_core.exporters.text import TextWriter
 from gunyah_core.exporters.timeline_import import (
     MAX_TIMELINE_BYTES,
     MAX_TIMELINE_EVENTS,
     TimelineError,
+    iter_jsonl,
     load_jsonl,
 )
 from gunyah_core.exporters.vcd import VcdWriter
@@ -39,6 +41,7 @@ EXPORTERS: dict[str, type[TraceWriter]] = {
     "csv": CsvWriter,
     "perfetto": PerfettoWriter,
     "vcd": VcdWriter,
+    "text": TextWriter,
 }
 
 
@@ -76,6 +79,7 @@ __all__ = [
     "TraceWriter",
     "VcdWriter",
     "export",
+    "iter_jsonl",
     "load_jsonl",
     "open_writer",
 ]

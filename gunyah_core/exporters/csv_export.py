@@ -1,9 +1,10 @@
 """CSV exporter: one row per trace event, for a spreadsheet.
 
-Columns are `seq,t_ns,kind,vm,vcpu,object,detail`. The first four are common to
+Columns are `seq,t_ns,kind,vm,vcpu,object,detail,caption`. The first four are common to
 every kind; `object` names the Gunyah object the event is about (`msgq:A_to_B`,
 `doorbell:bell0`, `virq:961`, `pcpu:0`, `mem:7`); `detail` keeps every other field
-as compact JSON, so nothing is lost and unknown kinds need no special case.
+as compact JSON, so nothing is lost and unknown kinds need no special case; `caption`
+is the sentence the page shows for the event (``gunyah_core/captions.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import json
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-CSV_COLUMNS = ("seq", "t_ns", "kind", "vm", "vcpu", "object", "detail")
+from gunyah_core.captions import caption
+
+CSV_COLUMNS = ("seq", "t_ns", "kind", "vm", "vcpu", "object", "detail", "caption")
 
 #: Fields that name the event's object, in priority order, with the prefix shown.
 OBJECT_FIELDS = (
@@ -56,6 +59,7 @@ def event_row(event: Mapping[str, Any]) -> dict[str, Any]:
         "vcpu": "" if vcpu is None else vcpu,
         "object": obj,
         "detail": detail,
+        "caption": caption(event),
     }
 
 

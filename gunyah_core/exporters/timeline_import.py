@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Iterator
 from typing import Any, BinaryIO, TextIO
 
 import jsonschema
@@ -180,8 +181,19 @@ def load_jsonl(
     a missing or mistyped seq/t/kind, a seq gap, time going backwards, or a file over
     `max_bytes` / `max_events`.
     """
+    return list(iter_jsonl(source, max_bytes, max_events))
+
+
+def iter_jsonl(
+    source: str | bytes | TextIO | BinaryIO,
+    max_bytes: int = MAX_TIMELINE_BYTES,
+    max_events: int = MAX_TIMELINE_EVENTS,
+) -> Iterator[dict[str, Any]]:
+    """``load_jsonl`` one event at a time, so a caller can store events as they are read
+    (and pause between them); the same checks, raised when the bad line is reached."""
     text = _as_text(source)
-    events: list[dict[str, Any]] = []
+    prev: dict[str, Any] | None = None
+    count = 0
     used = 0
     line_no = 0
     while True:
@@ -200,8 +212,7 @@ def load_jsonl(
         if not line.strip():
             continue
         event = parse_event(line, line_no)
-        if events:
-            prev = events[-1]
+        if prev is not None:
             if event["seq"] != prev["seq"] + 1:
                 raise TimelineError(
                     line_no, f"seq {event['seq']} does not follow {prev['seq']} (gap or repeat)"
@@ -210,7 +221,8 @@ def load_jsonl(
                 raise TimelineError(
                     line_no, f"t {event['t']} is earlier than the previous event's {prev['t']}"
                 )
-        if len(events) >= max_events:
+        if count >= max_events:
             raise TimelineError(line_no, f"more than {max_events} events")
-        events.append(event)
-    return events
+        count += 1
+        prev = event
+        yield event

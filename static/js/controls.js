@@ -134,6 +134,7 @@ export class Controls {
   key(ev) {
     if (ev.key === "Escape") { this.help(false); this.hooks.onEscape?.(); return; }
     if (ev.target.closest("input, select, textarea") || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (ev.shiftKey && ev.key.startsWith("Arrow")) return; // shift + arrows pan the diagram
     const slider = $("speed");
     switch (ev.key) {
       case " ": ev.preventDefault(); this.toggle(); break;

@@ -1,18 +1,28 @@
 // SVG diagram of the machine, after the pictures in Linux's Documentation/virt/gunyah: VMs on top, the Gunyah
 // layer with its queues and doorbells, pCPU lanes below. Nodes are created once per
 // scenario; update() only rewrites attributes of what the trace changed.
-import { computeLayout } from "./layout.js";
+import { computeLayout, WIDTH, MIN_WIDTH } from "./layout.js";
 import { svg, svgText, setText, setAttr, hex, hexMask, flagBit } from "./format.js";
 import { buildVmBox, updateVmHead, updateVmMem, memPatterns, buildCaption, updateCaption } from "./vmbox.js";
+import { fitText, measure, spread } from "./fit.js";
+import { Viewport } from "./viewport.js";
 
-const RUNQ_CHAR_W = 9; // average glyph width of the 16px run-queue text, in viewBox units
 const STATE_SHORT = { running: "running", ready: "ready", wfi: "wfi", off: "off" };
+const BADGE_H = 26;
+const BADGE_W_MAX = 220;
+const BADGE_RISE = 15; // an error badge sits on its box's top edge, above the labels
+const PAD = 12;
+const GAP = 10;
+const WIDEN_STEPS = 8; // widths tried between the stage's and WIDTH for a tall picture
+const CHIP_SIDE_W = 38; // v0 and p32 either side of a wide chip's state
 
-function badge(parent, x, y) {
+/** An error badge; its right edge at `right`, over the top edge at `top`. */
+function badge(parent, right, top) {
+  const y = top - BADGE_RISE;
   const g = svg("g", { class: "badge", visibility: "hidden", "data-testid": "error-badge" }, parent);
-  const rect = svg("rect", { x, y, rx: 8, height: 30, width: 120 }, g);
-  const label = svgText(g, x + 8, y + 21, "", "badge-text");
-  return { g, rect, label, x };
+  const rect = svg("rect", { x: right - 120, y, rx: 8, height: BADGE_H, width: 120 }, g);
+  const label = svgText(g, right - 112, y + BADGE_H / 2 + 6, "", "badge-text");
+  return { g, rect, label, right };
 }
 
 export class Diagram {
@@ -21,11 +31,19 @@ export class Diagram {
     this.layout = null;
     this.motion = true; // false under prefers-reduced-motion: no flashes
     this.onSelect = () => {};
+    this.onRelayout = () => {}; // main.js rebuilds from the current state
+    this.unfolded = new Set();  // VMs whose RM link queues are drawn; or "all"
+    this.hidden = new Set();    // VMs left out of the picture with their objects
+    this.view = new Viewport(svgEl);
     svgEl.addEventListener("keydown", (ev) => {
-      if (ev.key === "Enter" && ev.target.closest("[data-vm],[data-msgq],[data-bell]")) ev.target.dispatchEvent(
-        new MouseEvent("click", { bubbles: true }));
+      if (ev.key === "Enter" && ev.target.closest("[data-vm],[data-msgq],[data-bell],[data-rmlink]")) {
+        ev.target.dispatchEvent(new MouseEvent("click", { bubbles: true }));
+      }
     });
     svgEl.addEventListener("click", (ev) => {
+      if (this.view.dragged) return; // the end of a pan, not a click
+      const fold = ev.target.closest("[data-rmlink]");
+      if (fold) { this.unfold(fold.dataset.rmlink); return; }
       const hit = ev.target.closest("[data-vm],[data-msgq],[data-bell]");
       if (!hit) return;
       if (hit.dataset.vm) this.onSelect({ type: "vm", name: hit.dataset.vm });
@@ -34,14 +52,68 @@ export class Diagram {
     });
   }
 
+  /** Draw one VM's RM link queues (or fold them back into their marker). */
+  unfold(vm, show = true) {
+    if (this.unfolded === "all") return;
+    if (show) this.unfolded.add(vm); else this.unfolded.delete(vm);
+    this.onRelayout();
+  }
+
+  /** Draw every VM's RM link queues, or fold them all into their markers. */
+  setRmLinks(all) {
+    this.unfolded = all ? "all" : new Set();
+    this.onRelayout();
+  }
+
+  /** Leave a VM (and its queues and doorbells) out of the picture, or draw it again. */
+  setHidden(vm, hide) {
+    if (hide) this.hidden.add(vm); else this.hidden.delete(vm);
+    this.onRelayout();
+  }
+
+  /** The scenario's focus: which RM links start unfolded (facts: RM link, §5). */
+  setFocus(focus) {
+    this.unfolded = focus?.rm_links === "unfolded" ? "all" : new Set();
+    this.hidden = new Set();
+  }
+
+  /** The width to lay out for: the stage's, so a viewBox unit is about a CSS pixel. */
+  layoutWidth() {
+    const w = this.svg.clientWidth;
+    return w > 0 ? w : WIDTH;
+  }
+
+  clampWidth(w) { return Math.round(Math.max(MIN_WIDTH, Math.min(WIDTH, w))); }
+
+  /** The stage's size the diagram was last laid out for ("WxH"), to re-lay out on a change. */
+  stageSize() { return `${this.svg.clientWidth}x${this.svg.clientHeight}`; }
+
+  /** Lay out for the stage's width; a picture taller than the stage's shape is also laid
+   *  out wider (up to WIDTH: wider boxes, fewer rows), and the width drawn largest wins. */
+  fitLayout(snap) {
+    const opts = { unfolded: this.unfolded, hidden: this.hidden };
+    const cw = this.svg.clientWidth, ch = this.svg.clientHeight;
+    this.builtFor = this.stageSize();
+    const first = this.clampWidth(this.layoutWidth());
+    let best = computeLayout(snap, { ...opts, width: first });
+    if (!(cw > 0 && ch > 0) || best.height / ch <= best.width / cw) return best;
+    const scale = (L) => Math.min(cw / L.width, ch / L.height);
+    for (let i = 1; i <= WIDEN_STEPS; i++) {
+      const L = computeLayout(snap, { ...opts, width: Math.round(first + (WIDTH - first) * i / WIDEN_STEPS) });
+      if (scale(L) > scale(best)) best = L;
+    }
+    return best;
+  }
+
   /** Create every node for this snapshot's machine (again after a run-time structure
    *  change; the animation layer is kept so messages in flight are not lost). */
   build(snap) {
-    const L = (this.layout = computeLayout(snap));
+    this.snap = snap;
+    const L = (this.layout = this.fitLayout(snap));
     const keepFx = this.fx;
     this.svg.replaceChildren();
     memPatterns(this.svg);
-    this.svg.setAttribute("viewBox", `0 0 ${L.width} ${L.height}`);
+    this.view.setBase(L.width, L.height);
     this.svg.classList.toggle("narrow-vms", L.narrowVms);
     this.svg.classList.toggle("narrow-cells", L.narrowCells);
     this.vms = new Map(); this.chips = new Map(); this.cells = new Map(); this.links = new Map();
@@ -54,16 +126,24 @@ export class Diagram {
     if (keepFx) this.svg.appendChild(keepFx);
     this.fx = keepFx ?? svg("g", { class: "fx" }, this.svg);
     svg("rect", { x: L.hyp.x, y: L.hyp.y, width: L.hyp.w, height: L.hyp.h, rx: 14, class: "hyp" }, gHyp);
-    svgText(gCells, L.hyp.x + 16, L.hyp.y + 31, "Gunyah hypervisor", "hyp-title");
-    svgText(gCells, L.hyp.x + L.hyp.w - 16, L.hyp.y + 31, L.hiddenRmQueues
-      ? `${L.hiddenRmQueues} RM queues not drawn (many VMs); the log still lists their events`
-      : "message queues and doorbells are buffered here", "hyp-sub", "end");
+    const title = svgText(gCells, L.hyp.x + 16, L.hyp.y + 32, "Gunyah hypervisor", "hyp-title");
+    if (L.caption) { // the RPC caption starts where the title ends
+      const end = L.hyp.x + 16 + title.getComputedTextLength() + 2 * PAD;
+      L.caption = { ...L.caption, x: end, w: L.caption.x + L.caption.w - end };
+    }
     for (const [key, link] of L.links) {
       const path = svg("path", { d: link.d, class: `link link-${link.role}${link.rm ? " link-rm" : ""}`, "data-link": key }, gLinks);
       const flash = svg("path", { d: link.d, class: "link-flash", opacity: 0 }, gLinks);
       this.links.set(key, { path, flash, length: null, link });
     }
-    for (const vm of snap.vms) this.buildVm(gVms, vm, L.vms.get(vm.name), L.vmFont);
+    // A folded queue's messages travel the marker's one link, both ways.
+    for (const [key, vm] of L.folded) {
+      const marker = this.links.get(`rmlink:${vm}`);
+      if (marker) for (const role of ["tx", "rx"]) this.links.set(`${key}:${role}`, marker);
+    }
+    this.markers = new Map();
+    for (const m of L.markers.values()) this.buildMarker(gCells, m);
+    for (const vm of snap.vms) if (L.vms.has(vm.name)) this.buildVm(gVms, vm, L.vms.get(vm.name), L.vmFont);
     for (const cell of L.cells.values()) this.buildCell(gCells, cell);
     this.buildLanes(gLanes, L);
     this.caption = buildCaption(gCaption, L.caption);
@@ -84,7 +164,27 @@ export class Diagram {
     }
     const pulse = svg("rect", { x: box.x - 4, y: box.y - 4, width: box.w + 8, height: box.h + 8,
       rx: 15, class: "pulse", opacity: 0 }, g);
-    this.vms.set(vm.name, { ...node, chips, pulse, badge: badge(g, box.x + box.w - 130, box.y - 14) });
+    this.vms.set(vm.name, { ...node, chips, pulse, badge: badge(g, box.x + box.w - 10, box.y) });
+  }
+
+  /** A VM's folded RM link: one small box; a click draws its two queues. */
+  buildMarker(parent, m) {
+    const g = svg("g", { class: "rmlink", "data-rmlink": m.vm, "data-testid": `rmlink-${m.vm}`, tabindex: 0,
+      role: "button", "aria-label": `RM link of ${m.vm}: show its two queues` }, parent);
+    svg("rect", { x: m.x, y: m.y, width: m.w, height: m.h, rx: 8, class: "rmlink-box" }, g);
+    const label = svgText(g, m.x + m.w / 2, m.y + m.h / 2 + 6, "", "rmlink-text", "middle");
+    fitText(label, "RM link ▸", m.w - 12);
+    this.markers.set(m.vm, { g, label, m, queued: new Map() });
+  }
+
+  /** A folded RM link's marker counts what waits in its two queues. */
+  updateMarker(vm, queue, count) {
+    const node = this.markers.get(vm);
+    if (!node) return;
+    node.queued.set(queue, count);
+    const n = [...node.queued.values()].reduce((a, b) => a + b, 0);
+    fitText(node.label, n ? `RM link · ${n} ▸` : "RM link ▸", node.m.w - 12);
+    setAttr(node.g, "data-count", String(n));
   }
 
   buildCell(parent, cell) {
@@ -92,12 +192,14 @@ export class Diagram {
     const g = svg("g", { class: `cell cell-${cell.kind}`, [attr]: cell.obj.name,
       "data-testid": `${cell.kind}-${cell.obj.name}`, tabindex: 0, role: "button" }, parent);
     svg("rect", { x: cell.x, y: cell.y, width: cell.w, height: cell.h, rx: 10, class: "cell-box" }, g);
-    svgText(g, cell.x + 12, cell.y + 30, cell.obj.name, "cell-name");
-    const count = svgText(g, cell.x + cell.w - 12, cell.y + 30, "", "cell-count", "end");
+    const name = svgText(g, cell.x + PAD, cell.y + 34, "", "cell-name");
+    const count = svgText(g, cell.x + cell.w - PAD, cell.y + 34, "", "cell-count", "end");
     const route = cell.kind === "msgq" ? `${cell.obj.sender} → ${cell.obj.receiver} · max ${cell.obj.max_size} B`
       : `${cell.obj.sender} → ${cell.obj.receiver} · doorbell`;
-    const routeText = svgText(g, cell.x + 12, cell.y + 54, route, "cell-route");
-    const node = { g, count, cell, routeText, badge: badge(g, cell.x + cell.w - 132, cell.y + 34) };
+    const routeText = svgText(g, cell.x + PAD, cell.y + 58, "", "cell-route");
+    fitText(routeText, route, cell.w - 2 * PAD);
+    const node = { g, name, count, cell, routeText, badge: badge(g, cell.x + cell.w - PAD, cell.y) };
+    this.fitHead(node, cell.kind === "msgq" ? `${cell.obj.depth} / ${cell.obj.depth}` : "");
     if (cell.kind === "msgq") this.buildSlots(g, node, cell.slots);
     else this.buildBits(g, node, cell.bits);
     node.pulse = svg("rect", { x: cell.x - 4, y: cell.y - 4, width: cell.w + 8, height: cell.h + 8,
@@ -113,8 +215,20 @@ export class Diagram {
     node.thd = ["rx", "tx"].map((which) => {
       const tg = svg("g", { class: `thd thd-${which}` }, g);
       return { g: tg, line: svg("line", { y1: s.y - 4, y2: s.y + s.h + 4 }, tg),
-        label: svgText(tg, 0, s.y + s.h + 18, "", "thd-label", "middle") };
+        label: svgText(tg, 0, s.y + s.h + 18, "", "thd-label") };
     });
+  }
+
+  /** A cell's name (left) and count (right) share the title row: the count is whole
+   *  (room kept for its widest value `widest`), the name is cut if it must be. */
+  fitHead(node, widest, count = null) {
+    const c = node.cell;
+    const room = c.w - 2 * PAD;
+    const countText = count ?? node.count.textContent;
+    const countW = Math.min(room / 2, Math.max(widest ? measure(node.count, widest) : 0,
+      countText ? measure(node.count, countText) : 0));
+    fitText(node.name, c.obj.name, room - countW - (countW ? GAP : 0));
+    if (count != null) fitText(node.count, count, room - node.name.__fitW - GAP);
   }
 
   buildBits(g, node, bits) {
@@ -126,7 +240,7 @@ export class Diagram {
   }
 
   buildLanes(parent, L) {
-    svgText(parent, L.lanes[0]?.x ?? 20, L.lanesTop + 24, "Physical CPUs (FPRR scheduler)", "lanes-title");
+    svgText(parent, L.lanes[0]?.x ?? 20, L.lanesTop + 22, "Physical CPUs (FPRR scheduler)", "lanes-title");
     this.lanes = L.lanes.map((lane) => {
       const g = svg("g", { class: "lane", "data-pcpu": lane.pcpu, "data-testid": `pcpu-${lane.pcpu}` }, parent);
       svg("rect", { x: lane.x, y: lane.y, width: lane.w, height: lane.h, rx: 8, class: "lane-box" }, g);
@@ -176,36 +290,39 @@ export class Diagram {
     const node = v && this.chips.get(v.id);
     if (!node) return;
     setAttr(node.rect, "class", `chip st-${v.state}`);
-    setText(node.state, STATE_SHORT[v.state] ?? v.state);
+    fitText(node.state, STATE_SHORT[v.state] ?? v.state, node.box.w - (this.layout.narrowVms ? 12 : 2 * CHIP_SIDE_W));
     setText(node.prio, `p${v.priority}`);
   }
 
   updateBadge(b, err) {
     if (!err) { setAttr(b.g, "visibility", "hidden"); return; }
-    setText(b.label, err.count > 1 ? `${err.code} ×${err.count}` : err.code);
-    const w = Math.max(60, b.label.getComputedTextLength() + 16);
+    const w = Math.max(60, fitText(b.label, err.count > 1 ? `${err.code} ×${err.count}` : err.code,
+      BADGE_W_MAX - 16) + 16);
     setAttr(b.rect, "width", w);
-    setAttr(b.rect, "x", b.x + 120 - w);
-    setAttr(b.label, "x", b.x + 128 - w);
+    setAttr(b.rect, "x", b.right - w);
+    setAttr(b.label, "x", b.right - w + 8);
     setAttr(b.g, "visibility", "visible");
   }
 
   updateMsgq(state, name) {
     const node = this.cells.get(`msgq:${name}`);
     const q = state.msgqs.get(name);
+    const folded = this.layout.folded.get(`msgq:${name}`);
+    if (folded && q) this.updateMarker(folded, name, q.count);
     if (!node || !q) return;
-    setText(node.count, `${q.count} / ${q.depth}`);
+    this.fitHead(node, `${q.depth} / ${q.depth}`, `${q.count} / ${q.depth}`);
     setAttr(node.g, "data-count", String(q.count));
     node.slots.forEach((r, i) => setAttr(r, "class", i < q.count ? "slot filled" : "slot"));
     const s = node.cell.slots;
     if (node.bar) setAttr(node.bar, "width", s.w * q.count / q.depth);
     const marks = [[q.notempty_thd, `rx ≥ ${q.notempty_thd}`], [q.notfull_thd, `tx ≤ ${q.notfull_thd}`]];
-    node.thd.forEach((t, i) => {
-      const [value, label] = marks[i];
-      const x = s.x + s.w * Math.max(0, Math.min(value, q.depth)) / q.depth;
-      setAttr(t.line, "x1", x); setAttr(t.line, "x2", x); setAttr(t.label, "x", x);
-      setText(t.label, label);
+    const xs = marks.map(([value]) => s.x + s.w * Math.max(0, Math.min(value, q.depth)) / q.depth);
+    const items = node.thd.map((t, i) => {
+      setAttr(t.line, "x1", xs[i]); setAttr(t.line, "x2", xs[i]);
+      const w = fitText(t.label, marks[i][1], s.w / 2 - GAP);
+      return { i, x: xs[i], w, anchor: "middle" };
     });
+    for (const it of spread(items, s.x, s.x + s.w, GAP)) setAttr(node.thd[it.i].label, "x", it.left);
     this.updateBadge(node.badge, state.errors.get(`msgq:${name}`));
   }
 
@@ -213,11 +330,11 @@ export class Diagram {
     const node = this.cells.get(`bell:${name}`);
     const b = state.bells.get(name);
     if (!node || !b) return;
-    setText(node.count, `flags ${hex(b.flags)}`);
+    this.fitHead(node, "", `flags ${hex(b.flags)}`);
     node.bits.forEach((r, i) => setAttr(r, "class", `bit${flagBit(b.flags, i) ? " set" : ""}` +
       `${flagBit(b.enable_mask, i) ? "" : " masked"}`));
-    setText(node.routeText, `${b.sender} → ${b.receiver} · enable ${hexMask(b.enable_mask)} · ` +
-      `ack ${hexMask(b.ack_mask)}`);
+    fitText(node.routeText, `${b.sender} → ${b.receiver} · enable ${hexMask(b.enable_mask)} · ` +
+      `ack ${hexMask(b.ack_mask)}`, node.cell.w - 2 * PAD);
     this.updateBadge(node.badge, state.errors.get(`bell:${name}`));
   }
 
@@ -225,16 +342,17 @@ export class Diagram {
     for (const node of this.lanes ?? []) {
       const p = state.pcpus[node.lane.pcpu];
       const cur = p?.current ?? null;
-      setText(node.cur, cur ?? "idle");
+      fitText(node.cur, cur ?? "idle", node.lane.chip.w - 12);
       setAttr(node.chip, "class", cur ? "chip st-running" : "chip st-idle");
       const rq = state.runq(node.lane.pcpu);
-      let shown = rq.join("  ");
-      const fit = Math.floor(node.lane.runqW / RUNQ_CHAR_W) - "ready: ".length;
-      if (shown.length > fit) {
-        const keep = rq.filter((_, i) => rq.slice(0, i + 1).join("  ").length <= fit - 6);
-        shown = `${keep.join("  ")}  +${rq.length - keep.length}`;
-      }
-      setText(node.runq, rq.length ? `ready: ${shown}` : "");
+      const key = rq.join(" ");
+      if (node.rqKey === key) continue;
+      node.rqKey = key;
+      // As many ready vCPUs as fit, then "+N" for the rest.
+      let keep = rq.length;
+      const text = (k) => (rq.length ? `ready: ${rq.slice(0, k).join("  ")}${k < rq.length ? `  +${rq.length - k}` : ""}` : "");
+      while (keep > 0 && measure(node.runq, text(keep)) > node.lane.runqW) keep--;
+      fitText(node.runq, text(keep), node.lane.runqW);
     }
   }
 

@@ -2,6 +2,7 @@
 // view state (keyframes) every KEYFRAME_EVERY events. seek(seq) restores the nearest
 // keyframe at or before seq and re-applies the events after it, so any point of the run
 // is drawn in at most KEYFRAME_EVERY applies. The server only forks and lists branches.
+import { attachCaptions } from "./caption.js";
 
 export const KEYFRAME_EVERY = 500;
 const EVENTS_CHUNK = 20000; // sim:events count per request (the server's maximum)
@@ -150,6 +151,7 @@ export class History {
     for (;;) {
       const page = await this.send("sim:events", { from_seq: from, count: EVENTS_CHUNK, branch: id });
       if (!page.ok) return page;
+      attachCaptions(page.events, page.captions);
       for (const e of page.events) events.push(e);
       const last = page.events.length ? page.events[page.events.length - 1].seq : page.head_seq;
       if (!page.events.length || last >= page.head_seq) break;

@@ -1,51 +1,57 @@
-// Geometry of the diagram (viewBox units), computed once per scenario shape:
+// Geometry of the diagram (viewBox units), computed once per scenario shape and view width:
 // VMs along the top (wrapping into rows), the hypervisor layer with one cell per
 // message queue or doorbell, the links between them, and the pCPU lanes at the bottom.
+// The width follows the stage's CSS width, so one viewBox unit is about one CSS pixel
+// and the type keeps its size on a small projector. Each VM's RM link (two queues) is
+// folded into one marker unless unfolded; hidden VMs and their objects are left out.
 
 export const WIDTH = 1600;
+export const MIN_WIDTH = 900;
 const RM_VM = "RM"; // the Resource Manager VM's name in every scenario
 const MARGIN = 20;
 const VM_GAP = 18;
 const VMS_PER_ROW_MAX = 6;
 const VMS_PER_ROW_WIDE = 9;
-const VM_HEAD_H = 74;
+const VM_HEAD_H = 82; // name row, then the state badge and the sub line
 const CHIP_ROW_H = 42;
 const CHIPS_PER_ROW = 4;
 const CHIP_W_MAX = 190;
 const MEM_STRIP_H = 24; // the VM's memory map, under its vCPUs
 const MEM_STRIP_PAD = 8;
-const STATE_BADGE_W = 118;
-const STATE_BADGE_H = 30;
+const STATE_BADGE_Y = 50;
+const STATE_BADGE_H = 26;
 const CAPTION_H = 34;
-const CAPTION_HEADER_X = 290; // right of the "Gunyah hypervisor" title
-const CAPTION_HEADER_W = 560;
-const LINK_SPACE = 84;
-const HYP_HEAD_H = 44;
-const CELL_MIN_W = 360;
+const CAPTION_HEADER_X = 270; // right of the "Gunyah hypervisor" title
+const LINK_SPACE = 56;
+const HYP_HEAD_H = 56; // title row, and room for a cell's error badge over its top edge
+const MARKER_H = 30;   // a folded RM link
+const MARKER_W = 150;
+const MARKER_ROW_H = MARKER_H + 22;
+const CELL_MIN_W = 230;
 const CELL_MIN_W_MANY = 200;
 const MANY_CELLS = 8;
-const RM_QUEUES_MAX_VMS = 6;
 const NARROW_VM_W = 300;
 const NARROW_CELL_W = 300;
 const CELL_GAP = 16;
-const CELL_H = 116;
-const BUF_Y = 62;
+const CELL_H = 124;
+const BUF_Y = 66;
 const BUF_H = 32;
 const SLOTS_DRAWN_MAX = 24; // deeper queues draw a proportional bar instead of slots
 const LINK_END_LEFT = 0.22;
 const LINK_END_RIGHT = 0.78;
 const LANE_H = 46;
 const LANES_PER_COL = 4;
-const LANE_HEAD_H = 36;
+const LANE_HEAD_H = 30;
+const LANES_GAP = 14;
 const LANE_LABEL_W = 96;
 const LANE_CHIP_W = 170;
 
-function vmBoxes(snap) {
+function vmBoxes(snap, width) {
   const n = snap.vms.length;
   // Up to 6 VMs a row; many VMs pack two rows (9 a row for 18) to keep the picture wide.
   const rows = n <= VMS_PER_ROW_MAX ? 1 : Math.max(2, Math.ceil(n / VMS_PER_ROW_WIDE));
   const perRow = Math.ceil(n / rows);
-  const boxW = (WIDTH - 2 * MARGIN - (perRow - 1) * VM_GAP) / perRow;
+  const boxW = (width - 2 * MARGIN - (perRow - 1) * VM_GAP) / perRow;
   const chipRows = Math.max(...snap.vms.map((v) => Math.ceil(v.vcpus.length / CHIPS_PER_ROW)));
   const boxH = VM_HEAD_H + chipRows * CHIP_ROW_H + MEM_STRIP_H + MEM_STRIP_PAD + 8;
   const boxes = new Map();
@@ -64,28 +70,39 @@ function vmBoxes(snap) {
       y: y + VM_HEAD_H + Math.floor(k / CHIPS_PER_ROW) * CHIP_ROW_H,
       w: chipW, h: CHIP_ROW_H - 6,
     }));
-    const badgeW = Math.min(STATE_BADGE_W, boxW / 2 - 8);
     boxes.set(vm.name, { x, y, w: boxW, h: boxH, cx: x + boxW / 2, chips, kind: vm.kind, row,
-      state: { x: x + boxW - badgeW - 10, y: y + 10, w: badgeW, h: STATE_BADGE_H },
+      state: { x: x + 10, y: y + STATE_BADGE_Y, w: boxW - 20, h: STATE_BADGE_H },
       mem: { x: x + 8, y: y + boxH - MEM_STRIP_H - MEM_STRIP_PAD, w: boxW - 16, h: MEM_STRIP_H } });
   });
   return { boxes, bottom: MARGIN + rows * (boxH + VM_GAP) - VM_GAP, boxW, rows };
 }
 
-function cells(snap, boxes, top) {
-  const viaRm = (it) => (it.obj.sender === RM_VM || it.obj.receiver === RM_VM ? 1 : 0);
-  let items = [
-    ...snap.msgqs.map((q) => ({ key: `msgq:${q.name}`, kind: "msgq", obj: q })),
-    ...snap.doorbells.map((b) => ({ key: `bell:${b.name}`, kind: "bell", obj: b })),
-  ];
-  // Every VM has an RM queue pair; past a few VMs they would crowd out the guests' own.
-  const hidden = snap.vms.length > RM_QUEUES_MAX_VMS ? items.filter(viaRm).length : 0;
-  if (hidden) items = items.filter((it) => !viaRm(it));
+/** The non-RM end of an RM link queue, or null for a guest-to-guest object. */
+export function rmPeer(obj) {
+  if (obj.sender === RM_VM) return obj.receiver;
+  if (obj.receiver === RM_VM) return obj.sender;
+  return null;
+}
+
+/** One marker per VM whose RM link is folded, under its box at the top of the hypervisor. */
+function markers(folded, boxes, top) {
+  const out = new Map();
+  for (const vm of folded) {
+    const box = boxes.get(vm);
+    if (!box) continue;
+    const w = Math.min(MARKER_W, box.w - 8);
+    out.set(vm, { vm, x: box.cx - w / 2, y: top, w, h: MARKER_H });
+  }
+  return out;
+}
+
+function cells(items, boxes, top, width) {
+  const viaRm = (it) => (rmPeer(it.obj) ? 1 : 0);
   const minW = items.length > MANY_CELLS ? CELL_MIN_W_MANY : CELL_MIN_W;
   const centre = (it) => ((boxes.get(it.obj.sender)?.cx ?? 0) + (boxes.get(it.obj.receiver)?.cx ?? 0)) / 2;
   // Guest-to-guest objects first, so their links reach the first row without crossing cells.
   items.sort((a, b) => viaRm(a) - viaRm(b) || centre(a) - centre(b));
-  const innerW = WIDTH - 2 * MARGIN - 2 * CELL_GAP;
+  const innerW = width - 2 * MARGIN - 2 * CELL_GAP;
   const cols = Math.max(1, Math.min(items.length, Math.floor((innerW + CELL_GAP) / (minW + CELL_GAP))));
   const cellW = (innerW - (cols - 1) * CELL_GAP) / cols;
   const rows = Math.max(1, Math.ceil(items.length / cols));
@@ -101,7 +118,7 @@ function cells(snap, boxes, top) {
     else cell.bits = bitGeometry(x + 12, y + BUF_Y, cellW - 24, BUF_H);
     out.set(it.key, cell);
   });
-  return { cells: out, hidden, bottom: top + HYP_HEAD_H + rows * (CELL_H + CELL_GAP) + 4 };
+  return { cells: out, bottom: items.length ? top + HYP_HEAD_H + rows * (CELL_H + CELL_GAP) + 4 : top + HYP_HEAD_H };
 }
 
 function slotGeometry(depth, x, y, w, h) {
@@ -119,9 +136,15 @@ function bitGeometry(x, y, w, h) {
 }
 
 /** Each link runs from a VM's bottom edge to the top of a cell (sender left, receiver right). */
-function links(boxes, cellMap) {
+function links(boxes, cellMap, markerMap) {
   const ends = new Map(); // vm -> [{key, tx}]
   const raw = [];
+  for (const m of markerMap.values()) {
+    const link = { key: `rmlink:${m.vm}`, vm: m.vm, role: "tx", rm: true, marker: m.vm, end: { x: m.x + m.w / 2, y: m.y } };
+    raw.push(link);
+    if (!ends.has(m.vm)) ends.set(m.vm, []);
+    ends.get(m.vm).push(link);
+  }
   for (const cell of cellMap.values()) {
     const senderLeft = (boxes.get(cell.obj.sender)?.cx ?? 0) <= (boxes.get(cell.obj.receiver)?.cx ?? 0);
     for (const [role, vm] of [["tx", cell.obj.sender], ["rx", cell.obj.receiver]]) {
@@ -151,10 +174,10 @@ function links(boxes, cellMap) {
   return out;
 }
 
-function lanes(count, top) {
+function lanes(count, top, width) {
   const cols = Math.ceil(count / LANES_PER_COL);
   const perCol = Math.ceil(count / cols);
-  const colW = (WIDTH - 2 * MARGIN - (cols - 1) * CELL_GAP) / cols;
+  const colW = (width - 2 * MARGIN - (cols - 1) * CELL_GAP) / cols;
   const out = [];
   for (let p = 0; p < count; p++) {
     const col = Math.floor(p / perCol);
@@ -167,35 +190,54 @@ function lanes(count, top) {
   return { lanes: out, bottom: top + LANE_HEAD_H + perCol * LANE_H };
 }
 
-/** Where the caption of the latest RM RPC goes: under the RM box, or in the hypervisor
- *  layer's header when a second row of VMs sits under the RM box. */
-function rmCaption(vm, hypTop) {
-  const rm = vm.boxes.get(RM_VM);
-  if (!rm) return null;
-  const w = Math.min(WIDTH - 2 * MARGIN - rm.x, Math.max(rm.w, 620));
-  if (vm.rows > 1) return { x: MARGIN + CAPTION_HEADER_X, y: hypTop + 6, w: CAPTION_HEADER_W, h: CAPTION_H };
-  return { x: rm.x, y: rm.y + rm.h + 8, w, h: CAPTION_H };
+/** Where the caption of the latest RM RPC goes: in the hypervisor layer's title row,
+ *  right of its title, where no other label is. */
+function rmCaption(vm, hypTop, width) {
+  if (!vm.boxes.get(RM_VM)) return null;
+  return { x: MARGIN + CAPTION_HEADER_X, y: hypTop + 8, w: width - 2 * MARGIN - CAPTION_HEADER_X - 12, h: CAPTION_H };
 }
 
-/** Full geometry for a snapshot. */
-export function computeLayout(snap) {
-  const vm = vmBoxes(snap);
+/** Full geometry for a snapshot. opts: {width, unfolded: Set of VMs (or "all") whose RM link
+ *  queues are drawn, hidden: Set of VMs left out with their objects}. */
+export function computeLayout(snap, opts = {}) {
+  const W = Math.round(Math.max(MIN_WIDTH, Math.min(WIDTH, opts.width ?? WIDTH)));
+  const hidden = opts.hidden ?? new Set();
+  const unfolded = opts.unfolded ?? new Set();
+  const shown = (name) => !hidden.has(name);
+  const view = { ...snap, vms: snap.vms.filter((v) => shown(v.name)) };
+  let items = [
+    ...snap.msgqs.map((q) => ({ key: `msgq:${q.name}`, kind: "msgq", obj: q })),
+    ...snap.doorbells.map((b) => ({ key: `bell:${b.name}`, kind: "bell", obj: b })),
+  ].filter((it) => shown(it.obj.sender) && shown(it.obj.receiver));
+  const folded = new Map(); // object key -> the VM whose RM link marker stands for it
+  for (const it of items) {
+    const peer = rmPeer(it.obj);
+    if (peer && unfolded !== "all" && !unfolded.has(peer)) folded.set(it.key, peer);
+  }
+  items = items.filter((it) => !folded.has(it.key));
+  const vm = vmBoxes(view, W);
   const hypTop = vm.bottom + LINK_SPACE;
-  const hyp = cells(snap, vm.boxes, hypTop);
-  const lane = lanes(snap.pcpus.length, hyp.bottom + 22);
+  // One row of markers fits one row of VMs; with more, the RM links are not drawn at all
+  // (their events are still in the log), as many VMs would bury the guests' own queues.
+  const marks = markers(vm.rows > 1 ? new Set() : new Set(folded.values()), vm.boxes, hypTop + HYP_HEAD_H);
+  const cellTop = hypTop + (marks.size ? MARKER_ROW_H : 0);
+  const hyp = cells(items, vm.boxes, cellTop, W);
+  const lanesTop = hyp.bottom + LANES_GAP;
+  const lane = lanes(snap.pcpus.length, lanesTop, W);
   return {
-    width: WIDTH,
+    width: W,
     height: lane.bottom + MARGIN,
     vms: vm.boxes,
     vmFont: Math.max(18, Math.min(30, vm.boxW / 9)),
     narrowVms: vm.boxW < NARROW_VM_W,
     narrowCells: [...hyp.cells.values()].some((c) => c.w < NARROW_CELL_W),
-    hyp: { x: MARGIN, y: hypTop, w: WIDTH - 2 * MARGIN, h: hyp.bottom - hypTop },
+    hyp: { x: MARGIN, y: hypTop, w: W - 2 * MARGIN, h: hyp.bottom - hypTop },
     cells: hyp.cells,
-    hiddenRmQueues: hyp.hidden,
-    links: links(vm.boxes, hyp.cells),
+    markers: marks,
+    folded,
+    links: links(vm.boxes, hyp.cells, marks),
     lanes: lane.lanes,
-    lanesTop: hyp.bottom + 22,
-    caption: rmCaption(vm, hypTop),
+    lanesTop,
+    caption: rmCaption(vm, hypTop, W),
   };
 }

@@ -6,12 +6,14 @@ import { Diagram } from "./diagram.js";
 import { Animator } from "./animation.js";
 import { Timeline } from "./timeline.js";
 import { Inspector } from "./inspector.js";
+import { CaptionBar, attachCaptions, bareEvent } from "./caption.js";
 import { Controls } from "./controls.js";
 import { fmtTime, fmtSpeed } from "./format.js";
 import { PacketIndex, loadNames } from "./rmpacket.js";
 import { History } from "./history.js";
 import { HistoryBar } from "./histbar.js";
 import { Share } from "./share.js";
+import { StageView } from "./stageview.js";
 
 const STATUS_MS = 250;
 const TOAST_MS = 6000;
@@ -67,8 +69,24 @@ async function fetchDts(name) { // the DT overlay is in server snapshots only, n
   return dts;
 }
 const inspector = new Inspector($("inspector"), state, act, { packets, fetchDts });
+const captionBar = new CaptionBar($("caption-bar"), (e) => timeline.explain(e));
 diagram.motion = !reducedMotion;
 let builtStructure = -1; // state.structure the diagram was last built for
+
+/** Draw the diagram again from the current state: new width, a VM hidden, an RM link unfolded. */
+function relayout() {
+  if (!state.snap) return;
+  diagram.build(state.structureSnap());
+  state.dirty.add("all");
+  diagram.update(state); // no frame shows the new nodes empty
+  stage.setVms([...state.vms.keys()]);
+}
+const stage = new StageView(diagram, relayout);
+diagram.onRelayout = relayout;
+document.addEventListener("keydown", (ev) => {
+  if (ev.target.closest("input, select, textarea")) return;
+  if (stage.key(ev) || diagram.view.key(ev)) ev.preventDefault();
+});
 
 /** Rebuild the diagram when VMs, vCPUs, queues or doorbells came or went (not per event). */
 function syncStructure() {
@@ -77,7 +95,9 @@ function syncStructure() {
   const snap = state.structureSnap();
   diagram.build(snap);
   state.dirty.add("all");
+  diagram.update(state); // no frame shows the new nodes empty
   const names = snap.vms.map((v) => v.name);
+  stage.setVms(names);
   if (names.join() !== timeline.vmNames?.join()) {
     const keep = timeline.vm;
     timeline.setVms(names);
@@ -106,7 +126,9 @@ function applySnapshot(snap) {
   if (view.lastSnap && view.lastSnap.key === key && wall - view.lastSnap.wall < SNAPSHOT_DEDUP_MS) return;
   view.lastSnap = { key, wall };
   state.reset(snap);
+  diagram.setFocus(snap.scenario?.focus);
   diagram.build(snap);
+  stage.setVms(snap.vms.map((v) => v.name));
   builtStructure = state.structure;
   packets.clear();
   anim.reset(snap.now_ns);
@@ -132,6 +154,7 @@ const batchAcks = [];
 on("sim:trace", (batch, ack) => {
   if (ack) batchAcks.push(ack);
   if (!state.snap) return;
+  attachCaptions(batch.events, batch.captions);
   if (history.head >= 0 && batch.first_seq > history.head + 1) { resync(); return; }
   const events = batch.events.filter((e) => e.seq > history.head);
   const live = history.ingest(events); // applied to the view only when it is at the head
@@ -208,6 +231,10 @@ async function hello() {
 }
 
 diagram.onSelect = (sel) => inspector.show(sel);
+timeline.explain = async (e) => { // the event inspector's words come from captions.py too
+  const ack = await send("sim:explain", { event: bareEvent(e) });
+  return ack.ok ? ack : null;
+};
 timeline.onSelect = (e, keys) => { bar.seek(e.seq); diagram.highlight(keys); }; // jump there, outline it
 const selectEvent = timeline.onSelect;
 timeline.onSelect = (e, keys) => { selectEvent(e, keys); inspector.showPacketOf(e); }; // RM packets decode
@@ -233,12 +260,14 @@ function updateStatus(wall) {
 
 function frame(wall) {
   timeline.flush(wall);
+  captionBar.show(history.view >= 0 ? history.at(history.view) : null, controls.playing);
   syncStructure();
   diagram.update(state);
   anim.frame(wall);
   inspector.refresh(wall);
   updateStatus(wall);
   bar.frame(wall);
+  stage.frame(history.view, (seq) => history.at(seq));
   view.frames++;
   while (batchAcks.length) batchAcks.shift()();
   requestAnimationFrame(frame);
@@ -267,6 +296,8 @@ Object.defineProperty(window, "__gunyah", {
     get session() { return view.session; },
     get clickLatencies() { return latencies.map((l) => ({ ...l })); },
     get shownSeqs() { return timeline.shownSeqs(); },
+    get zoom() { return diagram.view.k; },
+    get presenting() { return stage.presenting; },
   }),
   writable: false,
   configurable: false,

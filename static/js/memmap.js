@@ -9,7 +9,7 @@ const LABEL = { owned: "owned", lent: "lent out", shared: "shared", borrowed: "b
 const KIB = 1024;
 const MIB = KIB * KIB;
 const MIN_SEG_SHARE = 0.22; // even a 4 KiB page gets a readable segment
-const STRIP_CHAR_W = 8.4;   // glyph width of the 13px bold strip text, in viewBox units
+const STRIP_CHAR_W = 9.8;   // glyph width of the 15px bold strip text, in viewBox units
 
 export function fmtSize(n) {
   if (n >= MIB && n % MIB === 0) return `${n / MIB} MiB`;

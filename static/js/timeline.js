@@ -1,6 +1,7 @@
 // Event log: every revealed trace event, filterable by area and by VM. Clicking an
 // entry shows its fields and asks the diagram to highlight what it concerns.
 import { html, fmtTime, summarize } from "./format.js";
+import { captionOf } from "./caption.js";
 
 const KEEP_EVENTS = 20000;   // events kept for re-filtering
 const MAX_ROWS = 400;        // rows in the DOM at once
@@ -52,7 +53,8 @@ export class Timeline {
     this.onSelect = () => {};
     this.follow = true;      // rows follow the head; false while the view is in the past
     this.windowed = false;   // rows show a window around a past event, not the tail
-    this.lookup = () => null; // seq -> event, for rows older than the kept events
+    this.lookup = () => null;
+    this.explain = null; // (event) -> Promise<{caption, real, fields}> from the server // seq -> event, for rows older than the kept events
     for (const [area, label] of AREAS) {
       const lab = html("label", { class: `chip-filter a-${area}` }, null, filters);
       const box = html("input", { type: "checkbox", "data-testid": `filter-${area}` }, null, lab);
@@ -136,7 +138,10 @@ export class Timeline {
     html("span", { class: "l-seq" }, `#${e.seq}`, li);
     html("span", { class: "l-t" }, fmtTime(e.t), li);
     html("span", { class: "l-kind" }, e.kind, li);
-    html("span", { class: "l-sum" }, summarize(e), li);
+    // The sentence first; the compact fields after it, muted, for those who read them.
+    const sum = html("span", { class: "l-sum", title: `${captionOf(e)}\n${summarize(e)}` }, null, li);
+    html("span", { class: "l-cap" }, e.caption ?? "", sum); // null: a flood's, too fast to read
+    html("span", { class: "l-raw" }, `${e.caption ? " · " : ""}${summarize(e)}`, sum);
     return li;
   }
 
@@ -153,11 +158,28 @@ export class Timeline {
     this.list.querySelector(`li[data-seq="${seq}"]`)?.classList.add("sel");
     const dl = html("dl", { class: "fields" });
     for (const [k, v] of Object.entries(e)) {
+      if (k === "caption") continue;
       html("dt", {}, k, dl);
       html("dd", {}, typeof v === "object" && v !== null ? JSON.stringify(v, null, 1) : String(v), dl);
     }
-    this.detail.replaceChildren(html("h3", {}, `${e.kind} #${e.seq}`), dl);
+    const cap = html("p", { class: "ev-caption", "data-testid": "event-caption" }, captionOf(e));
+    this.detail.replaceChildren(html("h3", {}, `${e.kind} #${e.seq}`), cap, dl);
     this.onSelect(e, keysOf(e));
+    this.explainInto(e);
+  }
+
+  /** Replace the raw fields with the server's reading of them (captions.explain). */
+  async explainInto(e) {
+    const info = this.explain ? await this.explain(e) : null;
+    if (info && e.caption == null) e.caption = info.caption;
+    if (!info || this.selected !== e.seq) return;
+    const dl = html("dl", { class: "fields", "data-testid": "event-fields" });
+    for (const [k, text] of info.fields) { html("dt", {}, k, dl); html("dd", {}, text, dl); }
+    const cap = html("p", { class: "ev-caption", "data-testid": "event-caption" }, info.caption);
+    const real = html("p", { class: "ev-real", "data-testid": "event-real" }, "");
+    html("b", {}, "Real Gunyah: ", real);
+    real.append(info.real);
+    this.detail.replaceChildren(html("h3", {}, `${e.kind} #${e.seq}`), cap, real, dl);
   }
 
   /** Mark the row of the event the view stands on; list the rows around it when it is not listed.

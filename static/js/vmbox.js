@@ -1,11 +1,15 @@
 // One VM box of the diagram: name, its RM lifecycle state as a badge (colour and text),
 // vCPU chips, the memory strip, a stage-2 fault marker; plus the caption of the latest
 // RM RPC drawn by the RM box, and the SVG patterns the memory strip uses.
-import { svg, svgText, setText, setAttr } from "./format.js";
+import { svg, svgText, setAttr } from "./format.js";
 import { drawStrip, fmtAddr } from "./memmap.js";
+import { fitText } from "./fit.js";
 
 const KIND_LABEL = { rm: "Resource Manager VM", primary: "primary VM (HLOS)", guest: "guest VM" };
-const BADGE_CHAR_W = 11; // 15px extra-bold capitals, in viewBox units
+const PAD = 12;
+const NAME_DROP = 10; // name baseline below its font size: room for an error badge above
+const BADGE_PAD = 8;
+const SUB_MIN_W = 44; // narrower than this the sub line says nothing readable: left out
 const FAULT_H = 28;
 const FLASH = [{ opacity: 1 }, { opacity: 0.2 }, { opacity: 1 }];
 const FLASH_MS = 300;
@@ -30,12 +34,14 @@ export function buildVmBox(parent, vm, box, font) {
   const g = svg("g", { class: `vm vm-${vm.kind}`, "data-vm": vm.name, "data-testid": `vm-${vm.name}`,
     tabindex: 0, role: "button", "aria-label": `VM ${vm.name}` }, parent);
   const rect = svg("rect", { x: box.x, y: box.y, width: box.w, height: box.h, rx: 12, class: "vm-box" }, g);
-  svgText(g, box.x + 12, box.y + font + 6, vm.name, "vm-name").style.fontSize = `${font}px`;
-  const sub = svgText(g, box.x + 12, box.y + font + 34, "", "vm-sub");
+  const name = svgText(g, box.x + PAD, box.y + font + NAME_DROP, "", "vm-name");
+  name.style.fontSize = `${font}px`;
+  fitText(name, vm.name, box.w - 2 * PAD);
   const s = box.state;
+  const sub = svgText(g, s.x, s.y + s.h / 2 + 6, "", "vm-sub");
   const stateG = svg("g", { class: "vm-state", "data-testid": `vm-state-${vm.name}` }, g);
   const stateRect = svg("rect", { x: s.x, y: s.y, width: s.w, height: s.h, rx: 6 }, stateG);
-  const stateText = svgText(stateG, s.x + s.w / 2, s.y + s.h / 2 + 6, "", "vm-state-text", "middle");
+  const stateText = svgText(stateG, s.x + BADGE_PAD, s.y + s.h / 2 + 6, "", "vm-state-text");
   const mem = svg("g", { class: "memstrip", "data-testid": `memstrip-${vm.name}` }, g);
   const fault = svg("g", { class: "fault", visibility: "hidden", "data-testid": `mem-fault-${vm.name}` }, g);
   const faultRect = svg("rect", { x: box.x + 10, y: box.y + box.h - FAULT_H / 2, height: FAULT_H, rx: 6, width: 10 }, fault);
@@ -46,19 +52,20 @@ export function buildVmBox(parent, vm, box, font) {
 /** Header text and state badge. */
 export function updateVmHead(node, vm, narrow) {
   const pending = vm.virqs.filter((q) => q.pending || q.active).map((q) => q.virq);
-  if (narrow) setText(node.sub, `vmid ${vm.vmid}${pending.length ? " · vIRQ" : ""}`);
-  else {
-    setText(node.sub, `${KIND_LABEL[vm.kind] ?? vm.kind} · vmid ${vm.vmid}` +
-      (pending.length ? ` · vIRQ ${pending.join(",")}` : ""));
-  }
+  const sub = narrow ? `vmid ${vm.vmid}${pending.length ? " · vIRQ" : ""}`
+    : `${KIND_LABEL[vm.kind] ?? vm.kind} · vmid ${vm.vmid}` + (pending.length ? ` · vIRQ ${pending.join(",")}` : "");
   const st = vm.state ?? "NONE";
-  setText(node.stateText, st);
+  // The badge is as wide as its state's name (cut only if the box is narrower still);
+  // the sub line takes what is left of the row, or nothing.
+  const s = node.box.state;
+  const badgeW = fitText(node.stateText, st, s.w - 2 * BADGE_PAD) + 2 * BADGE_PAD;
+  setAttr(node.stateRect, "width", badgeW);
   setAttr(node.stateG, "class", `vm-state rs-${st}`);
   setAttr(node.stateG, "data-state", st);
-  // Shrink the type for long names in a narrow badge rather than letting it spill out.
-  const fit = node.box.state.w / (st.length * BADGE_CHAR_W);
-  const size = fit < 1 ? `${Math.max(10, Math.floor(15 * fit))}px` : "";
-  if (node.stateText.style.fontSize !== size) node.stateText.style.fontSize = size; // CSSOM: CSP-safe
+  const room = s.w - badgeW - BADGE_PAD;
+  setAttr(node.sub, "x", s.x + badgeW + BADGE_PAD);
+  const w = fitText(node.sub, room >= SUB_MIN_W ? sub : "", Math.max(0, room));
+  if (w && (narrow ? node.sub.textContent !== sub : node.sub.textContent.length < 4)) fitText(node.sub, "", 0);
 }
 
 /** Memory strip and fault marker; flashes what the last mem.* event touched. */
@@ -68,8 +75,8 @@ export function updateVmMem(node, state, name, motion) {
   drawStrip(node.mem, node.box.mem, state.memory.get(name), flash, motion);
   const f = state.faults.get(name);
   if (!f) { setAttr(node.fault, "visibility", "hidden"); node.faultSeq = null; return; }
-  setText(node.faultText, `stage-2 fault: ${f.access} at ${fmtAddr(f.addr)} (has ${f.rights})`);
-  const w = Math.min(node.box.w - 20, node.faultText.getComputedTextLength() + 16);
+  const w = fitText(node.faultText, `stage-2 fault: ${f.access} at ${fmtAddr(f.addr)} (has ${f.rights})`,
+    node.box.w - 36) + 16;
   setAttr(node.faultRect, "width", w);
   setAttr(node.fault, "visibility", "visible");
   setAttr(node.fault, "data-addr", fmtAddr(f.addr));
@@ -103,10 +110,9 @@ export function buildCaption(parent, c) {
 export function updateCaption(node, e, motion) {
   if (!node) return;
   if (!e) { setAttr(node.g, "visibility", "hidden"); return; }
-  setText(node.label, rpcCaption(e));
   setAttr(node.g, "class", `rpc-caption rpc-${e.dir}${e.error && e.error !== "OK" ? " rpc-err" : ""}`);
   setAttr(node.g, "visibility", "visible");
-  const w = Math.min(node.c.w, node.label.getComputedTextLength() + 2 * CAPTION_PAD);
+  const w = fitText(node.label, rpcCaption(e), node.c.w - 2 * CAPTION_PAD) + 2 * CAPTION_PAD;
   setAttr(node.rect, "width", w);
   if (node.seq !== e.seq && e.stage === "send" && motion) {
     node.rect.animate([{ strokeWidth: 6 }, { strokeWidth: 2 }], { duration: FLASH_MS * 2 });

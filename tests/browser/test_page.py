@@ -41,7 +41,12 @@ def act_as(page: Page, vm: str, testid: str) -> None:
 def test_page_draws_the_pingpong_machine(page: Page, shot) -> None:
     for vm in ("RM", "HLOS", "VM_A", "VM_B"):
         expect(page.locator(f"[data-vm='{vm}']")).to_be_visible()
-    for q in ("A_to_B", "B_to_A", "HLOS_to_RM", "RM_to_HLOS"):
+    for q in ("A_to_B", "B_to_A"):
+        expect(page.locator(f"[data-msgq='{q}']")).to_be_visible()
+    # HLOS's RM link is one marker until clicked, then its two queues.
+    expect(page.locator("[data-msgq='HLOS_to_RM']")).to_have_count(0)
+    page.locator("[data-rmlink='HLOS']").click()
+    for q in ("HLOS_to_RM", "RM_to_HLOS"):
         expect(page.locator(f"[data-msgq='{q}']")).to_be_visible()
     expect(page.locator("[data-msgq='A_to_B']")).to_contain_text("VM_A → VM_B")
     expect(page.locator("[data-msgq='A_to_B'] .slot")).to_have_count(8)

@@ -108,6 +108,8 @@ def test_reloading_a_link_resumes_instead_of_loading_it_again(page: Page, live_s
     page.reload()
     page.wait_for_selector("[data-vm='HLOS']")
     page.wait_for_function("h => window.__gunyah.headSeq === h", arg=head)
+    # the resumed events arrive before the hello's ack names the session
+    page.wait_for_function("() => window.__gunyah.session !== null")
     assert hooks(page)["session"] == session
     expect(page.get_by_test_id("scenario-title")).not_to_have_text("connecting…")
 

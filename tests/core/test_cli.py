@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from gunyah_core import preset_names
+from gunyah_core.captions import caption
 
 REPO = Path(__file__).resolve().parents[2]
 EXIT_USAGE = 2
@@ -126,6 +127,18 @@ def test_run_events_every_line_fits_the_contract() -> None:
     kinds = {e["kind"] for e in events}
     assert {"hvc", "msgq.send", "msgq.recv", "virq.assert", "sched.switch"} <= kinds
     check_msg_pairs(events)
+
+
+def test_run_text_is_one_captioned_line_per_event() -> None:
+    proc = cli("run", "doorbell", "--events", "60", "--format", "text")
+    assert proc.returncode == 0, proc.stderr
+    jsonl = cli("run", "doorbell", "--events", "60")
+    events = [json.loads(line) for line in jsonl.stdout.splitlines()]
+    lines = proc.stdout.splitlines()
+    assert len(lines) == len(events) == 60
+    for line, event in zip(lines, events, strict=True):
+        seq, _, kind, text = line.split("\t")
+        assert (seq, kind, text) == (f"#{event['seq']}", event["kind"], caption(event))
 
 
 def test_run_until_writes_to_file(tmp_path: Path) -> None:

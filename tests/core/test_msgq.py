@@ -43,7 +43,7 @@ def test_eighth_send_fills_and_ninth_is_full(pair: Pair) -> None:
     assert [(r.error, r.ret.get("not_full")) for r in results] == (
         [(Error.OK, True)] * 7 + [(Error.OK, False), (Error.MSGQUEUE_FULL, False)])
     events = pair.take()
-    expected = [("msgq.send", None, 1), ("virq.assert", "VM_B", None), ("hvc", "VM_A", None)]
+    expected = [("msgq.send", None, 1), ("virq.assert", "VM_B", 1), ("hvc", "VM_A", None)]
     for depth in range(2, 9):
         expected += [("msgq.send", None, depth), ("hvc", "VM_A", None)]
     expected += [("hvc", "VM_A", None)]
@@ -77,7 +77,7 @@ def test_tx_virq_when_count_falls_to_not_full_threshold(pair: Pair) -> None:
     result = recv(pair)  # 8 -> 7 == depth - 1
     assert (result.error, result.ret["not_empty"]) == (Error.OK, True)
     assert project(pair.take(), "vm", "source", "depth") == [
-        ("msgq.recv", None, None, 7), ("virq.assert", "VM_A", TX, None),
+        ("msgq.recv", None, None, 7), ("virq.assert", "VM_A", TX, 7),
         ("hvc", "VM_B", None, None)]
     settle(pair, "VM_A")
     recv(pair)  # 7 -> 6: below the threshold, not a crossing
@@ -230,7 +230,7 @@ def test_configure_send_level_follows_new_threshold(pair: Pair) -> None:
     assert cfg_send(pair, 4).ok  # count 4 <= 4: at the threshold counts as not full
     assert project(pair.take(), "source", "notfull_thd",
                    kinds={"virq.assert", "virq.clear", "msgq.config"}) == [
-        ("msgq.config", None, 4), ("virq.assert", TX, None)]
+        ("msgq.config", None, 4), ("virq.assert", TX, 4)]  # the assert names the threshold met
 
 
 def test_configure_receive_rules(pair: Pair) -> None:
@@ -317,7 +317,7 @@ def test_documented_push_raises_rx_when_not_empty(pair: Pair) -> None:
     pair.take()
     assert pair.call_a("msgqueue_push", capid=tx).ok
     assert project(pair.take(), "source", "depth") == [
-        ("msgq.push", None, 2), ("virq.assert", RX, None), ("hvc", None, None)]
+        ("msgq.push", None, 2), ("virq.assert", RX, 2), ("hvc", None, None)]
     assert pair.call_b("msgqueue_push", capid=capid(pair.b, "q:rx")).error is (
         Error.CSPACE_INSUFFICIENT_RIGHTS)
 

@@ -265,3 +265,13 @@ def test_each_preset_shows_what_its_description_says(name: str) -> None:
 
 def test_every_preset_has_its_claim_checked() -> None:
     assert set(preset_names()) == set(CLAIMS) | {"msgq-pingpong", "doorbell"}
+
+def test_focus_reaches_the_snapshot_and_is_checked() -> None:
+    """`focus` is a view setting for the page: carried in the snapshot's scenario only
+    when given, refused with its field named when its value is unknown."""
+    text = "name: d\nvms:\n  - name: A\nfocus: {rm_links: unfolded}\n"
+    assert Simulation(parse(text)).snapshot()["scenario"]["focus"] == {"rm_links": "unfolded"}
+    assert "focus" not in Simulation(parse("name: d\nvms:\n  - name: A\n")).snapshot()["scenario"]
+    assert load("rm-boot").config["focus"] == {"rm_links": "unfolded"}
+    assert "focus.rm_links" in error_of("name: d\nvms:\n  - name: A\nfocus: {rm_links: open}\n")
+    assert "focus" in error_of("name: d\nvms:\n  - name: A\nfocus: {subject: [A]}\n")

@@ -21,7 +21,7 @@ def _rows(events):
 def test_header_and_one_row_per_event(events):
     fields, rows = _rows(events)
     assert tuple(fields) == CSV_COLUMNS == ("seq", "t_ns", "kind", "vm", "vcpu", "object",
-                                            "detail")
+                                            "detail", "caption")
     assert len(rows) == len(events)
     assert [int(r["seq"]) for r in rows] == [e["seq"] for e in events]
     assert [int(r["t_ns"]) for r in rows] == [e["t"] for e in events]

@@ -42,8 +42,9 @@ def test_writer_streams_each_event_as_it_arrives(events):
 
 
 def test_registry_and_open_writer():
-    assert set(EXPORTERS) == {"jsonl", "csv", "perfetto", "vcd"}
-    assert {cls.extension for cls in EXPORTERS.values()} == {"jsonl", "csv", "json", "vcd"}
+    assert set(EXPORTERS) == {"jsonl", "csv", "perfetto", "vcd", "text"}
+    assert {cls.extension for cls in EXPORTERS.values()} == {"jsonl", "csv", "json", "vcd",
+                                                              "txt"}
     assert isinstance(open_writer("jsonl", io.StringIO()), JsonlWriter)
     with pytest.raises(ValueError, match="unknown export format 'xml'"):
         open_writer("xml", io.StringIO())

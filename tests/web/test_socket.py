@@ -9,7 +9,9 @@ import pytest
 import yaml
 
 from gunyah_core import load
+from gunyah_core.captions import caption
 from webapp import socketio
+from webapp.session import CAPTIONED_PER_BATCH
 
 WAIT_S = 5.0
 
@@ -272,9 +274,11 @@ def test_http_export_is_the_revealed_trace(app, socketio_client):
     assert resp.status_code == 200 and "attachment" in resp.headers["Content-Disposition"]
     lines = resp.get_data(as_text=True).splitlines()
     assert [json.loads(line) for line in lines] == events
-    for fmt in ("csv", "perfetto", "vcd"):
+    for fmt in ("csv", "perfetto", "vcd", "text"):
         resp = http.get(f"/export/{token}.{fmt}")
         assert resp.status_code == 200 and resp.get_data()
+    text = http.get(f"/export/{token}.text").get_data(as_text=True).splitlines()
+    assert [line.split("\t")[3] for line in text] == [caption(e) for e in events]
     assert http.get(f"/export/{token}.xls").json["error"]["code"] == "UNKNOWN_FORMAT"
     resp = http.get("/export/not-a-token.jsonl")
     assert resp.status_code == 404 and resp.json["error"]["code"] == "UNKNOWN_SESSION"
@@ -311,3 +315,35 @@ def test_flow_control_window_holds_play_until_batches_are_acked(socketio_client)
     batches += received(socketio_client, "sim:trace")
     assert len(batches) == 2
     assert call(socketio_client, "sim:pause") == {"ok": True}
+
+
+def test_trace_batches_and_event_pages_carry_each_events_caption(socketio_client):
+    socketio_client.get_received()
+    call(socketio_client, "sim:step", {"count": 40})
+    batches = received(socketio_client, "sim:trace")
+    for batch in batches:
+        assert batch["captions"] == [caption(e) for e in batch["events"]]
+        assert all("caption" not in e for e in batch["events"])  # the trace stays the model's
+    page = call(socketio_client, "sim:events", {"from_seq": 0, "count": 40})
+    assert page["captions"] == [caption(e) for e in page["events"]] and len(page["events"]) == 40
+    # A flood's batch captions only its newest events; sim:events gives every caption.
+    call(socketio_client, "sim:step", {"count": CAPTIONED_PER_BATCH + 50})
+    (batch,) = received(socketio_client, "sim:trace")
+    assert batch["captions"][:50] == [None] * 50
+    assert batch["captions"][50:] == [caption(e) for e in batch["events"][50:]]
+    page = call(socketio_client, "sim:events", {"from_seq": 40, "count": 50})
+    assert page["captions"] == [caption(e) for e in batch["events"][:50]]
+
+
+def test_explain_gives_caption_real_line_and_hex_fields(socketio_client):
+    call(socketio_client, "sim:step", {"count": 60})
+    event = next(e for e in call(socketio_client, "sim:events", {"from_seq": 0, "count": 60})
+                 ["events"] if e["kind"] == "hvc")
+    ack = call(socketio_client, "sim:explain", {"event": event})
+    assert ack["ok"] and ack["caption"] == caption(event)
+    shown = dict(ack["fields"])
+    assert shown["call"] == f"{event['name']} (0x{event['call']:X})"
+    assert "HVC #0x60" in ack["real"]
+    weird = call(socketio_client, "sim:explain", {"event": {"kind": [1], "x": {"y": None}}})
+    assert weird["ok"] and weird["fields"] == [["x", "y —"]]
+    assert call(socketio_client, "sim:explain", {})["ok"] is False

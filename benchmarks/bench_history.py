@@ -1,0 +1,132 @@
+"""History costs in process (no network): memory per million events kept, and the time
+of a fork, a branch switch and a link replay at a given depth. Prints one JSON object.
+
+    python benchmarks/bench_history.py [--events 1000000] [--depths 1000,250000,499000]
+
+The viewer is a webapp Session driven directly (as the Socket.IO handlers do), playing
+msgq-pingpong. Memory is what tracemalloc sees allocated by the branch's EventLog, and,
+for comparison, by the same events kept as a list of dicts (the former storage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gunyah_core import Simulation, load  # noqa: E402
+from webapp.budget import MemoryBudget  # noqa: E402
+from webapp.eventlog import EventLog  # noqa: E402
+from webapp.session import Session  # noqa: E402
+
+STEP = 10_000
+MIB = 1024 * 1024
+ACTION = ("set_priority", {"vcpu": "HLOS.0", "priority": 32})
+SCENARIO = "msgq-pingpong"
+
+
+class Tasks:
+    """Background work (the standby replay) waits until ``drain()``, which runs and times
+    it: the figures after the first fork are those of a server that had that time."""
+
+    def __init__(self) -> None:
+        self.background_ms: list[float] = []
+        self.queued: list = []
+
+    def sleep(self, _seconds: float) -> None:
+        return None
+
+    def start_background_task(self, fn, *args) -> None:
+        self.queued.append((fn, args))
+
+    def drain(self) -> None:
+        while self.queued:
+            fn, args = self.queued.pop(0)
+            t0 = time.perf_counter()
+            fn(*args)
+            self.background_ms.append(round((time.perf_counter() - t0) * 1000, 1))
+
+
+def memory_per_million(events: int) -> dict:
+    """Bytes held per million events: compact log vs list of dicts (tracemalloc)."""
+    sim = Simulation(load(SCENARIO))
+    out = {}
+    for name, make in (("event_log", lambda: EventLog(events)), ("dict_list", list)):
+        sim = Simulation(load(SCENARIO))
+        gc.collect()
+        tracemalloc.start()
+        store = make()
+        left = events
+        while left > 0:
+            batch = sim.run(max_events=min(STEP, left))
+            store.extend(batch)
+            left -= len(batch)
+            del batch
+        gc.collect()
+        held, _peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        out[name] = round(held / MIB / events * 1e6, 1)
+        del store
+    return {"mib_per_million_events": out}
+
+
+def timings(events: int, depths: list[int]) -> dict:
+    tasks = Tasks()
+    session = Session(SCENARIO, lambda *a, **k: None, tasks, budget=MemoryBudget(2**62))
+    t0 = time.perf_counter()
+    while session.last_seq + 1 < events:
+        session.step(count=STEP)
+    reveal_s = time.perf_counter() - t0
+    head = session.last_seq
+    out: dict = {"events": head + 1, "reveal_s": round(reveal_s, 1), "fork_ms": {},
+                 "switch_parked_ms": {}, "switch_replayed_ms": {}}
+    t0 = time.perf_counter()
+    session.act(*ACTION, at_seq=head - depths[0])  # cold: no standby yet
+    out["first_fork_from_event_0_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+    for depth in depths:
+        session.switch_branch(0)
+        tasks.drain()
+        t0 = time.perf_counter()
+        session.act(*ACTION, at_seq=head - depth)
+        out["fork_ms"][depth] = round((time.perf_counter() - t0) * 1000, 1)
+        branch = session.branches.current.id
+        tasks.drain()
+        t0 = time.perf_counter()
+        session.switch_branch(0)
+        out["switch_parked_ms"][depth] = round((time.perf_counter() - t0) * 1000, 1)
+        session.branches.unpark(session.branches.get(branch))  # force the replay path
+        tasks.drain()
+        t0 = time.perf_counter()
+        session.switch_branch(branch)
+        out["switch_replayed_ms"][depth] = round((time.perf_counter() - t0) * 1000, 1)
+    out["standby_build_ms"] = tasks.background_ms
+    link = session.link()
+    other = Session(SCENARIO, lambda *a, **k: None, Tasks(), budget=MemoryBudget(2**62))
+    through = min(head, 200_000)
+    t0 = time.perf_counter()
+    other.load(scenario=SCENARIO, actions=link["actions"], through_seq=through)
+    out["link_replay_ms"] = {through: round((time.perf_counter() - t0) * 1000, 1)}
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--memory-events", type=int, default=1_000_000)
+    parser.add_argument("--depths", default="1000,250000,499000")
+    args = parser.parse_args()
+    depths = [int(d) for d in args.depths.split(",")]
+    result = {"scenario": SCENARIO, **memory_per_million(args.memory_events),
+              **timings(args.events, depths)}
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

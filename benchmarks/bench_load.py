@@ -1,0 +1,320 @@
+"""Load: many viewers at full speed while one does heavy history work; prints one JSON object.
+
+A real server (app.py, eventlet by default) on loopback and real python-socketio clients:
+
+1. the worker plays msgq-pingpong at speed "max" until it has revealed --events events;
+2. --sessions neighbours connect and play at speed "max" (flow control window 2);
+3. for --seconds, the worker repeats: export (HTTP, JSONL, read as it streams), fork near
+   the head, switch back, fork deep (half the kept history back), switch back to that
+   fork, import a timeline, and a fresh client loads a shared link; meanwhile a probe
+   times acks (sim:branches) of the neighbours, round robin, tagged with what the worker
+   was doing;
+4. everyone pauses; the server's RSS is read; everyone leaves; RSS again after a wait.
+
+Usage:
+    python benchmarks/bench_load.py [--seconds 60] [--sessions 64] [--events 1000000]
+                                    [--async-mode eventlet|threading]
+
+Figures: neighbour ack p50/p99 (all, and while each heavy operation ran), the time of
+each operation, RSS per million events kept, RSS after everyone left. It stops by itself:
+every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+import socketio
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT_S = 30.0
+CALL_TIMEOUT_S = 120
+PROBE_PERIOD_S = 0.02
+POLL_S = 0.2
+PREP_TIMEOUT_S = 300.0
+LEAVE_WAIT_S = 5.0
+WINDOW = 2
+SCENARIO = "msgq-pingpong"
+ACTION = {"action": "set_priority", "args": {"vcpu": "HLOS.0", "priority": 32}}
+NEAR_DEPTH = 1_000
+IMPORT_MAX_BYTES = 30 * 1024 * 1024   # under the server's 32 MiB upload limit
+LINK_THROUGH = 200_000                # the protocol's MAX_LINK_EVENTS
+IMPORT_EVENTS = 220_000               # about 30 MiB of JSONL
+KIB = 1024
+MIB = 1024 * 1024
+
+
+# app.py with room for the neighbours, the worker and an importer (MAX_SESSIONS is 64).
+LAUNCHER = """
+import sys
+if "eventlet" in sys.argv:
+    import eventlet
+    eventlet.monkey_patch()
+import webapp.store
+room = int(sys.argv.pop())
+webapp.store.MAX_SESSIONS = webapp.store.MAX_CLIENT_SESSIONS = room  # all on one address
+import app
+sys.exit(app.main(sys.argv[1:]))
+"""
+
+
+def start_server(async_mode: str, sessions: int) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER, "--port", "0", "--async-mode", async_mode,
+         "--scenario", SCENARIO, str(sessions + 2)],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line.startswith("Serving on "):
+            return proc, line.split()[-1]
+        if not line:
+            break
+    proc.kill()
+    raise SystemExit("server did not start")
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * KIB / MIB
+    return float("nan")
+
+
+def connect(url: str, window: int = WINDOW) -> tuple[socketio.Client, str, str]:
+    """A connected client, its export token and its write key (for POST /import)."""
+    client = socketio.Client(reconnection=False)
+    client.on("sim:trace", lambda batch: None)  # the python client acks on return
+    client.connect(url, transports=["websocket"], wait_timeout=CALL_TIMEOUT_S)
+    hello = client.call("sim:hello", {"window": window}, timeout=CALL_TIMEOUT_S)
+    return client, hello["session"], hello.get("resume", {}).get("key", "")
+
+
+def ok(ack: dict) -> dict:
+    if not ack.get("ok"):
+        raise RuntimeError(f"refused: {ack}")
+    return ack
+
+
+class Probe(threading.Thread):
+    """Times one neighbour ack after another, tagged with the worker's current operation."""
+
+    def __init__(self, clients: list[socketio.Client]) -> None:
+        super().__init__(daemon=True)
+        self.clients = clients
+        self.phase = "idle"
+        self.samples: list[tuple[str, float]] = []
+        self.stop = threading.Event()
+        self.errors = 0
+
+    def run(self) -> None:
+        index = 0
+        while not self.stop.is_set():
+            client = self.clients[index % len(self.clients)]
+            index += 1
+            phase = self.phase
+            t0 = time.perf_counter()
+            try:
+                client.call("sim:branches", {}, timeout=CALL_TIMEOUT_S)
+            except Exception:  # a timeout counts as an error, not a sample
+                self.errors += 1
+                continue
+            self.samples.append((phase, (time.perf_counter() - t0) * 1000))
+            time.sleep(PROBE_PERIOD_S)
+
+
+def percentiles(values: list[float]) -> dict:
+    if not values:
+        return {"n": 0}
+    values = sorted(values)
+    return {"n": len(values), "p50_ms": round(statistics.median(values), 1),
+            "p99_ms": round(values[min(len(values) - 1, int(0.99 * len(values)))], 1),
+            "max_ms": round(values[-1], 1)}
+
+
+def timed(probe: Probe, name: str, times: dict, fn, failures: dict | None = None):
+    """Run and time one operation; a failure (e.g. a timeout) is counted, not raised."""
+    probe.phase = name
+    t0 = time.perf_counter()
+    try:
+        return fn()
+    except Exception as err:  # noqa: BLE001  (a benchmark reports, it does not stop)
+        FAILURES.setdefault(name, []).append(f"{type(err).__name__}: {err}"[:200])
+        return None
+    finally:
+        times.setdefault(name, []).append(round((time.perf_counter() - t0) * 1000, 1))
+        probe.phase = "idle"
+
+
+FAILURES: dict[str, list[str]] = {}
+
+
+def prepare(worker: socketio.Client, events: int) -> int:
+    ok(worker.call("sim:speed", {"speed": "max"}, timeout=CALL_TIMEOUT_S))
+    ok(worker.call("sim:play", {}, timeout=CALL_TIMEOUT_S))
+    deadline = time.monotonic() + PREP_TIMEOUT_S
+    seq = -1
+    while time.monotonic() < deadline:
+        time.sleep(POLL_S)
+        seq = worker.call("sim:hello", {}, timeout=CALL_TIMEOUT_S)["status"]["seq"]
+        if seq + 1 >= events:
+            break
+    ok(worker.call("sim:pause", {}, timeout=CALL_TIMEOUT_S))
+    return worker.call("sim:hello", {}, timeout=CALL_TIMEOUT_S)["status"]["seq"]
+
+
+def export_bytes(url: str, token: str, limit: int | None = None) -> bytes:
+    """A JSONL export as it streams in (whole lines, at most about ``limit`` bytes)."""
+    out = io.BytesIO()
+    with requests.get(f"{url}/export/{token}.jsonl", stream=True,
+                      timeout=CALL_TIMEOUT_S) as resp:
+        resp.raise_for_status()
+        for piece in resp.iter_content(64 * KIB):
+            if limit is None or out.tell() < limit:
+                out.write(piece)
+    data = out.getvalue()
+    return data[:data.rfind(b"\n") + 1]
+
+
+def heavy_round(url: str, worker: socketio.Client, token: str, probe: Probe,
+                times: dict, kept: int, timeline: bytes) -> None:
+    """One round of the worker's heavy operations (each ends on branch 0, paused)."""
+    head = worker.call("sim:hello", {}, timeout=CALL_TIMEOUT_S)["status"]["seq"]
+
+    timed(probe, "export", times, lambda: export_bytes(url, token))
+    branches = worker.call("sim:branches", {}, timeout=CALL_TIMEOUT_S)["branches"]
+    if len(branches) + 2 <= 32:
+        near = timed(probe, "fork_near", times, lambda: ok(worker.call(
+            "sim:action", {**ACTION, "at_seq": head - NEAR_DEPTH}, timeout=CALL_TIMEOUT_S)))
+        if near is None:
+            return
+        timed(probe, "switch_parked", times, lambda: ok(worker.call(
+            "sim:branch", {"id": 0}, timeout=CALL_TIMEOUT_S)))
+        timed(probe, "fork_deep", times, lambda: ok(worker.call(
+            "sim:action", {**ACTION, "at_seq": head - kept // 2}, timeout=CALL_TIMEOUT_S)))
+        timed(probe, "switch_parked", times, lambda: ok(worker.call(
+            "sim:branch", {"id": near["fork"]["branch"]}, timeout=CALL_TIMEOUT_S)))
+        timed(probe, "switch_parked", times, lambda: ok(worker.call(
+            "sim:branch", {"id": 0}, timeout=CALL_TIMEOUT_S)))
+    importer, import_token, import_key = connect(url, 0)
+    try:
+        timed(probe, "import", times, lambda: requests.post(
+            f"{url}/import/{import_token}", data=timeline, headers={"X-Gunyah-Key": import_key},
+            timeout=CALL_TIMEOUT_S).raise_for_status())
+        link = worker.call("sim:link", {}, timeout=CALL_TIMEOUT_S)
+        timed(probe, "link_replay", times, lambda: ok(importer.call("sim:load", {
+            "scenario": link["scenario"], "seed": link["seed"], "actions": link["actions"],
+            "through_seq": min(LINK_THROUGH, head)}, timeout=CALL_TIMEOUT_S)))
+    finally:
+        importer.disconnect()
+
+
+def run(args: argparse.Namespace) -> dict:
+    proc, url = start_server(args.async_mode, args.sessions)
+    clients: list[socketio.Client] = []
+    result: dict = {"async_mode": args.async_mode, "sessions": args.sessions,
+                    "seconds": args.seconds, "scenario": SCENARIO}
+    try:
+        rss_start = rss_mib(proc.pid)
+        worker, token, _key = connect(url, 0)
+        clients.append(worker)
+        t0 = time.perf_counter()
+        # An importable timeline starts at event 0 (its sim.snapshot): export it early.
+        prepare(worker, IMPORT_EVENTS)
+        timeline = export_bytes(url, token, IMPORT_MAX_BYTES)
+        result["import_events"] = timeline.count(b"\n")
+        head = prepare(worker, args.events)
+        result["worker_events"] = head + 1
+        result["worker_prepare_s"] = round(time.perf_counter() - t0, 1)
+        neighbours = []
+        for _ in range(args.sessions):
+            client, _token, _key = connect(url)
+            neighbours.append(client)
+            clients.append(client)
+        rss_base = rss_mib(proc.pid)
+        for client in neighbours:
+            ok(client.call("sim:speed", {"speed": "max"}, timeout=CALL_TIMEOUT_S))
+            ok(client.call("sim:play", {}, timeout=CALL_TIMEOUT_S))
+        probe = Probe(neighbours)
+        probe.start()
+        times: dict[str, list[float]] = {}
+        kept = min(head + 1, args.history_cap)
+        started = time.monotonic()
+        rounds = 0
+        while time.monotonic() - started < args.seconds:
+            heavy_round(url, worker, token, probe, times, kept, timeline)
+            rounds += 1
+        probe.stop.set()
+        probe.join(CALL_TIMEOUT_S)
+        seqs = []
+        for client in neighbours:
+            ok(client.call("sim:pause", {}, timeout=CALL_TIMEOUT_S))
+            seqs.append(client.call("sim:hello", {}, timeout=CALL_TIMEOUT_S)["status"]["seq"])
+        rss_load = rss_mib(proc.pid)
+        neighbour_kept = sum(min(s + 1, args.history_cap) for s in seqs)
+        for client in clients:
+            client.disconnect()
+        clients.clear()
+        time.sleep(LEAVE_WAIT_S)
+        by_phase: dict[str, list[float]] = {}
+        for phase, rtt in probe.samples:
+            by_phase.setdefault(phase, []).append(rtt)
+        result.update({
+            "rounds": rounds,
+            "neighbour_events_total": sum(s + 1 for s in seqs),
+            "neighbour_events_per_s": round(sum(s + 1 for s in seqs) / args.seconds),
+            "ack_all": percentiles([rtt for _phase, rtt in probe.samples]),
+            "ack_by_phase": {phase: percentiles(v) for phase, v in sorted(by_phase.items())},
+            "ack_errors": probe.errors,
+            "op_failures": FAILURES,
+            "op_ms": {name: {"median": statistics.median(v), "max": max(v), "n": len(v)}
+                      for name, v in times.items()},
+            "rss_mib": {"start": round(rss_start, 1), "worker_ready": round(rss_base, 1),
+                        "under_load": round(rss_load, 1),
+                        "after_all_left": round(rss_mib(proc.pid), 1)},
+            "neighbour_events_kept": neighbour_kept,
+            "rss_mib_per_million_kept": round((rss_load - rss_base) / neighbour_kept * 1e6, 1)
+            if neighbour_kept else None,
+        })
+    finally:
+        for client in clients:
+            try:
+                client.disconnect()
+            except Exception:
+                pass
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        assert proc.stdout is not None
+        proc.stdout.close()
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--async-mode", choices=("eventlet", "threading"), default="eventlet")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--sessions", type=int, default=64)
+    parser.add_argument("--events", type=int, default=1_000_000,
+                        help="events the worker reveals before the load starts")
+    parser.add_argument("--history-cap", type=int, default=500_000,
+                        help="the server's MAX_HISTORY_EVENTS (for events-kept figures)")
+    args = parser.parse_args()
+    print(json.dumps(run(args), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
