@@ -343,10 +343,12 @@ def _pytest(copy_root: Path, tests: list[str], timeout: float,
             os.dup2(log, 1)
             os.dup2(log, 2)
             import pytest
-            from hypothesis import Phase, settings
+            from hypothesis import HealthCheck, Phase, settings
 
-            # A failing example is enough to kill: no shrinking, no shared database.
-            settings.register_profile("mutate", database=None,
+            # A failing example is enough to kill: no shrinking, no shared database. No
+            # deadline either: on a loaded machine it fails runs the mutant did not slow.
+            settings.register_profile("mutate", database=None, deadline=None,
+                                      suppress_health_check=list(HealthCheck),
                                       phases=[Phase.explicit, Phase.reuse, Phase.generate])
             settings.load_profile("mutate")
             plugins = []
