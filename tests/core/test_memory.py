@@ -147,6 +147,7 @@ def test_sgl_refusals(mem: MemoryModel) -> None:
 
 def test_list_limits_accepted_at_the_limit_refused_one_past(rec: Recorder) -> None:
     """RM memparcel.c: at most MEMPARCEL_MAX_LIST_ENTRIES (512) ACL and SGL entries."""
+    assert MEMPARCEL_MAX_LIST_ENTRIES == 512  # facts §8.2: the value itself, not just its use
     m = MemoryModel(rec)
     m.add_region(HLOS, 0, (2 * MEMPARCEL_MAX_LIST_ENTRIES + 2) * P)
     acl = [(v, R) for v in range(100, 100 + MEMPARCEL_MAX_LIST_ENTRIES)]

@@ -285,7 +285,8 @@ def test_receive_threshold_maximum_sets_depth_without_a_recheck(pair: Pair) -> N
 
 def test_receive_threshold_at_depth_fires_only_when_full(pair: Pair) -> None:
     assert cfg_recv(pair, -2).ok
-    pair.take()
+    assert project(pair.take(), "notempty_thd", "notfull_thd", kinds={"msgq.config"}) == [
+        ("msgq.config", 8, 7)]  # -2: the depth, traced like any new threshold
     for _ in range(7):
         send(pair)
     assert project(pair.take(), kinds={"virq.assert"}) == []

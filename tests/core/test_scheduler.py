@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from functools import partial
 
-from gunyah_core import Hypervisor
+from gunyah_core import Hypervisor, Simulation, load
 from gunyah_core.consts import (
     SCHEDULER_DEFAULT_PRIORITY,
+    SCHEDULER_DEFAULT_TIMESLICE_NS,
     SCHEDULER_MAX_TIMESLICE_NS,
     SCHEDULER_MIN_TIMESLICE_NS,
     SIM_CONTEXT_SWITCH_NS,
@@ -16,6 +17,7 @@ from gunyah_core.consts import (
 )
 from gunyah_core.guests import Guest, sleep, work
 from gunyah_core.vcpu import Vcpu
+from gunyah_core.vic import VirqSource
 from tests.core.conftest import MS, US, add_vm, hvc, run_until, set_program, start
 
 SLICE = 1 * MS
@@ -394,3 +396,371 @@ def test_timeslice_limits_at_and_one_past_each_end(hyp: Hypervisor) -> None:
                           SCHEDULER_MAX_TIMESLICE_NS, SCHEDULER_MAX_TIMESLICE_NS + 1)]
     assert results == [Error.ARGUMENT_INVALID, Error.OK, Error.OK, Error.ARGUMENT_INVALID]
     assert thread.timeslice_ns == SCHEDULER_MAX_TIMESLICE_NS
+
+
+def test_a_wake_during_a_directed_yield_queues_at_the_tail(hyp: Hypervisor) -> None:
+    """An equal-priority thread woken while P.1 runs on P.0's yielded slice is compared
+    with the caller P.0, does not preempt, and joins the tail of its list behind C
+    (H-SRC scheduler_fprr.c add_thread_to_scheduler: add_to_runqueue at the tail)."""
+    p = add_vm(hyp, "P", (0, 0), timeslice_ns=SLICE)
+    set_program(p, "spin", work_ns=SPIN_CHUNK_NS)
+    c, d = spinners(hyp, "C", "D")
+    p0, p1 = p.vcpus
+    for vcpu in (p0, c.vcpus[0], p1):
+        hyp.power_on(vcpu)
+    run_until(hyp, 100 * US)
+    now = hyp.engine.now
+    assert hvc(hyp, p0, "scheduler_yield", control=1, arg1=p.resources["vcpu1"]["capid"]).ok
+    hyp.engine.schedule(100 * US, hyp.power_on, d.vcpus[0])  # during the yield
+    seq = [(e["t"], e["prev"], e["next"], e["reason"]) for e in run_until(hyp, 5 * MS)
+           if e["kind"] == "sched.switch"]
+    assert seq[:5] == [(now, "P.0", "P.1", "yield_to"),
+                       (SLICE, "P.1", "C.0", "timeslice"),
+                       (2 * SLICE, "C.0", "P.1", "timeslice"),
+                       (3 * SLICE, "P.1", "D.0", "timeslice"),
+                       (4 * SLICE, "D.0", "P.0", "timeslice")]
+
+
+def test_a_preempted_yielder_that_powers_off_forgets_its_yield(hyp: Hypervisor) -> None:
+    """P.0 yields to P.1, Urgent preempts (P.0 waits at the head, still yielding), then
+    P.0 is powered off: its yield ends there (H-SRC scheduler_fprr.c: blocking clears
+    scheduler_yielding). Powered on again, P.0 runs itself, no second yield_to."""
+    p = add_vm(hyp, "P", (0, 0), timeslice_ns=SLICE)
+    set_program(p, "spin", work_ns=SPIN_CHUNK_NS)
+    urgent = add_vm(hyp, "U", (0,), priority=40)
+    urgent.guest = Burst(urgent, {})
+    p0, p1 = p.vcpus
+    for vcpu in (p0, p1):
+        hyp.power_on(vcpu)
+    run_until(hyp, 100 * US)
+    assert hvc(hyp, p0, "scheduler_yield", control=1, arg1=p.resources["vcpu1"]["capid"]).ok
+    hyp.engine.schedule(100 * US, hyp.power_on, urgent.vcpus[0])
+    hyp.engine.schedule(150 * US, hyp.power_off, p0)
+    hyp.engine.schedule(900 * US, hyp.power_on, p0)
+    seq = [(e["prev"], e["next"], e["reason"]) for e in run_until(hyp, 4 * MS)
+           if e["kind"] == "sched.switch"]
+    assert seq[:3] == [("P.0", "P.1", "yield_to"), ("P.1", "U.0", "preempt"),
+                       ("U.0", "P.1", "block:vcpu_wfi")]
+    assert ("P.1", "P.0", "timeslice") in seq[3:]
+    assert [s for s in seq if s[2] == "yield_to"] == [("P.0", "P.1", "yield_to")]
+
+
+def test_a_waiting_thread_that_blocks_leaves_its_list_and_says_why(hyp: Hypervisor) -> None:
+    a, b = spinners(hyp, "A", "B")
+    start(hyp, a, b)
+    run_until(hyp, 100 * US)
+    hyp.power_off(b.vcpus[0])
+    assert [(e["kind"], e["vcpu"], e["state"], e["reason"]) for e in hyp.trace.take()] == [
+        ("vcpu.state", "B.0", "off", "vcpu_off")]
+    assert hyp.pcpus[0].snapshot()["runq"] == []
+    assert switches(run_until(hyp, 3 * MS)) == []  # A alone: no switch at its slice ends
+
+
+def _yield_story(hyp: Hypervisor, until: int) -> list[tuple]:
+    return [(e["t"], "switch", e["prev"], e["next"], e["reason"], e["slice_ns"])
+            if e["kind"] == "sched.switch" else (e["t"], e["vcpu"], e["state"], e["reason"])
+            for e in run_until(hyp, until) if e["kind"] in ("sched.switch", "vcpu.state")]
+
+
+def _yielding_pair(hyp: Hypervisor):
+    """P.0 and P.1 spin on pCPU 0; Urgent (40) bursts 200 us when powered on."""
+    p = add_vm(hyp, "P", (0, 0), timeslice_ns=SLICE)
+    set_program(p, "spin", work_ns=SPIN_CHUNK_NS)
+    urgent = add_vm(hyp, "U", (0,), priority=40)
+    urgent.guest = Burst(urgent, {})
+    for vcpu in p.vcpus:
+        hyp.power_on(vcpu)
+    run_until(hyp, 100 * US)
+    hyp.trace.take()
+    return p, urgent
+
+
+def test_a_directed_yield_preempted_resumes_then_ends_when_its_target_stops(hyp) -> None:
+    """scheduler_fprr.c: a higher priority preempts the yielder (it waits at the head,
+    still yielding, its target ready); picked again it yields to the target on the rest
+    of its slice (select_yield_target); the target powering off ends the yield and the
+    caller runs on with what is left."""
+    p, urgent = _yielding_pair(hyp)
+    t0 = hyp.engine.now
+    assert hvc(hyp, p.vcpus[0], "scheduler_yield", control=1,
+               arg1=p.resources["vcpu1"]["capid"]).ok
+    t1, t2 = t0 + 100 * US, t0 + 500 * US
+    hyp.engine.schedule(t1 - t0, hyp.power_on, urgent.vcpus[0])
+    hyp.engine.schedule(t2 - t0, hyp.power_off, p.vcpus[1])
+    t_back = t1 + SIM_CONTEXT_SWITCH_NS + BURST_NS  # Urgent's burst is over
+    left = SLICE - t0 - (t1 - t0)  # P.0's slice when Urgent preempted
+    assert _yield_story(hyp, 2 * MS) == [
+        (t0, "P.0", "yielding", "yield_to_caller"),
+        (t0, "switch", "P.0", "P.1", "yield_to", SLICE - t0),
+        (t0, "P.1", "running", "yield_to"),
+        (t1, "P.1", "ready", "preempt"),
+        (t1, "P.0", "ready", "preempt"),
+        (t1, "switch", "P.1", "U.0", "preempt", SCHEDULER_DEFAULT_TIMESLICE_NS),
+        (t1, "U.0", "running", "preempt"),
+        (t_back, "U.0", "wfi", "vcpu_wfi"),
+        (t_back, "P.0", "yielding", "yield_to:resume"),
+        (t_back, "switch", "U.0", "P.1", "yield_to", left),
+        (t_back, "P.1", "running", "yield_to"),
+        (t2, "P.1", "off", "vcpu_off"),
+        (t2, "switch", "P.1", "P.0", "yield_to:return", left - (t2 - t_back)),
+        (t2, "P.0", "running", "yield_to:return"),
+    ]
+
+
+def test_live_priority_changes_during_a_directed_yield(hyp: Hypervisor) -> None:
+    """The simulator's priority control while P.0 yields to P.1: lowering the caller
+    below a waiting C lets C preempt (P.0 waits, still yielding); raising the waiting
+    target P.1 above C re-places it as a wake, so it preempts with a fresh slice."""
+    p = add_vm(hyp, "P", (0, 0), timeslice_ns=SLICE)
+    set_program(p, "spin", work_ns=SPIN_CHUNK_NS)
+    (c,) = spinners(hyp, "C")
+    p0, p1 = p.vcpus
+    for vcpu in (p0, c.vcpus[0], p1):
+        hyp.power_on(vcpu)
+    run_until(hyp, 100 * US)
+    hyp.trace.take()
+    t0, sched = hyp.engine.now, hyp.pcpus[0]
+    assert hvc(hyp, p0, "scheduler_yield", control=1, arg1=p.resources["vcpu1"]["capid"]).ok
+    t1, t2 = t0 + 100 * US, t0 + 300 * US
+    hyp.engine.schedule(t1 - t0, sched.set_priority, p0, 10)
+    hyp.engine.schedule(t2 - t0, sched.set_priority, p1, 50)
+    assert _yield_story(hyp, 3 * MS) == [
+        (t0, "P.0", "yielding", "yield_to_caller"),
+        (t0, "switch", "P.0", "P.1", "yield_to", SLICE - t0),
+        (t0, "P.1", "running", "yield_to"),
+        (t1, "P.1", "ready", "preempt"),
+        (t1, "P.0", "ready", "preempt"),
+        (t1, "switch", "P.1", "C.0", "preempt", SLICE),
+        (t1, "C.0", "running", "preempt"),
+        (t2, "C.0", "ready", "preempt"),
+        (t2, "switch", "C.0", "P.1", "preempt", SLICE),
+        (t2, "P.1", "running", "preempt"),
+    ]
+    assert sched.snapshot()["runq"] == ["C.0", "P.0"]
+
+
+def _pair_and_c(hyp: Hypervisor):
+    """P.0, C and P.1 spin on pCPU 0 at priority 32, in that order; P.0 runs."""
+    p = add_vm(hyp, "P", (0, 0), timeslice_ns=SLICE)
+    set_program(p, "spin", work_ns=SPIN_CHUNK_NS)
+    (c,) = spinners(hyp, "C")
+    for vcpu in (p.vcpus[0], c.vcpus[0], p.vcpus[1]):
+        hyp.power_on(vcpu)
+    run_until(hyp, 100 * US)
+    hyp.trace.take()
+    return p, c
+
+
+def _yield_to_p1(hyp: Hypervisor, p) -> int:
+    t0 = hyp.engine.now
+    assert hvc(hyp, p.vcpus[0], "scheduler_yield", control=1,
+               arg1=p.resources["vcpu1"]["capid"]).ok
+    return t0
+
+
+def test_a_yield_ends_when_its_target_stops_and_the_caller_runs_on_before_an_equal(
+        hyp: Hypervisor) -> None:
+    """The target powering off ends the yield; the caller keeps the pCPU though C, of
+    equal priority, waits (get_next_target switches only on a higher priority)."""
+    p, _ = _pair_and_c(hyp)
+    t0 = _yield_to_p1(hyp, p)
+    hyp.engine.schedule(100 * US, hyp.power_off, p.vcpus[1])
+    t1 = t0 + 100 * US
+    assert _yield_story(hyp, 600 * US)[3:] == [
+        (t1, "P.1", "off", "vcpu_off"),
+        (t1, "switch", "P.1", "P.0", "yield_to:return", SLICE - t1),
+        (t1, "P.0", "running", "yield_to:return")]
+
+
+def test_a_yield_target_that_yields_on_ends_the_yield(hyp: Hypervisor) -> None:
+    """SIMULATOR choice (scheduler.yield_to): the target's own directed yield ends the
+    caller's instead of redirecting it; the target stays ready in its list."""
+    p, c = _pair_and_c(hyp)
+    _yield_to_p1(hyp, p)
+    run_until(hyp, hyp.engine.now + 100 * US)
+    hyp.trace.take()
+    t1 = hyp.engine.now
+    cap = p.cspace.create(c.vcpus[0], ThreadRights.YIELD_TO)
+    assert hvc(hyp, p.vcpus[1], "scheduler_yield", control=1, arg1=cap).ok
+    assert _yield_story(hyp, t1 + 100 * US) == [
+        (t1, "P.1", "ready", "yield_to:end"),
+        (t1, "switch", "P.1", "P.0", "yield_to:return", SLICE - t1),
+        (t1, "P.0", "running", "yield_to:return")]
+    assert hyp.pcpus[0].snapshot()["runq"] == ["C.0", "P.1"]
+
+
+def test_a_yielding_caller_powered_off_hands_the_cpu_on_when_the_yield_ends(
+        hyp: Hypervisor) -> None:
+    """P.0 is powered off while its target runs: nothing changes until the target stops;
+    then the caller cannot resume and the next waiting thread runs."""
+    p, _ = _pair_and_c(hyp)
+    t0 = _yield_to_p1(hyp, p)
+    hyp.engine.schedule(100 * US, hyp.power_off, p.vcpus[0])
+    hyp.engine.schedule(200 * US, hyp.power_off, p.vcpus[1])
+    t1, t2 = t0 + 100 * US, t0 + 200 * US
+    assert _yield_story(hyp, 600 * US)[3:] == [
+        (t1, "P.0", "off", "poweroff"),
+        (t2, "P.1", "off", "vcpu_off"),
+        (t2, "switch", "P.1", "C.0", "block:yield_to_caller", SLICE),
+        (t2, "C.0", "running", "block:yield_to_caller")]
+
+
+def test_a_caller_with_a_vIRQ_pending_does_not_yield(hyp: Hypervisor) -> None:
+    """scheduler_fprr.c scheduler_yield_to: vcpu_pending_wakeup() -> return at once."""
+    p, _ = _pair_and_c(hyp)
+    src = VirqSource("s")
+    p.vic.bind(src, 100)
+    src.assert_()
+    hyp.trace.take()
+    assert hvc(hyp, p.vcpus[0], "scheduler_yield", control=1,
+               arg1=p.resources["vcpu1"]["capid"]).ok
+    assert (hyp.pcpus[0].current, hyp.pcpus[0].proxy) == (p.vcpus[0], None)
+    assert [e for e in hyp.trace.take() if e["kind"] in ("sched.switch", "vcpu.state")] == []
+
+
+def test_lowering_the_running_threads_priority_lets_a_waiting_one_preempt(
+        hyp: Hypervisor) -> None:
+    """The live priority control: the running thread, now below a waiting one, goes to
+    the head of its new list with the rest of its slice and comes back when that one
+    stops."""
+    a, b = spinners(hyp, "A", "B")
+    start(hyp, a, b)
+    run_until(hyp, 100 * US)
+    hyp.trace.take()
+    t1 = hyp.engine.now
+    hyp.pcpus[0].set_priority(a.vcpus[0], 10)
+    hyp.engine.schedule(300 * US, hyp.power_off, b.vcpus[0])
+    t2 = t1 + 300 * US
+    assert _yield_story(hyp, t2) == [
+        (t1, "A.0", "ready", "preempt"),
+        (t1, "switch", "A.0", "B.0", "preempt", SLICE),
+        (t1, "B.0", "running", "preempt"),
+        (t2, "B.0", "off", "vcpu_off"),
+        (t2, "switch", "B.0", "A.0", "block:vcpu_off", SLICE - t1),
+        (t2, "A.0", "running", "block:vcpu_off")]
+
+
+def test_raising_the_yield_target_to_the_callers_level_preempts_nothing(
+        hyp: Hypervisor) -> None:
+    """During a directed yield the caller is the active thread: C, equal to it, waits
+    (get_next_target switches only on a higher priority)."""
+    p, _ = _pair_and_c(hyp)
+    _yield_to_p1(hyp, p)
+    hyp.trace.take()
+    hyp.pcpus[0].set_priority(p.vcpus[1], 40)
+    assert (hyp.pcpus[0].current, hyp.pcpus[0].proxy.target) == (p.vcpus[1], p.vcpus[1])
+    assert [e for e in hyp.trace.take() if e["kind"] == "sched.switch"] == []
+
+
+def test_a_thread_preempted_as_its_slice_ends_comes_back_with_a_fresh_slice(
+        hyp: Hypervisor) -> None:
+    """Urgent wakes at the very instant A's slice runs out (its wake is queued first):
+    A has nothing left, so it runs again on a fresh slice (scheduler_fprr.c
+    update_timeslice: expired -> reset_sched_params). Alone at its priority, where it
+    waits in its list does not matter here."""
+    (a,) = spinners(hyp, "A")
+    urgent = add_vm(hyp, "U", (0,), priority=40)
+    urgent.guest = Burst(urgent, {})
+    hyp.engine.schedule(SLICE, hyp.power_on, urgent.vcpus[0])
+    start(hyp, a)
+    t_back = SLICE + SIM_CONTEXT_SWITCH_NS + BURST_NS
+    assert [(t, prev, nxt, slice_ns) for t, prev, nxt, _, slice_ns in
+            [(e["t"], e["prev"], e["next"], e["reason"], e["slice_ns"])
+             for e in run_until(hyp, 3 * MS) if e["kind"] == "sched.switch"]] == [
+        (0, None, "A.0", SLICE), (SLICE, "A.0", "U.0", SCHEDULER_DEFAULT_TIMESLICE_NS),
+        (t_back, "U.0", "A.0", SLICE)]
+
+
+def _burst_target(hyp: Hypervisor, p) -> tuple[Vcpu, int]:
+    """A Burst thread T on pCPU 0 and P's cap to it with YIELD_TO."""
+    t = add_vm(hyp, "T", (0,))
+    t.guest = Burst(t, {})
+    hyp.power_on(t.vcpus[0])
+    return t.vcpus[0], p.cspace.create(t.vcpus[0], ThreadRights.YIELD_TO)
+
+
+def test_a_preempted_yield_target_keeps_the_rest_of_its_work(hyp: Hypervisor) -> None:
+    """Urgent preempts T in the middle of its burst: T's work stops with it and resumes
+    when the yield does (after a new switch-in), not while Urgent runs."""
+    p = add_vm(hyp, "P", (0,), timeslice_ns=SLICE)
+    set_program(p, "spin", work_ns=SPIN_CHUNK_NS)
+    hyp.power_on(p.vcpus[0])
+    urgent = add_vm(hyp, "U", (0,), priority=40)
+    urgent.guest = Burst(urgent, {})
+    run_until(hyp, 10 * US)
+    target, cap = _burst_target(hyp, p)
+    hyp.trace.take()
+    t0 = hyp.engine.now
+    assert hvc(hyp, p.vcpus[0], "scheduler_yield", control=1, arg1=cap).ok
+    hyp.engine.schedule(100 * US, hyp.power_on, urgent.vcpus[0])
+    t1 = t0 + 100 * US
+    t_back = t1 + SIM_CONTEXT_SWITCH_NS + BURST_NS
+    left = SIM_CONTEXT_SWITCH_NS + BURST_NS - (t1 - t0)  # of T's work when preempted
+    story = [(e["t"], e["vcpu"], e["state"]) for e in run_until(hyp, 2 * MS)
+             if e["kind"] == "vcpu.state" and e["vcpu"] == "T.0"]
+    assert story == [(t0, "T.0", "running"), (t1, "T.0", "ready"),
+                     (t_back, "T.0", "running"),
+                     (t_back + SIM_CONTEXT_SWITCH_NS + left, "T.0", "wfi")]
+
+
+def test_a_yield_target_cut_off_by_the_callers_slice_keeps_the_rest_of_its_work(
+        hyp: Hypervisor) -> None:
+    """P's slice ends in the middle of T's burst: the yield ends, T's work stops there
+    and is finished when T next runs on its own slice."""
+    p = add_vm(hyp, "P", (0,), timeslice_ns=SLICE)
+    set_program(p, "spin", work_ns=SPIN_CHUNK_NS)
+    hyp.power_on(p.vcpus[0])
+    run_until(hyp, SLICE - 100 * US)
+    target, cap = _burst_target(hyp, p)
+    hyp.trace.take()
+    t0 = hyp.engine.now
+    assert hvc(hyp, p.vcpus[0], "scheduler_yield", control=1, arg1=cap).ok
+    left = SIM_CONTEXT_SWITCH_NS + BURST_NS - (SLICE - t0)
+    seq = [(e["t"], e["prev"], e["next"], e["reason"]) for e in run_until(hyp, 4 * MS)
+           if e["kind"] == "sched.switch"]
+    assert seq[:3] == [(t0, "P.0", "T.0", "yield_to"),
+                       (SLICE, "T.0", "T.0", "timeslice"),
+                       (SLICE + SIM_CONTEXT_SWITCH_NS + left, "T.0", "P.0", "block:vcpu_wfi")]
+
+
+def test_each_vcpu_run_exit_parks_the_target_in_proxy_state_saying_why() -> None:
+    """proxy-scheduling preset: when vcpu_run returns, Guest.0 is parked again (state
+    'proxy'), with the returned state as the reason, just before the exit is traced."""
+    events = Simulation(load("proxy-scheduling")).run(until_ns=5 * MS)
+    exits = [i for i, e in enumerate(events) if e["kind"] == "vcpu.run" and e["stage"] == "exit"]
+    assert [events[i]["state"] for i in exits] == ["READY", "EXPECTS_WAKEUP"]
+    assert [(events[i - 1]["kind"], events[i - 1]["vcpu"], events[i - 1]["state"],
+             events[i - 1]["reason"]) for i in exits] == [
+        ("vcpu.state", "Guest.0", "proxy", "READY"),
+        ("vcpu.state", "Guest.0", "proxy", "EXPECTS_WAKEUP")]
+
+
+def test_a_resumed_yielder_powered_off_is_not_taken_off_a_list(hyp: Hypervisor) -> None:
+    """After its yield resumed, P.0 is blocked as a yielding caller again: powering it
+    off changes nothing until P.1 stops, and no vcpu_run is traced for a yield_to."""
+    p, urgent = _yielding_pair(hyp)
+    t0 = hyp.engine.now
+    assert hvc(hyp, p.vcpus[0], "scheduler_yield", control=1,
+               arg1=p.resources["vcpu1"]["capid"]).ok
+    hyp.engine.schedule(100 * US, hyp.power_on, urgent.vcpus[0])
+    t_back = t0 + 100 * US + SIM_CONTEXT_SWITCH_NS + BURST_NS
+    hyp.engine.schedule(t_back + 50 * US - t0, hyp.power_off, p.vcpus[0])
+    events = run_until(hyp, 2 * MS)
+    assert [e for e in events if e["kind"] == "vcpu.run"] == []
+    assert [(e["t"], e["state"], e["reason"]) for e in events
+            if e["kind"] == "vcpu.state" and e["vcpu"] == "P.0"][-2:] == [
+        (t_back, "yielding", "yield_to:resume"), (t_back + 50 * US, "off", "poweroff")]
+    assert hyp.pcpus[0].current is p.vcpus[1]
+
+
+def test_a_vcpu_run_caller_powered_off_lets_the_run_go_on() -> None:
+    """proxy-scheduling preset: HLOS.0, blocked in its vcpu_run while Guest.0 runs, is
+    powered off: it is in no run list to leave, and Guest.0 keeps the pCPU."""
+    sim = Simulation(load("proxy-scheduling"))
+    sim.run(until_ns=100 * US)
+    sim.hyp.trace.take()
+    assert sim.hyp.pcpus[0].current.id == "Guest.0"
+    sim.hyp.power_off(sim.hyp.vms["HLOS"].vcpus[0])
+    assert [(e["kind"], e["vcpu"], e["state"], e["reason"]) for e in sim.hyp.trace.take()] == [
+        ("vcpu.state", "HLOS.0", "off", "poweroff")]
+    assert sim.hyp.pcpus[0].current.id == "Guest.0"
