@@ -125,7 +125,13 @@ class PcpuScheduler:
         if cur is None:
             self._switch(vcpu, REASON_WAKE + ":" + reason)
         elif vcpu.priority > cur.priority:
-            self._switch_out(cur, head=True)
+            # A slice that runs out at this very instant counts as expired (H-SRC
+            # scheduler_fprr.c update_timeslice: timeout <= now resets the slice;
+            # get_next_target then queues it with add_to_runqueue at the tail).
+            expired = cur.slice_left <= self.engine.now - self.slice_start
+            self._switch_out(cur, head=not expired, fresh=expired)
+            if expired:
+                cur.slice_left = cur.timeslice_ns
             self._switch(vcpu, REASON_PREEMPT, prev=cur)
         else:
             vcpu.set_state("ready", reason)

@@ -671,6 +671,22 @@ def test_a_thread_preempted_as_its_slice_ends_comes_back_with_a_fresh_slice(
         (t_back, "U.0", "A.0", SLICE)]
 
 
+def test_a_thread_preempted_as_its_slice_ends_goes_to_the_tail(hyp: Hypervisor) -> None:
+    """As above with B waiting at A's priority: A's slice had expired, so A is queued at
+    the tail (get_next_target: add_to_runqueue(prev, timeslice_expired)) and B runs when
+    Urgent blocks, not A as a thread preempted with slice left would."""
+    a, b = spinners(hyp, "A", "B")
+    urgent = add_vm(hyp, "U", (0,), priority=40)
+    urgent.guest = Burst(urgent, {})
+    hyp.engine.schedule(SLICE, hyp.power_on, urgent.vcpus[0])
+    start(hyp, a, b)
+    t_back = SLICE + SIM_CONTEXT_SWITCH_NS + BURST_NS
+    assert switches(run_until(hyp, t_back + SLICE))[:4] == [
+        (0, 0, None, "A.0", "wake:vcpu_off"), (SLICE, 0, "A.0", "U.0", "preempt"),
+        (t_back, 0, "U.0", "B.0", "block:vcpu_wfi"),
+        (t_back + SLICE, 0, "B.0", "A.0", "timeslice")]
+
+
 def _burst_target(hyp: Hypervisor, p) -> tuple[Vcpu, int]:
     """A Burst thread T on pCPU 0 and P's cap to it with YIELD_TO."""
     t = add_vm(hyp, "T", (0,))
