@@ -32,11 +32,11 @@ from .scenario import (
     MAX_SCENARIO_BYTES,
     Scenario,
     ScenarioError,
+    StrictValidator,
     _compose,
     _line_of,
     _path_str,
     _schema_message,
-    _Validator,
     load,
     parse,
     preset_names,
@@ -155,7 +155,7 @@ def parse_lesson(text: str, source: str = "<lesson>", base: Path | None = None) 
                           line=mark.line + 1 if mark else None, source=source) from None
     if not isinstance(data, dict):
         raise LessonError("a lesson must be a mapping (object)", line=1, source=source)
-    errors = sorted(_Validator(schema()).iter_errors(data),
+    errors = sorted(StrictValidator(schema()).iter_errors(data),
                     key=lambda e: list(map(str, e.absolute_path)))
 
     def fail(message: str, path: list[Any]) -> LessonError:

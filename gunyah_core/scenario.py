@@ -150,7 +150,9 @@ def _finite_number(_checker: Any, value: Any) -> bool:
             and math.isfinite(value))
 
 
-_Validator = jsonschema.validators.extend(
+# The JSON Schema validator every input of the project uses (scenarios, lessons, socket
+# payloads): strict integers, finite numbers.
+StrictValidator = jsonschema.validators.extend(
     jsonschema.Draft202012Validator,
     type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine_many(
         {"integer": _strict_integer, "number": _finite_number}))
@@ -219,7 +221,7 @@ def parse(text: str, source: str = "<scenario>") -> Scenario:
                             line=line, source=source) from None
     if not isinstance(data, dict):
         raise ScenarioError("a scenario must be a mapping (object)", line=1, source=source)
-    validator = _Validator(schema())
+    validator = StrictValidator(schema())
     errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         err = errors[0]

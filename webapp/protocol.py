@@ -9,13 +9,12 @@ docs/protocol.md is the prose version of this file.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import jsonschema
 
 from gunyah_core import ALL_KINDS
-from gunyah_core.scenario import MAX_SCENARIO_BYTES
+from gunyah_core.scenario import MAX_SCENARIO_BYTES, StrictValidator
 from gunyah_core.simulation import MAX_ACTIONS
 
 # Limits (also sent to the client in the sim:hello ack).
@@ -110,22 +109,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "sim:explain": _obj({"event": {"type": "object"}}, ("event",)),
 }
 
-def _strict_integer(_checker: Any, value: Any) -> bool:
-    """JSON Schema's integer also admits 5.0; a count or seq must be a real int."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _finite_number(_checker: Any, value: Any) -> bool:
-    """NaN and infinities pass minimum/maximum checks; JSON cannot carry them back."""
-    return (isinstance(value, int | float) and not isinstance(value, bool)
-            and math.isfinite(value))
-
-
-_Validator = jsonschema.validators.extend(
-    jsonschema.Draft202012Validator,
-    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine_many(
-        {"integer": _strict_integer, "number": _finite_number}))
-_VALIDATORS = {name: _Validator(schema) for name, schema in SCHEMAS.items()}
+_VALIDATORS = {name: StrictValidator(schema) for name, schema in SCHEMAS.items()}
 
 LIMITS = {
     "max_payload_bytes": MAX_PAYLOAD_BYTES,
@@ -214,7 +198,7 @@ MAX_RESUME_KEY_CHARS = 100
 AUTH_SCHEMA = _obj({"resume": {"type": "string", "minLength": 1,
                                "maxLength": MAX_RESUME_KEY_CHARS},
                     "seq": {"type": "integer", "minimum": -1}})
-_AUTH_VALIDATOR = _Validator(AUTH_SCHEMA)
+_AUTH_VALIDATOR = StrictValidator(AUTH_SCHEMA)
 
 
 def validate_auth(auth: Any) -> dict[str, Any]:
