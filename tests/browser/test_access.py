@@ -99,3 +99,24 @@ def test_reduced_motion_runs_no_animation_or_transition(page: Page) -> None:
     assert running == []
     dots = "() => document.querySelectorAll('.msg-dot[visibility=visible]').length"
     assert page.evaluate(dots) == 0
+
+
+def test_the_event_log_is_read_with_the_arrow_keys(page: Page) -> None:
+    if page.get_by_test_id("btn-panels").get_attribute("aria-pressed") == "false":
+        page.get_by_test_id("btn-panels").click()
+    page.get_by_test_id("step-n").fill("6")
+    page.get_by_test_id("btn-step-n").click()
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=log-entry]').length >= 5")
+    seq = page.evaluate("() => window.__gunyah.seq")
+    page.get_by_test_id("log").focus()
+    page.keyboard.press("ArrowUp")  # nothing chosen yet: the newest event
+    chosen = "() => document.querySelector('[data-testid=log-entry].sel')?.dataset.seq"
+    assert page.evaluate(chosen) == str(seq)
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("ArrowUp")
+    assert page.evaluate(chosen) == str(seq - 2)
+    assert page.get_by_test_id("log-detail").inner_text().find(f"#{seq - 2}") >= 0
+    page.keyboard.press("Home")
+    first = page.evaluate("() => document.querySelector('[data-testid=log-entry]').dataset.seq")
+    assert page.evaluate(chosen) == first
+    assert page.evaluate("() => window.__gunyah.seq") == seq  # the arrows did not step
