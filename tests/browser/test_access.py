@@ -4,7 +4,9 @@ ring and has a name a screen reader can say; under prefers-reduced-motion nothin
 
 from __future__ import annotations
 
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
+
+from tests.browser.test_rm import open_scenario, step_to
 
 MAX_TABS = 400
 
@@ -120,3 +122,20 @@ def test_the_event_log_is_read_with_the_arrow_keys(page: Page) -> None:
     first = page.evaluate("() => document.querySelector('[data-testid=log-entry]').dataset.seq")
     assert page.evaluate(chosen) == first
     assert page.evaluate("() => window.__gunyah.seq") == seq  # the arrows did not step
+
+
+def test_an_rm_packet_is_opened_from_the_keyboard(page: Page) -> None:
+    if page.get_by_test_id("btn-panels").get_attribute("aria-pressed") == "false":
+        page.get_by_test_id("btn-panels").click()
+    open_scenario(page, "rm-boot", "HLOS")
+    step_to(page, "vm.state")
+    step_to(page, "msgq.send")  # the RM's reply waits in RM_to_HLOS
+    page.locator("[data-msgq='RM_to_HLOS']").focus()
+    page.keyboard.press("Enter")
+    row = page.locator("[data-testid=insp-items] tbody tr").nth(0)
+    expect(row).to_have_attribute("tabindex", "0")
+    row.focus()
+    at = page.evaluate("() => window.__gunyah.seq")
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("pkt-type")).to_have_text("2 REPLY")
+    assert page.evaluate("() => window.__gunyah.seq") == at
