@@ -21,6 +21,7 @@ export class StageView {
     this.setPanels(!window.matchMedia(COMPACT).matches);
     $("btn-panels").addEventListener("click", () => this.setPanels(document.body.classList.contains("panels-off")));
     $("btn-present").addEventListener("click", () => this.present());
+    $("present-leave").addEventListener("click", () => this.present(false)); // no keyboard needed
     $("btn-fit").addEventListener("click", () => diagram.view.fit());
     $("btn-zoom-in").addEventListener("click", () => diagram.view.zoomBy(ZOOM_STEP));
     $("btn-zoom-out").addEventListener("click", () => diagram.view.zoomBy(1 / ZOOM_STEP));

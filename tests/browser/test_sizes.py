@@ -136,3 +136,14 @@ def test_1920_with_panels_open_keeps_the_toolbar_on_one_line(sized) -> None:
         .filter(e => e.getClientRects().length > 1
           || e.getBoundingClientRect().height > 48).length}; }""")
     assert rows == {"rows": 1, "cut": 0, "lines": 0}, rows
+
+
+def test_a_phone_leaves_presentation_mode_by_a_tap(sized) -> None:
+    page = sized(PHONE)
+    page.get_by_test_id("btn-present").click()
+    expect(page.get_by_test_id("present-text")).to_be_visible()
+    expect(page.get_by_test_id("btn-present")).to_be_hidden()  # the toolbars are gone
+    page.get_by_test_id("present-leave").click()
+    expect(page.get_by_test_id("present-caption")).to_be_hidden()
+    expect(page.get_by_test_id("btn-present")).to_be_visible()
+    expect(page.get_by_test_id("caption-bar")).to_be_visible()
