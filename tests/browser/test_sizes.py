@@ -110,7 +110,7 @@ def test_a_phone_shows_the_diagram_and_the_caption_read_only(sized) -> None:
         for testid in ACTING:
             expect(page.get_by_test_id(testid)).to_be_hidden()
         for testid in ["btn-play", "btn-step", "step-back", "btn-fit", "btn-zoom-in",
-                       "btn-zoom-out"]:
+                       "btn-zoom-out", "caption-bar"]:
             expect(page.get_by_test_id(testid)).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / f"21-phone-{name}.png"))
     # Zoom by touch: the + button zooms the diagram in (its viewBox narrows), Fit restores it.
@@ -138,8 +138,11 @@ def test_1920_with_panels_open_keeps_the_toolbar_on_one_line(sized) -> None:
     assert rows == {"rows": 1, "cut": 0, "lines": 0}, rows
 
 
-def test_a_phone_leaves_presentation_mode_by_a_tap(sized) -> None:
-    page = sized(PHONE)
+def test_presentation_mode_is_left_by_a_click(sized) -> None:
+    """Without a keyboard too; a phone has no presentation mode (its caption bar is the
+    caption, and presenting would hide the stepping buttons)."""
+    expect(sized(PHONE).get_by_test_id("btn-present")).to_be_hidden()
+    page = sized(NARROW)
     page.get_by_test_id("btn-present").click()
     expect(page.get_by_test_id("present-text")).to_be_visible()
     expect(page.get_by_test_id("btn-present")).to_be_hidden()  # the toolbars are gone
