@@ -4,6 +4,7 @@ ring and has a name a screen reader can say; under prefers-reduced-motion nothin
 
 from __future__ import annotations
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.test_rm import open_scenario, step_to
@@ -64,12 +65,8 @@ def walk(page: Page) -> list[dict]:
     return stops
 
 
-def test_tab_reaches_every_control_with_a_focus_ring_and_a_name(page: Page) -> None:
-    if page.get_by_test_id("btn-panels").get_attribute("aria-pressed") == "false":
-        page.get_by_test_id("btn-panels").click()
-    page.get_by_test_id("btn-step").click()
-    page.locator("[data-vm='VM_A']").click()  # the inspector's forms, to act as VM_A
-    page.wait_for_selector("[data-testid=insp-title]")
+def check_walk(page: Page) -> list[dict]:
+    """Every control reached by Tab, with a focus ring and a name; the stops."""
     controls = page.evaluate(CONTROLS_JS)
     stops = walk(page)
     reached = {s["what"] for s in stops}
@@ -79,9 +76,29 @@ def test_tab_reaches_every_control_with_a_focus_ring_and_a_name(page: Page) -> N
     assert not no_ring, f"no visible focus ring: {no_ring}"
     unnamed = [s["what"] for s in stops if not s["name"].strip()]
     assert not unnamed, f"no accessible name: {unnamed}"
+    return stops
+
+
+@pytest.mark.parametrize(("preset", "pick"), [("msgq-pingpong", "[data-vm='VM_A']"),
+                                              ("msgq-pingpong", "[data-msgq='A_to_B']"),
+                                              ("rm-boot", "[data-vm='HLOS']"),
+                                              ("mem-share-doorbell", "[data-bell='ping']")])
+def test_tab_reaches_every_control_with_a_focus_ring_and_a_name(page: Page, preset: str,
+                                                                 pick: str) -> None:
+    if page.get_by_test_id("btn-panels").get_attribute("aria-pressed") == "false":
+        page.get_by_test_id("btn-panels").click()
+    if preset != "msgq-pingpong":
+        open_scenario(page, preset, pick.split("'")[1] if "data-vm" in pick else "HLOS")
+    page.get_by_test_id("step-n").fill("30")
+    page.get_by_test_id("btn-step-n").click()
+    page.wait_for_function("() => window.__gunyah.seq >= 20")
+    page.locator(pick).click()  # the inspector's forms, to act as that VM or on that object
+    page.wait_for_selector("[data-testid=insp-title]")
+    names = {s["name"] for s in check_walk(page)}
     # The diagram's clickable parts are among the stops, named for what they are.
-    names = {s["name"] for s in stops}
-    assert "VM VM_A" in names and "message queue A_to_B" in names
+    assert "VM HLOS" in names
+    if preset == "msgq-pingpong":
+        assert "VM VM_A" in names and "message queue A_to_B" in names
 
 
 def test_reduced_motion_runs_no_animation_or_transition(page: Page) -> None:
