@@ -190,7 +190,8 @@ export class Diagram {
   buildCell(parent, cell) {
     const attr = cell.kind === "msgq" ? "data-msgq" : "data-bell";
     const g = svg("g", { class: `cell cell-${cell.kind}`, [attr]: cell.obj.name,
-      "data-testid": `${cell.kind}-${cell.obj.name}`, tabindex: 0, role: "button" }, parent);
+      "data-testid": `${cell.kind}-${cell.obj.name}`, tabindex: 0, role: "button",
+      "aria-label": `${cell.kind === "msgq" ? "message queue" : "doorbell"} ${cell.obj.name}` }, parent);
     svg("rect", { x: cell.x, y: cell.y, width: cell.w, height: cell.h, rx: 10, class: "cell-box" }, g);
     const name = svgText(g, cell.x + PAD, cell.y + 34, "", "cell-name");
     const count = svgText(g, cell.x + cell.w - PAD, cell.y + 34, "", "cell-count", "end");

@@ -24,6 +24,11 @@ function fillRows(tbody, rows) {
   tbody.replaceChildren(...rows.map((cells) => {
     const tr = html("tr");
     for (const c of cells) html("td", {}, String(c), tr);
+    if (tbody.classList.contains("clickable")) { // a row that acts on click: also by keyboard
+      tr.tabIndex = 0;
+      tr.setAttribute("role", "button");
+      tr.setAttribute("aria-label", `message ${cells.slice(0, 2).join(" · id ")}: decode its RM packet`);
+    }
     return tr;
   }));
 }
@@ -219,6 +224,13 @@ export class Inspector {
         const row = ev.target.closest("tr");
         const msg = this.state.msgqs.get(name)?.items[[...items.children].indexOf(row)]?.msg;
         if (msg != null) this.showPacketOf({ kind: "msgq.send", msgq: name, msg });
+      });
+      items.addEventListener("keydown", (ev) => {
+        if ((ev.key === "Enter" || ev.key === " ") && ev.target.matches("tr")) {
+          ev.preventDefault();
+          ev.stopPropagation(); // not also play / pause
+          ev.target.click();
+        }
       });
     }
     const box = html("div", { class: "form actions" }, null, r);

@@ -3,6 +3,7 @@
 // event's caption in large type), the fit button, and which VMs are drawn.
 import { captionOf } from "./caption.js";
 
+const ZOOM_STEP = 1.25; // the zoom buttons: as [ and ] (a phone has no keys or wheel)
 const COMPACT = "(max-width: 1400px), (max-height: 820px)"; // a classroom projector
 
 /** The words under the diagram in presentation mode for event `e`: its caption. */
@@ -20,7 +21,10 @@ export class StageView {
     this.setPanels(!window.matchMedia(COMPACT).matches);
     $("btn-panels").addEventListener("click", () => this.setPanels(document.body.classList.contains("panels-off")));
     $("btn-present").addEventListener("click", () => this.present());
+    $("present-leave").addEventListener("click", () => this.present(false)); // no keyboard needed
     $("btn-fit").addEventListener("click", () => diagram.view.fit());
+    $("btn-zoom-in").addEventListener("click", () => diagram.view.zoomBy(ZOOM_STEP));
+    $("btn-zoom-out").addEventListener("click", () => diagram.view.zoomBy(1 / ZOOM_STEP));
     $("vm-list").addEventListener("change", (ev) => {
       const box = ev.target.closest("input[data-vm-toggle]");
       if (box) diagram.setHidden(box.dataset.vmToggle, !box.checked);

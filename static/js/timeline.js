@@ -70,6 +70,23 @@ export class Timeline {
       const row = ev.target.closest("li[data-seq]");
       if (row) this.select(Number(row.dataset.seq));
     });
+    // Keyboard: the log is one tab stop; up and down choose the event (as a click does).
+    list.tabIndex = 0;
+    list.setAttribute("aria-label", "Event log: up and down arrows choose an event");
+    list.addEventListener("keydown", (ev) => {
+      const rows = { ArrowUp: -1, ArrowDown: 1, Home: -Infinity, End: Infinity };
+      if (!(ev.key in rows) || ev.altKey || ev.ctrlKey || ev.metaKey || ev.shiftKey) return;
+      ev.preventDefault();
+      ev.stopPropagation(); // not also a step or a pan
+      const all = [...list.children];
+      if (!all.length) return;
+      const at = all.findIndex((li) => li.classList.contains("sel"));
+      const step = rows[ev.key];
+      const i = Math.abs(step) === Infinity ? (step < 0 ? 0 : all.length - 1)
+        : at < 0 ? all.length - 1 : Math.max(0, Math.min(all.length - 1, at + step));
+      this.select(Number(all[i].dataset.seq));
+      all[i].scrollIntoView({ block: "nearest" });
+    });
   }
 
   setVms(names) {
