@@ -236,6 +236,9 @@ class Actions:
         if "capid" in args:  # try any number: the hypervisor answers CSPACE_CAP_NULL etc.
             return _int(args, "capid", 0, U64_MAX)
         capid = vm.cspace.find(obj)
+        if capid is None:  # revoked: the VM still uses the capid the RM gave it (51)
+            capid = next((r["capid"] for r in vm.resources.values()
+                          if r.get(key) == name and "capid" in r), None)
         if capid is None:
             raise ActionError("NO_CAPABILITY", f"{vm.name} holds no capability for {name}")
         return capid

@@ -59,9 +59,8 @@ def test_revoke_makes_the_holders_next_send_get_cspace_cap_revoked() -> None:
     assert ack["revoked"] == 2  # the sender's SEND copy and the receiver's RECEIVE copy
     assert revoke[0]["call"] == "cspace_revoke_caps_from" and revoke[0]["count"] == 2
     assert "cspace_revoke_caps_from" in caption(revoke[0])
-    # The capid VM_A was given still names the slot; its state is now REVOKED.
-    capid = sim.hyp.vms["VM_A"].resources["A_to_B:tx"]["capid"]
-    send = sim.act("msgq_send", {"vm": "VM_A", "msgq": "A_to_B", "capid": capid})
+    # VM_A still sends with the capid the RM gave it; that slot's state is now REVOKED.
+    send = sim.act("msgq_send", {"vm": "VM_A", "msgq": "A_to_B"})
     result = hvcs(sim.run(until_ns=sim.now + MS), send["action_id"])
     assert [e["result"] for e in result] == ["CSPACE_CAP_REVOKED"]
 
