@@ -71,7 +71,8 @@ def test_shipped_lesson_checks_clean(path: Path):
 def test_message_queue_lesson_answers_are_the_models():
     report = check(str(REPO / "lessons" / "02-message-queues.yaml"))
     answers = [r.answer for r in report.results if r.event is not None]
-    assert answers == ["msgq:P_to_C:rx", False, "MSGQUEUE_FULL", 3, "Producer", "ARGUMENT_SIZE"]
+    assert answers == ["msgq:P_to_C:rx", False, "MSGQUEUE_FULL", 3, "Producer", "ARGUMENT_SIZE",
+                       "CSPACE_CAP_REVOKED"]  # the fault step: the RM revoked P_to_C's caps
     # The same run without the lesson: the first MSGQUEUE_FULL is the deciding event of
     # the fifth-send question (step 4), and the send just before it said not_full=false.
     sim = Simulation(load("msgq-backpressure"))
