@@ -427,10 +427,11 @@ class Actions:
 
     def _fault_revoke(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
         """The RM, which holds the object's master cap, calls ``cspace_revoke_caps_from``
-        (hypercall 0x59, facts §1.1): every copy becomes REVOKED, so each holder's next
-        call on it gets CSPACE_CAP_REVOKED (51). H-SRC cspace_twolevel.c
-        ``cspace_revoke_caps``; the cap ``cspace_revoke_cap_from`` (one cap) is
-        documented as unimplemented, so there is no per-VM revoke."""
+        (hypercall 0x59, facts §1.1, §2.3): every copy becomes REVOKED, so each holder's next
+        call on it gets CSPACE_CAP_REVOKED (51). H-SRC hyp/core/cspace_twolevel/src/
+        cspace_twolevel.c ``cspace_revoke_caps``; ``cspace_revoke_cap_from`` (one cap) is
+        documented as unimplemented, so there is no per-VM revoke. The RM has no RPC that
+        asks it to revoke: that it does so here is the simulator's choice of trigger."""
         obj = self._ipc_object(args)
         action_id = self._record(action, args)
         count = self.hyp.master_cspace.revoke_children(obj.master_capid)
@@ -442,7 +443,7 @@ class Actions:
     def _fault_unbind(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
         """The RM unbinds the object's vIRQ with its master cap (``msgqueue_unbind_send_virq``
         0x19 / ``msgqueue_unbind_receive_virq`` 0x1A / ``doorbell_unbind_virq`` 0x11, facts
-        §1.3, §9.1): the object still works, but its VM is never interrupted again."""
+        §2.3, §9.1): the object still works, but its VM is never interrupted again."""
         obj = self._ipc_object(args)
         side = _str(args, "side", "receive")
         if side not in ("send", "receive"):
@@ -458,7 +459,7 @@ class Actions:
 
     def _fault_flood(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
         """The sender's vCPU 0 makes ``count`` msgqueue_send calls in a row; once the queue
-        is full each gets MSGQUEUE_FULL (facts §2). One action, so a replay repeats it."""
+        is full each gets MSGQUEUE_FULL (facts §3). One action, so a replay repeats it."""
         vm = self._vm(args)
         capid = self._capid(vm, self.hyp.msgqs, "msgq", args)
         count = _int(args, "count", 1, MSGQUEUE_MAX_QUEUE_DEPTH + 1,
