@@ -17,6 +17,7 @@ from gunyah_core.lessons import (
     grade,
     lesson_index,
     load_lesson,
+    page_plan,
     parse_lesson,
 )
 from gunyah_core.scenario import load
@@ -303,3 +304,16 @@ def test_oversized_lesson_file_is_refused(tmp_path: Path):
     path.write_text(FULL_QUEUE + "#" * (64 * 1024))
     problems = check(str(path)).problems
     assert problems == [f"{path}: file larger than 65536 bytes"]
+
+
+def test_a_shipped_lesson_with_a_wrong_answer_field_refuses_to_load(tmp_path: Path):
+    """The fault step of lesson 2 edited to name a field hvc events do not have: the page's
+    plan (what /api/lessons/<file> serves) is refused, naming the step and the field."""
+    text = (REPO / "lessons" / "02-message-queues.yaml").read_text()
+    edited = text.replace("vm: Consumer}, field: result}", "vm: Consumer}, field: ret.result}")
+    assert edited != text
+    path = tmp_path / "02-message-queues.yaml"
+    path.write_text(edited)
+    with pytest.raises(LessonError) as err:
+        page_plan(str(path))
+    assert "step 8" in str(err.value) and "'ret.result'" in str(err.value)
