@@ -66,6 +66,12 @@ ARGUMENTS: dict[str, dict[str, tuple[Any, ...]]] = {
     # The console: any hypercall by its Gunyah name; ``args`` is checked against that
     # call's own argument list (hypercalls.signatures) in _hvc.
     "hvc": {"vm": _NAME, "call": _NAME, "args": ("obj",)},
+    # Faults, done as Gunyah does them (see Actions._fault_*): the RM revokes or unbinds
+    # with the master cap it holds, a sender floods, HLOS reclaims what it lent.
+    "fault_revoke": {"msgq": _NAME, "doorbell": _NAME},
+    "fault_unbind": {"msgq": _NAME, "doorbell": _NAME, "side": ("str", len("receive"))},
+    "fault_flood": {**_MSGQ, "count": ("int", 1, MSGQUEUE_MAX_QUEUE_DEPTH + 1)},
+    "rm_mem_reclaim": {"vm": _NAME},
 }
 
 
@@ -195,6 +201,10 @@ class Actions:
             "rm_vm_reset": self._rm_job,
             "rm_vm_destroy": self._rm_job,
             "hvc": self._hvc,
+            "fault_revoke": self._fault_revoke,
+            "fault_unbind": self._fault_unbind,
+            "fault_flood": self._fault_flood,
+            "rm_mem_reclaim": self._rm_mem_reclaim,
         }
 
     @property
@@ -226,6 +236,9 @@ class Actions:
         if "capid" in args:  # try any number: the hypervisor answers CSPACE_CAP_NULL etc.
             return _int(args, "capid", 0, U64_MAX)
         capid = vm.cspace.find(obj)
+        if capid is None:  # revoked: the VM still uses the capid the RM gave it (51)
+            capid = next((r["capid"] for r in vm.resources.values()
+                          if r.get(key) == name and "capid" in r), None)
         if capid is None:
             raise ActionError("NO_CAPABILITY", f"{vm.name} holds no capability for {name}")
         return capid
@@ -376,7 +389,8 @@ class Actions:
         force = args.get("force", False)
         if not isinstance(force, bool):
             raise ActionError("INVALID_ARGUMENT", "field 'force' must be true or false")
-        job = {"rm_vm_start": lambda: manager.start_vm(vm.vmid),
+        job = {"rm_mem_reclaim": lambda: manager.reclaim(vm.vmid),
+               "rm_vm_start": lambda: manager.start_vm(vm.vmid),
                "rm_vm_stop": lambda: manager.stop_vm(vm.vmid, force),
                "rm_vm_reset": lambda: manager.reset_vm(vm.vmid),
                "rm_vm_destroy": lambda: manager.destroy_vm(vm.vmid)}[action]()
@@ -396,3 +410,71 @@ class Actions:
         for vcpu in vm.vcpus:
             self.hyp.power_off(vcpu)
         return {"action_id": action_id}
+
+    # -- faults: one-click versions of what the console could type, done by whoever in
+    # Gunyah may do them, so the model answers with its real errors ------------------------
+    def _ipc_object(self, args: dict[str, Any]):
+        """The queue or doorbell a fault names (exactly one of ``msgq``, ``doorbell``)."""
+        if ("msgq" in args) == ("doorbell" in args):
+            raise ActionError("INVALID_ARGUMENT", "name exactly one of 'msgq', 'doorbell'")
+        key, table = ("msgq", self.hyp.msgqs) if "msgq" in args else ("doorbell",
+                                                                      self.hyp.doorbells)
+        name = _str(args, key)
+        obj = table.get(name)
+        if obj is None:
+            raise ActionError("UNKNOWN_OBJECT", f"no {key} named {name!r}")
+        return obj
+
+    def _fault_revoke(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
+        """The RM, which holds the object's master cap, calls ``cspace_revoke_caps_from``
+        (hypercall 0x59, facts §1.1, §2.3): every copy becomes REVOKED, so each holder's next
+        call on it gets CSPACE_CAP_REVOKED (51). H-SRC hyp/core/cspace_twolevel/src/
+        cspace_twolevel.c ``cspace_revoke_caps``; ``cspace_revoke_cap_from`` (one cap) is
+        documented as unimplemented, so there is no per-VM revoke. The RM has no RPC that
+        asks it to revoke: that it does so here is the simulator's choice of trigger."""
+        obj = self._ipc_object(args)
+        action_id = self._record(action, args)
+        count = self.hyp.master_cspace.revoke_children(obj.master_capid)
+        if self.hyp.trace.on:
+            self.hyp.trace.emit(EventKind.CAP_REVOKE, object=obj.ref, count=count,
+                                call="cspace_revoke_caps_from", by="RM")
+        return {"action_id": action_id, "revoked": count}
+
+    def _fault_unbind(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
+        """The RM unbinds the object's vIRQ with its master cap (``msgqueue_unbind_send_virq``
+        0x19 / ``msgqueue_unbind_receive_virq`` 0x1A / ``doorbell_unbind_virq`` 0x11, facts
+        §2.3, §9.1): the object still works, but its VM is never interrupted again."""
+        obj = self._ipc_object(args)
+        side = _str(args, "side", "receive")
+        if side not in ("send", "receive"):
+            raise ActionError("INVALID_ARGUMENT", "field 'side' must be 'send' or 'receive'")
+        if "doorbell" in args:
+            source = obj.source
+        else:
+            source = obj.tx_source if side == "send" else obj.rx_source
+        action_id = self._record(action, args)
+        if source.vic is not None:  # unbinding an unbound source is OK (facts §9.1)
+            source.vic.unbind(source)
+        return {"action_id": action_id}
+
+    def _fault_flood(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
+        """The sender's vCPU 0 makes ``count`` msgqueue_send calls in a row; once the queue
+        is full each gets MSGQUEUE_FULL (facts §3). One action, so a replay repeats it."""
+        vm = self._vm(args)
+        capid = self._capid(vm, self.hyp.msgqs, "msgq", args)
+        count = _int(args, "count", 1, MSGQUEUE_MAX_QUEUE_DEPTH + 1,
+                     self.hyp.msgqs[args["msgq"]].depth + 1)
+        vcpu = vm.vcpus[0]
+        if len(vcpu.user_ops) + count > MAX_QUEUED_USER_OPS:
+            raise ActionError("BUSY", f"{vm.name} cannot take {count} more requests")
+        result = self._queue_hvc(action, vm, "msgqueue_send",
+                                 {"capid": capid, "size": 16, "flags": MSGQUEUE_SEND_FLAG_PUSH,
+                                  "payload": "flood"}, args)
+        op = vcpu.user_ops[-1]
+        vcpu.user_ops.extend([op] * (count - 1))
+        return {**result, "count": count}
+
+    def _rm_mem_reclaim(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
+        """HLOS asks the RM for MEM_RECLAIM of the image parcel it lent the guest: refused
+        with MEM_INUSE (0xB) while the guest still has it accepted (facts §8.3)."""
+        return self._rm_job(action, args)

@@ -428,8 +428,13 @@ def _cap_create(e: Event) -> str:
 
 
 def _cap_revoke(e: Event) -> str:
-    return (f"{plural(e.get('count'), 'capability')} to {e.get('object')} "
-            f"{'is' if e.get('count') == 1 else 'are'} revoked: nobody can use it any more.")
+    head = (f"{plural(e.get('count'), 'capability')} to {e.get('object')} "
+            f"{'is' if e.get('count') == 1 else 'are'} revoked")
+    if e.get("call"):  # a fault: the RM revokes through the master cap it holds
+        return (f"The {e.get('by')} calls {e.get('call')} with the master cap it holds: "
+                f"{head}. Each holder's next call with its capid gets CSPACE_CAP_REVOKED "
+                "(51): the slot is still there, its state is REVOKED.")
+    return f"{head}: nobody can use it any more."
 
 
 def _rm_fields(fields: Any) -> str:

@@ -15,6 +15,7 @@ import { HistoryBar } from "./histbar.js";
 import { Share } from "./share.js";
 import { LessonPlayer } from "./lesson.js";
 import { HvcConsole } from "./console.js";
+import { FaultsMenu } from "./faults.js";
 import { InvariantsPanel } from "./invariants.js";
 import { StageView } from "./stageview.js";
 
@@ -73,6 +74,7 @@ async function fetchDts(name) { // the DT overlay is in server snapshots only, n
 const inspector = new Inspector($("inspector"), state, act, { packets, fetchDts });
 const hvcConsole = new HvcConsole(state, act);
 inspector.openConsole = (name) => hvcConsole.open(name);
+const faults = new FaultsMenu(state, act, $("btn-faults"));
 const captionBar = new CaptionBar($("caption-bar"), (e) => timeline.explain(e));
 diagram.motion = !reducedMotion;
 let builtStructure = -1; // state.structure the diagram was last built for
@@ -144,6 +146,7 @@ function applySnapshot(snap) {
   timeline.clear();
   history.reset();
   hvcConsole.reset();
+  faults.reset();
   share.snapshot(snap);
   timeline.setVms(snap.vms.map((v) => v.name));
   timeline.vmNames = snap.vms.map((v) => v.name);
@@ -176,6 +179,7 @@ on("sim:trace", (batch, ack) => {
   lesson.feed(events);
 
   hvcConsole.ingest(events);
+  faults.ingest(events);
   view.seq = history.view;
   if (live) view.now = batch.now_ns;
 });

@@ -13,11 +13,12 @@ from gunyah_core.captions import caption
 from gunyah_core.lessons import check
 
 LESSONS = Path(__file__).resolve().parents[2] / "lessons"
+ALL_WRONG = -1  # play(wrong_step=ALL_WRONG): every question answered wrong
 
 
 def play(page: Page, file: str, wrong_step: int, snap=None) -> list[str]:
     """Play a whole lesson, answering every question as the checker resolved it except
-    the one at ``wrong_step`` (1-based); return each verdict's text."""
+    the one at ``wrong_step`` (1-based; ALL_WRONG: every one); return each verdict's text."""
     report = check(str(LESSONS / file))
     page.get_by_test_id("btn-lessons").click()
     page.get_by_test_id("lesson-select").select_option(file)
@@ -33,11 +34,12 @@ def play(page: Page, file: str, wrong_step: int, snap=None) -> list[str]:
                 values = [json.loads(v)
                           for v in choices.evaluate_all("els => els.map(e => e.value)")]
                 pick = values.index(answer)
-                if result.index + 1 == wrong_step:
+                wrong = wrong_step in (ALL_WRONG, result.index + 1)
+                if wrong:
                     pick = (pick + 1) % len(values)
                 choices.nth(pick).check()
             else:
-                wrong = result.index + 1 == wrong_step
+                wrong = wrong_step in (ALL_WRONG, result.index + 1)
                 page.get_by_test_id("lesson-number").fill(str(answer + 1 if wrong else answer))
         page.get_by_test_id("lesson-run").click()
         if result.event is not None:
@@ -56,9 +58,10 @@ def test_message_queue_lesson_reveals_the_models_answers(page: Page, shot) -> No
     verdicts = play(page, "02-message-queues.yaml", wrong_step=4,
                     snap=lambda pg: shot(pg, "lesson-verdict"))
     assert [v.split(" —")[0] for v in verdicts] == [
-        "✓ Right", "✓ Right", "✗ Not quite", "✓ Right", "✓ Right", "✓ Right"]
+        "✓ Right", "✓ Right", "✗ Not quite", "✓ Right", "✓ Right", "✓ Right", "✓ Right"]
     assert "the model says MSGQUEUE_FULL." in verdicts[2]
     assert "the model says ARGUMENT_SIZE." in verdicts[5]
+    assert "the model says CSPACE_CAP_REVOKED." in verdicts[6]  # the revoke fault step
     expect(page.get_by_test_id("lesson")).to_be_hidden()
 
 
@@ -84,3 +87,12 @@ def test_every_lesson_plays_on_the_page_as_the_checker_ran_it(page: Page, file: 
     """Each deciding event on the page is the checker's (same seq), every answer right."""
     verdicts = play(page, file, wrong_step=0)
     assert verdicts and all(v.startswith("✓ Right") for v in verdicts)
+
+
+@pytest.mark.parametrize("file", [p.name for p in sorted(LESSONS.glob("*.yaml"))])
+def test_every_lesson_marks_every_wrong_answer_wrong(page: Page, file: str) -> None:
+    """The same lessons with every question answered wrong: each verdict says so and
+    names the model's answer."""
+    verdicts = play(page, file, wrong_step=ALL_WRONG)
+    assert verdicts and all(v.startswith("✗ Not quite") for v in verdicts)
+    assert all("the model says" in v for v in verdicts)

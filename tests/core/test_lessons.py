@@ -17,6 +17,7 @@ from gunyah_core.lessons import (
     grade,
     lesson_index,
     load_lesson,
+    page_plan,
     parse_lesson,
 )
 from gunyah_core.scenario import load
@@ -71,7 +72,8 @@ def test_shipped_lesson_checks_clean(path: Path):
 def test_message_queue_lesson_answers_are_the_models():
     report = check(str(REPO / "lessons" / "02-message-queues.yaml"))
     answers = [r.answer for r in report.results if r.event is not None]
-    assert answers == ["msgq:P_to_C:rx", False, "MSGQUEUE_FULL", 3, "Producer", "ARGUMENT_SIZE"]
+    assert answers == ["msgq:P_to_C:rx", False, "MSGQUEUE_FULL", 3, "Producer", "ARGUMENT_SIZE",
+                       "CSPACE_CAP_REVOKED"]  # the fault step: the RM revoked P_to_C's caps
     # The same run without the lesson: the first MSGQUEUE_FULL is the deciding event of
     # the fifth-send question (step 4), and the send just before it said not_full=false.
     sim = Simulation(load("msgq-backpressure"))
@@ -302,3 +304,16 @@ def test_oversized_lesson_file_is_refused(tmp_path: Path):
     path.write_text(FULL_QUEUE + "#" * (64 * 1024))
     problems = check(str(path)).problems
     assert problems == [f"{path}: file larger than 65536 bytes"]
+
+
+def test_a_shipped_lesson_with_a_wrong_answer_field_refuses_to_load(tmp_path: Path):
+    """The fault step of lesson 2 edited to name a field hvc events do not have: the page's
+    plan (what /api/lessons/<file> serves) is refused, naming the step and the field."""
+    text = (REPO / "lessons" / "02-message-queues.yaml").read_text()
+    edited = text.replace("vm: Consumer}, field: result}", "vm: Consumer}, field: ret.result}")
+    assert edited != text
+    path = tmp_path / "02-message-queues.yaml"
+    path.write_text(edited)
+    with pytest.raises(LessonError) as err:
+        page_plan(str(path))
+    assert "step 8" in str(err.value) and "'ret.result'" in str(err.value)

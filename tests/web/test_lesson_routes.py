@@ -21,7 +21,7 @@ def test_plan_gives_where_the_answer_is_never_what_it_is(app):
     assert reply.status_code == HTTP_OK
     plan = reply.get_json()
     report = check(str(LESSON_DIR / "02-message-queues.yaml"))
-    assert plan["scenario"] == "msgq-backpressure" and len(plan["steps"]) == 7
+    assert plan["scenario"] == "msgq-backpressure" and len(plan["steps"]) == 8
     for step, result in zip(plan["steps"], report.results, strict=True):
         assert step["last_seq"] == result.events[-1]["seq"]
         assert step["first_seq"] == result.events[0]["seq"]
