@@ -148,7 +148,11 @@ export class Diagram {
     }
     this.markers = new Map();
     for (const m of L.markers.values()) this.buildMarker(gCells, m);
-    for (const vm of snap.vms) if (L.vms.has(vm.name)) this.buildVm(gVms, vm, L.vms.get(vm.name), L.vmFont);
+    snap.vms.forEach((vm, i) => {
+      if (!L.vms.has(vm.name)) return;
+      this.buildVm(gVms, vm, L.vms.get(vm.name), L.vmFont);
+      this.vmKey(gVms, L.vms.get(vm.name), i);
+    });
     for (const cell of L.cells.values()) this.buildCell(gCells, cell);
     this.buildLanes(gLanes, L);
     this.caption = buildCaption(gCaption, L.caption);
@@ -170,6 +174,12 @@ export class Diagram {
     const pulse = svg("rect", { x: box.x - 4, y: box.y - 4, width: box.w + 8, height: box.h + 8,
       rx: 15, class: "pulse", opacity: 0 }, g);
     this.vms.set(vm.name, { ...node, chips, pulse, badge: badge(g, box.x + box.w - 10, box.y) });
+  }
+
+  /** The VM's colour in the pCPU tracks: a strip along the top of its box. */
+  vmKey(parent, box, i) {
+    svg("rect", { x: box.x + 14, y: box.y + 4, width: box.w - 28, height: 5, rx: 2,
+      class: `vm-key ${this.tracks.colourOf(i)}` }, parent);
   }
 
   /** A VM's folded RM link: one small box; a click draws its two queues. */

@@ -17,6 +17,7 @@ const CHAR_W = 0.62 * LABEL_FONT; // a label's width is estimated, not measured,
 const LABEL_PAD = 10;
 const MARK_MAX = 400; // marks drawn per track, the newest kept
 const SEG_MIN_PX = 1;
+const VM_COLOURS = 8; // app.css .vmc-0 … .vmc-7
 
 /** A window's length, short: "500 µs", "5 ms". */
 export function fmtSpan(ns) {
@@ -107,6 +108,9 @@ export class Tracks {
     this.onChange = () => {};
   }
 
+  /** The class of the n-th VM's colour (the same in its box's key and its slices). */
+  colourOf(n) { return `vmc-${n % VM_COLOURS}`; }
+
   get span() { return WINDOWS_NS[this.windowIdx]; }
 
   /** Widen (+1) or narrow (-1) the window; true when it changed. */
@@ -168,7 +172,7 @@ export class Tracks {
       const x0 = x(s.t0), w = Math.max(SEG_MIN_PX, x(s.t1) - x0);
       const r = this.take(lane, "segs", "rect", "seg", lane.segs);
       const vmI = s.donor ? this.vmIndex.get(vmOf(s.donor)) : this.vmIndex.get(s.vm);
-      const cls = s.merged ? "seg seg-many" : `seg vmc-${(vmI ?? 0) % 8}${s.donor ? " seg-donated" : ""}`;
+      const cls = s.merged ? "seg seg-many" : `seg ${this.colourOf(vmI ?? 0)}${s.donor ? " seg-donated" : ""}`;
       setAttr(r, "class", cls);
       setAttr(r, "x", x0.toFixed(1)); setAttr(r, "width", w.toFixed(1));
       setAttr(r, "y", tr.y + 2); setAttr(r, "height", tr.h - 4);
