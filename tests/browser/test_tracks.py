@@ -79,6 +79,8 @@ def test_tracks_show_the_past_slices_in_order_with_preemptions(page: Page) -> No
             assert label.split(" ")[0] in shown, label
         preempt_ts = {e["t"] for e in switches if e["pcpu"] == p and e["reason"] == "preempt"}
         assert set(tr["preempts"]) <= preempt_ts, f"pCPU {p}: a preemption mark off any preempt"
+        inside = {t for t in preempt_ts if tr["t1"] - span <= t <= tr["t1"]}
+        assert inside <= set(tr["preempts"]), f"pCPU {p}: a preemption without its mark"
     assert distinct >= 2, "no track shows more than one vCPU"
     # Spin_A and Spin_B share pCPU 0 by timeslice, Urgent preempts them: all three are named.
     assert {"Spin_A.0", "Spin_B.0", "Urgent.0"} <= set(runs([s["vcpu"] for s in tracks[0]["segs"]]))
