@@ -17,6 +17,8 @@ const CHAR_W = 0.62 * LABEL_FONT; // a label's width is estimated, not measured,
 const LABEL_PAD = 10;
 const MARK_MAX = 400; // marks drawn per track, the newest kept
 const SEG_MIN_PX = 1;
+const KEPT = new Set(["sched.switch", "virq.deliver"]);
+const THROTTLE = 4; // wait this many times the last derivation's cost before the next
 const VM_COLOURS = 8; // app.css .vmc-0 … .vmc-7
 
 /** A window's length, short: "500 µs", "5 ms". */
@@ -36,6 +38,16 @@ function firstAt(events, lo, hi, t) {
     if (events[m].t < t) a = m + 1; else b = m;
   }
   return a;
+}
+
+/** Index of the last event with seq <= seq, or -1. */
+function lastAtOrBefore(events, seq) {
+  let a = 0, b = events.length;
+  while (a < b) {
+    const m = (a + b) >> 1;
+    if (events[m].seq <= seq) a = m + 1; else b = m;
+  }
+  return a - 1;
 }
 
 /** Pure: the segments and marks of every pCPU in [t1 - span, t1], from events[0..end]
@@ -106,6 +118,8 @@ export class Tracks {
     this.key = "";
     this.vmIndex = new Map();
     this.onChange = () => {};
+    this.lastAt = 0;
+    this.lastCost = 0;
   }
 
   /** The class of the n-th VM's colour (the same in its box's key and its slices). */
@@ -141,13 +155,34 @@ export class Tracks {
 
   /** Redraw when the view's seq or the window changed. */
   update(events, end, t1, npcpu, initial) {
-    const key = `${end}|${t1}|${this.windowIdx}|${events.length ? events[0].seq : -1}`;
+    const kept = this.keep(events);
+    const seq = end >= 0 ? events[end]?.seq : -1;
+    const key = `${seq}|${t1}|${this.windowIdx}|${kept.length}`;
     if (key === this.key || !this.lanes.length) return;
+    const wall = performance.now();
+    if (wall - this.lastAt < this.lastCost * THROTTLE) return; // a long window at speed: fewer redraws
     this.key = key;
     const span = this.span;
-    const data = end >= 0 ? trackSegments(events, end, t1, span, npcpu, initial)
-      : Array.from({ length: npcpu }, () => ({ segs: [], marks: [] }));
+    const last = lastAtOrBefore(kept, seq);
+    const data = trackSegments(kept, last, t1, span, npcpu, initial);
     this.lanes.forEach((lane, p) => this.draw(lane, data[p] ?? { segs: [], marks: [] }, t1, span));
+    this.lastAt = performance.now();
+    this.lastCost = this.lastAt - wall;
+  }
+
+  /** The events the tracks read (switches, vIRQs), kept as they arrive; again from the
+   *  start when the history was replaced or cut back (a fork, a branch loaded). */
+  keep(events) {
+    const n = this.scanned ?? 0;
+    if (events !== this.from || n > events.length || (n > 0 && events[n - 1] !== this.lastSeen)) {
+      this.from = events;
+      this.kept = [];
+      this.scanned = 0;
+    }
+    for (let i = this.scanned; i < events.length; i++) if (KEPT.has(events[i].kind)) this.kept.push(events[i]);
+    this.scanned = events.length;
+    this.lastSeen = events[events.length - 1];
+    return this.kept;
   }
 
   take(lane, kind, tag, cls, parent) {
