@@ -324,6 +324,9 @@ Object.defineProperty(window, "__gunyah", {
     get zoom() { return diagram.view.k; },
     get presenting() { return stage.presenting; },
     get trackWindowNs() { return diagram.tracks.span; },
+    get trackKept() { return diagram.tracks.kept?.map((e) => e.seq) ?? []; },
+    get keptSeqs() { return history.events.filter((e) => e.kind === "sched.switch" || e.kind === "virq.deliver")
+      .map((e) => e.seq); },
     get schedSwitches() {
       const end = history.view - history.base;
       return history.events.slice(0, Math.max(0, end + 1)).filter((e) => e.kind === "sched.switch")

@@ -131,3 +131,27 @@ def test_proxy_scheduling_draws_a_vcpu_run_donation(page: Page) -> None:
     assert page.locator("#diagram .seg-hatch[visibility='visible']").count() >= 1
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "tracks-proxy-scheduling.png"))
+
+
+def test_after_a_fork_the_tracks_hold_the_new_branch_only(page: Page) -> None:
+    """Acting in the past cuts the old future: the tracks are derived again from what is kept."""
+    from tests.browser.test_history import FORK_AT, QUEUE, RUN_EVENTS, scrub, step_n
+
+    step_n(page, RUN_EVENTS)
+    scrub(page, FORK_AT)
+    page.locator("[data-vm='VM_A']").click()
+    page.get_by_test_id("act-msgq").select_option(QUEUE)
+    page.get_by_test_id("act-payload").fill("fork-here")
+    page.get_by_test_id("act-send").click()
+    page.wait_for_function("() => window.__gunyah.branch === 1")
+    step_n(page, 60)
+    page.wait_for_timeout(200)
+    now = page.evaluate("window.__gunyah.now_ns")
+    span = page.evaluate("window.__gunyah.trackWindowNs")
+    tracks = page.evaluate(TRACKS_JS)
+    assert all(tr["t1"] == now for tr in tracks)
+    for p, tr in enumerate(tracks):
+        shown = runs([s["vcpu"] for s in tr["segs"]])
+        assert is_subsequence(shown, expected(page, p, now - span, now)), f"pCPU {p} after the fork"
+    # What the tracks read is exactly the branch's switches and vIRQs, none of the cut future.
+    assert page.evaluate("window.__gunyah.trackKept") == page.evaluate("window.__gunyah.keptSeqs")
