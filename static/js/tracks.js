@@ -211,8 +211,8 @@ export class Tracks {
       setAttr(r, "class", cls);
       setAttr(r, "x", x0.toFixed(1)); setAttr(r, "width", w.toFixed(1));
       setAttr(r, "y", tr.y + 2); setAttr(r, "height", tr.h - 4);
-      setAttr(r, "data-vcpu", s.vcpu ?? "");
-      setAttr(r, "data-donor", s.donor ?? "");
+      setAttr(r, "data-seg-vcpu", s.vcpu ?? "");
+      setAttr(r, "data-seg-donor", s.donor ?? "");
       setAttr(r, "visibility", "visible");
       setText(r.firstChild, s.merged ? "several short slices" : s.donor
         ? `${s.vcpu} running on ${s.donor}'s slice (donated)` : `${s.vcpu} running`);

@@ -16,7 +16,7 @@ TRACKS_JS = """() => { const shown = (g, sel) => [...g.querySelectorAll(sel)]
   return [...document.querySelectorAll('#diagram .track')].map((g) => ({
   t1: Number(g.getAttribute('data-t1')),
   segs: shown(g, '.seg')
-    .map((r) => ({ vcpu: r.getAttribute('data-vcpu'), donor: r.getAttribute('data-donor'),
+    .map((r) => ({ vcpu: r.getAttribute('data-seg-vcpu'), donor: r.getAttribute('data-seg-donor'),
       x: Number(r.getAttribute('x')), w: Number(r.getAttribute('width')) })),
   labels: shown(g, '.seg-label').map((t) => t.textContent),
   preempts: shown(g, '.mark-preempt').map((m) => Number(m.getAttribute('data-t'))),
