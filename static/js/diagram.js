@@ -6,6 +6,7 @@ import { svg, svgText, setText, setAttr, hex, hexMask, flagBit } from "./format.
 import { buildVmBox, updateVmHead, updateVmMem, memPatterns, buildCaption, updateCaption } from "./vmbox.js";
 import { fitText, measure, spread } from "./fit.js";
 import { Viewport } from "./viewport.js";
+import { Tracks, fmtSpan } from "./tracks.js";
 
 const STATE_SHORT = { running: "running", ready: "ready", wfi: "wfi", off: "off" };
 const BADGE_H = 26;
@@ -35,13 +36,17 @@ export class Diagram {
     this.unfolded = new Set();  // VMs whose RM link queues are drawn; or "all"
     this.hidden = new Set();    // VMs left out of the picture with their objects
     this.view = new Viewport(svgEl);
+    this.tracks = new Tracks(); // each pCPU lane's recent past
+    this.tracks.onChange = () => this.updateWindowLabel();
     svgEl.addEventListener("keydown", (ev) => {
-      if (ev.key === "Enter" && ev.target.closest("[data-vm],[data-msgq],[data-bell],[data-rmlink]")) {
+      if (ev.key === "Enter" && ev.target.closest("[data-vm],[data-msgq],[data-bell],[data-rmlink],[data-track-zoom]")) {
         ev.target.dispatchEvent(new MouseEvent("click", { bubbles: true }));
       }
     });
     svgEl.addEventListener("click", (ev) => {
       if (this.view.dragged) return; // the end of a pan, not a click
+      const zoom = ev.target.closest("[data-track-zoom]");
+      if (zoom) { this.tracks.zoom(Number(zoom.dataset.trackZoom)); return; }
       const fold = ev.target.closest("[data-rmlink]");
       if (fold) { this.unfold(fold.dataset.rmlink); return; }
       const hit = ev.target.closest("[data-vm],[data-msgq],[data-bell]");
@@ -143,7 +148,11 @@ export class Diagram {
     }
     this.markers = new Map();
     for (const m of L.markers.values()) this.buildMarker(gCells, m);
-    for (const vm of snap.vms) if (L.vms.has(vm.name)) this.buildVm(gVms, vm, L.vms.get(vm.name), L.vmFont);
+    snap.vms.forEach((vm, i) => {
+      if (!L.vms.has(vm.name)) return;
+      this.buildVm(gVms, vm, L.vms.get(vm.name), L.vmFont);
+      this.vmKey(gVms, L.vms.get(vm.name), i);
+    });
     for (const cell of L.cells.values()) this.buildCell(gCells, cell);
     this.buildLanes(gLanes, L);
     this.caption = buildCaption(gCaption, L.caption);
@@ -165,6 +174,12 @@ export class Diagram {
     const pulse = svg("rect", { x: box.x - 4, y: box.y - 4, width: box.w + 8, height: box.h + 8,
       rx: 15, class: "pulse", opacity: 0 }, g);
     this.vms.set(vm.name, { ...node, chips, pulse, badge: badge(g, box.x + box.w - 10, box.y) });
+  }
+
+  /** The VM's colour in the pCPU tracks: a strip along the top of its box. */
+  vmKey(parent, box, i) {
+    svg("rect", { x: box.x + 14, y: box.y + 4, width: box.w - 28, height: 5, rx: 2,
+      class: `vm-key ${this.tracks.colourOf(i)}` }, parent);
   }
 
   /** A VM's folded RM link: one small box; a click draws its two queues. */
@@ -241,17 +256,43 @@ export class Diagram {
   }
 
   buildLanes(parent, L) {
-    svgText(parent, L.lanes[0]?.x ?? 20, L.lanesTop + 22, "Physical CPUs (FPRR scheduler)", "lanes-title");
+    const titleY = L.lanesTop + 22;
+    svgText(parent, L.lanes[0]?.x ?? 20, titleY, "Physical CPUs (FPRR scheduler)", "lanes-title");
     this.lanes = L.lanes.map((lane) => {
       const g = svg("g", { class: "lane", "data-pcpu": lane.pcpu, "data-testid": `pcpu-${lane.pcpu}` }, parent);
       svg("rect", { x: lane.x, y: lane.y, width: lane.w, height: lane.h, rx: 8, class: "lane-box" }, g);
-      svgText(g, lane.x + 12, lane.y + lane.h / 2 + 7, `pCPU ${lane.pcpu}`, "lane-label");
+      const mid = lane.y + lane.h / 2 + 7;
+      svgText(g, lane.x + 12, mid, `pCPU ${lane.pcpu}`, "lane-label");
       const c = lane.chip;
       const chip = svg("rect", { x: c.x, y: c.y, width: c.w, height: c.h, rx: 7, class: "chip" }, g);
       const cur = svgText(g, c.x + c.w / 2, c.y + c.h / 2 + 7, "", "lane-cur", "middle");
-      const runq = svgText(g, lane.runqX, lane.y + lane.h / 2 + 7, "", "lane-runq");
-      return { lane, chip, cur, runq };
+      const runq = svgText(g, lane.runqX, mid, "", "lane-runq");
+      return { lane, g, chip, cur, runq };
     });
+    this.buildWindowControls(parent, L, titleY);
+    this.tracks.build(this.lanes, this.snap.vms.map((v) => v.name));
+  }
+
+  /** The tracks' window in the lanes' title row, right: "past 5 ms", narrower and wider. */
+  buildWindowControls(parent, L, titleY) {
+    const last = L.lanes[L.lanes.length - 1];
+    if (!last) return;
+    const right = last.x + last.w;
+    const button = (x, dir, text, name) => {
+      const g = svg("g", { class: "track-zoom", "data-track-zoom": dir, "data-testid": `track-${name}`,
+        tabindex: 0, role: "button", "aria-label": `${name} time window (${dir > 0 ? "." : ","})` }, parent);
+      svg("rect", { x, y: titleY - 20, width: 34, height: 28, rx: 6, class: "track-zoom-box" }, g);
+      svgText(g, x + 17, titleY, text, "track-zoom-text", "middle");
+    };
+    button(right - 34, 1, "+", "wider");
+    button(right - 74, -1, "−", "narrower");
+    this.windowLabel = svgText(parent, right - 84, titleY, "", "track-window", "end");
+    this.windowLabel.setAttribute("data-testid", "track-window");
+    this.updateWindowLabel();
+  }
+
+  updateWindowLabel() {
+    if (this.windowLabel) setText(this.windowLabel, `tracks: past ${fmtSpan(this.tracks.span)}`);
   }
 
   /** Rewrite attributes of the nodes state.dirty names; then clear it. */

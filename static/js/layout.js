@@ -45,6 +45,9 @@ const LANE_HEAD_H = 30;
 const LANES_GAP = 14;
 const LANE_LABEL_W = 96;
 const LANE_CHIP_W = 170;
+const LANE_RUNQ_W = 190; // the ready list, right of the track
+const TRACK_GAP = 12;
+const TRACK_INSET = 7; // the track's marks stand out of it, inside the lane
 
 function vmBoxes(snap, width) {
   const n = snap.vms.length;
@@ -183,9 +186,13 @@ function lanes(count, top, width) {
     const col = Math.floor(p / perCol);
     const x = MARGIN + col * (colW + CELL_GAP);
     const y = top + LANE_HEAD_H + (p % perCol) * LANE_H;
+    const trackX = x + LANE_LABEL_W + LANE_CHIP_W + TRACK_GAP;
+    const trackW = colW - LANE_LABEL_W - LANE_CHIP_W - LANE_RUNQ_W - 2 * TRACK_GAP;
     out.push({ pcpu: p, x, y, w: colW, h: LANE_H - 6,
       chip: { x: x + LANE_LABEL_W, y: y + 4, w: LANE_CHIP_W, h: LANE_H - 14 },
-      runqX: x + LANE_LABEL_W + LANE_CHIP_W + 14, runqW: colW - LANE_LABEL_W - LANE_CHIP_W - 20 });
+      // The recent past (tracks.js) between the current vCPU and the ready list.
+      track: { x: trackX, y: y + TRACK_INSET, w: trackW, h: LANE_H - 6 - 2 * TRACK_INSET },
+      runqX: trackX + trackW + TRACK_GAP, runqW: LANE_RUNQ_W - TRACK_GAP });
   }
   return { lanes: out, bottom: top + LANE_HEAD_H + perCol * LANE_H };
 }

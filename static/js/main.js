@@ -88,10 +88,17 @@ function relayout() {
   stage.setVms([...state.vms.keys()]);
 }
 const stage = new StageView(diagram, relayout);
+/** "," and "." narrow and widen the pCPU tracks' window of time. */
+function trackKey(ev) {
+  if (ev.ctrlKey || ev.metaKey || ev.altKey) return false;
+  if (ev.key === ",") return diagram.tracks.zoom(-1) || true;
+  if (ev.key === ".") return diagram.tracks.zoom(1) || true;
+  return false;
+}
 diagram.onRelayout = relayout;
 document.addEventListener("keydown", (ev) => {
   if (ev.target.closest("input, select, textarea")) return;
-  if (stage.key(ev) || diagram.view.key(ev)) ev.preventDefault();
+  if (stage.key(ev) || diagram.view.key(ev) || trackKey(ev)) ev.preventDefault();
 });
 
 /** Rebuild the diagram when VMs, vCPUs, queues or doorbells came or went (not per event). */
@@ -282,6 +289,8 @@ function frame(wall) {
   captionBar.show(history.view >= 0 ? history.at(history.view) : null, controls.playing);
   syncStructure();
   diagram.update(state);
+  diagram.tracks.update(history.events, history.view - history.base, state.now, state.pcpus.length,
+    history.keyframes[0].st.pcpus.map((p) => p.current));
   anim.frame(wall);
   inspector.refresh(wall);
   updateStatus(wall);
@@ -317,6 +326,15 @@ Object.defineProperty(window, "__gunyah", {
     get shownSeqs() { return timeline.shownSeqs(); },
     get zoom() { return diagram.view.k; },
     get presenting() { return stage.presenting; },
+    get trackWindowNs() { return diagram.tracks.span; },
+    get trackKept() { return diagram.tracks.kept?.map((e) => e.seq) ?? []; },
+    get keptSeqs() { return history.events.filter((e) => e.kind === "sched.switch" || e.kind === "virq.deliver")
+      .map((e) => e.seq); },
+    get schedSwitches() {
+      const end = history.view - history.base;
+      return history.events.slice(0, Math.max(0, end + 1)).filter((e) => e.kind === "sched.switch")
+        .map(({ seq, t, pcpu, prev, next, reason }) => ({ seq, t, pcpu, prev, next, reason }));
+    },
   }),
   writable: false,
   configurable: false,

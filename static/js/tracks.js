@@ -1,0 +1,256 @@
+// Scheduling over time: each pCPU lane keeps a track of the recent past, a window of
+// simulated time ending at the moment the diagram shows. The track is a pure function
+// of the kept events (sched.switch, vcpu.run, vcpu.state, virq.deliver) up to that
+// moment, so seeking back redraws it as it was and scrubbing costs nothing more.
+// Segments are the vCPUs' running slices (coloured by VM and named where they fit);
+// a vcpu_run or yield_to donation is the proxied vCPU running on its caller's slice,
+// drawn hatched in the caller's colour (facts §7.1, proxy scheduling).
+import { svg, setAttr, setText } from "./format.js";
+
+export const WINDOWS_NS = [100e3, 200e3, 500e3, 1e6, 2e6, 5e6, 10e6, 20e6, 50e6, 100e6, 200e6];
+export const DEFAULT_WINDOW = 5; // 5 ms: a few FPRR timeslices of the presets
+const DONATING = new Set(["vcpu_run", "yield_to"]); // next runs on prev's slice
+const RETURNING = new Set(["vcpu_run:return", "yield_to:return"]);
+const BACK_SCAN_MAX = 200000; // events looked back for who ran when the window opens
+const LABEL_FONT = 15;
+const CHAR_W = 0.62 * LABEL_FONT; // a label's width is estimated, not measured, per frame
+const LABEL_PAD = 10;
+const MARK_MAX = 400; // marks drawn per track, the newest kept
+const SEG_MIN_PX = 1;
+const KEPT = new Set(["sched.switch", "virq.deliver"]);
+const THROTTLE = 4; // wait this many times the last derivation's cost before the next
+const VM_COLOURS = 8; // app.css .vmc-0 … .vmc-7
+
+/** A window's length, short: "500 µs", "5 ms". */
+export function fmtSpan(ns) {
+  return ns >= 1e6 ? `${ns / 1e6} ms` : `${ns / 1e3} µs`;
+}
+
+const vmOf = (vcpu) => (vcpu ? vcpu.split(".")[0] : null);
+const markOf = (reason) => (reason === "preempt" ? "preempt" : reason?.startsWith("block:") ? "block"
+  : reason?.startsWith("wake:") ? "wake" : null);
+
+/** First index i in [lo, hi] with events[i].t >= t (events sorted by t), else hi + 1. */
+function firstAt(events, lo, hi, t) {
+  let a = lo, b = hi + 1;
+  while (a < b) {
+    const m = (a + b) >> 1;
+    if (events[m].t < t) a = m + 1; else b = m;
+  }
+  return a;
+}
+
+/** Index of the last event with seq <= seq, or -1. */
+function lastAtOrBefore(events, seq) {
+  let a = 0, b = events.length;
+  while (a < b) {
+    const m = (a + b) >> 1;
+    if (events[m].seq <= seq) a = m + 1; else b = m;
+  }
+  return a - 1;
+}
+
+/** Pure: the segments and marks of every pCPU in [t1 - span, t1], from events[0..end]
+ *  (sorted by t; end is the view's index). initial: pCPU -> who ran before events[0].
+ *  Returns [{segs: [{vcpu, vm, t0, t1, donor, reason}], marks: [{t, kind, vcpu, reason}]}]. */
+export function trackSegments(events, end, t1, span, npcpu, initial = []) {
+  const t0 = t1 - span;
+  const lo = firstAt(events, 0, end, t0);
+  const cur = Array.from({ length: npcpu }, (_, p) => ({ vcpu: initial[p] ?? null, donor: null, since: t0 }));
+  const known = new Array(npcpu).fill(false);
+  let left = npcpu;
+  for (let i = lo - 1; i >= 0 && i >= lo - BACK_SCAN_MAX && left > 0; i--) {
+    const e = events[i];
+    if (e.kind !== "sched.switch" || known[e.pcpu] || e.pcpu >= npcpu) continue;
+    known[e.pcpu] = true; left--;
+    cur[e.pcpu].vcpu = e.next;
+    cur[e.pcpu].donor = DONATING.has(e.reason) ? e.prev : null;
+  }
+  const out = Array.from({ length: npcpu }, () => ({ segs: [], marks: [] }));
+  const close = (p, t) => {
+    const c = cur[p];
+    if (c.vcpu && t > c.since) out[p].segs.push({ vcpu: c.vcpu, vm: vmOf(c.vcpu), t0: c.since, t1: t, donor: c.donor });
+  };
+  const where = new Map(); // vcpu -> pCPU it last ran on (for the vIRQ ticks)
+  for (let p = 0; p < npcpu; p++) if (cur[p].vcpu) where.set(cur[p].vcpu, p);
+  for (let i = lo; i <= end; i++) {
+    const e = events[i];
+    if (e.kind === "sched.switch") {
+      const p = e.pcpu;
+      if (p >= npcpu) continue;
+      close(p, e.t);
+      const c = cur[p];
+      const donor = DONATING.has(e.reason) ? e.prev
+        : RETURNING.has(e.reason) || e.next !== c.vcpu ? null : c.donor;
+      cur[p] = { vcpu: e.next, donor: e.next ? donor : null, since: e.t };
+      if (e.next) where.set(e.next, p);
+      const kind = markOf(e.reason);
+      if (kind) out[p].marks.push({ t: e.t, kind, vcpu: kind === "wake" ? e.next : e.prev, reason: e.reason });
+    } else if (e.kind === "virq.deliver" && e.vcpu != null) {
+      const id = String(e.vcpu).includes(".") ? e.vcpu : `${e.vm}.${e.vcpu}`;
+      const p = where.get(id);
+      if (p != null) out[p].marks.push({ t: e.t, kind: "virq", vcpu: id, reason: `vIRQ ${e.virq}` });
+    }
+  }
+  for (let p = 0; p < npcpu; p++) close(p, t1);
+  return out;
+}
+
+/** Merge runs of segments narrower than minNs into one "several" segment; bound the count. */
+export function mergeNarrow(segs, minNs) {
+  const out = [];
+  for (const s of segs) {
+    const last = out[out.length - 1];
+    const narrow = s.t1 - s.t0 < minNs;
+    if (narrow && last && (last.merged || last.t1 - last.t0 < minNs) && s.t0 - last.t1 < minNs) {
+      last.t1 = s.t1;
+      if (last.vcpu !== s.vcpu) { last.merged = true; last.vcpu = null; last.donor = null; }
+    } else out.push({ ...s });
+  }
+  return out;
+}
+
+/** The drawing: a pool of rects, labels and marks per lane, attributes rewritten. */
+export class Tracks {
+  constructor() {
+    this.windowIdx = DEFAULT_WINDOW;
+    this.lanes = [];
+    this.key = "";
+    this.vmIndex = new Map();
+    this.onChange = () => {};
+    this.lastAt = 0;
+    this.lastCost = 0;
+  }
+
+  /** The class of the n-th VM's colour (the same in its box's key and its slices). */
+  colourOf(n) { return `vmc-${n % VM_COLOURS}`; }
+
+  get span() { return WINDOWS_NS[this.windowIdx]; }
+
+  /** Widen (+1) or narrow (-1) the window; true when it changed. */
+  zoom(dir) {
+    const i = Math.max(0, Math.min(WINDOWS_NS.length - 1, this.windowIdx + dir));
+    if (i === this.windowIdx) return false;
+    this.windowIdx = i;
+    this.key = "";
+    this.onChange();
+    return true;
+  }
+
+  /** Build the empty tracks into the lanes (after diagram.buildLanes). */
+  build(lanes, vmNames) {
+    this.vmIndex = new Map(vmNames.map((n, i) => [n, i]));
+    this.key = "";
+    this.lanes = lanes.map((node) => {
+      const tr = node.lane.track;
+      const g = svg("g", { class: "track", "data-testid": `track-${node.lane.pcpu}` }, node.g);
+      svg("rect", { x: tr.x, y: tr.y, width: tr.w, height: tr.h, class: "track-box" }, g);
+      const segs = svg("g", { class: "track-segs" }, g);
+      const hatch = svg("g", { class: "track-hatch" }, g);
+      return { tr, g, segs, hatch, marks: svg("g", { class: "track-marks" }, g),
+        labels: svg("g", { class: "track-labels" }, g),
+        pool: { segs: [], marks: [], labels: [], hatch: [] } };
+    });
+  }
+
+  /** Redraw when the view's seq or the window changed. */
+  update(events, end, t1, npcpu, initial) {
+    const kept = this.keep(events);
+    const seq = end >= 0 ? events[end]?.seq : -1;
+    const key = `${seq}|${t1}|${this.windowIdx}|${kept.length}`;
+    if (key === this.key || !this.lanes.length) return;
+    const wall = performance.now();
+    if (wall - this.lastAt < this.lastCost * THROTTLE) return; // a long window at speed: fewer redraws
+    this.key = key;
+    const span = this.span;
+    const last = lastAtOrBefore(kept, seq);
+    const data = trackSegments(kept, last, t1, span, npcpu, initial);
+    this.lanes.forEach((lane, p) => this.draw(lane, data[p] ?? { segs: [], marks: [] }, t1, span));
+    this.lastAt = performance.now();
+    this.lastCost = this.lastAt - wall;
+  }
+
+  /** The events the tracks read (switches, vIRQs), kept as they arrive; again from the
+   *  start when the history was replaced or cut back (a fork, a branch loaded). */
+  keep(events) {
+    const n = this.scanned ?? 0;
+    if (events !== this.from || n > events.length || (n > 0 && events[n - 1] !== this.lastSeen)) {
+      this.from = events;
+      this.kept = [];
+      this.scanned = 0;
+    }
+    for (let i = this.scanned; i < events.length; i++) if (KEPT.has(events[i].kind)) this.kept.push(events[i]);
+    this.scanned = events.length;
+    this.lastSeen = events[events.length - 1];
+    return this.kept;
+  }
+
+  take(lane, kind, tag, cls, parent) {
+    const pool = lane.pool[kind];
+    const n = lane.used[kind]++;
+    if (n < pool.length) return pool[n];
+    const node = svg(tag, { class: cls }, parent);
+    if (tag !== "text") svg("title", {}, node);
+    pool.push(node);
+    return node;
+  }
+
+  draw(lane, data, t1, span) {
+    const tr = lane.tr;
+    const px = tr.w / span;
+    const x = (t) => tr.x + Math.max(0, (t - (t1 - span))) * px;
+    lane.used = { segs: 0, marks: 0, labels: 0, hatch: 0 };
+    const segs = mergeNarrow(data.segs, SEG_MIN_PX / px);
+    setAttr(lane.g, "data-segments", String(segs.length));
+    setAttr(lane.g, "data-t1", String(t1));
+    for (const s of segs) {
+      const x0 = x(s.t0), w = Math.max(SEG_MIN_PX, x(s.t1) - x0);
+      const r = this.take(lane, "segs", "rect", "seg", lane.segs);
+      const vmI = s.donor ? this.vmIndex.get(vmOf(s.donor)) : this.vmIndex.get(s.vm);
+      const cls = s.merged ? "seg seg-many" : `seg ${this.colourOf(vmI ?? 0)}${s.donor ? " seg-donated" : ""}`;
+      setAttr(r, "class", cls);
+      setAttr(r, "x", x0.toFixed(1)); setAttr(r, "width", w.toFixed(1));
+      setAttr(r, "y", tr.y + 2); setAttr(r, "height", tr.h - 4);
+      setAttr(r, "data-seg-vcpu", s.vcpu ?? "");
+      setAttr(r, "data-seg-donor", s.donor ?? "");
+      setAttr(r, "visibility", "visible");
+      setText(r.firstChild, s.merged ? "several short slices" : s.donor
+        ? `${s.vcpu} running on ${s.donor}'s slice (donated)` : `${s.vcpu} running`);
+      if (s.donor) { // the proxied vCPU on its caller's slice: hatched over the caller's colour
+        const h = this.take(lane, "hatch", "rect", "seg-hatch", lane.hatch);
+        setAttr(h, "fill", "url(#pat-lent)");
+        setAttr(h, "x", x0.toFixed(1)); setAttr(h, "width", w.toFixed(1));
+        setAttr(h, "y", tr.y + 2); setAttr(h, "height", tr.h - 4);
+        setAttr(h, "visibility", "visible");
+      }
+      const owner = s.donor ? vmOf(s.donor) : null;
+      const names = owner ? [`${s.vcpu} on ${owner}'s slice`, `${s.vcpu} ⇐ ${owner}`, s.vcpu] : [s.vcpu];
+      const label = names.find((t) => t && t.length * CHAR_W + LABEL_PAD <= w);
+      if (label) {
+        const t = this.take(lane, "labels", "text", "seg-label", lane.labels);
+        setText(t, label);
+        setAttr(t, "x", (x0 + 5).toFixed(1));
+        setAttr(t, "y", tr.y + tr.h / 2 + 5);
+        setAttr(t, "visibility", "visible");
+      }
+    }
+    const marks = data.marks.slice(-MARK_MAX);
+    for (const m of marks) {
+      const p = this.take(lane, "marks", "path", "mark", lane.marks);
+      const mx = x(m.t), top = tr.y, bot = tr.y + tr.h;
+      const d = m.kind === "preempt" ? `M${mx - 5},${top - 1} L${mx + 5},${top - 1} L${mx},${top + 8} Z`
+        : m.kind === "block" ? `M${mx - 1.5},${top} L${mx + 1.5},${top} L${mx + 1.5},${bot} L${mx - 1.5},${bot} Z`
+          : m.kind === "wake" ? `M${mx},${bot - 8} L${mx + 5},${bot + 1} L${mx - 5},${bot + 1} Z`
+            : `M${mx},${bot} L${mx},${bot + 6}`;
+      setAttr(p, "d", d);
+      setAttr(p, "class", `mark mark-${m.kind}`);
+      setAttr(p, "data-t", String(m.t));
+      setAttr(p, "visibility", "visible");
+      setText(p.firstChild, `${m.kind === "virq" ? m.reason : m.kind}: ${m.vcpu ?? "idle"}`);
+    }
+    for (const kind of ["segs", "marks", "labels", "hatch"]) {
+      const pool = lane.pool[kind];
+      for (let i = lane.used[kind]; i < pool.length; i++) setAttr(pool[i], "visibility", "hidden");
+    }
+  }
+}

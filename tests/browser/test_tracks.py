@@ -1,0 +1,157 @@
+"""The pCPU tracks: each lane keeps the recent past of its scheduling (tracks.js), derived
+from the events the page holds, so it follows the scrubber and its window can be widened."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Page, expect
+
+from gunyah_core.scenario import load
+from tests.browser.conftest import ARTIFACTS
+
+STEPS = 300
+
+# Each track's visible segments (vCPU, donor, x, width), preemption marks' times, right edge.
+TRACKS_JS = """() => { const shown = (g, sel) => [...g.querySelectorAll(sel)]
+  .filter((n) => n.getAttribute('visibility') !== 'hidden');
+  return [...document.querySelectorAll('#diagram .track')].map((g) => ({
+  t1: Number(g.getAttribute('data-t1')),
+  segs: shown(g, '.seg')
+    .map((r) => ({ vcpu: r.getAttribute('data-seg-vcpu'), donor: r.getAttribute('data-seg-donor'),
+      x: Number(r.getAttribute('x')), w: Number(r.getAttribute('width')) })),
+  labels: shown(g, '.seg-label').map((t) => t.textContent),
+  preempts: shown(g, '.mark-preempt').map((m) => Number(m.getAttribute('data-t'))),
+})); }"""
+
+
+def load_preset(page: Page, name: str) -> None:
+    """At projector size (the side panels fold away after a reload), this preset."""
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.reload()
+    page.wait_for_selector("#diagram [data-vm]")
+    page.get_by_test_id("scenario").select_option(name)
+    expect(page.get_by_test_id("scenario-title")).to_have_text(load(name).config["title"])
+
+
+def step_many(page: Page, count: int) -> None:
+    seq = page.evaluate("window.__gunyah.seq")
+    page.evaluate("""n => { document.getElementById('step-n').value = String(n);
+      document.getElementById('btn-step-n').click(); }""", count)  # the toolbar may be folded away
+    page.wait_for_function("s => window.__gunyah.seq >= s", arg=seq + count - 5)
+    page.wait_for_timeout(300)
+
+
+def runs(names: list[str]) -> list[str]:
+    """Consecutive repeats folded: the order of who ran."""
+    out: list[str] = []
+    for n in names:
+        if n and (not out or out[-1] != n):
+            out.append(n)
+    return out
+
+
+def is_subsequence(small: list[str], big: list[str]) -> bool:
+    it = iter(big)
+    return all(any(x == y for y in it) for x in small)
+
+
+def expected(page: Page, pcpu: int, t0: float, t1: float) -> list[str]:
+    sw = page.evaluate("window.__gunyah.schedSwitches")
+    before = [e for e in sw if e["pcpu"] == pcpu and e["t"] <= t0]
+    inside = [e["next"] for e in sw if e["pcpu"] == pcpu and t0 < e["t"] <= t1]
+    return runs(([before[-1]["next"]] if before else []) + inside)
+
+
+def test_tracks_show_the_past_slices_in_order_with_preemptions(page: Page) -> None:
+    load_preset(page, "priority-preemption")
+    step_many(page, STEPS)
+    tracks = page.evaluate(TRACKS_JS)
+    span = page.evaluate("window.__gunyah.trackWindowNs")
+    assert len(tracks) >= 2
+    switches = page.evaluate("window.__gunyah.schedSwitches")
+    distinct = 0
+    for p, tr in enumerate(tracks):
+        shown = runs([s["vcpu"] for s in tr["segs"]])
+        want = expected(page, p, tr["t1"] - span, tr["t1"])
+        assert shown, f"pCPU {p}: no slices drawn"
+        assert is_subsequence(shown, want), f"pCPU {p}: {shown} not in the order of {want}"
+        distinct = max(distinct, len(set(shown)))
+        for label in tr["labels"]:  # labels name the vCPUs drawn there
+            assert label.split(" ")[0] in shown, label
+        preempt_ts = {e["t"] for e in switches if e["pcpu"] == p and e["reason"] == "preempt"}
+        assert set(tr["preempts"]) <= preempt_ts, f"pCPU {p}: a preemption mark off any preempt"
+        inside = {t for t in preempt_ts if tr["t1"] - span <= t <= tr["t1"]}
+        assert inside <= set(tr["preempts"]), f"pCPU {p}: a preemption without its mark"
+    assert distinct >= 2, "no track shows more than one vCPU"
+    # Spin_A and Spin_B share pCPU 0 by timeslice, Urgent preempts them: all three are named.
+    assert {"Spin_A.0", "Spin_B.0", "Urgent.0"} <= set(runs([s["vcpu"] for s in tracks[0]["segs"]]))
+    assert any(tr["preempts"] for tr in tracks), "no preemption mark"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "tracks-priority-preemption.png"))
+
+
+def test_tracks_follow_the_scrubber_and_the_window(page: Page) -> None:
+    load_preset(page, "priority-preemption")
+    step_many(page, STEPS)
+    before = page.evaluate(TRACKS_JS)
+    target = page.evaluate("window.__gunyah.seq") // 2
+    page.evaluate("""s => { const r = document.getElementById('scrubber');
+      r.value = String(s); r.dispatchEvent(new Event('input')); }""", target)
+    page.wait_for_function("s => window.__gunyah.seq === s", arg=target)
+    page.wait_for_timeout(200)
+    now = page.evaluate("window.__gunyah.now_ns")
+    past = page.evaluate(TRACKS_JS)
+    assert all(tr["t1"] == now for tr in past), "the tracks' right edge is not the seek time"
+    assert now < before[0]["t1"]
+    span = page.evaluate("window.__gunyah.trackWindowNs")
+    for p, tr in enumerate(past):
+        shown = runs([s["vcpu"] for s in tr["segs"]])
+        assert is_subsequence(shown, expected(page, p, now - span, now)), f"pCPU {p} after the seek"
+    # Wider: more of the past, so more segments on pCPU 0 (Spin_A / Spin_B alternate).
+    count = sum(len(tr["segs"]) for tr in past)
+    page.get_by_test_id("track-wider").click()
+    page.get_by_test_id("track-wider").click()
+    expect(page.get_by_test_id("track-window")).to_have_text("tracks: past 20 ms")
+    page.wait_for_timeout(200)
+    wider = page.evaluate(TRACKS_JS)
+    assert sum(len(tr["segs"]) for tr in wider) > count
+    page.evaluate("document.activeElement?.blur()")
+    page.keyboard.press(",")
+    expect(page.get_by_test_id("track-window")).to_have_text("tracks: past 10 ms")
+    page.get_by_test_id("btn-help").click()
+    expect(page.get_by_test_id("help")).to_contain_text("pCPU tracks")
+
+
+def test_proxy_scheduling_draws_a_vcpu_run_donation(page: Page) -> None:
+    load_preset(page, "proxy-scheduling")
+    step_many(page, 120)
+    tracks = page.evaluate(TRACKS_JS)
+    donated = [s for tr in tracks for s in tr["segs"] if s["donor"]]
+    assert donated, "no donation segment"
+    assert all(s["vcpu"] == "Guest.0" and s["donor"] == "HLOS.0" for s in donated), donated
+    assert page.locator("#diagram .seg-hatch[visibility='visible']").count() >= 1
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "tracks-proxy-scheduling.png"))
+
+
+def test_after_a_fork_the_tracks_hold_the_new_branch_only(page: Page) -> None:
+    """Acting in the past cuts the old future: the tracks are derived again from what is kept."""
+    from tests.browser.test_history import FORK_AT, QUEUE, RUN_EVENTS, scrub, step_n
+
+    step_n(page, RUN_EVENTS)
+    scrub(page, FORK_AT)
+    page.locator("[data-vm='VM_A']").click()
+    page.get_by_test_id("act-msgq").select_option(QUEUE)
+    page.get_by_test_id("act-payload").fill("fork-here")
+    page.get_by_test_id("act-send").click()
+    page.wait_for_function("() => window.__gunyah.branch === 1")
+    step_n(page, 60)
+    page.wait_for_timeout(200)
+    now = page.evaluate("window.__gunyah.now_ns")
+    span = page.evaluate("window.__gunyah.trackWindowNs")
+    tracks = page.evaluate(TRACKS_JS)
+    assert all(tr["t1"] == now for tr in tracks)
+    for p, tr in enumerate(tracks):
+        shown = runs([s["vcpu"] for s in tr["segs"]])
+        assert is_subsequence(shown, expected(page, p, now - span, now)), f"pCPU {p} after the fork"
+    # What the tracks read is exactly the branch's switches and vIRQs, none of the cut future.
+    assert page.evaluate("window.__gunyah.trackKept") == page.evaluate("window.__gunyah.keptSeqs")
