@@ -91,6 +91,21 @@ export class Inspector {
     this.result.textContent = ack.ok
       ? `queued as action #${ack.action_id}${ack.hvc ? ` (${ack.hvc} on ${ack.vcpu})` : ""}: step or play to see it run`
       : `${ack.error.code}: ${ack.error.message}`;
+    this.awaiting = ack.ok && ack.hvc ? { id: ack.action_id, el: this.result } : null;
+  }
+
+  /** A queued hypercall has run: say whether it succeeded or failed, where it was queued. */
+  outcome(events) {
+    const w = this.awaiting;
+    if (!w) return;
+    const e = events.find((x) => x.kind === "hvc" && x.action === w.id);
+    if (!e) return;
+    this.awaiting = null;
+    const ok = e.result === "OK";
+    w.el.className = ok ? "result ok" : "result bad";
+    w.el.dataset.outcome = ok ? "ok" : "failed";
+    w.el.textContent = ok ? `action #${w.id} ran: ${e.name} on ${e.vcpu} returned OK`
+      : `action #${w.id} failed: ${e.name} on ${e.vcpu} returned ${e.result}`;
   }
 
   /** One RM packet (sel.packets) as a protocol analyser shows it. */

@@ -175,6 +175,7 @@ on("sim:trace", (batch, ack) => {
   if (live) anim.add(events);
   timeline.push(events);
   lesson.feed(events);
+  inspector.outcome(events); // a queued action that ran says how it went
 
   hvcConsole.ingest(events);
   view.seq = history.view;
