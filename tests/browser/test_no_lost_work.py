@@ -24,3 +24,31 @@ def test_a_queued_send_that_fails_says_it_failed(page: Page) -> None:
     expect(result).to_have_attribute("data-outcome", "failed")
     expect(result).to_contain_text(f"action #{SENDS_TO_OVERFILL + 1} failed")
     expect(result).to_contain_text("MSGQUEUE_FULL")
+
+
+def test_a_malformed_field_is_refused_with_a_message_not_sent(page: Page) -> None:
+    sent: list[str] = []
+    page.on("websocket", lambda ws: ws.on("framesent", lambda f: sent.append(str(f))))
+    page.locator("[data-vm='VM_A']").click()
+    expect(page.get_by_test_id("insp-title")).to_have_text("VM_A")
+    result = page.get_by_test_id("act-result")
+    page.get_by_test_id("act-size").fill("")
+    page.get_by_test_id("act-send").click()
+    expect(result).to_have_attribute("data-outcome", "refused")
+    expect(result).to_contain_text('size "" is not an integer 0..1024: not sent')
+    page.get_by_test_id("act-prio").fill("99")
+    page.get_by_test_id("act-priority").click()
+    expect(result).to_contain_text('priority "99" is not an integer 0..63')
+    expect(page.get_by_test_id("act-prio")).to_have_attribute("aria-invalid", "true")
+    page.get_by_test_id("step-n").fill("")
+    page.get_by_test_id("btn-step-n").click()
+    expect(page.get_by_test_id("toast")).to_contain_text("not stepped")
+    page.get_by_test_id("scenario").select_option("doorbell")
+    page.wait_for_selector("[data-vm='VM_D']")
+    page.locator("[data-vm='VM_A']").click()
+    page.get_by_test_id("act-flags").fill("abc")
+    page.get_by_test_id("act-ring").click()
+    expect(page.get_by_test_id("act-result")).to_contain_text('flags "abc" is not an integer')
+    expect(page.get_by_test_id("act-flags")).to_have_attribute("aria-invalid", "true")
+    assert not any("sim:action" in f or "sim:step" in f for f in sent), sent
+    assert page.evaluate("window.__gunyah.seq") < 0
