@@ -137,7 +137,13 @@ export class Controls {
     if (!file) return;
     const text = await file.text();
     input.value = "";
-    await this.call("sim:load", { text, filename: file.name });
+    const ack = await this.send("sim:load", { text, filename: file.name });
+    const problems = ack.ok ? [] : ack.error.problems ?? [];
+    if (problems.length > 1) { // every mistake, each with its line, not only the first
+      this.hooks.toast(`${ack.error.code}: ${file.name} has ${problems.length} mistakes`,
+        problems.map((p) => [p.line ? `line ${p.line}` : "", p.path, p.message].filter(Boolean).join(": ")));
+    } else if (!ack.ok) this.hooks.toast(`${ack.error.code}: ${ack.error.message}`);
+    else if (ack.snapshot) { this.setPlaying(false); this.hooks.onSnapshot(ack.snapshot); }
   }
 
   help(show = $("help").hidden) {

@@ -37,12 +37,20 @@ const drawnActions = new Map();  // action id -> first frame time, when drawn be
 const latencies = [];
 
 let toastTimer = null;
-function toast(text) {
+/** Show `text`, or a heading and one line per item (e.g. every mistake of an upload). */
+function toast(text, items = []) {
   const el = $("toast");
   el.textContent = text;
+  for (const item of items) {
+    const line = document.createElement("div");
+    line.className = "toast-item";
+    line.dataset.testid = "toast-item";
+    line.textContent = item;
+    el.append(line);
+  }
   el.hidden = false;
   clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => { el.hidden = true; }, TOAST_MS);
+  toastTimer = setTimeout(() => { el.hidden = true; }, TOAST_MS * (1 + items.length / 2));
 }
 
 async function act(action, args, ev) {

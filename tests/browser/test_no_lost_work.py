@@ -52,3 +52,16 @@ def test_a_malformed_field_is_refused_with_a_message_not_sent(page: Page) -> Non
     expect(page.get_by_test_id("act-flags")).to_have_attribute("aria-invalid", "true")
     assert not any("sim:action" in f or "sim:step" in f for f in sent), sent
     assert page.evaluate("window.__gunyah.seq") < 0
+
+
+def test_an_upload_lists_every_mistake(page: Page, tmp_path) -> None:
+    bad = tmp_path / "three.yaml"
+    bad.write_text("name: three\npcpus: 2\nvms:\n  - name: VM_A\n    affinity: [5]\n"
+                   "  - name: VM_A\nmsgqs:\n  - {name: q, sender: VM_A, receiver: VM_Z}\n")
+    page.get_by_test_id("scenario-file").set_input_files(str(bad))
+    toast = page.get_by_test_id("toast")
+    expect(toast).to_contain_text("three.yaml has 3 mistakes")
+    items = page.get_by_test_id("toast-item")
+    expect(items).to_have_count(3)
+    expect(items.nth(0)).to_contain_text("line 5: vms[0].affinity[0]: pCPU 5 does not exist")
+    expect(items.nth(2)).to_contain_text("msgqs[0].receiver: no VM named 'VM_Z'")
