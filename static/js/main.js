@@ -18,6 +18,7 @@ import { LessonPlayer } from "./lesson.js";
 import { HvcConsole } from "./console.js";
 import { InvariantsPanel } from "./invariants.js";
 import { StageView } from "./stageview.js";
+import { OfflineBanner } from "./offline.js";
 
 const STATUS_MS = 250;
 const TOAST_MS = 6000;
@@ -35,6 +36,7 @@ const view = { seq: -1, now: 0, frames: 0, eventsPerS: 0, session: null, lastSna
 const pendingClicks = new Map(); // action id -> click time, for click -> frame latency
 const drawnActions = new Map();  // action id -> first frame time, when drawn before its ack
 const latencies = [];
+const offline = new OfflineBanner();
 
 let toastTimer = null;
 /** Show `text`, or a heading and one line per item (e.g. every mistake of an upload). */
@@ -202,8 +204,13 @@ on("sim:status", applyStatus);
 on("sim:snapshot", (snap) => applySnapshot(snap));
 on("server:error", (err) => toast(`${err.code}: ${err.message}`));
 on("disconnect", () => { $("st-conn").textContent = "offline"; $("st-conn").className = "st-item st-conn off"; });
+on("disconnect", () => offline.down());
+on("reconnect_attempt", (n) => offline.down(n));
+on("connect", () => offline.up());
 on("connect", hello);
-on("connect_error", (err) => toast(`${err.code}: ${err.message}`)); // a refusal, e.g. a limit
+on("connect_error", (err) => { // a refusal, e.g. a limit; "not answering" is the banner's
+  if (!(offline.offline && err.code === "OFFLINE")) toast(`${err.code}: ${err.message}`);
+});
 
 // Where the view was (scrubbed into the past), for a reload of this tab to come back to.
 const VIEW_ITEM = "gunyah.view-seq";

@@ -65,3 +65,41 @@ def test_an_upload_lists_every_mistake(page: Page, tmp_path) -> None:
     expect(items).to_have_count(3)
     expect(items.nth(0)).to_contain_text("line 5: vms[0].affinity[0]: pCPU 5 does not exist")
     expect(items.nth(2)).to_contain_text("msgqs[0].receiver: no VM named 'VM_Z'")
+
+
+def test_server_gone_shows_a_banner_disables_controls_and_reconnects(browser) -> None:
+    from urllib.parse import urlparse
+
+    from tests.conftest import start_server
+
+    first = start_server()
+    url = next(first)
+    context = browser.new_context(viewport={"width": 1920, "height": 1080})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    second = None
+    try:
+        page.goto(url + "/")
+        page.wait_for_selector("[data-vm='VM_A']")
+        banner = page.get_by_test_id("offline-banner")
+        expect(banner).to_be_hidden()
+        first.close()  # the server process is terminated
+        expect(banner).to_be_visible()
+        expect(banner).to_contain_text("The server is not answering. Reconnecting")
+        for testid in ("btn-play", "btn-step", "btn-reset"):
+            expect(page.get_by_test_id(testid)).to_be_disabled()
+            expect(page.get_by_test_id(testid)).to_have_attribute(
+                "title", "Unavailable: the server is not answering: reconnecting")
+        page.locator("[data-vm='VM_A']").click()
+        page.get_by_test_id("act-send").click()  # an action says why it was not sent, at once
+        expect(page.get_by_test_id("act-result")).to_contain_text("OFFLINE: not sent")
+        second = start_server(extra_args=("--port", str(urlparse(url).port)))
+        next(second)
+        expect(banner).to_be_hidden()
+        expect(page.get_by_test_id("btn-play")).to_be_enabled()
+        expect(page.get_by_test_id("btn-play")).to_have_attribute("title", "Play / pause (space)")
+        expect(page.get_by_test_id("st-conn")).to_have_text("connected")
+    finally:
+        context.close()
+        if second is not None:
+            second.close()
