@@ -267,7 +267,8 @@ timeline.explain = async (e) => { // the event inspector's words come from capti
   const ack = await send("sim:explain", { event: bareEvent(e) });
   return ack.ok ? ack : null;
 };
-timeline.onSelect = (e, keys) => { bar.seek(e.seq); diagram.highlight(keys); }; // jump there, outline it
+timeline.onSelect = (e, keys) => diagram.highlight(keys); // explain and outline; the view stays
+timeline.onGoto = (e) => bar.seek(e.seq); // move the diagram there only when asked
 const selectEvent = timeline.onSelect;
 timeline.onSelect = (e, keys) => { selectEvent(e, keys); inspector.showPacketOf(e); }; // RM packets decode
 anim.onFirstDraw = (tw, wall) => {

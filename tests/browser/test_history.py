@@ -130,10 +130,16 @@ def test_step_back_and_forward_walk_the_recorded_events(page: Page) -> None:
     page.wait_for_function("h => window.__gunyah.headSeq === h + 1", arg=head)
 
 
-def test_clicking_a_log_entry_jumps_there_and_play_returns_to_live(page: Page) -> None:
+def test_clicking_a_log_entry_explains_it_and_go_to_jumps_there(page: Page) -> None:
     head = step_n(page, RUN_EVENTS)
     row = page.locator("[data-testid=log-entry][data-seq='120']")
     row.click()
+    expect(page.get_by_test_id("log-detail")).to_contain_text("#120")
+    expect(page.get_by_test_id("event-caption")).not_to_be_empty()
+    page.wait_for_timeout(300)  # a click alone does not rewind the diagram
+    state = hooks(page)
+    assert state["seq"] == head and state["live"]
+    page.get_by_test_id("log-goto").click()
     page.wait_for_function("window.__gunyah.seq === 120")
     assert "sel" in row.get_attribute("class") and "at" in row.get_attribute("class").split()
     expect(page.get_by_test_id("log-detail")).to_contain_text("#120")
