@@ -286,3 +286,22 @@ def test_seeking_across_created_objects_rebuilds_the_diagram(page: Page, live_se
     shot(page, "history-structure")
     scrub(page, hooks(page)["headSeq"])
     expect(page.locator("[data-msgq='VM_80_to_HLOS']")).to_be_attached()
+
+
+def test_step_n_and_step_to_kind_from_the_past_go_on_past_the_head(page: Page) -> None:
+    head = step_n(page, RUN_EVENTS)
+    scrub(page, head - 10)
+    page.get_by_test_id("step-n").fill("50")
+    page.get_by_test_id("btn-step-n").click()  # 10 stored events, then 40 more from the server
+    page.wait_for_function("h => window.__gunyah.live && window.__gunyah.seq === h + 40", arg=head)
+    head = hooks(page)["headSeq"]
+    kind = next(k for k in ("sched.switch", "msgq.send", "msgq.recv", "hvc")
+                if page.locator(f"[data-testid=log-entry][data-seq='{head}']")
+                .get_attribute("data-kind") != k)
+    scrub(page, head - 1)  # the one stored event ahead is not of `kind`
+    page.get_by_test_id("step-kind").select_option(kind)
+    page.get_by_test_id("btn-step-kind").click()
+    page.wait_for_function("h => window.__gunyah.live && window.__gunyah.seq > h", arg=head)
+    seq = hooks(page)["seq"]
+    expect(page.locator(f"[data-testid=log-entry][data-seq='{seq}']")).to_have_attribute(
+        "data-kind", kind)
