@@ -60,6 +60,7 @@ async function act(action, args, ev) {
   if (args.vm) anim.local({ kind: "pulse", key: `vm:${args.vm}` });
   const ack = await send("sim:action", { action, args, ...bar.actionArgs() }); // in the past: a fork
   bar.afterAction(ack);
+  if (ack.ok) share.refreshRun(); // the URL carries the new action
   const id = ack.ok ? ack.action_id : null;
   if (id == null) return ack;
   if (drawnActions.has(id)) { // its trace event was drawn before the ack came back
