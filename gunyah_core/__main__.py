@@ -30,6 +30,17 @@ class _Parser(argparse.ArgumentParser):
         fail(f"{self.prog}: {message}")
 
 
+def fail_all(err: ScenarioError) -> NoReturn:
+    """Every mistake of a scenario, one line each, exit status 2."""
+    if len(err.problems) == 1:
+        fail(str(err))
+    print(f"error: {len(err.problems)} mistakes", file=sys.stderr)
+    for problem in err.problems:
+        line = " ".join(problem.one_line().split())
+        print(f"  {shorten(line, MAX_MESSAGE_CHARS)}", file=sys.stderr)
+    sys.exit(EXIT_USAGE)
+
+
 def fail(message: str) -> NoReturn:
     """One line (an argument quoted in it cut short), exit status 2."""
     line = " ".join(message.split())
@@ -203,7 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. piped into head: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (ScenarioError, TimelineError, NoProgressError, OSError) as err:
+    except ScenarioError as err:
+        fail_all(err)
+    except (TimelineError, NoProgressError, OSError) as err:
         fail(str(err))
     return 0
 

@@ -34,18 +34,44 @@ MAX_INTEGER_DIGITS = 40          # the schema's largest integer, 2**64 - 1, has 
                                  # (hex and binary digits count as digits too)
 MAX_SHOWN_CHARS = 60             # a value quoted in an error message, at most
 MAX_MESSAGE_CHARS = 300          # an error message, at most
+MAX_PROBLEMS = 50                # mistakes listed for one file, at most
 MAX_SEED = 2**63 - 1             # seeds are 0..2**63 - 1 everywhere (file, CLI, web)
 
 
 class ScenarioError(ValueError):
-    """A scenario that cannot be built; ``str()`` is one line naming field and line."""
+    """A scenario that cannot be built; ``str()`` names field and line of each mistake.
+
+    ``problems`` lists every mistake found (the first is also ``message``/``path``/``line``),
+    so a writer fixes them all in one go rather than one per upload.
+    """
 
     def __init__(self, message: str, path: str = "", line: int | None = None,
-                 source: str = "") -> None:
+                 source: str = "", problems: list[ScenarioError] | None = None) -> None:
         self.message, self.path, self.line, self.source = message, path, line, source
-        where = source + (f":{line}" if line else "")
-        parts = [p for p in (where, path) if p]
-        super().__init__(": ".join([*parts, message]))
+        self.problems: list[ScenarioError] = problems or [self]
+        if len(self.problems) > 1:
+            super().__init__(f"{len(self.problems)} mistakes: "
+                             + "; ".join(p.one_line() for p in self.problems))
+        else:
+            super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        where = self.source + (f":{self.line}" if self.line else "")
+        parts = [p for p in (where, self.path) if p]
+        return ": ".join([*parts, self.message])
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        """Each mistake as {message, path, line}, for the page to list."""
+        return [{"message": p.message, "path": p.path, "line": p.line} for p in self.problems]
+
+
+def _raise_all(problems: list[ScenarioError]) -> None:
+    """Raise ``problems`` (in file order, at most MAX_PROBLEMS) as one ScenarioError."""
+    if not problems:
+        return
+    problems = sorted(problems, key=lambda p: p.line or 0)[:MAX_PROBLEMS]
+    first = problems[0]
+    raise ScenarioError(first.message, first.path, first.line, first.source, problems)
 
 
 def shorten(text: str, limit: int = MAX_SHOWN_CHARS) -> str:
@@ -223,11 +249,9 @@ def parse(text: str, source: str = "<scenario>") -> Scenario:
         raise ScenarioError("a scenario must be a mapping (object)", line=1, source=source)
     validator = StrictValidator(schema())
     errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
-    if errors:
-        err = errors[0]
-        path = list(err.absolute_path)
-        raise ScenarioError(_schema_message(err), shorten(_path_str(path)),
-                            _line_of(node, path), source)
+    _raise_all([ScenarioError(_schema_message(err), shorten(_path_str(list(err.absolute_path))),
+                              _line_of(node, list(err.absolute_path)), source)
+                for err in errors])  # every schema mistake at once, not only the first
     config = _with_defaults(data)
     _check_references(config, node, source)
     return Scenario(config, source)
@@ -271,8 +295,10 @@ def _with_defaults(data: dict[str, Any]) -> dict[str, Any]:
 def _check_references(config: dict[str, Any], node: Any, source: str) -> None:
     from .builder import RESERVED_VMS  # the always-present RM and primary VM
 
+    problems: list[ScenarioError] = []
+
     def fail(message: str, path: list[Any]) -> None:
-        raise ScenarioError(message, _path_str(path), _line_of(node, path), source)
+        problems.append(ScenarioError(message, _path_str(path), _line_of(node, path), source))
 
     vm_names = set(RESERVED_VMS)
     for i, vm in enumerate(config["vms"]):
@@ -305,3 +331,4 @@ def _check_references(config: dict[str, Any], node: Any, source: str) -> None:
         for key in ("tx", "rx", "doorbell"):
             if key in params and params[key] not in objects:
                 fail(f"no msgq or doorbell named {params[key]!r}", ["vms", i, "params", key])
+    _raise_all(problems)

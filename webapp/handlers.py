@@ -114,7 +114,8 @@ def respond(event: str, payload: Any, extra: tuple, call: Callable[[Session, dic
     except (ProtocolError, ActionError) as err:
         return _fail(err.code, err.message)
     except ScenarioError as err:
-        return _fail(SCENARIO_INVALID, str(err), line=err.line, path=err.path)
+        return _fail(SCENARIO_INVALID, str(err), line=err.line, path=err.path,
+                     problems=err.as_dicts())
     except NoProgressError as err:
         return _fail(NO_PROGRESS, str(err))
     except Exception:  # the server must survive anything a client sends

@@ -12,6 +12,7 @@ const MAX_TWEENS = 160;
 const MAX_DOTS = 24;
 const MAX_NEW_PER_BATCH = 32;
 const COALESCE_SHOW_MS = 1500;
+const CHAIN_FRACTION = 0.35;   // a queued flash/ghost on the same node starts this far into the last
 const COALESCE_BANNER_MIN = 8; // a couple of same-instant updates merged is not "too fast"
 const NS_PER_MS_PER_SPEED = 1e6; // speed 1 s/s = 1e6 simulated ns per wall ms
 const FALLBACK_RATE = 1000;    // ns per ms until a "max" run has been measured
@@ -162,14 +163,16 @@ export class Animator {
     const node = this.nodeFor(spec);
     if (!node) return true; // nothing drawn for it in this scenario
     const dur = ANIM_MS * this.effectiveRate;
-    const t0 = Math.max(e.t, this.t);
+    let t0 = Math.max(e.t, this.t);
     if (spec.kind !== "dot") {
-      const busy = this.tweens.find((tw) => tw.key === spec.key && tw.kind === spec.kind);
-      if (busy) {
-        const lost = !busy.drawn; // the one it replaces never reached the screen
+      const busy = this.tweens.findLast((tw) => tw.key === spec.key && tw.kind === spec.kind);
+      if (busy?.drawn) { // already seen: the new event takes its place from now on
         Object.assign(busy, spec, { node, t0, dur, seq: e.seq, evKind: e.kind, drawn: false });
-        return !lost;
+        return true;
       }
+      // Not on screen yet (e.g. a vIRQ's assert, then its deliver 2 us later, both in one
+      // batch): queue this one behind it rather than replacing it, so both are seen.
+      if (busy) t0 = Math.max(t0, busy.t0 + busy.dur * CHAIN_FRACTION);
     }
     if (this.tweens.length >= MAX_TWEENS) return false;
     let el = null;

@@ -33,7 +33,7 @@ export class Controls {
     for (const k of STEP_KINDS) kinds.add(new Option(k, k));
     $("btn-play").addEventListener("click", () => this.toggle());
     $("btn-step").addEventListener("click", () => this.step({ count: 1 }));
-    $("btn-step-n").addEventListener("click", () => this.step({ count: Number($("step-n").value) || 1 }));
+    $("btn-step-n").addEventListener("click", () => this.stepN());
     $("btn-step-kind").addEventListener("click", () => this.step({ kind: kinds.value }));
     $("speed").addEventListener("input", () => this.setSpeed(sliderToSpeed(Number($("speed").value))));
     $("btn-reset").addEventListener("click", () => this.call("sim:reset", {}));
@@ -46,6 +46,20 @@ export class Controls {
     document.addEventListener("keyup", (ev) => {
       if (ev.key === " " && !ev.target.closest("input, select, textarea")) ev.preventDefault();
     });
+  }
+
+  /** Step the count typed; a count that is not a whole number in range is refused, not read as 1. */
+  stepN() {
+    const input = $("step-n");
+    const text = input.value.trim();
+    const n = /^[0-9]+$/.test(text) ? Number(text) : NaN;
+    const ok = n >= Number(input.min) && n <= Number(input.max);
+    input.setAttribute("aria-invalid", String(!ok));
+    if (!ok) {
+      this.hooks.toast(`events per step must be a whole number ${input.min}..${input.max}: not stepped`);
+      return;
+    }
+    this.step({ count: n });
   }
 
   async call(type, payload) {
@@ -123,7 +137,13 @@ export class Controls {
     if (!file) return;
     const text = await file.text();
     input.value = "";
-    await this.call("sim:load", { text, filename: file.name });
+    const ack = await this.send("sim:load", { text, filename: file.name });
+    const problems = ack.ok ? [] : ack.error.problems ?? [];
+    if (problems.length > 1) { // every mistake, each with its line, not only the first
+      this.hooks.toast(`${ack.error.code}: ${file.name} has ${problems.length} mistakes`,
+        problems.map((p) => [p.line ? `line ${p.line}` : "", p.path, p.message].filter(Boolean).join(": ")));
+    } else if (!ack.ok) this.hooks.toast(`${ack.error.code}: ${ack.error.message}`);
+    else if (ack.snapshot) { this.setPlaying(false); this.hooks.onSnapshot(ack.snapshot); }
   }
 
   help(show = $("help").hidden) {

@@ -37,7 +37,15 @@ export class HistoryBar {
   /** → / Step while the view is in the past: walk the stored events instead of the server. */
   stepInHistory(payload) {
     if (this.history.live) return false;
-    this.history.advance(payload.count ?? 1, payload.kind ?? null);
+    const from = this.history.view;
+    const count = payload.count ?? 1;
+    const to = this.history.advance(count, payload.kind ?? null);
+    // Reached the head short of the goal: the server reveals the rest, as from the head.
+    const rest = payload.kind ? (to > from && this.history.at(to)?.kind === payload.kind ? 0 : 1)
+      : count - (to - from);
+    if (rest > 0 && this.history.live) {
+      this.controls.call("sim:step", payload.kind ? { kind: payload.kind } : { count: rest });
+    }
     return true;
   }
 

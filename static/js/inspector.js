@@ -51,6 +51,20 @@ function button(parent, label, testid, onClick, cls = "") {
   return b;
 }
 
+const INTEGER = /^(0x[0-9a-f]+|[0-9]+)$/i;
+/** An integer field as typed (decimal or 0x-hex), or an error naming it: never NaN sent as 0. */
+function intOf(input, name) {
+  const text = input.value.trim();
+  const value = INTEGER.test(text) ? Number(text) : NaN;
+  const lo = input.min === "" ? 0 : Number(input.min);
+  const hi = input.max === "" ? Number.MAX_SAFE_INTEGER : Number(input.max);
+  const ok = Number.isSafeInteger(value) && value >= lo && value <= hi;
+  input.setAttribute("aria-invalid", String(!ok));
+  if (ok) return { value };
+  const range = input.max === "" ? " (decimal or 0x-hex)" : ` ${lo}..${hi}`;
+  return { error: `${name} ${JSON.stringify(input.value)} is not an integer${range}: not sent` };
+}
+
 export class Inspector {
   /** act(action, args, originEvent) -> Promise of the ack; opts: {packets, fetchDts}. */
   constructor(root, state, act, opts = {}) {
@@ -89,13 +103,43 @@ export class Inspector {
     this.live();
   }
 
+  /** Run `action` with `args`, whose integer fields are {input, name} until parsed here. */
   async run(action, args, ev) {
+    for (const [key, v] of Object.entries(args)) {
+      if (!(v?.input instanceof HTMLInputElement)) continue;
+      const parsed = intOf(v.input, v.name);
+      if (parsed.error) {
+        this.awaiting = null;
+        this.result.className = "result bad";
+        this.result.dataset.outcome = "refused";
+        this.result.textContent = parsed.error;
+        v.input.focus();
+        return;
+      }
+      args = { ...args, [key]: parsed.value };
+    }
+    delete this.result.dataset.outcome;
     this.result.textContent = `${action}…`;
     const ack = await this.act(action, args, ev);
     this.result.className = ack.ok ? "result ok" : "result bad";
     this.result.textContent = ack.ok
       ? `queued as action #${ack.action_id}${ack.hvc ? ` (${ack.hvc} on ${ack.vcpu})` : ""}: step or play to see it run`
       : `${ack.error.code}: ${ack.error.message}`;
+    this.awaiting = ack.ok && ack.hvc ? { id: ack.action_id, el: this.result } : null;
+  }
+
+  /** A queued hypercall has run: say whether it succeeded or failed, where it was queued. */
+  outcome(events) {
+    const w = this.awaiting;
+    if (!w) return;
+    const e = events.find((x) => x.kind === "hvc" && x.action === w.id);
+    if (!e) return;
+    this.awaiting = null;
+    const ok = e.result === "OK";
+    w.el.className = ok ? "result ok" : "result bad";
+    w.el.dataset.outcome = ok ? "ok" : "failed";
+    w.el.textContent = ok ? `action #${w.id} ran: ${e.name} on ${e.vcpu} returned OK`
+      : `action #${w.id} failed: ${e.name} on ${e.vcpu} returned ${e.result}`;
   }
 
   /** One RM packet (sel.packets) as a protocol analyser shows it. */
@@ -180,7 +224,7 @@ export class Inspector {
       const push = field(f, "PUSH", html("input", { type: "checkbox", "data-testid": "act-push" }));
       push.checked = true;
       button(f, "msgqueue_send", "act-send", (ev) => this.run("msgq_send", { vm: vm.name, msgq: q.value,
-        size: Number(size.value), payload: payload.value, push: push.checked }, ev), "primary");
+        size: { input: size, name: "size" }, payload: payload.value, push: push.checked }, ev), "primary");
       button(f, "msgqueue_receive", "act-recv", (ev) => this.run("msgq_receive",
         { vm: vm.name, msgq: q.value }, ev));
     }
@@ -191,7 +235,7 @@ export class Inspector {
       const flags = field(f, "flags", html("input", { type: "text", value: "0x1", size: 8,
         "data-testid": "act-flags" }));
       button(f, "doorbell_send", "act-ring", (ev) => this.run("doorbell_send",
-        { vm: vm.name, doorbell: b.value, flags: Number(flags.value) || 0 }, ev), "primary");
+        { vm: vm.name, doorbell: b.value, flags: { input: flags, name: "flags" } }, ev), "primary");
       button(f, "doorbell_receive", "act-bell-recv", (ev) => this.run("doorbell_receive",
         { vm: vm.name, doorbell: b.value }, ev));
     }
@@ -201,7 +245,7 @@ export class Inspector {
       const prio = field(f, "priority", html("input", { type: "number", min: 0, max: 63,
         value: this.state.vcpus.get(vm.vcpuIds[0])?.priority ?? 32, "data-testid": "act-prio" }));
       button(f, "set priority", "act-priority", (ev) => this.run("set_priority",
-        { vcpu: vcpu.value, priority: Number(prio.value) }, ev));
+        { vcpu: vcpu.value, priority: { input: prio, name: "priority" } }, ev));
     }
     powerControls(box, vm, (action, args, ev) => this.run(action, args, ev));
   }

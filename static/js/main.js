@@ -18,6 +18,7 @@ import { HvcConsole } from "./console.js";
 import { FaultsMenu } from "./faults.js";
 import { InvariantsPanel } from "./invariants.js";
 import { StageView } from "./stageview.js";
+import { OfflineBanner } from "./offline.js";
 
 const STATUS_MS = 250;
 const TOAST_MS = 6000;
@@ -35,14 +36,23 @@ const view = { seq: -1, now: 0, frames: 0, eventsPerS: 0, session: null, lastSna
 const pendingClicks = new Map(); // action id -> click time, for click -> frame latency
 const drawnActions = new Map();  // action id -> first frame time, when drawn before its ack
 const latencies = [];
+const offline = new OfflineBanner();
 
 let toastTimer = null;
-function toast(text) {
+/** Show `text`, or a heading and one line per item (e.g. every mistake of an upload). */
+function toast(text, items = []) {
   const el = $("toast");
   el.textContent = text;
+  for (const item of items) {
+    const line = document.createElement("div");
+    line.className = "toast-item";
+    line.dataset.testid = "toast-item";
+    line.textContent = item;
+    el.append(line);
+  }
   el.hidden = false;
   clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => { el.hidden = true; }, TOAST_MS);
+  toastTimer = setTimeout(() => { el.hidden = true; }, TOAST_MS * (1 + items.length / 2));
 }
 
 async function act(action, args, ev) {
@@ -50,6 +60,7 @@ async function act(action, args, ev) {
   if (args.vm) anim.local({ kind: "pulse", key: `vm:${args.vm}` });
   const ack = await send("sim:action", { action, args, ...bar.actionArgs() }); // in the past: a fork
   bar.afterAction(ack);
+  if (ack.ok) share.refreshRun(); // the URL carries the new action
   const id = ack.ok ? ack.action_id : null;
   if (id == null) return ack;
   if (drawnActions.has(id)) { // its trace event was drawn before the ack came back
@@ -184,6 +195,7 @@ on("sim:trace", (batch, ack) => {
   if (live) anim.add(events);
   timeline.push(events);
   lesson.feed(events);
+  inspector.outcome(events); // a queued action that ran says how it went
 
   hvcConsole.ingest(events);
   faults.ingest(events);
@@ -203,8 +215,13 @@ on("sim:status", applyStatus);
 on("sim:snapshot", (snap) => applySnapshot(snap));
 on("server:error", (err) => toast(`${err.code}: ${err.message}`));
 on("disconnect", () => { $("st-conn").textContent = "offline"; $("st-conn").className = "st-item st-conn off"; });
+on("disconnect", () => offline.down());
+on("reconnect_attempt", (n) => offline.down(n));
+on("connect", () => offline.up());
 on("connect", hello);
-on("connect_error", (err) => toast(`${err.code}: ${err.message}`)); // a refusal, e.g. a limit
+on("connect_error", (err) => { // a refusal, e.g. a limit; "not answering" is the banner's
+  if (!(offline.offline && err.code === "OFFLINE")) toast(`${err.code}: ${err.message}`);
+});
 
 // Where the view was (scrubbed into the past), for a reload of this tab to come back to.
 const VIEW_ITEM = "gunyah.view-seq";
@@ -261,7 +278,8 @@ timeline.explain = async (e) => { // the event inspector's words come from capti
   const ack = await send("sim:explain", { event: bareEvent(e) });
   return ack.ok ? ack : null;
 };
-timeline.onSelect = (e, keys) => { bar.seek(e.seq); diagram.highlight(keys); }; // jump there, outline it
+timeline.onSelect = (e, keys) => diagram.highlight(keys); // explain and outline; the view stays
+timeline.onGoto = (e) => bar.seek(e.seq); // move the diagram there only when asked
 const selectEvent = timeline.onSelect;
 timeline.onSelect = (e, keys) => { selectEvent(e, keys); inspector.showPacketOf(e); }; // RM packets decode
 anim.onFirstDraw = (tw, wall) => {

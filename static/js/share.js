@@ -7,6 +7,7 @@ const STEP_ALL = 10000; // sim:step count per request when revealing an imported
 const LOCK_ATTR = "data-replay-locked";
 const ACTION_BOXES = ".actions, .power"; // inspector parts whose inputs send actions
 const ACTION_INPUTS = "button, select, input";
+const URL_SYNC_MS = 500; // how often the address bar follows the run (see syncUrl)
 
 /** JSON -> UTF-8 -> base64url without padding (safe in a query string). */
 export function encodeActions(actions) {
@@ -33,6 +34,29 @@ export class Share {
     $("import").addEventListener("change", (ev) => this.importFile(ev.target));
     new MutationObserver(() => this.lockActions()).observe($("inspector"), { childList: true, subtree: true });
     this.update();
+    this.run = null; // {scenario, seed, actions} of this run (sim:link), null if no link rebuilds it
+    this.branch = null;
+    setInterval(() => this.syncUrl(), URL_SYNC_MS);
+    window.addEventListener("pagehide", () => this.syncUrl());
+  }
+
+  /** Ask the server what rebuilds this run (after a load, an action or a branch switch). */
+  async refreshRun() {
+    const ack = await this.send("sim:link", {});
+    if (!ack.ok) return;
+    this.run = ack.preset ? { scenario: ack.scenario, seed: ack.seed, actions: ack.actions } : null;
+    this.syncUrl();
+  }
+
+  /** Keep this tab's URL a link to what it shows, so a reload (or the URL pasted in a new tab,
+   *  long after the session expired) rebuilds the run at the same position, as a shared link. */
+  syncUrl() {
+    if (!this.run || this.replayOnly) return;
+    const q = new URLSearchParams({ scenario: this.run.scenario, seed: String(this.run.seed),
+      actions: encodeActions(this.run.actions) });
+    if (this.history.head >= 0) { q.set("head", String(this.history.head)); q.set("pos", String(this.history.view)); }
+    const search = `?${q}`;
+    if (location.search !== search) window.history.replaceState(window.history.state, "", `${location.pathname}${search}`);
   }
 
   setPresets(presets) { this.presets = new Set(presets.map((p) => p.name)); this.update(); }
@@ -41,9 +65,11 @@ export class Share {
     this.scenario = snap.scenario?.name ?? null;
     this.imported = snap.scenario?.imported ?? null;
     this.update();
+    this.refreshRun();
   }
 
   status(s) {
+    if (s.branch != null && s.branch !== this.branch) { this.branch = s.branch; this.refreshRun(); }
     if (s.replay_only == null || Boolean(s.replay_only) === this.replayOnly) return;
     this.replayOnly = Boolean(s.replay_only);
     this.update();

@@ -38,6 +38,7 @@ export function connect(lastApplied = () => -1) {
   socket = io({ transports: ["websocket", "polling"], reconnectionDelayMax: 2000, auth: resumeAuth });
   socket.on("connect", () => dispatch("connect", null));
   socket.on("disconnect", (reason) => dispatch("disconnect", reason));
+  socket.io.on("reconnect_attempt", (attempt) => dispatch("reconnect_attempt", attempt));
   // A refusal carries the server's structured error (e.g. TOO_MANY_CONNECTIONS) in data.
   socket.on("connect_error", (err) => dispatch("connect_error",
     err?.data?.code ? err.data : { code: "OFFLINE", message: err?.message ?? "cannot connect" }));
@@ -53,8 +54,8 @@ export function connect(lastApplied = () => -1) {
 /** Emit with an ack; resolves with the ack, or an error ack on timeout or no connection. */
 export function send(type, payload = {}) {
   return new Promise((resolve) => {
-    if (!socket) {
-      resolve({ ok: false, error: { code: "OFFLINE", message: "not connected" } });
+    if (!socket?.connected) { // say so at once, rather than a timeout 15 s later
+      resolve({ ok: false, error: { code: "OFFLINE", message: "not sent: the server is not answering" } });
       return;
     }
     socket.timeout(ACK_TIMEOUT_MS).emit(type, payload, (err, ack) => {

@@ -51,6 +51,7 @@ export class Timeline {
     this.vm = "";
     this.selected = null;
     this.onSelect = () => {};
+    this.onGoto = () => {};  // the viewer asked to move the diagram to the selected event
     this.follow = true;      // rows follow the head; false while the view is in the past
     this.windowed = false;   // rows show a window around a past event, not the tail
     this.lookup = () => null;
@@ -86,6 +87,11 @@ export class Timeline {
         : at < 0 ? all.length - 1 : Math.max(0, Math.min(all.length - 1, at + step));
       this.select(Number(all[i].dataset.seq));
       all[i].scrollIntoView({ block: "nearest" });
+    });
+    list.addEventListener("dblclick", (ev) => { // a double click also goes there
+      const row = ev.target.closest("li[data-seq]");
+      const e = row && (this.events.find((x) => x.seq === Number(row.dataset.seq)) ?? this.lookup(Number(row.dataset.seq)));
+      if (e) this.onGoto(e);
     });
   }
 
@@ -180,7 +186,7 @@ export class Timeline {
       html("dd", {}, typeof v === "object" && v !== null ? JSON.stringify(v, null, 1) : String(v), dl);
     }
     const cap = html("p", { class: "ev-caption", "data-testid": "event-caption" }, captionOf(e));
-    this.detail.replaceChildren(html("h3", {}, `${e.kind} #${e.seq}`), cap, dl);
+    this.detail.replaceChildren(...this.heading(e), cap, dl);
     this.onSelect(e, keysOf(e));
     this.explainInto(e);
   }
@@ -196,7 +202,15 @@ export class Timeline {
     const real = html("p", { class: "ev-real", "data-testid": "event-real" }, "");
     html("b", {}, "Real Gunyah: ", real);
     real.append(info.real);
-    this.detail.replaceChildren(html("h3", {}, `${e.kind} #${e.seq}`), cap, real, dl);
+    this.detail.replaceChildren(...this.heading(e), cap, real, dl);
+  }
+
+  /** The detail's title and its "go to" button: selecting explains, only this moves the diagram. */
+  heading(e) {
+    const go = html("button", { type: "button", class: "log-goto", "data-testid": "log-goto",
+      title: "Show the diagram as it was at this event (or double-click the row)" }, `Go to #${e.seq}`);
+    go.addEventListener("click", () => this.onGoto(e));
+    return [html("h3", {}, `${e.kind} #${e.seq}`), go];
   }
 
   /** Mark the row of the event the view stands on; list the rows around it when it is not listed.

@@ -130,10 +130,16 @@ def test_step_back_and_forward_walk_the_recorded_events(page: Page) -> None:
     page.wait_for_function("h => window.__gunyah.headSeq === h + 1", arg=head)
 
 
-def test_clicking_a_log_entry_jumps_there_and_play_returns_to_live(page: Page) -> None:
+def test_clicking_a_log_entry_explains_it_and_go_to_jumps_there(page: Page) -> None:
     head = step_n(page, RUN_EVENTS)
     row = page.locator("[data-testid=log-entry][data-seq='120']")
     row.click()
+    expect(page.get_by_test_id("log-detail")).to_contain_text("#120")
+    expect(page.get_by_test_id("event-caption")).not_to_be_empty()
+    page.wait_for_timeout(300)  # a click alone does not rewind the diagram
+    state = hooks(page)
+    assert state["seq"] == head and state["live"]
+    page.get_by_test_id("log-goto").click()
     page.wait_for_function("window.__gunyah.seq === 120")
     assert "sel" in row.get_attribute("class") and "at" in row.get_attribute("class").split()
     expect(page.get_by_test_id("log-detail")).to_contain_text("#120")
@@ -280,3 +286,22 @@ def test_seeking_across_created_objects_rebuilds_the_diagram(page: Page, live_se
     shot(page, "history-structure")
     scrub(page, hooks(page)["headSeq"])
     expect(page.locator("[data-msgq='VM_80_to_HLOS']")).to_be_attached()
+
+
+def test_step_n_and_step_to_kind_from_the_past_go_on_past_the_head(page: Page) -> None:
+    head = step_n(page, RUN_EVENTS)
+    scrub(page, head - 10)
+    page.get_by_test_id("step-n").fill("50")
+    page.get_by_test_id("btn-step-n").click()  # 10 stored events, then 40 more from the server
+    page.wait_for_function("h => window.__gunyah.live && window.__gunyah.seq === h + 40", arg=head)
+    head = hooks(page)["headSeq"]
+    kind = next(k for k in ("sched.switch", "msgq.send", "msgq.recv", "hvc")
+                if page.locator(f"[data-testid=log-entry][data-seq='{head}']")
+                .get_attribute("data-kind") != k)
+    scrub(page, head - 1)  # the one stored event ahead is not of `kind`
+    page.get_by_test_id("step-kind").select_option(kind)
+    page.get_by_test_id("btn-step-kind").click()
+    page.wait_for_function("h => window.__gunyah.live && window.__gunyah.seq > h", arg=head)
+    seq = hooks(page)["seq"]
+    expect(page.locator(f"[data-testid=log-entry][data-seq='{seq}']")).to_have_attribute(
+        "data-kind", kind)

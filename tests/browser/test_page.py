@@ -205,14 +205,14 @@ def test_doorbell_scenario_lights_flag_bits(page: Page, shot) -> None:
 
 def test_a_scenario_starts_at_the_speed_it_is_best_watched_at(page: Page,
                                                                live_server: str) -> None:
-    """proxy-scheduling moves in milliseconds: the page starts it at 1 ms/s, from a link
+    """proxy-scheduling moves in milliseconds: the page starts it at 500 µs/s, from a link
     as from the picker, and the default scenario at its own default."""
     expect(page.get_by_test_id("speed-out")).to_have_text("10 µs/s")
     page.get_by_test_id("scenario").select_option("proxy-scheduling")
-    expect(page.get_by_test_id("speed-out")).to_have_text("1 ms/s")
+    expect(page.get_by_test_id("speed-out")).to_have_text("500 µs/s")
     page.goto(live_server + "/?scenario=proxy-scheduling")
     page.wait_for_selector("[data-vm='Guest']")
-    expect(page.get_by_test_id("speed-out")).to_have_text("1 ms/s")
+    expect(page.get_by_test_id("speed-out")).to_have_text("500 µs/s")
 
 
 def test_reset_right_after_stepping_starts_over(page: Page) -> None:

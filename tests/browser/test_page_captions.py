@@ -79,6 +79,7 @@ def test_a_floods_uncaptioned_events_are_explained_when_looked_at(page: Page) ->
     row = page.locator(f"[data-testid=log-entry][data-seq='{early}']")
     expect(row.locator(".l-cap")).to_have_text("")  # listed with its fields only
     row.click()
+    page.get_by_test_id("log-goto").click()
     page.wait_for_function("s => window.__gunyah.seq === s", arg=early)
     expect(page.get_by_test_id("caption-bar")).to_have_text(want[early])
     expect(page.get_by_test_id("event-caption")).to_have_text(want[early])

@@ -129,3 +129,41 @@ def test_a_refused_connection_shows_the_limit(browser: Browser) -> None:
         finally:
             first.close()
             second.close()
+
+
+def test_the_url_carries_the_run_so_a_new_tab_rebuilds_it(page: Page, browser: Browser) -> None:
+    """After the resume window (a new tab, or sessionStorage gone) the URL alone rebuilds it."""
+    page.get_by_test_id("scenario").select_option("msgq-backpressure")
+    page.wait_for_selector("[data-vm='Producer']")
+    step_n(page, 30)
+    page.locator("[data-vm='Producer']").click()
+    page.get_by_test_id("act-send").click()
+    expect(page.get_by_test_id("act-result")).to_contain_text("queued as action")
+    head = step_n(page, RUN_EVENTS)
+    scrub(page, VIEW_AT)
+    page.wait_for_function("() => location.search.includes('pos=77') && "
+                           "location.search.includes('scenario=msgq-backpressure')")
+    url = page.url
+    assert f"head={head}" in url and "actions=" in url and "seed=" in url
+    action = page.locator("[data-testid=log-entry][data-kind='user.action']")
+    expect(action).to_have_count(1)
+    action_seq = action.get_attribute("data-seq")
+
+    def same_run(p: Page) -> None:
+        p.wait_for_function("s => window.__gunyah.seq === s", arg=VIEW_AT)
+        state = hooks(p)
+        assert state["headSeq"] == head and not state["live"]
+        expect(p.get_by_test_id("scenario-title")).to_contain_text("Back-pressure")
+        row = p.locator("[data-testid=log-entry][data-kind='user.action']")
+        expect(row).to_have_attribute("data-seq", action_seq)
+
+    page.evaluate("() => sessionStorage.clear()")  # the resume key is gone: only the URL is left
+    page.reload()
+    same_run(page)
+    context = browser.new_context(viewport={"width": 1920, "height": 1080}, bypass_csp=True)
+    try:
+        other = context.new_page()
+        other.goto(url)
+        same_run(other)
+    finally:
+        context.close()

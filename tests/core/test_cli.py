@@ -242,3 +242,15 @@ def test_lesson_check_answers_prints_the_answer_key():
     assert key == ["  step 1: 0", "  step 2: 1", "  step 3: 0", "  step 5: 1",
                    '  step 6: "ARGUMENT_INVALID"']
     assert "doorbell_receive" in lines[-1] and "ARGUMENT_INVALID" in lines[-1]
+
+
+def test_validate_lists_every_mistake(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\npcpus: 2\nvms:\n  - name: VM_A\n    affinity: [5]\n"
+                   "  - name: VM_A\nmsgqs:\n  - {name: q, sender: VM_A, receiver: VM_Z}\n")
+    proc = cli("validate", str(bad))
+    assert proc.returncode == EXIT_USAGE and "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines[0] == "error: 3 mistakes"
+    assert [line.split(": ")[1] for line in lines[1:]] == [
+        "vms[0].affinity[0]", "vms[1].name", "msgqs[0].receiver"]

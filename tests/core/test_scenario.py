@@ -275,3 +275,41 @@ def test_focus_reaches_the_snapshot_and_is_checked() -> None:
     assert load("rm-boot").config["focus"] == {"rm_links": "unfolded"}
     assert "focus.rm_links" in error_of("name: d\nvms:\n  - name: A\nfocus: {rm_links: open}\n")
     assert "focus" in error_of("name: d\nvms:\n  - name: A\nfocus: {subject: [A]}\n")
+
+
+SCENARIO_THREE_SCHEMA_MISTAKES = """\
+name: three
+vms:
+  - name: VM_A
+    bogus: 1
+  - name: VM_B
+    program: nope
+msgqs:
+  - {name: q, sender: VM_A, receiver: VM_B, depth: "x"}
+"""
+
+SCENARIO_THREE_REFERENCE_MISTAKES = """\
+name: three
+pcpus: 2
+vms:
+  - name: VM_A
+    affinity: [5]
+  - name: VM_A
+msgqs:
+  - {name: q, sender: VM_A, receiver: VM_Z}
+"""
+
+
+@pytest.mark.parametrize("text, fields", [
+    (SCENARIO_THREE_SCHEMA_MISTAKES, ["vms[0]", "vms[1].program", "msgqs[0].depth"]),
+    (SCENARIO_THREE_REFERENCE_MISTAKES, ["vms[0].affinity[0]", "vms[1].name", "msgqs[0].receiver"]),
+])
+def test_every_mistake_is_listed_not_only_the_first(text: str, fields: list[str]) -> None:
+    with pytest.raises(ScenarioError) as info:
+        parse(text, "s.yaml")
+    err = info.value
+    assert [p.path for p in err.problems] == fields
+    assert all(p.line for p in err.problems)
+    assert [d["path"] for d in err.as_dicts()] == fields
+    assert str(err).startswith("3 mistakes") and all(f in str(err) for f in fields)
+    assert (err.path, err.line) == (fields[0], err.problems[0].line)  # the first, as before

@@ -191,6 +191,13 @@ def test_scenario_error_names_the_line(socketio_client):
     assert ack["error"]["code"] == "SCENARIO_INVALID" and ack["error"]["line"] == 3
 
 
+def test_scenario_upload_lists_every_mistake(socketio_client):
+    text = "name: x\nvms:\n  - {name: A, bad: 1}\n  - {name: B, vcpus: 0}\n"
+    ack = call(socketio_client, "sim:load", {"text": text})
+    problems = ack["error"]["problems"]
+    assert [(p["path"], p["line"]) for p in problems] == [("vms[0]", 3), ("vms[1].vcpus", 4)]
+
+
 def hvc_for(events, action_id):
     return next(e for e in events if e["kind"] == "hvc" and e.get("action") == action_id)
 
