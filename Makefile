@@ -10,7 +10,7 @@ SCENARIO ?= msgq-pingpong
 
 APT_PACKAGES := chromium device-tree-compiler
 
-.PHONY: run test lint bench mutate system-deps clean
+.PHONY: run test lint bench mutate mutate-fast system-deps clean
 
 # Debian's python3 may lack venv/ensurepip: install python3-venv then (root or sudo).
 $(VENV)/.runtime: requirements.txt
@@ -47,11 +47,27 @@ bench: $(VENV)/.dev
 	$(PY) -m gunyah_core bench
 	$(PY) benchmarks/bench_simpy_baseline.py
 
-# Mutation testing of the core modules (docs/testing.md); long, so not part of `make test`.
-# MODULES="doorbell vic" limits it; the default is every module, one after the other.
+# Mutation testing of the core modules with mutmut (docs/testing.md); long, so not part
+# of `make test` or CI. MODULES="doorbell vic" limits it (default: all seven modules);
+# mutmut keeps its verdicts in mutants/, so a second run only tries what changed.
+# Bounds per mutant: time by mutmut's CPU-time cap ([tool.mutmut] in pyproject.toml),
+# memory by the address-space cap below, which every forked mutant run inherits.
 MODULES ?=
-mutate: $(VENV)/.dev
+MUTATE_MEM_KB ?= 2097152
+MUTATE_JOBS ?= 1
+mutate: $(VENV)/.mutate
+	ulimit -v $(MUTATE_MEM_KB) && $(VENV)/bin/mutmut run --max-children $(MUTATE_JOBS) \
+	  $(foreach m,$(MODULES),'gunyah_core.$(subst /,.,$(m)).*')
+	$(PY) tools/mutmut_score.py $(MODULES)
+
+# The in-repo ast mutator: fewer, hand-picked mutants, each run against only the tests
+# that execute its line (docs/testing.md).
+mutate-fast: $(VENV)/.dev
 	$(PY) tools/mutate.py $(MODULES)
 
+$(VENV)/.mutate: requirements-mutate.txt $(VENV)/.dev
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-mutate.txt
+	touch $@
+
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis mutants

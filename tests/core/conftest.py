@@ -7,11 +7,13 @@ read the exact trace each call produced.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, Phase, settings
 
 from gunyah_core import Hypervisor
 from gunyah_core.consts import SCHEDULER_DEFAULT_PRIORITY, SCHEDULER_DEFAULT_TIMESLICE_NS
@@ -19,6 +21,15 @@ from gunyah_core.errors import HypResult
 from gunyah_core.guests import PROGRAMS
 from gunyah_core.vcpu import Vcpu
 from gunyah_core.vm import Vm
+
+if "MUTANT_UNDER_TEST" in os.environ:  # set by mutmut (`make mutate`, docs/testing.md)
+    # A failing example is enough to kill a mutant: no shrinking, no shared database. No
+    # deadline or health checks: on a loaded machine (and through mutmut's trampolines)
+    # they fail runs the mutant did not slow, counting it killed.
+    settings.register_profile("mutate", database=None, deadline=None,
+                              suppress_health_check=list(HealthCheck),
+                              phases=[Phase.explicit, Phase.reuse, Phase.generate])
+    settings.load_profile("mutate")
 
 SEED = 1
 PCPUS = 2

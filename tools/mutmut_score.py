@@ -1,0 +1,181 @@
+"""The mutation score per core module, from mutmut's results (``make mutate``).
+
+mutmut (``[tool.mutmut]`` in pyproject.toml) keeps each module's verdicts in
+``mutants/<path>.meta`` (JSON: mutant name -> the exit code of its test run). This reads
+them and prints, per module, killed / mutants with the equivalent mutants listed below
+(and in docs/testing.md, with the reason) left out. Mutants not run yet are counted apart.
+
+Usage (from the repository root, after ``mutmut run``)::
+
+    python tools/mutmut_score.py               # every module
+    python tools/mutmut_score.py doorbell vic  # only these
+    python tools/mutmut_score.py -v doorbell   # also name every survivor
+
+``mutmut show NAME`` prints a survivor's diff.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MUTANTS = ROOT / "mutants"
+
+# module -> its file; the same seven as ``only_mutate`` in pyproject.toml
+MODULES: dict[str, str] = {
+    "msgq": "gunyah_core/msgq.py",
+    "doorbell": "gunyah_core/doorbell.py",
+    "cspace": "gunyah_core/cspace.py",
+    "scheduler": "gunyah_core/scheduler.py",
+    "vic": "gunyah_core/vic.py",
+    "rm/rpc": "gunyah_core/rm/rpc.py",
+    "memparcel": "gunyah_core/memparcel.py",
+}
+
+# mutmut's exit-code meanings (mutmut.stats.status_by_exit_code, 3.8): a test failed (1),
+# pytest's internal error (3), the CPU-time cap (SIGXCPU: 24, -24, 152, 255; 36) or a kill
+# (-9, e.g. the address-space cap) all mean the tests noticed the mutant.
+KILLED = {1, 3, 24, -24, 152, 255, 36, -9, -11, 37}
+SURVIVED = {0, 5, 33}  # passed, or no test calls the function (5, 33): nothing noticed it
+NOT_RUN = {None, 2, 34}
+
+# Left out of the score like an equivalent mutant, by pattern: a mutant that only changes
+# the text of a raised error (its message string made None, dropped, "XX..XX" or upper
+# case). tools/mutate.py does not mutate strings at all; the error code, which a
+# hypercall returns, is mutated and counted.
+MESSAGE_ONLY = "message-only"
+
+
+def _without_raise_text(func: ast.AST) -> str:
+    """``func`` dumped with its name and every str/None argument of a raised call gone."""
+    func = ast.parse(ast.unparse(func)).body[0]
+    func.name = "_"
+    for node in ast.walk(func):
+        if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+            call = node.exc
+            call.args = [a for a in call.args if not _is_text(a)]
+            call.keywords = [k for k in call.keywords if not _is_text(k.value)]
+    return ast.dump(func)
+
+
+def _is_text(node: ast.AST) -> bool:
+    return isinstance(node, ast.JoinedStr) or (
+        isinstance(node, ast.Constant) and (node.value is None or isinstance(node.value, str)))
+
+
+def message_only(path: Path) -> set[str]:
+    """Names (as in the .meta file) of ``path``'s mutants that change only error text."""
+    tree = ast.parse(path.read_text())
+    funcs = {n.name: n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+    prefix = ".".join(path.relative_to(MUTANTS).with_suffix("").parts) + "."
+    found = set()
+    originals = {}
+    for name, func in funcs.items():
+        base, sep, tag = name.rpartition("__mutmut_")
+        if not sep or tag == "orig" or f"{base}__mutmut_orig" not in funcs:
+            continue
+        if base not in originals:
+            originals[base] = _without_raise_text(funcs[f"{base}__mutmut_orig"])
+        if _without_raise_text(func) == originals[base]:
+            found.add(prefix + name)
+    return found
+
+
+# Not counted either, as tools/mutate.py does not mutate them: the inspector's views,
+# presentation checked by the web tests. (Trace emission is not mutated at all: the
+# do_not_mutate_patterns in pyproject.toml.)
+VIEWS = {"snapshot", "table", "__repr__"}
+
+
+def function_of(mutant: str) -> str:
+    """'gunyah_core.doorbell.xǁDoorbellǁsend__mutmut_3' -> 'send'."""
+    return mutant.rpartition(".")[2].rpartition("__mutmut_")[0].split("ǁ")[-1].removeprefix("x_")
+
+
+# Survivors that no test can kill because the program means the same: mutant name ->
+# reason. The same list, with the code, is in docs/testing.md ("Equivalent mutants").
+EQUIVALENT: dict[str, str] = {
+    "gunyah_core.doorbell.xǁDoorbellǁ__init____mutmut_1":
+        'sender default "" -> "XXXX": never used, the one caller '
+        "(Hypervisor.create_doorbell) passes both ends",
+    "gunyah_core.doorbell.xǁDoorbellǁ__init____mutmut_2":
+        'receiver default "" -> "XXXX": never used, as above',
+    "gunyah_core.vic.xǁVicǁ__init____mutmut_1":
+        "KObject oid None: nothing reads a VIC's oid (no VIC capability is handed out)",
+    "gunyah_core.vic.xǁVicǁ__init____mutmut_2":
+        "KObject name None: nothing reads it; the VIC keeps vm_name in its own field",
+    "gunyah_core.vic.xǁVicǁeoi__mutmut_10":
+        "edge_only=False -> None: assert_source only tests its truth",
+    "gunyah_core.vic.xǁVicǁunbind__mutmut_5":
+        "table.pop(virq, None) -> pop(virq): a source bound here has virq in all three "
+        "tables (bind fills them together), so the default is never used",
+}
+
+
+def module_rows(names: list[str]) -> list[tuple[str, int, int, list[str], list[str], int, int]]:
+    """Per module: (name, killed, counted, survivors, equivalents, message-only, not run)."""
+    rows = []
+    for name in names:
+        meta = MUTANTS / (MODULES[name] + ".meta")
+        if not meta.exists():
+            sys.exit(f"{meta} missing: run `make mutate MODULES={name}` first")
+        codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
+        killed, survivors, equivalent, not_run = 0, [], [], 0
+        text_only = message_only(MUTANTS / MODULES[name])
+        messages = 0
+        for mutant, code in sorted(codes.items()):
+            if function_of(mutant) in VIEWS:
+                continue
+            if code in NOT_RUN:
+                not_run += 1
+            elif mutant in text_only:
+                messages += 1
+            elif mutant in EQUIVALENT:
+                equivalent.append(mutant)
+            elif code in KILLED:
+                killed += 1
+            elif code in SURVIVED:
+                survivors.append(mutant)
+            else:  # mutmut's "suspicious": counted as not killed, named with the survivors
+                survivors.append(f"{mutant} (exit code {code})")
+        counted = killed + len(survivors)
+        rows.append((name, killed, counted, survivors, equivalent, messages, not_run))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", metavar="MODULE",
+                        help=f"any of {', '.join(MODULES)} (default: all)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="name every survivor")
+    args = parser.parse_args(argv)
+    names = args.modules or list(MODULES)
+    unknown = [name for name in names if name not in MODULES]
+    if unknown:
+        parser.error(f"unknown module {', '.join(unknown)}: choose from {', '.join(MODULES)}")
+    rows = module_rows(names)
+    if args.verbose:
+        for name, _, _, survivors, _, _, _ in rows:
+            for mutant in survivors:
+                print(f"  SURVIVED {name}: {mutant}")
+    print("mutation score per module (killed / mutants, equivalent ones left out)")
+    for name, killed, counted, _survivors, equivalent, messages, not_run in rows:
+        score = f"{100.0 * killed / counted:5.1f} %" if counted else "    - "
+        extra = []
+        if equivalent:
+            extra.append(f"{len(equivalent)} equivalent")
+        if messages:
+            extra.append(f"{messages} {MESSAGE_ONLY}")
+        if not_run:
+            extra.append(f"{not_run} not run")
+        note = f"  ({', '.join(extra)})" if extra else ""
+        print(f"  {name:<10} {killed:>4}/{counted:<4} {score}{note}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
