@@ -104,6 +104,11 @@ EQUIVALENT: dict[str, str] = {
         "(Hypervisor.create_doorbell) passes both ends",
     "gunyah_core.doorbell.xǁDoorbellǁ__init____mutmut_2":
         'receiver default "" -> "XXXX": never used, as above',
+    "gunyah_core.msgq.xǁMsgqǁ__init____mutmut_1":
+        'sender default "" -> "XXXX": never used, the one caller '
+        "(Hypervisor.create_msgq) passes both ends",
+    "gunyah_core.msgq.xǁMsgqǁ__init____mutmut_2":
+        'receiver default "" -> "XXXX": never used, as above',
     "gunyah_core.vic.xǁVicǁ__init____mutmut_1":
         "KObject oid None: nothing reads a VIC's oid (no VIC capability is handed out)",
     "gunyah_core.vic.xǁVicǁ__init____mutmut_2":

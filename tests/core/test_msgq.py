@@ -152,6 +152,54 @@ def test_fifo_and_message_ids_follow_send_to_recv(pair: Pair) -> None:
     assert [r.ret["msg"] for r in got] == sent
     assert [e["msg"] for e in pair.take() if e["kind"] == "msgq.recv"] == sent
     assert [r.ret["not_empty"] for r in got] == [True] * 4 + [False]
+    assert all(isinstance(m, int) for m in sent) and len(set(sent)) == 5  # one id each
+
+
+def test_rx_assert_carries_the_count_and_the_threshold_it_met(pair: Pair) -> None:
+    send(pair)
+    rx = [e for e in pair.take() if e["kind"] == "virq.assert" and e["source"] == "msgq:q:rx"]
+    assert [(e["depth"], e["notempty_thd"]) for e in rx] == [(1, 1)]
+
+
+def test_level_bound_queue_vIRQs_re_pend_at_eoi_while_their_condition_holds() -> None:
+    """Bound level-triggered, each side's vIRQ is re-checked at EOI against the queue
+    (count >= not-empty threshold for Rx, count <= not-full threshold for Tx)."""
+    pair = make_pair(trigger="level")
+    send(pair)
+    send(pair)
+    pair.take()
+    rx = pair.b.vic.acknowledge(pair.vb)
+    pair.b.vic.eoi(pair.vb, rx)  # two still queued: pending again
+    assert project(pair.take(), "virq", kinds={"virq.eoi", "virq.assert"}) == [
+        ("virq.eoi", rx), ("virq.assert", rx)]
+    assert pair.b.vic.acknowledge(pair.vb) == rx
+    recv(pair)
+    recv(pair)
+    pair.take()
+    pair.b.vic.eoi(pair.vb, rx)  # drained: not pending again
+    assert project(pair.take(), "virq", kinds={"virq.eoi", "virq.assert"}) == [
+        ("virq.eoi", rx)]
+    for _ in range(8):  # full; one receive brings the count to the not-full threshold
+        send(pair)
+    recv(pair)
+    pair.take()
+    tx = pair.a.vic.acknowledge(pair.va)
+    pair.a.vic.eoi(pair.va, tx)  # 7 <= 7: pending again
+    assert project(pair.take(), "virq", kinds={"virq.eoi", "virq.assert"}) == [
+        ("virq.eoi", tx), ("virq.assert", tx)]
+    assert pair.a.vic.acknowledge(pair.va) == tx
+    send(pair)
+    pair.take()
+    pair.a.vic.eoi(pair.va, tx)  # full again: not pending again
+    assert project(pair.take(), "virq", kinds={"virq.eoi", "virq.assert"}) == [
+        ("virq.eoi", tx)]
+
+
+def test_each_queue_has_its_own_object_id(pair: Pair) -> None:
+    """The oid is the queue's DT label in the RM's overlay (rm/overlay.py)."""
+    q = pair.hyp.msgqs["q"]
+    pair.hyp.create_msgq("q2", pair.a, pair.b, 8, 240)
+    assert pair.hyp.msgqs["q2"].oid == q.oid + 1
 
 
 def test_flush_asserts_tx_and_clears_rx(pair: Pair) -> None:
