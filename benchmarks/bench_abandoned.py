@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 
 import socketio
+from bench_socket import serving
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-START_TIMEOUT_S = 30.0
 CALL_TIMEOUT_S = 10
 PLAY_S = 0.5                # each client plays this long before it leaves
 SETTLE_S = 0.5              # after the resume window, before sampling
@@ -40,16 +40,7 @@ def start_server(root: Path, window: float) -> tuple[subprocess.Popen[str], str]
     proc = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", "0",
                              *extra], cwd=root, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line.startswith("Serving on "):
-            return proc, line.split()[-1]
-        if not line:
-            break
-    proc.kill()
-    raise SystemExit("server did not start")
+    return serving(proc)
 
 
 def cpu_seconds(pid: int) -> float:

@@ -34,9 +34,9 @@ from pathlib import Path
 
 import requests
 import socketio
+from bench_socket import serving
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-START_TIMEOUT_S = 30.0
 CALL_TIMEOUT_S = 120
 PROBE_PERIOD_S = 0.02
 POLL_S = 0.2
@@ -72,16 +72,7 @@ def start_server(async_mode: str, sessions: int) -> tuple[subprocess.Popen, str]
         [sys.executable, "-c", LAUNCHER, "--port", "0", "--async-mode", async_mode,
          "--scenario", SCENARIO, str(sessions + 2)],
         cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line.startswith("Serving on "):
-            return proc, line.split()[-1]
-        if not line:
-            break
-    proc.kill()
-    raise SystemExit("server did not start")
+    return serving(proc)
 
 
 def rss_mib(pid: int) -> float:

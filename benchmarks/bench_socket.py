@@ -33,11 +33,8 @@ TARGET_EVENTS_PER_S = 20_000
 PERCENTILE_99 = 0.99
 
 
-def start_server(async_mode: str, scenario: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(
-        [sys.executable, "app.py", "--port", "0", "--async-mode", async_mode,
-         "--scenario", scenario],
-        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+def serving(proc: subprocess.Popen) -> tuple[subprocess.Popen, str]:
+    """Wait for a started server's `Serving on URL` line: the process and its URL."""
     deadline = time.monotonic() + START_TIMEOUT_S
     assert proc.stdout is not None
     while time.monotonic() < deadline:
@@ -48,6 +45,13 @@ def start_server(async_mode: str, scenario: str) -> tuple[subprocess.Popen, str]
             break
     proc.kill()
     raise SystemExit("server did not start")
+
+
+def start_server(async_mode: str, scenario: str) -> tuple[subprocess.Popen, str]:
+    return serving(subprocess.Popen(
+        [sys.executable, "app.py", "--port", "0", "--async-mode", async_mode,
+         "--scenario", scenario],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
 
 
 class Counter:

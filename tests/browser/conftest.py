@@ -54,6 +54,31 @@ def page(browser: Browser, live_server: str) -> Iterator[Page]:
         pytest.fail("browser console errors:\n" + "\n".join(errors))
 
 
+# Records the page's CSP violations (injected by the browser, not by the page).
+RECORD_VIOLATIONS = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation",
+  (e) => window.__cspViolations.push(`${e.violatedDirective}: ${e.blockedURI} ${e.sample}`));
+"""
+
+
+@pytest.fixture
+def strict_page(browser: Browser, live_server: str) -> Iterator[tuple[Page, list[str]]]:
+    """The page under its own CSP (unlike ``page``): the page and its console errors;
+    ``window.__cspViolations`` lists any violation."""
+    context = browser.new_context(viewport=VIEWPORT)
+    context.add_init_script(RECORD_VIOLATIONS)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(live_server + "/")
+    page.wait_for_selector("[data-vm='VM_A']")
+    yield page, errors
+    context.close()
+
+
 @pytest.fixture
 def shot() -> callable:
     """shot(page, name): save a full-viewport PNG under artifacts/."""

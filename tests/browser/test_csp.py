@@ -4,34 +4,7 @@ inspects. Predicates here are functions, which Playwright runs without eval."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-from playwright.sync_api import Browser, Page, expect
-
-VIEWPORT = {"width": 1920, "height": 1080}
-TIMEOUT_MS = 10_000
-
-RECORD_VIOLATIONS = """
-window.__cspViolations = [];
-document.addEventListener("securitypolicyviolation",
-  (e) => window.__cspViolations.push(`${e.violatedDirective}: ${e.blockedURI} ${e.sample}`));
-"""
-
-
-@pytest.fixture
-def strict_page(browser: Browser, live_server: str) -> Iterator[tuple[Page, list[str]]]:
-    context = browser.new_context(viewport=VIEWPORT)
-    context.add_init_script(RECORD_VIOLATIONS)  # injected by the browser, not by the page
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(live_server + "/")
-    page.wait_for_selector("[data-vm='VM_A']")
-    yield page, errors
-    context.close()
+from playwright.sync_api import expect
 
 
 def test_the_page_works_under_its_csp(strict_page) -> None:

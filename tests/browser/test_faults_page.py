@@ -8,27 +8,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
-from test_csp import RECORD_VIOLATIONS, TIMEOUT_MS, VIEWPORT
+from playwright.sync_api import Page, expect
 
 STEPS = 60  # enough for VM_A's vCPU 0 to run its queued calls
 
 
 @pytest.fixture
-def page(browser: Browser, live_server: str) -> Iterator[Page]:
-    context = browser.new_context(viewport=VIEWPORT)
-    context.add_init_script(RECORD_VIOLATIONS)
-    pg = context.new_page()
-    pg.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    pg.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    pg.goto(live_server + "/")
-    pg.wait_for_selector("[data-vm='VM_A']")
+def page(strict_page) -> Iterator[Page]:
+    """The page under its own CSP (predicates here are functions): no violation, no
+    console error."""
+    pg, errors = strict_page
     yield pg
-    violations = pg.evaluate("() => window.__cspViolations")
-    context.close()
-    assert violations == [] and errors == []
+    assert pg.evaluate("() => window.__cspViolations") == [] and errors == []
 
 
 def step(page: Page, count: int = STEPS) -> None:
