@@ -56,7 +56,6 @@ class PcpuScheduler:
         self.expiry: list | None = None
         self.expiry_due = 0
         self.slice_end: int | None = None
-        self.switches = 0
         self.proxy: ProxyRun | None = None  # a vcpu_run in progress here
 
     # -- run lists -------------------------------------------------------------------
@@ -399,7 +398,6 @@ class PcpuScheduler:
         if nxt is not None and nxt.yielding is not None:
             self._resume_yield(nxt, prev)
             return
-        self.switches += 1
         if nxt is not None and nxt.slice_left <= 0:
             nxt.slice_left = nxt.timeslice_ns
         if self.trace.on:
