@@ -56,7 +56,8 @@ function lastAtOrBefore(events, seq) {
 export function trackSegments(events, end, t1, span, npcpu, initial = []) {
   const t0 = t1 - span;
   const lo = firstAt(events, 0, end, t0);
-  const cur = Array.from({ length: npcpu }, (_, p) => ({ vcpu: initial[p] ?? null, donor: null, since: t0 }));
+  // Nothing ran before simulated time 0: a window reaching back past it starts empty.
+  const cur = Array.from({ length: npcpu }, (_, p) => ({ vcpu: initial[p] ?? null, donor: null, since: Math.max(t0, 0) }));
   const known = new Array(npcpu).fill(false);
   let left = npcpu;
   for (let i = lo - 1; i >= 0 && i >= lo - BACK_SCAN_MAX && left > 0; i--) {

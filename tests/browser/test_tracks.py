@@ -155,3 +155,16 @@ def test_after_a_fork_the_tracks_hold_the_new_branch_only(page: Page) -> None:
         assert is_subsequence(shown, expected(page, p, now - span, now)), f"pCPU {p} after the fork"
     # What the tracks read is exactly the branch's switches and vIRQs, none of the cut future.
     assert page.evaluate("window.__gunyah.trackKept") == page.evaluate("window.__gunyah.keptSeqs")
+
+
+def test_a_window_reaching_back_past_time_zero_starts_empty(page: Page) -> None:
+    """Nothing ran before simulated time 0: the first slice starts there, not at the
+    window's left edge (a 1 µs window at t = 200 ns, the boot's running vCPU X.0)."""
+    segs = page.evaluate("""async () => {
+      const { trackSegments } = await import("/static/js/tracks.js");
+      const events = [{ kind: "sched.switch", t: 100, pcpu: 0, prev: "X.0", next: "A.0",
+                        reason: "timeslice" }];
+      return trackSegments(events, 0, 200, 1000, 1, ["X.0"])[0].segs
+        .map((s) => [s.vcpu, s.t0, s.t1]);
+    }""")
+    assert segs == [["X.0", 0, 100], ["A.0", 100, 200]]
