@@ -57,7 +57,7 @@ MUTATE_MEM_KB ?= 2097152
 MUTATE_JOBS ?= 1
 mutate: $(VENV)/.mutate
 	ulimit -v $(MUTATE_MEM_KB) && $(VENV)/bin/mutmut run --max-children $(MUTATE_JOBS) \
-	  $(foreach m,$(MODULES),'gunyah_core.$(subst /,.,$(m)).*')
+	  $$($(PY) tools/mutmut_score.py --patterns $(MODULES))
 	$(PY) tools/mutmut_score.py $(MODULES)
 
 # The in-repo ast mutator: fewer, hand-picked mutants, each run against only the tests

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import NoReturn
 
-from .engine import NoProgressError
+from .core.engine import NoProgressError
 from .exporters import EXPORTERS, TimelineError, load_jsonl, open_writer
 from .scenario import MAX_MESSAGE_CHARS, MAX_SEED, ScenarioError, load, preset_names, shorten
 from .simulation import Simulation
@@ -186,7 +186,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 def cmd_lesson(args: argparse.Namespace) -> None:
     """One summary line per good lesson; one line per problem and exit 2 otherwise."""
-    from .lessons import check, event_caption
+    from .teaching.lessons import check, event_caption
     problems = 0
     for path in args.files:
         report = check(path)

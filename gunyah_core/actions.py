@@ -20,10 +20,10 @@ from .consts import (
     U64_MAX,
     VCPU_MAX_PRIORITY,
 )
-from .hypercalls import MAX_PAYLOAD_CHARS, params, signatures
-from .hypervisor import Hypervisor
-from .trace import EventKind
-from .vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_WFI
+from .core.hypercalls import MAX_PAYLOAD_CHARS, params, signatures
+from .core.hypervisor import Hypervisor
+from .core.trace import EventKind
+from .vm.vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_WFI
 
 MAX_QUEUED_USER_OPS = 256
 # Names of VMs, vCPUs, queues, doorbells and images (the scenario schema allows 24

@@ -21,10 +21,11 @@ from .consts import (
     VMID_RM,
     ThreadRights,
 )
-from .guests import PROGRAMS as GUEST_PROGRAMS
-from .guests import MissingResource
-from .hypervisor import Hypervisor
-from .memparcel import PAGE_SIZE
+from .core.hypervisor import Hypervisor
+from .guest.programs import PROGRAMS as GUEST_PROGRAMS
+from .guest.programs import MissingResource
+from .guest.vmm import ProxyVmm
+from .mem.memparcel import PAGE_SIZE
 from .rm.client import RmClient
 from .rm.host import VmManagerProgram
 from .rm.manager import ResourceManager
@@ -32,8 +33,7 @@ from .rm.mem_service import MemService
 from .rm.sharing import MemBorrower, MemLender
 from .rm.vm_mgnt import VmManagement, create_rm_link
 from .scenario import Scenario, ScenarioError
-from .vm import Vm
-from .vmm import ProxyVmm
+from .vm.vm import Vm
 
 RM_NAME = "RM"
 PRIMARY_NAME = "HLOS"

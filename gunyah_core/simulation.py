@@ -12,10 +12,10 @@ from typing import Any
 
 from .actions import ActionError, Actions
 from .builder import build
-from .invariants import Invariants
+from .core.trace import EventKind, Listener
 from .rm.overlay import hypervisor_node
 from .scenario import Scenario
-from .trace import EventKind, Listener
+from .teaching.invariants import Invariants
 
 # Actions one run keeps (a shared link carries them all); the simulator's choice.
 MAX_ACTIONS = 1_000

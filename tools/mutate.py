@@ -43,25 +43,25 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # module -> (file, the test files that exercise it)
 MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "msgq": ("gunyah_core/msgq.py", (
+    "msgq": ("gunyah_core/ipc/msgq.py", (
         "tests/core/test_msgq.py", "tests/core/test_hypercalls.py",
         "tests/core/test_properties.py", "tests/core/test_guests.py")),
-    "doorbell": ("gunyah_core/doorbell.py", (
+    "doorbell": ("gunyah_core/ipc/doorbell.py", (
         "tests/core/test_doorbell.py", "tests/core/test_hypercalls.py",
         "tests/core/test_reference_models.py")),
-    "cspace": ("gunyah_core/cspace.py", (
+    "cspace": ("gunyah_core/core/cspace.py", (
         "tests/core/test_cspace.py", "tests/core/test_hypercalls.py")),
-    "scheduler": ("gunyah_core/scheduler.py", (
+    "scheduler": ("gunyah_core/core/scheduler.py", (
         "tests/core/test_scheduler.py", "tests/core/test_vcpu_run.py",
         "tests/core/test_hypercalls.py", "tests/core/test_guests.py",
         "tests/core/test_reference_models.py")),
-    "vic": ("gunyah_core/vic.py", (
+    "vic": ("gunyah_core/vm/vic.py", (
         "tests/core/test_vic.py", "tests/core/test_doorbell.py", "tests/core/test_msgq.py",
         "tests/core/test_vcpu_run.py", "tests/core/test_reference_models.py")),
     "rm/rpc": ("gunyah_core/rm/rpc.py", (
         "tests/core/test_rm_rpc.py", "tests/core/test_rm_link.py",
         "tests/core/test_rm_lifecycle.py")),
-    "memparcel": ("gunyah_core/memparcel.py", (
+    "memparcel": ("gunyah_core/mem/memparcel.py", (
         "tests/core/test_memory.py", "tests/core/test_rm_memory.py",
         "tests/core/test_rm_mem_payloads.py")),
 }

@@ -27,13 +27,13 @@ MUTANTS = ROOT / "mutants"
 
 # module -> its file; the same seven as ``only_mutate`` in pyproject.toml
 MODULES: dict[str, str] = {
-    "msgq": "gunyah_core/msgq.py",
-    "doorbell": "gunyah_core/doorbell.py",
-    "cspace": "gunyah_core/cspace.py",
-    "scheduler": "gunyah_core/scheduler.py",
-    "vic": "gunyah_core/vic.py",
+    "msgq": "gunyah_core/ipc/msgq.py",
+    "doorbell": "gunyah_core/ipc/doorbell.py",
+    "cspace": "gunyah_core/core/cspace.py",
+    "scheduler": "gunyah_core/core/scheduler.py",
+    "vic": "gunyah_core/vm/vic.py",
     "rm/rpc": "gunyah_core/rm/rpc.py",
-    "memparcel": "gunyah_core/memparcel.py",
+    "memparcel": "gunyah_core/mem/memparcel.py",
 }
 
 # mutmut's exit-code meanings (mutmut.stats.status_by_exit_code, 3.8): a test failed (1),
@@ -91,31 +91,36 @@ def message_only(path: Path) -> set[str]:
 VIEWS = {"snapshot", "table", "__repr__"}
 
 
+def pattern(name: str) -> str:
+    """'scheduler' -> 'gunyah_core.core.scheduler.*', the mutmut names of its mutants."""
+    return MODULES[name].removesuffix(".py").replace("/", ".") + ".*"
+
+
 def function_of(mutant: str) -> str:
-    """'gunyah_core.doorbell.xǁDoorbellǁsend__mutmut_3' -> 'send'."""
+    """'gunyah_core.ipc.doorbell.xǁDoorbellǁsend__mutmut_3' -> 'send'."""
     return mutant.rpartition(".")[2].rpartition("__mutmut_")[0].split("ǁ")[-1].removeprefix("x_")
 
 
 # Survivors that no test can kill because the program means the same: mutant name ->
 # reason. The same list, with the code, is in docs/testing.md ("Equivalent mutants").
 EQUIVALENT: dict[str, str] = {
-    "gunyah_core.doorbell.xǁDoorbellǁ__init____mutmut_1":
+    "gunyah_core.ipc.doorbell.xǁDoorbellǁ__init____mutmut_1":
         'sender default "" -> "XXXX": never used, the one caller '
         "(Hypervisor.create_doorbell) passes both ends",
-    "gunyah_core.doorbell.xǁDoorbellǁ__init____mutmut_2":
+    "gunyah_core.ipc.doorbell.xǁDoorbellǁ__init____mutmut_2":
         'receiver default "" -> "XXXX": never used, as above',
-    "gunyah_core.msgq.xǁMsgqǁ__init____mutmut_1":
+    "gunyah_core.ipc.msgq.xǁMsgqǁ__init____mutmut_1":
         'sender default "" -> "XXXX": never used, the one caller '
         "(Hypervisor.create_msgq) passes both ends",
-    "gunyah_core.msgq.xǁMsgqǁ__init____mutmut_2":
+    "gunyah_core.ipc.msgq.xǁMsgqǁ__init____mutmut_2":
         'receiver default "" -> "XXXX": never used, as above',
-    "gunyah_core.vic.xǁVicǁ__init____mutmut_1":
+    "gunyah_core.vm.vic.xǁVicǁ__init____mutmut_1":
         "KObject oid None: nothing reads a VIC's oid (no VIC capability is handed out)",
-    "gunyah_core.vic.xǁVicǁ__init____mutmut_2":
+    "gunyah_core.vm.vic.xǁVicǁ__init____mutmut_2":
         "KObject name None: nothing reads it; the VIC keeps vm_name in its own field",
-    "gunyah_core.vic.xǁVicǁeoi__mutmut_10":
+    "gunyah_core.vm.vic.xǁVicǁeoi__mutmut_10":
         "edge_only=False -> None: assert_source only tests its truth",
-    "gunyah_core.vic.xǁVicǁunbind__mutmut_5":
+    "gunyah_core.vm.vic.xǁVicǁunbind__mutmut_5":
         "table.pop(virq, None) -> pop(virq): a source bound here has virq in all three "
         "tables (bind fills them together), so the default is never used",
 }
@@ -157,11 +162,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("modules", nargs="*", metavar="MODULE",
                         help=f"any of {', '.join(MODULES)} (default: all)")
     parser.add_argument("-v", "--verbose", action="store_true", help="name every survivor")
+    parser.add_argument("--patterns", action="store_true",
+                        help="only print the modules' mutant name patterns for `mutmut run`")
     args = parser.parse_args(argv)
     names = args.modules or list(MODULES)
     unknown = [name for name in names if name not in MODULES]
     if unknown:
         parser.error(f"unknown module {', '.join(unknown)}: choose from {', '.join(MODULES)}")
+    if args.patterns:
+        print(" ".join(pattern(name) for name in args.modules))
+        return 0
     rows = module_rows(names)
     if args.verbose:
         for name, _, _, survivors, _, _, _ in rows:

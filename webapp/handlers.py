@@ -18,10 +18,10 @@ from socketio import packet as sio_packet
 
 from gunyah_core import ALL_KINDS, ScenarioError
 from gunyah_core.actions import ActionError
-from gunyah_core.captions import caption, explain
-from gunyah_core.engine import NoProgressError
+from gunyah_core.core.engine import NoProgressError
+from gunyah_core.core.hypercalls import console_table
 from gunyah_core.exporters import EXPORTERS
-from gunyah_core.hypercalls import console_table
+from gunyah_core.teaching.captions import caption, explain
 
 from . import BUDGET_KEY, EXTENSION_KEY, socketio
 from .http import preset_list

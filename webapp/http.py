@@ -115,13 +115,13 @@ LESSON_DIR = Path(__file__).resolve().parents[1] / "lessons"
 @lru_cache(maxsize=1)
 def lesson_list() -> list[dict[str, Any]]:
     """The shipped lessons (docs/teaching.md), read once per process."""
-    from gunyah_core.lessons import lesson_index
+    from gunyah_core.teaching.lessons import lesson_index
     return lesson_index(LESSON_DIR)
 
 
 @lru_cache(maxsize=64)
 def lesson_plan(name: str) -> dict[str, Any]:
-    from gunyah_core.lessons import page_plan
+    from gunyah_core.teaching.lessons import page_plan
     return page_plan(str(LESSON_DIR / name))
 
 

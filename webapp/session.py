@@ -19,9 +19,9 @@ from functools import partial
 from typing import Any
 
 from gunyah_core import Simulation, load, parse, preset_names
-from gunyah_core.captions import caption
-from gunyah_core.engine import NoProgressError
+from gunyah_core.core.engine import NoProgressError
 from gunyah_core.exporters import open_writer
+from gunyah_core.teaching.captions import caption
 
 from .branches import MAX_HISTORY_EVENTS, Branches  # noqa: F401  (handlers read it here)
 from .budget import DEFAULT_BUDGET, MemoryBudget

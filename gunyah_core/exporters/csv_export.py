@@ -4,7 +4,7 @@ Columns are `seq,t_ns,kind,vm,vcpu,object,detail,caption`. The first four are co
 every kind; `object` names the Gunyah object the event is about (`msgq:A_to_B`,
 `doorbell:bell0`, `virq:961`, `pcpu:0`, `mem:7`); `detail` keeps every other field
 as compact JSON, so nothing is lost and unknown kinds need no special case; `caption`
-is the sentence the page shows for the event (``gunyah_core/captions.py``).
+is the sentence the page shows for the event (``gunyah_core/teaching/captions.py``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from gunyah_core.captions import caption
+from gunyah_core.teaching.captions import caption
 
 CSV_COLUMNS = ("seq", "t_ns", "kind", "vm", "vcpu", "object", "detail", "caption")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from gunyah_core.captions import caption, duration
+from gunyah_core.teaching.captions import caption, duration
 
 
 def text_line(event: Mapping[str, Any]) -> str:

@@ -19,7 +19,7 @@ from typing import Any, BinaryIO, TextIO
 
 import jsonschema
 
-from ..trace import ALL_KINDS
+from ..core.trace import ALL_KINDS
 
 #: Largest timeline accepted, in bytes of UTF-8 text.
 MAX_TIMELINE_BYTES = 64 * 1024 * 1024

@@ -13,13 +13,13 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from ..guests import WFI
+from ..guest.programs import WFI
 from .endpoint import RpcEndpoint
 from .messages import RmError, RpcType
 from .rpc import RpcMessage, split_reply
 
 if TYPE_CHECKING:
-    from ..trace import Trace
+    from ..core.trace import Trace
 
 SEQ_MODULUS = 1 << 16
 

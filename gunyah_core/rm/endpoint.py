@@ -13,13 +13,13 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ..consts import MSGQUEUE_SEND_FLAG_PUSH, Error
-from ..guests import hvc
-from ..trace import EventKind
+from ..core.trace import EventKind
+from ..guest.programs import hvc
 from .messages import RpcType
 from .rpc import Reassembler, RpcMessage, fragment, split_reply
 
 if TYPE_CHECKING:
-    from ..trace import Trace
+    from ..core.trace import Trace
 
 DIRECTION = {RpcType.REQUEST: "request", RpcType.REPLY: "reply",
              RpcType.NOTIFICATION: "notification"}

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..guests import WFI, Guest, mem, sleep
-from ..memparcel import PAGE_SIZE, PgtableAccess
+from ..guest.programs import WFI, Guest, mem, sleep
+from ..mem.memparcel import PAGE_SIZE, PgtableAccess
 from .mem_payloads import MemHandleFlagsReq, MemHandleReply, MemLendReq
 from .messages import (
     VM_STOP_FLAG_FORCE,

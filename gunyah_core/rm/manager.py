@@ -12,16 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..guests import WFI, Guest, work
-from ..trace import EventKind
+from ..core.trace import EventKind
+from ..guest.programs import WFI, Guest, work
 from .endpoint import RpcEndpoint
 from .messages import RmError, RmMessageId, RpcType
 from .payloads import PayloadError
 from .rpc import RpcMessage, make_reply
 
 if TYPE_CHECKING:
-    from ..hypervisor import Hypervisor
-    from ..vm import Vm
+    from ..core.hypervisor import Hypervisor
+    from ..vm.vm import Vm
 
 # SIMULATOR: how long the RM spends on one request (the facts sheet has no figure).
 RM_REQUEST_NS = 20_000

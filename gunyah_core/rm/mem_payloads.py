@@ -14,10 +14,10 @@ from dataclasses import dataclass, fields
 from enum import IntEnum, IntFlag
 from typing import Any, ClassVar, Self
 
-from gunyah_core.memparcel import MEM_TYPE_NORMAL as MEM_TYPE_NORMAL  # re-exported
-from gunyah_core.memparcel import MemNotifyFlags as MemNotifyFlags
-from gunyah_core.memparcel import PgtableAccess as PgtableAccess  # ACL rights X 1, W 2, R 4
-from gunyah_core.memparcel import TransType as TransType
+from gunyah_core.mem.memparcel import MEM_TYPE_NORMAL as MEM_TYPE_NORMAL  # re-exported
+from gunyah_core.mem.memparcel import MemNotifyFlags as MemNotifyFlags
+from gunyah_core.mem.memparcel import PgtableAccess as PgtableAccess  # ACL rights X 1, W 2, R 4
+from gunyah_core.mem.memparcel import TransType as TransType
 from gunyah_core.rm.messages import RmMessageId
 from gunyah_core.rm.payloads import PayloadError, _Fixed
 

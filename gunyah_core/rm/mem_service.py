@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..memparcel import MemError, TransType
+from ..mem.memparcel import MemError, TransType
 from .manager import ResourceManager, RmFailure
 from .mem_payloads import (
     MemAcceptFlags,
@@ -28,8 +28,8 @@ from .mem_payloads import (
 from .messages import RmError, RmMessageId
 
 if TYPE_CHECKING:
-    from ..hypervisor import Hypervisor
-    from ..vm import Vm
+    from ..core.hypervisor import Hypervisor
+    from ..vm.vm import Vm
 
 SANITIZE = 0x1  # bit 0 of MEM_RELEASE / MEM_RECLAIM flags
 

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 from .dtree import render_hypervisor_node
 
 if TYPE_CHECKING:
-    from ..hypervisor import Hypervisor
-    from ..vm import Vm
+    from ..core.hypervisor import Hypervisor
+    from ..vm.vm import Vm
 
 RM_LINK_TX, RM_LINK_RX = "rm:tx", "rm:rx"
 DT_RESOURCE_TYPES = ("MSG_QUEUE_SEND", "MSG_QUEUE_RECV", "DOORBELL_SRC", "DOORBELL")

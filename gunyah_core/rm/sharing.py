@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..consts import Error
-from ..guests import WFI, Guest, hvc, mem, sleep, work
-from ..memparcel import PAGE_SIZE, MemNotifyFlags, PgtableAccess
+from ..guest.programs import WFI, Guest, hvc, mem, sleep, work
+from ..mem.memparcel import PAGE_SIZE, MemNotifyFlags, PgtableAccess
 from .mem_payloads import (
     MemAcceptReply,
     MemAcceptReq,

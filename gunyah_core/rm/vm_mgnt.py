@@ -21,8 +21,8 @@ from ..consts import (
     VMID_RM,
     VMID_SECONDARY_LIMIT,
 )
-from ..guests import work
-from ..memparcel import MemError
+from ..guest.programs import work
+from ..mem.memparcel import MemError
 from .manager import ResourceManager, RmFailure
 from .messages import (
     VM_STOP_FLAG_FORCE,
@@ -48,8 +48,8 @@ from .payloads import (
 )
 
 if TYPE_CHECKING:
-    from ..hypervisor import Hypervisor
-    from ..vm import Vm
+    from ..core.hypervisor import Hypervisor
+    from ..vm.vm import Vm
 
 RESET_STAGES = ("DESTROY_VDEVICES", "RELEASE_MEMPARCELS", "RELEASE_IRQS", "DESTROY_VM",
                 "CLEANUP_VM")

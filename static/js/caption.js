@@ -1,4 +1,4 @@
-// An event's sentence, as the server's gunyah_core/captions.py wrote it (the one source
+// An event's sentence, as the server's gunyah_core/teaching/captions.py wrote it (the one source
 // of the words: the server sends `captions` beside each sim:trace batch and sim:events
 // page, and the page keeps each on its event as `caption`). Nothing here words an event.
 import { html } from "./format.js";

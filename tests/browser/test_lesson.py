@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from gunyah_core.captions import caption
-from gunyah_core.lessons import check
+from gunyah_core.teaching.captions import caption
+from gunyah_core.teaching.lessons import check
 
 LESSONS = Path(__file__).resolve().parents[2] / "lessons"
 ALL_WRONG = -1  # play(wrong_step=ALL_WRONG): every question answered wrong

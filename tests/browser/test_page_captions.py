@@ -1,5 +1,5 @@
 """Every event explained on the page: the caption bar, the log rows and the event
-inspector all say what gunyah_core/captions.py says, at a laptop's 1280×720."""
+inspector all say what gunyah_core/teaching/captions.py says, at a laptop's 1280×720."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import re
 from playwright.sync_api import Page, expect
 
 from gunyah_core import Simulation, load
-from gunyah_core.captions import caption
+from gunyah_core.teaching.captions import caption
 from webapp.session import CAPTIONED_PER_BATCH
 
 LAPTOP = {"width": 1280, "height": 720}

@@ -11,13 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gunyah_core import Simulation, load
-from gunyah_core.captions import CAPTIONS, REAL, caption, explain, fields, real_gunyah
 from gunyah_core.consts import HVC_IMM_BASE, MSGQUEUE_SEND_FLAG_PUSH
-from gunyah_core.hypercalls import _TABLE
-from gunyah_core.memparcel import PgtableAccess
+from gunyah_core.core.hypercalls import _TABLE
+from gunyah_core.core.trace import ALL_KINDS
+from gunyah_core.mem.memparcel import PgtableAccess
 from gunyah_core.rm.messages import RmMessageId
 from gunyah_core.scenario import preset_names
-from gunyah_core.trace import ALL_KINDS
+from gunyah_core.teaching.captions import CAPTIONS, REAL, caption, explain, fields, real_gunyah
 
 RUN_NS = 20_000_000
 RWX = int(PgtableAccess.R | PgtableAccess.W | PgtableAccess.X)

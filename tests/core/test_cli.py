@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gunyah_core import preset_names
-from gunyah_core.captions import caption
+from gunyah_core.teaching.captions import caption
 
 REPO = Path(__file__).resolve().parents[2]
 EXIT_USAGE = 2

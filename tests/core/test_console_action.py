@@ -11,8 +11,8 @@ import pytest
 
 from gunyah_core import Simulation, load, parse
 from gunyah_core.actions import ActionError
-from gunyah_core.captions import caption
-from gunyah_core.hypercalls import signatures
+from gunyah_core.core.hypercalls import signatures
+from gunyah_core.teaching.captions import caption
 
 # VM_A holds a cap of every kind a hypercall takes: its own vCPU (thread), a queue it
 # sends on and one it receives on, a doorbell it rings (and, source_can_clear, may mask)

@@ -14,11 +14,11 @@ from gunyah_core.consts import (
     MsgqueueRights,
     ObjectType,
 )
-from gunyah_core.cspace import CSpace
-from gunyah_core.doorbell import Doorbell
+from gunyah_core.core.cspace import CSpace
+from gunyah_core.core.hypervisor import Hypervisor
 from gunyah_core.errors import HypError
-from gunyah_core.hypervisor import Hypervisor
-from gunyah_core.msgq import Msgq
+from gunyah_core.ipc.doorbell import Doorbell
+from gunyah_core.ipc.msgq import Msgq
 from tests.core.conftest import capid, make_pair
 
 JS_SAFE_INTEGER = 2**53

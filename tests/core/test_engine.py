@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from gunyah_core.engine import (
+from gunyah_core.core.engine import (
     MAX_EVENTS_AT_ONE_TIME,
     PRIO_NORMAL,
     PRIO_URGENT,
     Engine,
     NoProgressError,
 )
-from gunyah_core.trace import ALL_KINDS, EventKind, Trace
+from gunyah_core.core.trace import ALL_KINDS, EventKind, Trace
 
 
 def test_events_run_in_time_then_priority_then_schedule_order() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from gunyah_core import Hypervisor
 from gunyah_core.consts import Error
-from gunyah_core.guests import WFI, Guest, hvc
+from gunyah_core.guest.programs import WFI, Guest, hvc
 from tests.core.conftest import MS, add_vm, start
 
 

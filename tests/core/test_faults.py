@@ -11,7 +11,7 @@ import pytest
 
 from gunyah_core import Simulation, parse
 from gunyah_core.actions import ARGUMENTS, ActionError
-from gunyah_core.captions import caption
+from gunyah_core.teaching.captions import caption
 from tests.core.rm_support import run_for, sim_of
 
 MS = 1_000_000

@@ -6,7 +6,7 @@ import pytest
 
 from gunyah_core import Hypervisor, Simulation, load, parse
 from gunyah_core.consts import SIM_CONTEXT_SWITCH_NS, SIM_HVC_COST_NS, SIM_VIRQ_DELIVERY_NS
-from gunyah_core.guests import PROGRAMS, MissingResource
+from gunyah_core.guest.programs import PROGRAMS, MissingResource
 from tests.core.conftest import MS, US, add_vm, run_until, set_program, start
 
 RUN_NS = 5 * MS

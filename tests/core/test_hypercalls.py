@@ -6,7 +6,7 @@ import pytest
 
 from gunyah_core import Simulation, load
 from gunyah_core.consts import CSPACE_CAP_INVALID, HVC_IMM_BASE, Error
-from gunyah_core.hypercalls import HypercallTable
+from gunyah_core.core.hypercalls import HypercallTable
 from tests.core.conftest import MS, US, Pair, capid, make_pair
 
 # Call numbers (facts §2.3), HVC #0x6000 + n.

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from gunyah_core import Simulation, load, parse
-from gunyah_core.cspace import CSpace
-from gunyah_core.invariants import NAMES
+from gunyah_core.core.cspace import CSpace
 from gunyah_core.scenario import preset_names
+from gunyah_core.teaching.invariants import NAMES
 
 RUN_NS = 20_000_000
 QUEUE_PRESETS = {"msgq-pingpong", "msgq-backpressure", "msgq-thresholds"}

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from gunyah_core.actions import ActionError
-from gunyah_core.captions import caption
-from gunyah_core.lessons import (
+from gunyah_core.scenario import load
+from gunyah_core.simulation import Simulation
+from gunyah_core.teaching.captions import caption
+from gunyah_core.teaching.lessons import (
     LessonError,
     LessonRun,
     check,
@@ -20,8 +22,6 @@ from gunyah_core.lessons import (
     page_plan,
     parse_lesson,
 )
-from gunyah_core.scenario import load
-from gunyah_core.simulation import Simulation
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((REPO / "lessons").glob("*.yaml"))

@@ -9,8 +9,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from gunyah_core.memory import MemoryModel
-from gunyah_core.memparcel import (
+from gunyah_core.mem.memory import MemoryModel
+from gunyah_core.mem.memparcel import (
     MEMPARCEL_MAX_LIST_ENTRIES,
     MEMPARCEL_MAX_PER_OWNER,
     PAGE_SIZE,

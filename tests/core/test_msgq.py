@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from gunyah_core.consts import MSGQUEUE_SEND_FLAG_PUSH, Error
+from gunyah_core.core.hypervisor import Hypervisor
 from gunyah_core.errors import HypError
-from gunyah_core.hypervisor import Hypervisor
-from gunyah_core.msgq import Msgq
+from gunyah_core.ipc.msgq import Msgq
 from tests.core.conftest import Pair, capid, make_pair, project
 
 PUSH = MSGQUEUE_SEND_FLAG_PUSH

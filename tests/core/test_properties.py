@@ -29,7 +29,7 @@ from gunyah_core.consts import (
     ObjectType,
 )
 from gunyah_core.errors import HypResult
-from gunyah_core.msgq import MSG_PAYLOAD
+from gunyah_core.ipc.msgq import MSG_PAYLOAD
 from tests.core.conftest import MS, add_vm, seedless
 
 MAX_EXAMPLES = 50

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +27,7 @@ def imported_roots(path: Path) -> set[str]:
 def test_scan_finds_the_package_files() -> None:
     files = list(PACKAGE.rglob("*.py"))
     assert len(files) >= 20
-    assert "heapq" in imported_roots(PACKAGE / "engine.py")  # the scanner does see imports
+    assert "heapq" in imported_roots(PACKAGE / "core" / "engine.py")  # the scanner does see imports
 
 
 def test_no_web_imports_in_source() -> None:
@@ -42,3 +43,29 @@ def test_importing_the_model_loads_no_web_module() -> None:
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+SUBSYSTEMS = ("core", "ipc", "vm", "mem", "rm", "guest", "teaching", "exporters")
+
+
+def test_the_model_is_grouped_by_subsystem() -> None:
+    """Only the scenario, the simulation and shared vocabulary stay at the top."""
+    top = sorted(path.stem for path in PACKAGE.glob("*.py"))
+    assert top == ["__init__", "__main__", "actions", "builder", "consts", "errors",
+                   "scenario", "simulation"]
+    assert all((PACKAGE / sub / "__init__.py").is_file() for sub in SUBSYSTEMS)
+
+
+def test_former_flat_module_paths_import_the_same_modules() -> None:
+    from gunyah_core.msgq import Msgq as FormerMsgq
+
+    import gunyah_core
+    from gunyah_core.ipc.msgq import Msgq
+    from gunyah_core.vm import Vm
+    from gunyah_core.vm.vm import Vm as VmClass
+
+    assert FormerMsgq is Msgq and Vm is VmClass
+    for old, new in gunyah_core.FORMER_PATHS.items():
+        module = importlib.import_module(f"gunyah_core.{old}")
+        assert module is importlib.import_module(f"gunyah_core.{new}"), old
+        assert getattr(gunyah_core, old) is module, old

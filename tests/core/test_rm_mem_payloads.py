@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gunyah_core.memory import MemoryModel
-from gunyah_core.memparcel import PAGE_SIZE, MemNotifyFlags, PgtableAccess, TransType
+from gunyah_core.mem.memory import MemoryModel
+from gunyah_core.mem.memparcel import PAGE_SIZE, MemNotifyFlags, PgtableAccess, TransType
 from gunyah_core.rm.mem_payloads import (
     MEM_TYPE_IO,
     MEM_TYPE_NORMAL,

@@ -11,11 +11,11 @@ import struct
 from typing import Any
 
 from gunyah_core import Simulation, load
-from gunyah_core.guests import mem
+from gunyah_core.guest.programs import mem
 from gunyah_core.rm.mem_payloads import MemLendReq
 from gunyah_core.rm.messages import RmError, RmMessageId
 from gunyah_core.rm.sharing import MESSAGE_VALUE
-from gunyah_core.vcpu import BLOCK_VCPU_WFI
+from gunyah_core.vm.vcpu import BLOCK_VCPU_WFI
 
 MS = 1_000_000
 PAGE = 4096

@@ -17,7 +17,7 @@ from gunyah_core.consts import (
     ObjectType,
     ThreadRights,
 )
-from gunyah_core.guests import hvc, sleep
+from gunyah_core.guest.programs import hvc, sleep
 from gunyah_core.rm.messages import ResourceType, RmError, RmMessageId
 from gunyah_core.rm.payloads import VmidReq, decode_hyp_resources
 from tests.core.rm_support import run_for, sim_of

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from gunyah_core import Hypervisor, Simulation, load
 from gunyah_core.consts import SCHEDULER_DEFAULT_TIMESLICE_NS, Error
-from gunyah_core.guests import PROGRAMS, Guest, work
-from gunyah_core.vcpu import BLOCK_VCPU_RUN
-from gunyah_core.vmm import ProxyVmm
+from gunyah_core.guest.programs import PROGRAMS, Guest, work
+from gunyah_core.guest.vmm import ProxyVmm
+from gunyah_core.vm.vcpu import BLOCK_VCPU_RUN
 from tests.core.conftest import MS, US, add_vm, hvc, run_until, start
 
 

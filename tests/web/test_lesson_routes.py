@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gunyah_core.lessons import check
+from gunyah_core.teaching.lessons import check
 from webapp.http import LESSON_DIR
 
 HTTP_OK = 200

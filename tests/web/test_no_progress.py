@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from gunyah_core.engine import NoProgressError
+from gunyah_core.core.engine import NoProgressError
 from gunyah_core.simulation import Simulation
 
 WAIT_S = 5.0

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from gunyah_core import load
-from gunyah_core.captions import caption
+from gunyah_core.teaching.captions import caption
 from webapp import socketio
 from webapp.session import CAPTIONED_PER_BATCH
 

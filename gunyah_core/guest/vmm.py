@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .consts import Error
-from .guests import WFI, Guest, hvc
-from .rm.messages import ResourceType, RmError, RmMessageId
-from .rm.payloads import VmidReq, decode_hyp_resources
+from ..consts import Error
+from ..rm.messages import ResourceType, RmError, RmMessageId
+from ..rm.payloads import VmidReq, decode_hyp_resources
+from .programs import WFI, Guest, hvc
 
 CALL_AGAIN = {"READY", "BLOCKED"}
 VCPU_LABEL = 0  # Linux's vCPU ticket label = vCPU index; this VMM runs vCPU 0

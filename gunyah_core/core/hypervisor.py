@@ -12,7 +12,7 @@ import itertools
 import random
 from typing import Any
 
-from .consts import (
+from ..consts import (
     CPU_INDEX_INVALID,
     PROXY_VCPU_PRIORITY,
     PROXY_VCPU_TIMESLICE_NS,
@@ -22,18 +22,18 @@ from .consts import (
     MsgqueueRights,
     ThreadRights,
 )
+from ..ipc.doorbell import Doorbell
+from ..ipc.msgq import Msgq
+from ..mem.memory import MemoryModel
+from ..vm.vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_RUN, Vcpu
+from ..vm.vic import EDGE, Vic, VirqSource
+from ..vm.vm import Vm
 from .cspace import CSpace
-from .doorbell import Doorbell
 from .engine import Engine
 from .executor import Executor
 from .hypercalls import HypercallTable
-from .memory import MemoryModel
-from .msgq import Msgq
 from .scheduler import PcpuScheduler
 from .trace import EventKind, Trace
-from .vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_RUN, Vcpu
-from .vic import EDGE, Vic, VirqSource
-from .vm import Vm
 
 MSGQ_MASTER_RIGHTS = (MsgqueueRights.SEND | MsgqueueRights.RECEIVE | MsgqueueRights.BIND_SEND
                       | MsgqueueRights.BIND_RECEIVE | MsgqueueRights.OBJECT_ACTIVATE)

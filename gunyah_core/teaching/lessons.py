@@ -24,10 +24,10 @@ from typing import Any
 
 import yaml
 
-from .actions import ARGUMENTS, ActionError, check_arguments
-from .captions import caption
-from .engine import NoProgressError
-from .scenario import (
+from ..actions import ARGUMENTS, ActionError, check_arguments
+from ..core.engine import NoProgressError
+from ..core.trace import ALL_KINDS
+from ..scenario import (
     MAX_MESSAGE_CHARS,
     MAX_SCENARIO_BYTES,
     Scenario,
@@ -42,8 +42,8 @@ from .scenario import (
     preset_names,
     shorten,
 )
-from .simulation import Simulation
-from .trace import ALL_KINDS
+from ..simulation import Simulation
+from .captions import caption
 
 SCHEMA_FILE = "lesson.schema.json"
 MAX_LESSON_BYTES = 64 * 1024

@@ -10,20 +10,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .consts import (
+from ..consts import (
     DOORBELL_DEFAULT_ACK_MASK,
     DOORBELL_DEFAULT_ENABLE_MASK,
     DOORBELL_FLAGS_MASK,
     Error,
     ObjectType,
 )
-from .errors import HypError
-from .kobject import KObject
-from .trace import EventKind
-from .vic import VirqSource
+from ..core.kobject import KObject
+from ..core.trace import EventKind
+from ..errors import HypError
+from ..vm.vic import VirqSource
 
 if TYPE_CHECKING:
-    from .trace import Trace
+    from ..core.trace import Trace
 
 
 class Doorbell(KObject):

@@ -12,17 +12,17 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-from .consts import (
+from ..consts import (
     SCHEDULER_DEFAULT_PRIORITY,
     SCHEDULER_DEFAULT_TIMESLICE_NS,
     ObjectType,
 )
-from .kobject import KObject
+from ..core.kobject import KObject
 from .vcpu_run import VcpuRunState
 
 if TYPE_CHECKING:
-    from .scheduler import PcpuScheduler
-    from .trace import Trace
+    from ..core.scheduler import PcpuScheduler
+    from ..core.trace import Trace
     from .vic import Vic
 
 # Block reasons (hyp scheduler block flags, by their Gunyah names).

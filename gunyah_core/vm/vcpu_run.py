@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
-from .consts import Error
-from .errors import HypResult
-from .trace import EventKind
+from ..consts import Error
+from ..core.trace import EventKind
+from ..errors import HypResult
 
 if TYPE_CHECKING:
-    from .scheduler import PcpuScheduler
+    from ..core.scheduler import PcpuScheduler
     from .vcpu import Vcpu
 
 BLOCK_PROXY_CALLER = "vcpu_run_caller"  # the caller, while its slice runs the target

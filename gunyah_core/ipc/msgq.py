@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from .consts import (
+from ..consts import (
     MSGQUEUE_DELAY_UNCHANGED,
     MSGQUEUE_MAX_MAX_MSG_SIZE,
     MSGQUEUE_MAX_QUEUE_DEPTH,
@@ -21,13 +21,13 @@ from .consts import (
     Error,
     ObjectType,
 )
-from .errors import HypError
-from .kobject import KObject
-from .trace import EventKind
-from .vic import VirqSource
+from ..core.kobject import KObject
+from ..core.trace import EventKind
+from ..errors import HypError
+from ..vm.vic import VirqSource
 
 if TYPE_CHECKING:
-    from .trace import Trace
+    from ..core.trace import Trace
 
 PAYLOAD_PREVIEW_CHARS = 32
 BINARY = (bytes, bytearray)  # an RM packet: shown whole, as hex

@@ -14,13 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .consts import GIC_SPI_BASE, GIC_SPI_LAST, Error, ObjectType
-from .errors import HypError
-from .kobject import KObject
-from .trace import EventKind
+from ..consts import GIC_SPI_BASE, GIC_SPI_LAST, Error, ObjectType
+from ..core.kobject import KObject
+from ..core.trace import EventKind
+from ..errors import HypError
 
 if TYPE_CHECKING:
-    from .trace import Trace
+    from ..core.trace import Trace
     from .vcpu import Vcpu
 
 EDGE = "edge"

@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING
 
-from . import vcpu_run
-from .consts import SCHEDULER_NUM_PRIORITIES
-from .vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_RUN, BLOCK_VCPU_WFI, STATE_OF_BLOCK
-from .vcpu_run import (
+from ..consts import SCHEDULER_NUM_PRIORITIES
+from ..vm import vcpu_run
+from ..vm.vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_RUN, BLOCK_VCPU_WFI, STATE_OF_BLOCK
+from ..vm.vcpu_run import (
     BLOCK_PROXY_CALLER,
     KIND_VCPU_RUN,
     KIND_YIELD_TO,
@@ -26,10 +26,10 @@ from .vcpu_run import (
 )
 
 if TYPE_CHECKING:
+    from ..vm.vcpu import Vcpu
     from .engine import Engine
     from .executor import Executor
     from .trace import Trace
-    from .vcpu import Vcpu
 
 REASON_PREEMPT = "preempt"
 REASON_TIMESLICE = "timeslice"

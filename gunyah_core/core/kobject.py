@@ -7,7 +7,7 @@ time (the RM's job at VM creation), so INIT is only seen on objects built by han
 
 from __future__ import annotations
 
-from .consts import ObjectState, ObjectType
+from ..consts import ObjectState, ObjectType
 
 
 class KObject:

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .consts import (
+from ..consts import (
     SIM_CONTEXT_SWITCH_NS,
     SIM_HVC_COST_NS,
     SIM_MEM_ACCESS_NS,
     SIM_VIRQ_DELIVERY_NS,
 )
+from ..vm.vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_WFI, OP_HVC, OP_MEM, OP_SLEEP, OP_WFI, OP_WORK
 from .trace import EventKind
-from .vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_WFI, OP_HVC, OP_MEM, OP_SLEEP, OP_WFI, OP_WORK
 
 if TYPE_CHECKING:
+    from ..vm.vcpu import Vcpu
     from .engine import Engine
     from .hypercalls import HypercallTable
-    from .vcpu import Vcpu
 
 
 _GO_ON = object()  # nothing to do between operations: resume the guest program

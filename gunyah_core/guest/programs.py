@@ -12,15 +12,15 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from .consts import DOORBELL_FLAGS_MASK, MSGQUEUE_SEND_FLAG_PUSH, SIM_GUEST_WORK_NS, Error
-from .errors import ERROR_OK
-from .rm.messages import RmMessageId
-from .rm.payloads import VmExitReq
-from .vcpu import OP_HVC, OP_MEM, OP_SLEEP, OP_WFI, OP_WORK
+from ..consts import DOORBELL_FLAGS_MASK, MSGQUEUE_SEND_FLAG_PUSH, SIM_GUEST_WORK_NS, Error
+from ..errors import ERROR_OK
+from ..rm.messages import RmMessageId
+from ..rm.payloads import VmExitReq
+from ..vm.vcpu import OP_HVC, OP_MEM, OP_SLEEP, OP_WFI, OP_WORK
 
 if TYPE_CHECKING:
-    from .vcpu import Vcpu
-    from .vm import Vm
+    from ..vm.vcpu import Vcpu
+    from ..vm.vm import Vm
 
 WFI = (OP_WFI,)
 MSGQUEUE_FULL = Error.MSGQUEUE_FULL  # a plain name, as ERROR_OK: tested on every send

@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .consts import HVC_IMM_BASE, Error
-from .rm.messages import RmError
-from .trace import EventKind
+from ..consts import HVC_IMM_BASE, Error
+from ..core.trace import EventKind
+from ..rm.messages import RmError
 
 Event = Mapping[str, Any]
 

@@ -12,7 +12,7 @@ import heapq
 import random
 from dataclasses import dataclass, field
 
-from .consts import (
+from ..consts import (
     CSPACE_CAP_INVALID,
     CSPACE_MAX_CAPS,
     CapState,
@@ -20,7 +20,7 @@ from .consts import (
     ObjectState,
     ObjectType,
 )
-from .errors import HypError
+from ..errors import HypError
 from .kobject import KObject
 
 _U16 = (1 << 16) - 1

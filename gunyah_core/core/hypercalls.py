@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .consts import (
+from ..consts import (
     HVC_IMM_BASE,
     MSGQUEUE_DELAY_UNCHANGED,
     MSGQUEUE_SEND_FLAG_PUSH,
@@ -30,14 +30,14 @@ from .consts import (
     ObjectType,
     ThreadRights,
 )
-from .errors import ERROR_OK, MEANINGS, HypError, HypResult
-from .msgq import BINARY
-from .vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_RUN, BLOCK_VCPU_WFI
-from .vcpu_run import state_of_stopped
+from ..errors import ERROR_OK, MEANINGS, HypError, HypResult
+from ..ipc.msgq import BINARY
+from ..vm.vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_RUN, BLOCK_VCPU_WFI
+from ..vm.vcpu_run import state_of_stopped
 
 if TYPE_CHECKING:
+    from ..vm.vcpu import Vcpu
     from .hypervisor import Hypervisor
-    from .vcpu import Vcpu
 
 # Gunyah API info (facts §2.1): version 1, 64-bit, variant 0x51 (Qualcomm).
 API_VERSION = 1

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .consts import GIC_SPI_LAST, RM_GUEST_FREE_VIRQ_START, Error
-from .errors import HypError
+from ..consts import GIC_SPI_LAST, RM_GUEST_FREE_VIRQ_START, Error
+from ..errors import HypError
 
 if TYPE_CHECKING:
-    from .cspace import CSpace
+    from ..core.cspace import CSpace
     from .vcpu import Vcpu
     from .vic import Vic
 

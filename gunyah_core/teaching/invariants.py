@@ -27,13 +27,13 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .consts import RIGHTS_BY_TYPE, ObjectType
-from .errors import HypError
-from .hypercalls import params
-from .trace import EventKind
+from ..consts import RIGHTS_BY_TYPE, ObjectType
+from ..core.hypercalls import params
+from ..core.trace import EventKind
+from ..errors import HypError
 
 if TYPE_CHECKING:
-    from .hypervisor import Hypervisor
+    from ..core.hypervisor import Hypervisor
 
 NAMES = ("msg_once", "fifo", "depth", "one_per_pcpu", "rights")
 MAX_VIOLATIONS = 20  # kept per run; the first is what the page points at
