@@ -30,8 +30,11 @@ from .replay import Replay
 
 SEND_CHUNK_EVENTS = 2_000  # events per sim:trace batch when a whole history is sent
 IMPORT_PAUSE_EVENTS = 1_000  # imported events stored between two chances to pause
-STANDBY_MIN_SEQ = MAX_HISTORY_EVENTS // 2  # keep a standby once this much is dropped
-STANDBY_SLICE_EVENTS = 20_000  # events a standby replays between two yields (dark)
+STANDBY_SPACING_EVENTS = MAX_HISTORY_EVENTS // 2  # standbys wait this far apart behind the head
+STANDBY_COUNT = 2             # ... so a fork anywhere in the kept history replays at most
+                              # about STANDBY_SPACING_EVENTS + STANDBY_LAG_EVENTS events
+STANDBY_LAG_EVENTS = 20_000   # standbys move on once the head has moved this far
+STANDBY_SLICE_EVENTS = 5_000  # events a standby replays between two yields (dark, ~3 ms)
 
 
 def _no_pause() -> None:
@@ -145,68 +148,105 @@ class HistoryMixin:
             self._want_standby()
             return {"branch": branch.summary()}
 
-    # -- the standby: a replay kept near the oldest kept event ------------------------------
+    # -- standbys: replays that trail the head, so a fork replays a bounded distance ------
     def _replay_from_standby(self, actions: list[dict[str, Any]], through: int) -> Replay:
-        """The standby if it is on the way to ``through`` with these actions (it is used
-        up), else a replay from event 0."""
+        """The standby nearest before ``through`` that is on the way there with these
+        actions (it is used up), else a replay from event 0."""
         with self._standby_lock:
-            standby = self._standby
-            if standby is not None and standby.seq <= through and standby.follows(actions):
-                self._standby = None
+            best = None
+            for standby in self._standbys:
+                if standby.seq <= through and (best is None or standby.seq > best.seq) \
+                        and standby.follows(actions):
+                    best = standby
+            if best is not None:
+                self._standbys.remove(best)
                 self._standby_gen += 1  # a build still running stops
-                standby.pause = self._pause
-                return standby
+                best.pause = self._pause
+                return best
         return Replay(self.sim.scenario, self.sim.seed, self._pause)
 
     def _drop_standby(self) -> None:
         with self._standby_lock:
-            self._standby = None
+            self._standbys = []
             self._standby_gen += 1
+        self._standby_head = -1
+
+    def _standby_targets(self) -> list[tuple[int, int]]:
+        """Marks the standbys should wait at, nearest the head first: one every
+        STANDBY_SPACING_EVENTS behind the head, none before the oldest kept event's mark
+        and none so near event 0 that a replay from there is as short."""
+        branch = self.branches.current
+        targets: list[tuple[int, int]] = []
+        for n in range(1, STANDBY_COUNT + 1):
+            seq = max(branch.events.first_seq, self.last_seq - n * STANDBY_SPACING_EVENTS)
+            if seq <= STANDBY_LAG_EVENTS:
+                break
+            mark = branch.mark_before(seq)
+            if mark is not None and (not targets or mark[0] < targets[-1][0]):
+                targets.append(mark)
+        return targets
+
+    def _follow_head(self) -> None:
+        """Called as events are revealed (lock held): once the head has moved
+        STANDBY_LAG_EVENTS since the standbys were last planned, move them on."""
+        if self.last_seq - self._standby_head >= STANDBY_LAG_EVENTS:
+            self._want_standby()
 
     def _want_standby(self) -> None:
-        """Start (or move on) a background replay to the mark at or before the oldest kept
-        event, once that is far enough from event 0 to matter. Called with the lock held."""
+        """Plan the standbys for the current branch's head and start a background task
+        that replays each (dark) to its target. Called with the lock held."""
+        self._standby_head = self.last_seq
+        if self.imported is not None:
+            return
+        targets = self._standby_targets()
         branch = self.branches.current
-        if self.imported is not None or branch.events.first_seq < STANDBY_MIN_SEQ:
-            return
-        target = branch.mark_before(branch.events.first_seq)
-        if target is None:
-            return
         actions, marks = list(branch.actions), list(branch.marks)
         with self._standby_lock:
-            standby = self._standby
-            if standby is not None and not (standby.seq <= target[0]
-                                             and standby.follows(actions)):
-                standby = None
-            if standby is not None and target[0] - standby.seq < STANDBY_SLICE_EVENTS:
-                return  # close enough already
-            self._standby = standby
+            pool = sorted((s for s in self._standbys if s.follows(actions)),
+                          key=lambda s: s.seq, reverse=True)
+            plan: list[tuple[Replay | None, tuple[int, int]]] = []
+            for target in targets:  # the furthest standby not past it; none: a new one
+                pick = next((s for s in pool if s.seq <= target[0]), None)
+                if pick is not None:
+                    pool.remove(pick)
+                plan.append((pick, target))
+            self._standbys = [s for s, _target in plan if s is not None]
+            if all(s is not None and target[0] - s.seq < STANDBY_LAG_EVENTS
+                   for s, target in plan):
+                return  # each close enough already (or nothing to keep)
             self._standby_gen += 1
             gen = self._standby_gen
-        self._tasks.start_background_task(self._build_standby, gen, standby, self.sim.scenario,
-                                          self.sim.seed, actions, marks, target)
+        self._tasks.start_background_task(self._build_standby, gen, plan, self.sim.scenario,
+                                          self.sim.seed, actions, marks)
 
-    def _build_standby(self, gen: int, standby: Replay | None, scenario: Any, seed: int | None,
-                       actions: list[dict[str, Any]], marks: list[tuple[int, int]],
-                       target: tuple[int, int]) -> None:
-        """Background task: replay dark from mark to mark (about STANDBY_SLICE_EVENTS
-        apart), yielding between them; between slices the standby is at a known mark,
-        so a fork can take it at any time (which stops this task)."""
-        if standby is None:
-            standby = Replay(scenario, seed)
-        stops = [m for m in marks if standby.seq < m[0] <= target[0]]
-        last = standby.seq
-        for index, mark in enumerate(stops):
-            if mark[0] - last < STANDBY_SLICE_EVENTS and index + 1 < len(stops):
-                continue
-            with self._standby_lock:
-                if gen != self._standby_gen:
-                    return
-                standby.pause = _no_pause
-                standby.to_mark(actions, mark)
-                self._standby = standby
-            last = mark[0]
-            self._tasks.sleep(0)
+    def _build_standby(self, gen: int, plan: list[tuple[Replay | None, tuple[int, int]]],
+                       scenario: Any, seed: int | None, actions: list[dict[str, Any]],
+                       marks: list[tuple[int, int]]) -> None:
+        """Background task: replay each standby dark from mark to mark (about
+        STANDBY_SLICE_EVENTS apart), yielding between slices; between slices every
+        standby is at a known mark, so a fork can take one at any time (which stops
+        this task: a new plan follows the fork)."""
+        for standby, target in plan:
+            if standby is None:
+                with self._standby_lock:
+                    if gen != self._standby_gen:
+                        return
+                    standby = Replay(scenario, seed)
+                    standby.pause = _no_pause
+                    self._standbys.append(standby)
+                self._tasks.sleep(0)
+            stops = [m for m in marks if standby.seq < m[0] <= target[0]]
+            last = standby.seq
+            for index, mark in enumerate(stops):
+                if mark[0] - last < STANDBY_SLICE_EVENTS and index + 1 < len(stops):
+                    continue
+                with self._standby_lock:
+                    if gen != self._standby_gen:
+                        return
+                    standby.pause = _no_pause
+                    standby.to_mark(actions, mark)
+                last = mark[0]
+                self._tasks.sleep(0)
 
     def branch_list(self) -> dict[str, Any]:
         with self._lock:

@@ -79,8 +79,9 @@ class Session(HistoryMixin):
         self.token = secrets.token_urlsafe(16)
         self.budget = budget
         self._paused_at = clock()
-        self._standby: Any = None             # see HistoryMixin._want_standby
+        self._standbys: list[Any] = []        # see HistoryMixin._want_standby
         self._standby_gen = 0
+        self._standby_head = -1
         self._standby_lock = threading.Lock()
         self._emit, self._tasks, self._backlog, self._clock = emit, tasks, backlog, clock
         self._lock = threading.Lock()
@@ -199,6 +200,7 @@ class Session(HistoryMixin):
             self.revealed += len(out)
             self.last_seq = out[-1]["seq"]
             self.view_ns = max(self.view_ns, out[-1]["t"])
+            self._follow_head()
         return out
 
     def _reveal_count(self, n: int, deadline: float | None = None) -> list[dict[str, Any]]:

@@ -229,37 +229,62 @@ class SyncTasks(Tasks):
         fn(*args)
 
 
-def test_a_fork_starts_from_the_standby_near_the_oldest_kept_event(small_marks, monkeypatch):
+@pytest.fixture
+def small_standbys(small_marks, monkeypatch):
+    """A kept history of 1,000 events, standbys every 500 behind the head, moved on
+    every 200 revealed events, built at once (SyncTasks)."""
     monkeypatch.setattr(branches_mod, "MAX_HISTORY_EVENTS", 1_000)
-    monkeypatch.setattr(history_mod, "STANDBY_MIN_SEQ", 500)
+    monkeypatch.setattr(history_mod, "STANDBY_SPACING_EVENTS", 500)
+    monkeypatch.setattr(history_mod, "STANDBY_LAG_EVENTS", 200)
     monkeypatch.setattr(history_mod, "STANDBY_SLICE_EVENTS", 700)
-    built = []
-    real_init = replay_mod.Replay.__init__
+    return Session("msgq-pingpong", lambda *a, **k: None, SyncTasks(), budget=MemoryBudget())
 
-    def counting_init(self, *args, **kwargs):
-        built.append(self)
-        real_init(self, *args, **kwargs)
 
-    monkeypatch.setattr(replay_mod.Replay, "__init__", counting_init)
-    session = Session("msgq-pingpong", lambda *a, **k: None, SyncTasks(),
-                      budget=MemoryBudget())
+def furthest_replay(session: Session, at_seq: int) -> int:
+    """How many events a fork at ``at_seq`` would replay: from the nearest standby
+    before it on this branch's way, else from event 0."""
+    actions = session.branches.current.actions
+    starts = [s.seq for s in session._standbys if s.seq <= at_seq and s.follows(actions)]
+    return at_seq - max(starts, default=-1)
+
+
+def test_standbys_follow_the_head_so_a_fork_anywhere_replays_a_bounded_distance(
+        small_standbys):
+    session = small_standbys
+    bound = (history_mod.STANDBY_SPACING_EVENTS + history_mod.STANDBY_LAG_EVENTS
+             + branches_mod.MARK_EVERY_EVENTS + 100)  # + one engine step's events
+    for _ in range(12):  # while the head moves on, not only after a pause
+        session.step(count=700)
+        first, head = session.history.first_seq, session.last_seq
+        assert max(furthest_replay(session, at) for at in range(first, head + 1)) <= bound
+    assert len(session._standbys) == history_mod.STANDBY_COUNT
+
+
+def test_a_fork_at_any_depth_starts_from_a_standby_and_replays_the_same_trace(
+        small_standbys):
+    session = small_standbys
     session.step(count=5_000)
-    session.act(*ACTION, at_seq=4_500)  # no standby yet: a replay from event 0 ...
-    assert len(built) == 2              # ... and then the standby is built
-    standby = session._standby
-    assert standby is not None and 3_000 < standby.seq <= session.history.first_seq
-    session.switch_branch(0)            # parked: no replay; same past: standby kept
-    assert session._standby is standby
-    session.act(*ACTION, at_seq=4_800)  # the fork starts from the standby
-    assert session.sim is standby.sim
-    assert_matches_full_replay(session)
-    # On a branch whose actions differ before the standby, it is not used.
-    session.switch_branch(1)
+    head = session.last_seq
+    for depth in (10, 450, 700, 990):  # near the head ... the oldest kept event
+        session.switch_branch(0)
+        at = head - depth
+        standby = max((s for s in session._standbys if s.seq <= at), key=lambda s: s.seq)
+        session.act(*ACTION, at_seq=at)
+        assert session.sim is standby.sim  # no replay from event 0
+        assert_matches_full_replay(session)
+
+
+def test_a_standby_is_not_used_on_a_branch_whose_actions_differ_before_it(small_standbys):
+    session = small_standbys
     session.step(count=3_000)
-    session.act(*ACTION)                # branch 1 now has an action the standby lacks
-    session.step(count=1_000)
-    session.switch_branch(2)
+    session.act(*ACTION, at_seq=session.last_seq - 700)  # branch 1: an action branch 0 lacks
+    session.step(count=3_000)
+    theirs = {id(s.sim) for s in session._standbys}
+    assert theirs and all(s.applied for s in session._standbys)
+    session.switch_branch(0)            # parked: no replay
+    assert all(s.follows(session.branches.current.actions) for s in session._standbys)
     session.act(*ACTION, at_seq=session.last_seq - 10)
+    assert id(session.sim) not in theirs
     assert_matches_full_replay(session)
 
 
