@@ -3,6 +3,8 @@
 // its action, where its answer is (event kind, filter, field: never the value) and the seq
 // range of its events, which this page reveals in the same deterministic run. The answer
 // is read from the events this page received, so the lesson cannot disagree with the model.
+// Steps already run are kept as they were: Back and Next move the view through the
+// session's history (the scrubber's seek: keyframes plus the stored events), never re-run.
 import { html, summarize } from "./format.js";
 import { captionOf } from "./caption.js";
 
@@ -38,13 +40,12 @@ const shown = (v) => JSON.stringify(v);
 
 export class LessonPlayer {
   /** hooks: call(type, payload) -> ack, act(action, args) -> ack, highlight(keys), toast(text),
-   *  showPanel() (the side panel holding the player, folded on a projector-sized window). */
+   *  showPanel() (the side panel holding the player, folded on a projector-sized window),
+   *  history (History: the branch's revealed events and the view), seek(seq) (the scrubber's). */
   constructor(root, button, hooks) {
     this.root = root;
     this.hooks = hooks;
     this.plan = null;
-    this.seen = [];
-    this.lastSeq = -1;
     button.addEventListener("click", () => (this.root.hidden ? this.open() : this.close()));
   }
 
@@ -71,23 +72,37 @@ export class LessonPlayer {
     if (plan.seed != null) payload.seed = plan.seed;
     const ack = await this.hooks.call("sim:load", payload);
     if (!ack.ok) return;
-    Object.assign(this, { plan, index: 0, seen: [], lastSeq: -1 });
+    // index: the step shown; frontier: the first step not run yet (those before it are kept).
+    Object.assign(this, { plan, file, index: 0, frontier: 0, records: [] });
     this.render();
   }
 
-  /** Every event the page receives; the current step keeps those in its seq range. */
-  feed(events) {
-    if (!this.plan) return;
+  get history() { return this.hooks.history; }
+
+  /** The events of step i that the session's history holds. */
+  stepEvents(i) {
+    const { first_seq: lo, last_seq: hi } = this.plan.steps[i];
+    const h = this.history;
+    const out = [];
+    for (let s = Math.max(lo, h.base); s <= Math.min(hi, h.head); s++) out.push(h.at(s));
+    return out;
+  }
+
+  /** Put the view where step `index` is: a step already run at its last event (as it was
+   *  left), the next step to run at the head of the run. */
+  place() {
+    const h = this.history;
     const step = this.plan.steps[this.index];
-    for (const e of events) {
-      this.lastSeq = Math.max(this.lastSeq, e.seq);
-      if (step && e.seq >= step.first_seq && e.seq <= step.last_seq) this.seen.push(e);
-    }
+    const want = this.index < this.frontier ? step.last_seq : h.head;
+    if (h.view !== want) this.hooks.seek(want);
   }
 
   render() {
     const { plan, index } = this;
     const step = plan.steps[index];
+    const done = index < this.frontier;
+    const rec = this.records[index] ?? {};
+    this.place();
     this.root.replaceChildren();
     html("h2", {}, plan.title, this.root);
     if (index === 0 && plan.summary) markdown(plan.summary, html("p", { class: "lesson-summary" }, null, this.root));
@@ -96,25 +111,64 @@ export class LessonPlayer {
     this.hooks.highlight(step.highlight_keys);
     if (step.action) {
       html("p", { class: "lesson-action", "data-testid": "lesson-action" },
-        `Your action: ${step.action.prompt ?? `${step.action.name} ${shown(step.action.args ?? {})}`}`, this.root);
+        `${done ? "Action taken" : "Your action"}: ${step.action.prompt ?? `${step.action.name} ${shown(step.action.args ?? {})}`}`, this.root);
     }
     const q = step.question;
-    if (q) {
-      const form = html("fieldset", { class: "lesson-question", "data-testid": "lesson-question" }, null, this.root);
-      html("legend", {}, `Predict: ${q.ask}`, form);
-      if (q.choices) {
-        q.choices.forEach((c, i) => {
-          const label = html("label", {}, null, form);
-          html("input", { type: "radio", name: "lesson-answer", value: shown(c), "data-testid": `lesson-choice-${i}` }, null, label);
-          label.append(` ${typeof c === "string" ? c : shown(c)}`);
-        });
-      } else {
-        html("input", { type: "number", "data-testid": "lesson-number", "aria-label": "your answer" }, null, form);
-      }
+    if (q) this.renderQuestion(q, done ? rec.given : rec.draft, done);
+    if (done && q) this.renderVerdict(q, rec);
+    const nav = html("div", { class: "lesson-nav" }, null, this.root);
+    const back = html("button", { type: "button", "data-testid": "lesson-back", title: "The previous step, as it was (b)" }, "◀ Back", nav);
+    back.disabled = index === 0;
+    back.addEventListener("click", () => this.back());
+    if (done) {
+      const last = index + 1 >= plan.steps.length;
+      const next = html("button", { type: "button", class: "primary", "data-testid": "lesson-next", title: "n" },
+        last ? "Finish" : "Next step ▶", nav);
+      next.addEventListener("click", () => this.next());
+    } else {
+      const label = step.action ? "Do it and run" : q ? "Run and reveal" : "Run";
+      const run = html("button", { type: "button", class: "primary", "data-testid": "lesson-run", title: "n" }, label, nav);
+      run.addEventListener("click", () => this.run(run));
     }
-    const label = step.action ? "Do it and run" : q ? "Run and reveal" : "Run";
-    const run = html("button", { type: "button", class: "primary", "data-testid": "lesson-run" }, label, this.root);
-    run.addEventListener("click", () => this.run(run));
+  }
+
+  renderQuestion(q, value, locked) {
+    const form = html("fieldset", { class: "lesson-question", "data-testid": "lesson-question" }, null, this.root);
+    form.disabled = locked;
+    html("legend", {}, `Predict: ${q.ask}`, form);
+    const keep = () => { if (!locked) this.records[this.index] = { draft: this.given() }; };
+    if (q.choices) {
+      q.choices.forEach((c, i) => {
+        const label = html("label", {}, null, form);
+        const input = html("input", { type: "radio", name: "lesson-answer", value: shown(c), "data-testid": `lesson-choice-${i}` }, null, label);
+        input.checked = value !== undefined && same(value, c);
+        input.addEventListener("change", keep);
+        label.append(` ${typeof c === "string" ? c : shown(c)}`);
+      });
+    } else {
+      const input = html("input", { type: "number", "data-testid": "lesson-number", "aria-label": "your answer" }, null, form);
+      if (value !== undefined) input.value = String(value);
+      input.addEventListener("input", keep);
+    }
+  }
+
+  renderVerdict(q, rec) {
+    const box = html("div", { class: "lesson-verdict", "data-testid": "lesson-verdict" }, null, this.root);
+    if (!rec.event) {
+      box.textContent = "The model did not produce the deciding event on this page (was the run changed?)";
+      return;
+    }
+    const answer = rec.answer;
+    if (rec.given === undefined) {
+      html("strong", { "data-testid": "lesson-result" }, "Not answered here", box);
+    } else {
+      box.classList.add(rec.right ? "right" : "wrong");
+      html("strong", { "data-testid": "lesson-result" }, rec.right ? "✓ Right" : "✗ Not quite", box);
+    }
+    box.append(` — the model says ${typeof answer === "string" ? answer : shown(answer)}.`);
+    html("div", { class: "lesson-event", "data-testid": "lesson-event" }, `#${rec.event.seq} ${summarize(rec.event)}`, box);
+    html("p", { class: "lesson-why", "data-testid": "lesson-why" }, captionOf(rec.event), box);
+    if (q.explain) markdown(q.explain, html("p", {}, null, box));
   }
 
   given() {
@@ -137,41 +191,52 @@ export class LessonPlayer {
       const ack = await this.hooks.act(step.action.name, step.action.args ?? {});
       if (!ack.ok) { button.disabled = false; return; }
     }
-    while (this.lastSeq < step.last_seq) {
-      const count = Math.min(step.last_seq - this.lastSeq, MAX_STEP_COUNT);
+    const h = this.history;
+    while (h.head < step.last_seq) {
+      const count = Math.min(step.last_seq - h.head, MAX_STEP_COUNT);
       const ack = await this.hooks.call("sim:step", { count });
       if (!ack.ok || ack.revealed === 0) break;
-      this.lastSeq = Math.max(this.lastSeq, ack.last_seq);
     }
-    this.reveal(step, given);
+    this.records[this.index] = this.resolve(this.index, given);
+    this.frontier = this.index + 1;
+    this.render();
   }
 
-  reveal(step, given) {
-    const q = step.question;
-    if (q) {
-      const { kind, where, field } = q.answer;
-      const event = this.seen.find((e) => matches(e, kind, where));
-      const box = html("div", { class: "lesson-verdict", "data-testid": "lesson-verdict" }, null, this.root);
-      if (!event) {
-        box.textContent = "The model did not produce the deciding event on this page (was the run changed?)";
-      } else {
-        const answer = fieldValue(event, field);
-        const right = same(given, answer) || (typeof given === "number" && given === answer);
-        box.classList.add(right ? "right" : "wrong");
-        html("strong", { "data-testid": "lesson-result" }, right ? "✓ Right" : "✗ Not quite", box);
-        box.append(` — the model says ${typeof answer === "string" ? answer : shown(answer)}.`);
-        html("div", { class: "lesson-event", "data-testid": "lesson-event" }, `#${event.seq} ${summarize(event)}`, box);
-        html("p", { class: "lesson-why", "data-testid": "lesson-why" }, captionOf(event), box);
-        if (q.explain) markdown(q.explain, html("p", {}, null, box));
-      }
+  /** Step i's question answered `given` (undefined: not answered on this page), judged by
+   *  the deciding event among the step's events in the history. */
+  resolve(i, given) {
+    const q = this.plan.steps[i].question;
+    if (!q) return { given };
+    const { kind, where, field } = q.answer;
+    const event = this.stepEvents(i).find((e) => e && matches(e, kind, where));
+    if (!event) return { given };
+    const answer = fieldValue(event, field);
+    const right = given !== undefined && (same(given, answer) || (typeof given === "number" && given === answer));
+    return { given, event, answer, right };
+  }
+
+  back() {
+    if (!this.plan || this.index === 0) return;
+    this.index -= 1;
+    this.render();
+  }
+
+  next() {
+    if (!this.plan || this.index >= this.frontier) return;
+    if (this.index + 1 >= this.plan.steps.length) {
+      const title = this.plan.title;
+      this.close();
+      this.hooks.toast(`Lesson done: ${title}`);
+      return;
     }
-    const last = this.index + 1 >= this.plan.steps.length;
-    const next = html("button", { type: "button", "data-testid": "lesson-next" }, last ? "Finish" : "Next step", this.root);
-    next.addEventListener("click", () => {
-      if (last) { const title = this.plan.title; this.close(); this.hooks.toast(`Lesson done: ${title}`); return; }
-      this.index += 1;
-      this.seen = [];
-      this.render();
-    });
+    this.index += 1;
+    this.render();
+  }
+
+  /** What tests read (window.__gunyah.lesson). */
+  get state() {
+    if (!this.plan) return null;
+    return { file: this.file, index: this.index, frontier: this.frontier,
+      steps: this.plan.steps.map((s) => [s.first_seq, s.last_seq]) };
   }
 }

@@ -146,7 +146,8 @@ const share = new Share({ send, history, controls, toast, session: () => view.se
   key: () => view.key });
 const lesson = new LessonPlayer($("lesson"), $("btn-lessons"), { call: (t, p) => controls.call(t, p),
   act: (a, args) => act(a, args), highlight: (keys) => diagram.highlight(keys), toast,
-  showPanel: () => { stage.present(false); stage.setPanels(true); } }); // the player is in the side panel
+  showPanel: () => { stage.present(false); stage.setPanels(true); }, // the player is in the side panel
+  history, seek: (seq) => bar.seek(seq) });
 
 function applySnapshot(snap) {
   // A load or reset's snapshot comes twice (its event and its ack): draw it once. `build`
@@ -194,7 +195,6 @@ on("sim:trace", (batch, ack) => {
   anim.serverNow(batch.now_ns);
   if (live) anim.add(events);
   timeline.push(events);
-  lesson.feed(events);
   inspector.outcome(events); // a queued action that ran says how it went
 
   hvcConsole.ingest(events);
@@ -344,6 +344,10 @@ Object.defineProperty(window, "__gunyah", {
     get shownSeqs() { return timeline.shownSeqs(); },
     get zoom() { return diagram.view.k; },
     get presenting() { return stage.presenting; },
+    get lesson() { return lesson.state; },
+    /** The stored events with seq in [from, to]: their seq and kind. */
+    eventKinds: (from, to) => history.events.filter((e) => e.seq >= from && e.seq <= to)
+      .map((e) => [e.seq, e.kind]),
     get trackWindowNs() { return diagram.tracks.span; },
     get trackKept() { return diagram.tracks.kept?.map((e) => e.seq) ?? []; },
     get keptSeqs() { return history.events.filter((e) => e.kind === "sched.switch" || e.kind === "virq.deliver")
