@@ -51,11 +51,14 @@ export class LessonPlayer {
 
   close() { this.root.hidden = true; this.plan = null; this.hooks.highlight([]); }
 
-  async open() {
+  /** The lesson picker; `problem` (a refused link) is said above it, so a bad link never
+   *  leaves an empty player. */
+  async open(problem = null) {
     this.hooks.showPanel();
     this.root.hidden = false;
     this.root.replaceChildren();
     html("h2", {}, "Lessons", this.root);
+    if (problem) html("p", { class: "lesson-error", role: "alert", "data-testid": "lesson-error" }, problem, this.root);
     const reply = await fetch("/api/lessons");
     const list = reply.ok ? await reply.json() : [];
     const sel = html("select", { "data-testid": "lesson-select", "aria-label": "lesson" }, null, this.root);
@@ -64,17 +67,48 @@ export class LessonPlayer {
     start.addEventListener("click", () => this.start(sel.value));
   }
 
-  async start(file) {
-    const reply = await fetch(`/api/lessons/${encodeURIComponent(file)}`);
-    const plan = await reply.json();
-    if (!reply.ok) { this.hooks.toast(`${plan.error.code}: ${plan.error.message}`); return; }
-    const payload = plan.scenario ? { scenario: plan.scenario } : { text: plan.scenario_text, filename: file };
-    if (plan.seed != null) payload.seed = plan.seed;
-    const ack = await this.hooks.call("sim:load", payload);
-    if (!ack.ok) return;
+  start(file) { return this.openAt(file, 1); }
+
+  /** A page opened with ?lesson=NAME&step=K: that lesson at step K. */
+  openLink(params) {
+    const raw = params.get("step") ?? "1";
+    return this.openAt(params.get("lesson"), /^\d+$/.test(raw) ? Number(raw) : raw);
+  }
+
+  /** Load lesson `file` at the start of `step` (1-based): the server replays the lesson's
+   *  run through the step before it (sim:lesson); earlier steps show their answers. */
+  async openAt(file, step) {
+    this.hooks.showPanel();
+    this.root.hidden = false;
+    const ack = await this.hooks.call("sim:lesson", { lesson: file, step });
+    if (!ack.ok) {
+      this.plan = null;
+      await this.open(`Cannot open lesson ${JSON.stringify(file)} at step ${JSON.stringify(step)}: ${ack.error.message}`);
+      return ack;
+    }
     // index: the step shown; frontier: the first step not run yet (those before it are kept).
-    Object.assign(this, { plan, file, index: 0, frontier: 0, records: [] });
+    Object.assign(this, { plan: ack.plan, file, index: step - 1, frontier: step - 1, records: [] });
+    for (let i = 0; i < this.frontier; i++) this.records[i] = this.resolve(i, undefined);
     this.render();
+    return ack;
+  }
+
+  /** The address of the step shown: opening it starts the lesson there. */
+  get link() {
+    if (!this.plan) return null;
+    const q = new URLSearchParams({ lesson: this.file, step: String(this.index + 1) });
+    return `${location.origin}${location.pathname}?${q}`;
+  }
+
+  async copyLink(button) {
+    const url = this.link;
+    button.dataset.url = url;
+    try {
+      await navigator.clipboard.writeText(url);
+      this.hooks.toast("link copied: it opens this lesson at this step");
+    } catch {
+      this.hooks.toast(`copy this link: ${url}`);
+    }
   }
 
   get history() { return this.hooks.history; }
@@ -130,6 +164,8 @@ export class LessonPlayer {
       const run = html("button", { type: "button", class: "primary", "data-testid": "lesson-run", title: "n" }, label, nav);
       run.addEventListener("click", () => this.run(run));
     }
+    const link = html("button", { type: "button", "data-testid": "lesson-link", title: "Copy a link that opens this lesson at this step" }, "Copy link to this step", nav);
+    link.addEventListener("click", () => this.copyLink(link));
   }
 
   renderQuestion(q, value, locked) {

@@ -148,6 +148,7 @@ const lesson = new LessonPlayer($("lesson"), $("btn-lessons"), { call: (t, p) =>
   act: (a, args) => act(a, args), highlight: (keys) => diagram.highlight(keys), toast,
   showPanel: () => { stage.present(false); stage.setPanels(true); }, // the player is in the side panel
   history, seek: (seq) => bar.seek(seq) });
+share.lessonLink = () => lesson.link; // the address bar follows the lesson's step
 
 function applySnapshot(snap) {
   // A load or reset's snapshot comes twice (its event and its ack): draw it once. `build`
@@ -259,7 +260,9 @@ async function hello() {
   const params = new URLSearchParams(location.search);
   const wanted = params.get("scenario");
   const newLink = firstHello && wanted && navigationType() === "navigate";
+  const lessonLink = firstHello && params.has("lesson");
   firstHello = false;
+  if (lessonLink) { await lesson.openLink(params); return; } // ?lesson=NAME&step=K
   // Resumed: the run is back as it was, unless this tab was just sent to a new link.
   if (ack.resume?.resumed && !newLink) {
     const pos = savedView();

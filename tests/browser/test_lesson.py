@@ -180,3 +180,51 @@ def test_back_shows_the_previous_step_exactly_and_forward_again_the_same(page: P
     expect(page.get_by_test_id("lesson-result")).to_have_text("✓ Right")
     got = seen(page)
     assert got["events"] == [[e["seq"], e["kind"]] for e in report.results[3].events]
+
+
+def test_a_link_opens_a_lesson_at_a_step_with_the_run_there(page: Page) -> None:
+    """?lesson=NAME&step=K: the run is where step K starts (earlier steps' actions taken,
+    their answers resolved), the address bar follows the step shown, and the player's
+    link control gives that address."""
+    report = check(str(LESSONS / "02-message-queues.yaml"))
+    base = page.url.split("?")[0]
+    page.goto(f"{base}?lesson=02-message-queues.yaml&step=8")
+    expect(page.get_by_test_id("lesson-count")).to_have_text("step 8 of 8")
+    assert page.evaluate("() => window.__gunyah.headSeq") == report.results[6].events[-1]["seq"]
+    # Step 7 (an action and its answer) was taken on the way: Back shows it resolved.
+    page.get_by_test_id("lesson-back").click()
+    expect(page.get_by_test_id("lesson-count")).to_have_text("step 7 of 8")
+    expect(page.get_by_test_id("lesson-verdict")).to_contain_text(
+        "Not answered here — the model says ARGUMENT_SIZE.")
+    expect(page.get_by_test_id("lesson-event")).to_contain_text(
+        f"#{report.results[6].event['seq']} ")
+    page.wait_for_function("() => location.search.endsWith('step=7')")
+    page.get_by_test_id("lesson-link").click()
+    assert page.get_by_test_id("lesson-link").get_attribute("data-url") == \
+        f"{base}?lesson=02-message-queues.yaml&step=7"
+    page.get_by_test_id("lesson-next").click()
+    page.wait_for_function("() => location.search.endsWith('step=8')")
+    # Step 8 runs from there exactly as the checker ran it.
+    answer(page, report.results[7].answer)
+    page.get_by_test_id("lesson-run").click()
+    expect(page.get_by_test_id("lesson-result")).to_have_text("✓ Right")
+    expect(page.get_by_test_id("lesson-event")).to_contain_text(
+        f"#{report.results[7].event['seq']} ")
+    assert seen(page)["events"] == [[e["seq"], e["kind"]] for e in report.results[7].events]
+    # A reload of that address opens the same step again.
+    page.reload()
+    expect(page.get_by_test_id("lesson-count")).to_have_text("step 8 of 8")
+    expect(page.get_by_test_id("lesson-run")).to_be_visible()
+
+
+@pytest.mark.parametrize(("query", "said"), [
+    ("lesson=nope.yaml", "lesson: no lesson named 'nope.yaml'"),
+    ("lesson=02-message-queues.yaml&step=12", "step: 'Message queues: depth, thresholds, "
+                                             "PUSH and a full queue' has steps 1 to 8, not 12"),
+    ("lesson=02-message-queues.yaml&step=two", "step: 'two' is not of type 'integer'"),
+])
+def test_a_bad_lesson_link_says_why_and_offers_the_lessons(page: Page, query, said) -> None:
+    page.goto(f"{page.url.split('?')[0]}?{query}")
+    expect(page.get_by_test_id("lesson-error")).to_contain_text(said)
+    expect(page.get_by_test_id("lesson-select")).to_be_visible()
+    expect(page.get_by_test_id("lesson-start")).to_be_visible()
