@@ -260,6 +260,11 @@ def on_branch(payload: Any = None, *extra: Any):
     return respond("sim:branch", payload, extra, lambda s, a: s.switch_branch(a["id"]))
 
 
+@socketio.on("sim:fork")
+def on_fork(payload: Any = None, *extra: Any):
+    return respond("sim:fork", payload, extra, lambda s, a: s.fork(a.get("at_seq")))
+
+
 @socketio.on("sim:events")
 def on_events(payload: Any = None, *extra: Any):
     return respond("sim:events", payload, extra,

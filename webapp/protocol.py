@@ -102,6 +102,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "sim:snapshot": _EMPTY,
     "sim:branches": _EMPTY,
     "sim:branch": _obj({"id": {"type": "integer", "minimum": 0}}, ("id",)),
+    "sim:fork": _obj({"at_seq": _SEQ}),
     "sim:events": _obj({"from_seq": _SEQ, "count": {"type": "integer", "minimum": 1,
                                                     "maximum": MAX_EVENTS_PER_REQUEST},
                         "branch": {"type": "integer", "minimum": 0}}, ("from_seq", "count")),

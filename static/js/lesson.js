@@ -41,7 +41,9 @@ const shown = (v) => JSON.stringify(v);
 export class LessonPlayer {
   /** hooks: call(type, payload) -> ack, act(action, args) -> ack, highlight(keys), toast(text),
    *  showPanel() (the side panel holding the player, folded on a projector-sized window),
-   *  history (History: the branch's revealed events and the view), seek(seq) (the scrubber's). */
+   *  history (History: the branch's revealed events and the view), seek(seq) (the scrubber's),
+   *  forked(ack) (a sim:fork ack: the view drops the old future), chooseBranch(id) -> ack,
+   *  labelBranch(id, text) (a tag in the branch list). */
   constructor(root, button, hooks) {
     this.root = root;
     this.hooks = hooks;
@@ -49,7 +51,12 @@ export class LessonPlayer {
     button.addEventListener("click", () => (this.root.hidden ? this.open() : this.close()));
   }
 
-  close() { this.root.hidden = true; this.plan = null; this.hooks.highlight([]); }
+  close() {
+    this.root.hidden = true;
+    this.plan = null;
+    this.hooks.highlight([]);
+    this.hooks.labelBranch(null, "lesson");
+  }
 
   /** The lesson picker; `problem` (a refused link) is said above it, so a bad link never
    *  leaves an empty player. */
@@ -87,15 +94,19 @@ export class LessonPlayer {
       return ack;
     }
     // index: the step shown; frontier: the first step not run yet (those before it are kept).
-    Object.assign(this, { plan: ack.plan, file, index: step - 1, frontier: step - 1, records: [] });
+    // branch: the lesson's own (a load starts a new history; Explore forks off it).
+    Object.assign(this, { plan: ack.plan, file, index: step - 1, frontier: step - 1, records: [],
+      branch: this.history.branch, off: false });
+    this.hooks.labelBranch(this.branch, "lesson");
     for (let i = 0; i < this.frontier; i++) this.records[i] = this.resolve(i, undefined);
     this.render();
     return ack;
   }
 
-  /** The address of the step shown: opening it starts the lesson there. */
+  /** The address of the step shown: opening it starts the lesson there (none while the
+   *  student explores another branch: the address is that branch's own link). */
   get link() {
-    if (!this.plan) return null;
+    if (!this.plan || this.exploring) return null;
     const q = new URLSearchParams({ lesson: this.file, step: String(this.index + 1) });
     return `${location.origin}${location.pathname}?${q}`;
   }
@@ -131,7 +142,57 @@ export class LessonPlayer {
     if (h.view !== want) this.hooks.seek(want);
   }
 
+  /** True while the page shows another branch than the lesson's. */
+  get exploring() { return this.plan != null && this.history.branch !== this.branch; }
+
+  /** sim:status: the branch changed (Explore, the branch picker, an action in the past). */
+  status() {
+    if (!this.plan || this.busy || this.exploring === this.off) return;
+    this.render();
+  }
+
+  /** Another branch's events were loaded (the branch picker): draw the player for it. */
+  branchLoaded() { if (this.plan && !this.busy) this.render(); }
+
+  /** "Explore from here": a free branch forked where the view is; the lesson's stays. */
+  async explore() {
+    const at = this.history.view;
+    const ack = await this.hooks.call("sim:fork", { at_seq: at });
+    if (!ack.ok) return ack;
+    this.hooks.forked(ack);
+    this.render();
+    return ack;
+  }
+
+  /** Back to the lesson's branch, at the step that was shown. */
+  async resume() {
+    this.busy = true; // the status of the switch comes before the branch's events
+    try {
+      await this.hooks.chooseBranch(this.branch);
+    } finally {
+      this.busy = false;
+    }
+    this.render();
+  }
+
+  renderExplore() {
+    this.root.replaceChildren();
+    html("h2", {}, this.plan.title, this.root);
+    const step = this.plan.steps[this.index];
+    html("p", { class: "lesson-branch", "data-testid": "lesson-branch" },
+      `Exploring freely on branch #${this.history.branch}: play, step and act as you like. ` +
+      `The lesson is on branch #${this.branch} (marked “lesson” in the branch list), ` +
+      `kept at step ${step.step} of ${step.of}.`, this.root);
+    const nav = html("div", { class: "lesson-nav" }, null, this.root);
+    const back = html("button", { type: "button", class: "primary", "data-testid": "lesson-return" },
+      `Back to the lesson (branch #${this.branch})`, nav);
+    back.addEventListener("click", () => this.resume());
+    this.hooks.highlight([]);
+  }
+
   render() {
+    this.off = this.exploring;
+    if (this.off) { this.renderExplore(); return; }
     const { plan, index } = this;
     const step = plan.steps[index];
     const done = index < this.frontier;
@@ -164,6 +225,10 @@ export class LessonPlayer {
       const run = html("button", { type: "button", class: "primary", "data-testid": "lesson-run", title: "n" }, label, nav);
       run.addEventListener("click", () => this.run(run));
     }
+    const explore = html("button", { type: "button", "data-testid": "lesson-explore",
+      title: "Fork a free branch here to play with; the lesson stays on its own branch" }, "Explore from here", nav);
+    explore.disabled = this.history.head < 0; // nothing revealed yet to fork from
+    explore.addEventListener("click", () => this.explore());
     const link = html("button", { type: "button", "data-testid": "lesson-link", title: "Copy a link that opens this lesson at this step" }, "Copy link to this step", nav);
     link.addEventListener("click", () => this.copyLink(link));
   }
@@ -272,7 +337,7 @@ export class LessonPlayer {
   /** What tests read (window.__gunyah.lesson). */
   get state() {
     if (!this.plan) return null;
-    return { file: this.file, index: this.index, frontier: this.frontier,
+    return { file: this.file, index: this.index, frontier: this.frontier, branch: this.branch,
       steps: this.plan.steps.map((s) => [s.first_seq, s.last_seq]) };
   }
 }

@@ -147,8 +147,10 @@ const share = new Share({ send, history, controls, toast, session: () => view.se
 const lesson = new LessonPlayer($("lesson"), $("btn-lessons"), { call: (t, p) => controls.call(t, p),
   act: (a, args) => act(a, args), highlight: (keys) => diagram.highlight(keys), toast,
   showPanel: () => { stage.present(false); stage.setPanels(true); }, // the player is in the side panel
-  history, seek: (seq) => bar.seek(seq) });
+  history, seek: (seq) => bar.seek(seq), forked: (ack) => bar.afterAction(ack),
+  chooseBranch: (id) => bar.choose(id), labelBranch: (id, text) => bar.label(id, text) });
 share.lessonLink = () => lesson.link; // the address bar follows the lesson's step
+bar.onChosen = () => lesson.branchLoaded();
 
 function applySnapshot(snap) {
   // A load or reset's snapshot comes twice (its event and its ack): draw it once. `build`
@@ -209,6 +211,7 @@ function applyStatus(s) {
   view.eventsPerS = s.events_per_s ?? 0;
   bar.status(s);
   share.status(s);
+  lesson.status();
   if ("invariants" in s) invariants.update(s.invariants);
   if (s.now_ns != null) { view.now = Math.max(view.now, s.now_ns); anim.serverNow(s.now_ns); }
 }

@@ -107,6 +107,7 @@ DIAGRAM_TEXT = """() => [...document.querySelectorAll('#diagram text')]
 
 def answer(page: Page, value) -> None:
     """Pick ``value`` among the step's choices (or type it)."""
+    expect(page.get_by_test_id("lesson-question")).to_be_visible()
     choices = page.get_by_test_id("lesson-question").locator("input[type=radio]")
     if choices.count():
         values = [json.loads(v) for v in choices.evaluate_all("els => els.map(e => e.value)")]
@@ -228,3 +229,47 @@ def test_a_bad_lesson_link_says_why_and_offers_the_lessons(page: Page, query, sa
     expect(page.get_by_test_id("lesson-error")).to_contain_text(said)
     expect(page.get_by_test_id("lesson-select")).to_be_visible()
     expect(page.get_by_test_id("lesson-start")).to_be_visible()
+
+
+def test_explore_forks_a_free_branch_and_the_lesson_waits_on_its_own(page: Page) -> None:
+    """Explore from here: a new branch at the view to play freely (the address bar is
+    its link); the page names the lesson's branch; back to the lesson, it is at the same
+    step with its run untouched, and the step runs as the checker ran it."""
+    report = check(str(LESSONS / "02-message-queues.yaml"))
+    page.get_by_test_id("btn-lessons").click()
+    page.get_by_test_id("lesson-select").select_option("02-message-queues.yaml")
+    page.get_by_test_id("lesson-start").click()
+    for result in report.results[:2]:
+        expect(page.get_by_test_id("lesson-count")).to_contain_text(f"step {result.index + 1} of")
+        if result.event is not None:
+            answer(page, result.answer)
+        page.get_by_test_id("lesson-run").click()
+        page.get_by_test_id("lesson-next").click()
+    expect(page.get_by_test_id("lesson-count")).to_have_text("step 3 of 8")
+    head = page.evaluate("() => window.__gunyah.headSeq")
+    page.get_by_test_id("lesson-explore").click()
+    expect(page.get_by_test_id("lesson-branch")).to_contain_text("Exploring freely on branch #1")
+    expect(page.get_by_test_id("lesson-branch")).to_contain_text("The lesson is on branch #0")
+    assert page.evaluate("() => window.__gunyah.branch") == 1
+    expect(page.get_by_test_id("branches").locator("option[value='0']")).to_contain_text("lesson")
+    page.wait_for_function("() => new URLSearchParams(location.search).has('scenario')")
+    # Play freely: step on and act on the free branch.
+    page.evaluate("document.activeElement?.blur()")
+    for _ in range(5):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function("h => window.__gunyah.headSeq >= h + 5", arg=head)
+    free = page.evaluate("([lo, hi]) => window.__gunyah.eventKinds(lo, hi)", [head + 1, head + 5])
+    checked = [[e["seq"], e["kind"]] for r in report.results for e in r.events]
+    assert free == [e for e in checked if head < e[0] <= head + 5]  # the same model, on
+    page.get_by_test_id("lesson-return").click()
+    expect(page.get_by_test_id("lesson-count")).to_have_text("step 3 of 8")
+    assert page.evaluate("() => window.__gunyah.branch") == 0
+    assert page.evaluate("() => window.__gunyah.headSeq") == head  # the lesson's run, untouched
+    page.wait_for_function("() => location.search.includes('lesson=')")
+    answer(page, report.results[2].answer)
+    page.get_by_test_id("lesson-run").click()
+    expect(page.get_by_test_id("lesson-result")).to_have_text("✓ Right")
+    expect(page.get_by_test_id("lesson-event")).to_contain_text(
+        f"#{report.results[2].event['seq']} ")
+    # The free branch is still there to go back to.
+    expect(page.get_by_test_id("branches").locator("option")).to_have_count(2)
