@@ -24,13 +24,15 @@ from gunyah_core.exporters import EXPORTERS
 from gunyah_core.teaching.captions import caption, explain
 
 from . import BUDGET_KEY, EXTENSION_KEY, socketio
-from .http import preset_list
+from .http import lesson_list, lesson_plan, preset_list
 from .packets import BAD_PACKET_EVENT
 from .protocol import (
     BAD_PACKET,
     BAD_PAYLOAD,
     EV_ERROR,
     INTERNAL,
+    INVALID_ARGUMENT,
+    LESSON_INVALID,
     LIMITS,
     NO_PROGRESS,
     NO_SESSION,
@@ -40,6 +42,7 @@ from .protocol import (
     SCENARIO_INVALID,
     TAKEN_OVER,
     UNKNOWN_EVENT,
+    UNKNOWN_LESSON,
     ProtocolError,
     error,
     validate,
@@ -111,7 +114,9 @@ def respond(event: str, payload: Any, extra: tuple, call: Callable[[Session, dic
         if session is None:
             raise ProtocolError(NO_SESSION, "this connection has no session; reconnect")
         return {"ok": True, **call(session, args)}
-    except (ProtocolError, ActionError) as err:
+    except ProtocolError as err:
+        return _fail(err.code, err.message, **({"field": err.field} if err.field else {}))
+    except ActionError as err:
         return _fail(err.code, err.message)
     except ScenarioError as err:
         return _fail(SCENARIO_INVALID, str(err), line=err.line, path=err.path,
@@ -255,6 +260,11 @@ def on_branch(payload: Any = None, *extra: Any):
     return respond("sim:branch", payload, extra, lambda s, a: s.switch_branch(a["id"]))
 
 
+@socketio.on("sim:fork")
+def on_fork(payload: Any = None, *extra: Any):
+    return respond("sim:fork", payload, extra, lambda s, a: s.fork(a.get("at_seq")))
+
+
 @socketio.on("sim:events")
 def on_events(payload: Any = None, *extra: Any):
     return respond("sim:events", payload, extra,
@@ -275,6 +285,38 @@ def on_explain(payload: Any = None, *extra: Any):
 @socketio.on("sim:link")
 def on_link(payload: Any = None, *extra: Any):
     return respond("sim:link", payload, extra, lambda s, a: s.link())
+
+
+def _open_lesson(session: Session, args: dict) -> dict:
+    """Load a shipped lesson's run at the start of step ``step`` (default 1): its action
+    log replayed through the previous step's last event, every earlier step's events
+    revealed (a link, as ``sim:load {actions, through_seq}``). The ack carries the plan."""
+    name, step = args["lesson"], args.get("step", 1)
+    files = [entry["file"] for entry in lesson_list()]
+    if name not in files:
+        raise ProtocolError(UNKNOWN_LESSON, f"lesson: no lesson named {name[:60]!r}; "
+                                            f"lessons: {', '.join(files)}", "lesson")
+    try:
+        plan = lesson_plan(name)
+    except ScenarioError as err:
+        raise ProtocolError(LESSON_INVALID, f"lesson: {err}", "lesson") from None
+    steps = plan["steps"]
+    if step > len(steps):
+        raise ProtocolError(INVALID_ARGUMENT, f"step: {plan['title']!r} has steps 1 to "
+                                              f"{len(steps)}, not {step}", "step")
+    source = ({"scenario": plan["scenario"]} if plan["scenario"] is not None
+              else {"text": plan["scenario_text"], "filename": name})
+    if step == 1:
+        loaded = session.load(**source, seed=plan["seed"])
+    else:
+        loaded = session.load(**source, seed=plan["seed"], actions=steps[step - 1]["actions"],
+                              through_seq=steps[step - 2]["last_seq"])
+    return {**loaded, "lesson": name, "step": step, "plan": plan}
+
+
+@socketio.on("sim:lesson")
+def on_lesson(payload: Any = None, *extra: Any):
+    return respond("sim:lesson", payload, extra, _open_lesson)
 
 
 @socketio.on("sim:snapshot")

@@ -22,6 +22,7 @@ from .protocol import (
     INVALID_LINK,
     INVALID_TIMELINE,
     NOT_FOUND,
+    REPLAY_ONLY,
     TOO_MANY_BRANCHES,
     UNKNOWN_BRANCH,
     ProtocolError,
@@ -125,6 +126,25 @@ class HistoryMixin:
         self._adopt(replay.sim, self.branches.current.events, replay.pending)
         self._want_standby()
         return {"from_branch": old.id, "at_seq": at_seq, "branch": self.branches.current.id}
+
+    def fork(self, at_seq: int | None = None) -> dict[str, Any]:
+        """A new branch at ``at_seq`` (default: the head) with nothing new in it yet: the
+        viewer plays freely from there while the branch it left is kept as it was (a
+        lesson's "explore from here"; an action in the past forks the same way)."""
+        with self._lock:
+            if self.imported is not None:
+                raise ProtocolError(REPLAY_ONLY, "an imported timeline replays; it has no model")
+            at = self.last_seq if at_seq is None else at_seq
+            if at < 0:
+                raise ProtocolError(NOT_FOUND, "at_seq: nothing has been revealed to fork from",
+                                    "at_seq")
+            if at > self.last_seq:
+                raise ProtocolError(NOT_FOUND, f"at_seq: event {at} has not been revealed "
+                                               f"(the head is {self.last_seq})", "at_seq")
+            self._stop()
+            fork = self._fork(at)
+            self._emit(EV_STATUS, self._status())
+            return {"fork": fork, "branch": self.branches.current.id}
 
     def switch_branch(self, branch_id: int) -> dict[str, Any]:
         """Make another branch current: its parked simulation, or one rebuilt at its head."""

@@ -20,6 +20,8 @@ from gunyah_core.exporters import EXPORTERS, TimelineError, iter_jsonl
 from gunyah_core.rm import messages as rm_messages
 from gunyah_core.scenario import schema
 
+from .protocol import LESSON_INVALID, UNKNOWN_LESSON
+
 bp = Blueprint("http", __name__)
 
 PAGE_TEMPLATE = "index.html"
@@ -135,11 +137,11 @@ def lesson(name: str):
     """One lesson's plan for the page's player; only a listed file name, never a path."""
     from gunyah_core.scenario import ScenarioError
     if name not in {entry["file"] for entry in lesson_list()}:
-        return _not_found("UNKNOWN_LESSON", f"no lesson named {name[:60]!r}")
+        return _not_found(UNKNOWN_LESSON, f"no lesson named {name[:60]!r}")
     try:
         return jsonify(lesson_plan(name))
     except ScenarioError as err:
-        return _not_found("LESSON_INVALID", str(err))
+        return _not_found(LESSON_INVALID, str(err))
 
 
 @bp.get("/api/scenario-schema")

@@ -55,6 +55,8 @@ INVALID_TIMELINE = "INVALID_TIMELINE"
 BAD_PACKET = "BAD_PACKET"             # a Socket.IO packet that does not decode
 NO_PROGRESS = "NO_PROGRESS"           # the model's clock stopped (engine.NoProgressError)
 MEMORY_BUDGET = "MEMORY_BUDGET"
+UNKNOWN_LESSON = "UNKNOWN_LESSON"     # sim:lesson names no shipped lesson
+LESSON_INVALID = "LESSON_INVALID"     # a shipped lesson that does not check (lessons.py)
 MAX_EVENTS_PER_REQUEST = 20_000       # sim:events
 MAX_LINK_ACTIONS = MAX_ACTIONS       # a link carries a whole action log
 MAX_LINK_EVENTS = 200_000             # a link replays at most this many events (a few s)
@@ -100,10 +102,14 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "sim:snapshot": _EMPTY,
     "sim:branches": _EMPTY,
     "sim:branch": _obj({"id": {"type": "integer", "minimum": 0}}, ("id",)),
+    "sim:fork": _obj({"at_seq": _SEQ}),
     "sim:events": _obj({"from_seq": _SEQ, "count": {"type": "integer", "minimum": 1,
                                                     "maximum": MAX_EVENTS_PER_REQUEST},
                         "branch": {"type": "integer", "minimum": 0}}, ("from_seq", "count")),
     "sim:link": _EMPTY,
+    # A lesson's file name (GET /api/lessons lists them) and a step, 1-based.
+    "sim:lesson": _obj({"lesson": _NAME, "step": {"type": "integer", "minimum": 1}},
+                       ("lesson",)),
     # Any event dict (from the page's history or an imported timeline): captions.explain
     # never raises on a strange one.
     "sim:explain": _obj({"event": {"type": "object"}}, ("event",)),
@@ -123,17 +129,22 @@ LIMITS = {
 
 
 class ProtocolError(Exception):
-    """A refused request; becomes `{"ok": false, "error": {"code", "message"}}`."""
+    """A refused request; becomes `{"ok": false, "error": {"code", "message"}}`, with
+    `"field"` naming the payload field at fault when there is one."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.field = field
 
 
-def error(code: str, message: str) -> dict[str, Any]:
+def error(code: str, message: str, field: str | None = None) -> dict[str, Any]:
     """The error object, as sent in acks and in server:error."""
-    return {"code": code, "message": message}
+    out = {"code": code, "message": message}
+    if field is not None:
+        out["field"] = field
+    return out
 
 
 def error_ack(code: str, message: str) -> dict[str, Any]:
@@ -180,8 +191,22 @@ def validate(event: str, payload: Any) -> dict[str, Any]:
         raise ProtocolError(MISSING_FIELD, "give 'scenario' (a preset name) or 'text'")
     err = jsonschema.exceptions.best_match(_VALIDATORS[event].iter_errors(payload))
     if err is not None:
-        raise ProtocolError(_code_for(err), _message_for(event, err))
+        raise ProtocolError(_code_for(err), _message_for(event, err), _field_of(err))
     return payload
+
+
+def _field_of(err: jsonschema.ValidationError) -> str | None:
+    """The top-level payload field a schema error is about (a missing one included)."""
+    if err.absolute_path:
+        return str(err.absolute_path[0])
+    if not isinstance(err.instance, dict):
+        return None
+    if err.validator == "required":
+        return next((f for f in err.validator_value if f not in err.instance), None)
+    if err.validator == "additionalProperties":
+        known = err.schema.get("properties", {})
+        return next((str(f) for f in err.instance if f not in known), None)
+    return None
 
 
 # -- connections: the connect `auth` payload (resume a detached session) and their errors ---

@@ -486,14 +486,17 @@ def _highlight_keys(run: LessonRun, names: list[str]) -> list[str]:
 def page_plan(path: str) -> dict[str, Any]:
     """What a lesson player on the page needs, from one headless run (LessonError if the
     lesson is broken): per step its prompt, action, the answer's *location* (never its
-    value) and the seq range of its events, which the page reveals in the same
-    deterministic run (same scenario, seed and actions at the same events)."""
+    value), the seq range of its events, which the page reveals in the same
+    deterministic run (same scenario, seed and actions at the same events), and the
+    action log at its start (what rebuilds the run there: a link to the step)."""
     lesson = load_lesson(path)
     run = LessonRun(lesson)
     steps = []
     last = run.events[-1]["seq"] if run.events else -1
     while not run.done:
         step, prompt = run.step, run.prompt()
+        # The action log at the step's start: a link to the step replays it (webapp).
+        prompt["actions"] = [dict(entry) for entry in run.sim.action_log]
         result = run.run_step()
         if result.problems:
             raise LessonError(result.problems[0], source=path)

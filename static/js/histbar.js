@@ -11,6 +11,8 @@ export class HistoryBar {
     this.scrubber = $("scrubber");
     this.picker = $("branches");
     this.branchCount = 1;
+    this.labels = new Map(); // branch id -> a tag shown in the picker ("lesson")
+    this.onChosen = () => {}; // a branch's events are loaded (after choose)
     this.lastDraw = 0;
     this.scrubber.addEventListener("input", () => this.seek(Number(this.scrubber.value)));
     $("step-back").addEventListener("click", () => this.stepBack());
@@ -85,7 +87,8 @@ export class HistoryBar {
       const from = b.fork_seq < 0 ? "from the start" : `fork @ #${b.fork_seq}`;
       const last = b.last_action ? ` · ${b.last_action}` : "";
       const head = b.head_seq == null ? "" : ` · head #${b.head_seq}`;
-      const opt = new Option(`#${b.id} · ${from}${head}${last}`, String(b.id));
+      const tag = this.labels.has(b.id) ? ` · ${this.labels.get(b.id)}` : "";
+      const opt = new Option(`#${b.id}${tag} · ${from}${head}${last}`, String(b.id));
       opt.dataset.head = String(b.head_seq);
       return opt;
     }));
@@ -93,13 +96,23 @@ export class HistoryBar {
     this.picker.disabled = branches.length < 2;
   }
 
+  /** Tag branch `id` in the picker (one tag per text: the lesson's branch of a new run;
+   *  id null: the tag goes). */
+  label(id, text) {
+    for (const [k, v] of this.labels) if (v === text) this.labels.delete(k);
+    if (id != null) this.labels.set(id, text);
+    this.refreshBranches();
+  }
+
   async choose(id) {
-    if (id === this.history.branch) return;
+    if (id === this.history.branch) return { ok: true };
     if (this.controls.playing) await this.controls.toggle();
     const ack = await this.history.loadBranch(id);
     if (!ack.ok) this.toast(`${ack.error.code}: ${ack.error.message}`);
     else this.toast(`branch #${id}: ${this.history.events.length.toLocaleString("en")} events`);
     this.refreshBranches();
+    if (ack.ok) this.onChosen(id);
+    return ack;
   }
 
   frame(wall) {

@@ -3,6 +3,8 @@
 // its action, where its answer is (event kind, filter, field: never the value) and the seq
 // range of its events, which this page reveals in the same deterministic run. The answer
 // is read from the events this page received, so the lesson cannot disagree with the model.
+// Steps already run are kept as they were: Back and Next move the view through the
+// session's history (the scrubber's seek: keyframes plus the stored events), never re-run.
 import { html, summarize } from "./format.js";
 import { captionOf } from "./caption.js";
 
@@ -38,23 +40,32 @@ const shown = (v) => JSON.stringify(v);
 
 export class LessonPlayer {
   /** hooks: call(type, payload) -> ack, act(action, args) -> ack, highlight(keys), toast(text),
-   *  showPanel() (the side panel holding the player, folded on a projector-sized window). */
+   *  showPanel() (the side panel holding the player, folded on a projector-sized window),
+   *  history (History: the branch's revealed events and the view), seek(seq) (the scrubber's),
+   *  forked(ack) (a sim:fork ack: the view drops the old future), chooseBranch(id) -> ack,
+   *  labelBranch(id, text) (a tag in the branch list). */
   constructor(root, button, hooks) {
     this.root = root;
     this.hooks = hooks;
     this.plan = null;
-    this.seen = [];
-    this.lastSeq = -1;
     button.addEventListener("click", () => (this.root.hidden ? this.open() : this.close()));
   }
 
-  close() { this.root.hidden = true; this.plan = null; this.hooks.highlight([]); }
+  close() {
+    this.root.hidden = true;
+    this.plan = null;
+    this.hooks.highlight([]);
+    this.hooks.labelBranch(null, "lesson");
+  }
 
-  async open() {
+  /** The lesson picker; `problem` (a refused link) is said above it, so a bad link never
+   *  leaves an empty player. */
+  async open(problem = null) {
     this.hooks.showPanel();
     this.root.hidden = false;
     this.root.replaceChildren();
     html("h2", {}, "Lessons", this.root);
+    if (problem) html("p", { class: "lesson-error", role: "alert", "data-testid": "lesson-error" }, problem, this.root);
     const reply = await fetch("/api/lessons");
     const list = reply.ok ? await reply.json() : [];
     const sel = html("select", { "data-testid": "lesson-select", "aria-label": "lesson" }, null, this.root);
@@ -63,31 +74,130 @@ export class LessonPlayer {
     start.addEventListener("click", () => this.start(sel.value));
   }
 
-  async start(file) {
-    const reply = await fetch(`/api/lessons/${encodeURIComponent(file)}`);
-    const plan = await reply.json();
-    if (!reply.ok) { this.hooks.toast(`${plan.error.code}: ${plan.error.message}`); return; }
-    const payload = plan.scenario ? { scenario: plan.scenario } : { text: plan.scenario_text, filename: file };
-    if (plan.seed != null) payload.seed = plan.seed;
-    const ack = await this.hooks.call("sim:load", payload);
-    if (!ack.ok) return;
-    Object.assign(this, { plan, index: 0, seen: [], lastSeq: -1 });
-    this.render();
+  start(file) { return this.openAt(file, 1); }
+
+  /** A page opened with ?lesson=NAME&step=K: that lesson at step K. */
+  openLink(params) {
+    const raw = params.get("step") ?? "1";
+    return this.openAt(params.get("lesson"), /^\d+$/.test(raw) ? Number(raw) : raw);
   }
 
-  /** Every event the page receives; the current step keeps those in its seq range. */
-  feed(events) {
-    if (!this.plan) return;
-    const step = this.plan.steps[this.index];
-    for (const e of events) {
-      this.lastSeq = Math.max(this.lastSeq, e.seq);
-      if (step && e.seq >= step.first_seq && e.seq <= step.last_seq) this.seen.push(e);
+  /** Load lesson `file` at the start of `step` (1-based): the server replays the lesson's
+   *  run through the step before it (sim:lesson); earlier steps show their answers. */
+  async openAt(file, step) {
+    this.hooks.showPanel();
+    this.root.hidden = false;
+    const ack = await this.hooks.call("sim:lesson", { lesson: file, step });
+    if (!ack.ok) {
+      this.plan = null;
+      await this.open(`Cannot open lesson ${JSON.stringify(file)} at step ${JSON.stringify(step)}: ${ack.error.message}`);
+      return ack;
+    }
+    // index: the step shown; frontier: the first step not run yet (those before it are kept).
+    // branch: the lesson's own (a load starts a new history; Explore forks off it).
+    Object.assign(this, { plan: ack.plan, file, index: step - 1, frontier: step - 1, records: [],
+      branch: this.history.branch, off: false });
+    this.hooks.labelBranch(this.branch, "lesson");
+    for (let i = 0; i < this.frontier; i++) this.records[i] = this.resolve(i, undefined);
+    this.render();
+    return ack;
+  }
+
+  /** The address of the step shown: opening it starts the lesson there (none while the
+   *  student explores another branch: the address is that branch's own link). */
+  get link() {
+    if (!this.plan || this.exploring) return null;
+    const q = new URLSearchParams({ lesson: this.file, step: String(this.index + 1) });
+    return `${location.origin}${location.pathname}?${q}`;
+  }
+
+  async copyLink(button) {
+    const url = this.link;
+    button.dataset.url = url;
+    try {
+      await navigator.clipboard.writeText(url);
+      this.hooks.toast("link copied: it opens this lesson at this step");
+    } catch {
+      this.hooks.toast(`copy this link: ${url}`);
     }
   }
 
+  get history() { return this.hooks.history; }
+
+  /** The events of step i that the session's history holds. */
+  stepEvents(i) {
+    const { first_seq: lo, last_seq: hi } = this.plan.steps[i];
+    const h = this.history;
+    const out = [];
+    for (let s = Math.max(lo, h.base); s <= Math.min(hi, h.head); s++) out.push(h.at(s));
+    return out;
+  }
+
+  /** Put the view where step `index` is: a step already run at its last event (as it was
+   *  left), the next step to run at the head of the run. */
+  place() {
+    const h = this.history;
+    const step = this.plan.steps[this.index];
+    const want = this.index < this.frontier ? step.last_seq : h.head;
+    if (h.view !== want) this.hooks.seek(want);
+  }
+
+  /** True while the page shows another branch than the lesson's. */
+  get exploring() { return this.plan != null && this.history.branch !== this.branch; }
+
+  /** sim:status: the branch changed (Explore, the branch picker, an action in the past). */
+  status() {
+    if (!this.plan || this.busy || this.exploring === this.off) return;
+    this.render();
+  }
+
+  /** Another branch's events were loaded (the branch picker): draw the player for it. */
+  branchLoaded() { if (this.plan && !this.busy) this.render(); }
+
+  /** "Explore from here": a free branch forked where the view is; the lesson's stays. */
+  async explore() {
+    const at = this.history.view;
+    const ack = await this.hooks.call("sim:fork", { at_seq: at });
+    if (!ack.ok) return ack;
+    this.hooks.forked(ack);
+    this.render();
+    return ack;
+  }
+
+  /** Back to the lesson's branch, at the step that was shown. */
+  async resume() {
+    this.busy = true; // the status of the switch comes before the branch's events
+    try {
+      await this.hooks.chooseBranch(this.branch);
+    } finally {
+      this.busy = false;
+    }
+    this.render();
+  }
+
+  renderExplore() {
+    this.root.replaceChildren();
+    html("h2", {}, this.plan.title, this.root);
+    const step = this.plan.steps[this.index];
+    html("p", { class: "lesson-branch", "data-testid": "lesson-branch" },
+      `Exploring freely on branch #${this.history.branch}: play, step and act as you like. ` +
+      `The lesson is on branch #${this.branch} (marked “lesson” in the branch list), ` +
+      `kept at step ${step.step} of ${step.of}.`, this.root);
+    const nav = html("div", { class: "lesson-nav" }, null, this.root);
+    const back = html("button", { type: "button", class: "primary", "data-testid": "lesson-return" },
+      `Back to the lesson (branch #${this.branch})`, nav);
+    back.addEventListener("click", () => this.resume());
+    this.hooks.highlight([]);
+  }
+
   render() {
+    this.off = this.exploring;
+    if (this.off) { this.renderExplore(); return; }
     const { plan, index } = this;
     const step = plan.steps[index];
+    const done = index < this.frontier;
+    const rec = this.records[index] ?? {};
+    this.place();
     this.root.replaceChildren();
     html("h2", {}, plan.title, this.root);
     if (index === 0 && plan.summary) markdown(plan.summary, html("p", { class: "lesson-summary" }, null, this.root));
@@ -96,25 +206,70 @@ export class LessonPlayer {
     this.hooks.highlight(step.highlight_keys);
     if (step.action) {
       html("p", { class: "lesson-action", "data-testid": "lesson-action" },
-        `Your action: ${step.action.prompt ?? `${step.action.name} ${shown(step.action.args ?? {})}`}`, this.root);
+        `${done ? "Action taken" : "Your action"}: ${step.action.prompt ?? `${step.action.name} ${shown(step.action.args ?? {})}`}`, this.root);
     }
     const q = step.question;
-    if (q) {
-      const form = html("fieldset", { class: "lesson-question", "data-testid": "lesson-question" }, null, this.root);
-      html("legend", {}, `Predict: ${q.ask}`, form);
-      if (q.choices) {
-        q.choices.forEach((c, i) => {
-          const label = html("label", {}, null, form);
-          html("input", { type: "radio", name: "lesson-answer", value: shown(c), "data-testid": `lesson-choice-${i}` }, null, label);
-          label.append(` ${typeof c === "string" ? c : shown(c)}`);
-        });
-      } else {
-        html("input", { type: "number", "data-testid": "lesson-number", "aria-label": "your answer" }, null, form);
-      }
+    if (q) this.renderQuestion(q, done ? rec.given : rec.draft, done);
+    if (done && q) this.renderVerdict(q, rec);
+    const nav = html("div", { class: "lesson-nav" }, null, this.root);
+    const back = html("button", { type: "button", "data-testid": "lesson-back", title: "The previous step, as it was (b)" }, "◀ Back", nav);
+    back.disabled = index === 0;
+    back.addEventListener("click", () => this.back());
+    if (done) {
+      const last = index + 1 >= plan.steps.length;
+      const next = html("button", { type: "button", class: "primary", "data-testid": "lesson-next", title: "n" },
+        last ? "Finish" : "Next step ▶", nav);
+      next.addEventListener("click", () => this.next());
+    } else {
+      const label = step.action ? "Do it and run" : q ? "Run and reveal" : "Run";
+      const run = html("button", { type: "button", class: "primary", "data-testid": "lesson-run", title: "n" }, label, nav);
+      run.addEventListener("click", () => this.run(run));
     }
-    const label = step.action ? "Do it and run" : q ? "Run and reveal" : "Run";
-    const run = html("button", { type: "button", class: "primary", "data-testid": "lesson-run" }, label, this.root);
-    run.addEventListener("click", () => this.run(run));
+    const explore = html("button", { type: "button", "data-testid": "lesson-explore",
+      title: "Fork a free branch here to play with; the lesson stays on its own branch" }, "Explore from here", nav);
+    explore.disabled = this.history.head < 0; // nothing revealed yet to fork from
+    explore.addEventListener("click", () => this.explore());
+    const link = html("button", { type: "button", "data-testid": "lesson-link", title: "Copy a link that opens this lesson at this step" }, "Copy link to this step", nav);
+    link.addEventListener("click", () => this.copyLink(link));
+  }
+
+  renderQuestion(q, value, locked) {
+    const form = html("fieldset", { class: "lesson-question", "data-testid": "lesson-question" }, null, this.root);
+    form.disabled = locked;
+    html("legend", {}, `Predict: ${q.ask}`, form);
+    const keep = () => { if (!locked) this.records[this.index] = { draft: this.given() }; };
+    if (q.choices) {
+      q.choices.forEach((c, i) => {
+        const label = html("label", {}, null, form);
+        const input = html("input", { type: "radio", name: "lesson-answer", value: shown(c), "data-testid": `lesson-choice-${i}` }, null, label);
+        input.checked = value !== undefined && same(value, c);
+        input.addEventListener("change", keep);
+        label.append(` ${typeof c === "string" ? c : shown(c)}`);
+      });
+    } else {
+      const input = html("input", { type: "number", "data-testid": "lesson-number", "aria-label": "your answer" }, null, form);
+      if (value !== undefined) input.value = String(value);
+      input.addEventListener("input", keep);
+    }
+  }
+
+  renderVerdict(q, rec) {
+    const box = html("div", { class: "lesson-verdict", "data-testid": "lesson-verdict" }, null, this.root);
+    if (!rec.event) {
+      box.textContent = "The model did not produce the deciding event on this page (was the run changed?)";
+      return;
+    }
+    const answer = rec.answer;
+    if (rec.given === undefined) {
+      html("strong", { "data-testid": "lesson-result" }, "Not answered here", box);
+    } else {
+      box.classList.add(rec.right ? "right" : "wrong");
+      html("strong", { "data-testid": "lesson-result" }, rec.right ? "✓ Right" : "✗ Not quite", box);
+    }
+    box.append(` — the model says ${typeof answer === "string" ? answer : shown(answer)}.`);
+    html("div", { class: "lesson-event", "data-testid": "lesson-event" }, `#${rec.event.seq} ${summarize(rec.event)}`, box);
+    html("p", { class: "lesson-why", "data-testid": "lesson-why" }, captionOf(rec.event), box);
+    if (q.explain) markdown(q.explain, html("p", {}, null, box));
   }
 
   given() {
@@ -137,41 +292,52 @@ export class LessonPlayer {
       const ack = await this.hooks.act(step.action.name, step.action.args ?? {});
       if (!ack.ok) { button.disabled = false; return; }
     }
-    while (this.lastSeq < step.last_seq) {
-      const count = Math.min(step.last_seq - this.lastSeq, MAX_STEP_COUNT);
+    const h = this.history;
+    while (h.head < step.last_seq) {
+      const count = Math.min(step.last_seq - h.head, MAX_STEP_COUNT);
       const ack = await this.hooks.call("sim:step", { count });
       if (!ack.ok || ack.revealed === 0) break;
-      this.lastSeq = Math.max(this.lastSeq, ack.last_seq);
     }
-    this.reveal(step, given);
+    this.records[this.index] = this.resolve(this.index, given);
+    this.frontier = this.index + 1;
+    this.render();
   }
 
-  reveal(step, given) {
-    const q = step.question;
-    if (q) {
-      const { kind, where, field } = q.answer;
-      const event = this.seen.find((e) => matches(e, kind, where));
-      const box = html("div", { class: "lesson-verdict", "data-testid": "lesson-verdict" }, null, this.root);
-      if (!event) {
-        box.textContent = "The model did not produce the deciding event on this page (was the run changed?)";
-      } else {
-        const answer = fieldValue(event, field);
-        const right = same(given, answer) || (typeof given === "number" && given === answer);
-        box.classList.add(right ? "right" : "wrong");
-        html("strong", { "data-testid": "lesson-result" }, right ? "✓ Right" : "✗ Not quite", box);
-        box.append(` — the model says ${typeof answer === "string" ? answer : shown(answer)}.`);
-        html("div", { class: "lesson-event", "data-testid": "lesson-event" }, `#${event.seq} ${summarize(event)}`, box);
-        html("p", { class: "lesson-why", "data-testid": "lesson-why" }, captionOf(event), box);
-        if (q.explain) markdown(q.explain, html("p", {}, null, box));
-      }
+  /** Step i's question answered `given` (undefined: not answered on this page), judged by
+   *  the deciding event among the step's events in the history. */
+  resolve(i, given) {
+    const q = this.plan.steps[i].question;
+    if (!q) return { given };
+    const { kind, where, field } = q.answer;
+    const event = this.stepEvents(i).find((e) => e && matches(e, kind, where));
+    if (!event) return { given };
+    const answer = fieldValue(event, field);
+    const right = given !== undefined && (same(given, answer) || (typeof given === "number" && given === answer));
+    return { given, event, answer, right };
+  }
+
+  back() {
+    if (!this.plan || this.index === 0) return;
+    this.index -= 1;
+    this.render();
+  }
+
+  next() {
+    if (!this.plan || this.index >= this.frontier) return;
+    if (this.index + 1 >= this.plan.steps.length) {
+      const title = this.plan.title;
+      this.close();
+      this.hooks.toast(`Lesson done: ${title}`);
+      return;
     }
-    const last = this.index + 1 >= this.plan.steps.length;
-    const next = html("button", { type: "button", "data-testid": "lesson-next" }, last ? "Finish" : "Next step", this.root);
-    next.addEventListener("click", () => {
-      if (last) { const title = this.plan.title; this.close(); this.hooks.toast(`Lesson done: ${title}`); return; }
-      this.index += 1;
-      this.seen = [];
-      this.render();
-    });
+    this.index += 1;
+    this.render();
+  }
+
+  /** What tests read (window.__gunyah.lesson). */
+  get state() {
+    if (!this.plan) return null;
+    return { file: this.file, index: this.index, frontier: this.frontier, branch: this.branch,
+      steps: this.plan.steps.map((s) => [s.first_seq, s.last_seq]) };
   }
 }

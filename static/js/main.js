@@ -146,7 +146,11 @@ const share = new Share({ send, history, controls, toast, session: () => view.se
   key: () => view.key });
 const lesson = new LessonPlayer($("lesson"), $("btn-lessons"), { call: (t, p) => controls.call(t, p),
   act: (a, args) => act(a, args), highlight: (keys) => diagram.highlight(keys), toast,
-  showPanel: () => { stage.present(false); stage.setPanels(true); } }); // the player is in the side panel
+  showPanel: () => { stage.present(false); stage.setPanels(true); }, // the player is in the side panel
+  history, seek: (seq) => bar.seek(seq), forked: (ack) => bar.afterAction(ack),
+  chooseBranch: (id) => bar.choose(id), labelBranch: (id, text) => bar.label(id, text) });
+share.lessonLink = () => lesson.link; // the address bar follows the lesson's step
+bar.onChosen = () => lesson.branchLoaded();
 
 function applySnapshot(snap) {
   // A load or reset's snapshot comes twice (its event and its ack): draw it once. `build`
@@ -194,7 +198,6 @@ on("sim:trace", (batch, ack) => {
   anim.serverNow(batch.now_ns);
   if (live) anim.add(events);
   timeline.push(events);
-  lesson.feed(events);
   inspector.outcome(events); // a queued action that ran says how it went
 
   hvcConsole.ingest(events);
@@ -208,6 +211,7 @@ function applyStatus(s) {
   view.eventsPerS = s.events_per_s ?? 0;
   bar.status(s);
   share.status(s);
+  lesson.status();
   if ("invariants" in s) invariants.update(s.invariants);
   if (s.now_ns != null) { view.now = Math.max(view.now, s.now_ns); anim.serverNow(s.now_ns); }
 }
@@ -259,7 +263,9 @@ async function hello() {
   const params = new URLSearchParams(location.search);
   const wanted = params.get("scenario");
   const newLink = firstHello && wanted && navigationType() === "navigate";
+  const lessonLink = firstHello && params.has("lesson");
   firstHello = false;
+  if (lessonLink) { await lesson.openLink(params); return; } // ?lesson=NAME&step=K
   // Resumed: the run is back as it was, unless this tab was just sent to a new link.
   if (ack.resume?.resumed && !newLink) {
     const pos = savedView();
@@ -344,6 +350,10 @@ Object.defineProperty(window, "__gunyah", {
     get shownSeqs() { return timeline.shownSeqs(); },
     get zoom() { return diagram.view.k; },
     get presenting() { return stage.presenting; },
+    get lesson() { return lesson.state; },
+    /** The stored events with seq in [from, to]: their seq and kind. */
+    eventKinds: (from, to) => history.events.filter((e) => e.seq >= from && e.seq <= to)
+      .map((e) => [e.seq, e.kind]),
     get trackWindowNs() { return diagram.tracks.span; },
     get trackKept() { return diagram.tracks.kept?.map((e) => e.seq) ?? []; },
     get keptSeqs() { return history.events.filter((e) => e.kind === "sched.switch" || e.kind === "virq.deliver")

@@ -51,6 +51,12 @@ export class Share {
   /** Keep this tab's URL a link to what it shows, so a reload (or the URL pasted in a new tab,
    *  long after the session expired) rebuilds the run at the same position, as a shared link. */
   syncUrl() {
+    const lesson = this.lessonLink?.(); // a lesson open: the link to its step
+    if (lesson) {
+      const url = new URL(lesson);
+      if (location.search !== url.search) window.history.replaceState(window.history.state, "", `${location.pathname}${url.search}`);
+      return;
+    }
     if (!this.run || this.replayOnly) return;
     const q = new URLSearchParams({ scenario: this.run.scenario, seed: String(this.run.seed),
       actions: encodeActions(this.run.actions) });

@@ -96,3 +96,180 @@ def test_every_lesson_marks_every_wrong_answer_wrong(page: Page, file: str) -> N
     verdicts = play(page, file, wrong_step=ALL_WRONG)
     assert verdicts and all(v.startswith("✗ Not quite") for v in verdicts)
     assert all("the model says" in v for v in verdicts)
+
+
+# Every visible diagram label and the queue/VM state the page mirrors: what "the diagram as
+# it was" means for a step (animations in flight, .fx, are left out).
+DIAGRAM_TEXT = """() => [...document.querySelectorAll('#diagram text')]
+  .filter((t) => !t.closest('.fx') && !t.closest('[visibility="hidden"]'))
+  .map((t) => t.textContent)"""
+
+
+def answer(page: Page, value) -> None:
+    """Pick ``value`` among the step's choices (or type it)."""
+    expect(page.get_by_test_id("lesson-question")).to_be_visible()
+    choices = page.get_by_test_id("lesson-question").locator("input[type=radio]")
+    if choices.count():
+        values = [json.loads(v) for v in choices.evaluate_all("els => els.map(e => e.value)")]
+        choices.nth(values.index(value)).check()
+    else:
+        page.get_by_test_id("lesson-number").fill(str(value))
+
+
+def seen(page: Page) -> dict:
+    """Everything the student sees of a step: count, view position, verdict, the chosen
+    answer, the marked log row, the diagram's labels, and the step's events."""
+    page.wait_for_timeout(300)  # the step's animations end
+    state = page.evaluate("() => window.__gunyah.lesson")
+    lo, hi = state["steps"][state["index"]]
+    verdict = page.get_by_test_id("lesson-verdict")
+    return {
+        "count": page.get_by_test_id("lesson-count").inner_text(),
+        "view": page.evaluate("() => window.__gunyah.viewSeq"),
+        "verdict": verdict.inner_text() if verdict.count() else None,
+        "checked": page.locator("input[name=lesson-answer]:checked").evaluate_all(
+            "els => els.map(e => e.value)"),
+        "events": page.evaluate("([lo, hi]) => window.__gunyah.eventKinds(lo, hi)", [lo, hi]),
+        "diagram": page.evaluate(DIAGRAM_TEXT),
+    }
+
+
+def test_back_shows_the_previous_step_exactly_and_forward_again_the_same(page: Page) -> None:
+    """Back walks the session's history (no new events are made), showing each step as
+    it was left: position, diagram, verdict and answer; Next comes back to the same."""
+    report = check(str(LESSONS / "02-message-queues.yaml"))
+    page.get_by_test_id("btn-lessons").click()
+    page.get_by_test_id("lesson-select").select_option("02-message-queues.yaml")
+    page.get_by_test_id("lesson-start").click()
+    shown_at = {}
+    for result in report.results[:3]:
+        expect(page.get_by_test_id("lesson-count")).to_contain_text(f"step {result.index + 1} of")
+        if result.event is not None:
+            answer(page, result.answer)
+        page.get_by_test_id("lesson-run").click()
+        expect(page.get_by_test_id("lesson-next")).to_be_visible()
+        shown_at[result.index] = seen(page)
+        page.get_by_test_id("lesson-next").click()
+    expect(page.get_by_test_id("lesson-count")).to_have_text("step 4 of 8")
+    head = page.evaluate("() => window.__gunyah.headSeq")
+    assert head == report.results[2].events[-1]["seq"]
+    # Step 3 and step 2, as they were left; nothing new is revealed.
+    for index in (2, 1):
+        page.get_by_test_id("lesson-back").click()
+        expect(page.get_by_test_id("lesson-count")).to_have_text(f"step {index + 1} of 8")
+        assert seen(page) == shown_at[index]
+        # Step 3 ended at the head; step 2 is in the past (the scrubber's view).
+        assert page.evaluate("() => window.__gunyah.live") is (index == 2)
+        assert page.evaluate("() => window.__gunyah.headSeq") == head
+    assert shown_at[2]["view"] == report.results[2].events[-1]["seq"]
+    assert shown_at[1]["checked"] == [json.dumps(report.results[1].answer)] or \
+        report.results[1].event is None
+    # The events each step showed are the checker's, by seq and kind.
+    for index, got in shown_at.items():
+        assert got["events"] == [[e["seq"], e["kind"]] for e in report.results[index].events]
+    # Forward again: the same steps, then the step not run yet at the head.
+    page.get_by_test_id("lesson-next").click()
+    expect(page.get_by_test_id("lesson-count")).to_have_text("step 3 of 8")
+    assert seen(page) == shown_at[2]
+    page.get_by_test_id("lesson-next").click()
+    expect(page.get_by_test_id("lesson-count")).to_have_text("step 4 of 8")
+    expect(page.get_by_test_id("lesson-run")).to_be_visible()
+    assert page.evaluate("() => window.__gunyah.live") is True
+    # ... and running it reveals the checker's events for step 4.
+    answer(page, report.results[3].answer)
+    page.get_by_test_id("lesson-run").click()
+    expect(page.get_by_test_id("lesson-result")).to_have_text("✓ Right")
+    got = seen(page)
+    assert got["events"] == [[e["seq"], e["kind"]] for e in report.results[3].events]
+
+
+def test_a_link_opens_a_lesson_at_a_step_with_the_run_there(page: Page) -> None:
+    """?lesson=NAME&step=K: the run is where step K starts (earlier steps' actions taken,
+    their answers resolved), the address bar follows the step shown, and the player's
+    link control gives that address."""
+    report = check(str(LESSONS / "02-message-queues.yaml"))
+    base = page.url.split("?")[0]
+    page.goto(f"{base}?lesson=02-message-queues.yaml&step=8")
+    expect(page.get_by_test_id("lesson-count")).to_have_text("step 8 of 8")
+    assert page.evaluate("() => window.__gunyah.headSeq") == report.results[6].events[-1]["seq"]
+    # Step 7 (an action and its answer) was taken on the way: Back shows it resolved.
+    page.get_by_test_id("lesson-back").click()
+    expect(page.get_by_test_id("lesson-count")).to_have_text("step 7 of 8")
+    expect(page.get_by_test_id("lesson-verdict")).to_contain_text(
+        "Not answered here — the model says ARGUMENT_SIZE.")
+    expect(page.get_by_test_id("lesson-event")).to_contain_text(
+        f"#{report.results[6].event['seq']} ")
+    page.wait_for_function("() => location.search.endsWith('step=7')")
+    page.get_by_test_id("lesson-link").click()
+    assert page.get_by_test_id("lesson-link").get_attribute("data-url") == \
+        f"{base}?lesson=02-message-queues.yaml&step=7"
+    page.get_by_test_id("lesson-next").click()
+    page.wait_for_function("() => location.search.endsWith('step=8')")
+    # Step 8 runs from there exactly as the checker ran it.
+    answer(page, report.results[7].answer)
+    page.get_by_test_id("lesson-run").click()
+    expect(page.get_by_test_id("lesson-result")).to_have_text("✓ Right")
+    expect(page.get_by_test_id("lesson-event")).to_contain_text(
+        f"#{report.results[7].event['seq']} ")
+    assert seen(page)["events"] == [[e["seq"], e["kind"]] for e in report.results[7].events]
+    # A reload of that address opens the same step again.
+    page.reload()
+    expect(page.get_by_test_id("lesson-count")).to_have_text("step 8 of 8")
+    expect(page.get_by_test_id("lesson-run")).to_be_visible()
+
+
+@pytest.mark.parametrize(("query", "said"), [
+    ("lesson=nope.yaml", "lesson: no lesson named 'nope.yaml'"),
+    ("lesson=02-message-queues.yaml&step=12", "step: 'Message queues: depth, thresholds, "
+                                             "PUSH and a full queue' has steps 1 to 8, not 12"),
+    ("lesson=02-message-queues.yaml&step=two", "step: 'two' is not of type 'integer'"),
+])
+def test_a_bad_lesson_link_says_why_and_offers_the_lessons(page: Page, query, said) -> None:
+    page.goto(f"{page.url.split('?')[0]}?{query}")
+    expect(page.get_by_test_id("lesson-error")).to_contain_text(said)
+    expect(page.get_by_test_id("lesson-select")).to_be_visible()
+    expect(page.get_by_test_id("lesson-start")).to_be_visible()
+
+
+def test_explore_forks_a_free_branch_and_the_lesson_waits_on_its_own(page: Page) -> None:
+    """Explore from here: a new branch at the view to play freely (the address bar is
+    its link); the page names the lesson's branch; back to the lesson, it is at the same
+    step with its run untouched, and the step runs as the checker ran it."""
+    report = check(str(LESSONS / "02-message-queues.yaml"))
+    page.get_by_test_id("btn-lessons").click()
+    page.get_by_test_id("lesson-select").select_option("02-message-queues.yaml")
+    page.get_by_test_id("lesson-start").click()
+    for result in report.results[:2]:
+        expect(page.get_by_test_id("lesson-count")).to_contain_text(f"step {result.index + 1} of")
+        if result.event is not None:
+            answer(page, result.answer)
+        page.get_by_test_id("lesson-run").click()
+        page.get_by_test_id("lesson-next").click()
+    expect(page.get_by_test_id("lesson-count")).to_have_text("step 3 of 8")
+    head = page.evaluate("() => window.__gunyah.headSeq")
+    page.get_by_test_id("lesson-explore").click()
+    expect(page.get_by_test_id("lesson-branch")).to_contain_text("Exploring freely on branch #1")
+    expect(page.get_by_test_id("lesson-branch")).to_contain_text("The lesson is on branch #0")
+    assert page.evaluate("() => window.__gunyah.branch") == 1
+    expect(page.get_by_test_id("branches").locator("option[value='0']")).to_contain_text("lesson")
+    page.wait_for_function("() => new URLSearchParams(location.search).has('scenario')")
+    # Play freely: step on and act on the free branch.
+    page.evaluate("document.activeElement?.blur()")
+    for _ in range(5):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function("h => window.__gunyah.headSeq >= h + 5", arg=head)
+    free = page.evaluate("([lo, hi]) => window.__gunyah.eventKinds(lo, hi)", [head + 1, head + 5])
+    checked = [[e["seq"], e["kind"]] for r in report.results for e in r.events]
+    assert free == [e for e in checked if head < e[0] <= head + 5]  # the same model, on
+    page.get_by_test_id("lesson-return").click()
+    expect(page.get_by_test_id("lesson-count")).to_have_text("step 3 of 8")
+    assert page.evaluate("() => window.__gunyah.branch") == 0
+    assert page.evaluate("() => window.__gunyah.headSeq") == head  # the lesson's run, untouched
+    page.wait_for_function("() => location.search.includes('lesson=')")
+    answer(page, report.results[2].answer)
+    page.get_by_test_id("lesson-run").click()
+    expect(page.get_by_test_id("lesson-result")).to_have_text("✓ Right")
+    expect(page.get_by_test_id("lesson-event")).to_contain_text(
+        f"#{report.results[2].event['seq']} ")
+    # The free branch is still there to go back to.
+    expect(page.get_by_test_id("branches").locator("option")).to_have_count(2)

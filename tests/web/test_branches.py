@@ -169,3 +169,41 @@ def test_imports_that_cannot_be_drawn_or_read_leave_the_session_as_it_was(app,
     assert status["ok"] and status["revealed"] == 3
     ack = call(socketio_client, "sim:action", {"action": "vm_stop", "args": {"vm": "VM_B"}})
     assert ack["ok"]  # still the live model, not a replay
+
+
+def test_fork_at_the_head_keeps_the_branch_left_as_it_was(socketio_client):
+    """sim:fork (a lesson's "explore from here"): a new branch at the head or at an older
+    event, nothing added to it yet; the branch left keeps its events and its future."""
+    call(socketio_client, "sim:hello")
+    main_events = step(socketio_client, 200)
+    head = main_events[-1]["seq"]
+    ack = call(socketio_client, "sim:fork", {})
+    assert ack["ok"], ack
+    assert ack["fork"] == {"from_branch": 0, "at_seq": head, "branch": 1}
+    assert call(socketio_client, "sim:events", {"from_seq": 0, "count": 20000})["events"] \
+        == main_events
+    free = step(socketio_client, 30)  # the free branch plays on from the head
+    assert free[0]["seq"] == head + 1
+    assert call(socketio_client, "sim:action", {"action": "vm_stop", "args": {"vm": "VM_B"}})["ok"]
+    step(socketio_client, 20)
+    # Back on branch 0 the run goes on exactly as the free branch first did (no action).
+    assert call(socketio_client, "sim:branch", {"id": 0})["ok"]
+    assert call(socketio_client, "sim:events", {"from_seq": 0, "count": 20000, "branch": 0}
+                )["events"] == main_events
+    assert step(socketio_client, 30) == free
+    older = main_events[100]["seq"]
+    ack = call(socketio_client, "sim:fork", {"at_seq": older})
+    assert ack["ok"] and ack["fork"] == {"from_branch": 0, "at_seq": older, "branch": 2}
+
+
+def test_fork_refuses_an_event_not_revealed_naming_the_field(socketio_client):
+    call(socketio_client, "sim:hello")
+    ack = call(socketio_client, "sim:fork", {})
+    assert ack["error"]["code"] == "NOT_FOUND" and ack["error"]["field"] == "at_seq"
+    step(socketio_client, 10)
+    for payload, code in (({"at_seq": 10_000}, "NOT_FOUND"), ({"at_seq": -1}, "INVALID_ARGUMENT"),
+                          ({"at": 3}, "UNKNOWN_FIELD")):
+        ack = call(socketio_client, "sim:fork", payload)
+        assert not ack["ok"] and ack["error"]["code"] == code, ack
+        assert ack["error"]["field"] == next(iter(payload)), ack
+    assert call(socketio_client, "sim:branches")["branches"][0]["head_seq"] >= 9
