@@ -35,8 +35,8 @@ __all__ = [
 ]
 
 # The module paths from before the grouping still import, as the same module objects
-# (``gunyah_core.ipc.msgq`` is ``gunyah_core.ipc.msgq``). ``gunyah_core.vm.vm`` is now the
-# package; ``from gunyah_core.vm.vm import Vm`` still works through its re-export.
+# (``gunyah_core.msgq`` is ``gunyah_core.ipc.msgq``). ``gunyah_core.vm`` is now the
+# package; ``from gunyah_core.vm import Vm`` still works through its re-export.
 FORMER_PATHS = {
     "engine": "core.engine", "trace": "core.trace", "scheduler": "core.scheduler",
     "cspace": "core.cspace", "kobject": "core.kobject", "hypercalls": "core.hypercalls",

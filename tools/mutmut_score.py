@@ -114,13 +114,13 @@ EQUIVALENT: dict[str, str] = {
         "(Hypervisor.create_msgq) passes both ends",
     "gunyah_core.ipc.msgq.xǁMsgqǁ__init____mutmut_2":
         'receiver default "" -> "XXXX": never used, as above',
-    "gunyah_core.vm.vm.vic.xǁVicǁ__init____mutmut_1":
+    "gunyah_core.vm.vic.xǁVicǁ__init____mutmut_1":
         "KObject oid None: nothing reads a VIC's oid (no VIC capability is handed out)",
-    "gunyah_core.vm.vm.vic.xǁVicǁ__init____mutmut_2":
+    "gunyah_core.vm.vic.xǁVicǁ__init____mutmut_2":
         "KObject name None: nothing reads it; the VIC keeps vm_name in its own field",
-    "gunyah_core.vm.vm.vic.xǁVicǁeoi__mutmut_10":
+    "gunyah_core.vm.vic.xǁVicǁeoi__mutmut_10":
         "edge_only=False -> None: assert_source only tests its truth",
-    "gunyah_core.vm.vm.vic.xǁVicǁunbind__mutmut_5":
+    "gunyah_core.vm.vic.xǁVicǁunbind__mutmut_5":
         "table.pop(virq, None) -> pop(virq): a source bound here has virq in all three "
         "tables (bind fills them together), so the default is never used",
 }

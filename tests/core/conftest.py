@@ -19,8 +19,8 @@ from gunyah_core import Hypervisor
 from gunyah_core.consts import SCHEDULER_DEFAULT_PRIORITY, SCHEDULER_DEFAULT_TIMESLICE_NS
 from gunyah_core.errors import HypResult
 from gunyah_core.guest.programs import PROGRAMS
-from gunyah_core.vm.vm.vcpu import Vcpu
-from gunyah_core.vm.vm.vm import Vm
+from gunyah_core.vm.vcpu import Vcpu
+from gunyah_core.vm.vm import Vm
 
 if "MUTANT_UNDER_TEST" in os.environ:  # set by mutmut (`make mutate`, docs/testing.md)
     # A failing example is enough to kill a mutant: no shrinking, no shared database. No

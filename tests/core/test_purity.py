@@ -57,12 +57,12 @@ def test_the_model_is_grouped_by_subsystem() -> None:
 
 
 def test_former_flat_module_paths_import_the_same_modules() -> None:
-    from gunyah_core.ipc.msgq import Msgq as FormerMsgq
+    from gunyah_core.msgq import Msgq as FormerMsgq
 
     import gunyah_core
     from gunyah_core.ipc.msgq import Msgq
-    from gunyah_core.vm.vm import Vm
-    from gunyah_core.vm.vm.vm import Vm as VmClass
+    from gunyah_core.vm import Vm
+    from gunyah_core.vm.vm import Vm as VmClass
 
     assert FormerMsgq is Msgq and Vm is VmClass
     for old, new in gunyah_core.FORMER_PATHS.items():

@@ -18,7 +18,7 @@ from gunyah_core.exporters.jsonl import JsonlWriter
 from gunyah_core.rm.messages import RmError, RmMessageId, VmAuthType, VmState
 from gunyah_core.rm.payloads import VmConfigImageReq, VmidReq, VmStopReq
 from gunyah_core.rm.vm_mgnt import RESET_STAGE_NS, RESET_STAGES
-from gunyah_core.vm.vm.vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_WFI
+from gunyah_core.vm.vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_WFI
 from tests.core.conftest import seedless
 from tests.core.rm_support import run_for, sim_of
 

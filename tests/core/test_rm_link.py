@@ -14,7 +14,7 @@ from typing import Any
 from gunyah_core import Simulation, load
 from gunyah_core.consts import MSGQUEUE_SEND_FLAG_PUSH
 from gunyah_core.rm.messages import RmError, RmMessageId
-from gunyah_core.vm.vm.vcpu import BLOCK_VCPU_WFI
+from gunyah_core.vm.vcpu import BLOCK_VCPU_WFI
 from tests.core.rm_support import run_for, sim_of
 
 MS = 1_000_000

@@ -15,7 +15,7 @@ from gunyah_core.guest.programs import mem
 from gunyah_core.rm.mem_payloads import MemLendReq
 from gunyah_core.rm.messages import RmError, RmMessageId
 from gunyah_core.rm.sharing import MESSAGE_VALUE
-from gunyah_core.vm.vm.vcpu import BLOCK_VCPU_WFI
+from gunyah_core.vm.vcpu import BLOCK_VCPU_WFI
 
 MS = 1_000_000
 PAGE = 4096

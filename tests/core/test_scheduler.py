@@ -16,8 +16,8 @@ from gunyah_core.consts import (
     ThreadRights,
 )
 from gunyah_core.guest.programs import Guest, sleep, work
-from gunyah_core.vm.vm.vcpu import Vcpu
-from gunyah_core.vm.vm.vic import VirqSource
+from gunyah_core.vm.vcpu import Vcpu
+from gunyah_core.vm.vic import VirqSource
 from tests.core.conftest import MS, US, add_vm, hvc, run_until, set_program, start
 
 SLICE = 1 * MS

@@ -6,7 +6,7 @@ from gunyah_core import Hypervisor, Simulation, load
 from gunyah_core.consts import SCHEDULER_DEFAULT_TIMESLICE_NS, Error
 from gunyah_core.guest.programs import PROGRAMS, Guest, work
 from gunyah_core.guest.vmm import ProxyVmm
-from gunyah_core.vm.vm.vcpu import BLOCK_VCPU_RUN
+from gunyah_core.vm.vcpu import BLOCK_VCPU_RUN
 from tests.core.conftest import MS, US, add_vm, hvc, run_until, start
 
 

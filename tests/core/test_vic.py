@@ -7,7 +7,7 @@ import pytest
 from gunyah_core import Hypervisor
 from gunyah_core.consts import Error
 from gunyah_core.errors import HypError
-from gunyah_core.vm.vm.vic import EDGE, LEVEL, VirqSource
+from gunyah_core.vm.vic import EDGE, LEVEL, VirqSource
 from tests.core.conftest import MS, US, add_vm, project, run_until, set_program, start
 
 
