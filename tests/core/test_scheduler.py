@@ -382,7 +382,7 @@ def test_a_preempted_directed_yield_resumes_when_the_caller_is_picked(hyp: Hyper
                        # on its own (untouched) slice, then P.0's turn comes.
                        (t_back + left, "P.1", "P.1", "timeslice", SLICE),
                        (t_back + left + SLICE, "P.1", "P.0", "timeslice", SLICE)]
-    assert t_back >= 400 * US + BURST_NS
+    assert t_back == 400 * US + SIM_CONTEXT_SWITCH_NS + BURST_NS  # switched in, its burst
 
 
 def test_timeslice_limits_at_and_one_past_each_end(hyp: Hypervisor) -> None:
