@@ -288,7 +288,7 @@ class PcpuScheduler:
                 target.slice_left = left
         if expired:
             caller.slice_left = caller.timeslice_ns
-        self._stop_target(run, state, block, removed=was_running)
+        self._stop_target(run, state, block)
         caller.blocked.discard(run.caller_block)
         if was_running:
             prev = target
@@ -306,11 +306,13 @@ class PcpuScheduler:
         else:
             self._switch(caller, f"{run.kind}:return", prev=prev)
 
-    def _stop_target(self, run: ProxyRun, state: VcpuRunState | None, block: str | None,
-                     removed: bool) -> None:
+    def _stop_target(self, run: ProxyRun, state: VcpuRunState | None,
+                     block: str | None) -> None:
         """The yield is over for its target: a vcpu_run target is parked again and the
         call's result set (traced as ``vcpu.run`` exit); a yield target keeps its place
-        in its run list and its own slice."""
+        in its run list and its own slice. A vcpu_run target is in no run list: it
+        enters none when it is donated to (``donate``) nor when the yield is suspended
+        (``_preempt_yield``)."""
         target, caller = run.target, run.caller
         if run.kind == KIND_YIELD_TO:
             target.slice_left = run.own_slice
@@ -320,8 +322,6 @@ class PcpuScheduler:
             else:
                 target.set_state("ready", f"{KIND_YIELD_TO}:end")
             return
-        if not removed:
-            self._remove(target)
         target.blocked.add(BLOCK_VCPU_RUN)
         outcome = (vcpu_run.result(state) if state is not None else
                    vcpu_run.state_of_stopped(target, BLOCK_VCPU_OFF, BLOCK_VCPU_WFI))
@@ -379,7 +379,7 @@ class PcpuScheduler:
         vIRQ (H-SRC ``scheduler_fprr_handle_vcpu_wakeup`` clears ``scheduler_yielding``)
         or it blocks; a vcpu_run then returns READY when the caller runs."""
         run, caller.yielding = caller.yielding, None
-        self._stop_target(run, VcpuRunState.READY, None, removed=False)
+        self._stop_target(run, VcpuRunState.READY, None)
 
     # -- the context switch --------------------------------------------------------------
     def _switch_out(self, vcpu: Vcpu, head: bool | None, fresh: bool = False) -> None:

@@ -780,3 +780,60 @@ def test_a_vcpu_run_caller_powered_off_lets_the_run_go_on() -> None:
     assert [(e["kind"], e["vcpu"], e["state"], e["reason"]) for e in sim.hyp.trace.take()] == [
         ("vcpu.state", "HLOS.0", "off", "poweroff")]
     assert sim.hyp.pcpus[0].current.id == "Guest.0"
+
+
+def test_a_thread_preempted_in_a_later_slice_keeps_what_is_left_of_that_slice(
+        hyp: Hypervisor) -> None:
+    """B's slice starts at 1 ms (A's expired): U preempts it at 1.3 ms, so B goes back to
+    the head with the 700 us left of *that* slice (H-SRC scheduler_fprr.c update_timeslice:
+    timeout - curticks, timeout = schedtime + active_timeslice). Every vcpu.state event
+    pinned with its reason: queued at power-on, ready by timeslice, ready by preemption."""
+    a, b = spinners(hyp, "A", "B")
+    urgent = add_vm(hyp, "U", (0,), priority=40)
+    urgent.guest = Burst(urgent, {})
+    start(hyp, a, b)
+    hyp.engine.schedule(1300 * US, hyp.power_on, urgent.vcpus[0])
+    events = hyp.trace.take() + run_until(hyp, 3 * MS)
+    t_back = 1300 * US + SIM_CONTEXT_SWITCH_NS + BURST_NS
+    assert [(e["t"], e["prev"], e["next"], e["reason"], e["slice_ns"], e["prev_left_ns"])
+            for e in events if e["kind"] == "sched.switch"] == [
+        (0, None, "A.0", "wake:vcpu_off", SLICE, None),
+        (SLICE, "A.0", "B.0", "timeslice", SLICE, SLICE),
+        (1300 * US, "B.0", "U.0", "preempt", SCHEDULER_DEFAULT_TIMESLICE_NS, 700 * US),
+        (t_back, "U.0", "B.0", "block:vcpu_wfi", 700 * US,
+         SCHEDULER_DEFAULT_TIMESLICE_NS - SIM_CONTEXT_SWITCH_NS - BURST_NS),
+        (t_back + 700 * US, "B.0", "A.0", "timeslice", SLICE, SLICE)]
+    assert [(e["t"], e["vcpu"], e["state"], e["reason"]) for e in events
+            if e["kind"] == "vcpu.state"] == [
+        (0, "A.0", "running", "wake:vcpu_off"), (0, "B.0", "ready", "vcpu_off"),
+        (SLICE, "A.0", "ready", "timeslice"), (SLICE, "B.0", "running", "timeslice"),
+        (1300 * US, "B.0", "ready", "preempt"), (1300 * US, "U.0", "running", "preempt"),
+        (t_back, "U.0", "wfi", "vcpu_wfi"), (t_back, "B.0", "running", "block:vcpu_wfi"),
+        (t_back + 700 * US, "B.0", "ready", "timeslice"),
+        (t_back + 700 * US, "A.0", "running", "timeslice")]
+
+
+def test_after_a_yield_alone_the_fresh_slice_counts_from_the_yield(hyp: Hypervisor) -> None:
+    """scheduler_yield with nothing else to run: H-SRC scheduler_fprr.c scheduler_yield sets
+    active_timeslice = 0, scheduler_schedule -> get_next_target -> update_timeslice finds
+    it expired and resets it (reset_sched_params), and schedtime = now. So the slice is
+    fresh *from the yield*: preempted 300 us later, A keeps exactly SLICE - 300 us (not
+    what was left before the yield, not a whole fresh slice)."""
+    (a,) = spinners(hyp, "A")
+    urgent = add_vm(hyp, "U", (0,), priority=40)
+    urgent.guest = Burst(urgent, {})
+    start(hyp, a)
+    run_until(hyp, 600 * US)
+    t_yield = hyp.engine.now
+    assert hvc(hyp, a.vcpus[0], "scheduler_yield", control=0).ok
+    # It runs on: no switch, only the hvc.
+    assert [e["kind"] for e in hyp.trace.take() if e["t"] == t_yield] == ["hvc"]
+    hyp.engine.schedule(300 * US, hyp.power_on, urgent.vcpus[0])
+    events = run_until(hyp, 3 * MS)
+    t_back = t_yield + 300 * US + SIM_CONTEXT_SWITCH_NS + BURST_NS
+    assert [(e["t"], e["prev"], e["next"], e["reason"], e["slice_ns"], e["prev_left_ns"])
+            for e in events if e["kind"] == "sched.switch"] == [
+        (t_yield + 300 * US, "A.0", "U.0", "preempt", SCHEDULER_DEFAULT_TIMESLICE_NS,
+         SLICE - 300 * US),
+        (t_back, "U.0", "A.0", "block:vcpu_wfi", SLICE - 300 * US,
+         SCHEDULER_DEFAULT_TIMESLICE_NS - SIM_CONTEXT_SWITCH_NS - BURST_NS)]

@@ -169,6 +169,27 @@ def test_an_equal_priority_wake_waits_for_the_callers_slice_and_a_higher_one_pre
     assert runs[:6] == [(seq[1][0], "enter", "running"), (OWNER_SLICE, "exit", "READY"),
                         (seq[4][0], "enter", "running"), (2500 * US, "preempted", "running"),
                         (t_back, "resume", "running"), (t_back + left, "exit", "READY")]
+    # What the outgoing thread keeps (prev_left_ns): the guest is charged as its caller,
+    # so it leaves with the caller's rest: 0 when that slice ran out, 500 us when High
+    # preempted it (H-SRC scheduler_fprr.c update_timeslice on the active thread).
+    assert [e["prev_left_ns"] for e in events if e["kind"] == "sched.switch"][:8] == [
+        None, OWNER_SLICE - seq[1][0], 0, OWNER_SLICE, 3 * OWNER_SLICE - seq[4][0], left,
+        SCHEDULER_DEFAULT_TIMESLICE_NS - SIM_CONTEXT_SWITCH_NS - BURST_NS, 0]
+    # Mid, woken during the call, waits "ready" (woken from off); Owner, its slice used
+    # up with Mid waiting, goes "ready" by timeslice (to the tail); preempted by High, by
+    # preemption; picked again, it is back in its vcpu_run.
+    assert [(e["t"], e["vcpu"], e["state"], e["reason"]) for e in events
+            if e["kind"] == "vcpu.state" and e["vcpu"] in ("Mid.0", "Owner.0")][:10] == [
+        (0, "Owner.0", "running", "wake:vcpu_off"),
+        (seq[1][0], "Owner.0", "vcpu_run", "vcpu_run_caller"),
+        (400 * US, "Mid.0", "ready", "vcpu_off"),
+        (OWNER_SLICE, "Owner.0", "ready", "timeslice"),
+        (OWNER_SLICE, "Mid.0", "running", "timeslice"),
+        (2 * OWNER_SLICE, "Mid.0", "ready", "timeslice"),
+        (2 * OWNER_SLICE, "Owner.0", "running", "timeslice"),
+        (seq[4][0], "Owner.0", "vcpu_run", "vcpu_run_caller"),
+        (2500 * US, "Owner.0", "ready", "preempt"),
+        (t_back, "Owner.0", "vcpu_run", "vcpu_run:resume")]
 
 
 def test_a_virq_for_the_preempted_caller_ends_its_suspended_vcpu_run():
