@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from gunyah_core import Hypervisor, Simulation, load
-from gunyah_core.consts import SCHEDULER_DEFAULT_TIMESLICE_NS, SIM_CONTEXT_SWITCH_NS, Error
+from gunyah_core.consts import (
+    SCHEDULER_DEFAULT_TIMESLICE_NS,
+    SIM_CONTEXT_SWITCH_NS,
+    Error,
+    ThreadRights,
+)
 from gunyah_core.guests import PROGRAMS, Guest, work
 from gunyah_core.vcpu import BLOCK_VCPU_RUN
 from gunyah_core.vmm import ProxyVmm
@@ -210,21 +217,30 @@ def test_a_virq_for_the_preempted_caller_ends_its_suspended_vcpu_run():
     assert (call["t"], call["ret"]["state"]) == (back["t"], "READY")
 
 
-def test_a_yield_by_the_proxied_vcpu_ends_the_vcpu_run_with_ready():
+@pytest.mark.parametrize("hint", [0, 1])
+def test_a_yield_by_the_proxied_vcpu_ends_the_vcpu_run_with_ready(hint: int):
     """scheduler_yield from the target of a directed yield ends it (H-SRC scheduler_fprr.c
-    scheduler_yield: end_directed_yield(yielded_from)); the target is still runnable,
-    so vcpu_run returns READY (vcpu_run.c hypercall_vcpu_run)."""
+    scheduler_yield: end_directed_yield(yielded_from); hint 1 back to the thread that
+    yielded to it: scheduler_yield_to, yielded_from == target, the same). The target is
+    still runnable, so vcpu_run returns READY (vcpu_run.c hypercall_vcpu_run), and the
+    caller runs on with the rest of its slice (not discarded: it did not yield)."""
     hyp, *_ = owner_machine()
     run_until(hyp, 200 * US)
     guest = hyp.vms["Guest"].vcpus[0]
+    owner = hyp.vms["Owner"].vcpus[0]
     assert hyp.pcpus[0].current is guest
     now = hyp.engine.now
-    assert hvc(hyp, guest, "scheduler_yield", control=0).ok
+    args = {"control": hint}
+    if hint == 1:
+        args["arg1"] = hyp.vms["Guest"].cspace.create(owner, ThreadRights.YIELD_TO)
+        hyp.trace.take()
+    assert hvc(hyp, guest, "scheduler_yield", **args).ok
     events = hyp.trace.take()
     assert [(e["t"], e["stage"], e["state"]) for e in events if e["kind"] == "vcpu.run"] == [
         (now, "exit", "READY")]
-    assert [(e["prev"], e["next"], e["reason"]) for e in events
-            if e["kind"] == "sched.switch"] == [("Guest.0", "Owner.0", "vcpu_run:return")]
+    assert [(e["prev"], e["next"], e["reason"], e["slice_ns"]) for e in events
+            if e["kind"] == "sched.switch"] == [
+        ("Guest.0", "Owner.0", "vcpu_run:return", OWNER_SLICE - now)]
 
 
 def test_the_hvc_event_of_vcpu_run_comes_when_the_call_returns_with_its_result():
