@@ -53,9 +53,11 @@ class PcpuScheduler:
         self.slice_start = 0
         # One lazily kept expiry event: it may be due before the current slice really
         # ends (then it re-arms itself); switches only move it when the end is earlier.
+        # ``slice_end`` is the current thread's; read only while there is one (every
+        # ``_switch`` to a thread sets it through ``_arm``).
         self.expiry: list | None = None
         self.expiry_due = 0
-        self.slice_end: int | None = None
+        self.slice_end = 0
         self.proxy: ProxyRun | None = None  # a vcpu_run in progress here
 
     # -- run lists -------------------------------------------------------------------
@@ -128,9 +130,9 @@ class PcpuScheduler:
             # scheduler_fprr.c update_timeslice: timeout <= now resets the slice;
             # get_next_target then queues it with add_to_runqueue at the tail).
             expired = cur.slice_left <= self.engine.now - self.slice_start
-            self._switch_out(cur, head=not expired, fresh=expired)
             if expired:
                 cur.slice_left = cur.timeslice_ns
+            self._switch_out(cur, head=not expired, fresh=expired)
             self._switch(vcpu, REASON_PREEMPT, prev=cur)
         else:
             vcpu.set_state("ready", reason)
@@ -144,11 +146,12 @@ class PcpuScheduler:
             self.end_proxy(None, block=reason)  # the target cannot continue: say why
             return
         if vcpu is self.current:
-            self._switch_out(vcpu, head=None, reason=reason)
+            self._switch_out(vcpu, head=None)
+            vcpu.set_state(STATE_OF_BLOCK[reason], reason)
             self._switch(self._pop_highest(), f"{REASON_BLOCK}:{reason}", prev=vcpu)
         else:
             self._remove(vcpu)
-            vcpu.set_state(STATE_OF_BLOCK.get(reason, "blocked"), reason)
+            vcpu.set_state(STATE_OF_BLOCK[reason], reason)
 
     def yield_(self, vcpu: Vcpu) -> None:
         """scheduler_yield hint 0 (H-SRC scheduler_fprr.c ``scheduler_yield``; facts §7.1).
@@ -197,7 +200,8 @@ class PcpuScheduler:
             return
         self.proxy = run = ProxyRun(caller, target, KIND_YIELD_TO, target.slice_left)
         caller.blocked.add(run.caller_block)
-        self._switch_out(caller, head=None, reason=run.caller_block)
+        self._switch_out(caller, head=None)
+        caller.set_state(STATE_OF_BLOCK[run.caller_block], run.caller_block)
         target.slice_left = caller.slice_left
         self._switch(target, REASON_YIELD_TO, prev=caller)
 
@@ -232,7 +236,7 @@ class PcpuScheduler:
     def _expire(self) -> None:
         cur = self.current
         self.expiry = None
-        if cur is None or self.slice_end is None:
+        if cur is None:
             return
         if self.engine.now < self.slice_end:  # an early expiry: the slice goes on
             self._arm(self.slice_end)
@@ -254,7 +258,8 @@ class PcpuScheduler:
         self.proxy = ProxyRun(caller, target)
         trace_run(self, self.proxy, "enter", "running")
         caller.blocked.add(BLOCK_PROXY_CALLER)
-        self._switch_out(caller, head=None, reason=BLOCK_PROXY_CALLER)
+        self._switch_out(caller, head=None)
+        caller.set_state(STATE_OF_BLOCK[BLOCK_PROXY_CALLER], BLOCK_PROXY_CALLER)
         target.sched, target.affinity = self, self.index
         target.slice_left = caller.slice_left
         target.blocked.discard(BLOCK_VCPU_RUN)
@@ -276,7 +281,6 @@ class PcpuScheduler:
         was_running = self.current is target
         if was_running:
             left = max(0, target.slice_left - (self.engine.now - self.slice_start))
-            self.slice_end = None
             self.executor.suspend(target)
             self.current = None
             caller.slice_left = left
@@ -284,7 +288,7 @@ class PcpuScheduler:
                 target.slice_left = left
         if expired:
             caller.slice_left = caller.timeslice_ns
-        self._stop_target(run, state, block, removed=was_running)
+        self._stop_target(run, state, block)
         caller.blocked.discard(run.caller_block)
         if was_running:
             prev = target
@@ -302,22 +306,22 @@ class PcpuScheduler:
         else:
             self._switch(caller, f"{run.kind}:return", prev=prev)
 
-    def _stop_target(self, run: ProxyRun, state: VcpuRunState | None, block: str | None,
-                     removed: bool) -> None:
+    def _stop_target(self, run: ProxyRun, state: VcpuRunState | None,
+                     block: str | None) -> None:
         """The yield is over for its target: a vcpu_run target is parked again and the
         call's result set (traced as ``vcpu.run`` exit); a yield target keeps its place
-        in its run list and its own slice."""
+        in its run list and its own slice. A vcpu_run target is in no run list: it
+        enters none when it is donated to (``donate``) nor when the yield is suspended
+        (``_preempt_yield``)."""
         target, caller = run.target, run.caller
         if run.kind == KIND_YIELD_TO:
             target.slice_left = run.own_slice
             if block is not None:
                 self._remove(target)
-                target.set_state(STATE_OF_BLOCK.get(block, "blocked"), block)
+                target.set_state(STATE_OF_BLOCK[block], block)
             else:
                 target.set_state("ready", f"{KIND_YIELD_TO}:end")
             return
-        if not removed:
-            self._remove(target)
         target.blocked.add(BLOCK_VCPU_RUN)
         outcome = (vcpu_run.result(state) if state is not None else
                    vcpu_run.state_of_stopped(target, BLOCK_VCPU_OFF, BLOCK_VCPU_WFI))
@@ -338,7 +342,6 @@ class PcpuScheduler:
         run, self.proxy = self.proxy, None
         target, caller = run.target, run.caller
         caller.slice_left = max(0, target.slice_left - (self.engine.now - self.slice_start))
-        self.slice_end = None
         self.executor.suspend(target)
         self.current = None
         target.slice_left = run.own_slice if run.kind == KIND_YIELD_TO else caller.slice_left
@@ -376,21 +379,18 @@ class PcpuScheduler:
         vIRQ (H-SRC ``scheduler_fprr_handle_vcpu_wakeup`` clears ``scheduler_yielding``)
         or it blocks; a vcpu_run then returns READY when the caller runs."""
         run, caller.yielding = caller.yielding, None
-        self._stop_target(run, VcpuRunState.READY, None, removed=False)
+        self._stop_target(run, VcpuRunState.READY, None)
 
     # -- the context switch --------------------------------------------------------------
-    def _switch_out(self, vcpu: Vcpu, head: bool | None, reason: str = "",
-                    fresh: bool = False) -> None:
-        """Stop ``vcpu``; requeue it at the head (preempted) or tail, or not (blocked)."""
+    def _switch_out(self, vcpu: Vcpu, head: bool | None, fresh: bool = False) -> None:
+        """Stop ``vcpu``; requeue it at the head (preempted) or tail, or not (``head``
+        None: it blocks, and the caller sets its blocked state)."""
         now = self.engine.now
         if not fresh:
             vcpu.slice_left = max(0, vcpu.slice_left - (now - self.slice_start))
-        self.slice_end = None
         self.executor.suspend(vcpu)
         self.current = None
-        if head is None:
-            vcpu.set_state(STATE_OF_BLOCK.get(reason, "blocked"), reason)
-        else:
+        if head is not None:
             vcpu.set_state("ready", REASON_PREEMPT if head else REASON_TIMESLICE)
             self._push(vcpu, head)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gunyah_core.consts import DOORBELL_FLAGS_MASK, Error
+from gunyah_core.rm.overlay import hypervisor_node
 from tests.core.conftest import Pair, capid, make_pair, project
 
 SRC = "doorbell:bell"
@@ -223,3 +224,22 @@ def test_mask_enabling_a_set_flag_asserts_then_auto_clears_the_ack_bits() -> Non
     assert mask(p, enable=0x1, ack=0x2).ok
     assert project(p.take(), "source", kinds=VIRQ_KINDS) == [("virq.assert", SRC)]
     assert p.hyp.doorbells["bell"].flags == 0x1
+
+
+def test_every_bell_event_names_both_ends_and_the_overlay_labels_it_by_its_oid() -> None:
+    """A doorbell knows its two VMs to the end: send, receive, mask and its destruction
+    name sender and receiver. Its oid is its DT label in the RM's overlay (rm/overlay.py,
+    ``label``), the object made right after the pair's queue."""
+    p = bell_pair()
+    hyp = p.hyp
+    bell = hyp.doorbells["bell"]
+    assert bell.oid == hyp.msgqs["q"].oid + 1
+    node = hypervisor_node(hyp, p.b).split(f"bell@{capid(p.b, 'bell:rx'):x} {{")[1]
+    assert node.split("};")[0].count(f"label = <{bell.oid}>;") == 2  # qcom,label and label
+    p.take()
+    assert ring(p, 1).ok and take_flags(p, 1).ok and mask(p, ALL, 0).ok
+    hyp.destroy_object(bell)
+    assert project(p.take(), "src", "dst", kinds={"bell.send", "bell.recv", "bell.mask",
+                                                  "obj.destroy"}) == [
+        ("bell.send", "VM_A", "VM_B"), ("bell.recv", "VM_A", "VM_B"),
+        ("bell.mask", "VM_A", "VM_B"), ("obj.destroy", "VM_A", "VM_B")]

@@ -151,9 +151,16 @@ def test_receive_only_cap_cannot_send_in_pingpong() -> None:
 def test_user_action_with_unknown_capid() -> None:
     sim = Simulation(load("msgq-pingpong"))
     sim.run(until_ns=100 * US)
+    cs = sim.hyp.vms["VM_A"].cspace
+    assert (123456789 ^ cs._base) % cs._mult  # premise (the preset's seed): it does not decode
     ack = sim.act("msgq_receive", {"vm": "VM_A", "msgq": "B_to_A", "capid": 123456789})
     event = _hvc_for_action(sim.run(until_ns=1 * MS), ack["action_id"])
-    assert event["result"] in ("CSPACE_CAP_NULL", "ARGUMENT_INVALID")
+    assert event["result"] == "ARGUMENT_INVALID"  # facts §1.2 step 2
+    # A number that decodes to an empty slot of VM_A's CSpace is CSPACE_CAP_NULL instead.
+    empty = cs._encode(len(cs._slots))
+    ack = sim.act("msgq_receive", {"vm": "VM_A", "msgq": "B_to_A", "capid": empty})
+    event = _hvc_for_action(sim.run(until_ns=2 * MS), ack["action_id"])
+    assert event["result"] == "CSPACE_CAP_NULL"  # facts §1.2 step 3
 
 
 def test_user_action_send_with_the_right_cap_succeeds() -> None:

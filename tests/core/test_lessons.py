@@ -22,6 +22,7 @@ from gunyah_core.teaching.lessons import (
     page_plan,
     parse_lesson,
 )
+from tests.core.conftest import US
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((REPO / "lessons").glob("*.yaml"))
@@ -108,11 +109,15 @@ def test_foreign_capid_in_the_capabilities_lesson_is_vm_as():
     assert report.results[1].answer == "ARGUMENT_INVALID"
 
 
-def test_answers_are_deterministic():
-    path = str(REPO / "lessons" / "07-proxy-scheduling.yaml")
-    first, second = check(path), check(path)
-    assert [(r.answer, r.event) for r in first.results] == [
-        (r.answer, r.event) for r in second.results]
+def test_proxy_scheduling_answers_are_the_ones_the_lesson_teaches():
+    """Each answer pinned, with the event it comes from (not one run against another):
+    pCPU 0, what is left of HLOS's 1 ms slice after its 4 us, READY when the slice ends
+    mid-handler, EXPECTS_WAKEUP once the guest waits, and the wakeup vIRQ goes to HLOS."""
+    report = check(str(REPO / "lessons" / "07-proxy-scheduling.yaml"))
+    assert [(r.answer, r.event["kind"], r.event["t"]) for r in report.results] == [
+        (0, "vcpu.run", 35 * US), (996 * US, "sched.switch", 35 * US),
+        ("READY", "hvc", 1031 * US), ("EXPECTS_WAKEUP", "hvc", 1544 * US),
+        ("HLOS", "virq.assert", 4005 * US)]
 
 
 # -- running a lesson --------------------------------------------------------------------------

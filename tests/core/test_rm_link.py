@@ -183,8 +183,11 @@ def test_long_reply_travels_as_first_packet_plus_continuation():
         res = next(r for r in hlos.resources.values() if r["capid"] == capid)
         assert virq == res.get("virq", 0)
     # Every capid is one of HLOS's; none is one of the guest's own.
-    for _t, _r, _p, _h, _l, capid, *_ in entries:
-        assert hlos.cspace.cap(capid).obj is not None
+    # Each one resolves there to the very object it describes.
+    named = {r["capid"]: sim.hyp.msgqs.get(r.get("msgq")) or sim.hyp.doorbells[r["doorbell"]]
+             for k, r in hlos.resources.items() if r.get("partner") == guest.name}
+    assert [hlos.cspace.cap(capid).obj for _t, _r, _p, _h, _l, capid, *_ in entries] == [
+        *guest.vcpus, *(named[capid] for _t, _r, _p, _h, _l, capid, *_ in entries[4:])]
     assert not {capid for *_, capid, _vh, _v, _b, _s in entries} & {
         r["capid"] for r in guest.resources.values()}
     # HLOS's RmClient reassembled it: one rm.rpc receive with fragments=1.

@@ -95,7 +95,11 @@ def test_owner_talks_to_the_guest_with_the_capids_from_the_reply():
     manager = sim.hyp.vms["HLOS"].guest
     tx = manager.capid_for(NEW_VMID, ResourceType.MSG_QUEUE_SEND)
     rx = manager.capid_for(NEW_VMID, ResourceType.MSG_QUEUE_RECV)
-    assert tx is not None and rx is not None
+    # The very capids of the RM's VM_GET_HYP_RESOURCES reply to HLOS for that VM.
+    error, entries = resources(sim, "HLOS", NEW_VMID)
+    assert error is RmError.OK
+    assert [tx, rx] == [e.capid for t in (ResourceType.MSG_QUEUE_SEND, ResourceType.MSG_QUEUE_RECV)
+                        for e in entries if e.resource_type == t]
     box: list = []
 
     def job():

@@ -382,7 +382,7 @@ def test_a_preempted_directed_yield_resumes_when_the_caller_is_picked(hyp: Hyper
                        # on its own (untouched) slice, then P.0's turn comes.
                        (t_back + left, "P.1", "P.1", "timeslice", SLICE),
                        (t_back + left + SLICE, "P.1", "P.0", "timeslice", SLICE)]
-    assert t_back >= 400 * US + BURST_NS
+    assert t_back == 400 * US + SIM_CONTEXT_SWITCH_NS + BURST_NS  # switched in, its burst
 
 
 def test_timeslice_limits_at_and_one_past_each_end(hyp: Hypervisor) -> None:
@@ -780,3 +780,135 @@ def test_a_vcpu_run_caller_powered_off_lets_the_run_go_on() -> None:
     assert [(e["kind"], e["vcpu"], e["state"], e["reason"]) for e in sim.hyp.trace.take()] == [
         ("vcpu.state", "HLOS.0", "off", "poweroff")]
     assert sim.hyp.pcpus[0].current.id == "Guest.0"
+
+
+def test_a_thread_preempted_in_a_later_slice_keeps_what_is_left_of_that_slice(
+        hyp: Hypervisor) -> None:
+    """B's slice starts at 1 ms (A's expired): U preempts it at 1.3 ms, so B goes back to
+    the head with the 700 us left of *that* slice (H-SRC scheduler_fprr.c update_timeslice:
+    timeout - curticks, timeout = schedtime + active_timeslice). Every vcpu.state event
+    pinned with its reason: queued at power-on, ready by timeslice, ready by preemption."""
+    a, b = spinners(hyp, "A", "B")
+    urgent = add_vm(hyp, "U", (0,), priority=40)
+    urgent.guest = Burst(urgent, {})
+    start(hyp, a, b)
+    hyp.engine.schedule(1300 * US, hyp.power_on, urgent.vcpus[0])
+    events = hyp.trace.take() + run_until(hyp, 3 * MS)
+    t_back = 1300 * US + SIM_CONTEXT_SWITCH_NS + BURST_NS
+    assert [(e["t"], e["prev"], e["next"], e["reason"], e["slice_ns"], e["prev_left_ns"])
+            for e in events if e["kind"] == "sched.switch"] == [
+        (0, None, "A.0", "wake:vcpu_off", SLICE, None),
+        (SLICE, "A.0", "B.0", "timeslice", SLICE, SLICE),
+        (1300 * US, "B.0", "U.0", "preempt", SCHEDULER_DEFAULT_TIMESLICE_NS, 700 * US),
+        (t_back, "U.0", "B.0", "block:vcpu_wfi", 700 * US,
+         SCHEDULER_DEFAULT_TIMESLICE_NS - SIM_CONTEXT_SWITCH_NS - BURST_NS),
+        (t_back + 700 * US, "B.0", "A.0", "timeslice", SLICE, SLICE)]
+    assert [(e["t"], e["vcpu"], e["state"], e["reason"]) for e in events
+            if e["kind"] == "vcpu.state"] == [
+        (0, "A.0", "running", "wake:vcpu_off"), (0, "B.0", "ready", "vcpu_off"),
+        (SLICE, "A.0", "ready", "timeslice"), (SLICE, "B.0", "running", "timeslice"),
+        (1300 * US, "B.0", "ready", "preempt"), (1300 * US, "U.0", "running", "preempt"),
+        (t_back, "U.0", "wfi", "vcpu_wfi"), (t_back, "B.0", "running", "block:vcpu_wfi"),
+        (t_back + 700 * US, "B.0", "ready", "timeslice"),
+        (t_back + 700 * US, "A.0", "running", "timeslice")]
+
+
+def test_after_a_yield_alone_the_fresh_slice_counts_from_the_yield(hyp: Hypervisor) -> None:
+    """scheduler_yield with nothing else to run: H-SRC scheduler_fprr.c scheduler_yield sets
+    active_timeslice = 0, scheduler_schedule -> get_next_target -> update_timeslice finds
+    it expired and resets it (reset_sched_params), and schedtime = now. So the slice is
+    fresh *from the yield*: preempted 300 us later, A keeps exactly SLICE - 300 us (not
+    what was left before the yield, not a whole fresh slice)."""
+    (a,) = spinners(hyp, "A")
+    urgent = add_vm(hyp, "U", (0,), priority=40)
+    urgent.guest = Burst(urgent, {})
+    start(hyp, a)
+    run_until(hyp, 600 * US)
+    t_yield = hyp.engine.now
+    assert hvc(hyp, a.vcpus[0], "scheduler_yield", control=0).ok
+    # It runs on: no switch, only the hvc.
+    assert [e["kind"] for e in hyp.trace.take() if e["t"] == t_yield] == ["hvc"]
+    hyp.engine.schedule(300 * US, hyp.power_on, urgent.vcpus[0])
+    events = run_until(hyp, 3 * MS)
+    t_back = t_yield + 300 * US + SIM_CONTEXT_SWITCH_NS + BURST_NS
+    assert [(e["t"], e["prev"], e["next"], e["reason"], e["slice_ns"], e["prev_left_ns"])
+            for e in events if e["kind"] == "sched.switch"] == [
+        (t_yield + 300 * US, "A.0", "U.0", "preempt", SCHEDULER_DEFAULT_TIMESLICE_NS,
+         SLICE - 300 * US),
+        (t_back, "U.0", "A.0", "block:vcpu_wfi", SLICE - 300 * US,
+         SCHEDULER_DEFAULT_TIMESLICE_NS - SIM_CONTEXT_SWITCH_NS - BURST_NS)]
+
+
+class Waker(Guest):
+    """Sleeps 300 us, works 100 us, then sleeps for good: a higher thread that comes and goes."""
+
+    program = "waker"
+
+    def run(self, vcpu: Vcpu):
+        yield sleep(300 * US)
+        yield work(100 * US)
+        yield sleep(10 * MS)
+
+
+def test_a_yield_target_keeps_its_own_partial_slice_for_when_it_runs_itself(
+        hyp: Hypervisor) -> None:
+    """T (32) is preempted by P (33) with 700 us left; P yields to T, which runs on P's
+    slice; when that ends, P runs again with a fresh one (nothing above it waits) and
+    T, back in its list, still has its own 700 us: when P blocks, T runs with exactly
+    those (H-SRC scheduler_fprr.c: the target's scheduler_active_timeslice is not
+    touched by a directed yield, only the yielding active thread's is)."""
+    p = add_vm(hyp, "P", (0,), priority=33, timeslice_ns=SLICE)
+    p.guest = Waker(p, {})
+    (t,) = spinners(hyp, "T")
+    start(hyp, p, t)
+    run_until(hyp, 350 * US)
+    t_yield = hyp.engine.now
+    assert hyp.pcpus[0].current is p.vcpus[0]
+    # P ran first (switched in, then its sleep), woke 300 us later and preempted T; it
+    # is now in its work, after the switch-in cost.
+    p_start = SIM_CONTEXT_SWITCH_NS + 300 * US
+    assert t_yield == p_start + SIM_CONTEXT_SWITCH_NS
+    cap = p.cspace.create(t.vcpus[0], ThreadRights.YIELD_TO)
+    assert hvc(hyp, p.vcpus[0], "scheduler_yield", control=1, arg1=cap).ok
+    events = hyp.trace.take() + run_until(hyp, 4 * MS)
+    p_end = p_start + SLICE
+    own = 700 * US  # T ran 300 us of its first slice before P preempted it
+    t_block = p_end + SIM_CONTEXT_SWITCH_NS + 100 * US  # P back in, its whole work, sleeps
+    assert [(e["t"], e["prev"], e["next"], e["reason"], e["slice_ns"], e["prev_left_ns"])
+            for e in events if e["kind"] == "sched.switch"] == [
+        (t_yield, "P.0", "T.0", "yield_to", p_end - t_yield, p_end - t_yield),
+        (p_end, "T.0", "P.0", "yield_to:return", SLICE, own),
+        (t_block, "P.0", "T.0", "block:vcpu_wfi", own, SLICE - (t_block - p_end))]
+
+
+def test_a_suspended_yield_whose_target_was_powered_off_ends_when_the_caller_is_picked(
+        hyp: Hypervisor) -> None:
+    """P.0 yields to P.1; U preempts; P.1 is powered off meanwhile. When U blocks, P.0 is
+    picked: its target cannot be yielded to (H-SRC scheduler_fprr.c select_yield_target:
+    can_yield_to fails, end_directed_yield), so P.0 runs itself on what was left of its
+    slice, and P.1 stays off (never shown ready again)."""
+    p = add_vm(hyp, "P", (0, 0), timeslice_ns=SLICE)
+    set_program(p, "spin", work_ns=SPIN_CHUNK_NS)
+    urgent = add_vm(hyp, "U", (0,), priority=40)
+    urgent.guest = Burst(urgent, {})
+    p0, p1 = p.vcpus
+    hyp.power_on(p0)
+    hyp.power_on(p1)
+    run_until(hyp, 100 * US)
+    now = hyp.engine.now
+    assert hvc(hyp, p0, "scheduler_yield", control=1, arg1=p.resources["vcpu1"]["capid"]).ok
+    hyp.engine.schedule(400 * US - now, hyp.power_on, urgent.vcpus[0])
+    hyp.engine.schedule(450 * US - now, hyp.power_off, p1)
+    events = hyp.trace.take() + run_until(hyp, 3 * MS)
+    t_back = 400 * US + SIM_CONTEXT_SWITCH_NS + BURST_NS
+    assert [(e["t"], e["prev"], e["next"], e["reason"], e["slice_ns"]) for e in events
+            if e["kind"] == "sched.switch"] == [
+        (now, "P.0", "P.1", "yield_to", SLICE - now),
+        (400 * US, "P.1", "U.0", "preempt", SCHEDULER_DEFAULT_TIMESLICE_NS),
+        (t_back, "U.0", "P.0", "yield_to:return", SLICE - 400 * US)]
+    assert [(e["t"], e["vcpu"], e["state"], e["reason"]) for e in events
+            if e["kind"] == "vcpu.state" and e["vcpu"] in ("P.0", "P.1")] == [
+        (now, "P.0", "yielding", "yield_to_caller"), (now, "P.1", "running", "yield_to"),
+        (400 * US, "P.1", "ready", "preempt"), (400 * US, "P.0", "ready", "preempt"),
+        (450 * US, "P.1", "off", "vcpu_off"), (t_back, "P.0", "running", "yield_to:return")]
+    assert hyp.pcpus[0].snapshot()["runq"] == []

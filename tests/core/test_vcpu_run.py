@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from gunyah_core import Hypervisor, Simulation, load
-from gunyah_core.consts import SCHEDULER_DEFAULT_TIMESLICE_NS, Error
+from gunyah_core.consts import (
+    SCHEDULER_DEFAULT_TIMESLICE_NS,
+    SIM_CONTEXT_SWITCH_NS,
+    Error,
+    ThreadRights,
+)
 from gunyah_core.guest.programs import PROGRAMS, Guest, work
 from gunyah_core.guest.vmm import ProxyVmm
 from gunyah_core.vm.vcpu import BLOCK_VCPU_RUN
@@ -162,13 +169,34 @@ def test_an_equal_priority_wake_waits_for_the_callers_slice_and_a_higher_one_pre
         (2500 * US, "Guest.0", "High.0", "preempt", SCHEDULER_DEFAULT_TIMESLICE_NS),
     ]
     t_back = seq[6][0]
-    assert t_back >= 2500 * US + BURST_NS
+    assert t_back == 2500 * US + SIM_CONTEXT_SWITCH_NS + BURST_NS  # switched in, its burst
     left = 3 * OWNER_SLICE - 2500 * US  # what Owner had left: not a new slice
     assert seq[6:8] == [(t_back, "High.0", "Guest.0", "vcpu_run", left),
                         (t_back + left, "Guest.0", "Mid.0", "timeslice", OWNER_SLICE)]
     assert runs[:6] == [(seq[1][0], "enter", "running"), (OWNER_SLICE, "exit", "READY"),
                         (seq[4][0], "enter", "running"), (2500 * US, "preempted", "running"),
                         (t_back, "resume", "running"), (t_back + left, "exit", "READY")]
+    # What the outgoing thread keeps (prev_left_ns): the guest is charged as its caller,
+    # so it leaves with the caller's rest: 0 when that slice ran out, 500 us when High
+    # preempted it (H-SRC scheduler_fprr.c update_timeslice on the active thread).
+    assert [e["prev_left_ns"] for e in events if e["kind"] == "sched.switch"][:8] == [
+        None, OWNER_SLICE - seq[1][0], 0, OWNER_SLICE, 3 * OWNER_SLICE - seq[4][0], left,
+        SCHEDULER_DEFAULT_TIMESLICE_NS - SIM_CONTEXT_SWITCH_NS - BURST_NS, 0]
+    # Mid, woken during the call, waits "ready" (woken from off); Owner, its slice used
+    # up with Mid waiting, goes "ready" by timeslice (to the tail); preempted by High, by
+    # preemption; picked again, it is back in its vcpu_run.
+    assert [(e["t"], e["vcpu"], e["state"], e["reason"]) for e in events
+            if e["kind"] == "vcpu.state" and e["vcpu"] in ("Mid.0", "Owner.0")][:10] == [
+        (0, "Owner.0", "running", "wake:vcpu_off"),
+        (seq[1][0], "Owner.0", "vcpu_run", "vcpu_run_caller"),
+        (400 * US, "Mid.0", "ready", "vcpu_off"),
+        (OWNER_SLICE, "Owner.0", "ready", "timeslice"),
+        (OWNER_SLICE, "Mid.0", "running", "timeslice"),
+        (2 * OWNER_SLICE, "Mid.0", "ready", "timeslice"),
+        (2 * OWNER_SLICE, "Owner.0", "running", "timeslice"),
+        (seq[4][0], "Owner.0", "vcpu_run", "vcpu_run_caller"),
+        (2500 * US, "Owner.0", "ready", "preempt"),
+        (t_back, "Owner.0", "vcpu_run", "vcpu_run:resume")]
 
 
 def test_a_virq_for_the_preempted_caller_ends_its_suspended_vcpu_run():
@@ -189,21 +217,30 @@ def test_a_virq_for_the_preempted_caller_ends_its_suspended_vcpu_run():
     assert (call["t"], call["ret"]["state"]) == (back["t"], "READY")
 
 
-def test_a_yield_by_the_proxied_vcpu_ends_the_vcpu_run_with_ready():
+@pytest.mark.parametrize("hint", [0, 1])
+def test_a_yield_by_the_proxied_vcpu_ends_the_vcpu_run_with_ready(hint: int):
     """scheduler_yield from the target of a directed yield ends it (H-SRC scheduler_fprr.c
-    scheduler_yield: end_directed_yield(yielded_from)); the target is still runnable,
-    so vcpu_run returns READY (vcpu_run.c hypercall_vcpu_run)."""
+    scheduler_yield: end_directed_yield(yielded_from); hint 1 back to the thread that
+    yielded to it: scheduler_yield_to, yielded_from == target, the same). The target is
+    still runnable, so vcpu_run returns READY (vcpu_run.c hypercall_vcpu_run), and the
+    caller runs on with the rest of its slice (not discarded: it did not yield)."""
     hyp, *_ = owner_machine()
     run_until(hyp, 200 * US)
     guest = hyp.vms["Guest"].vcpus[0]
+    owner = hyp.vms["Owner"].vcpus[0]
     assert hyp.pcpus[0].current is guest
     now = hyp.engine.now
-    assert hvc(hyp, guest, "scheduler_yield", control=0).ok
+    args = {"control": hint}
+    if hint == 1:
+        args["arg1"] = hyp.vms["Guest"].cspace.create(owner, ThreadRights.YIELD_TO)
+        hyp.trace.take()
+    assert hvc(hyp, guest, "scheduler_yield", **args).ok
     events = hyp.trace.take()
     assert [(e["t"], e["stage"], e["state"]) for e in events if e["kind"] == "vcpu.run"] == [
         (now, "exit", "READY")]
-    assert [(e["prev"], e["next"], e["reason"]) for e in events
-            if e["kind"] == "sched.switch"] == [("Guest.0", "Owner.0", "vcpu_run:return")]
+    assert [(e["prev"], e["next"], e["reason"], e["slice_ns"]) for e in events
+            if e["kind"] == "sched.switch"] == [
+        ("Guest.0", "Owner.0", "vcpu_run:return", OWNER_SLICE - now)]
 
 
 def test_the_hvc_event_of_vcpu_run_comes_when_the_call_returns_with_its_result():
@@ -215,12 +252,16 @@ def test_the_hvc_event_of_vcpu_run_comes_when_the_call_returns_with_its_result()
     returns = [e for e in events if e["kind"] == "sched.switch"
                and e["reason"] == "vcpu_run:return"]
     exits = [e for e in events if e["kind"] == "vcpu.run" and e["stage"] == "exit"]
-    assert len(calls) == len(returns) == len(exits) >= 4
+    assert len(calls) == len(returns) == len(exits) == 4
     for call, back, exit_ in zip(calls, returns, exits, strict=True):
         assert call["t"] == back["t"] and call["seq"] == back["seq"] + 1
         assert call["ret"]["state"] == exit_["state"]
         assert set(call["ret"]) == {"state", "state_value", "data0", "data1", "data2"}
-    assert [c["ret"]["state"] for c in calls[:2]] == ["READY", "EXPECTS_WAKEUP"]
+    # The slice ends mid-handler (READY), the guest then waits (EXPECTS_WAKEUP); again
+    # after the next doorbell.
+    assert [(c["t"], c["ret"]["state"]) for c in calls] == [
+        (1031 * US, "READY"), (1544 * US, "EXPECTS_WAKEUP"),
+        (5005 * US, "READY"), (5517 * US, "EXPECTS_WAKEUP")]
     assert (calls[1]["ret"]["data0"], calls[1]["ret"]["data1"]) == (0, 1)  # WFI, H-SRC
 
 
