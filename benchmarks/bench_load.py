@@ -2,14 +2,19 @@
 
 A real server (app.py, eventlet by default) on loopback and real python-socketio clients:
 
-1. the worker plays msgq-pingpong at speed "max" until it has revealed --events events;
-2. --sessions neighbours connect and play at speed "max" (flow control window 2);
+1. the worker reveals --events events of msgq-pingpong (sim:step of 10,000 at a time);
+2. --sessions neighbours connect and play at speed "max" (flow control window 2). They
+   are light clients (websocket-client, one thread each, acking each batch without
+   decoding it), as browsers on other machines would cost this machine nothing;
 3. for --seconds, the worker repeats: export (HTTP, JSONL, read as it streams), fork near
    the head, switch back, fork deep (half the kept history back), switch back to that
    fork, import a timeline, and a fresh client loads a shared link; meanwhile a probe
    times acks (sim:branches) of the neighbours, round robin, tagged with what the worker
    was doing;
 4. everyone pauses; the server's RSS is read; everyone leaves; RSS again after a wait.
+
+The machine's load average and the server's CPU time over the run come with the
+figures: on a shared machine a process that waits for a core waits, whatever its loop.
 
 Usage:
     python benchmarks/bench_load.py [--seconds 60] [--sessions 64] [--events 1000000]
@@ -24,7 +29,9 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -34,13 +41,13 @@ from pathlib import Path
 
 import requests
 import socketio
+import websocket
 from bench_socket import serving
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CALL_TIMEOUT_S = 120
 PROBE_PERIOD_S = 0.02
-POLL_S = 0.2
-PREP_TIMEOUT_S = 300.0
+PREP_STEP = 10_000                    # the protocol's MAX_STEP_COUNT
 LEAVE_WAIT_S = 5.0
 WINDOW = 2
 SCENARIO = "msgq-pingpong"
@@ -54,23 +61,43 @@ MIB = 1024 * 1024
 
 
 # app.py with room for the neighbours, the worker and an importer (MAX_SESSIONS is 64).
+# Under eventlet a watcher greenlet times each round of the event loop (every due greenlet
+# run once, then the sockets read), in wall time and in the server's CPU time, and
+# appends them to a file once a second: an ack waits about two rounds, and on a shared
+# machine the CPU time is what the server would take on a core of its own.
 LAUNCHER = """
-import sys
+import sys, time
+rounds_file = sys.argv.pop()
+room = int(sys.argv.pop())
 if "eventlet" in sys.argv:
     import eventlet
     eventlet.monkey_patch()
+
+    def watch():
+        rows, flushed = [], time.time()
+        while True:
+            wall, cpu = time.perf_counter(), time.thread_time()
+            eventlet.sleep(0)
+            rows.append((round(time.time(), 3), round((time.perf_counter() - wall) * 1e3, 2),
+                         round((time.thread_time() - cpu) * 1e3, 2)))
+            if time.time() - flushed >= 1:
+                with open(rounds_file, "a") as out:
+                    out.writelines(f"{t} {w} {c}\\n" for t, w, c in rows)
+                rows, flushed = [], time.time()
+
+    eventlet.spawn(watch)
 import webapp.store
-room = int(sys.argv.pop())
 webapp.store.MAX_SESSIONS = webapp.store.MAX_CLIENT_SESSIONS = room  # all on one address
 import app
 sys.exit(app.main(sys.argv[1:]))
 """
 
 
-def start_server(async_mode: str, sessions: int) -> tuple[subprocess.Popen, str]:
+def start_server(async_mode: str, sessions: int, rounds_file: str
+                 ) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(
         [sys.executable, "-c", LAUNCHER, "--port", "0", "--async-mode", async_mode,
-         "--scenario", SCENARIO, str(sessions + 2)],
+         "--scenario", SCENARIO, str(sessions + 2), rounds_file],
         cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     return serving(proc)
 
@@ -100,7 +127,7 @@ def ok(ack: dict) -> dict:
 class Probe(threading.Thread):
     """Times one neighbour ack after another, tagged with the worker's current operation."""
 
-    def __init__(self, clients: list[socketio.Client]) -> None:
+    def __init__(self, clients: list[Neighbour]) -> None:
         super().__init__(daemon=True)
         self.clients = clients
         self.phase = "idle"
@@ -114,14 +141,49 @@ class Probe(threading.Thread):
             client = self.clients[index % len(self.clients)]
             index += 1
             phase = self.phase
-            t0 = time.perf_counter()
             try:
-                client.call("sim:branches", {}, timeout=CALL_TIMEOUT_S)
+                _reply, rtt = client.call("sim:branches", {})
             except Exception:  # a timeout counts as an error, not a sample
                 self.errors += 1
                 continue
-            self.samples.append((phase, (time.perf_counter() - t0) * 1000))
+            self.samples.append((phase, rtt))
             time.sleep(PROBE_PERIOD_S)
+
+
+def loop_rounds(rounds_file: str, since: float, until: float) -> dict:
+    """The event loop's rounds between two wall times, in wall and in CPU ms. A request
+    lands in a round with a chance in proportion to its length, so the percentiles are
+    of time spent (weighted by length), not of the count of rounds (most are empty)."""
+    walls, cpus = [], []
+    try:
+        lines = Path(rounds_file).read_text().splitlines()
+    except OSError:
+        return {}
+    for line in lines:
+        stamp, wall, cpu = (float(x) for x in line.split())
+        if since <= stamp <= until:
+            walls.append(wall)
+            cpus.append(cpu)
+    return {"rounds": len(walls), "wall": weighted(walls), "cpu": weighted(cpus)}
+
+
+def weighted(values: list[float]) -> dict:
+    """p50/p99 of values weighted by themselves (of the time spent in them)."""
+    total = sum(values)
+    if not total:
+        return {}
+    out, spent, values = {}, 0.0, sorted(values)
+    marks = iter((("p50_ms", 0.5), ("p99_ms", 0.99)))
+    name, share = next(marks)
+    for value in values:
+        spent += value
+        while spent >= share * total:
+            out[name] = round(value, 1)
+            try:
+                name, share = next(marks)
+            except StopIteration:
+                return {**out, "max_ms": round(values[-1], 1)}
+    return {**out, "max_ms": round(values[-1], 1)}
 
 
 def percentiles(values: list[float]) -> dict:
@@ -151,17 +213,77 @@ FAILURES: dict[str, list[str]] = {}
 
 
 def prepare(worker: socketio.Client, events: int) -> int:
-    ok(worker.call("sim:speed", {"speed": "max"}, timeout=CALL_TIMEOUT_S))
-    ok(worker.call("sim:play", {}, timeout=CALL_TIMEOUT_S))
-    deadline = time.monotonic() + PREP_TIMEOUT_S
-    seq = -1
-    while time.monotonic() < deadline:
-        time.sleep(POLL_S)
-        seq = worker.call("sim:hello", {}, timeout=CALL_TIMEOUT_S)["status"]["seq"]
-        if seq + 1 >= events:
-            break
-    ok(worker.call("sim:pause", {}, timeout=CALL_TIMEOUT_S))
-    return worker.call("sim:hello", {}, timeout=CALL_TIMEOUT_S)["status"]["seq"]
+    """Reveal events up to ``events`` with sim:step (no pacing: as fast as the model)."""
+    seq = worker.call("sim:hello", {}, timeout=CALL_TIMEOUT_S)["status"]["seq"]
+    while seq + 1 < events:
+        ack = ok(worker.call("sim:step", {"count": min(PREP_STEP, events - seq - 1)},
+                             timeout=CALL_TIMEOUT_S))
+        seq = ack["last_seq"]
+    return seq
+
+
+class Neighbour:
+    """A light Socket.IO client over websocket-client: one reader thread that answers
+    Engine.IO pings and acks each sim:trace batch by its id, without decoding it; calls
+    are timed where their ack arrives."""
+
+    def __init__(self, url: str, window: int = WINDOW) -> None:
+        ws_url = url.replace("http://", "ws://", 1) + "/socket.io/?EIO=4&transport=websocket"
+        self.ws = websocket.create_connection(ws_url, timeout=CALL_TIMEOUT_S,
+                                              enable_multithread=True)
+        self.ws.recv()           # Engine.IO open
+        self.ws.send("40")       # Socket.IO connect (no auth: a new session)
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, tuple[threading.Event, list]] = {}
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.call("sim:hello", {"window": window})
+
+    def _read(self) -> None:
+        ws = self.ws
+        while True:
+            try:
+                frame = ws.recv()
+            except Exception:  # closed
+                return
+            if frame == "2":
+                ws.send("3")
+            elif frame.startswith("42"):  # an event; with an id when it wants an ack
+                digits = len(frame) - len(frame[2:].lstrip("0123456789")) - 2
+                if digits:
+                    ws.send("43" + frame[2:2 + digits] + "[]")
+            elif frame.startswith("43"):
+                rest = frame[2:]
+                body = rest.lstrip("0123456789")
+                waiter = self._waiting.pop(int(rest[:len(rest) - len(body)]), None)
+                if waiter is not None:
+                    waiter[1].extend((time.perf_counter(), body))
+                    waiter[0].set()
+
+    def call(self, event: str, payload: dict, timeout: float = CALL_TIMEOUT_S
+             ) -> tuple[dict, float]:
+        """The ack's data and the round trip in ms."""
+        call_id = next(self._ids)
+        done, reply = threading.Event(), []
+        self._waiting[call_id] = (done, reply)
+        t0 = time.perf_counter()
+        self.ws.send(f"42{call_id}" + json.dumps([event, payload]))
+        if not done.wait(timeout):
+            self._waiting.pop(call_id, None)
+            raise TimeoutError(f"{event}: no ack in {timeout} s")
+        return json.loads(reply[1])[0], (reply[0] - t0) * 1000
+
+    def disconnect(self) -> None:
+        try:
+            self.ws.close()
+        except Exception:
+            pass
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def export_bytes(url: str, token: str, limit: int | None = None) -> bytes:
@@ -211,8 +333,10 @@ def heavy_round(url: str, worker: socketio.Client, token: str, probe: Probe,
 
 
 def run(args: argparse.Namespace) -> dict:
-    proc, url = start_server(args.async_mode, args.sessions)
-    clients: list[socketio.Client] = []
+    rounds_file = f"/tmp/bench_load_rounds.{os.getpid()}"
+    Path(rounds_file).unlink(missing_ok=True)
+    proc, url = start_server(args.async_mode, args.sessions, rounds_file)
+    clients: list = []
     result: dict = {"async_mode": args.async_mode, "sessions": args.sessions,
                     "seconds": args.seconds, "scenario": SCENARIO}
     try:
@@ -229,13 +353,15 @@ def run(args: argparse.Namespace) -> dict:
         result["worker_prepare_s"] = round(time.perf_counter() - t0, 1)
         neighbours = []
         for _ in range(args.sessions):
-            client, _token, _key = connect(url)
+            client = Neighbour(url)
             neighbours.append(client)
             clients.append(client)
         rss_base = rss_mib(proc.pid)
         for client in neighbours:
-            ok(client.call("sim:speed", {"speed": "max"}, timeout=CALL_TIMEOUT_S))
-            ok(client.call("sim:play", {}, timeout=CALL_TIMEOUT_S))
+            ok(client.call("sim:speed", {"speed": "max"})[0])
+            ok(client.call("sim:play", {})[0])
+        load_before, cpu_before = os.getloadavg()[0], cpu_s(proc.pid)
+        load_since = time.time()
         probe = Probe(neighbours)
         probe.start()
         times: dict[str, list[float]] = {}
@@ -247,10 +373,13 @@ def run(args: argparse.Namespace) -> dict:
             rounds += 1
         probe.stop.set()
         probe.join(CALL_TIMEOUT_S)
+        load_after, cpu_during = os.getloadavg()[0], cpu_s(proc.pid) - cpu_before
+        load_until = time.time()
+        wall = time.monotonic() - started
         seqs = []
         for client in neighbours:
-            ok(client.call("sim:pause", {}, timeout=CALL_TIMEOUT_S))
-            seqs.append(client.call("sim:hello", {}, timeout=CALL_TIMEOUT_S)["status"]["seq"])
+            ok(client.call("sim:pause", {})[0])
+            seqs.append(client.call("sim:hello", {})[0]["status"]["seq"])
         rss_load = rss_mib(proc.pid)
         neighbour_kept = sum(min(s + 1, args.history_cap) for s in seqs)
         for client in clients:
@@ -261,9 +390,13 @@ def run(args: argparse.Namespace) -> dict:
         for phase, rtt in probe.samples:
             by_phase.setdefault(phase, []).append(rtt)
         result.update({
+            "load_average_1min": {"before": round(load_before, 1),
+                                  "after": round(load_after, 1), "cores": os.cpu_count()},
+            "server_cpu_share": round(cpu_during / wall, 2),
+            "loop_round_ms": loop_rounds(rounds_file, load_since, load_until),
             "rounds": rounds,
             "neighbour_events_total": sum(s + 1 for s in seqs),
-            "neighbour_events_per_s": round(sum(s + 1 for s in seqs) / args.seconds),
+            "neighbour_events_per_s": round(sum(s + 1 for s in seqs) / wall),
             "ack_all": percentiles([rtt for _phase, rtt in probe.samples]),
             "ack_by_phase": {phase: percentiles(v) for phase, v in sorted(by_phase.items())},
             "ack_errors": probe.errors,
@@ -284,6 +417,7 @@ def run(args: argparse.Namespace) -> dict:
             except Exception:
                 pass
         proc.terminate()
+        Path(rounds_file).unlink(missing_ok=True)
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:

@@ -16,6 +16,7 @@ from gunyah_core.exporters import MAX_TIMELINE_EVENTS
 
 from .branches import MARK_EVERY_EVENTS, MAX_BRANCHES, MAX_HISTORY_EVENTS, Parked
 from .eventlog import EventLog, EventQueue
+from .pacer import BACKGROUND_TURN
 from .protocol import (
     EV_SNAPSHOT,
     EV_STATUS,
@@ -260,7 +261,7 @@ class HistoryMixin:
             for index, mark in enumerate(stops):
                 if mark[0] - last < STANDBY_SLICE_EVENTS and index + 1 < len(stops):
                     continue
-                with self._standby_lock:
+                with BACKGROUND_TURN, self._standby_lock:
                     if gen != self._standby_gen:
                         return
                     standby.pause = _no_pause

@@ -13,7 +13,6 @@ import io
 import secrets
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
@@ -27,6 +26,7 @@ from .branches import MAX_HISTORY_EVENTS, Branches  # noqa: F401  (handlers read
 from .budget import DEFAULT_BUDGET, MemoryBudget
 from .eventlog import EventLog, EventQueue
 from .history import HistoryMixin
+from .pacer import Pacer, pacer_for
 from .protocol import (
     EV_ERROR,
     EV_SNAPSHOT,
@@ -46,17 +46,14 @@ CAPTIONED_PER_BATCH = 200       # a batch's newest events that carry their capti
                                 # older ones, too fast to read, get null: the page asks later)
 TICK_S = 1 / 60                 # pacing period; one sim:trace emit per tick at most
 TICK_BUDGET_EVENTS = 800        # events revealed per tick at most (a browser parses each batch
-                                # on its main thread: small batches keep frames smooth) ...
-TICK_BUDGET_S = 0.020           # ... and wall time spent revealing per tick at most
+                                # on its main thread: small batches keep frames smooth); the
+                                # time a tick may take is the pacer's share (webapp/pacer.py)
 MAX_BACKLOG_PACKETS = 4         # skip a tick while more packets than this wait to be sent
 BACKLOG_WAIT_S = 0.002          # how long to wait for the transport to drain them
 STATUS_PERIOD_S = 0.5           # sim:status while playing, at most this often
 DEFAULT_SPEED = 1e-5            # simulated seconds per wall second: 10 us of model time
 EXPORT_FLUSH_EVENTS = 500       # events written per piece of a streamed export
-HEAVY_SLICE_S = 0.020           # long work (replay, import, export) yields after this long
-MIN_TICK_BUDGET_EVENTS = 100    # a tick's share when many play at once, at least ...
-MIN_TICK_BUDGET_S = 0.001       # ... this many events or this long
-_PLAYING: weakref.WeakSet = weakref.WeakSet()  # sessions playing now, in this process
+HEAVY_SLICE_S = 0.010           # long work (replay, import, export) yields after this long
 MAX_SILENT_STEPS = 100_000      # engine steps without a trace event before giving up
 NS_PER_S = 1_000_000_000
 
@@ -75,7 +72,7 @@ class Session(HistoryMixin):
 
     def __init__(self, scenario: str, emit: Emit, tasks: Any,
                  backlog: Callable[[], int] = lambda: 0, clock=time.monotonic,
-                 budget: MemoryBudget = DEFAULT_BUDGET) -> None:
+                 budget: MemoryBudget = DEFAULT_BUDGET, pacer: Pacer | None = None) -> None:
         self.token = secrets.token_urlsafe(16)
         self.budget = budget
         self._paused_at = clock()
@@ -86,8 +83,9 @@ class Session(HistoryMixin):
         self._emit, self._tasks, self._backlog, self._clock = emit, tasks, backlog, clock
         self._lock = threading.Lock()
         self.playing = False
+        self.due = 0.0             # wall time of the next pacing turn (webapp/pacer.py)
+        self._pacer = pacer if pacer is not None else pacer_for(tasks)
         self.speed: float | str = DEFAULT_SPEED
-        self._gen = 0              # bumped to stop the running pacing task
         self._rate = (0.0, 0)      # (wall time, revealed count) at the last status
         self.window = 0            # unacked sim:trace batches allowed while playing; 0 = off
         self._batch_id = 0
@@ -428,11 +426,10 @@ class Session(HistoryMixin):
         with self._lock:
             if not self.playing:
                 self.playing = True
-                _PLAYING.add(self)
-                self._gen += 1
                 self._anchor()
                 self._rate = (self._clock(), self.revealed)
-                self._tasks.start_background_task(self._run, self._gen)
+                self.due = self._clock()
+                self._pacer.add(self)
                 self._emit(EV_STATUS, self._status())
         return {}
 
@@ -451,46 +448,39 @@ class Session(HistoryMixin):
             self._drop_standby()
 
     def _stop(self) -> None:
-        self.playing = False
-        _PLAYING.discard(self)
-        self._gen += 1
+        self.playing = False  # the pacer drops the session at its next turn
         self.events_per_s = 0.0
 
     def _anchor(self) -> None:
         self._anchor_wall, self._anchor_ns = self._clock(), self.view_ns
 
-    def _run(self, gen: int) -> None:
-        """Pacing task: one batch per tick until paused, reloaded, finished or closed."""
-        while True:
-            with self._lock:
-                if gen != self._gen:
-                    return
-                started = self._clock()
-                backlogged = self._backlog() > MAX_BACKLOG_PACKETS or self._window_full()
-                if not backlogged:
-                    try:
-                        self._tick(started)
-                    except NoProgressError as err:  # the model stalled: stop, say why
-                        self._stop()
-                        self._emit(EV_ERROR, error(NO_PROGRESS, str(err)))
-                        self._emit(EV_STATUS, self._status())
-                        return
-            if backlogged:
-                self._tasks.sleep(BACKLOG_WAIT_S)
-            elif self.speed == MAX_SPEED_NAME:
-                self._tasks.sleep(0)
-            else:
-                self._tasks.sleep(max(0.0, TICK_S - (self._clock() - started)))
+    def turn(self, now: float, deadline: float) -> None:
+        """One pacing turn (webapp/pacer.py): reveal until ``deadline`` at most and send
+        one batch. It never waits: busy with other work (a fork, an export), the session
+        lets this turn go; with the transport or the flow-control window full, it asks
+        for the next turn a little later."""
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            if not self.playing:
+                return
+            if self._backlog() > MAX_BACKLOG_PACKETS or self._window_full():
+                self.due = now + BACKLOG_WAIT_S
+                return
+            try:
+                self._tick(now, deadline)
+            except NoProgressError as err:  # the model stalled: stop, say why
+                self._stop()
+                self._emit(EV_ERROR, error(NO_PROGRESS, str(err)))
+                self._emit(EV_STATUS, self._status())
+                return
+            self.due = now if self.speed == MAX_SPEED_NAME else now + TICK_S
+        finally:
+            self._lock.release()
 
-    def _tick(self, now: float) -> None:
-        # Everyone playing shares one tick's budget: under eventlet all pacing tasks run in
-        # turn before the server reads its sockets again, so a tick's cost times the number
-        # of players is how long an ack waits.
-        players = max(1, len(_PLAYING))
-        deadline = now + max(MIN_TICK_BUDGET_S, TICK_BUDGET_S / players)
+    def _tick(self, now: float, deadline: float) -> None:
         if self.speed == MAX_SPEED_NAME:
-            events = self._reveal_count(max(MIN_TICK_BUDGET_EVENTS,
-                                            TICK_BUDGET_EVENTS // players), deadline)
+            events = self._reveal_count(TICK_BUDGET_EVENTS, deadline)
         else:
             target = self._anchor_ns + int((now - self._anchor_wall) * self.speed * NS_PER_S)
             events, complete = self._reveal_until(target, deadline)
