@@ -90,14 +90,17 @@ export class LessonPlayer {
     this.root.hidden = false;
     this.hooks.showPanel();
     this.root.replaceChildren();
-    html("h2", {}, "Lessons", this.root);
-    if (problem) html("p", { class: "lesson-error", role: "alert", "data-testid": "lesson-error" }, problem, this.root);
+    const body = html("div", { class: "lesson-body" }, null, this.root);
+    html("h2", {}, "Lessons", body);
+    if (problem) html("p", { class: "lesson-error", role: "alert", "data-testid": "lesson-error" }, problem, body);
     const reply = await fetch("/api/lessons");
     const list = reply.ok ? await reply.json() : [];
-    const sel = html("select", { "data-testid": "lesson-select", "aria-label": "lesson" }, null, this.root);
+    const sel = html("select", { "data-testid": "lesson-select", "aria-label": "lesson" }, null, body);
     for (const l of list) sel.add(new Option(`${l.title} (${l.questions} questions)`, l.file));
-    const start = html("button", { type: "button", "data-testid": "lesson-start", class: "primary" }, "Start", this.root);
+    const nav = html("div", { class: "lesson-nav" }, null, this.root);
+    const start = html("button", { type: "button", "data-testid": "lesson-start", class: "primary" }, "Start", nav);
     start.addEventListener("click", () => this.start(sel.value));
+    this.presentTools(nav, false);
   }
 
   start(file) { return this.openAt(file, 1); }
@@ -203,17 +206,18 @@ export class LessonPlayer {
 
   renderExplore() {
     this.root.replaceChildren();
-    html("h2", {}, this.plan.title, this.root);
+    const body = html("div", { class: "lesson-body" }, null, this.root);
+    html("h2", {}, this.plan.title, body);
     const step = this.plan.steps[this.index];
     html("p", { class: "lesson-branch", "data-testid": "lesson-branch" },
       `Exploring freely on branch #${this.history.branch}: play, step and act as you like. ` +
       `The lesson is on branch #${this.branch} (marked “lesson” in the branch list), ` +
-      `kept at step ${step.step} of ${step.of}.`, this.root);
+      `kept at step ${step.step} of ${step.of}.`, body);
     const nav = html("div", { class: "lesson-nav" }, null, this.root);
     const back = html("button", { type: "button", class: "primary", "data-testid": "lesson-return" },
       `Back to the lesson (branch #${this.branch})`, nav);
     back.addEventListener("click", () => this.resume());
-    this.presentTools(nav);
+    this.presentTools(nav, false);
     this.hooks.highlight([]);
   }
 
@@ -263,9 +267,9 @@ export class LessonPlayer {
   }
 
   /** In presentation mode (CSS shows them there only): the keys, and a way out without one. */
-  presentTools(nav) {
+  presentTools(nav, keys = true) {
     html("span", { class: "lesson-keys present-only", "data-testid": "lesson-keys" },
-      "n run / next · b back · 1–9 answer · p leave", nav);
+      keys ? "n run / next · b back · 1–9 answer · p leave" : "p leave", nav);
     const leave = html("button", { type: "button", class: "present-only", "data-testid": "lesson-leave-present" },
       "Leave presentation", nav);
     leave.addEventListener("click", () => this.hooks.leavePresentation());
@@ -327,11 +331,12 @@ export class LessonPlayer {
     const given = this.given();
     if (step.question && given === undefined) { this.hooks.toast("Predict first: pick an answer"); return; }
     button.disabled = true;
+    const h = this.history;
+    if (!h.live) this.hooks.seek(h.head); // scrubbed away meanwhile: an action there would fork
     if (step.action) {
       const ack = await this.hooks.act(step.action.name, step.action.args ?? {});
       if (!ack.ok) { button.disabled = false; return; }
     }
-    const h = this.history;
     while (h.head < step.last_seq) {
       const count = Math.min(step.last_seq - h.head, MAX_STEP_COUNT);
       const ack = await this.hooks.call("sim:step", { count });
