@@ -369,3 +369,21 @@ def check_legible(page: Page, problems, min_px: float, where: str) -> None:
         box = page.get_by_test_id(testid).bounding_box()
         assert box and box["y"] + box["height"] <= page.viewport_size["height"] + 1, \
             f"{where}: {testid} is off screen"
+
+
+def test_running_a_step_from_a_scrubbed_view_takes_its_action_at_the_head(page: Page) -> None:
+    """The scrubber moved into the past before a step with an action: Run goes back to the
+    head first, so the action continues the lesson's run instead of forking it."""
+    report = check(str(LESSONS / "02-message-queues.yaml"))
+    page.goto(f"{page.url.split('?')[0]}?lesson=02-message-queues.yaml&step=7")
+    expect(page.get_by_test_id("lesson-action")).to_be_visible()
+    page.evaluate("document.activeElement?.blur()")
+    for _ in range(3):
+        page.keyboard.press("ArrowLeft")
+    page.wait_for_function("() => !window.__gunyah.live")
+    answer(page, report.results[6].answer)
+    page.get_by_test_id("lesson-run").click()
+    expect(page.get_by_test_id("lesson-result")).to_have_text("✓ Right")
+    expect(page.get_by_test_id("lesson-event")).to_contain_text(
+        f"#{report.results[6].event['seq']} ")
+    assert page.evaluate("() => window.__gunyah.branch") == 0
