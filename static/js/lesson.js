@@ -43,7 +43,8 @@ export class LessonPlayer {
    *  showPanel() (the side panel holding the player, folded on a projector-sized window),
    *  history (History: the branch's revealed events and the view), seek(seq) (the scrubber's),
    *  forked(ack) (a sim:fork ack: the view drops the old future), chooseBranch(id) -> ack,
-   *  labelBranch(id, text) (a tag in the branch list). */
+   *  labelBranch(id, text) (a tag in the branch list), placed() (the player was shown or
+   *  hidden: in presentation mode it sits beside or under the diagram), leavePresentation(). */
   constructor(root, button, hooks) {
     this.root = root;
     this.hooks = hooks;
@@ -56,22 +57,50 @@ export class LessonPlayer {
     this.plan = null;
     this.hooks.highlight([]);
     this.hooks.labelBranch(null, "lesson");
+    this.hooks.placed();
+  }
+
+  /** Keyboard (also in presentation mode, where a clicker sends PageDown/PageUp): n or
+   *  PageDown runs the step, or goes to the next one once it has run; b or PageUp goes
+   *  back; 1-9 pick an answer. True when the key was the player's. */
+  key(ev) {
+    if (!this.plan || this.root.hidden || this.exploring || this.busy) return false;
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return false;
+    if (ev.target.closest("select, textarea, input:not([type=radio])")) return false;
+    const click = (id) => {
+      const b = this.root.querySelector(`[data-testid=${id}]`);
+      if (b && !b.disabled) b.click();
+      return Boolean(b);
+    };
+    if (ev.key === "n" || ev.key === "N" || ev.key === "PageDown") return click("lesson-run") || click("lesson-next");
+    if (ev.key === "b" || ev.key === "B" || ev.key === "PageUp") return click("lesson-back");
+    if (/^[1-9]$/.test(ev.key)) {
+      const choice = this.root.querySelector(`[data-testid=lesson-choice-${Number(ev.key) - 1}]`);
+      if (!choice || choice.disabled || choice.closest("fieldset")?.disabled) return false;
+      choice.checked = true;
+      choice.dispatchEvent(new Event("change"));
+      return true;
+    }
+    return false;
   }
 
   /** The lesson picker; `problem` (a refused link) is said above it, so a bad link never
    *  leaves an empty player. */
   async open(problem = null) {
-    this.hooks.showPanel();
     this.root.hidden = false;
+    this.hooks.showPanel();
     this.root.replaceChildren();
-    html("h2", {}, "Lessons", this.root);
-    if (problem) html("p", { class: "lesson-error", role: "alert", "data-testid": "lesson-error" }, problem, this.root);
+    const body = html("div", { class: "lesson-body" }, null, this.root);
+    html("h2", {}, "Lessons", body);
+    if (problem) html("p", { class: "lesson-error", role: "alert", "data-testid": "lesson-error" }, problem, body);
     const reply = await fetch("/api/lessons");
     const list = reply.ok ? await reply.json() : [];
-    const sel = html("select", { "data-testid": "lesson-select", "aria-label": "lesson" }, null, this.root);
+    const sel = html("select", { "data-testid": "lesson-select", "aria-label": "lesson" }, null, body);
     for (const l of list) sel.add(new Option(`${l.title} (${l.questions} questions)`, l.file));
-    const start = html("button", { type: "button", "data-testid": "lesson-start", class: "primary" }, "Start", this.root);
+    const nav = html("div", { class: "lesson-nav" }, null, this.root);
+    const start = html("button", { type: "button", "data-testid": "lesson-start", class: "primary" }, "Start", nav);
     start.addEventListener("click", () => this.start(sel.value));
+    this.presentTools(nav, false);
   }
 
   start(file) { return this.openAt(file, 1); }
@@ -85,8 +114,8 @@ export class LessonPlayer {
   /** Load lesson `file` at the start of `step` (1-based): the server replays the lesson's
    *  run through the step before it (sim:lesson); earlier steps show their answers. */
   async openAt(file, step) {
-    this.hooks.showPanel();
     this.root.hidden = false;
+    this.hooks.showPanel();
     const ack = await this.hooks.call("sim:lesson", { lesson: file, step });
     if (!ack.ok) {
       this.plan = null;
@@ -177,16 +206,18 @@ export class LessonPlayer {
 
   renderExplore() {
     this.root.replaceChildren();
-    html("h2", {}, this.plan.title, this.root);
+    const body = html("div", { class: "lesson-body" }, null, this.root);
+    html("h2", {}, this.plan.title, body);
     const step = this.plan.steps[this.index];
     html("p", { class: "lesson-branch", "data-testid": "lesson-branch" },
       `Exploring freely on branch #${this.history.branch}: play, step and act as you like. ` +
       `The lesson is on branch #${this.branch} (marked “lesson” in the branch list), ` +
-      `kept at step ${step.step} of ${step.of}.`, this.root);
+      `kept at step ${step.step} of ${step.of}.`, body);
     const nav = html("div", { class: "lesson-nav" }, null, this.root);
     const back = html("button", { type: "button", class: "primary", "data-testid": "lesson-return" },
       `Back to the lesson (branch #${this.branch})`, nav);
     back.addEventListener("click", () => this.resume());
+    this.presentTools(nav, false);
     this.hooks.highlight([]);
   }
 
@@ -199,18 +230,19 @@ export class LessonPlayer {
     const rec = this.records[index] ?? {};
     this.place();
     this.root.replaceChildren();
-    html("h2", {}, plan.title, this.root);
-    if (index === 0 && plan.summary) markdown(plan.summary, html("p", { class: "lesson-summary" }, null, this.root));
-    html("div", { class: "lesson-count", "data-testid": "lesson-count" }, `step ${step.step} of ${step.of}`, this.root);
-    markdown(step.caption, html("p", { class: "lesson-caption", "data-testid": "lesson-caption" }, null, this.root));
+    const body = html("div", { class: "lesson-body" }, null, this.root); // scrolls; the buttons stay
+    html("h2", {}, plan.title, body);
+    if (index === 0 && plan.summary) markdown(plan.summary, html("p", { class: "lesson-summary" }, null, body));
+    html("div", { class: "lesson-count", "data-testid": "lesson-count" }, `step ${step.step} of ${step.of}`, body);
+    markdown(step.caption, html("p", { class: "lesson-caption", "data-testid": "lesson-caption" }, null, body));
     this.hooks.highlight(step.highlight_keys);
     if (step.action) {
       html("p", { class: "lesson-action", "data-testid": "lesson-action" },
-        `${done ? "Action taken" : "Your action"}: ${step.action.prompt ?? `${step.action.name} ${shown(step.action.args ?? {})}`}`, this.root);
+        `${done ? "Action taken" : "Your action"}: ${step.action.prompt ?? `${step.action.name} ${shown(step.action.args ?? {})}`}`, body);
     }
     const q = step.question;
-    if (q) this.renderQuestion(q, done ? rec.given : rec.draft, done);
-    if (done && q) this.renderVerdict(q, rec);
+    if (q) this.renderQuestion(q, done ? rec.given : rec.draft, done, body);
+    if (done && q) this.renderVerdict(q, rec, body).scrollIntoView({ block: "nearest" }); // a short player scrolls
     const nav = html("div", { class: "lesson-nav" }, null, this.root);
     const back = html("button", { type: "button", "data-testid": "lesson-back", title: "The previous step, as it was (b)" }, "◀ Back", nav);
     back.disabled = index === 0;
@@ -231,10 +263,20 @@ export class LessonPlayer {
     explore.addEventListener("click", () => this.explore());
     const link = html("button", { type: "button", "data-testid": "lesson-link", title: "Copy a link that opens this lesson at this step" }, "Copy link to this step", nav);
     link.addEventListener("click", () => this.copyLink(link));
+    this.presentTools(nav);
   }
 
-  renderQuestion(q, value, locked) {
-    const form = html("fieldset", { class: "lesson-question", "data-testid": "lesson-question" }, null, this.root);
+  /** In presentation mode (CSS shows them there only): the keys, and a way out without one. */
+  presentTools(nav, keys = true) {
+    html("span", { class: "lesson-keys present-only", "data-testid": "lesson-keys" },
+      keys ? "n run / next · b back · 1–9 answer · p leave" : "p leave", nav);
+    const leave = html("button", { type: "button", class: "present-only", "data-testid": "lesson-leave-present" },
+      "Leave presentation", nav);
+    leave.addEventListener("click", () => this.hooks.leavePresentation());
+  }
+
+  renderQuestion(q, value, locked, parent) {
+    const form = html("fieldset", { class: "lesson-question", "data-testid": "lesson-question" }, null, parent);
     form.disabled = locked;
     html("legend", {}, `Predict: ${q.ask}`, form);
     const keep = () => { if (!locked) this.records[this.index] = { draft: this.given() }; };
@@ -253,11 +295,11 @@ export class LessonPlayer {
     }
   }
 
-  renderVerdict(q, rec) {
-    const box = html("div", { class: "lesson-verdict", "data-testid": "lesson-verdict" }, null, this.root);
+  renderVerdict(q, rec, parent) {
+    const box = html("div", { class: "lesson-verdict", "data-testid": "lesson-verdict" }, null, parent);
     if (!rec.event) {
       box.textContent = "The model did not produce the deciding event on this page (was the run changed?)";
-      return;
+      return box;
     }
     const answer = rec.answer;
     if (rec.given === undefined) {
@@ -270,6 +312,7 @@ export class LessonPlayer {
     html("div", { class: "lesson-event", "data-testid": "lesson-event" }, `#${rec.event.seq} ${summarize(rec.event)}`, box);
     html("p", { class: "lesson-why", "data-testid": "lesson-why" }, captionOf(rec.event), box);
     if (q.explain) markdown(q.explain, html("p", {}, null, box));
+    return box;
   }
 
   given() {
@@ -288,11 +331,12 @@ export class LessonPlayer {
     const given = this.given();
     if (step.question && given === undefined) { this.hooks.toast("Predict first: pick an answer"); return; }
     button.disabled = true;
+    const h = this.history;
+    if (!h.live) this.hooks.seek(h.head); // scrubbed away meanwhile: an action there would fork
     if (step.action) {
       const ack = await this.hooks.act(step.action.name, step.action.args ?? {});
       if (!ack.ok) { button.disabled = false; return; }
     }
-    const h = this.history;
     while (h.head < step.last_seq) {
       const count = Math.min(step.last_seq - h.head, MAX_STEP_COUNT);
       const ack = await this.hooks.call("sim:step", { count });

@@ -108,6 +108,7 @@ function trackKey(ev) {
 }
 diagram.onRelayout = relayout;
 document.addEventListener("keydown", (ev) => {
+  if (lesson.key(ev)) { ev.preventDefault(); return; } // n, b, PageDown/PageUp, 1-9
   if (ev.target.closest("input, select, textarea")) return;
   if (stage.key(ev) || diagram.view.key(ev) || trackKey(ev)) ev.preventDefault();
 });
@@ -146,9 +147,26 @@ const share = new Share({ send, history, controls, toast, session: () => view.se
   key: () => view.key });
 const lesson = new LessonPlayer($("lesson"), $("btn-lessons"), { call: (t, p) => controls.call(t, p),
   act: (a, args) => act(a, args), highlight: (keys) => diagram.highlight(keys), toast,
-  showPanel: () => { stage.present(false); stage.setPanels(true); }, // the player is in the side panel
+  // The player is in the side panel; in presentation mode, under the diagram (placeLesson).
+  showPanel: () => { if (!stage.presenting) stage.setPanels(true); placeLesson(); },
+  placed: () => placeLesson(), leavePresentation: () => stage.present(false),
   history, seek: (seq) => bar.seek(seq), forked: (ack) => bar.afterAction(ack),
   chooseBranch: (id) => bar.choose(id), labelBranch: (id, text) => bar.label(id, text) });
+/** The lesson player's place: the side panel, or in presentation mode the stage, beside
+ *  the diagram on a wide window or under it (CSS; the diagram re-lays out for what is left). */
+function placeLesson() {
+  const root = $("lesson");
+  const on = !root.hidden;
+  if (stage.presenting && on) {
+    if (root.parentElement !== $("present-caption").parentElement) $("present-caption").before(root);
+  } else if (root.nextElementSibling !== $("inspector")) $("inspector").before(root);
+  document.body.classList.toggle("lesson-on", on);
+}
+stage.onPresent = (on) => { // leaving: the player goes back to the side panel, opened
+  if (!on && !$("lesson").hidden) stage.setPanels(true);
+  placeLesson();
+};
+$("present-lessons").addEventListener("click", () => lesson.open());
 share.lessonLink = () => lesson.link; // the address bar follows the lesson's step
 bar.onChosen = () => lesson.branchLoaded();
 

@@ -18,6 +18,7 @@ export class StageView {
     this.diagram = diagram;
     this.relayout = relayout;
     this.shownSeq = null;
+    this.onPresent = () => {}; // presentation mode entered or left (the lesson player moves)
     this.setPanels(!window.matchMedia(COMPACT).matches);
     $("btn-panels").addEventListener("click", () => this.setPanels(document.body.classList.contains("panels-off")));
     $("btn-present").addEventListener("click", () => this.present());
@@ -52,6 +53,7 @@ export class StageView {
     $("btn-present").setAttribute("aria-pressed", String(on));
     $("present-caption").hidden = !on;
     this.shownSeq = null;
+    this.onPresent(on);
   }
 
   /** Keyboard: p toggles presentation mode; Esc leaves it. True when the key was ours. */

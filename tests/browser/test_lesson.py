@@ -11,8 +11,10 @@ from playwright.sync_api import Page, expect
 
 from gunyah_core.teaching.captions import caption
 from gunyah_core.teaching.lessons import check
+from tests.browser.conftest import ARTIFACTS
 
 LESSONS = Path(__file__).resolve().parents[2] / "lessons"
+ARTIFACTS_DIR = ARTIFACTS
 ALL_WRONG = -1  # play(wrong_step=ALL_WRONG): every question answered wrong
 
 
@@ -273,3 +275,115 @@ def test_explore_forks_a_free_branch_and_the_lesson_waits_on_its_own(page: Page)
         f"#{report.results[2].event['seq']} ")
     # The free branch is still there to go back to.
     expect(page.get_by_test_id("branches").locator("option")).to_have_count(2)
+
+
+# Every text of the player: its font size in CSS px and whether it lies inside the window.
+PLAYER_TEXT = """() => {
+  const out = [];
+  const walker = document.createTreeWalker(document.getElementById("lesson"), NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    if (!n.textContent.trim()) continue;
+    const el = n.parentElement;
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0) continue;
+    out.push({ text: n.textContent.trim().slice(0, 40),
+      px: parseFloat(getComputedStyle(el).fontSize),
+      inside: r.left >= 0 && r.right <= innerWidth + 1 });
+  }
+  return out;
+}"""
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 720), (1024, 768)])
+def test_a_lesson_in_presentation_mode_stays_there_legible_and_keyboard_driven(
+        browser, live_server: str, width: int, height: int) -> None:
+    """Presentation mode with a lesson: the caption, the question and the controls under
+    the diagram in large type, n / b / 1-9 from the keyboard; the diagram's labels keep
+    test_legible.py's rules (12 px, no overlaps) and nothing of the player covers it."""
+    from tests.browser.test_legible import MIN_PX, problems
+
+    report = check(str(LESSONS / "02-message-queues.yaml"))
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(live_server + "/")
+        page.wait_for_selector("[data-vm='VM_A']")
+        page.keyboard.press("p")
+        page.get_by_test_id("present-lessons").click()
+        page.get_by_test_id("lesson-select").select_option("02-message-queues.yaml")
+        page.get_by_test_id("lesson-start").click()
+        expect(page.get_by_test_id("lesson-count")).to_have_text("step 1 of 8")
+        assert page.evaluate("() => window.__gunyah.presenting") is True
+        expect(page.locator(".toolbar")).to_be_hidden()
+        expect(page.locator(".stage [data-testid=lesson-caption]")).to_be_visible()
+        expect(page.get_by_test_id("lesson-keys")).to_contain_text("n run / next")
+        expect(page.get_by_test_id("lesson-leave-present")).to_be_visible()
+        # Keyboard: 1-9 answer, n runs then goes on, b goes back.
+        page.evaluate("document.activeElement?.blur()")
+        choice = report.results[0].answer
+        values = [json.loads(v) for v in page.get_by_test_id("lesson-question").locator(
+            "input[type=radio]").evaluate_all("els => els.map(e => e.value)")]
+        page.keyboard.press(str(values.index(choice) + 1))
+        page.keyboard.press("n")
+        expect(page.get_by_test_id("lesson-result")).to_have_text("✓ Right")
+        page.wait_for_timeout(400)  # the re-layout for the stage's new height
+        page.screenshot(path=str(ARTIFACTS_DIR / f"lesson-present-{width}x{height}.png"))
+        check_legible(page, problems, MIN_PX, f"{width}x{height} step 1 revealed")
+        page.keyboard.press("PageDown")
+        expect(page.get_by_test_id("lesson-count")).to_have_text("step 2 of 8")
+        page.keyboard.press("n")
+        expect(page.get_by_test_id("lesson-next")).to_be_visible()
+        page.keyboard.press("n")
+        expect(page.get_by_test_id("lesson-count")).to_have_text("step 3 of 8")
+        page.wait_for_timeout(400)
+        page.screenshot(path=str(ARTIFACTS_DIR / f"lesson-present-{width}x{height}-step3.png"))
+        check_legible(page, problems, MIN_PX, f"{width}x{height} step 3")
+        page.keyboard.press("b")
+        page.keyboard.press("PageUp")
+        expect(page.get_by_test_id("lesson-count")).to_have_text("step 1 of 8")
+        expect(page.get_by_test_id("lesson-result")).to_have_text("✓ Right")
+        assert page.evaluate("() => window.__gunyah.presenting") is True
+        # Leaving presentation puts the player back in the side panel.
+        page.keyboard.press("p")
+        expect(page.locator(".side [data-testid=lesson-count]")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS_DIR / f"lesson-normal-{width}x{height}.png"))
+    finally:
+        context.close()
+    assert not errors, errors
+
+
+def check_legible(page: Page, problems, min_px: float, where: str) -> None:
+    found = problems(page)
+    assert not found, f"{where}: " + "\n".join(found)
+    small = [t for t in page.evaluate(PLAYER_TEXT) if t["px"] < min_px or not t["inside"]]
+    assert not small, f"{where}: {small}"
+    svg = page.get_by_test_id("diagram").bounding_box()
+    player = page.get_by_test_id("lesson").bounding_box()
+    beside = player["x"] >= svg["x"] + svg["width"] - 1
+    under = player["y"] >= svg["y"] + svg["height"] - 1
+    assert beside or under, f"{where}: the player covers the diagram"
+    assert player["y"] + player["height"] <= page.viewport_size["height"] + 1, where
+    for testid in ("lesson-back", "lesson-link", "lesson-leave-present"):
+        box = page.get_by_test_id(testid).bounding_box()
+        assert box and box["y"] + box["height"] <= page.viewport_size["height"] + 1, \
+            f"{where}: {testid} is off screen"
+
+
+def test_running_a_step_from_a_scrubbed_view_takes_its_action_at_the_head(page: Page) -> None:
+    """The scrubber moved into the past before a step with an action: Run goes back to the
+    head first, so the action continues the lesson's run instead of forking it."""
+    report = check(str(LESSONS / "02-message-queues.yaml"))
+    page.goto(f"{page.url.split('?')[0]}?lesson=02-message-queues.yaml&step=7")
+    expect(page.get_by_test_id("lesson-action")).to_be_visible()
+    page.evaluate("document.activeElement?.blur()")
+    for _ in range(3):
+        page.keyboard.press("ArrowLeft")
+    page.wait_for_function("() => !window.__gunyah.live")
+    answer(page, report.results[6].answer)
+    page.get_by_test_id("lesson-run").click()
+    expect(page.get_by_test_id("lesson-result")).to_have_text("✓ Right")
+    expect(page.get_by_test_id("lesson-event")).to_contain_text(
+        f"#{report.results[6].event['seq']} ")
+    assert page.evaluate("() => window.__gunyah.branch") == 0
