@@ -114,6 +114,19 @@ EQUIVALENT: dict[str, str] = {
         "(Hypervisor.create_msgq) passes both ends",
     "gunyah_core.ipc.msgq.xǁMsgqǁ__init____mutmut_2":
         'receiver default "" -> "XXXX": never used, as above',
+    "gunyah_core.core.cspace.xǁCSpaceǁ_decode__mutmut_4":
+        "capid < CSPACE_CAP_INVALID -> <=: all ones never decodes anyway (base < 2**48, "
+        "so capid ^ base >= 2**64 - 2**48: an index far above CSPACE_MAX_CAPS; with "
+        "debug ids, mult 1 and base 0, the index is 2**64 - 1)",
+    "gunyah_core.core.cspace.xǁCSpaceǁlookup__mutmut_2":
+        "the fast path's dict hit made a miss (cap = None): self.cap(capid) finds the "
+        "same cap and raises the same errors, only slower",
+    "gunyah_core.core.cspace.xǁCSpaceǁlookup__mutmut_3":
+        "_by_id.get(None): always a miss, as above",
+    "gunyah_core.core.cspace.xǁCSpaceǁcap__mutmut_9":
+        "a cap found but not VALID -> always CSPACE_CAP_REVOKED: the only other state is "
+        "REVOKED (delete empties the slot and drops the capid from _by_id; no cap is "
+        "ever made NULL in place), so the CAP_NULL branch is never taken",
     "gunyah_core.vm.vic.xǁVicǁ__init____mutmut_1":
         "KObject oid None: nothing reads a VIC's oid (no VIC capability is handed out)",
     "gunyah_core.vm.vic.xǁVicǁ__init____mutmut_2":

@@ -57,6 +57,16 @@ def test_values_are_checked_by_type_range_and_length(sim: Simulation, field, val
     assert err.code == code and repr(field) in err.message and len(err.message) < 200
 
 
+def test_strings_at_their_length_limit_are_taken_as_values(sim: Simulation) -> None:
+    """One past the limit is TOO_LARGE (above); at the limit the string is read: a
+    payload of MAX_PAYLOAD_CHARS is queued, a VM name of MAX_NAME_CHARS is looked up
+    (and names no VM)."""
+    ack = sim.act("msgq_send", {**SEND, "payload": "p" * MAX_PAYLOAD_CHARS})
+    assert (ack["queued"], ack["hvc"]) == (True, "msgqueue_send")
+    err = refused(sim, "msgq_send", {**SEND, "vm": "V" * MAX_NAME_CHARS})
+    assert err.code == "UNKNOWN_VM"
+
+
 def test_a_field_of_another_action_is_refused(sim: Simulation) -> None:
     """``force`` belongs to rm_vm_stop only."""
     err = refused(sim, "vm_stop", {"vm": "VM_A", "force": True})

@@ -24,6 +24,8 @@ from gunyah_core import Hypervisor, Simulation, load
 from gunyah_core.consts import (
     CSPACE_CAP_INVALID,
     MSGQUEUE_SEND_FLAG_PUSH,
+    MSGQUEUE_THRESHOLD_MAXIMUM,
+    MSGQUEUE_THRESHOLD_UNCHANGED,
     Error,
     MsgqueueRights,
     ObjectType,
@@ -40,7 +42,8 @@ SIZES = st.one_of(st.integers(1, 48), st.sampled_from([0, 49, 1023]))
 BUFS = st.one_of(st.just(1024), st.integers(1, 48))
 REQUIRED_RIGHT = {"msgqueue_send": MsgqueueRights.SEND,
                   "msgqueue_receive": MsgqueueRights.RECEIVE,
-                  "msgqueue_flush": MsgqueueRights.RECEIVE}
+                  "msgqueue_flush": MsgqueueRights.RECEIVE,
+                  "msgqueue_configure_receive": MsgqueueRights.RECEIVE}
 
 
 class MsgqMachine(RuleBasedStateMachine):
@@ -65,6 +68,14 @@ class MsgqMachine(RuleBasedStateMachine):
             self.queues.append(self.hyp.create_msgq(f"q{index}", sender, receiver, depth,
                                                     max_size))
         self.expected = {q.name: deque() for q in self.queues}  # payloads still queued
+        # The reference's vIRQ lines: pending bits per queue end. No vCPU runs here, so
+        # nothing acknowledges them: a pending line stays pending until the queue clears it.
+        self.rx_pending = {q.name: False for q in self.queues}
+        self.tx_pending = {q.name: False for q in self.queues}
+        # ... and the reference's own thresholds: not-empty 1, not-full depth - 1 at first
+        # (facts §3.3).
+        self.rx_thd = {q.name: 1 for q in self.queues}
+        self.tx_thd = {q.name: q.depth - 1 for q in self.queues}
         self.accepted: list[str] = []
         self.received: list[str] = []
         self.flushed: list[str] = []
@@ -127,6 +138,36 @@ class MsgqMachine(RuleBasedStateMachine):
     def receive_as_receiver(self, q_i, buf) -> None:
         self.receive(*self.owner_cap(q_i, "receiver"), buf)
 
+    @rule(q_i=st.integers(0, 1), thd=st.integers(-2, 7), at_count=st.booleans())
+    def configure_receive_as_receiver(self, q_i, thd, at_count) -> None:
+        """-1 changes nothing, -2 sets the depth without a re-check, 1..depth sets it and
+        Rx follows the new level at once, anything else is ARGUMENT_INVALID (facts §3.3;
+        H-SRC msgqueue.c msgqueue_configure_receive). ``at_count``: the threshold is the
+        queue's count or one more, the two sides of the level."""
+        vm, capid = self.owner_cap(q_i, "receiver")
+        queued = len(self.expected[self.queues[q_i % len(self.queues)].name])
+        if at_count and queued:
+            thd = queued + thd % 2
+        result, q = self.call(vm, capid, "msgqueue_configure_receive", notempty_thd=thd)
+        name = q.name
+        clears = [e for e in self.last_events if e["kind"] == "virq.clear"]
+        if thd in (MSGQUEUE_THRESHOLD_UNCHANGED, MSGQUEUE_THRESHOLD_MAXIMUM):
+            assert result.ok
+            if thd == MSGQUEUE_THRESHOLD_MAXIMUM:
+                self.rx_thd[name] = q.depth
+            self.expect_asserts(q)
+            assert clears == []
+        elif not 0 < thd <= q.depth:
+            assert result.error is Error.ARGUMENT_INVALID
+            self.expect_asserts(q)
+        else:
+            assert result.ok
+            self.rx_thd[name] = thd
+            level = len(self.expected[name]) >= thd
+            self.expect_asserts(q, rx=level)
+            assert len(clears) == (not level and self.rx_pending[name])
+            self.rx_pending[name] = level
+
     @rule(vm_i=st.integers(0, 2), cap_i=st.integers(0, 6))
     def flush_any(self, vm_i, cap_i) -> None:
         self.flush(*self.pick(vm_i, cap_i))
@@ -152,10 +193,12 @@ class MsgqMachine(RuleBasedStateMachine):
             queued.append(payload)
             self.accepted.append(payload)
             assert result["not_full"] == (len(queued) < q.depth)
-            rx_asserts = [e for e in self.last_events if e["kind"] == "virq.assert"
-                          and e["source"] == q.rx_source.ref]
-            if rx_asserts:  # Rx only on PUSH or on reaching the threshold (facts §3.2)
-                assert push or len(queued) == q.notempty_thd
+            # Rx is asserted on PUSH or on reaching the not-empty threshold (facts §3.2,
+            # H-SRC msgqueue_common.c msgqueue_send_msg); an assert of a pending line
+            # merges (no event), as on a GIC.
+            raise_rx = push or len(queued) == self.rx_thd[q.name]
+            self.expect_asserts(q, rx=raise_rx)
+            self.rx_pending[q.name] |= raise_rx
 
     def receive(self, vm, capid: int, buf: int) -> None:
         result, q = self.call(vm, capid, "msgqueue_receive", buf_size=buf)
@@ -174,14 +217,33 @@ class MsgqMachine(RuleBasedStateMachine):
         assert result["size"] <= buf
         assert result["not_empty"] == bool(queued)
         self.received.append(payload)
+        # Tx is asserted when the count falls to the not-full threshold (facts §3.2).
+        raise_tx = len(queued) == self.tx_thd[q.name]
+        self.expect_asserts(q, tx=raise_tx)
+        self.tx_pending[q.name] |= raise_tx
 
     def flush(self, vm, capid: int) -> None:
         result, q = self.call(vm, capid, "msgqueue_flush")
         if q is None:
             return
         assert result.ok
+        dropped = bool(self.expected[q.name])
         self.flushed.extend(self.expected[q.name])
         self.expected[q.name].clear()
+        # A flush of a non-empty queue asserts Tx and clears Rx (H-SRC msgqueue_flush).
+        self.expect_asserts(q, tx=dropped)
+        assert [e["kind"] for e in self.last_events if e["kind"] == "virq.clear"] == (
+            ["virq.clear"] if dropped and self.rx_pending[q.name] else [])
+        self.tx_pending[q.name] |= dropped
+        if dropped:
+            self.rx_pending[q.name] = False
+
+    def expect_asserts(self, q, rx: bool = False, tx: bool = False) -> None:
+        """The call's virq.assert events are exactly those of lines it raised that were
+        not pending yet."""
+        expected = ([q.rx_source.ref] if rx and not self.rx_pending[q.name] else []) + (
+            [q.tx_source.ref] if tx and not self.tx_pending[q.name] else [])
+        assert [e["source"] for e in self.last_events if e["kind"] == "virq.assert"] == expected
 
     @precondition(lambda self: hasattr(self, "hyp"))
     @invariant()

@@ -77,6 +77,14 @@ def test_huge_integers_are_refused_by_digit_count(digits: int) -> None:
     assert f"an integer of {digits} digits" in err.message and err.line == 4
 
 
+def test_an_integer_of_exactly_the_maximum_digit_count_is_read() -> None:
+    """At MAX_INTEGER_DIGITS the number is parsed and judged by its field's range (a
+    seed that large is above MAX_SEED), not refused for its length."""
+    err = refusal(f"name: big\n{VMS}seed: {'9' * MAX_INTEGER_DIGITS}\n")
+    assert (err.path, err.line) == ("seed", 4)
+    assert "digits" not in err.message and f"maximum of {MAX_SEED}" in err.message
+
+
 @pytest.mark.parametrize("literal", ["0x" + "f" * 4_000, "0b" + "1" * 50, "0" + "7" * 45,
                                      "-0x" + "F" * 41])
 def test_huge_integers_in_other_bases_are_refused(literal: str) -> None:
