@@ -264,4 +264,7 @@ def enable(hyp: Hypervisor, vm: Vm, rm: Any) -> VpmGroup:
                                               "virq": virq, "vcpu": vcpu.id,
                                               "partner": vm.name}
         rm.watch_halt(virq, vm, capid)
+        if hyp.booted and hyp.trace.on:  # a VM the RM creates now: its vCPUs start off
+            hyp.trace.emit(EventKind.VCPU_POWER, vcpu=vcpu.id, vm=vm.name, power=POWER_OFF,
+                           reason="vPM group")
     return group
