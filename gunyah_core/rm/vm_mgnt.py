@@ -325,6 +325,8 @@ class VmManagement:
             elif stage == "DESTROY_VM":
                 for vcpu in vm.vcpus:
                     self.hyp.power_off(vcpu)
+                if vm.vpm is not None:
+                    psci.disable(self.hyp, vm, self.rm)
         self._status_changed(vm, VmState.RESET)
 
     def deallocate(self, caller: Vm, payload: bytes) -> None:
@@ -333,6 +335,8 @@ class VmManagement:
         for obj in self._objects_of(vm):
             self.hyp.destroy_object(obj)
         self.config.pop(vm.vmid, None)
+        if vm.vpm is not None:  # a VM deallocated before any reset
+            psci.disable(self.hyp, vm, self.rm)
         # Deleted without a word to anyone (RM vm_mgnt.c vm_mgnt_delete_vm; facts §6.2).
         self.rm.set_state(vm, VmState.NONE)
         self.hyp.destroy_vm(vm)

@@ -268,3 +268,17 @@ def enable(hyp: Hypervisor, vm: Vm, rm: Any) -> VpmGroup:
             hyp.trace.emit(EventKind.VCPU_POWER, vcpu=vcpu.id, vm=vm.name, power=POWER_OFF,
                            reason="vPM group")
     return group
+
+
+def disable(hyp: Hypervisor, vm: Vm, rm: Any) -> None:
+    """The RM destroys a PSCI VM's vCPUs (VM reset): it unbinds each HALT vIRQ from its
+    own VIC and drops its cap (RM vm_config.c: ``revert_map_virq`` of ``halt_virq`` when
+    the vCPUs go)."""
+    for vcpu in vm.vcpus:
+        entry = rm.vm.resources.pop(f"halt:{vcpu.id}", None)
+        if vcpu.halt is None or entry is None:
+            continue
+        rm.vm.vic.unbind(vcpu.halt)
+        rm.vm.cspace.delete(entry["capid"])
+        rm.halts.pop(entry["virq"], None)
+        vcpu.halt = None

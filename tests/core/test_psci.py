@@ -265,3 +265,15 @@ def test_preset_psci_power_has_power_state_in_the_snapshot_and_ends_platform_off
     assert exited_notice(events).exit_type == VmExitType.PLATFORM_OFF
     calls = of_kind(events, "psci.call")
     assert calls[1]["fid"] == 0x8400_0003 and calls[1]["args"]["entry"] == 0x8_0000
+
+
+def test_reset_unbinds_the_halt_virqs_from_the_rms_vic():
+    sim = Simulation(load("psci-power"))
+    rm = sim.hyp.vms["RM"]
+    events = sim.run(until_ns=5 * MS)
+    bound = [e for e in of_kind(events, "virq.bind") if e["source"].endswith(":halt")]
+    unbound = [e for e in of_kind(events, "virq.unbind") if e["source"].endswith(":halt")]
+    assert [(e["vm"], e["virq"]) for e in bound] == [(e["vm"], e["virq"]) for e in unbound]
+    assert len(bound) == 2 and all(e["vm"] == "RM" for e in bound)
+    assert not any(s.ref.endswith(":halt") for s in rm.vic.sources.values())
+    assert rm.guest.halts == {} and not any(k.startswith("halt:") for k in rm.resources)
