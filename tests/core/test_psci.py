@@ -277,3 +277,20 @@ def test_reset_unbinds_the_halt_virqs_from_the_rms_vic():
     assert len(bound) == 2 and all(e["vm"] == "RM" for e in bound)
     assert not any(s.ref.endswith(":halt") for s in rm.vic.sources.values())
     assert rm.guest.halts == {} and not any(k.startswith("halt:") for k in rm.resources)
+
+
+def test_vcpu_run_check_of_a_runnable_vcpu_is_busy_and_needs_bind_virq_and_state():
+    sim = idle()
+    rm = sim.hyp.vms["RM"]
+    g0 = sim.hyp.vms["G"].vcpus[0]
+    capid = rm.resources["halt:G.0"]["capid"]
+    result = sim.hyp.hypercalls.call(rm.vcpus[0], "vcpu_run_check", {"capid": capid})
+    assert result.error.name == "BUSY"  # G.0 is on and runnable
+    g1_capid = rm.resources["halt:G.1"]["capid"]
+    off = sim.hyp.hypercalls.call(rm.vcpus[0], "vcpu_run_check", {"capid": g1_capid})
+    assert (off.error.name, off.ret["state"], off.ret["data0"]) == ("OK", "POWERED_OFF", 0)
+    # HLOS's cap to G.0 (AFFINITY | YIELD_TO, for vcpu_run) is not enough.
+    hlos = sim.hyp.vms["HLOS"]
+    owner = sim.hyp.hypercalls.call(hlos.vcpus[0], "vcpu_run_check",
+                                    {"capid": g0.owner_capid})
+    assert owner.error.name == "CSPACE_INSUFFICIENT_RIGHTS"
