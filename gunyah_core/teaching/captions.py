@@ -364,6 +364,8 @@ _RUNS_BECAUSE = {
     "wake:vcpu_off": "it was powered on and its pCPU was idle",
     "block:vcpu_wfi": "the thread before it on this pCPU went into WFI",
     "block:vcpu_off": "the thread before it on this pCPU was powered off",
+    "wake:vcpu_suspend": "it woke from CPU_SUSPEND and its pCPU was idle",
+    "block:vcpu_suspend": "the thread before it on this pCPU suspended (CPU_SUSPEND)",
     "preempt": "it woke with a higher priority than the thread it replaced",
     "timeslice": "the thread before it used up its timeslice",
     "yield": "the thread before it yielded",
@@ -377,6 +379,8 @@ _READY_BECAUSE = {
     "timeslice": "its timeslice ran out; it goes to the tail of its priority",
     "vcpu_wfi": "it woke from WFI, but its pCPU runs a thread of equal or higher priority",
     "vcpu_off": "it was powered on, but its pCPU runs a thread of equal or higher priority",
+    "vcpu_suspend": "it woke from CPU_SUSPEND, but its pCPU runs a thread of equal or higher "
+                    "priority",
 }
 
 
@@ -392,6 +396,9 @@ def _vcpu_state(e: Event) -> str:
         return f"{who} executes WFI: it sleeps until one of its vIRQs fires."
     if state == "off":
         return f"{who} is powered off ({reason}): it runs no more until powered on."
+    if state == "suspended":
+        return (f"{who} is suspended ({reason}): PSCI CPU_SUSPEND blocks it until an "
+                "interrupt or its timer wakes it.")
     if state == "proxy":
         how = ("powered on, " if reason == "vcpu_off"
                else f"back from vcpu_run ({reason}), ")
