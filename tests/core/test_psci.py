@@ -294,3 +294,14 @@ def test_vcpu_run_check_of_a_runnable_vcpu_is_busy_and_needs_bind_virq_and_state
     owner = sim.hyp.hypercalls.call(hlos.vcpus[0], "vcpu_run_check",
                                     {"capid": g0.owner_capid})
     assert owner.error.name == "CSPACE_INSUFFICIENT_RIGHTS"
+
+
+def test_scenario_fields_for_psci_are_validated_by_name():
+    from gunyah_core.scenario import ScenarioError
+    bad = ("name: t\nvms:\n  - name: G\n    program: psci\n    psci: yes please\n"
+           "    params: {end: halt, suspend_ns: 0}\n")
+    with pytest.raises(ScenarioError) as err:
+        parse(bad)
+    text = str(err.value) + " ".join(str(p) for p in getattr(err.value, "problems", []))
+    assert "vms[0].psci" in text and "vms[0].params.end" in text
+    assert "vms[0].params.suspend_ns" in text
