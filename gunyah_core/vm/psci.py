@@ -75,13 +75,18 @@ def _ret(code: PsciRet) -> PsciResult:
     return PsciResult(int(code), code.name)
 
 
+def _reg(args: dict[str, Any], key: str) -> int:
+    """An argument register; one the caller did not set reads as 0."""
+    return args.get(key) or 0
+
+
 class VpmGroup:
     """A VM's virtual PM group in PSCI mode: its vCPUs, indexed by MPIDR."""
 
     def __init__(self, hyp: Hypervisor, vm: Vm) -> None:
         self.hyp = hyp
         self.vm = vm
-        self.wake_due: dict[str, int] = {}  # vCPU id -> when its suspend timer fires
+        self.wake_due: dict[str, int] = {}  # vCPU id -> when its suspend timer wakes it
 
     # -- power as the page and the exports see it ------------------------------------
     def set_power(self, vcpu: Vcpu, power: str, reason: str) -> None:
@@ -131,7 +136,7 @@ class VpmGroup:
         off -> ALREADY_ON (never ON_PENDING: vcpu_poweron is synchronous); an exited one
         -> INTERNAL_FAILURE (``vcpu_poweron``: ERROR_FAILURE); else it is powered on at
         ``entry`` with ``context`` in X0 and SUCCESS is returned."""
-        mpidr = args.get("target", 0)
+        mpidr = _reg(args, "target")
         target = self.by_mpidr(mpidr)
         if target is None:
             core = not mpidr & ~MPIDR_AFF0_MASK and mpidr < len(self.hyp.pcpus)
@@ -140,7 +145,7 @@ class VpmGroup:
             return _ret(PsciRet.ALREADY_ON)
         if target.exited:
             return _ret(PsciRet.INTERNAL_FAILURE)
-        target.entry = (args.get("entry", 0), args.get("context", 0))
+        target.entry = (_reg(args, "entry"), _reg(args, "context"))
         self.hyp.power_on(target, reason=f"CPU_ON from {vcpu.id}")
         return _ret(PsciRet.SUCCESS)
 
@@ -158,23 +163,26 @@ class VpmGroup:
         a vIRQ (or its timer) wakes it, then SUCCESS; a powerdown state restarts it at
         ``entry`` (``vcpu_warm_reset``)."""
         vic = vcpu.vic
-        if vic is not None and vic.pending and vic.has_pending(vcpu.index):
+        if vic.pending and vic.has_pending(vcpu.index):
             return _ret(PsciRet.SUCCESS)
-        state = args.get("power_state", 0)
+        state = _reg(args, "power_state")
         vcpu.suspend_state = state
         if state & PSCI_POWERSTATE_TYPE_POWERDOWN:
-            vcpu.entry = (args.get("entry", 0), args.get("context", 0))
-        wake_ns = args.get("wake_ns")
+            vcpu.entry = (_reg(args, "entry"), _reg(args, "context"))
+        wake_ns = _reg(args, "wake_ns")
         if wake_ns:
             engine = self.hyp.engine
-            self.wake_due[vcpu.id] = due = engine.now + wake_ns
-            engine.schedule(wake_ns, self._timer, vcpu, due)
+            self.wake_due[vcpu.id] = engine.now + wake_ns
+            engine.schedule(wake_ns, self._timer, vcpu)
         self.set_power(vcpu, POWER_SUSPENDED, "CPU_SUSPEND")
         vcpu.block(BLOCK_VCPU_SUSPEND)
         return _ret(PsciRet.SUCCESS)
 
-    def _timer(self, vcpu: Vcpu, deadline: int) -> None:
-        if self.wake_due.get(vcpu.id) == deadline and BLOCK_VCPU_SUSPEND in vcpu.blocked:
+    def _timer(self, vcpu: Vcpu) -> None:
+        """The suspend timer fired: it wakes the vCPU if this is still its deadline (a
+        vIRQ may have woken it before, and it may have suspended again since)."""
+        if (self.wake_due.get(vcpu.id) == self.hyp.engine.now
+                and BLOCK_VCPU_SUSPEND in vcpu.blocked):
             self.resume(vcpu, "timer")
 
     def resume(self, vcpu: Vcpu, why: str) -> None:
@@ -190,8 +198,8 @@ class VpmGroup:
     def _affinity_info(self, vcpu: Vcpu, args: dict, smc64: bool) -> PsciResult:
         """``psci_affinity_info``: ON or OFF; INVALID_PARAMETERS for an unknown MPIDR or
         a lowest affinity level other than 0."""
-        target = self.by_mpidr(args.get("target", 0))
-        if target is None or args.get("level", 0) != 0:
+        target = self.by_mpidr(_reg(args, "target"))
+        if target is None or _reg(args, "level"):
             return _ret(PsciRet.INVALID_PARAMETERS)
         info = (PsciAffinityInfo.OFF if BLOCK_VCPU_OFF in target.blocked
                 else PsciAffinityInfo.ON)
@@ -209,8 +217,8 @@ class VpmGroup:
     def _system_reset2(self, vcpu: Vcpu, args: dict, smc64: bool) -> None:
         """``psci_system_reset2_32/64``: reset type (bit 62 set by the SMC64 call) and
         cookie (32 bits by the SMC32 call) for the run check, then stop every vCPU."""
-        reset_type = args.get("reset_type", 0) & PSCI_RESET_TYPE_MASK
-        cookie = args.get("cookie", 0)
+        reset_type = _reg(args, "reset_type") & PSCI_RESET_TYPE_MASK
+        cookie = _reg(args, "cookie")
         if smc64:
             reset_type |= PSCI_REQUEST_SYSTEM_RESET2_64
         else:
@@ -276,9 +284,8 @@ def disable(hyp: Hypervisor, vm: Vm, rm: Any) -> None:
     the vCPUs go)."""
     for vcpu in vm.vcpus:
         entry = rm.vm.resources.pop(f"halt:{vcpu.id}", None)
-        if vcpu.halt is None or entry is None:
-            continue
-        rm.vm.vic.unbind(vcpu.halt)
-        rm.vm.cspace.delete(entry["capid"])
-        rm.halts.pop(entry["virq"], None)
-        vcpu.halt = None
+        if entry is not None:
+            rm.vm.vic.unbind(vcpu.halt)
+            rm.vm.cspace.delete(entry["capid"])
+            del rm.halts[entry["virq"]]
+            vcpu.halt = None

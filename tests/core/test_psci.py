@@ -10,6 +10,7 @@ from gunyah_core import Simulation, load
 from gunyah_core.consts import (
     PSCI_REQUEST_SYSTEM_RESET,
     PSCI_REQUEST_SYSTEM_RESET2_64,
+    RIGHTS_BY_TYPE,
     VM_EXIT_FLAG_SMC64,
     PsciFunction,
     PsciRet,
@@ -277,6 +278,8 @@ def test_reset_unbinds_the_halt_virqs_from_the_rms_vic():
     assert len(bound) == 2 and all(e["vm"] == "RM" for e in bound)
     assert not any(s.ref.endswith(":halt") for s in rm.vic.sources.values())
     assert rm.guest.halts == {} and not any(k.startswith("halt:") for k in rm.resources)
+    caps = [c["object"] for c in rm.cspace.table(RIGHTS_BY_TYPE)]
+    assert [c for c in caps if c.startswith("thread:")] == ["thread:RM.0"]  # run-check caps gone
 
 
 def test_vcpu_run_check_of_a_runnable_vcpu_is_busy_and_needs_bind_virq_and_state():
@@ -305,3 +308,112 @@ def test_scenario_fields_for_psci_are_validated_by_name():
     text = str(err.value) + " ".join(str(p) for p in getattr(err.value, "problems", []))
     assert "vms[0].psci" in text and "vms[0].params.end" in text
     assert "vms[0].params.suspend_ns" in text
+
+
+# -- suspend in detail --------------------------------------------------------------------
+def on_and_running(sim: Simulation):
+    """G.0 and G.1 both on (G.1 by CPU_ON), the run advanced a little."""
+    g0, g1 = sim.hyp.vms["G"].vcpus
+    sim.hyp.vms["G"].vpm.call(g0, "CPU_ON", {"target": 1, "entry": 0x8_0000, "context": 1})
+    sim.run(until_ns=MS // 10)
+    return g0, g1
+
+
+def test_cpu_suspend_keeps_the_requested_state_for_the_run_check():
+    sim = idle()
+    _, g1 = on_and_running(sim)
+    sim.hyp.vms["G"].vpm.call(g1, "CPU_SUSPEND", {"power_state": 0x0000_0002})
+    assert g1.suspend_state == 2 and g1.entry == (0x8_0000, 1)  # standby: entry not taken
+    ret = state_of_stopped(g1, BLOCK_VCPU_OFF, BLOCK_VCPU_WFI).ret
+    assert (ret["state"], ret["data0"], ret["data1"]) == ("EXPECTS_WAKEUP", 2, 2)
+
+
+def test_cpu_suspend_with_a_virq_pending_returns_at_once():
+    sim = idle()
+    _, g1 = on_and_running(sim)
+    vic = sim.hyp.vms["G"].vic
+    vic.pending.add(1000)
+    vic.route[1000] = 1  # pending for vCPU 1
+    assert vic.has_pending(1)
+    result = sim.hyp.vms["G"].vpm.call(g1, "CPU_SUSPEND", {"power_state": 0})
+    assert result == (0, "SUCCESS") and BLOCK_VCPU_SUSPEND not in g1.blocked
+    assert g1.power == "on"
+
+
+def test_a_powerdown_suspend_restarts_the_vcpu_at_its_entry_point():
+    import inspect
+    sim = idle()
+    _, g1 = on_and_running(sim)
+    powerdown = 1 << 30  # psci_suspend_powerstate StateType
+    sim.hyp.vms["G"].vpm.call(g1, "CPU_SUSPEND", {"power_state": powerdown | 3,
+                                                  "entry": 0x9_0000, "context": 5})
+    assert g1.entry == (0x9_0000, 5)
+    before = g1.stack[0][0]
+    g1.result = "stale"
+    g1.virq_pending()
+    assert len(g1.stack) == 1 and g1.result is None and g1.stack[0][0] is not before
+    assert inspect.getgeneratorstate(g1.stack[0][0]) == inspect.GEN_CREATED
+
+
+def test_a_stale_suspend_timer_does_not_wake_a_later_suspend():
+    sim = idle()
+    _, g1 = on_and_running(sim)
+    vpm = sim.hyp.vms["G"].vpm
+    start = sim.hyp.engine.now
+    vpm.call(g1, "CPU_SUSPEND", {"power_state": 0, "wake_ns": 100_000})
+    g1.virq_pending()  # a vIRQ wakes it first
+    assert g1.power == "on"
+    vpm.call(g1, "CPU_SUSPEND", {"power_state": 0})  # no timer this time
+    sim.run(until_ns=start + 300_000)
+    assert BLOCK_VCPU_SUSPEND in g1.blocked and g1.power == "suspended"
+    g1.virq_pending()
+    again = sim.hyp.engine.now
+    vpm.call(g1, "CPU_SUSPEND", {"power_state": 0, "wake_ns": 200_000})
+    g1.virq_pending()
+    vpm.call(g1, "CPU_SUSPEND", {"power_state": 0, "wake_ns": 500_000})
+    sim.run(until_ns=again + 400_000)  # the 200 µs timer is stale: still asleep
+    assert g1.power == "suspended"
+    events = sim.run(until_ns=again + 600_000)
+    woke = [e for e in of_kind(events, "vcpu.power") if e["vcpu"] == "G.1"]
+    assert [(e["t"] - again, e["reason"]) for e in woke] == [(500_000, "wake:timer")]
+
+
+def test_a_suspended_vcpu_stopped_by_system_off_stays_off_when_its_timer_fires():
+    sim = idle()
+    g0, g1 = on_and_running(sim)
+    vpm = sim.hyp.vms["G"].vpm
+    vpm.call(g1, "CPU_SUSPEND", {"power_state": 0, "wake_ns": 100_000})
+    vpm.call(g0, "SYSTEM_OFF", {})
+    sim.run(until_ns=sim.hyp.engine.now + 200_000)
+    assert g1.power == "off" and g1.blocked == {BLOCK_VCPU_OFF} and g1.exited
+
+
+def test_unset_registers_read_as_zero():
+    sim = idle()
+    g0, g1 = on_and_running(sim)
+    vpm = sim.hyp.vms["G"].vpm
+    assert vpm.call(g0, "AFFINITY_INFO", {}) == (0, "ON")  # MPIDR 0: G.0 itself
+    vpm.call(g1, "CPU_OFF", {})
+    assert vpm.call(g0, "CPU_ON", {"target": 1}) == (0, "SUCCESS")
+    assert g1.entry == (0, 0)
+    vpm.call(g0, "SYSTEM_RESET2", {})
+    assert g0.system_reset == (0, 0)
+
+
+def test_system_off_powers_every_vcpu_off_with_the_call_as_reason():
+    for function in ("SYSTEM_OFF", "SYSTEM_RESET"):
+        sim = idle()
+        g0, g1 = on_and_running(sim)
+        sim.trace.take()
+        sim.hyp.vms["G"].vpm.call(g0, function, {})
+        power = [(e["vcpu"], e["power"], e["reason"])
+                 for e in sim.trace.take() if e["kind"] == "vcpu.power"]
+        assert power == [("G.1", "off", function), ("G.0", "off", function)]
+
+
+def test_system_reset2_smc32_keeps_the_cookie_low_word_only():
+    sim = idle(vcpus=1)
+    g0 = sim.hyp.vms["G"].vcpus[0]
+    sim.hyp.vms["G"].vpm.call(g0, "SYSTEM_RESET2", {"reset_type": (1 << 40) | 0x8000_0002,
+                                                    "cookie": (1 << 40) | 5})
+    assert g0.system_reset == (0x8000_0002, 5)
