@@ -33,6 +33,7 @@ from .rm.mem_service import MemService
 from .rm.sharing import MemBorrower, MemLender
 from .rm.vm_mgnt import VmManagement, create_rm_link
 from .scenario import Scenario, ScenarioError
+from .vm import psci
 from .vm.vm import Vm
 
 RM_NAME = "RM"
@@ -81,6 +82,8 @@ def build(scenario: Scenario, seed: int | None = None, trace_on: bool = True) ->
         if described.get(vm.name, {}).get("proxy"):  # its owner, HLOS, runs it
             for vcpu in vm.vcpus:
                 hyp.make_proxy(vcpu, primary)
+        if described.get(vm.name, {}).get("psci"):  # a vPM group; HALT vIRQs to the RM
+            psci.enable(hyp, vm, rm)
     _create_objects(hyp, cfg)
     for vm in hyp.vms.values():
         if vm is rm_vm:
@@ -96,10 +99,17 @@ def build(scenario: Scenario, seed: int | None = None, trace_on: bool = True) ->
     for vm in hyp.vms.values():
         vm.state = "RUNNING"
         if described.get(vm.name, {}).get("start", True):
-            for vcpu in vm.vcpus:
+            for vcpu in boot_vcpus(vm):
                 hyp.power_on(vcpu)
     hyp.booted = True
     return hyp
+
+
+def boot_vcpus(vm: Vm) -> list:
+    """The vCPUs a VM start powers on: a PSCI VM's boot vCPU only, its secondaries wait
+    for CPU_ON (RM vm_firmware.c ``vm_firmware_vm_start_default`` powers on the boot
+    vCPU); the model starts every vCPU of a VM without PSCI."""
+    return vm.vcpus[:1] if vm.vpm is not None else vm.vcpus
 
 
 def attach_rm_client(hyp: Hypervisor, vm: Vm, rm_name: str) -> None:

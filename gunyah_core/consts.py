@@ -192,6 +192,69 @@ RM_RPC_QUEUE_DEPTH = 8
 # --- SMCCC / HVC encoding (H-API "AArch64 HVC ABI") ---
 HVC_IMM_BASE = 0x6000
 
+# --- PSCI, the virtual PM group's power calls (hyp/interfaces/psci/psci.tc; facts §6.3, §7.2) ---
+# A guest makes them as SMCCC calls of the Standard Secure Service owner (4): X0 = function
+# ID = fast bit 31 | SMC64 bit 30 | owner 4 << 24 | function number (psci_function).
+SMCCC_FAST_CALL = 1 << 31
+SMCCC_SMC64 = 1 << 30
+SMCCC_OWNER_STANDARD = 4
+SMCCC_OWNER_SHIFT = 24
+PSCI_FID_BASE_SMC32 = SMCCC_FAST_CALL | SMCCC_OWNER_STANDARD << SMCCC_OWNER_SHIFT  # 0x84000000
+PSCI_FID_BASE_SMC64 = PSCI_FID_BASE_SMC32 | SMCCC_SMC64  # 0xC4000000
+PSCI_VERSION_1_1 = 0x10001  # hyp/vm/psci/psci.tc PSCI_VER: "PSCI 1.1 implemented"
+
+
+class PsciFunction(IntEnum):
+    """``psci_function`` (hyp/interfaces/psci/psci.tc): the low bits of the function ID."""
+
+    PSCI_VERSION = 0x0
+    CPU_SUSPEND = 0x1
+    CPU_OFF = 0x2
+    CPU_ON = 0x3
+    AFFINITY_INFO = 0x4
+    SYSTEM_OFF = 0x8
+    SYSTEM_RESET = 0x9
+    PSCI_FEATURES = 0xA
+    SYSTEM_RESET2 = 0x12
+
+
+class PsciRet(IntEnum):
+    """``psci_ret`` (hyp/interfaces/psci/psci.tc), returned in X0."""
+
+    SUCCESS = 0
+    NOT_SUPPORTED = -1
+    INVALID_PARAMETERS = -2
+    DENIED = -3
+    ALREADY_ON = -4
+    ON_PENDING = -5
+    INTERNAL_FAILURE = -6
+    NOT_PRESENT = -7
+    DISABLED = -8
+    INVALID_ADDRESS = -9
+
+
+class PsciAffinityInfo(IntEnum):
+    """``psci_ret_affinity_info``: what AFFINITY_INFO returns for a vCPU."""
+
+    ON = 0
+    OFF = 1
+    ON_PENDING = 2
+
+
+# psci_suspend_powerstate (extended format): bit 30 StateType, 1 = powerdown.
+PSCI_POWERSTATE_TYPE_POWERDOWN = 1 << 30
+# hyp/interfaces/psci/include/psci.h: bits of vcpu_run data0 for PSCI_SYSTEM_RESET.
+PSCI_REQUEST_SYSTEM_RESET = 1 << 63  # legacy SYSTEM_RESET (RM: exit PLATFORM_RESET)
+PSCI_REQUEST_SYSTEM_RESET2_64 = 1 << 62  # SYSTEM_RESET2 made with the SMC64 ID
+PSCI_RESET_TYPE_MASK = 0xFFFF_FFFF
+# vcpu_run_wakeup_from_state (vcpu_run.tc, psci.tc) and vcpu_run_poweroff_flags bit 0.
+VCPU_RUN_WAKEUP_FROM_WFI = 1
+VCPU_RUN_WAKEUP_FROM_PSCI_CPU_SUSPEND = 2
+VCPU_RUN_WAKEUP_FROM_PSCI_SYSTEM_SUSPEND = 3
+VCPU_RUN_POWEROFF_EXITED = 0x1
+# RM vm_mgnt.c vcpu_halt_callback: NOTIFY_VM_EXITED exit_flags bit 15 = SYSTEM_RESET2 by SMC64.
+VM_EXIT_FLAG_SMC64 = 1 << 15
+
 # --- SIMULATOR: costs the facts sheet does not give (section 12: "NOT FOUND") ---
 # Invented so time moves; shown as "simulated cost" in the UI, never as a measurement.
 SIM_HVC_COST_NS = 1_000

@@ -64,6 +64,8 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "memparcel": ("gunyah_core/mem/memparcel.py", (
         "tests/core/test_memory.py", "tests/core/test_rm_memory.py",
         "tests/core/test_rm_mem_payloads.py")),
+    "psci": ("gunyah_core/vm/psci.py", (
+        "tests/core/test_psci.py", "tests/core/test_scenario.py")),
 }
 
 MEMORY_LIMIT_BYTES = 2 << 30  # per mutant run: a runaway mutant dies, not the machine

@@ -16,7 +16,17 @@ from ..consts import (
     SIM_MEM_ACCESS_NS,
     SIM_VIRQ_DELIVERY_NS,
 )
-from ..vm.vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_WFI, OP_HVC, OP_MEM, OP_SLEEP, OP_WFI, OP_WORK
+from ..vm import psci
+from ..vm.vcpu import (
+    BLOCK_VCPU_OFF,
+    BLOCK_VCPU_WFI,
+    OP_HVC,
+    OP_MEM,
+    OP_PSCI,
+    OP_SLEEP,
+    OP_WFI,
+    OP_WORK,
+)
 from .trace import EventKind
 
 if TYPE_CHECKING:
@@ -137,6 +147,9 @@ class Executor:
         if kind == OP_MEM:
             vcpu.result = self._memory_access(vcpu, op[1], op[2], op[3])
             return SIM_MEM_ACCESS_NS
+        if kind == OP_PSCI:  # an SMC to the vPM group; its cost is a hypercall's
+            vcpu.result = psci.call(self.hypercalls.hyp, vcpu, op[1], op[2])
+            return SIM_HVC_COST_NS
         if kind == OP_SLEEP:
             vcpu.sleep_until = self.engine.now + op[1]
             self.engine.schedule(op[1], self._timer, vcpu, vcpu.sleep_until)

@@ -33,7 +33,7 @@ from ..consts import (
 from ..errors import ERROR_OK, MEANINGS, HypError, HypResult
 from ..ipc.msgq import BINARY
 from ..vm.vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_RUN, BLOCK_VCPU_WFI
-from ..vm.vcpu_run import state_of_stopped
+from ..vm.vcpu_run import VcpuRunState, state_of_stopped
 
 if TYPE_CHECKING:
     from ..vm.vcpu import Vcpu
@@ -61,6 +61,8 @@ THREAD_PRIORITY = int(ThreadRights.PRIORITY)
 THREAD_TIMESLICE = int(ThreadRights.TIMESLICE)
 THREAD_AFFINITY = int(ThreadRights.AFFINITY)
 THREAD_YIELD_TO = int(ThreadRights.YIELD_TO)
+THREAD_BIND_VIRQ = int(ThreadRights.BIND_VIRQ)
+THREAD_STATE = int(ThreadRights.STATE)
 
 # Enum members as plain names for the hot path (an Enum attribute is a lookup each time).
 ERROR_NAME = {error: error.name for error in Error}
@@ -348,6 +350,21 @@ def _vcpu_run(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
     # with state and data words, is traced then (facts §7.2; vcpu_run.c returns after
     # scheduler_yield_to comes back).
     return RETURNS_LATER
+
+
+@hypercall("vcpu_run_check", 0x68, capid=_cap(ObjectType.THREAD, "BIND_VIRQ", "STATE"))
+def _vcpu_run_check(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
+    """H-SRC vcpu_run.c ``hypercall_vcpu_run_check``: the run state of a vCPU that is not
+    runnable, as vcpu_run would return it (the RM reads it after a HALT vIRQ, facts §7.2,
+    §9.1); BUSY if it is runnable or only transiently BLOCKED."""
+    target = vcpu.vm.cspace.lookup(_arg(args, "capid"), ObjectType.THREAD,
+                                   THREAD_BIND_VIRQ | THREAD_STATE)
+    if target.runnable:
+        raise HypError(Error.BUSY, "the vCPU is runnable")
+    ret = state_of_stopped(target, BLOCK_VCPU_OFF, BLOCK_VCPU_WFI).ret
+    if ret["state"] == VcpuRunState.BLOCKED.name:
+        raise HypError(Error.BUSY, "the vCPU is only blocked for now", ret)
+    return ret
 
 
 @hypercall("vcpu_set_priority", 0x46, capid=_cap(ObjectType.THREAD, "PRIORITY"),

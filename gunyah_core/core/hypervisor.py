@@ -176,18 +176,23 @@ class Hypervisor:
                                                "virq": virq, "vcpu": vcpu.id,
                                                "partner": vcpu.vm.name}
 
-    def power_on(self, vcpu: Vcpu) -> None:
-        """Start the vCPU at its guest program's entry (vcpu_poweron by the RM)."""
+    def power_on(self, vcpu: Vcpu, reason: str = "boot") -> None:
+        """Start the vCPU at its guest program's entry (vcpu_poweron by the RM, or a PSCI
+        CPU_ON with the entry point the caller gave, kept in ``vcpu.entry``)."""
         if BLOCK_VCPU_OFF not in vcpu.blocked:
             return
         vcpu.stack = [(vcpu.vm.guest.main(vcpu), None)]
         vcpu.result = None
         vcpu.busy_left = 0
         vcpu.sleep_until = 0
+        if vcpu.vm.vpm is not None:
+            vcpu.vm.vpm.set_power(vcpu, "on", reason)
         vcpu.unblock(BLOCK_VCPU_OFF)
 
-    def power_off(self, vcpu: Vcpu) -> None:
-        """Stop the vCPU wherever it is (vcpu_kill / VM stop)."""
+    def power_off(self, vcpu: Vcpu, reason: str = "poweroff") -> None:
+        """Stop the vCPU wherever it is (vcpu_kill / VM stop, or PSCI CPU_OFF)."""
+        if vcpu.vm.vpm is not None:
+            vcpu.vm.vpm.set_power(vcpu, "off", reason)
         vcpu.block(BLOCK_VCPU_OFF)
         # A powered-off vCPU waits for nothing else (a proxy one stays proxy-scheduled).
         vcpu.blocked = {BLOCK_VCPU_OFF} | ({BLOCK_VCPU_RUN} if vcpu.proxy_owner else set())

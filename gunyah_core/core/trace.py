@@ -39,6 +39,8 @@ class EventKind:
     VCPU_STATE = "vcpu.state"
     VCPU_PRIORITY = "vcpu.priority"
     VCPU_RUN = "vcpu.run"
+    VCPU_POWER = "vcpu.power"
+    PSCI_CALL = "psci.call"
     CAP_CREATE = "cap.create"
     CAP_REVOKE = "cap.revoke"
     RM_RPC = "rm.rpc"

@@ -5,8 +5,10 @@ process with one thread per vCPU plus an "events" thread for VM-level happenings
 have no vCPU (vIRQ assert, doorbells, message queue slices). Scheduling becomes `X`
 slices on both the vCPU and the pCPU threads; vIRQs, doorbells and hypercalls are `i`
 instants; each queue's depth is a `C` counter; each message is an arrow from its send
-to its receive. Times are simulated ns written as µs floats (t/1000), so no precision
-is lost. Simplified: idle time on a pCPU is a gap, not an "idle" slice.
+to its receive. A vCPU of a PSCI VM also has a "<vCPU> power" thread whose slices are
+its power states (on, suspended, off) from ``vcpu.power`` events. Times are simulated
+ns written as µs floats (t/1000), so no precision is lost. Simplified: idle time on a
+pCPU is a gap, not an "idle" slice.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class PerfettoWriter:
         self._pcpu_run: dict[int, tuple[int, str]] = {}  # pcpu -> (start, vcpu)
         self._vcpu_run: dict[str, tuple[int, int]] = {}  # vcpu -> (start, pcpu)
         self._msg_slice: dict[tuple[int, int], dict[str, Any]] = {}  # deferred, per thread
+        self._power: dict[str, tuple[int, str, int]] = {}  # vcpu -> (start, power, seq)
         self._last_t = 0
         self.count = 0
         self._out.write('{"traceEvents":[\n')
@@ -147,6 +150,26 @@ class PerfettoWriter:
             self._vcpu_run[nxt] = (t, pcpu)
             self._vcpu_thread(nxt)
 
+    # -- power (PSCI) ----------------------------------------------------------------------
+    def _power_thread(self, vcpu: str) -> tuple[int, int]:
+        vm = self._vcpu_vm.get(vcpu) or vm_of_vcpu(vcpu)
+        return self._thread(("power", vcpu), self._pid(vm), f"{vcpu} power")
+
+    def _end_power(self, vcpu: str, t: int) -> None:
+        held = self._power.pop(vcpu, None)
+        if held is not None:
+            start, power, seq = held
+            self._slice(self._power_thread(vcpu), power, "power", start, t,
+                        {"power": power, "seq": seq})
+
+    def _power_change(self, e: Mapping[str, Any]) -> None:
+        """A ``vcpu.power`` ends the vCPU's power slice and starts the next one."""
+        vcpu, t = e["vcpu"], e["t"]
+        self._end_power(vcpu, t)
+        self._power[vcpu] = (t, str(e.get("power")), e["seq"])
+        self._instant(self._power_thread(vcpu), f"power {e.get('power')}", "power", t,
+                      _args(e))
+
     # -- message queues -----------------------------------------------------------------
     def _msg(self, e: Mapping[str, Any], sending: bool) -> None:
         t, msgq = e["t"], e["msgq"]
@@ -204,6 +227,11 @@ class PerfettoWriter:
                           _args(event))
         elif kind == "hvc":
             self._instant(self._where(event), event.get("name", "hvc"), "hvc", t, _args(event))
+        elif kind == "vcpu.power" and isinstance(event.get("vcpu"), str):
+            self._power_change(event)
+        elif kind == "psci.call":
+            self._instant(self._where(event), f"PSCI {event.get('function')}", "psci", t,
+                          _args(event))
         else:
             self._instant(self._where(event), _generic_name(event), kind.split(".")[0], t,
                           _args(event))
@@ -226,6 +254,8 @@ class PerfettoWriter:
             self._end_pcpu(pcpu, self._last_t)
         for vcpu in list(self._vcpu_run):
             self._end_vcpu(vcpu, self._last_t)
+        for vcpu in list(self._power):
+            self._end_power(vcpu, self._last_t)
         for ids in list(self._msg_slice):
             self._flush_msg_slice(ids, None)
         other = {"generator": "gunyah-sim", "clock": "simulated ns, written as us"}

@@ -5,6 +5,8 @@ clear), a wire per doorbell (`gunyah.doorbell.<name>`: 1 while its flags are non
 an integer per queue's depth (`gunyah.msgq.<name>`) and one per pCPU giving the running
 vCPU as an index into the table in the file's `$comment` (0 = idle), plus a string
 twin (`gunyah.pcpu.pcpu<n>_vcpu`) with the vCPU's name for viewers that show strings.
+A vCPU of a PSCI VM has its power state too (from ``vcpu.power``): an integer
+`gunyah.power.<vcpu>` (0 off, 1 on, 2 suspended) and its string twin `<vcpu>_state`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 _VIRQ_RAISE = ("virq.assert", "virq.deliver")
 _VIRQ_LOWER = ("virq.eoi", "virq.clear")
 _BELL_KINDS = ("bell.send", "bell.recv", "bell.mask", "bell.reset")
+#: A vCPU's power state as a number (a vCPU starts off; facts §7.2 POWERED_OFF).
+POWER_CODES = {"off": 0, "on": 1, "suspended": 2}
+POWER_BITS = 2
 
 
 def signal_name(text: object) -> str:
@@ -105,6 +110,13 @@ class VcdWriter:
                          index)
             self._change(t, self._declare(scope, f"pcpu{pcpu}_vcpu", "string", None,
                                           IDLE_NAME), signal_name(nxt or IDLE_NAME))
+        elif kind == "vcpu.power":
+            scope, name = f"{TOP_SCOPE}.power", signal_name(event["vcpu"])
+            power = str(event.get("power"))
+            self._change(t, self._declare(scope, name, "integer", POWER_BITS, 0),
+                         POWER_CODES.get(power, 0))
+            self._change(t, self._declare(scope, f"{name}_state", "string", None, "off"),
+                         signal_name(power))
 
     def close(self) -> None:
         """Declare every signal seen, then replay the spooled changes into the file."""

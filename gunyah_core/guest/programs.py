@@ -16,7 +16,7 @@ from ..consts import DOORBELL_FLAGS_MASK, MSGQUEUE_SEND_FLAG_PUSH, SIM_GUEST_WOR
 from ..errors import ERROR_OK
 from ..rm.messages import RmMessageId
 from ..rm.payloads import VmExitReq
-from ..vm.vcpu import OP_HVC, OP_MEM, OP_SLEEP, OP_WFI, OP_WORK
+from ..vm.vcpu import OP_HVC, OP_MEM, OP_PSCI, OP_SLEEP, OP_WFI, OP_WORK
 
 if TYPE_CHECKING:
     from ..vm.vcpu import Vcpu
@@ -41,6 +41,12 @@ def work(ns: int) -> tuple:
 
 def sleep(ns: int) -> tuple:
     return (OP_SLEEP, ns)
+
+
+def psci(function: str, **args: Any) -> tuple:
+    """A PSCI call by its function name (CPU_ON, CPU_OFF, ...; consts.PsciFunction):
+    an SMC the hypervisor's vPM group answers (vm/psci.py); the result has ``x0``."""
+    return (OP_PSCI, function, args)
 
 
 def mem(access: str, addr: int, value: int = 0) -> tuple:
@@ -353,8 +359,68 @@ class ExitAfter(Guest):
                                     {"exit_code": "NORMAL"})
 
 
+# SIMULATOR: where a PSCI guest's secondary vCPUs start (the IPA CPU_ON passes; the
+# model has no guest code, so it only tells the program which path to run), an MPIDR no
+# platform core has (Aff1 = 1), and the guest's default pacing.
+SECONDARY_ENTRY = 0x8_0000
+NO_SUCH_MPIDR = 0x100
+PSCI_WORK_NS = 200_000
+PSCI_SUSPEND_NS = 300_000
+PSCI_POLL_NS = 100_000
+END_CALLS = {"off": "SYSTEM_OFF", "reset": "SYSTEM_RESET", "reset2": "SYSTEM_RESET2"}
+CPU_SUSPEND_STANDBY = 0  # psci_suspend_powerstate: StateType 0 (standby), StateID 0
+
+
+class PsciGuest(Guest):
+    """Powers its vCPUs with PSCI as Linux's arm64 boot and cpuidle do, then ends the VM.
+
+    vCPU 0 (the boot vCPU, the only one VM_START powers on) asks PSCI_VERSION, starts
+    each secondary with CPU_ON at ``SECONDARY_ENTRY`` (context id = its index), starts
+    vCPU 1 again (ALREADY_ON) and a CPU that does not exist (INVALID_PARAMETERS), polls
+    AFFINITY_INFO until the secondaries are OFF, tries CPU_OFF itself (DENIED: it is the
+    last one on) and ends the VM with ``end``: SYSTEM_OFF, SYSTEM_RESET or SYSTEM_RESET2.
+    Each secondary works, suspends (CPU_SUSPEND, standby, woken by its timer after
+    ``suspend_ns``), works again and turns itself off (CPU_OFF). facts §6.3, §7.2.
+    """
+
+    program = "psci"
+
+    def main(self, vcpu: Vcpu):
+        if vcpu.entry is not None and vcpu.entry[0] == SECONDARY_ENTRY:
+            yield from self.secondary(vcpu)
+        elif vcpu.index == 0:
+            yield from self.run(vcpu)
+        while True:
+            yield WFI
+
+    def run(self, vcpu: Vcpu):
+        work_ns = self.params.get("work_ns", PSCI_WORK_NS)
+        yield psci("PSCI_VERSION")
+        others = range(1, len(self.vm.vcpus))
+        for index in others:
+            yield psci("CPU_ON", target=index, entry=SECONDARY_ENTRY, context=index)
+        if others:
+            yield psci("CPU_ON", target=1, entry=SECONDARY_ENTRY, context=1)
+        yield psci("CPU_ON", target=NO_SUCH_MPIDR, entry=SECONDARY_ENTRY, context=0)
+        for index in others:
+            while (yield psci("AFFINITY_INFO", target=index, level=0)).name != "OFF":
+                yield sleep(PSCI_POLL_NS)
+        yield psci("CPU_OFF")
+        yield work(work_ns)
+        end = END_CALLS[self.params.get("end", "off")]
+        yield psci(end, **({"reset_type": 0, "cookie": 0} if end == "SYSTEM_RESET2" else {}))
+
+    def secondary(self, vcpu: Vcpu):
+        work_ns = self.params.get("work_ns", PSCI_WORK_NS)
+        yield work(work_ns)
+        yield psci("CPU_SUSPEND", power_state=CPU_SUSPEND_STANDBY, entry=SECONDARY_ENTRY,
+                   context=vcpu.index, wake_ns=self.params.get("suspend_ns", PSCI_SUSPEND_NS))
+        yield work(work_ns)
+        yield psci("CPU_OFF")
+
+
 PROGRAMS: dict[str, type[Guest]] = {
     cls.program: cls
     for cls in (Guest, PingClient, EchoServer, Producer, Consumer, DoorbellRinger,
-                DoorbellHandler, Spinner, ExitAfter)
+                DoorbellHandler, Spinner, ExitAfter, PsciGuest)
 }

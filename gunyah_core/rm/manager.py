@@ -52,12 +52,21 @@ class ResourceManager(Guest):
         self.by_virq: dict[int, RpcEndpoint] = {}
         self.handlers: dict[int, Handler] = {}
         self._notify_seq = 0
+        # HALT vIRQs of PSCI VMs' vCPUs, bound in this VM's VIC: vIRQ -> (VM, the RM's
+        # capid of the vCPU) (RM vm_config.c vm_config_add_vcpu; vm/psci.py enable).
+        self.halts: dict[int, tuple[Vm, int]] = {}
+        self.on_halt: Callable[[Vm, int], Any] | None = None
 
     def attach(self, hyp: Hypervisor, services: list[Any]) -> None:
         """Give the RM the hypervisor and its services (each adds request handlers)."""
         self.hyp = hyp
         for service in services:
             self.handlers.update(service.handlers())
+            self.on_halt = getattr(service, "vcpu_halted", self.on_halt)
+
+    def watch_halt(self, virq: int, vm: Vm, capid: int) -> None:
+        """Serve a vCPU's HALT vIRQ (RM vm_mgnt.c ``vm_mgnt_register_event``)."""
+        self.halts[virq] = (vm, capid)
 
     def add_link(self, peer: Vm) -> None:
         """Serve a VM's RM link (its queues already exist: RM holds the peer's rx/tx ends)."""
@@ -87,6 +96,11 @@ class ResourceManager(Guest):
             yield WFI
 
     def handle_virq(self, vcpu, virq: int):
+        halted = self.halts.get(virq)
+        if halted is not None and self.on_halt is not None:
+            yield from self.on_halt(*halted)
+            yield from self.flush()
+            return
         endpoint = self.by_virq.get(virq)
         if endpoint is None:
             return

@@ -12,17 +12,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..consts import (
+    PSCI_REQUEST_SYSTEM_RESET,
+    PSCI_REQUEST_SYSTEM_RESET2_64,
     RM_PLATFORM_SECONDARY_VMIDS,
     RM_RPC_MESSAGE_SIZE,
     RM_RPC_QUEUE_DEPTH,
+    VM_EXIT_FLAG_SMC64,
     VMID_DYNAMIC_BASE,
     VMID_DYNAMIC_LAST,
     VMID_HLOS,
     VMID_RM,
     VMID_SECONDARY_LIMIT,
 )
-from ..guest.programs import work
+from ..errors import ERROR_OK
+from ..guest.programs import hvc, work
 from ..mem.memparcel import MemError
+from ..vm import psci
+from ..vm.vcpu_run import VcpuRunState
 from .manager import ResourceManager, RmFailure
 from .messages import (
     VM_STOP_FLAG_FORCE,
@@ -30,6 +36,7 @@ from .messages import (
     RmError,
     RmMessageId,
     VmAuthType,
+    VmExitCode,
     VmExitType,
     VmState,
 )
@@ -51,6 +58,7 @@ if TYPE_CHECKING:
     from ..core.hypervisor import Hypervisor
     from ..vm.vm import Vm
 
+U32_MASK = 0xFFFF_FFFF
 RESET_STAGES = ("DESTROY_VDEVICES", "RELEASE_MEMPARCELS", "RELEASE_IRQS", "DESTROY_VM",
                 "CLEANUP_VM")
 # SIMULATOR: time per reset stage (asynchronous in the RM; no figure in the sources).
@@ -76,6 +84,24 @@ def create_rm_link(hyp: Hypervisor, rm: ResourceManager, vm: Vm) -> None:
     hyp.create_msgq(from_rm, rm.vm, vm, RM_RPC_QUEUE_DEPTH, RM_RPC_MESSAGE_SIZE,
                     label=f"rm:{vm.name}", rx_label="rm", tx_virq=rm_tx, rx_virq=vm_rx)
     rm.add_link(vm)
+
+
+def exit_of_run_check(ret: dict[str, Any]) -> tuple[VmExitType, int, VmExitCode, tuple[int, ...]]:
+    """(exit type, exit flags, exit code, extra reason words) the RM reports for a halted
+    vCPU's run state (RM vm_mgnt.c ``vcpu_halt_callback``; facts §6.3)."""
+    state, data0, data1 = ret.get("state"), ret.get("data0", 0), ret.get("data1", 0)
+    if state == VcpuRunState.POWERED_OFF.name:
+        return VmExitType.PLATFORM_OFF, 0, VmExitCode.NORMAL, ()
+    if state == VcpuRunState.PSCI_SYSTEM_RESET.name:
+        if data0 & PSCI_REQUEST_SYSTEM_RESET:
+            return VmExitType.PLATFORM_RESET, 0, VmExitCode.NORMAL, ()
+        flags = VM_EXIT_FLAG_SMC64 if data0 & PSCI_REQUEST_SYSTEM_RESET2_64 else 0
+        cookie = data1 if flags else data1 & U32_MASK
+        return (VmExitType.PSCI_SYSTEM_RESET2, flags, VmExitCode.NORMAL,
+                (data0 & U32_MASK, cookie & U32_MASK, cookie >> 32 & U32_MASK))
+    if state == VcpuRunState.FAULT.name:
+        return VmExitType.SOFTWARE_ERROR, 0, VmExitCode.NORMAL, ()
+    return VmExitType.SOFTWARE_ERROR, 0, VmExitCode.UNKNOWN_ERROR, ()
 
 
 class VmManagement:
@@ -207,6 +233,8 @@ class VmManagement:
         from ..builder import PROGRAMS, add_vcpus, attach_rm_client  # as for scenario VMs
         add_vcpus(self.hyp, vm, image)
         create_rm_link(self.hyp, self.rm, vm)
+        if image.get("psci"):
+            psci.enable(self.hyp, vm, self.rm)
         owner = self.hyp.vm_by_id(vm.owner)
         params = dict(image.get("params", {}))
         if image.get("channel", True):
@@ -224,8 +252,9 @@ class VmManagement:
     def start(self, caller: Vm, payload: bytes) -> None:
         vm = self._owned(caller, VmidReq.decode(payload).vmid, VmState.READY)
         self._status_changed(vm, VmState.RUNNING)
-        for vcpu in vm.vcpus:
-            self.hyp.power_on(vcpu)
+        from ..builder import boot_vcpus
+        for vcpu in boot_vcpus(vm):
+            self.hyp.power_on(vcpu, reason="VM_START")
 
     def stop(self, caller: Vm, payload: bytes) -> None:
         req = VmStopReq.decode(payload)
@@ -245,7 +274,8 @@ class VmManagement:
             raise RmFailure(RmError.VM_STATE, f"{caller.name} is {caller.state}")
         self.exited(caller, VmExitType.VM_EXIT, req.exit_flags, req.exit_code)
 
-    def exited(self, vm: Vm, exit_type: VmExitType, flags: int = 0, code: int = 0) -> None:
+    def exited(self, vm: Vm, exit_type: VmExitType, flags: int = 0, code: int = 0,
+               extra: tuple[int, ...] = ()) -> None:
         """vCPUs stop; state EXITED goes out as NOTIFY_VM_STATUS first, then the owner gets
         NOTIFY_VM_EXITED with the exit type (RM vm_mgnt.c: vm_mgnt_update_vm_state before
         vm_mgnt_send_exited, in vm_mgnt_handle_exit and the forced vm_mgnt_handle_stop
@@ -254,10 +284,25 @@ class VmManagement:
             self.hyp.power_off(vcpu)
         self._status_changed(vm, VmState.EXITED)
         owner = self.hyp.vm_by_id(vm.owner)
-        notice = NotifyVmExited.make(vm.vmid, exit_type, exit_flags=flags, exit_code=code)
+        notice = NotifyVmExited.make(vm.vmid, exit_type, exit_flags=flags, exit_code=code,
+                                     extra=extra)
         if owner is not None:
             self.rm.notify(owner.name, RmMessageId.NOTIFY_VM_EXITED, notice.encode(),
                            {"vm": vm.name, "exit_type": exit_type.name})
+
+    def vcpu_halted(self, vm: Vm, capid: int):
+        """A vCPU of ``vm`` raised its HALT vIRQ: read its run state with vcpu_run_check
+        and report the exit (RM vm_mgnt.c ``vcpu_halt_callback``): ignored once the VM
+        has exited; POWERED_OFF -> PLATFORM_OFF, PSCI_SYSTEM_RESET -> PLATFORM_RESET
+        (data0 bit 63) or PSCI_SYSTEM_RESET2 with three more reason words, FAULT ->
+        SOFTWARE_ERROR, anything else SOFTWARE_ERROR with UNKNOWN_ERROR (facts §6.3)."""
+        if VmState[vm.state].value >= VmState.EXITED.value:
+            return
+        result = yield hvc("vcpu_run_check", capid=capid)
+        if result.error is not ERROR_OK:
+            return
+        exit_type, flags, code, extra = exit_of_run_check(result.ret)
+        self.exited(vm, exit_type, flags, code, extra)
 
     def reset(self, caller: Vm, payload: bytes) -> None:
         vm = self._owned(caller, VmidReq.decode(payload).vmid, VmState.EXITED, VmState.READY,
@@ -280,6 +325,8 @@ class VmManagement:
             elif stage == "DESTROY_VM":
                 for vcpu in vm.vcpus:
                     self.hyp.power_off(vcpu)
+                if vm.vpm is not None:
+                    psci.disable(self.hyp, vm, self.rm)
         self._status_changed(vm, VmState.RESET)
 
     def deallocate(self, caller: Vm, payload: bytes) -> None:
@@ -288,6 +335,8 @@ class VmManagement:
         for obj in self._objects_of(vm):
             self.hyp.destroy_object(obj)
         self.config.pop(vm.vmid, None)
+        if vm.vpm is not None:  # a VM deallocated before any reset
+            psci.disable(self.hyp, vm, self.rm)
         # Deleted without a word to anyone (RM vm_mgnt.c vm_mgnt_delete_vm; facts §6.2).
         self.rm.set_state(vm, VmState.NONE)
         self.hyp.destroy_vm(vm)

@@ -65,8 +65,10 @@ _VM_STATE_MEANING = {
 }
 
 _WHY_WOKE = {"vcpu_wfi": "woke from WFI (an interrupt arrived)",
+             "vcpu_suspend": "woke from CPU_SUSPEND",
              "vcpu_off": "was powered on"}
 _WHY_BLOCKED = {"vcpu_wfi": "waits for an interrupt (WFI)",
+                "vcpu_suspend": "is suspended (PSCI CPU_SUSPEND)",
                 "vcpu_off": "is powered off",
                 "vcpu_run": "waits in vcpu_run"}
 _ACCESS = {"R": "read", "W": "write", "X": "instruction fetch"}
@@ -133,6 +135,8 @@ def source_text(ref: Any) -> str:
     if parts[0] == "doorbell" and len(parts) == 2:
         return f"doorbell {parts[1]}"
     if parts[0] == "vcpu" and len(parts) == 3:
+        if parts[2] == "halt":
+            return f"{parts[1]}'s HALT line"
         return f"{parts[1]}'s wakeup line"
     return str(ref)
 
@@ -360,6 +364,8 @@ _RUNS_BECAUSE = {
     "wake:vcpu_off": "it was powered on and its pCPU was idle",
     "block:vcpu_wfi": "the thread before it on this pCPU went into WFI",
     "block:vcpu_off": "the thread before it on this pCPU was powered off",
+    "wake:vcpu_suspend": "it woke from CPU_SUSPEND and its pCPU was idle",
+    "block:vcpu_suspend": "the thread before it on this pCPU suspended (CPU_SUSPEND)",
     "preempt": "it woke with a higher priority than the thread it replaced",
     "timeslice": "the thread before it used up its timeslice",
     "yield": "the thread before it yielded",
@@ -373,6 +379,8 @@ _READY_BECAUSE = {
     "timeslice": "its timeslice ran out; it goes to the tail of its priority",
     "vcpu_wfi": "it woke from WFI, but its pCPU runs a thread of equal or higher priority",
     "vcpu_off": "it was powered on, but its pCPU runs a thread of equal or higher priority",
+    "vcpu_suspend": "it woke from CPU_SUSPEND, but its pCPU runs a thread of equal or higher "
+                    "priority",
 }
 
 
@@ -388,6 +396,9 @@ def _vcpu_state(e: Event) -> str:
         return f"{who} executes WFI: it sleeps until one of its vIRQs fires."
     if state == "off":
         return f"{who} is powered off ({reason}): it runs no more until powered on."
+    if state == "suspended":
+        return (f"{who} is suspended ({reason}): PSCI CPU_SUSPEND blocks it until an "
+                "interrupt or its timer wakes it.")
     if state == "proxy":
         how = ("powered on, " if reason == "vcpu_off"
                else f"back from vcpu_run ({reason}), ")
@@ -397,6 +408,43 @@ def _vcpu_state(e: Event) -> str:
     if state == "yielding":
         return f"{who} lends its slice to another vCPU (a directed yield)."
     return f"{who} is {state} ({reason})."
+
+
+_POWER_MEANS = {
+    "on": "it runs its program from its entry point",
+    "off": "it runs no more until a CPU_ON powers it on",
+    "suspended": "it sleeps (blocked vcpu_suspend) until an interrupt or its timer wakes it",
+}
+_PSCI_RET_MEANS = {
+    "SUCCESS": "done",
+    "ALREADY_ON": "that vCPU is already on (Gunyah never answers ON_PENDING: CPU_ON is "
+                  "synchronous)",
+    "INVALID_PARAMETERS": "no CPU of the platform has that MPIDR",
+    "INTERNAL_FAILURE": "the CPU exists but this VM has no vCPU there, or it has exited",
+    "DENIED": "the last vCPU on may not turn itself off: SYSTEM_OFF ends the VM",
+    "NOT_SUPPORTED": "this VM has no PSCI vPM group, or the function is not handled",
+    "ON": "that vCPU is on",
+    "OFF": "that vCPU is off",
+}
+
+
+def _vcpu_power(e: Event) -> str:
+    power, reason = str(e.get("power")), str(e.get("reason"))
+    means = _POWER_MEANS.get(power, "")
+    return (f"{e.get('vcpu')} is now powered {power} ({reason})"
+            + (f": {means}." if means else "."))
+
+
+def _psci_call(e: Event) -> str:
+    function, fid, ret = e.get("function"), e.get("fid"), e.get("ret")
+    args = e.get("args") or {}
+    shown = ", ".join(f"{k}={hexn(v) if k in ('entry', 'target') else v}"
+                      for k, v in list(args.items())[:_MAX_LIST])
+    call = f"{e.get('vcpu')} calls PSCI {function} ({hexn(fid)}{', ' + shown if shown else ''})"
+    if ret is None:
+        return f"{call}: it does not return."
+    means = _PSCI_RET_MEANS.get(str(ret))
+    return f"{call}: X0 = {ret} ({e.get('x0')}){': ' + means if means else ''}."
 
 
 def _vcpu_priority(e: Event) -> str:
@@ -574,6 +622,8 @@ CAPTIONS: dict[str, Callable[[Event], str]] = {
     K.VCPU_STATE: _vcpu_state,
     K.VCPU_PRIORITY: _vcpu_priority,
     K.VCPU_RUN: _vcpu_run,
+    K.VCPU_POWER: _vcpu_power,
+    K.PSCI_CALL: _psci_call,
     K.CAP_CREATE: _cap_create,
     K.CAP_REVOKE: _cap_revoke,
     K.RM_RPC: _rm_rpc,
@@ -640,6 +690,12 @@ REAL: dict[str, str] = {
     K.VCPU_PRIORITY: "vcpu_set_priority (0x6046) may only be called before the thread is "
                      "activated; the simulator lets you change it live to explore FPRR.",
     K.VCPU_RUN: "vcpu_run (0x6065): a proxy-scheduled vCPU runs on its caller's time.",
+    K.VCPU_POWER: "the vPM group's view of a vCPU (hyp/vm/psci): vcpu_poweron / "
+                  "vcpu_poweroff clear or set the scheduler's vcpu_off block, CPU_SUSPEND "
+                  "sets vcpu_suspend (hyp/vm/vcpu, psci_common.c).",
+    K.PSCI_CALL: "an SMCCC call of the Standard Secure Service (X0 = 0x84000000 + n, "
+                 "0xC4000000 + n for SMC64) handled by hyp/vm/psci (psci_common.c); the "
+                 "MPIDR is the vCPU index and its cost in time is the simulator's choice.",
     K.CAP_CREATE: "the RM copies capabilities into the VM's CSpace (cspace_copy_cap_from); "
                   "capids are the simulator's own numbers.",
     K.CAP_REVOKE: "cspace_revoke_caps_from on the master capability "

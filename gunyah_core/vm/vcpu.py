@@ -29,10 +29,12 @@ if TYPE_CHECKING:
 BLOCK_VCPU_OFF = "vcpu_off"
 BLOCK_VCPU_WFI = "vcpu_wfi"
 BLOCK_VCPU_RUN = "vcpu_run"
+BLOCK_VCPU_SUSPEND = "vcpu_suspend"  # PSCI CPU_SUSPEND (hyp/vm/vcpu/vcpu.tc scheduler_block)
 
 # What a student sees for a non-runnable vCPU, by the reason that blocked it.
 STATE_OF_BLOCK = {BLOCK_VCPU_OFF: "off", BLOCK_VCPU_WFI: "wfi", BLOCK_VCPU_RUN: "proxy",
-                  "vcpu_run_caller": "vcpu_run", "yield_to_caller": "yielding"}
+                  "vcpu_run_caller": "vcpu_run", "yield_to_caller": "yielding",
+                  BLOCK_VCPU_SUSPEND: "suspended"}
 
 # Operations a guest generator yields.
 OP_HVC = "hvc"
@@ -40,6 +42,7 @@ OP_WFI = "wfi"
 OP_WORK = "work"
 OP_SLEEP = "sleep"
 OP_MEM = "mem"
+OP_PSCI = "psci"  # a PSCI call: an SMCCC call of the Standard Secure Service (vm/psci.py)
 
 GuestGen = Generator[tuple, Any, None]
 
@@ -85,6 +88,16 @@ class Vcpu(KObject):
         # A directed yield (vcpu_run, scheduler_yield hint 1) this vCPU made that a
         # higher priority interrupted: it resumes when the vCPU is picked again.
         self.yielding: Any = None
+        # PSCI (vm/psci.py; facts §7.2): power as the vPM group sees it, where a CPU_ON or
+        # a powerdown CPU_SUSPEND starts it (entry point, context id), the suspend state
+        # it asked for, a SYSTEM_RESET(2) it made (reset type word, cookie) and whether
+        # its thread has exited (killed by SYSTEM_OFF/RESET: it cannot be powered on).
+        self.power = "off"
+        self.entry: tuple[int, int] | None = None
+        self.suspend_state = 0
+        self.system_reset: tuple[int, int] | None = None
+        self.exited = False
+        self.halt: Any = None  # its HALT vIRQ source, bound in the RM's VIC (vm/psci.py)
 
     @property
     def runnable(self) -> bool:
@@ -119,6 +132,8 @@ class Vcpu(KObject):
         if BLOCK_VCPU_WFI in self.blocked:
             self.wfi_reason = "virq"
             self.unblock(BLOCK_VCPU_WFI)
+        if BLOCK_VCPU_SUSPEND in self.blocked:  # psci_handle_vcpu_wakeup -> vcpu_resume
+            self.vm.vpm.resume(self, "virq")
         sched = self.sched
         if (sched is not None and sched.proxy is not None and sched.proxy.caller is self):
             sched.end_proxy(VcpuRunState.READY)  # interrupted: vcpu_run returns READY
@@ -126,7 +141,7 @@ class Vcpu(KObject):
             sched.cancel_yield(self)  # its suspended yield will not resume
 
     def snapshot(self) -> dict[str, Any]:
-        return {
+        state = {
             "id": self.id,
             "vm": self.vm.name,
             "index": self.index,
@@ -137,3 +152,6 @@ class Vcpu(KObject):
             "blocked": sorted(self.blocked),
             "in_handler": len(self.stack) > 1,
         }
+        if getattr(self.vm, "vpm", None) is not None:  # a PSCI VM's vCPUs have a power state
+            state["power"] = self.power
+        return state

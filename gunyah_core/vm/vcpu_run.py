@@ -12,7 +12,10 @@ says the call returns when the caller is preempted: the source is followed). A l
 or equal wake waits in the run list (facts §7.1 "wake preemption check"). The time the
 target runs is charged to the caller's slice. While the target
 waits, a vIRQ for it raises the wakeup vIRQ in the owner's VIC (facts §7.2).
-Simplified: no VMMIO or PSCI exits (states 4-6, 0x100); resume data is ignored.
+PSCI power calls of the target (vm/psci.py) end a run as the source's run check reports
+them: POWERED_OFF (data0 bit 0 = exited), EXPECTS_WAKEUP from CPU_SUSPEND and
+PSCI_SYSTEM_RESET (0x100). Simplified: no VMMIO exits or faults (states 4-6); resume
+data is ignored.
 """
 
 from __future__ import annotations
@@ -21,7 +24,12 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
-from ..consts import Error
+from ..consts import (
+    VCPU_RUN_POWEROFF_EXITED,
+    VCPU_RUN_WAKEUP_FROM_PSCI_CPU_SUSPEND,
+    VCPU_RUN_WAKEUP_FROM_WFI,
+    Error,
+)
 from ..core.trace import EventKind
 from ..errors import HypResult
 
@@ -33,7 +41,8 @@ BLOCK_PROXY_CALLER = "vcpu_run_caller"  # the caller, while its slice runs the t
 BLOCK_YIELD_CALLER = "yield_to_caller"  # a scheduler_yield hint 1 caller, the same way
 KIND_VCPU_RUN = "vcpu_run"
 KIND_YIELD_TO = "yield_to"
-WFI_WAKEUP_REASON = 1  # data1 of EXPECTS_WAKEUP: woke from WFI (H-SRC)
+WFI_WAKEUP_REASON = VCPU_RUN_WAKEUP_FROM_WFI  # data1 of EXPECTS_WAKEUP after a WFI
+SUSPEND_BLOCK = "vcpu_suspend"  # vcpu.BLOCK_VCPU_SUSPEND (vcpu.py imports this module)
 
 
 class VcpuRunState(IntEnum):
@@ -70,7 +79,23 @@ def result(state: VcpuRunState, data0: int = 0, data1: int = 0) -> HypResult:
 
 
 def state_of_stopped(target: Vcpu, off_block: str, wfi_block: str) -> HypResult:
-    """Why a target that cannot run now cannot: what vcpu_run reports at once."""
+    """Why a target that cannot run now cannot: its run check (H-SRC vcpu_run.c
+    ``do_vcpu_run_check`` and the ``vcpu_run_check`` handlers it triggers).
+
+    An exited thread (killed by SYSTEM_OFF/RESET) is POWERED_OFF with data0 bit 0
+    ``exited``; else the PSCI handler first (psci_common.c ``psci_handle_vcpu_run_check``):
+    a SYSTEM_RESET(2) it made is PSCI_SYSTEM_RESET (data0 = reset type word, data1 =
+    cookie), a CPU_SUSPEND is EXPECTS_WAKEUP (data0 = its suspend state, data1 = 2);
+    then vcpu_off is POWERED_OFF with data0 0 (aarch64_init.c
+    ``vcpu_handle_vcpu_run_check``) and WFI is EXPECTS_WAKEUP (0, 1) (wfi.c).
+    """
+    if target.exited:
+        return result(VcpuRunState.POWERED_OFF, VCPU_RUN_POWEROFF_EXITED)
+    if target.system_reset is not None:
+        return result(VcpuRunState.PSCI_SYSTEM_RESET, *target.system_reset)
+    if SUSPEND_BLOCK in target.blocked:
+        return result(VcpuRunState.EXPECTS_WAKEUP, target.suspend_state,
+                      VCPU_RUN_WAKEUP_FROM_PSCI_CPU_SUSPEND)
     if off_block in target.blocked:
         return result(VcpuRunState.POWERED_OFF)
     if wfi_block in target.blocked:

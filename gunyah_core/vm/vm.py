@@ -35,6 +35,7 @@ class Vm:
         self.state = "NONE"
         self.image: str | None = None
         self.resources: dict[str, dict[str, Any]] = {}
+        self.vpm: Any = None  # its virtual PM group in PSCI mode (vm/psci.py), if it has one
         self._next_virq = free_virq_start
 
     def allocate_virq(self) -> int:

@@ -8,7 +8,9 @@ import { fitText, measure, spread } from "./fit.js";
 import { Viewport } from "./viewport.js";
 import { Tracks, fmtSpan } from "./tracks.js";
 
-const STATE_SHORT = { running: "running", ready: "ready", wfi: "wfi", off: "off" };
+const STATE_SHORT = { running: "running", ready: "ready", wfi: "wfi", off: "off", suspended: "susp" };
+// A PSCI vCPU's power state, in the slot the priority takes otherwise (vcpu.power).
+const POWER_SHORT = { on: "ON", off: "OFF", suspended: "SUS" };
 const BADGE_H = 26;
 const BADGE_W_MAX = 220;
 const BADGE_RISE = 15; // an error badge sits on its box's top edge, above the labels
@@ -168,7 +170,7 @@ export class Diagram {
       const label = svgText(cg, c.x + 8, c.y + c.h / 2 + 6, `v${c.id.split(".").pop()}`, "chip-id");
       const state = svgText(cg, c.x + c.w / 2 + 2, c.y + c.h / 2 + 6, "", "chip-state", "middle");
       const prio = svgText(cg, c.x + c.w - 6, c.y + c.h / 2 + 6, "", "chip-prio", "end");
-      this.chips.set(c.id, { rect: r, label, state, prio, box: c });
+      this.chips.set(c.id, { g: cg, rect: r, label, state, prio, box: c });
       chips.push(c.id);
     }
     const pulse = svg("rect", { x: box.x - 4, y: box.y - 4, width: box.w + 8, height: box.h + 8,
@@ -331,9 +333,17 @@ export class Diagram {
   updateChip(v) {
     const node = v && this.chips.get(v.id);
     if (!node) return;
-    setAttr(node.rect, "class", `chip st-${v.state}`);
+    const power = v.power;
+    setAttr(node.rect, "class", `chip st-${v.state}${power ? ` pw-${power}` : ""}`);
     fitText(node.state, STATE_SHORT[v.state] ?? v.state, node.box.w - (this.layout.narrowVms ? 12 : 2 * CHIP_SIDE_W));
-    setText(node.prio, `p${v.priority}`);
+    if (power) {
+      setAttr(node.g, "data-power", power);
+      setAttr(node.prio, "class", "chip-prio pw");
+      setAttr(node.g, "aria-label", `vCPU ${v.id}: power ${power}, ${v.state}, priority ${v.priority}`);
+      setText(node.prio, POWER_SHORT[power] ?? power);
+    } else {
+      setText(node.prio, `p${v.priority}`);
+    }
   }
 
   updateBadge(b, err) {

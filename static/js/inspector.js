@@ -198,7 +198,7 @@ export class Inspector {
       mem(this.state.memory.get(name));
       fillRows(caps, v.caps.map((c) => [hex(c.capid), c.object, c.rights_names.join(" ")]));
       fillRows(vcpus, v.vcpuIds.map((id) => this.state.vcpus.get(id))
-        .map((c) => [c.id, c.state, c.priority, c.affinity]));
+        .map((c) => [c.id, c.power ? `${c.state} · power ${c.power}` : c.state, c.priority, c.affinity]));
       fillRows(virqs, v.virqs.map((q) => [q.virq, q.source,
         q.pending ? "pending" : q.active ? "active" : "idle"]));
     };

@@ -129,6 +129,11 @@ export class SimState {
         if (v) { v.state = e.state; d.add(`vcpu:${e.vcpu}`); d.add("lanes"); }
         break;
       }
+      case "vcpu.power": { // PSCI: on, off or suspended (a VM with a vPM group only)
+        const v = this.vcpus.get(e.vcpu);
+        if (v) { v.power = e.power; d.add(`vcpu:${e.vcpu}`); }
+        break;
+      }
       case "vcpu.priority": {
         const v = this.vcpus.get(e.vcpu);
         if (v) { v.priority = e.priority; d.add(`vcpu:${e.vcpu}`); }

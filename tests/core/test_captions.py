@@ -265,3 +265,23 @@ def test_real_gunyah_lines_quote_the_models_own_numbers() -> None:
             assert RmMessageId[name] == number, match.group(0)
         else:
             assert _TABLE[name][0] + HVC_IMM_BASE == number, match.group(0)
+
+
+def test_psci_events_say_what_happened_with_their_numbers() -> None:
+    from gunyah_core.teaching.captions import caption, real_gunyah
+    on = {"kind": "psci.call", "vm": "G", "vcpu": "G.0", "function": "CPU_ON",
+          "fid": 0x84000003, "args": {"target": 1, "entry": 0x80000}, "ret": "ALREADY_ON",
+          "x0": -4}
+    assert caption(on) == ("G.0 calls PSCI CPU_ON (0x84000003, target=0x1, entry=0x80000): "
+                           "X0 = ALREADY_ON (-4): that vCPU is already on (Gunyah never "
+                           "answers ON_PENDING: CPU_ON is synchronous).")
+    off = {**on, "function": "SYSTEM_OFF", "fid": 0x84000008, "args": {}, "ret": None,
+           "x0": None}
+    assert caption(off) == "G.0 calls PSCI SYSTEM_OFF (0x84000008): it does not return."
+    power = {"kind": "vcpu.power", "vcpu": "G.1", "vm": "G", "power": "suspended",
+             "reason": "CPU_SUSPEND"}
+    assert caption(power).startswith("G.1 is now powered suspended (CPU_SUSPEND): it sleeps")
+    assert "psci_common.c" in real_gunyah(on) and "vcpu_suspend" in real_gunyah(power)
+    state = {"kind": "vcpu.state", "vcpu": "G.1", "vm": "G", "state": "suspended",
+             "reason": "vcpu_suspend"}
+    assert caption(state).startswith("G.1 is suspended (vcpu_suspend): PSCI CPU_SUSPEND")

@@ -241,6 +241,26 @@ def _vm_states(events) -> list[str]:
     return [e["state"] for e in events if e["kind"] == "vm.state" and e["vm"] == "VM_80"]
 
 
+def claim_psci_power(events: list[dict]) -> None:
+    """vCPU 1 comes on with CPU_ON, is refused a second one, suspends and turns itself
+    off; vCPU 0 may not be the last off; SYSTEM_OFF reaches HLOS as PLATFORM_OFF."""
+    calls = [(e["vcpu"], e["function"], e["ret"]) for e in events if e["kind"] == "psci.call"]
+    assert calls[:4] == [("VM_80.0", "PSCI_VERSION", "1.1"), ("VM_80.0", "CPU_ON", "SUCCESS"),
+                         ("VM_80.0", "CPU_ON", "ALREADY_ON"),
+                         ("VM_80.0", "CPU_ON", "INVALID_PARAMETERS")]
+    assert ("VM_80.1", "CPU_SUSPEND", "SUCCESS") in calls
+    assert ("VM_80.1", "CPU_OFF", None) in calls
+    assert ("VM_80.0", "CPU_OFF", "DENIED") in calls
+    assert calls[-1] == ("VM_80.0", "SYSTEM_OFF", None)
+    powers = [(e["vcpu"], e["power"]) for e in events if e["kind"] == "vcpu.power"]
+    assert powers[:2] == [("VM_80.0", "off"), ("VM_80.1", "off")]  # the RM made them
+    assert powers[2:6] == [("VM_80.0", "on"), ("VM_80.1", "on"), ("VM_80.1", "suspended"),
+                          ("VM_80.1", "on")]
+    exited = [e for e in events if e["kind"] == "rm.rpc" and e["name"] == "NOTIFY_VM_EXITED"]
+    assert exited[0]["fields"]["exit_type"] == "PLATFORM_OFF"
+    assert _vm_states(events)[-4:] == ["EXITED", "RESETTING", "RESET", "NONE"]
+
+
 CLAIMS = {
     "msgq-backpressure": claim_msgq_backpressure,
     "msgq-thresholds": claim_msgq_thresholds,
@@ -253,6 +273,7 @@ CLAIMS = {
     "vm-exit": lambda ev: _vm_states(ev) == [
         "LOAD", "INIT", "READY", "RUNNING", "EXITED", "RESETTING", "RESET", "NONE"] or (
         pytest.fail(f"vm-exit states {_vm_states(ev)}")),
+    "psci-power": lambda ev: claim_psci_power(ev),
     # msgq-pingpong and doorbell: test_guests (echo order and round trip, ring period)
 }
 
