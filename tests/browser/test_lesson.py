@@ -163,6 +163,9 @@ def test_back_shows_the_previous_step_exactly_and_forward_again_the_same(page: P
         # Step 3 ended at the head; step 2 is in the past (the scrubber's view).
         assert page.evaluate("() => window.__gunyah.live") is (index == 2)
         assert page.evaluate("() => window.__gunyah.headSeq") == head
+    # In the past, the log marks the step's last event (the scrubber's mark).
+    marked = page.locator("[data-testid=log] li.at")
+    expect(marked).to_have_attribute("data-seq", str(report.results[1].events[-1]["seq"]))
     assert shown_at[2]["view"] == report.results[2].events[-1]["seq"]
     assert shown_at[1]["checked"] == [json.dumps(report.results[1].answer)] or \
         report.results[1].event is None
