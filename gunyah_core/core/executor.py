@@ -14,9 +14,20 @@ from ..consts import (
     SIM_CONTEXT_SWITCH_NS,
     SIM_HVC_COST_NS,
     SIM_MEM_ACCESS_NS,
+    SIM_SYSREG_ACCESS_NS,
     SIM_VIRQ_DELIVERY_NS,
 )
-from ..vm.vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_WFI, OP_HVC, OP_MEM, OP_SLEEP, OP_WFI, OP_WORK
+from ..vm.vcpu import (
+    BLOCK_VCPU_OFF,
+    BLOCK_VCPU_WFI,
+    OP_HVC,
+    OP_MEM,
+    OP_MRS,
+    OP_MSR,
+    OP_SLEEP,
+    OP_WFI,
+    OP_WORK,
+)
 from .trace import EventKind
 
 if TYPE_CHECKING:
@@ -95,7 +106,7 @@ class Executor:
         """In the main flow, before its next operation: take a pending vIRQ, else run a
         user request, else honour a sleep; ``_GO_ON`` when none of these applies."""
         vic = vcpu.vic
-        if vic.pending:
+        if vic.pending or vcpu.ppi.pending:
             virq = vic.acknowledge(vcpu)
             if virq is not None:
                 vcpu.stack.append((vcpu.vm.guest.on_virq(vcpu, virq), virq))
@@ -126,10 +137,10 @@ class Executor:
         """Every operation but a hypercall: its cost, or None when it blocks the vCPU."""
         kind = op[0]
         if kind == OP_WFI:
-            vic = vcpu.vic
-            if vic.pending and vic.has_pending(vcpu.index):
+            if vcpu.vic.has_pending_for(vcpu):
                 return 0
             vcpu.wfi_reason = ""
+            vcpu.vtimer.on_wfi()
             vcpu.block(BLOCK_VCPU_WFI)
             return None
         if kind == OP_WORK:
@@ -137,6 +148,12 @@ class Executor:
         if kind == OP_MEM:
             vcpu.result = self._memory_access(vcpu, op[1], op[2], op[3])
             return SIM_MEM_ACCESS_NS
+        if kind == OP_MSR:
+            vcpu.vtimer.write(op[1], op[2])
+            return SIM_SYSREG_ACCESS_NS
+        if kind == OP_MRS:
+            vcpu.result = vcpu.vtimer.read(op[1])
+            return SIM_SYSREG_ACCESS_NS
         if kind == OP_SLEEP:
             vcpu.sleep_until = self.engine.now + op[1]
             self.engine.schedule(op[1], self._timer, vcpu, vcpu.sleep_until)

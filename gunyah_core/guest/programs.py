@@ -4,7 +4,9 @@ A guest is a generator of operations per vCPU (``main``) plus a vIRQ handler
 (``on_virq``), written the way a Linux driver behaves: it reacts to vIRQs, drains a
 queue until ``not_empty`` is false (an edge-triggered Rx vIRQ does not fire again for
 later non-PUSH messages, facts §13.1), and waits for the Tx vIRQ after MSGQUEUE_FULL.
-Guests only use hypercalls with the capids the RM gave their VM.
+Guests only use hypercalls with the capids the RM gave their VM. A guest that waits for a
+while arms its vCPU's virtual timer and sleeps in WFI until the timer's vIRQ, as Linux's
+arch timer clockevent does (``Guest.timer_sleep``, vm/vtimer.py).
 """
 
 from __future__ import annotations
@@ -12,11 +14,21 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from ..consts import DOORBELL_FLAGS_MASK, MSGQUEUE_SEND_FLAG_PUSH, SIM_GUEST_WORK_NS, Error
+from ..consts import (
+    CNT_CTL_ENABLE,
+    CNT_CTL_IMASK,
+    CNT_CTL_ISTATUS,
+    DOORBELL_FLAGS_MASK,
+    MSGQUEUE_SEND_FLAG_PUSH,
+    PLATFORM_VM_ARCH_VIRTUAL_TIMER_IRQ,
+    SIM_GUEST_WORK_NS,
+    Error,
+)
 from ..errors import ERROR_OK
 from ..rm.messages import RmMessageId
 from ..rm.payloads import VmExitReq
-from ..vm.vcpu import OP_HVC, OP_MEM, OP_SLEEP, OP_WFI, OP_WORK
+from ..vm.vcpu import OP_HVC, OP_MEM, OP_MRS, OP_MSR, OP_SLEEP, OP_WFI, OP_WORK
+from ..vm.vtimer import CNTV_CTL_EL0, CNTV_CVAL_EL0, CNTVCT_EL0, ns_to_ticks
 
 if TYPE_CHECKING:
     from ..vm.vcpu import Vcpu
@@ -43,6 +55,16 @@ def sleep(ns: int) -> tuple:
     return (OP_SLEEP, ns)
 
 
+def msr(reg: str, value: int) -> tuple:
+    """A system register write (MSR): the virtual timer's CNTV_CVAL_EL0 or CNTV_CTL_EL0."""
+    return (OP_MSR, reg, value)
+
+
+def mrs(reg: str) -> tuple:
+    """A system register read (MRS); the value comes back as the operation's result."""
+    return (OP_MRS, reg)
+
+
 def mem(access: str, addr: int, value: int = 0) -> tuple:
     """A load ('R'), store ('W') or instruction fetch ('X') through the VM's stage-2."""
     return (OP_MEM, access, addr, value)
@@ -66,6 +88,7 @@ class Guest:
         self.hyp: Any = None  # set with the RM client: programs that read images/memory
         self.jobs: deque = deque()  # work a handler hands to the main flow
         self.full = False  # a send got MSGQUEUE_FULL: waiting for the queue's Tx vIRQ
+        self.timer_waiting: set[int] = set()  # vCPUs asleep until their timer's vIRQ
 
     def res(self, key: str) -> dict[str, Any]:
         return self.vm.resources[key]
@@ -113,6 +136,8 @@ class Guest:
         """Entry of every vIRQ handler: the RM link first, then the program's own.
 
         Returns the handler's generator itself (no wrapper frame on the hot path)."""
+        if virq == PLATFORM_VM_ARCH_VIRTUAL_TIMER_IRQ:
+            return self.timer_virq(vcpu)
         rm = self.rm
         if rm is not None and virq in rm.virqs:
             return self._rm_link_virq(rm, virq)
@@ -126,6 +151,28 @@ class Guest:
     def handle_virq(self, vcpu: Vcpu, virq: int):
         return
         yield  # a generator that does nothing: the vIRQ is acknowledged and EOId
+
+    def timer_sleep(self, vcpu: Vcpu, ns: int):
+        """Sleep ``ns`` on the vCPU's virtual timer, as Linux programs its next event
+        (LX drivers/clocksource/arm_arch_timer.c ``set_next_event``: read CTL, set
+        ENABLE, clear IMASK, CVAL = CNTVCT + delta, write CTL), then WFI until it fires.
+        Other vIRQs that wake the vCPU meanwhile are handled and it sleeps on."""
+        ctl = yield mrs(CNTV_CTL_EL0)
+        now = yield mrs(CNTVCT_EL0)
+        self.timer_waiting.add(vcpu.index)
+        yield msr(CNTV_CVAL_EL0, now + ns_to_ticks(ns))
+        yield msr(CNTV_CTL_EL0, (ctl | CNT_CTL_ENABLE) & ~CNT_CTL_IMASK)
+        while vcpu.index in self.timer_waiting:
+            yield WFI
+
+    def timer_virq(self, vcpu: Vcpu):
+        """The timer's handler (LX arm_arch_timer.c ``timer_handler``): if ISTATUS is set,
+        mask the timer (IMASK, which drops the level line before the EOI) and end the
+        sleep."""
+        ctl = yield mrs(CNTV_CTL_EL0)
+        if ctl & CNT_CTL_ISTATUS:
+            yield msr(CNTV_CTL_EL0, ctl | CNT_CTL_IMASK)
+            self.timer_waiting.discard(vcpu.index)
 
     def on_rm_notification(self, message: Any):
         """A graceful VM_STOP: the guest is told, and exits itself with VM_EXIT."""
@@ -184,7 +231,7 @@ class PingClient(Guest):
                 self.sent += 1
                 self.awaiting = self.rx is not None
             if self.period:
-                yield sleep(self.period)
+                yield from self.timer_sleep(vcpu, self.period)
             else:
                 while self.awaiting:
                     yield WFI
@@ -305,7 +352,7 @@ class DoorbellRinger(Guest):
         while self.count is None or self.sent < self.count:
             yield hvc("doorbell_send", capid=self.bell["capid"], new_flags=self.flags)
             self.sent += 1
-            yield sleep(self.period)
+            yield from self.timer_sleep(vcpu, self.period)
 
 
 class DoorbellHandler(Guest):

@@ -2,7 +2,8 @@
 
 A vCPU is runnable iff none of its block reasons is set (facts §7.1: vcpu_off,
 vcpu_wfi, vcpu_run, ...). What it executes is a guest program: a generator of
-operations (hypercall, WFI, work, sleep). One engine event runs one operation, so a
+operations (hypercall, WFI, work, sleep, a timer register access). One engine event runs
+one operation, so a
 student can step through a guest hypercall by hypercall. A pending vIRQ is taken
 before the next operation; its handler runs to completion, then the vIRQ is EOId.
 """
@@ -23,7 +24,8 @@ from .vcpu_run import VcpuRunState
 if TYPE_CHECKING:
     from ..core.scheduler import PcpuScheduler
     from ..core.trace import Trace
-    from .vic import Vic
+    from .vic import PrivateBank, Vic
+    from .vtimer import VirtualTimer
 
 # Block reasons (hyp scheduler block flags, by their Gunyah names).
 BLOCK_VCPU_OFF = "vcpu_off"
@@ -40,6 +42,8 @@ OP_WFI = "wfi"
 OP_WORK = "work"
 OP_SLEEP = "sleep"
 OP_MEM = "mem"
+OP_MSR = "msr"  # a system register write (the virtual timer's CNTV_*), not a hypercall
+OP_MRS = "mrs"  # a system register read
 
 GuestGen = Generator[tuple, Any, None]
 
@@ -62,6 +66,8 @@ class Vcpu(KObject):
         self.affinity = affinity
         self.sched: PcpuScheduler | None = None
         self.vic: Vic | None = None
+        self.ppi: PrivateBank | None = None  # its private vIRQs (Vic.attach_vcpu)
+        self.vtimer: VirtualTimer | None = None  # its EL1 virtual timer (vm/vtimer.py)
         self.blocked: set[str] = {BLOCK_VCPU_OFF}
         self.sched_state = "off"
         self.slice_left = timeslice_ns
@@ -136,4 +142,5 @@ class Vcpu(KObject):
             "state": self.sched_state,
             "blocked": sorted(self.blocked),
             "in_handler": len(self.stack) > 1,
+            **({} if self.vtimer is None else {"vtimer": self.vtimer.snapshot()}),
         }
