@@ -152,27 +152,38 @@ class Guest:
         return
         yield  # a generator that does nothing: the vIRQ is acknowledged and EOId
 
-    def timer_sleep(self, vcpu: Vcpu, ns: int):
-        """Sleep ``ns`` on the vCPU's virtual timer, as Linux programs its next event
-        (LX drivers/clocksource/arm_arch_timer.c ``set_next_event``: read CTL, set
-        ENABLE, clear IMASK, CVAL = CNTVCT + delta, write CTL), then WFI until it fires.
-        Other vIRQs that wake the vCPU meanwhile are handled and it sleeps on."""
+    def arm_timer(self, ns: int):
+        """Program the vCPU's virtual timer ``ns`` ahead, as Linux programs its next event
+        (LX drivers/clocksource/arm_arch_timer.c ``set_next_event``: read CTL, set ENABLE,
+        clear IMASK, CVAL = CNTVCT + delta, write CTL)."""
         ctl = yield mrs(CNTV_CTL_EL0)
         now = yield mrs(CNTVCT_EL0)
-        self.timer_waiting.add(vcpu.index)
         yield msr(CNTV_CVAL_EL0, now + ns_to_ticks(ns))
         yield msr(CNTV_CTL_EL0, (ctl | CNT_CTL_ENABLE) & ~CNT_CTL_IMASK)
+
+    def timer_sleep(self, vcpu: Vcpu, ns: int):
+        """Sleep ``ns`` on the vCPU's virtual timer: arm it, then WFI until it fires.
+        Other vIRQs that wake the vCPU meanwhile are handled and it sleeps on."""
+        self.timer_waiting.add(vcpu.index)
+        yield from self.arm_timer(ns)
         while vcpu.index in self.timer_waiting:
             yield WFI
 
     def timer_virq(self, vcpu: Vcpu):
         """The timer's handler (LX arm_arch_timer.c ``timer_handler``): if ISTATUS is set,
-        mask the timer (IMASK, which drops the level line before the EOI) and end the
-        sleep."""
+        mask the timer (IMASK, which drops the level line before the EOI), end the sleep
+        and run the program's tick (``on_tick``)."""
         ctl = yield mrs(CNTV_CTL_EL0)
         if ctl & CNT_CTL_ISTATUS:
             yield msr(CNTV_CTL_EL0, ctl | CNT_CTL_IMASK)
             self.timer_waiting.discard(vcpu.index)
+            tick = self.on_tick(vcpu)
+            if tick is not None:
+                yield from tick
+
+    def on_tick(self, vcpu: Vcpu):
+        """The clockevent's handler: operations to run on a timer tick, or None."""
+        return None
 
     def on_rm_notification(self, message: Any):
         """A graceful VM_STOP: the guest is told, and exits itself with VM_EXIT."""
@@ -388,6 +399,29 @@ class Spinner(Guest):
             yield work(chunk)
 
 
+class Ticker(Guest):
+    """Computes in ``work_ns`` chunks with a periodic tick: its timer interrupts it every
+    ``period_ns`` while it runs (the hardware timer's path), and its tick handler re-arms
+    it, as a busy Linux vCPU's periodic tick does."""
+
+    program = "ticker"
+
+    def __init__(self, vm: Vm, params: dict[str, Any]) -> None:
+        super().__init__(vm, params)
+        self.period = params.get("period_ns", DEFAULT_PERIOD_NS)
+        self.chunk = params.get("work_ns", SIM_GUEST_WORK_NS)
+        self.ticks = 0
+
+    def run(self, vcpu: Vcpu):
+        yield from self.arm_timer(self.period)
+        while True:
+            yield work(self.chunk)
+
+    def on_tick(self, vcpu: Vcpu):
+        self.ticks += 1
+        return self.arm_timer(self.period)
+
+
 class ExitAfter(Guest):
     """Works for ``work_ns``, then asks the RM to end the VM with VM_EXIT."""
 
@@ -403,5 +437,5 @@ class ExitAfter(Guest):
 PROGRAMS: dict[str, type[Guest]] = {
     cls.program: cls
     for cls in (Guest, PingClient, EchoServer, Producer, Consumer, DoorbellRinger,
-                DoorbellHandler, Spinner, ExitAfter)
+                DoorbellHandler, Spinner, Ticker, ExitAfter)
 }
