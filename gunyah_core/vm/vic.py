@@ -187,12 +187,17 @@ class Vic(KObject):
 
     def clear_source(self, source: VirqSource) -> None:
         virq = source.virq
-        pending = self.pending if source.bank is None else source.bank.pending
+        bank = source.bank
+        pending = self.pending if bank is None else bank.pending
         if virq in pending:
             pending.discard(virq)
             if self.trace.on:
-                self.trace.emit(EventKind.VIRQ_CLEAR, vm=self.vm_name, virq=virq,
-                                source=source.ref)
+                if bank is None:
+                    self.trace.emit(EventKind.VIRQ_CLEAR, vm=self.vm_name, virq=virq,
+                                    source=source.ref)
+                else:  # a private vIRQ is one vCPU's: say whose
+                    self.trace.emit(EventKind.VIRQ_CLEAR, vm=self.vm_name, virq=virq,
+                                    source=source.ref, vcpu=bank.vcpu.id)
 
     # -- the vCPU side -------------------------------------------------------------
     def has_pending(self, vcpu_index: int) -> bool:
