@@ -64,6 +64,9 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "memparcel": ("gunyah_core/mem/memparcel.py", (
         "tests/core/test_memory.py", "tests/core/test_rm_memory.py",
         "tests/core/test_rm_mem_payloads.py")),
+    "vtimer": ("gunyah_core/vm/vtimer.py", (
+        "tests/core/test_vtimer.py", "tests/core/test_guests.py",
+        "tests/core/test_scenario.py")),
 }
 
 MEMORY_LIMIT_BYTES = 2 << 30  # per mutant run: a runaway mutant dies, not the machine

@@ -113,6 +113,7 @@ class Guest:
         return None
 
     all_vcpus = False  # only vCPU 0 runs the program unless a guest says otherwise
+    uses_timer = False  # it arms its vCPUs' virtual timers (the page then shows them)
 
     def main(self, vcpu: Vcpu):
         """Entry point of every vCPU (what vcpu_poweron starts)."""
@@ -230,6 +231,7 @@ class PingClient(Guest):
         self.flags = MSGQUEUE_SEND_FLAG_PUSH if params.get("push", True) else 0
         self.count = params.get("count")
         self.awaiting = False
+        self.uses_timer = bool(self.period)  # it sleeps period_ns on the timer
 
     def run(self, vcpu: Vcpu):
         while self.count is None or self.sent < self.count:
@@ -347,6 +349,7 @@ class DoorbellRinger(Guest):
     once; an "edge" one sets neither mask (one interrupt per send is enough; facts §11.2)."""
 
     program = "ringer"
+    uses_timer = True
 
     def __init__(self, vm: Vm, params: dict[str, Any]) -> None:
         super().__init__(vm, params)
@@ -405,6 +408,7 @@ class Ticker(Guest):
     it, as a busy Linux vCPU's periodic tick does."""
 
     program = "ticker"
+    uses_timer = True
 
     def __init__(self, vm: Vm, params: dict[str, Any]) -> None:
         super().__init__(vm, params)

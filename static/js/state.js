@@ -129,6 +129,11 @@ export class SimState {
         if (v) { v.state = e.state; d.add(`vcpu:${e.vcpu}`); d.add("lanes"); }
         break;
       }
+      case "vtimer.write": case "vtimer.fire": {
+        const v = this.vcpus.get(e.vcpu);
+        if (v) { v.vtimer = timerAfter(v.vtimer, e); d.add(`vcpu:${e.vcpu}`); }
+        break;
+      }
       case "vcpu.priority": {
         const v = this.vcpus.get(e.vcpu);
         if (v) { v.priority = e.priority; d.add(`vcpu:${e.vcpu}`); }
@@ -266,4 +271,17 @@ export class SimState {
     for (const [key, value] of Object.entries(this)) out[key] = key === "snap" ? value : structuredClone(value);
     return out;
   }
+}
+
+/** A vCPU's virtual timer after a vtimer.write (the registers the write left) or a
+ * vtimer.fire (ISTATUS rose at `t`; the line is up unless IMASK). */
+export function timerAfter(timer, e) {
+  const t = { ...(timer ?? {}) };
+  if (e.kind === "vtimer.write") {
+    Object.assign(t, { enable: e.enable, imask: e.imask, cval: e.cval, deadline: e.deadline,
+      istatus: e.istatus });
+  } else {
+    Object.assign(t, { istatus: true, fired: e.t });
+  }
+  return t;
 }
