@@ -1,4 +1,4 @@
-"""The EL1 virtual timer of one vCPU: CNTV_CTL_EL0 and CNTV_CVAL_EL0, and its PPI 27.
+"""The EL1 virtual timer of one vCPU: CNTV_CTL_EL0 and CNTV_CVAL_EL0, and its PPI 27 (facts §9.3).
 
 Each vCPU thread has a virtual timer (hyp/vm/arm_vm_timer/arm_vm_timer.tc: ``thread
 {virtual_timer, virtual_timer_virq_src}``). The guest arms it itself, with system
