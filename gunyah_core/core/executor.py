@@ -1,8 +1,9 @@
 """Runs guest operations on the vCPU that holds a pCPU, one operation per event.
 
 Order at each step of a running vCPU: take a pending vIRQ (if no handler is active),
-else run a queued user request (what a person asked the VM to do), else honour a
-timer sleep, else resume the guest program. Costs of hypercalls, context switches and
+else run a queued user request (what a person asked the VM to do), else resume the
+guest program. A guest that waits arms its virtual timer and executes WFI
+(vm/vtimer.py): there is no other way to sleep. Costs of hypercalls, context switches and
 vIRQ delivery are SIMULATOR values (consts.SIM_*), not measurements.
 """
 
@@ -24,7 +25,6 @@ from ..vm.vcpu import (
     OP_MEM,
     OP_MRS,
     OP_MSR,
-    OP_SLEEP,
     OP_WFI,
     OP_WORK,
 )
@@ -104,7 +104,7 @@ class Executor:
 
     def _between_ops(self, vcpu: Vcpu) -> int | None | object:
         """In the main flow, before its next operation: take a pending vIRQ, else run a
-        user request, else honour a sleep; ``_GO_ON`` when none of these applies."""
+        user request; ``_GO_ON`` when neither applies."""
         vic = vcpu.vic
         if vic.pending or vcpu.ppi.pending:
             virq = vic.acknowledge(vcpu)
@@ -117,9 +117,6 @@ class Executor:
             name, args, action = vcpu.user_ops.pop(0)
             self._call(vcpu, name, args, action=action)
             return SIM_HVC_COST_NS
-        if vcpu.sleep_until > self.engine.now:
-            vcpu.block(BLOCK_VCPU_WFI)
-            return None
         return _GO_ON
 
     @staticmethod
@@ -154,11 +151,6 @@ class Executor:
         if kind == OP_MRS:
             vcpu.result = vcpu.vtimer.read(op[1])
             return SIM_SYSREG_ACCESS_NS
-        if kind == OP_SLEEP:
-            vcpu.sleep_until = self.engine.now + op[1]
-            self.engine.schedule(op[1], self._timer, vcpu, vcpu.sleep_until)
-            vcpu.block(BLOCK_VCPU_WFI)
-            return None
         raise ValueError(f"unknown guest operation {kind!r}")
 
     def _memory_access(self, vcpu: Vcpu, access: str, addr: int, value: int) -> int | bool | None:
@@ -177,11 +169,3 @@ class Executor:
                            access=access, ok=ok,
                            value=result if access == "R" else value if access == "W" else None)
         return result
-
-    @staticmethod
-    def _timer(vcpu: Vcpu, deadline: int) -> None:
-        # The virtual timer: wake from WFI only if this sleep is still the current one.
-        if vcpu.sleep_until == deadline:
-            vcpu.sleep_until = 0
-            vcpu.wfi_reason = "timer"
-            vcpu.unblock(BLOCK_VCPU_WFI)

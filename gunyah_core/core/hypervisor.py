@@ -186,7 +186,6 @@ class Hypervisor:
         vcpu.stack = [(vcpu.vm.guest.main(vcpu), None)]
         vcpu.result = None
         vcpu.busy_left = 0
-        vcpu.sleep_until = 0
         vcpu.unblock(BLOCK_VCPU_OFF)
 
     def power_off(self, vcpu: Vcpu) -> None:
@@ -194,7 +193,6 @@ class Hypervisor:
         vcpu.block(BLOCK_VCPU_OFF)
         # A powered-off vCPU waits for nothing else (a proxy one stays proxy-scheduled).
         vcpu.blocked = {BLOCK_VCPU_OFF} | ({BLOCK_VCPU_RUN} if vcpu.proxy_owner else set())
-        vcpu.sleep_until = 0
         vcpu.vtimer.stop()
         vcpu.stack = []
         vcpu.user_ops.clear()

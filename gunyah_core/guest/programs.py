@@ -27,7 +27,7 @@ from ..consts import (
 from ..errors import ERROR_OK
 from ..rm.messages import RmMessageId
 from ..rm.payloads import VmExitReq
-from ..vm.vcpu import OP_HVC, OP_MEM, OP_MRS, OP_MSR, OP_SLEEP, OP_WFI, OP_WORK
+from ..vm.vcpu import OP_HVC, OP_MEM, OP_MRS, OP_MSR, OP_WFI, OP_WORK
 from ..vm.vtimer import CNTV_CTL_EL0, CNTV_CVAL_EL0, CNTVCT_EL0, ns_to_ticks
 
 if TYPE_CHECKING:
@@ -49,10 +49,6 @@ def hvc(name: str, **args: Any) -> tuple:
 
 def work(ns: int) -> tuple:
     return (OP_WORK, ns)
-
-
-def sleep(ns: int) -> tuple:
-    return (OP_SLEEP, ns)
 
 
 def msr(reg: str, value: int) -> tuple:

@@ -2,7 +2,7 @@
 
 A vCPU is runnable iff none of its block reasons is set (facts §7.1: vcpu_off,
 vcpu_wfi, vcpu_run, ...). What it executes is a guest program: a generator of
-operations (hypercall, WFI, work, sleep, a timer register access). One engine event runs
+operations (hypercall, WFI, work, a timer register access). One engine event runs
 one operation, so a
 student can step through a guest hypercall by hypercall. A pending vIRQ is taken
 before the next operation; its handler runs to completion, then the vIRQ is EOId.
@@ -40,7 +40,6 @@ STATE_OF_BLOCK = {BLOCK_VCPU_OFF: "off", BLOCK_VCPU_WFI: "wfi", BLOCK_VCPU_RUN: 
 OP_HVC = "hvc"
 OP_WFI = "wfi"
 OP_WORK = "work"
-OP_SLEEP = "sleep"
 OP_MEM = "mem"
 OP_MSR = "msr"  # a system register write (the virtual timer's CNTV_*), not a hypercall
 OP_MRS = "mrs"  # a system register read
@@ -78,7 +77,6 @@ class Vcpu(KObject):
         self.busy_left = 0
         self.exec_entry: list | None = None
         self.exec_due = 0
-        self.sleep_until = 0
         self.user_ops: list[tuple] = []
         self.wfi_reason = ""
         self.proxy_owner: Vcpu | None = None  # set for a proxy-scheduled vCPU
@@ -121,7 +119,7 @@ class Vcpu(KObject):
             self.wakeup.assert_()  # it could run again: tell the owner (edge)
 
     def virq_pending(self) -> None:
-        """Called by the VIC: a vIRQ wakes the vCPU from WFI (and from a timer sleep)."""
+        """Called by the VIC: a vIRQ (its timer's too) wakes the vCPU from WFI."""
         if BLOCK_VCPU_WFI in self.blocked:
             self.wfi_reason = "virq"
             self.unblock(BLOCK_VCPU_WFI)
