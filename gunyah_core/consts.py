@@ -151,8 +151,24 @@ GIC_SPI_BASE = 32
 GIC_SPI_LAST = 1019
 GIC_ESPI_BASE = 4096
 GIC_ESPI_LAST = 5119
+GIC_PPI_BASE = 16  # private (per-vCPU) interrupts 16-31, facts §9.1
+GIC_PPI_LAST = 31
 RM_GUEST_FREE_VIRQ_START = 960  # RM irq_manager: a guest's dynamic vIRQs
 RM_OWN_FREE_VIRQ_START = GIC_SPI_BASE  # the RM VM's own allocations start at 32
+
+# --- Virtual timer (hyp/vm/arm_vm_timer; config/platform/qemu.conf) ---
+# The EL1 virtual timer is the vCPU's private PPI 27, bound level-triggered per vCPU
+# (arm_vm_timer_thread.c arm_vm_timer_handle_object_activate_thread); the platform file
+# gives the counter's frequency (62.5 MHz: one tick every 16 ns) and the physical timer's
+# PPI, which the model does not use (Gunyah traps its registers, arm_vm_timer.c).
+PLATFORM_VM_ARCH_VIRTUAL_TIMER_IRQ = 27
+PLATFORM_VM_ARCH_PHYSICAL_TIMER_IRQ = 30
+PLATFORM_ARCH_TIMER_FREQ = 62_500_000
+NS_PER_S = 1_000_000_000
+# CNT_CTL bitfield (hyp/core/base/aarch64/sysregs.tc): ISTATUS is read-only.
+CNT_CTL_ENABLE = 1 << 0
+CNT_CTL_IMASK = 1 << 1
+CNT_CTL_ISTATUS = 1 << 2
 
 # --- Scheduler (hyp/core/scheduler_fprr/scheduler_fprr.tc) ---
 SCHEDULER_NUM_PRIORITIES = 64
@@ -262,3 +278,4 @@ SIM_CONTEXT_SWITCH_NS = 2_000
 SIM_VIRQ_DELIVERY_NS = 500
 SIM_GUEST_WORK_NS = 5_000
 SIM_MEM_ACCESS_NS = 100
+SIM_SYSREG_ACCESS_NS = 20  # an untrapped MSR/MRS of a timer register

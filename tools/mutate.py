@@ -66,6 +66,9 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
         "tests/core/test_rm_mem_payloads.py")),
     "psci": ("gunyah_core/vm/psci.py", (
         "tests/core/test_psci.py", "tests/core/test_scenario.py")),
+    "vtimer": ("gunyah_core/vm/vtimer.py", (
+        "tests/core/test_vtimer.py", "tests/core/test_guests.py",
+        "tests/core/test_scenario.py")),
 }
 
 MEMORY_LIMIT_BYTES = 2 << 30  # per mutant run: a runaway mutant dies, not the machine

@@ -1,8 +1,9 @@
 """Runs guest operations on the vCPU that holds a pCPU, one operation per event.
 
 Order at each step of a running vCPU: take a pending vIRQ (if no handler is active),
-else run a queued user request (what a person asked the VM to do), else honour a
-timer sleep, else resume the guest program. Costs of hypercalls, context switches and
+else run a queued user request (what a person asked the VM to do), else resume the
+guest program. A guest that waits arms its virtual timer and executes WFI
+(vm/vtimer.py): there is no other way to sleep. Costs of hypercalls, context switches and
 vIRQ delivery are SIMULATOR values (consts.SIM_*), not measurements.
 """
 
@@ -14,6 +15,7 @@ from ..consts import (
     SIM_CONTEXT_SWITCH_NS,
     SIM_HVC_COST_NS,
     SIM_MEM_ACCESS_NS,
+    SIM_SYSREG_ACCESS_NS,
     SIM_VIRQ_DELIVERY_NS,
 )
 from ..vm import psci
@@ -22,8 +24,9 @@ from ..vm.vcpu import (
     BLOCK_VCPU_WFI,
     OP_HVC,
     OP_MEM,
+    OP_MRS,
+    OP_MSR,
     OP_PSCI,
-    OP_SLEEP,
     OP_WFI,
     OP_WORK,
 )
@@ -103,9 +106,9 @@ class Executor:
 
     def _between_ops(self, vcpu: Vcpu) -> int | None | object:
         """In the main flow, before its next operation: take a pending vIRQ, else run a
-        user request, else honour a sleep; ``_GO_ON`` when none of these applies."""
+        user request; ``_GO_ON`` when neither applies."""
         vic = vcpu.vic
-        if vic.pending:
+        if vic.pending or vcpu.ppi.pending:
             virq = vic.acknowledge(vcpu)
             if virq is not None:
                 vcpu.stack.append((vcpu.vm.guest.on_virq(vcpu, virq), virq))
@@ -116,9 +119,6 @@ class Executor:
             name, args, action = vcpu.user_ops.pop(0)
             self._call(vcpu, name, args, action=action)
             return SIM_HVC_COST_NS
-        if vcpu.sleep_until > self.engine.now:
-            vcpu.block(BLOCK_VCPU_WFI)
-            return None
         return _GO_ON
 
     @staticmethod
@@ -136,10 +136,10 @@ class Executor:
         """Every operation but a hypercall: its cost, or None when it blocks the vCPU."""
         kind = op[0]
         if kind == OP_WFI:
-            vic = vcpu.vic
-            if vic.pending and vic.has_pending(vcpu.index):
+            if vcpu.vic.has_pending_for(vcpu):
                 return 0
             vcpu.wfi_reason = ""
+            vcpu.vtimer.on_wfi()
             vcpu.block(BLOCK_VCPU_WFI)
             return None
         if kind == OP_WORK:
@@ -150,11 +150,12 @@ class Executor:
         if kind == OP_PSCI:  # an SMC to the vPM group; its cost is a hypercall's
             vcpu.result = psci.call(self.hypercalls.hyp, vcpu, op[1], op[2])
             return SIM_HVC_COST_NS
-        if kind == OP_SLEEP:
-            vcpu.sleep_until = self.engine.now + op[1]
-            self.engine.schedule(op[1], self._timer, vcpu, vcpu.sleep_until)
-            vcpu.block(BLOCK_VCPU_WFI)
-            return None
+        if kind == OP_MSR:
+            vcpu.vtimer.write(op[1], op[2])
+            return SIM_SYSREG_ACCESS_NS
+        if kind == OP_MRS:
+            vcpu.result = vcpu.vtimer.read(op[1])
+            return SIM_SYSREG_ACCESS_NS
         raise ValueError(f"unknown guest operation {kind!r}")
 
     def _memory_access(self, vcpu: Vcpu, access: str, addr: int, value: int) -> int | bool | None:
@@ -173,11 +174,3 @@ class Executor:
                            access=access, ok=ok,
                            value=result if access == "R" else value if access == "W" else None)
         return result
-
-    @staticmethod
-    def _timer(vcpu: Vcpu, deadline: int) -> None:
-        # The virtual timer: wake from WFI only if this sleep is still the current one.
-        if vcpu.sleep_until == deadline:
-            vcpu.sleep_until = 0
-            vcpu.wfi_reason = "timer"
-            vcpu.unblock(BLOCK_VCPU_WFI)

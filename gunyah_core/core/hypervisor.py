@@ -28,6 +28,7 @@ from ..mem.memory import MemoryModel
 from ..vm.vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_RUN, Vcpu
 from ..vm.vic import EDGE, Vic, VirqSource
 from ..vm.vm import Vm
+from ..vm.vtimer import VirtualTimer
 from .cspace import CSpace
 from .engine import Engine
 from .executor import Executor
@@ -134,7 +135,9 @@ class Hypervisor:
         vcpu.vic = vm.vic
         vcpu.sched = self.pcpus[affinity]
         vm.vcpus.append(vcpu)
-        vm.vic.vcpus.append(vcpu)
+        vm.vic.attach_vcpu(vcpu)
+        vcpu.vtimer = VirtualTimer(vcpu, self.engine)
+        vcpu.vtimer.bind()
         master = self.master_cspace.create(vcpu, THREAD_MASTER_RIGHTS)
         vm.resources[f"vcpu{vcpu.index}"] = {
             "type": "VIRTUAL_CPU", "label": vcpu.index,
@@ -184,7 +187,6 @@ class Hypervisor:
         vcpu.stack = [(vcpu.vm.guest.main(vcpu), None)]
         vcpu.result = None
         vcpu.busy_left = 0
-        vcpu.sleep_until = 0
         if vcpu.vm.vpm is not None:
             vcpu.vm.vpm.set_power(vcpu, "on", reason)
         vcpu.unblock(BLOCK_VCPU_OFF)
@@ -196,7 +198,7 @@ class Hypervisor:
         vcpu.block(BLOCK_VCPU_OFF)
         # A powered-off vCPU waits for nothing else (a proxy one stays proxy-scheduled).
         vcpu.blocked = {BLOCK_VCPU_OFF} | ({BLOCK_VCPU_RUN} if vcpu.proxy_owner else set())
-        vcpu.sleep_until = 0
+        vcpu.vtimer.stop()
         vcpu.stack = []
         vcpu.user_ops.clear()
         vcpu.pending_hvc = None  # a vcpu_run in progress never returns

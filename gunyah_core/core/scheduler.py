@@ -194,7 +194,7 @@ class PcpuScheduler:
             self.end_proxy(VcpuRunState.READY)
             return
         vic = caller.vic
-        if vic is not None and vic.pending and vic.has_pending(caller.index):
+        if vic is not None and vic.has_pending_for(caller):
             return
         if target.sched is not self or target.blocked or target is self.current:
             return

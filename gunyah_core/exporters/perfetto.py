@@ -6,9 +6,12 @@ have no vCPU (vIRQ assert, doorbells, message queue slices). Scheduling becomes 
 slices on both the vCPU and the pCPU threads; vIRQs, doorbells and hypercalls are `i`
 instants; each queue's depth is a `C` counter; each message is an arrow from its send
 to its receive. A vCPU of a PSCI VM also has a "<vCPU> power" thread whose slices are
-its power states (on, suspended, off) from ``vcpu.power`` events. Times are simulated
-ns written as µs floats (t/1000), so no precision is lost. Simplified: idle time on a
-pCPU is a gap, not an "idle" slice.
+its power states (on, suspended, off) from ``vcpu.power`` events. Each vCPU's virtual
+timer has a thread of its own ("<vcpu> timer") with an `X` slice for each time it is
+armed, from the write that arms it until it fires (or is disabled, masked or re-armed);
+the timer's writes and firings are instants on the vCPU's thread, its vIRQ 27 like any
+vIRQ. Times are simulated ns written as µs floats (t/1000), so no precision is lost.
+Simplified: idle time on a pCPU is a gap, not an "idle" slice.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ MSG_SLICE_NS = 100
 _COMPACT = (",", ":")
 _COMMON = ("seq", "t", "kind")
 #: Fields that make a generic instant's name more telling, first match wins.
-_NAME_FIELDS = ("name", "state", "action", "doorbell", "virq")
+_NAME_FIELDS = ("name", "state", "action", "doorbell", "virq", "reg")
 _VIRQ_KINDS = ("virq.assert", "virq.deliver", "virq.eoi", "virq.clear")
 
 
@@ -64,6 +67,7 @@ class PerfettoWriter:
         self._vcpu_run: dict[str, tuple[int, int]] = {}  # vcpu -> (start, pcpu)
         self._msg_slice: dict[tuple[int, int], dict[str, Any]] = {}  # deferred, per thread
         self._power: dict[str, tuple[int, str, int]] = {}  # vcpu -> (start, power, seq)
+        self._timer_armed: dict[str, tuple[int, Any, Any]] = {}  # vcpu -> (start, cval, seq)
         self._last_t = 0
         self.count = 0
         self._out.write('{"traceEvents":[\n')
@@ -169,6 +173,26 @@ class PerfettoWriter:
         self._power[vcpu] = (t, str(e.get("power")), e["seq"])
         self._instant(self._power_thread(vcpu), f"power {e.get('power')}", "power", t,
                       _args(e))
+    # -- virtual timers -----------------------------------------------------------------
+    def _timer(self, e: Mapping[str, Any]) -> None:
+        """A write that arms the timer opens its slice; firing, disabling, masking or a
+        new compare value closes it (a new value opens the next one)."""
+        vcpu, t = e["vcpu"], e["t"]
+        armed = (e["kind"] == "vtimer.write" and bool(e.get("enable"))
+                 and not e.get("imask") and not e.get("istatus"))
+        open_ = self._timer_armed.get(vcpu)
+        if open_ is not None and armed and open_[1] == e.get("cval"):
+            return  # still armed for the same deadline
+        if open_ is not None:
+            self._end_timer(vcpu, t)
+        if armed:
+            self._timer_armed[vcpu] = (t, e.get("cval"), e["seq"])
+
+    def _end_timer(self, vcpu: str, t: int) -> None:
+        start, cval, seq = self._timer_armed.pop(vcpu)
+        vm = self._vcpu_vm.get(vcpu) or vm_of_vcpu(vcpu)
+        ids = self._thread(("vtimer", vcpu), self._pid(vm), f"{vcpu} timer")
+        self._slice(ids, "CNTV armed", "vtimer", start, t, {"cval": cval, "seq": seq})
 
     # -- message queues -----------------------------------------------------------------
     def _msg(self, e: Mapping[str, Any], sending: bool) -> None:
@@ -233,6 +257,8 @@ class PerfettoWriter:
             self._instant(self._where(event), f"PSCI {event.get('function')}", "psci", t,
                           _args(event))
         else:
+            if kind in ("vtimer.write", "vtimer.fire") and isinstance(event.get("vcpu"), str):
+                self._timer(event)
             self._instant(self._where(event), _generic_name(event), kind.split(".")[0], t,
                           _args(event))
 
@@ -258,6 +284,8 @@ class PerfettoWriter:
             self._end_power(vcpu, self._last_t)
         for ids in list(self._msg_slice):
             self._flush_msg_slice(ids, None)
+        for vcpu in list(self._timer_armed):
+            self._end_timer(vcpu, self._last_t)
         other = {"generator": "gunyah-sim", "clock": "simulated ns, written as us"}
         self._out.write('\n],"displayTimeUnit":"ns","otherData":')
         self._out.write(json.dumps(other, separators=_COMPACT))

@@ -1,7 +1,10 @@
 """VCD exporter: the trace as waveforms for GTKWave, written with pyvcd.
 
 Signals: a 1-bit wire per vIRQ line (`gunyah.<vm>.virq<n>`: 1 from assert until EOI or
-clear), a wire per doorbell (`gunyah.doorbell.<name>`: 1 while its flags are nonzero),
+clear; a private one, such as each vCPU's virtual timer PPI 27, is one line per vCPU:
+`gunyah.<vm>.<vcpu>_virq<n>`), a wire per vCPU's virtual timer
+(`gunyah.<vm>.<vcpu>_vtimer_armed`: 1 from the write that arms it until it fires or is
+disabled or masked), a wire per doorbell (`gunyah.doorbell.<name>`: 1 while its flags are nonzero),
 an integer per queue's depth (`gunyah.msgq.<name>`) and one per pCPU giving the running
 vCPU as an index into the table in the file's `$comment` (0 = idle), plus a string
 twin (`gunyah.pcpu.pcpu<n>_vcpu`) with the vCPU's name for viewers that show strings.
@@ -19,7 +22,7 @@ from typing import Any, TextIO
 
 from vcd import VCDWriter
 
-from gunyah_core.consts import MSGQUEUE_MAX_QUEUE_DEPTH
+from gunyah_core.consts import GIC_SPI_BASE, MSGQUEUE_MAX_QUEUE_DEPTH
 
 TIMESCALE = "1 ns"
 TOP_SCOPE = "gunyah"
@@ -36,6 +39,7 @@ _BELL_KINDS = ("bell.send", "bell.recv", "bell.mask", "bell.reset")
 #: A vCPU's power state as a number (a vCPU starts off; facts §7.2 POWERED_OFF).
 POWER_CODES = {"off": 0, "on": 1, "suspended": 2}
 POWER_BITS = 2
+_TIMER_KINDS = ("vtimer.write", "vtimer.fire")
 
 
 def signal_name(text: object) -> str:
@@ -89,8 +93,19 @@ class VcdWriter:
         self.count += 1
         if kind in _VIRQ_RAISE or kind in _VIRQ_LOWER:
             scope = f"{TOP_SCOPE}.{signal_name(event['vm'])}"
-            key = self._declare(scope, f"virq{event['virq']}", "wire", 1, 0)
+            virq = event["virq"]
+            name = f"virq{virq}"
+            if isinstance(virq, int) and virq < GIC_SPI_BASE and event.get("vcpu"):
+                name = f"{signal_name(event['vcpu'])}_{name}"  # private: banked per vCPU
+            key = self._declare(scope, name, "wire", 1, 0)
             self._change(t, key, 1 if kind in _VIRQ_RAISE else 0)
+        elif kind in _TIMER_KINDS:
+            scope = f"{TOP_SCOPE}.{signal_name(event['vm'])}"
+            key = self._declare(scope, f"{signal_name(event['vcpu'])}_vtimer_armed", "wire",
+                                1, 0)
+            armed = (kind == "vtimer.write" and bool(event.get("enable"))
+                     and not event.get("imask") and not event.get("istatus"))
+            self._change(t, key, 1 if armed else 0)
         elif kind.startswith("msgq.") and "depth" in event:  # send, recv, flush, push
             key = self._declare(f"{TOP_SCOPE}.msgq", signal_name(event["msgq"]), "integer",
                                 DEPTH_BITS, 0)

@@ -4,7 +4,9 @@ A guest is a generator of operations per vCPU (``main``) plus a vIRQ handler
 (``on_virq``), written the way a Linux driver behaves: it reacts to vIRQs, drains a
 queue until ``not_empty`` is false (an edge-triggered Rx vIRQ does not fire again for
 later non-PUSH messages, facts §13.1), and waits for the Tx vIRQ after MSGQUEUE_FULL.
-Guests only use hypercalls with the capids the RM gave their VM.
+Guests only use hypercalls with the capids the RM gave their VM. A guest that waits for a
+while arms its vCPU's virtual timer and sleeps in WFI until the timer's vIRQ, as Linux's
+arch timer clockevent does (``Guest.timer_sleep``, vm/vtimer.py).
 """
 
 from __future__ import annotations
@@ -12,11 +14,21 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from ..consts import DOORBELL_FLAGS_MASK, MSGQUEUE_SEND_FLAG_PUSH, SIM_GUEST_WORK_NS, Error
+from ..consts import (
+    CNT_CTL_ENABLE,
+    CNT_CTL_IMASK,
+    CNT_CTL_ISTATUS,
+    DOORBELL_FLAGS_MASK,
+    MSGQUEUE_SEND_FLAG_PUSH,
+    PLATFORM_VM_ARCH_VIRTUAL_TIMER_IRQ,
+    SIM_GUEST_WORK_NS,
+    Error,
+)
 from ..errors import ERROR_OK
 from ..rm.messages import RmMessageId
 from ..rm.payloads import VmExitReq
-from ..vm.vcpu import OP_HVC, OP_MEM, OP_PSCI, OP_SLEEP, OP_WFI, OP_WORK
+from ..vm.vcpu import OP_HVC, OP_MEM, OP_MRS, OP_MSR, OP_PSCI, OP_WFI, OP_WORK
+from ..vm.vtimer import CNTV_CTL_EL0, CNTV_CVAL_EL0, CNTVCT_EL0, ns_to_ticks
 
 if TYPE_CHECKING:
     from ..vm.vcpu import Vcpu
@@ -39,8 +51,14 @@ def work(ns: int) -> tuple:
     return (OP_WORK, ns)
 
 
-def sleep(ns: int) -> tuple:
-    return (OP_SLEEP, ns)
+def msr(reg: str, value: int) -> tuple:
+    """A system register write (MSR): the virtual timer's CNTV_CVAL_EL0 or CNTV_CTL_EL0."""
+    return (OP_MSR, reg, value)
+
+
+def mrs(reg: str) -> tuple:
+    """A system register read (MRS); the value comes back as the operation's result."""
+    return (OP_MRS, reg)
 
 
 def psci(function: str, **args: Any) -> tuple:
@@ -72,6 +90,7 @@ class Guest:
         self.hyp: Any = None  # set with the RM client: programs that read images/memory
         self.jobs: deque = deque()  # work a handler hands to the main flow
         self.full = False  # a send got MSGQUEUE_FULL: waiting for the queue's Tx vIRQ
+        self.timer_waiting: set[int] = set()  # vCPUs asleep until their timer's vIRQ
 
     def res(self, key: str) -> dict[str, Any]:
         return self.vm.resources[key]
@@ -96,6 +115,7 @@ class Guest:
         return None
 
     all_vcpus = False  # only vCPU 0 runs the program unless a guest says otherwise
+    uses_timer = False  # it arms its vCPUs' virtual timers (the page then shows them)
 
     def main(self, vcpu: Vcpu):
         """Entry point of every vCPU (what vcpu_poweron starts)."""
@@ -119,6 +139,8 @@ class Guest:
         """Entry of every vIRQ handler: the RM link first, then the program's own.
 
         Returns the handler's generator itself (no wrapper frame on the hot path)."""
+        if virq == PLATFORM_VM_ARCH_VIRTUAL_TIMER_IRQ:
+            return self.timer_virq(vcpu)
         rm = self.rm
         if rm is not None and virq in rm.virqs:
             return self._rm_link_virq(rm, virq)
@@ -132,6 +154,39 @@ class Guest:
     def handle_virq(self, vcpu: Vcpu, virq: int):
         return
         yield  # a generator that does nothing: the vIRQ is acknowledged and EOId
+
+    def arm_timer(self, ns: int):
+        """Program the vCPU's virtual timer ``ns`` ahead, as Linux programs its next event
+        (LX drivers/clocksource/arm_arch_timer.c ``set_next_event``: read CTL, set ENABLE,
+        clear IMASK, CVAL = CNTVCT + delta, write CTL)."""
+        ctl = yield mrs(CNTV_CTL_EL0)
+        now = yield mrs(CNTVCT_EL0)
+        yield msr(CNTV_CVAL_EL0, now + ns_to_ticks(ns))
+        yield msr(CNTV_CTL_EL0, (ctl | CNT_CTL_ENABLE) & ~CNT_CTL_IMASK)
+
+    def timer_sleep(self, vcpu: Vcpu, ns: int):
+        """Sleep ``ns`` on the vCPU's virtual timer: arm it, then WFI until it fires.
+        Other vIRQs that wake the vCPU meanwhile are handled and it sleeps on."""
+        self.timer_waiting.add(vcpu.index)
+        yield from self.arm_timer(ns)
+        while vcpu.index in self.timer_waiting:
+            yield WFI
+
+    def timer_virq(self, vcpu: Vcpu):
+        """The timer's handler (LX arm_arch_timer.c ``timer_handler``): if ISTATUS is set,
+        mask the timer (IMASK, which drops the level line before the EOI), end the sleep
+        and run the program's tick (``on_tick``)."""
+        ctl = yield mrs(CNTV_CTL_EL0)
+        if ctl & CNT_CTL_ISTATUS:
+            yield msr(CNTV_CTL_EL0, ctl | CNT_CTL_IMASK)
+            self.timer_waiting.discard(vcpu.index)
+            tick = self.on_tick(vcpu)
+            if tick is not None:
+                yield from tick
+
+    def on_tick(self, vcpu: Vcpu):
+        """The clockevent's handler: operations to run on a timer tick, or None."""
+        return None
 
     def on_rm_notification(self, message: Any):
         """A graceful VM_STOP: the guest is told, and exits itself with VM_EXIT."""
@@ -178,6 +233,7 @@ class PingClient(Guest):
         self.flags = MSGQUEUE_SEND_FLAG_PUSH if params.get("push", True) else 0
         self.count = params.get("count")
         self.awaiting = False
+        self.uses_timer = bool(self.period)  # it sleeps period_ns on the timer
 
     def run(self, vcpu: Vcpu):
         while self.count is None or self.sent < self.count:
@@ -190,7 +246,7 @@ class PingClient(Guest):
                 self.sent += 1
                 self.awaiting = self.rx is not None
             if self.period:
-                yield sleep(self.period)
+                yield from self.timer_sleep(vcpu, self.period)
             else:
                 while self.awaiting:
                     yield WFI
@@ -295,6 +351,7 @@ class DoorbellRinger(Guest):
     once; an "edge" one sets neither mask (one interrupt per send is enough; facts §11.2)."""
 
     program = "ringer"
+    uses_timer = True
 
     def __init__(self, vm: Vm, params: dict[str, Any]) -> None:
         super().__init__(vm, params)
@@ -311,7 +368,7 @@ class DoorbellRinger(Guest):
         while self.count is None or self.sent < self.count:
             yield hvc("doorbell_send", capid=self.bell["capid"], new_flags=self.flags)
             self.sent += 1
-            yield sleep(self.period)
+            yield from self.timer_sleep(vcpu, self.period)
 
 
 class DoorbellHandler(Guest):
@@ -345,6 +402,30 @@ class Spinner(Guest):
         chunk = self.params.get("work_ns", SIM_GUEST_WORK_NS)
         while True:
             yield work(chunk)
+
+
+class Ticker(Guest):
+    """Computes in ``work_ns`` chunks with a periodic tick: its timer interrupts it every
+    ``period_ns`` while it runs (the hardware timer's path), and its tick handler re-arms
+    it, as a busy Linux vCPU's periodic tick does."""
+
+    program = "ticker"
+    uses_timer = True
+
+    def __init__(self, vm: Vm, params: dict[str, Any]) -> None:
+        super().__init__(vm, params)
+        self.period = params.get("period_ns", DEFAULT_PERIOD_NS)
+        self.chunk = params.get("work_ns", SIM_GUEST_WORK_NS)
+        self.ticks = 0
+
+    def run(self, vcpu: Vcpu):
+        yield from self.arm_timer(self.period)
+        while True:
+            yield work(self.chunk)
+
+    def on_tick(self, vcpu: Vcpu):
+        self.ticks += 1
+        return self.arm_timer(self.period)
 
 
 class ExitAfter(Guest):
@@ -404,7 +485,7 @@ class PsciGuest(Guest):
         yield psci("CPU_ON", target=NO_SUCH_MPIDR, entry=SECONDARY_ENTRY, context=0)
         for index in others:
             while (yield psci("AFFINITY_INFO", target=index, level=0)).name != "OFF":
-                yield sleep(PSCI_POLL_NS)
+                yield from self.timer_sleep(vcpu, PSCI_POLL_NS)
         yield psci("CPU_OFF")
         yield work(work_ns)
         end = END_CALLS[self.params.get("end", "off")]
@@ -422,5 +503,5 @@ class PsciGuest(Guest):
 PROGRAMS: dict[str, type[Guest]] = {
     cls.program: cls
     for cls in (Guest, PingClient, EchoServer, Producer, Consumer, DoorbellRinger,
-                DoorbellHandler, Spinner, ExitAfter, PsciGuest)
+                DoorbellHandler, Spinner, Ticker, ExitAfter, PsciGuest)
 }

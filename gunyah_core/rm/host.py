@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..guest.programs import WFI, Guest, mem, sleep
+from ..guest.programs import WFI, Guest, mem
 from ..mem.memparcel import PAGE_SIZE, PgtableAccess
 from .mem_payloads import MemHandleFlagsReq, MemHandleReply, MemLendReq
 from .messages import (
@@ -46,6 +46,7 @@ class VmManagerProgram(Guest):
     """HLOS's program: boots the scenario's images, then serves user requests."""
 
     program = "vm-manager"
+    uses_timer = True  # it waits between VM creation steps on its timer
 
     def __init__(self, vm: Any, params: dict[str, Any]) -> None:
         super().__init__(vm, params)
@@ -115,7 +116,7 @@ class VmManagerProgram(Guest):
                                          image=image_name, handle=handle)
         if error is not RmError.OK:
             return
-        yield sleep(self.step_ns)
+        yield from self.timer_sleep(self.vm.vcpus[0], self.step_ns)  # jobs run on vCPU 0
         error, _ = yield from self._call(RmMessageId.VM_INIT, VmidReq(vmid=vmid), vmid=vmid)
         if error is not RmError.OK:
             return
@@ -127,7 +128,7 @@ class VmManagerProgram(Guest):
         if error is RmError.OK:
             self.hyp_resources[vmid] = decode_hyp_resources(data)
         if start:
-            yield sleep(self.step_ns)
+            yield from self.timer_sleep(self.vm.vcpus[0], self.step_ns)
             yield from self.start_vm(vmid)
 
     def start_vm(self, vmid: int):

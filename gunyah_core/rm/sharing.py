@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..consts import Error
-from ..guest.programs import WFI, Guest, hvc, mem, sleep, work
+from ..guest.programs import WFI, Guest, hvc, mem, work
 from ..mem.memparcel import PAGE_SIZE, MemNotifyFlags, PgtableAccess
 from .mem_payloads import (
     MemAcceptReply,
@@ -83,6 +83,7 @@ class MemBorrower(Guest):
     """Accepts what is shared with it, reads it, holds it a while, then releases it."""
 
     program = "mem-borrower"
+    uses_timer = True  # it holds the borrowed memory for a while, asleep on its timer
 
     def __init__(self, vm: Any, params: dict[str, Any]) -> None:
         super().__init__(vm, params)
@@ -119,7 +120,7 @@ class MemBorrower(Guest):
         self.values.append((yield mem("R", self.mapped[0][0])))
         yield mem("X", self.mapped[0][0])  # the ACL gave RW: an instruction fetch faults
         yield work(self.hold_ns // 2)
-        yield sleep(self.hold_ns // 2)
+        yield from self.timer_sleep(self.vm.vcpus[0], self.hold_ns // 2)  # a job: vCPU 0
         release = MemHandleFlagsReq(handle=shared.handle).encode()
         yield from self.rm.call(RmMessageId.MEM_RELEASE, release, {"handle": shared.handle})
         self.mapped = []

@@ -22,6 +22,7 @@ from typing import Any
 from ..consts import HVC_IMM_BASE, Error
 from ..core.trace import EventKind
 from ..rm.messages import RmError
+from ..vm.vtimer import ticks_to_ns as ticks_ns
 
 Event = Mapping[str, Any]
 
@@ -138,6 +139,8 @@ def source_text(ref: Any) -> str:
         if parts[2] == "halt":
             return f"{parts[1]}'s HALT line"
         return f"{parts[1]}'s wakeup line"
+    if parts[0] == "vtimer" and len(parts) == 2:
+        return f"{parts[1]}'s virtual timer"
     return str(ref)
 
 
@@ -259,6 +262,10 @@ def _virq_assert(e: Event) -> str:
                  if depth == thd else
                  f"holds {plural(depth, 'message')}, at or below its not-full threshold ({thd})")
         return f"{head}: {name} {level}, so there is room to send again."
+    if "cval" in e:
+        return (f"{head}: {source_text(src)} reached its compare value {e['cval']} "
+                f"(private to {e.get('vcpu')}, level: it stays asserted until the guest "
+                "masks, disables or re-arms the timer).")
     return f"{head}: {source_text(src)} raised it ({e.get('trigger', 'edge')}-triggered)."
 
 
@@ -285,6 +292,47 @@ def _virq_bind(e: Event) -> str:
 def _virq_unbind(e: Event) -> str:
     return (f"{e.get('vm')}'s vIRQ {e.get('virq')} is unbound from "
             f"{source_text(e.get('source'))}: it can no longer fire.")
+
+
+def _at(ns: Any) -> str:
+    return f"at {duration(ns)}" if isinstance(ns, int) else "never (disabled)"
+
+
+def _vtimer_write(e: Event) -> str:
+    who, reg, value = e.get("vcpu"), e.get("reg"), e.get("value")
+    if e.get("by") == "vcpu_stopped":
+        return f"{who} is stopped, so the hypervisor disables its virtual timer."
+    if reg == "CNTV_CVAL_EL0":
+        return (f"{who} writes CNTV_CVAL_EL0 = {value}: its virtual timer will fire when the "
+                f"counter reaches {value} ({_at(ticks_ns(value))}).")
+    state = ("disabled" if not e.get("enable") else
+             "armed but masked (IMASK): it will not interrupt" if e.get("imask") else
+             f"armed: it fires {_at(e.get('deadline'))}")
+    if e.get("enable") and e.get("istatus") and not e.get("imask"):
+        state = "armed, and its compare value is already past: it fires at once"
+    return f"{who} writes CNTV_CTL_EL0 = {hexn(value)}: its virtual timer is {state}."
+
+
+def _vtimer_queue(e: Event) -> str:
+    return (f"{e.get('vcpu')} sleeps in WFI with its timer armed: the hypervisor keeps the "
+            f"deadline ({_at(e.get('deadline'))}) on its own timer to wake it then.")
+
+
+_FIRE_PATH = {"running": "the hardware timer interrupts the running vCPU and the "
+                         "hypervisor injects",
+              "hyp_timer": "the hypervisor's own timer expires for the sleeping vCPU and "
+                           "injects",
+              "ready": "the vCPU waits for its pCPU; the hypervisor injects"}
+
+
+def _vtimer_fire(e: Event) -> str:
+    who = e.get("vcpu")
+    if e.get("masked"):
+        return (f"{who}'s virtual timer reaches {e.get('cval')} (ISTATUS = 1) but IMASK is "
+                "set: no vIRQ.")
+    how = _FIRE_PATH.get(str(e.get("path")), "the hypervisor injects")
+    return (f"{who}'s virtual timer reaches {e.get('cval')} (ISTATUS = 1): {how} its "
+            f"private vIRQ {e.get('virq')}.")
 
 
 def _bell_send(e: Event) -> str:
@@ -638,6 +686,9 @@ CAPTIONS: dict[str, Callable[[Event], str]] = {
     K.MEM_NOTIFY: _mem_notify,
     K.MEM_FAULT: _mem_fault,
     K.MEM_ACCESS: _mem_access,
+    K.VTIMER_WRITE: _vtimer_write,
+    K.VTIMER_QUEUE: _vtimer_queue,
+    K.VTIMER_FIRE: _vtimer_fire,
     K.OBJ_CREATE: lambda e: _obj(e, "creates"),
     K.OBJ_DESTROY: lambda e: _obj(e, "destroys"),
     K.SIM_SNAPSHOT: _snapshot,
@@ -714,6 +765,18 @@ REAL: dict[str, str] = {
                   "notification.",
     K.MEM_FAULT: "a stage-2 abort; the hypervisor injects a data or instruction abort.",
     K.MEM_ACCESS: "a guest load or store through stage-2; the simulator models one word.",
+    K.VTIMER_WRITE: "the guest's MSR to CNTV_CVAL_EL0 / CNTV_CTL_EL0 is not trapped: the "
+                    "hypervisor saves and restores them at each context switch "
+                    "(hyp/vm/arm_vm_timer, arm_vm_timer_handle_thread_save_state, "
+                    "arm_vm_timer_load_state); the simulator traces the write so you see it.",
+    K.VTIMER_QUEUE: "arm_vm_timer_handle_thread_context_switch_pre: a vCPU that expects a "
+                    "wakeup with ENABLE set and IMASK clear gets its CVAL on the "
+                    "hypervisor's timer queue (timer_update).",
+    K.VTIMER_FIRE: "running: the physical PPI 27 reaches EL2 and "
+                   "arm_vm_timer_handle_irq_received injects the vIRQ; blocked: the queued "
+                   "timer's arm_vm_timer_handle_timer_action does; both call "
+                   "virq_assert(level). A ready vCPU gets it when switched in (the "
+                   "simulator injects it at the deadline).",
     K.OBJ_CREATE: "the RM creates hypervisor objects with partition_create_* and activates "
                   "them.",
     K.OBJ_DESTROY: "the RM destroys the objects when it resets a VM.",

@@ -2,7 +2,8 @@
 
 A vCPU is runnable iff none of its block reasons is set (facts §7.1: vcpu_off,
 vcpu_wfi, vcpu_run, ...). What it executes is a guest program: a generator of
-operations (hypercall, WFI, work, sleep). One engine event runs one operation, so a
+operations (hypercall, WFI, work, a timer register access). One engine event runs
+one operation, so a
 student can step through a guest hypercall by hypercall. A pending vIRQ is taken
 before the next operation; its handler runs to completion, then the vIRQ is EOId.
 """
@@ -23,7 +24,8 @@ from .vcpu_run import VcpuRunState
 if TYPE_CHECKING:
     from ..core.scheduler import PcpuScheduler
     from ..core.trace import Trace
-    from .vic import Vic
+    from .vic import PrivateBank, Vic
+    from .vtimer import VirtualTimer
 
 # Block reasons (hyp scheduler block flags, by their Gunyah names).
 BLOCK_VCPU_OFF = "vcpu_off"
@@ -40,9 +42,10 @@ STATE_OF_BLOCK = {BLOCK_VCPU_OFF: "off", BLOCK_VCPU_WFI: "wfi", BLOCK_VCPU_RUN: 
 OP_HVC = "hvc"
 OP_WFI = "wfi"
 OP_WORK = "work"
-OP_SLEEP = "sleep"
 OP_MEM = "mem"
 OP_PSCI = "psci"  # a PSCI call: an SMCCC call of the Standard Secure Service (vm/psci.py)
+OP_MSR = "msr"  # a system register write (the virtual timer's CNTV_*), not a hypercall
+OP_MRS = "mrs"  # a system register read
 
 GuestGen = Generator[tuple, Any, None]
 
@@ -65,6 +68,8 @@ class Vcpu(KObject):
         self.affinity = affinity
         self.sched: PcpuScheduler | None = None
         self.vic: Vic | None = None
+        self.ppi: PrivateBank | None = None  # its private vIRQs (Vic.attach_vcpu)
+        self.vtimer: VirtualTimer | None = None  # its EL1 virtual timer (vm/vtimer.py)
         self.blocked: set[str] = {BLOCK_VCPU_OFF}
         self.sched_state = "off"
         self.slice_left = timeslice_ns
@@ -75,7 +80,6 @@ class Vcpu(KObject):
         self.busy_left = 0
         self.exec_entry: list | None = None
         self.exec_due = 0
-        self.sleep_until = 0
         self.user_ops: list[tuple] = []
         self.wfi_reason = ""
         self.proxy_owner: Vcpu | None = None  # set for a proxy-scheduled vCPU
@@ -128,7 +132,7 @@ class Vcpu(KObject):
             self.wakeup.assert_()  # it could run again: tell the owner (edge)
 
     def virq_pending(self) -> None:
-        """Called by the VIC: a vIRQ wakes the vCPU from WFI (and from a timer sleep)."""
+        """Called by the VIC: a vIRQ (its timer's too) wakes the vCPU from WFI."""
         if BLOCK_VCPU_WFI in self.blocked:
             self.wfi_reason = "virq"
             self.unblock(BLOCK_VCPU_WFI)
@@ -151,6 +155,7 @@ class Vcpu(KObject):
             "state": self.sched_state,
             "blocked": sorted(self.blocked),
             "in_handler": len(self.stack) > 1,
+            **({} if self.vtimer is None else {"vtimer": self.vtimer.snapshot()}),
         }
         if getattr(self.vm, "vpm", None) is not None:  # a PSCI VM's vCPUs have a power state
             state["power"] = self.power

@@ -56,6 +56,8 @@ class Vm:
             "owner": self.owner,
             "state": self.state,
             "program": getattr(self.guest, "program", None),
+            # Its program sleeps or ticks on the vCPUs' virtual timers: the page shows them.
+            "uses_timer": bool(getattr(self.guest, "uses_timer", False)),
             "image": self.image,
             "vcpus": [v.snapshot() for v in self.vcpus],
             "caps": self.cspace.table(rights_names),

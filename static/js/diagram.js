@@ -2,7 +2,7 @@
 // layer with its queues and doorbells, pCPU lanes below. Nodes are created once per
 // scenario; update() only rewrites attributes of what the trace changed.
 import { computeLayout, WIDTH, MIN_WIDTH } from "./layout.js";
-import { svg, svgText, setText, setAttr, hex, hexMask, flagBit } from "./format.js";
+import { svg, svgText, setText, setAttr, hex, hexMask, flagBit, fmtTime } from "./format.js";
 import { buildVmBox, updateVmHead, updateVmMem, memPatterns, buildCaption, updateCaption } from "./vmbox.js";
 import { fitText, measure, spread } from "./fit.js";
 import { Viewport } from "./viewport.js";
@@ -18,6 +18,19 @@ const PAD = 12;
 const GAP = 10;
 const WIDEN_STEPS = 12; // widths tried between the stage's and WIDTH for a tall picture
 const CHIP_SIDE_W = 38; // v0 and p32 either side of a wide chip's state
+const TIMER_VIRQ = 27; // the EL1 virtual timer's PPI (consts.PLATFORM_VM_ARCH_VIRTUAL_TIMER_IRQ)
+const CHIP_LINE1 = 14.5; // baselines of a two-line chip (36 high): state, then timer
+const CHIP_LINE2 = 32.5;
+
+/** A vCPU's virtual timer in a few words, and its look: off, armed (with its deadline),
+ * fired (ISTATUS: vIRQ 27 asserted, level) or masked (IMASK). */
+export function timerLabel(t) {
+  if (!t || !t.enable) return ["timer off", "off"];
+  if (t.istatus && t.imask) return ["timer fired · masked", "masked"];
+  if (t.istatus) return [`timer fired · vIRQ ${TIMER_VIRQ}`, "fired"];
+  if (t.imask) return ["timer masked", "masked"];
+  return [`timer at ${fmtTime(t.deadline)}`, "armed"];
+}
 
 /** An error badge; its right edge at `right`, over the top edge at `top`. */
 function badge(parent, right, top) {
@@ -167,10 +180,14 @@ export class Diagram {
     for (const c of box.chips) {
       const cg = svg("g", { class: "vcpu", "data-vcpu": c.id }, g);
       const r = svg("rect", { x: c.x, y: c.y, width: c.w, height: c.h, rx: 7, class: "chip" }, cg);
-      const label = svgText(cg, c.x + 8, c.y + c.h / 2 + 6, `v${c.id.split(".").pop()}`, "chip-id");
-      const state = svgText(cg, c.x + c.w / 2 + 2, c.y + c.h / 2 + 6, "", "chip-state", "middle");
-      const prio = svgText(cg, c.x + c.w - 6, c.y + c.h / 2 + 6, "", "chip-prio", "end");
-      this.chips.set(c.id, { g: cg, rect: r, label, state, prio, box: c });
+      // A VM whose program uses the timer: two lines, the state over the timer.
+      const y = c.timer ? c.y + CHIP_LINE1 : c.y + c.h / 2 + 6;
+      const label = svgText(cg, c.x + 8, y, `v${c.id.split(".").pop()}`, "chip-id");
+      const state = svgText(cg, c.x + c.w / 2 + 2, y, "", c.timer ? "chip-state two" : "chip-state", "middle");
+      const prio = svgText(cg, c.x + c.w - 6, y, "", "chip-prio", "end");
+      const timer = c.timer ? svgText(cg, c.x + c.w / 2, c.y + CHIP_LINE2, "", "chip-timer", "middle") : null;
+      if (timer) setAttr(timer, "data-testid", `vtimer-${c.id}`);
+      this.chips.set(c.id, { g: cg, rect: r, label, state, prio, timer, box: c });
       chips.push(c.id);
     }
     const pulse = svg("rect", { x: box.x - 4, y: box.y - 4, width: box.w + 8, height: box.h + 8,
@@ -343,6 +360,11 @@ export class Diagram {
       setText(node.prio, POWER_SHORT[power] ?? power);
     } else {
       setText(node.prio, `p${v.priority}`);
+    }
+    if (node.timer) {
+      const [text, look] = timerLabel(v.vtimer);
+      fitText(node.timer, text, node.box.w - 8);
+      setAttr(node.timer, "class", `chip-timer tm-${look}`);
     }
   }
 

@@ -72,6 +72,7 @@ function vmBoxes(snap, width) {
       x: x + 8 + (k % CHIPS_PER_ROW) * (chipW + 6),
       y: y + VM_HEAD_H + Math.floor(k / CHIPS_PER_ROW) * CHIP_ROW_H,
       w: chipW, h: CHIP_ROW_H - 6,
+      timer: Boolean(vm.uses_timer), // a second line in the chip: its virtual timer
     }));
     boxes.set(vm.name, { x, y, w: boxW, h: boxH, cx: x + boxW / 2, chips, kind: vm.kind, row,
       state: { x: x + 10, y: y + STATE_BADGE_Y, w: boxW - 20, h: STATE_BADGE_H },

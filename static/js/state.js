@@ -134,6 +134,11 @@ export class SimState {
         if (v) { v.power = e.power; d.add(`vcpu:${e.vcpu}`); }
         break;
       }
+      case "vtimer.write": case "vtimer.fire": {
+        const v = this.vcpus.get(e.vcpu);
+        if (v) { v.vtimer = timerAfter(v.vtimer, e); d.add(`vcpu:${e.vcpu}`); }
+        break;
+      }
       case "vcpu.priority": {
         const v = this.vcpus.get(e.vcpu);
         if (v) { v.priority = e.priority; d.add(`vcpu:${e.vcpu}`); }
@@ -271,4 +276,17 @@ export class SimState {
     for (const [key, value] of Object.entries(this)) out[key] = key === "snap" ? value : structuredClone(value);
     return out;
   }
+}
+
+/** A vCPU's virtual timer after a vtimer.write (the registers the write left) or a
+ * vtimer.fire (ISTATUS rose at `t`; the line is up unless IMASK). */
+export function timerAfter(timer, e) {
+  const t = { ...(timer ?? {}) };
+  if (e.kind === "vtimer.write") {
+    Object.assign(t, { enable: e.enable, imask: e.imask, cval: e.cval, deadline: e.deadline,
+      istatus: e.istatus });
+  } else {
+    Object.assign(t, { istatus: true, fired: e.t });
+  }
+  return t;
 }

@@ -185,6 +185,51 @@ EXAMPLES = [
       "flags": 2, "acked": 0, "enable_mask": 4},
      "T rings tick with flags 0x2: the flags go from 0x0 to 0x2; none is in the enable mask "
      "(0x4), so the assert is edge-only: it raises U's vIRQ only if that is edge-triggered."),
+    ({"kind": "vtimer.write", "vm": "S", "vcpu": "S.0", "reg": "CNTV_CVAL_EL0", "value": 19188,
+      "by": "guest", "enable": False, "imask": False, "cval": 19188, "deadline": None,
+      "istatus": False},
+     "S.0 writes CNTV_CVAL_EL0 = 19188: its virtual timer will fire when the counter reaches "
+     "19188 (at 0.307 ms)."),
+    ({"kind": "vtimer.write", "vm": "S", "vcpu": "S.0", "reg": "CNTV_CTL_EL0", "value": 1,
+      "by": "guest", "enable": True, "imask": False, "cval": 19188, "deadline": 307008,
+      "istatus": False},
+     "S.0 writes CNTV_CTL_EL0 = 0x1: its virtual timer is armed: it fires at 0.307 ms."),
+    ({"kind": "vtimer.write", "vm": "S", "vcpu": "S.0", "reg": "CNTV_CTL_EL0", "value": 1,
+      "by": "guest", "enable": True, "imask": False, "cval": 5, "deadline": 80,
+      "istatus": True},
+     "S.0 writes CNTV_CTL_EL0 = 0x1: its virtual timer is armed, and its compare value is "
+     "already past: it fires at once."),
+    ({"kind": "vtimer.write", "vm": "S", "vcpu": "S.0", "reg": "CNTV_CTL_EL0", "value": 7,
+      "by": "guest", "enable": True, "imask": True, "cval": 5, "deadline": 80,
+      "istatus": True},
+     "S.0 writes CNTV_CTL_EL0 = 0x7: its virtual timer is armed but masked (IMASK): it will "
+     "not interrupt."),
+    ({"kind": "vtimer.write", "vm": "S", "vcpu": "S.0", "reg": "CNTV_CTL_EL0", "value": 0,
+      "by": "guest", "enable": False, "imask": False, "cval": 5, "deadline": None,
+      "istatus": False},
+     "S.0 writes CNTV_CTL_EL0 = 0x0: its virtual timer is disabled."),
+    ({"kind": "vtimer.write", "vm": "S", "vcpu": "S.0", "reg": "CNTV_CTL_EL0", "value": 0,
+      "by": "vcpu_stopped", "enable": False, "imask": False, "cval": 5, "deadline": None,
+      "istatus": False},
+     "S.0 is stopped, so the hypervisor disables its virtual timer."),
+    ({"kind": "vtimer.queue", "vm": "S", "vcpu": "S.0", "cval": 19188, "deadline": 307008},
+     "S.0 sleeps in WFI with its timer armed: the hypervisor keeps the deadline (at "
+     "0.307 ms) on its own timer to wake it then."),
+    ({"kind": "vtimer.fire", "vm": "S", "vcpu": "S.0", "virq": 27, "cval": 19188,
+      "masked": False, "path": "hyp_timer"},
+     "S.0's virtual timer reaches 19188 (ISTATUS = 1): the hypervisor's own timer expires "
+     "for the sleeping vCPU and injects its private vIRQ 27."),
+    ({"kind": "vtimer.fire", "vm": "B", "vcpu": "B.0", "virq": 27, "cval": 9,
+      "masked": False, "path": "running"},
+     "B.0's virtual timer reaches 9 (ISTATUS = 1): the hardware timer interrupts the running "
+     "vCPU and the hypervisor injects its private vIRQ 27."),
+    ({"kind": "vtimer.fire", "vm": "B", "vcpu": "B.0", "virq": 27, "cval": 9,
+      "masked": True, "path": "running"},
+     "B.0's virtual timer reaches 9 (ISTATUS = 1) but IMASK is set: no vIRQ."),
+    ({"kind": "virq.assert", "vm": "S", "virq": 27, "source": "vtimer:S.0",
+      "trigger": "level", "vcpu": "S.0", "cval": 19188},
+     "S's vIRQ 27 fires: S.0's virtual timer reached its compare value 19188 (private to "
+     "S.0, level: it stays asserted until the guest masks, disables or re-arms the timer)."),
 ]
 
 

@@ -5,14 +5,34 @@ from __future__ import annotations
 import pytest
 
 from gunyah_core import Hypervisor, Simulation, load, parse
-from gunyah_core.consts import SIM_CONTEXT_SWITCH_NS, SIM_HVC_COST_NS, SIM_VIRQ_DELIVERY_NS
+from gunyah_core.consts import (
+    SIM_CONTEXT_SWITCH_NS,
+    SIM_HVC_COST_NS,
+    SIM_SYSREG_ACCESS_NS,
+    SIM_VIRQ_DELIVERY_NS,
+)
 from gunyah_core.guest.programs import PROGRAMS, MissingResource
+from gunyah_core.vm.vtimer import ns_to_ticks, ticks_to_ns
 from tests.core.conftest import MS, US, add_vm, run_until, set_program, start
 
 RUN_NS = 5 * MS
-# A sleep-then-act guest wakes, is switched in, then makes its hvc: what a period costs on
-# top of itself.
-WAKE_AND_HVC_NS = SIM_CONTEXT_SWITCH_NS + SIM_HVC_COST_NS
+# A guest woken by its virtual timer: switched in, takes the timer's vIRQ, its handler
+# reads CNTV_CTL_EL0 and masks the timer, EOI; then its program goes on.
+TIMER_WAKE_NS = SIM_CONTEXT_SWITCH_NS + 2 * SIM_VIRQ_DELIVERY_NS + 2 * SIM_SYSREG_ACCESS_NS
+# After its hvc, a guest arming its timer reads CNTV_CTL_EL0 then CNTVCT_EL0 (the counter
+# it adds its period to), writes CNTV_CVAL_EL0 then CNTV_CTL_EL0, then executes WFI.
+COUNTER_READ_NS = SIM_HVC_COST_NS + SIM_SYSREG_ACCESS_NS
+ARM_AND_WFI_NS = SIM_HVC_COST_NS + 4 * SIM_SYSREG_ACCESS_NS
+
+
+def timer_deadlines(events, vcpu: str) -> list[tuple[int, int]]:
+    """(time of the CNTV_CVAL_EL0 write, its value) for each arming of ``vcpu``'s timer."""
+    return [(e["t"], e["value"]) for e in events if e["kind"] == "vtimer.write"
+            and e["vcpu"] == vcpu and e["reg"] == "CNTV_CVAL_EL0"]
+
+
+def timer_fires(events, vcpu: str) -> list[int]:
+    return [e["t"] for e in events if e["kind"] == "vtimer.fire" and e["vcpu"] == vcpu]
 # One ping-pong round trip: each side is switched in and takes the Rx vIRQ, two
 # receives and the sender's EOI (each send's own hvc is counted from where it starts).
 ROUND_TRIP_NS = 2 * SIM_CONTEXT_SWITCH_NS + 2 * SIM_VIRQ_DELIVERY_NS + 2 * SIM_HVC_COST_NS \
@@ -113,17 +133,25 @@ def test_doorbell_ringer_and_handler() -> None:
     rings = story.count(("hvc", "VM_A", 0))
     ring_times = [e["t"] for e in events if e["kind"] == "bell.send" and e["doorbell"] == "bell0"]
     assert rings == len(ring_times) == 10
-    # VM_A: switched in, rings after the switch cost, sleeps in WFI once the hvc is done,
-    # wakes period_ns (300 us) later, and is switched in as soon as pCPU 0 is free.
+    # VM_A: switched in, rings after the switch cost, arms its virtual timer period_ns
+    # (300 us) ahead of the counter it read, sleeps in WFI; the timer fires at that
+    # deadline and wakes it; it is switched in as soon as pCPU 0 is free, takes the
+    # timer's vIRQ, masks the timer and rings again.
     states = [(e["t"], e["state"]) for e in events
               if e["kind"] == "vcpu.state" and e["vcpu"] == "VM_A.0"]
     runs = [t for t, state in states if state == "running"]
     sleeps = [t for t, state in states if state == "wfi"]
     wakes = [t for (t, state), (_, before) in zip(states[1:], states, strict=False)
              if before == "wfi"]
-    assert ring_times == [t + SIM_CONTEXT_SWITCH_NS for t in runs[:10]]
-    assert sleeps[:10] == [t + SIM_HVC_COST_NS for t in ring_times]
-    assert wakes == [t + 300 * US for t in sleeps[:len(wakes)]] and len(wakes) == 9
+    assert ring_times == [runs[0] + SIM_CONTEXT_SWITCH_NS] + [
+        t + TIMER_WAKE_NS for t in runs[1:10]]
+    assert sleeps[:10] == [t + ARM_AND_WFI_NS for t in ring_times]
+    armed = timer_deadlines(events, "VM_A.0")[:10]
+    assert [cval for _, cval in armed] == [
+        ns_to_ticks(t + COUNTER_READ_NS) + ns_to_ticks(300 * US) for t in ring_times]
+    fires = timer_fires(events, "VM_A.0")
+    assert wakes == fires == [ticks_to_ns(cval) for _, cval in armed[:len(fires)]]
+    assert len(wakes) == 9
     assert story == [("hvc", "VM_A", 0), ("hvc", "VM_B", 1)] * rings
     # bell1 (VM_C, Linux's level irqfd): masks set once, then every send interrupts VM_B
     # once and bit 0 never stays.
@@ -204,8 +232,14 @@ def test_ping_with_period_sends_on_schedule(hyp: Hypervisor) -> None:
     events = run_until(hyp, 2 * MS)
     sends = [e for e in events if e["kind"] == "msgq.send"]
     assert [e["payload"] for e in sends] == [f"ping {i}" for i in range(5)]
-    gaps = {b["t"] - a["t"] for a, b in zip(sends, sends[1:], strict=False)}
-    assert gaps == {100 * US + WAKE_AND_HVC_NS}
+    # Each send arms the timer 100 us past the counter it reads; the next send follows
+    # the timer's vIRQ.
+    armed = timer_deadlines(events, "A.0")
+    assert [cval for _, cval in armed] == [
+        ns_to_ticks(e["t"] + COUNTER_READ_NS) + ns_to_ticks(100 * US) for e in sends]
+    fires = timer_fires(events, "A.0")
+    assert fires == [ticks_to_ns(cval) for _, cval in armed]
+    assert [e["t"] for e in sends[1:]] == [t + TIMER_WAKE_NS for t in fires[:4]]
     assert [e["depth"] for e in sends] == [1, 2, 3, 4, 5]  # idle receiver never drains
     assert [e["push"] for e in sends] == [False] * 5
 

@@ -92,7 +92,7 @@ def test_fragmentation_and_scheduling_answers():
         "RM_to_HLOS", False, 1, 240, 316]
     fprr = check(str(REPO / "lessons" / "06-fprr-scheduling.yaml"))
     assert [r.answer for r in fprr.results if r.event is not None] == [
-        "Spin_B.0", "preempt", "Spin_A.0", 610000, "Spin_B.0"]
+        "Spin_B.0", "preempt", "Spin_A.0", 607904, "Spin_B.0"]
 
 
 def test_foreign_capid_in_the_capabilities_lesson_is_vm_as():

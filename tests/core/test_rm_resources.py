@@ -17,7 +17,7 @@ from gunyah_core.consts import (
     ObjectType,
     ThreadRights,
 )
-from gunyah_core.guest.programs import hvc, sleep
+from gunyah_core.guest.programs import hvc
 from gunyah_core.rm.messages import ResourceType, RmError, RmMessageId
 from gunyah_core.rm.payloads import VmidReq, decode_hyp_resources
 from tests.core.rm_support import run_for, sim_of
@@ -105,7 +105,7 @@ def test_owner_talks_to_the_guest_with_the_capids_from_the_reply():
     def job():
         box.append((yield hvc("msgqueue_send", capid=tx, size=5,
                               flags=MSGQUEUE_SEND_FLAG_PUSH, payload="hello")))
-        yield sleep(300 * US)
+        yield from manager.timer_sleep(manager.vm.vcpus[0], 300 * US)
         box.append((yield hvc("msgqueue_receive", capid=rx)))
 
     manager.jobs.append(job())

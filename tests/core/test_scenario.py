@@ -237,6 +237,26 @@ def claim_mem_share_doorbell(events) -> None:
     assert read == written and len(written) == 2  # both writes of the first 5 ms, each read
 
 
+def claim_virtual_timer(events) -> None:
+    """Sleeper arms CNTV_CVAL_EL0 then CNTV_CTL_EL0, sleeps in WFI with the deadline on
+    the hypervisor's timer, is woken by its PPI 27 (level) at that deadline, masks it
+    and rings; Busy's ticks fire while it runs."""
+    mine = [e for e in events if e.get("vcpu") == "Sleeper.0" and e["kind"] in (
+        "vtimer.write", "vtimer.queue", "vtimer.fire", "virq.assert", "virq.deliver")]
+    story = [(e["kind"], e.get("reg") or e.get("path") or e.get("virq")) for e in mine]
+    assert story[:8] == [
+        ("vtimer.write", "CNTV_CVAL_EL0"), ("vtimer.write", "CNTV_CTL_EL0"),
+        ("vtimer.queue", None), ("vtimer.fire", "hyp_timer"), ("virq.assert", 27),
+        ("virq.deliver", 27), ("vtimer.write", "CNTV_CTL_EL0"),
+        ("vtimer.write", "CNTV_CVAL_EL0")]
+    assert mine[3]["t"] == mine[2]["deadline"] and mine[6]["imask"] is True
+    assert mine[4]["trigger"] == "level"
+    busy = {e["path"] for e in events if e["kind"] == "vtimer.fire" and e["vcpu"] == "Busy.0"}
+    assert busy == {"running"}
+    rings = [e for e in events if e["kind"] == "bell.send" and e["src"] == "Sleeper"]
+    assert len(rings) >= 10
+
+
 def _vm_states(events) -> list[str]:
     return [e["state"] for e in events if e["kind"] == "vm.state" and e["vm"] == "VM_80"]
 
@@ -268,6 +288,7 @@ CLAIMS = {
     "proxy-scheduling": claim_proxy_scheduling,
     "mem-lend": claim_mem_lend,
     "mem-share-doorbell": claim_mem_share_doorbell,
+    "virtual-timer": claim_virtual_timer,
     "rm-boot": lambda ev: _vm_states(ev) == ["LOAD", "INIT", "READY", "RUNNING"] or (
         pytest.fail(f"rm-boot states {_vm_states(ev)}")),
     "vm-exit": lambda ev: _vm_states(ev) == [

@@ -11,13 +11,15 @@ from gunyah_core.consts import (
     SCHEDULER_MAX_TIMESLICE_NS,
     SCHEDULER_MIN_TIMESLICE_NS,
     SIM_CONTEXT_SWITCH_NS,
+    SIM_SYSREG_ACCESS_NS,
     Error,
     ObjectState,
     ThreadRights,
 )
-from gunyah_core.guest.programs import Guest, sleep, work
+from gunyah_core.guest.programs import Guest, work
 from gunyah_core.vm.vcpu import Vcpu
 from gunyah_core.vm.vic import VirqSource
+from gunyah_core.vm.vtimer import ns_to_ticks, ticks_to_ns
 from tests.core.conftest import MS, US, add_vm, hvc, run_until, set_program, start
 
 SLICE = 1 * MS
@@ -35,13 +37,14 @@ class Burst(Guest):
 
 
 class Napper(Guest):
-    """Uses most of its slice, sleeps (blocks in WFI) for a while, then computes for good."""
+    """Uses most of its slice, sleeps on its timer (blocks in WFI) for a while, then
+    computes for good."""
 
     program = "napper"
 
     def run(self, vcpu: Vcpu):
         yield work(NAP_AFTER_NS)
-        yield sleep(NAP_NS)
+        yield from self.timer_sleep(vcpu, NAP_NS)
         while True:
             yield work(SPIN_CHUNK_NS)
 
@@ -129,14 +132,17 @@ def test_a_woken_thread_gets_a_fresh_slice_at_the_tail(hyp: Hypervisor) -> None:
     start(hyp, nap, a)
     events = run_until(hyp, 5 * MS)
     seq = [(t, prev, nxt, reason) for t, _, prev, nxt, reason in switches(events)]
-    # Nap blocks in its sleep after the switch in and its work: 198 us of its slice unused
-    t_nap = SIM_CONTEXT_SWITCH_NS + NAP_AFTER_NS
+    # Nap blocks in its sleep after the switch in, its work and arming its timer (two
+    # reads, two writes): about 198 us of its slice unused
+    t_nap = SIM_CONTEXT_SWITCH_NS + NAP_AFTER_NS + 4 * SIM_SYSREG_ACCESS_NS
+    # the timer fires NAP_NS (in counter ticks) after the counter it read
+    t_wake = ticks_to_ns(ns_to_ticks(t_nap - 3 * SIM_SYSREG_ACCESS_NS) + ns_to_ticks(NAP_NS))
     assert seq[:2] == [(0, None, "Nap.0", "wake:vcpu_off"),
                        (t_nap, "Nap.0", "A.0", "block:vcpu_wfi")]
-    # Nap wakes at t_nap + 500 us while A runs: it waits at the tail for A's slice ...
+    # Nap wakes about 500 us later while A runs: it waits at the tail for A's slice ...
     assert [(e["t"], e["state"]) for e in events if e["kind"] == "vcpu.state"
             and e["vcpu"] == "Nap.0"][:4] == [(0, "running"), (t_nap, "wfi"),
-                                              (t_nap + NAP_NS, "ready"),
+                                              (t_wake, "ready"),
                                               (t_nap + SLICE, "running")]
     # ... then runs a whole fresh slice, not the 200 us it had left when it slept.
     assert seq[2:5] == [(t_nap + SLICE, "A.0", "Nap.0", "timeslice"),
@@ -845,9 +851,9 @@ class Waker(Guest):
     program = "waker"
 
     def run(self, vcpu: Vcpu):
-        yield sleep(300 * US)
+        yield from self.timer_sleep(vcpu, 300 * US)
         yield work(100 * US)
-        yield sleep(10 * MS)
+        yield from self.timer_sleep(vcpu, 10 * MS)
 
 
 def test_a_yield_target_keeps_its_own_partial_slice_for_when_it_runs_itself(
