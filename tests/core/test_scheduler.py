@@ -12,6 +12,7 @@ from gunyah_core.consts import (
     SCHEDULER_MIN_TIMESLICE_NS,
     SIM_CONTEXT_SWITCH_NS,
     SIM_SYSREG_ACCESS_NS,
+    SIM_VIRQ_DELIVERY_NS,
     Error,
     ObjectState,
     ThreadRights,
@@ -858,7 +859,7 @@ class Waker(Guest):
 
 def test_a_yield_target_keeps_its_own_partial_slice_for_when_it_runs_itself(
         hyp: Hypervisor) -> None:
-    """T (32) is preempted by P (33) with 700 us left; P yields to T, which runs on P's
+    """T (32) is preempted by P (33) with about 700 us left; P yields to T, which runs on P's
     slice; when that ends, P runs again with a fresh one (nothing above it waits) and
     T, back in its list, still has its own 700 us: when P blocks, T runs with exactly
     those (H-SRC scheduler_fprr.c: the target's scheduler_active_timeslice is not
@@ -870,16 +871,22 @@ def test_a_yield_target_keeps_its_own_partial_slice_for_when_it_runs_itself(
     run_until(hyp, 350 * US)
     t_yield = hyp.engine.now
     assert hyp.pcpus[0].current is p.vcpus[0]
-    # P ran first (switched in, then its sleep), woke 300 us later and preempted T; it
-    # is now in its work, after the switch-in cost.
-    p_start = SIM_CONTEXT_SWITCH_NS + 300 * US
-    assert t_yield == p_start + SIM_CONTEXT_SWITCH_NS
+    # P ran first (switched in, then armed its timer: CNTVCT read after one MRS), its
+    # timer fired 300 us later in whole ticks and P preempted T; it is now in its work,
+    # after the switch-in, the vIRQ's delivery, its handler (MRS, MSR) and the EOI.
+    p_start = ticks_to_ns(ns_to_ticks(SIM_CONTEXT_SWITCH_NS + SIM_SYSREG_ACCESS_NS)
+                          + ns_to_ticks(300 * US))
+    assert t_yield == (p_start + SIM_CONTEXT_SWITCH_NS + 2 * SIM_VIRQ_DELIVERY_NS
+                       + 2 * SIM_SYSREG_ACCESS_NS)
     cap = p.cspace.create(t.vcpus[0], ThreadRights.YIELD_TO)
     assert hvc(hyp, p.vcpus[0], "scheduler_yield", control=1, arg1=cap).ok
     events = hyp.trace.take() + run_until(hyp, 4 * MS)
     p_end = p_start + SLICE
-    own = 700 * US  # T ran 300 us of its first slice before P preempted it
-    t_block = p_end + SIM_CONTEXT_SWITCH_NS + 100 * US  # P back in, its whole work, sleeps
+    # T went in when P slept (after P's switch-in and four sysreg accesses) and ran about
+    # 300 us of its first slice before P preempted it
+    own = SLICE - (p_start - (SIM_CONTEXT_SWITCH_NS + 4 * SIM_SYSREG_ACCESS_NS))
+    # P back in, its whole work, then it arms its timer (four sysreg accesses) and sleeps
+    t_block = p_end + SIM_CONTEXT_SWITCH_NS + 100 * US + 4 * SIM_SYSREG_ACCESS_NS
     assert [(e["t"], e["prev"], e["next"], e["reason"], e["slice_ns"], e["prev_left_ns"])
             for e in events if e["kind"] == "sched.switch"] == [
         (t_yield, "P.0", "T.0", "yield_to", p_end - t_yield, p_end - t_yield),
