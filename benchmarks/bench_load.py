@@ -271,7 +271,10 @@ class Neighbour:
             elif frame.startswith("42"):  # an event; with an id when it wants an ack
                 digits = len(frame) - len(frame[2:].lstrip("0123456789")) - 2
                 if digits:
-                    ws.send("43" + frame[2:2 + digits] + "[]")
+                    try:
+                        ws.send("43" + frame[2:2 + digits] + "[]")
+                    except Exception:  # closed meanwhile
+                        return
             elif frame.startswith("43"):
                 rest = frame[2:]
                 body = rest.lstrip("0123456789")
