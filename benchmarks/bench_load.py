@@ -46,7 +46,7 @@ import websocket
 from bench_socket import serving
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CALL_TIMEOUT_S = 120
+CALL_TIMEOUT_S = 300
 PROBE_PERIOD_S = 0.02
 PREP_STEP = 10_000                    # the protocol's MAX_STEP_COUNT
 LEAVE_WAIT_S = 5.0
