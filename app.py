@@ -12,6 +12,7 @@ goes to stdout. eventlet is the default; threading is the fallback (simple-webso
 from __future__ import annotations
 
 import argparse
+import gc
 import socket
 import sys
 
@@ -121,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    # What start-up made (modules, the app, schemas: about 70,000 objects) lives as long
+    # as the server: out of every collection, a full one costs half as much (under load
+    # they came every few seconds and held the event loop about 80 ms each).
+    gc.collect()
+    gc.freeze()
     if args.host in WILDCARD_HOSTS and not args.allow_host:
         print(f"note: listening on {args.host} but answering only to loopback names; add "
               "--allow-host NAME for the name or address other machines use", file=sys.stderr)

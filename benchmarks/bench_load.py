@@ -28,6 +28,7 @@ every wait is bounded.
 from __future__ import annotations
 
 import argparse
+import bisect
 import io
 import itertools
 import json
@@ -45,7 +46,7 @@ import websocket
 from bench_socket import serving
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CALL_TIMEOUT_S = 120
+CALL_TIMEOUT_S = 300
 PROBE_PERIOD_S = 0.02
 PREP_STEP = 10_000                    # the protocol's MAX_STEP_COUNT
 LEAVE_WAIT_S = 5.0
@@ -132,6 +133,7 @@ class Probe(threading.Thread):
         self.clients = clients
         self.phase = "idle"
         self.samples: list[tuple[str, float]] = []
+        self.spans: list[tuple[float, float]] = []  # (sent, answered), wall clock
         self.stop = threading.Event()
         self.errors = 0
 
@@ -142,12 +144,35 @@ class Probe(threading.Thread):
             index += 1
             phase = self.phase
             try:
+                sent = time.time()
                 _reply, rtt = client.call("sim:branches", {})
             except Exception:  # a timeout counts as an error, not a sample
                 self.errors += 1
                 continue
             self.samples.append((phase, rtt))
+            self.spans.append((sent, sent + rtt / 1000))
             time.sleep(PROBE_PERIOD_S)
+
+
+def read_rounds(rounds_file: str) -> list[tuple[float, float, float]]:
+    """(end, wall ms, CPU ms) of each event-loop round the server logged."""
+    try:
+        lines = Path(rounds_file).read_text().splitlines()
+    except OSError:
+        return []
+    return [tuple(float(x) for x in line.split()) for line in lines]
+
+
+def cpu_while_waiting(rounds: list[tuple[float, float, float]],
+                      spans: list[tuple[float, float]]) -> list[float]:
+    """For each ack, the server's CPU ms in the rounds that ended while it was awaited:
+    about what it would have waited with a core of its own (one thread runs the server)."""
+    ends = [r[0] for r in rounds]
+    out = []
+    for sent, answered in spans:
+        lo, hi = bisect.bisect_left(ends, sent), bisect.bisect_right(ends, answered)
+        out.append(sum(r[2] for r in rounds[lo:hi]))
+    return out
 
 
 def loop_rounds(rounds_file: str, since: float, until: float) -> dict:
@@ -155,12 +180,7 @@ def loop_rounds(rounds_file: str, since: float, until: float) -> dict:
     lands in a round with a chance in proportion to its length, so the percentiles are
     of time spent (weighted by length), not of the count of rounds (most are empty)."""
     walls, cpus = [], []
-    try:
-        lines = Path(rounds_file).read_text().splitlines()
-    except OSError:
-        return {}
-    for line in lines:
-        stamp, wall, cpu = (float(x) for x in line.split())
+    for stamp, wall, cpu in read_rounds(rounds_file):
         if since <= stamp <= until:
             walls.append(wall)
             cpus.append(cpu)
@@ -251,7 +271,10 @@ class Neighbour:
             elif frame.startswith("42"):  # an event; with an id when it wants an ack
                 digits = len(frame) - len(frame[2:].lstrip("0123456789")) - 2
                 if digits:
-                    ws.send("43" + frame[2:2 + digits] + "[]")
+                    try:
+                        ws.send("43" + frame[2:2 + digits] + "[]")
+                    except Exception:  # closed meanwhile
+                        return
             elif frame.startswith("43"):
                 rest = frame[2:]
                 body = rest.lstrip("0123456789")
@@ -398,6 +421,8 @@ def run(args: argparse.Namespace) -> dict:
             "neighbour_events_total": sum(s + 1 for s in seqs),
             "neighbour_events_per_s": round(sum(s + 1 for s in seqs) / wall),
             "ack_all": percentiles([rtt for _phase, rtt in probe.samples]),
+            "ack_server_cpu_ms": percentiles(cpu_while_waiting(read_rounds(rounds_file),
+                                                               probe.spans)),
             "ack_by_phase": {phase: percentiles(v) for phase, v in sorted(by_phase.items())},
             "ack_errors": probe.errors,
             "op_failures": FAILURES,

@@ -42,14 +42,18 @@ def main() -> None:
     b_to_a = simpy.Store(env, QUEUE_DEPTH)
     env.process(ping(env, a_to_b, b_to_a, args.messages // 2))
     env.process(echo(env, a_to_b, b_to_a))
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     env.run()
     seconds = time.perf_counter() - started
+    cpu = max(time.process_time() - cpu_started, 1e-9)
     events = next(env._eid)  # SimPy numbers every event it schedules (private, but cheap)
     print(json.dumps({"model": "simpy-minimal", "messages": args.messages, "events": events,
                       "seconds": round(seconds, 4),
                       "messages_per_s": round(args.messages / seconds),
-                      "events_per_s": round(events / seconds)}))
+                      "events_per_s": round(events / seconds),
+                      "cpu_seconds": round(cpu, 4),
+                      "messages_per_cpu_s": round(args.messages / cpu),
+                      "events_per_cpu_s": round(events / cpu)}))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ MAX_BRANCHES = 32
 MAX_HISTORY_EVENTS = 500_000    # revealed events kept per branch (oldest dropped beyond)
 MAX_PARKED = 4                  # branches whose simulation stays alive when left
 MARK_EVERY_EVENTS = 2_000       # a (seq, engine step) mark at least this often
+MAX_MARKS = 512                 # marks per branch; past it, every other one before the
+                                # oldest kept event goes (their spacing doubles)
 
 
 @dataclass
@@ -63,13 +65,16 @@ class Branch:
 
     def mark(self, seq: int, step: int) -> None:
         """Note that engine step ``step`` ended with event ``seq`` (sparse: every
-        MARK_EVERY_EVENTS or so)."""
+        MARK_EVERY_EVENTS or so). Marks before the oldest kept event are where a standby
+        replayed from event 0 stops to yield (webapp/history.py), so they are thinned,
+        not dropped: a replay between two of them holds the server that long."""
         marks = self.marks
         if not marks or seq - marks[-1][0] >= MARK_EVERY_EVENTS:
             marks.append((seq, step))
-            # Only the last mark before the oldest kept event is still of use.
-            while len(marks) > 1 and marks[1][0] <= self.events.first_seq:
-                del marks[0]
+            if len(marks) > MAX_MARKS:
+                old = sum(1 for m in marks if m[0] < self.events.first_seq)
+                if old > 1:  # every other old one, keeping the last before the oldest kept
+                    marks[:old] = marks[old - 1::-2][::-1]
 
     def mark_before(self, seq: int) -> tuple[int, int] | None:
         """The last mark at or before ``seq``."""

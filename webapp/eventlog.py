@@ -2,8 +2,12 @@
 
 A trace event as a Python dict costs about 430 bytes; the same event as compact JSON is
 about 135 bytes, and a run of a thousand of them compresses to about 14 bytes each
-(events repeat the same keys and names). So the newest events wait as dicts in a short
-tail, and every ``CHUNK_EVENTS`` of them are sealed into one zlib-compressed JSON array.
+(events repeat the same keys and names). So the newest events wait as compact JSON text
+in a short tail, and every ``CHUNK_EVENTS`` of them are sealed into one zlib-compressed
+JSON array. Text, not dicts: strings are not tracked by Python's cyclic garbage
+collector, whereas a tail of dicts that lives for seconds in every session was promoted to
+the oldest generation and made a full collection (tens of ms holding the event loop)
+every few seconds under load.
 Dicts are rebuilt on demand (``window``, ``chunks``); JSON keeps the model's key order,
 so an export from the log is byte for byte the export of the original events.
 
@@ -23,12 +27,14 @@ from typing import Any
 CHUNK_EVENTS = 1024          # events per sealed chunk
 ZLIB_LEVEL = 1               # fastest level: ~14 B/event on msgq-pingpong, level 6 gives ~9
 _COMPACT = (",", ":")
-_DICT_BYTES_ESTIMATE = 450   # what an unsealed event dict costs, for memory accounting
+_STR_OVERHEAD_BYTES = 49     # what a str object costs beyond its characters
+_dumps = json.JSONEncoder(separators=_COMPACT, allow_nan=False).encode
 
 
-def _seal(events: list[dict[str, Any]]) -> bytes:
-    return zlib.compress(json.dumps(events, separators=_COMPACT, allow_nan=False).encode(),
-                         ZLIB_LEVEL)
+def _seal(lines: list[str]) -> bytes:
+    """Events as JSON text -> one compressed JSON array (the same bytes as dumping the
+    list of events: a compact array is its items joined by commas)."""
+    return zlib.compress(("[" + ",".join(lines) + "]").encode(), ZLIB_LEVEL)
 
 
 def _unseal(blob: bytes) -> list[dict[str, Any]]:
@@ -39,7 +45,7 @@ class EventLog:
     """The newest ``cap`` events of a branch (older ones are dropped), compactly.
 
     ``_chunks`` holds ``[first_seq, count, blob]`` oldest first; ``_skip`` events of the
-    first chunk are already dropped; ``_tail`` holds the newest events as dicts.
+    first chunk are already dropped; ``_tail`` holds the newest events as JSON text.
     """
 
     __slots__ = ("cap", "chunk_events", "_chunks", "_skip", "_tail", "_tail_seq", "_len",
@@ -51,7 +57,7 @@ class EventLog:
         self.chunk_events = chunk_events
         self._chunks: list[list[Any]] = []
         self._skip = 0
-        self._tail: list[dict[str, Any]] = []
+        self._tail: list[str] = []
         self._tail_seq = 0
         self._len = 0
         self.extend(events)
@@ -80,18 +86,18 @@ class EventLog:
         return [chunk[2] for chunk in self._chunks]
 
     def tail_bytes(self) -> int:
-        return len(self._tail) * _DICT_BYTES_ESTIMATE
+        return sum(map(len, self._tail)) + len(self._tail) * _STR_OVERHEAD_BYTES
 
     # -- writing -----------------------------------------------------------------------------
     def extend(self, events: Iterable[dict[str, Any]]) -> None:
         """Append events (contiguous seqs), sealing full chunks and dropping beyond the cap."""
-        tail = self._tail
+        tail, dumps = self._tail, _dumps
         for event in events:
             if not tail:
                 self._tail_seq = event["seq"]
                 if not self._chunks:
                     self._skip = 0
-            tail.append(event)
+            tail.append(dumps(event))
             self._len += 1
             if len(tail) >= self.chunk_events:
                 self.seal()
@@ -99,7 +105,7 @@ class EventLog:
         self._trim()
 
     def seal(self) -> None:
-        """Compress the tail into a chunk now (a branch that stops growing keeps no dicts)."""
+        """Compress the tail into a chunk now (a branch that stops growing keeps no text)."""
         if self._tail:
             self._chunks.append([self._tail_seq, len(self._tail), _seal(self._tail)])
             self._tail = []
@@ -138,8 +144,12 @@ class EventLog:
                 out._len += count - skip
             elif first + skip <= through_seq:
                 out.extend(_unseal(blob)[skip:through_seq - first + 1])
-        out.extend(e for e in self._tail if e["seq"] <= through_seq)
+        out.extend(self._tail_events(0, through_seq - self._tail_seq + 1))
         return out
+
+    def _tail_events(self, start: int, end: int) -> list[dict[str, Any]]:
+        """Tail events ``start:end`` (positions in the tail) as dicts."""
+        return [json.loads(line) for line in self._tail[max(0, start):max(0, end)]]
 
     # -- reading -----------------------------------------------------------------------------
     def chunks(self) -> Iterator[list[dict[str, Any]]]:
@@ -150,7 +160,7 @@ class EventLog:
             yield events[skip:] if skip else events
             skip = 0
         if tail:
-            yield tail
+            yield [json.loads(line) for line in tail]
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for chunk in self.chunks():
@@ -174,12 +184,12 @@ class EventLog:
             events = _unseal(blob)
             out.extend(events[max(0, start - first):end - first])
         if self._tail and end > self._tail_seq:
-            out.extend(self._tail[max(0, start - self._tail_seq):end - self._tail_seq])
+            out.extend(self._tail_events(start - self._tail_seq, end - self._tail_seq))
         return out
 
     def last(self) -> dict[str, Any] | None:
         if self._tail:
-            return self._tail[-1]
+            return json.loads(self._tail[-1])
         return self.window(self.head_seq, 1)[0] if self._len else None
 
 

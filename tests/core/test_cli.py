@@ -189,7 +189,8 @@ def test_bench_prints_figures() -> None:
     assert proc.returncode == 0, proc.stderr
     (line,) = proc.stdout.splitlines()
     figures = json.loads(line)
-    for key in ("messages", "events", "seconds", "messages_per_s", "events_per_s"):
+    for key in ("messages", "events", "seconds", "messages_per_s", "events_per_s",
+                "cpu_seconds", "messages_per_cpu_s", "events_per_cpu_s"):
         assert key in figures, key
         assert isinstance(figures[key], int | float) and figures[key] >= 0
     assert figures["messages"] == BENCH_MESSAGES

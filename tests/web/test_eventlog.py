@@ -47,10 +47,24 @@ def test_log_keeps_the_newest_cap_events_in_order(cap, start, batches, probe, co
 
 def test_sealed_chunks_are_compressed_and_shared_by_a_prefix():
     log = EventLog(10_000, (event(i) for i in range(5_000)))
-    assert log.tail_bytes() < eventlog.CHUNK_EVENTS * 1000  # only the last chunk as dicts
+    assert log.tail_bytes() < eventlog.CHUNK_EVENTS * 1000  # only the last chunk unsealed
     assert sum(map(len, log.blobs())) < 5_000 * 40
     fork = log.prefix(4_000)
     assert all(a is b for a, b in zip(fork.blobs(), log.blobs()[:3], strict=False))
+
+
+def test_the_newest_events_wait_without_objects_the_garbage_collector_scans():
+    """Every playing session's unsealed events live for seconds: as dicts they reached
+    the oldest generation and made full collections frequent and long under load."""
+    import gc
+
+    log = EventLog(10_000)
+    gc.collect()
+    before = len(gc.get_objects())
+    log.extend(event(i) for i in range(eventlog.CHUNK_EVENTS - 1))  # all in the tail
+    gc.collect()
+    assert len(gc.get_objects()) - before < 10
+    assert [e["seq"] for e in log.window(0, 5)] == [0, 1, 2, 3, 4]
 
 
 def test_the_budget_counts_a_shared_chunk_once_and_refuses_past_its_limit():

@@ -260,6 +260,44 @@ def test_standbys_follow_the_head_so_a_fork_anywhere_replays_a_bounded_distance(
     assert len(session._standbys) == history_mod.STANDBY_COUNT
 
 
+def test_a_standby_built_from_event_0_yields_every_slice_not_once_at_the_end(
+        small_standbys, monkeypatch):
+    """Marks before the oldest kept event are where a standby built from event 0 stops
+    to let others run; with them dropped it replayed the whole way in one go."""
+    session = small_standbys
+    strides = []
+    real_to_mark = replay_mod.Replay.to_mark
+
+    def to_mark(self, actions, mark):
+        strides.append(mark[0] - self.seq)
+        return real_to_mark(self, actions, mark)
+
+    monkeypatch.setattr(replay_mod.Replay, "to_mark", to_mark)
+    session.step(count=5_000)
+    session._drop_standby()  # e.g. a branch switched to: built again from event 0
+    session._want_standby()
+    assert len(session._standbys) == history_mod.STANDBY_COUNT
+    assert max(strides) <= history_mod.STANDBY_SLICE_EVENTS + 2 * branches_mod.MARK_EVERY_EVENTS
+
+
+def test_old_marks_are_thinned_past_the_limit_keeping_the_last_before_the_kept_events(
+        monkeypatch):
+    monkeypatch.setattr(branches_mod, "MAX_MARKS", 8)
+    monkeypatch.setattr(branches_mod, "MARK_EVERY_EVENTS", 300)
+    branch = branches_mod.Branch(0, None, -1, events=branches_mod.EventLog(1_000))
+    for seq in range(0, 20_000, 100):
+        branch.events.extend([{"seq": s, "t": s} for s in range(seq, seq + 100)])
+        branch.mark(seq + 99, seq)
+    first = branch.events.first_seq
+    made = list(range(99, 20_000, 300))
+    seqs = [m[0] for m in branch.marks]
+    assert len(seqs) <= 8 + 1 and seqs == sorted(seqs)
+    assert [m for m in seqs if m >= first] == [m for m in made if m >= first]  # all kept
+    old = [m for m in seqs if m < first]
+    assert old[-1] == max(m for m in made if m < first)  # where a fork's replay starts
+    assert len(old) >= 2 and old[0] < first - 10_000  # thinned, not dropped
+
+
 def test_a_fork_at_any_depth_starts_from_a_standby_and_replays_the_same_trace(
         small_standbys):
     session = small_standbys
@@ -308,14 +346,16 @@ def test_the_branches_left_most_recently_keep_their_simulations(monkeypatch):
     assert session.sim is not sims[1]  # rebuilt
 
 
-def test_marks_older_than_the_kept_history_are_dropped(small_marks, monkeypatch):
+def test_marks_older_than_the_kept_history_are_thinned_to_a_bounded_count(small_marks,
+                                                                          monkeypatch):
     monkeypatch.setattr(branches_mod, "MAX_HISTORY_EVENTS", 1_000)
+    monkeypatch.setattr(branches_mod, "MAX_MARKS", 16)
     session = new_session()
     session.step(count=20_000)
     marks = session.branches.current.marks
     first = session.history.first_seq
-    assert marks[0][0] <= first  # one before the oldest kept event (two, just after a step)
-    assert len([m for m in marks if m[0] <= first]) <= 2
+    assert marks[0][0] <= first  # some before the oldest kept event (standbys stop there)
+    assert len(marks) <= 16 + 1   # but not one every 300 events since event 0
     session.act(*ACTION, at_seq=first + 5)  # the first mark still serves the oldest fork
     assert_matches_full_replay(session)
 
