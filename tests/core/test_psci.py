@@ -456,3 +456,28 @@ def test_disable_forgets_every_halt_line():
     assert [v.halt for v in vm.vcpus] == [None, None]
     assert not any(s.ref.endswith(":halt") for s in rm.vic.sources.values())
     psci.disable(sim.hyp, vm, rm.guest)  # twice is harmless
+
+
+def test_psci_calls_are_traced_with_their_function_id_and_x0():
+    sim = idle()
+    g0, g1 = sim.hyp.vms["G"].vcpus
+    vpm = sim.hyp.vms["G"].vpm
+    sim.trace.take()
+    vpm.call(g0, "CPU_ON", {"target": 1, "smc64": True})
+    vpm.call(g0, "PSCI_FEATURES", {})  # a PSCI function the model does not answer
+    vpm.call(g0, "AFFINITY_INFO", {"target": 1})
+    vpm.call(g1, "CPU_OFF", {})
+    events = sim.trace.take()
+    calls = [(e["function"], e["fid"], e["ret"], e["x0"]) for e in of_kind(events, "psci.call")]
+    assert calls == [("CPU_ON", 0xC400_0003, "SUCCESS", 0),
+                     ("PSCI_FEATURES", 0x8400_000A, "NOT_SUPPORTED", -1),
+                     ("AFFINITY_INFO", 0x8400_0004, "ON", 0),
+                     ("CPU_OFF", 0x8400_0002, None, None)]
+    power = [(e["vcpu"], e["power"], e["reason"]) for e in of_kind(events, "vcpu.power")]
+    assert power == [("G.1", "on", "CPU_ON from G.0"), ("G.1", "off", "CPU_OFF")]
+
+
+def test_cpu_on_of_the_first_mpidr_past_the_platforms_cores_is_invalid():
+    sim = idle(vcpus=1)  # a 2-pCPU machine: MPIDRs 0 and 1 are cores
+    g0 = sim.hyp.vms["G"].vcpus[0]
+    assert sim.hyp.vms["G"].vpm.call(g0, "CPU_ON", {"target": 2}).name == "INVALID_PARAMETERS"
