@@ -118,7 +118,7 @@ class VpmGroup:
     def call(self, vcpu: Vcpu, name: str, args: dict[str, Any]) -> PsciResult | None:
         """Make PSCI call ``name`` from ``vcpu``; None when the call does not return."""
         function = PsciFunction.__members__.get(name)
-        smc64 = bool(args.get("smc64", False))
+        smc64 = bool(args.get("smc64"))
         if function is None or function not in FUNCTIONS:
             outcome: PsciResult | None = _ret(PsciRet.NOT_SUPPORTED)
         else:

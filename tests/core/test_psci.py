@@ -481,3 +481,16 @@ def test_cpu_on_of_the_first_mpidr_past_the_platforms_cores_is_invalid():
     sim = idle(vcpus=1)  # a 2-pCPU machine: MPIDRs 0 and 1 are cores
     g0 = sim.hyp.vms["G"].vcpus[0]
     assert sim.hyp.vms["G"].vpm.call(g0, "CPU_ON", {"target": 2}).name == "INVALID_PARAMETERS"
+
+
+def test_each_halt_line_is_an_edge_vIRQ_in_the_rms_vic_with_its_resource():
+    sim = idle()
+    rm = sim.hyp.vms["RM"]
+    binds = [e for e in sim.trace.take() if e["kind"] == "virq.bind"
+             and e["source"].endswith(":halt")]
+    assert [(e["vm"], e["source"], e["trigger"]) for e in binds] == [
+        ("RM", "vcpu:G.0:halt", "edge"), ("RM", "vcpu:G.1:halt", "edge")]
+    entry = rm.resources["halt:G.1"]
+    assert entry == {"type": "VCPU_HALT", "capid": entry["capid"], "virq": binds[1]["virq"],
+                     "vcpu": "G.1", "partner": "G"}
+    assert rm.vic.trigger[entry["virq"]] == "edge"
