@@ -135,6 +135,8 @@ EQUIVALENT: dict[str, str] = {
         "KObject name None: nothing reads it; the VIC keeps vm_name in its own field",
     "gunyah_core.vm.vic.xǁVicǁeoi__mutmut_10":
         "edge_only=False -> None: assert_source only tests its truth",
+    "gunyah_core.vm.psci.x_enable__mutmut_14":
+        "vic.bind(halt, virq, EDGE) -> vic.bind(halt, virq): EDGE is bind's default",
     "gunyah_core.vm.vic.xǁVicǁunbind__mutmut_5":
         "table.pop(virq, None) -> pop(virq): a source bound here has virq in all three "
         "tables (bind fills them together), so the default is never used",

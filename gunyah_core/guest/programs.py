@@ -448,6 +448,7 @@ NO_SUCH_MPIDR = 0x100
 PSCI_WORK_NS = 200_000
 PSCI_SUSPEND_NS = 300_000
 PSCI_POLL_NS = 100_000
+PSCI_STEP_NS = 20_000  # boot-time work between vCPU 0's calls, so each can be watched
 END_CALLS = {"off": "SYSTEM_OFF", "reset": "SYSTEM_RESET", "reset2": "SYSTEM_RESET2"}
 CPU_SUSPEND_STANDBY = 0  # psci_suspend_powerstate: StateType 0 (standby), StateID 0
 
@@ -479,9 +480,12 @@ class PsciGuest(Guest):
         yield psci("PSCI_VERSION")
         others = range(1, len(self.vm.vcpus))
         for index in others:
+            yield work(PSCI_STEP_NS)
             yield psci("CPU_ON", target=index, entry=SECONDARY_ENTRY, context=index)
         if others:
+            yield work(PSCI_STEP_NS)
             yield psci("CPU_ON", target=1, entry=SECONDARY_ENTRY, context=1)
+        yield work(PSCI_STEP_NS)
         yield psci("CPU_ON", target=NO_SUCH_MPIDR, entry=SECONDARY_ENTRY, context=0)
         for index in others:
             while (yield psci("AFFINITY_INFO", target=index, level=0)).name != "OFF":

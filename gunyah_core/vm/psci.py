@@ -13,7 +13,11 @@ Function IDs, return codes and rules: hyp/interfaces/psci/psci.tc and
 hyp/vm/psci/src/psci_common.c. SIMULATOR: a vCPU's MPIDR is its index in Aff0 (the
 platform's mapping is not modelled), and the platform has as many cores as the machine
 has pCPUs; a CPU_SUSPEND may carry ``wake_ns``, the virtual timer the guest armed before
-it (the arch timer is not modelled otherwise).
+it (the arch timer is not modelled otherwise); suspend states are not validated against
+the platform, there is no OS-initiated mode or cluster state, and PSCI_FEATURES,
+SYSTEM_SUSPEND, CPU_DEFAULT_SUSPEND and the MIGRATE calls get NOT_SUPPORTED (the real
+group answers some of them). Only guest VMs have a vPM group here: the HLOS's own
+SYSTEM_OFF/RESET, which Gunyah passes to the firmware, is not modelled.
 """
 
 from __future__ import annotations
@@ -114,7 +118,7 @@ class VpmGroup:
     def call(self, vcpu: Vcpu, name: str, args: dict[str, Any]) -> PsciResult | None:
         """Make PSCI call ``name`` from ``vcpu``; None when the call does not return."""
         function = PsciFunction.__members__.get(name)
-        smc64 = bool(args.get("smc64", False))
+        smc64 = bool(args.get("smc64"))
         if function is None or function not in FUNCTIONS:
             outcome: PsciResult | None = _ret(PsciRet.NOT_SUPPORTED)
         else:

@@ -5,11 +5,19 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
+from gunyah_core import Simulation
 from gunyah_core.scenario import load
 
 PRESET = "psci-power"
-BOTH_UP = 216  # events: VM_START powered vCPU 0 on (seq 200), CPU_ON vCPU 1 (seq 215)
-SUSPENDED = 240  # vCPU 1's CPU_SUSPEND (seq 239)
+
+
+def power_seqs() -> dict[tuple[str, str], int]:
+    """Where each vCPU first reaches each power state, from the same run headless."""
+    seqs: dict[tuple[str, str], int] = {}
+    for e in Simulation(load(PRESET)).run(max_events=2000):
+        if e["kind"] == "vcpu.power":
+            seqs.setdefault((e["vcpu"], e["power"]), e["seq"])
+    return seqs
 
 
 def run_to(page: Page, seq: int) -> None:
@@ -33,14 +41,15 @@ def test_psci_power_shows_each_vcpus_power_state(page: Page, shot) -> None:
     page.set_viewport_size({"width": 1280, "height": 720})
     page.get_by_test_id("scenario").select_option(PRESET)
     expect(page.get_by_test_id("scenario-title")).to_have_text(load(PRESET).config["title"])
-    run_to(page, BOTH_UP - 60)  # the RM has made VM_80: both vCPUs off
+    seqs = power_seqs()
+    run_to(page, seqs[("VM_80.1", "off")] + 1)  # the RM has made VM_80: both vCPUs off
     expect(chip(page, "VM_80.1")).to_have_attribute("data-power", "off")
     expect(chip(page, "VM_80.1").locator(".chip-prio")).to_have_text("OFF")
-    run_to(page, BOTH_UP)
+    run_to(page, seqs[("VM_80.1", "on")] + 1)  # VM_START, then CPU_ON
     expect(chip(page, "VM_80.0")).to_have_attribute("data-power", "on")
     expect(chip(page, "VM_80.1")).to_have_attribute("data-power", "on")
     expect(chip(page, "VM_80.1").locator(".chip-prio")).to_have_text("ON")
-    run_to(page, SUSPENDED)
+    run_to(page, seqs[("VM_80.1", "suspended")] + 1)
     expect(chip(page, "VM_80.1")).to_have_attribute("data-power", "suspended")
     expect(chip(page, "VM_80.1").locator(".chip-prio")).to_have_text("SUS")
     expect(chip(page, "VM_80.1").locator(".chip-state")).to_have_text("susp")

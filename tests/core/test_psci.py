@@ -353,6 +353,8 @@ def test_a_powerdown_suspend_restarts_the_vcpu_at_its_entry_point():
     g1.virq_pending()
     assert len(g1.stack) == 1 and g1.result is None and g1.stack[0][0] is not before
     assert inspect.getgeneratorstate(g1.stack[0][0]) == inspect.GEN_CREATED
+    sim.run(until_ns=sim.hyp.engine.now + MS // 10)  # it runs its program again: idle, WFI
+    assert g1.blocked == {BLOCK_VCPU_WFI}
 
 
 def test_a_stale_suspend_timer_does_not_wake_a_later_suspend():
@@ -401,7 +403,7 @@ def test_unset_registers_read_as_zero():
 
 
 def test_system_off_powers_every_vcpu_off_with_the_call_as_reason():
-    for function in ("SYSTEM_OFF", "SYSTEM_RESET"):
+    for function in ("SYSTEM_OFF", "SYSTEM_RESET", "SYSTEM_RESET2"):
         sim = idle()
         g0, g1 = on_and_running(sim)
         sim.trace.take()
@@ -417,3 +419,78 @@ def test_system_reset2_smc32_keeps_the_cookie_low_word_only():
     sim.hyp.vms["G"].vpm.call(g0, "SYSTEM_RESET2", {"reset_type": (1 << 40) | 0x8000_0002,
                                                     "cookie": (1 << 40) | 5})
     assert g0.system_reset == (0x8000_0002, 5)
+
+
+def test_psci_version_is_1_1():
+    sim = idle(vcpus=1)
+    g0 = sim.hyp.vms["G"].vcpus[0]
+    assert sim.hyp.vms["G"].vpm.call(g0, "PSCI_VERSION", {}) == (0x10001, "1.1")
+    assert sim.hyp.vms["G"].vpm.call(g0, "MIGRATE", {}) == (-1, "NOT_SUPPORTED")
+
+
+def test_a_virq_pending_for_another_vcpu_does_not_stop_a_suspend():
+    sim = idle()
+    _, g1 = on_and_running(sim)
+    vic = sim.hyp.vms["G"].vic
+    vic.pending.add(1000)
+    vic.route[1000] = 0  # for vCPU 0
+    sim.hyp.vms["G"].vpm.call(g1, "CPU_SUSPEND", {"power_state": 0})
+    assert BLOCK_VCPU_SUSPEND in g1.blocked
+
+
+def test_a_call_without_psci_is_traced_with_its_function_id():
+    sim = scenario(program="idle", psci_on=False)
+    g0 = sim.hyp.vms["G"].vcpus[0]
+    sim.trace.take()
+    psci.call(sim.hyp, g0, "CPU_ON", {"target": 1, "smc64": True})
+    psci.call(sim.hyp, g0, "NO_SUCH_CALL", {})
+    calls = [(e["function"], e["fid"], e["ret"], e["x0"]) for e in sim.trace.take()]
+    assert calls == [("CPU_ON", 0xC400_0003, "NOT_SUPPORTED", -1),
+                     ("NO_SUCH_CALL", None, "NOT_SUPPORTED", -1)]
+
+
+def test_disable_forgets_every_halt_line():
+    sim = idle()
+    vm, rm = sim.hyp.vms["G"], sim.hyp.vms["RM"]
+    psci.disable(sim.hyp, vm, rm.guest)
+    assert [v.halt for v in vm.vcpus] == [None, None]
+    assert not any(s.ref.endswith(":halt") for s in rm.vic.sources.values())
+    psci.disable(sim.hyp, vm, rm.guest)  # twice is harmless
+
+
+def test_psci_calls_are_traced_with_their_function_id_and_x0():
+    sim = idle()
+    g0, g1 = sim.hyp.vms["G"].vcpus
+    vpm = sim.hyp.vms["G"].vpm
+    sim.trace.take()
+    vpm.call(g0, "CPU_ON", {"target": 1, "smc64": True})
+    vpm.call(g0, "PSCI_FEATURES", {})  # a PSCI function the model does not answer
+    vpm.call(g0, "AFFINITY_INFO", {"target": 1})
+    vpm.call(g1, "CPU_OFF", {})
+    events = sim.trace.take()
+    calls = [(e["function"], e["fid"], e["ret"], e["x0"]) for e in of_kind(events, "psci.call")]
+    assert calls == [("CPU_ON", 0xC400_0003, "SUCCESS", 0),
+                     ("PSCI_FEATURES", 0x8400_000A, "NOT_SUPPORTED", -1),
+                     ("AFFINITY_INFO", 0x8400_0004, "ON", 0),
+                     ("CPU_OFF", 0x8400_0002, None, None)]
+    power = [(e["vcpu"], e["power"], e["reason"]) for e in of_kind(events, "vcpu.power")]
+    assert power == [("G.1", "on", "CPU_ON from G.0"), ("G.1", "off", "CPU_OFF")]
+
+
+def test_cpu_on_of_the_first_mpidr_past_the_platforms_cores_is_invalid():
+    sim = idle(vcpus=1)  # a 2-pCPU machine: MPIDRs 0 and 1 are cores
+    g0 = sim.hyp.vms["G"].vcpus[0]
+    assert sim.hyp.vms["G"].vpm.call(g0, "CPU_ON", {"target": 2}).name == "INVALID_PARAMETERS"
+
+
+def test_each_halt_line_is_an_edge_vIRQ_in_the_rms_vic_with_its_resource():
+    sim = idle()
+    rm = sim.hyp.vms["RM"]
+    binds = [e for e in sim.trace.take() if e["kind"] == "virq.bind"
+             and e["source"].endswith(":halt")]
+    assert [(e["vm"], e["source"], e["trigger"]) for e in binds] == [
+        ("RM", "vcpu:G.0:halt", "edge"), ("RM", "vcpu:G.1:halt", "edge")]
+    entry = rm.resources["halt:G.1"]
+    assert entry == {"type": "VCPU_HALT", "capid": entry["capid"], "virq": binds[1]["virq"],
+                     "vcpu": "G.1", "partner": "G"}
+    assert rm.vic.trigger[entry["virq"]] == "edge"
