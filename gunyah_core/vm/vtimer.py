@@ -41,6 +41,7 @@ from ..consts import (
     U64_MAX,
 )
 from ..core.trace import EventKind
+from .vcpu import BLOCK_VCPU_WFI
 from .vic import LEVEL, VirqSource
 
 if TYPE_CHECKING:
@@ -180,7 +181,7 @@ class VirtualTimer:
             sched = vcpu.sched
             if sched is not None and sched.current is vcpu:
                 path = PATH_RUNNING
-            elif vcpu.sched_state == "wfi":
+            elif BLOCK_VCPU_WFI in vcpu.blocked:  # in WFI, a proxy-scheduled one too
                 path = PATH_WFI
             else:
                 path = PATH_READY

@@ -386,3 +386,11 @@ def test_same_seed_same_trace_bytes() -> None:
     first = trace()
     assert any('"vtimer.fire"' in line for line in first)
     assert first == trace()
+
+
+def test_a_proxy_scheduled_vcpu_asleep_in_wfi_is_woken_by_the_hypervisors_timer() -> None:
+    events = Simulation(load("proxy-scheduling")).run(until_ns=20_000_000)
+    fires = [e for e in events if e["kind"] == "vtimer.fire" and e["vcpu"] == "Ticker.0"]
+    assert fires and {e["path"] for e in fires} == {"hyp_timer"}
+    first = events.index(fires[0])
+    assert (events[first + 1]["kind"], events[first + 1]["virq"]) == ("virq.assert", 27)
