@@ -168,12 +168,12 @@ class VirtualTimer:
         self._set_line()
 
     def _expire(self) -> None:
-        """The deadline: ISTATUS rises (the hardware timer or the EL2 timer queue)."""
+        """The deadline: ISTATUS rises (the hardware timer or the EL2 timer queue). Any
+        write since would have cancelled it, so the timer is still enabled for this CVAL."""
         self.expiry = None
-        if self.istatus() and not self.expired:
-            self.expired = True
-            self._fired()
-            self._set_line()
+        self.expired = True
+        self._fired()
+        self._set_line()
 
     def _fired(self) -> None:
         if self.trace.on:
