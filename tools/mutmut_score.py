@@ -128,10 +128,6 @@ EQUIVALENT: dict[str, str] = {
         "expired = False -> None: only its truth is read",
     "gunyah_core.vm.vtimer.xǁVirtualTimerǁ__init____mutmut_18":
         "asserted = False -> None: only its truth is read",
-    "gunyah_core.vm.vtimer.xǁVirtualTimerǁ__init____mutmut_19":
-        "asserted = False -> True: nothing reads it before a register write, and every "
-        "write sets the line from the registers (a low line clears a vIRQ that is not "
-        "pending: no event)",
     "gunyah_core.vm.vtimer.xǁVirtualTimerǁ_set_line__mutmut_8":
         "asserted = False -> None: only its truth is read",
 }
