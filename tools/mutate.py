@@ -57,7 +57,8 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
         "tests/core/test_reference_models.py")),
     "vic": ("gunyah_core/vm/vic.py", (
         "tests/core/test_vic.py", "tests/core/test_doorbell.py", "tests/core/test_msgq.py",
-        "tests/core/test_vcpu_run.py", "tests/core/test_reference_models.py")),
+        "tests/core/test_vcpu_run.py", "tests/core/test_reference_models.py",
+        "tests/core/test_vtimer.py")),
     "rm/rpc": ("gunyah_core/rm/rpc.py", (
         "tests/core/test_rm_rpc.py", "tests/core/test_rm_link.py",
         "tests/core/test_rm_lifecycle.py")),

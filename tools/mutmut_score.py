@@ -140,6 +140,12 @@ EQUIVALENT: dict[str, str] = {
     "gunyah_core.vm.vic.xǁVicǁunbind__mutmut_5":
         "table.pop(virq, None) -> pop(virq): a source bound here has virq in all three "
         "tables (bind fills them together), so the default is never used",
+    "gunyah_core.vm.vtimer.xǁVirtualTimerǁ__init____mutmut_16":
+        "expired = False -> None: only its truth is read",
+    "gunyah_core.vm.vtimer.xǁVirtualTimerǁ__init____mutmut_18":
+        "asserted = False -> None: only its truth is read",
+    "gunyah_core.vm.vtimer.xǁVirtualTimerǁ_set_line__mutmut_8":
+        "asserted = False -> None: only its truth is read",
 }
 
 

@@ -220,7 +220,8 @@ class Guest:
 
 
 class PingClient(Guest):
-    """Sends a message every ``period_ns`` (0: wait for each reply, a ping-pong)."""
+    """Sends a message every ``period_ns``, asleep on its virtual timer in between (0: wait
+    for each reply instead, a ping-pong)."""
 
     program = "ping"
 
@@ -343,7 +344,8 @@ class Consumer(Guest):
 
 
 class DoorbellRinger(Guest):
-    """Rings its doorbell with ``flags`` every ``period_ns``.
+    """Rings its doorbell with ``flags`` every ``period_ns``, asleep on its virtual timer in
+    between.
 
     ``irqfd``: ring as Linux's irqfd injects a guest interrupt (LX ``gunyah_irqfd.c``,
     facts §4): always ``bell_send(1)``; a "level" irqfd first calls ``bell_set_mask(1,

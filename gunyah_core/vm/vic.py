@@ -115,8 +115,7 @@ class Vic(KObject):
             self.trace.emit(EventKind.VIRQ_BIND, vm=self.vm_name, virq=virq,
                             source=source.ref, trigger=trigger)
 
-    def bind_private(self, source: VirqSource, vcpu: Vcpu, virq: int,
-                     trigger: str = LEVEL) -> None:
+    def bind_private(self, source: VirqSource, vcpu: Vcpu, virq: int, trigger: str) -> None:
         """Bind a source to one vCPU's private vIRQ (``vic_bind_private_vcpu``, used by
         arm_vm_timer_handle_object_activate_thread for the timer's PPI).
 

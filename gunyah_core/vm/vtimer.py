@@ -41,6 +41,7 @@ from ..consts import (
     U64_MAX,
 )
 from ..core.trace import EventKind
+from .vcpu import BLOCK_VCPU_WFI
 from .vic import LEVEL, VirqSource
 
 if TYPE_CHECKING:
@@ -167,12 +168,12 @@ class VirtualTimer:
         self._set_line()
 
     def _expire(self) -> None:
-        """The deadline: ISTATUS rises (the hardware timer or the EL2 timer queue)."""
+        """The deadline: ISTATUS rises (the hardware timer or the EL2 timer queue). Any
+        write since would have cancelled it, so the timer is still enabled for this CVAL."""
         self.expiry = None
-        if self.istatus() and not self.expired:
-            self.expired = True
-            self._fired()
-            self._set_line()
+        self.expired = True
+        self._fired()
+        self._set_line()
 
     def _fired(self) -> None:
         if self.trace.on:
@@ -180,7 +181,7 @@ class VirtualTimer:
             sched = vcpu.sched
             if sched is not None and sched.current is vcpu:
                 path = PATH_RUNNING
-            elif vcpu.sched_state == "wfi":
+            elif BLOCK_VCPU_WFI in vcpu.blocked:  # in WFI, a proxy-scheduled one too
                 path = PATH_WFI
             else:
                 path = PATH_READY

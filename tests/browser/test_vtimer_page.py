@@ -48,7 +48,7 @@ def test_the_page_shows_each_vcpus_timer_armed_fired_and_masked(page: Page, shot
     expect(timer(page, "Sleeper.0")).to_have_text("timer off")
     expect(timer(page, "Busy.0")).to_have_text("timer off")
     # Only VMs whose program uses the timer draw it.
-    expect(page.locator("[data-testid='vtimer-HLOS.0']")).to_have_count(0)
+    expect(page.locator("[data-testid='vtimer-RM.0']")).to_have_count(0)
     expect(page.locator("[data-testid='vtimer-Listener.0']")).to_have_count(0)
 
     at = step_to(page, "vtimer.write")

@@ -77,6 +77,38 @@ def test_the_virtual_timer_is_ppi_27_level_and_private_to_each_vcpu(vm, hyp) -> 
     assert vm.vic.acknowledge(v1) == 27
 
 
+def test_a_new_timer_is_disabled_with_compare_value_0(vm) -> None:
+    timer = vm.vcpus[0].vtimer
+    assert (timer.read(CNTV_CTL_EL0), timer.read(CNTV_CVAL_EL0)) == (0, 0)
+    assert timer.snapshot() == {"virq": 27, "enable": False, "imask": False, "cval": 0,
+                                "deadline": None, "istatus": False}
+
+
+def test_a_new_timer_armed_in_the_past_fires_at_once(vm, hyp) -> None:
+    vm.vcpus[0].vtimer.write(CNTV_CTL_EL0, CNT_CTL_ENABLE)  # CVAL 0: already reached
+    events = hyp.trace.take()
+    assert [e["kind"] for e in events] == ["vtimer.write", "vtimer.fire", "virq.assert"]
+
+
+def test_re_arming_later_moves_the_deadline(vm, hyp) -> None:
+    v0 = vm.vcpus[0]
+    arm(v0.vtimer, 100)
+    v0.vtimer.write(CNTV_CVAL_EL0, 200)  # before the first deadline (1600 ns)
+    hyp.trace.take()
+    assert run_until(hyp, 3199) == []
+    assert [(e["t"], e["kind"]) for e in run_until(hyp, 3200)] == [
+        (3200, "vtimer.fire"), (3200, "virq.assert")]
+
+
+def test_a_write_that_keeps_the_line_up_leaves_the_vIRQ_pending(vm, hyp) -> None:
+    v0 = vm.vcpus[0]
+    arm(v0.vtimer, 0)
+    hyp.trace.take()
+    v0.vtimer.write(CNTV_CVAL_EL0, 0)  # still reached, still enabled and unmasked
+    assert [e["kind"] for e in hyp.trace.take()] == ["vtimer.write"]
+    assert v0.ppi.pending == {27}
+
+
 def test_the_counter_runs_at_the_platform_frequency(vm, hyp) -> None:
     assert PLATFORM_ARCH_TIMER_FREQ == 62_500_000
     assert [ns_to_ticks(ns) for ns in (0, 15, 16, 31, 32, 1_000_000_000)] == [
@@ -234,13 +266,13 @@ def test_private_binding_rules(vm) -> None:
     v0, v1 = vm.vcpus
     for virq in (15, 32):
         with pytest.raises(HypError) as info:
-            vm.vic.bind_private(VirqSource("s"), v0, virq)
+            vm.vic.bind_private(VirqSource("s"), v0, virq, LEVEL)
         assert info.value.error is Error.ARGUMENT_INVALID
     with pytest.raises(HypError) as info:
-        vm.vic.bind_private(VirqSource("s"), v0, 27)
+        vm.vic.bind_private(VirqSource("s"), v0, 27, LEVEL)
     assert info.value.error is Error.BUSY
     with pytest.raises(HypError) as info:
-        vm.vic.bind_private(v0.vtimer.source, v1, 26)
+        vm.vic.bind_private(v0.vtimer.source, v1, 26, LEVEL)
     assert info.value.error is Error.VIRQ_BOUND
     for virq in (16, 31):  # the range's two ends
         vm.vic.bind_private(VirqSource(f"p{virq}"), v0, virq, EDGE)
@@ -252,7 +284,7 @@ def test_private_binding_rules(vm) -> None:
     assert 27 not in v0.ppi.sources and 27 not in v0.ppi.trigger
     assert v0.ppi.pending == set() and v1.ppi.sources == {27: v1.vtimer.source}
     vm.vic.unbind(source)  # unbinding an unbound source is fine
-    vm.vic.bind_private(source, v0, 27)
+    vm.vic.bind_private(source, v0, 27, LEVEL)
     assert v0.ppi.sources[27] is source and source.bank is v0.ppi
 
 
@@ -386,3 +418,11 @@ def test_same_seed_same_trace_bytes() -> None:
     first = trace()
     assert any('"vtimer.fire"' in line for line in first)
     assert first == trace()
+
+
+def test_a_proxy_scheduled_vcpu_asleep_in_wfi_is_woken_by_the_hypervisors_timer() -> None:
+    events = Simulation(load("proxy-scheduling")).run(until_ns=20_000_000)
+    fires = [e for e in events if e["kind"] == "vtimer.fire" and e["vcpu"] == "Ticker.0"]
+    assert fires and {e["path"] for e in fires} == {"hyp_timer"}
+    first = events.index(fires[0])
+    assert (events[first + 1]["kind"], events[first + 1]["virq"]) == ("virq.assert", 27)
