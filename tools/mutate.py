@@ -66,6 +66,8 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
         "tests/core/test_rm_mem_payloads.py")),
     "psci": ("gunyah_core/vm/psci.py", (
         "tests/core/test_psci.py", "tests/core/test_scenario.py")),
+    "demand_paging": ("gunyah_core/mem/demand_paging.py", (
+        "tests/core/test_demand_paging.py", "tests/core/test_scenario.py")),
 }
 
 MEMORY_LIMIT_BYTES = 2 << 30  # per mutant run: a runaway mutant dies, not the machine

@@ -65,6 +65,7 @@ class Hypervisor:
         # Message ids, 1, 2, ...: a view follows a message by its id from send to receive.
         self.next_msg_id = itertools.count(1).__next__
         self.memory = MemoryModel(self._emit_mem)
+        self.demand: dict[int, Any] = {}  # guest vmid -> its demand-paging Window
         self.booted = False  # after the scenario is built, creations are traced
         self.images: list[dict[str, Any]] = []  # what VM_CONFIG_IMAGE can load
         # The RM's own CSpace holds every master cap; guests get minimal-rights copies.
