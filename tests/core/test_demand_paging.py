@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from gunyah_core import Simulation
+from gunyah_core import Simulation, load
 from gunyah_core.consts import (
     MAP_ATTR_MEMTYPE_NORMAL_WB,
     MAP_ATTR_MEMTYPE_SHIFT,
@@ -248,3 +248,14 @@ vms:
   - {name: Guest, program: page-toucher, demand_paging: {pages: 1}}
 """)
 
+
+
+def test_the_preset_shows_four_pages_arriving_and_hlos_losing_four():
+    sim = Simulation(load("demand-paging"))
+    events = sim.run(until_ns=5 * MS)
+    arrived = [e for e in events if e["kind"] == "mem.map"]
+    donated = [e for e in events if e["kind"] == "mem.extent_donate"]
+    assert len(arrived) == len(donated) == 4
+    assert all(e["vm"] == "Guest" and e["state"] == "donated-in" for e in arrived)
+    assert all(e["owner"] == "HLOS" and not e["kept"] for e in donated)
+    sim.hyp.memory.check_invariants()
