@@ -79,7 +79,7 @@ class Hypervisor:
         """Memory events name VMs like every other event (the memory model uses vmids)."""
         if not self.trace.on:
             return
-        for key in ("vm", "owner"):
+        for key in ("vm", "owner", "donor"):
             if isinstance(fields.get(key), int):
                 fields[f"{key}_vmid"] = fields[key]
                 fields[key] = self.vm_name(fields[key])

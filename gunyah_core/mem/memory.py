@@ -55,8 +55,10 @@ class MemoryModel:
         self._page_parcel: dict[int, int] = {}  # physical page -> handle
         self._next_handle = 0
         # Demand paging (demand_paging.py, facts §10.2): physical page -> the VM whose
-        # memextent it was donated into by memextent_donate, mapped there or not yet.
+        # memextent it was donated into by memextent_donate, mapped there or not yet,
+        # and the VM that gave it.
         self._given: dict[int, int] = {}
+        self._donor: dict[int, int] = {}
 
     # --- ownership at boot -------------------------------------------------------------
     def add_region(self, vmid: int, base: int, size: int, rights: int = RWX,
@@ -286,7 +288,7 @@ class MemoryModel:
         if (self._owner.get(page) != frm or page in self._given or mapping is None
                 or mapping.state != OWNED):
             raise MemError("MEM_INVALID", f"page {pa:#x} is not {frm}'s to donate")
-        self._given[page] = to
+        self._given[page], self._donor[page] = to, frm
         if not keep:
             self._owner[page] = to
             del self._s2[frm][page]
@@ -307,7 +309,8 @@ class MemoryModel:
         state = DONATED_IN if self._owner.get(page) == vmid else BORROWED
         table[at] = Mapping(pa=page, rights=rights, state=state)
         self._emit("mem.map", vm=vmid, owner=self._owner.get(page), base=ipa, pa=pa,
-                   size=PAGE_SIZE, rights=rights_str(rights), state=state)
+                   size=PAGE_SIZE, rights=rights_str(rights), state=state,
+                   donor=self._donor[page])
 
     def extent_unmap(self, vmid: int, ipa: int, pa: int) -> None:
         """Remove ``vmid``'s mapping of donated page ``pa`` at ``ipa`` (addrspace_unmap)."""
@@ -392,7 +395,7 @@ class MemoryModel:
                        for v, t in sorted(self._s2.items())},
             "parcels": self.parcels(),
             "next_handle": self._next_handle,
-            **({"given": [[p, v] for p, v in sorted(self._given.items())]}
+            **({"given": [[p, v, self._donor[p]] for p, v in sorted(self._given.items())]}
                if self._given else {}),
         }
 
@@ -409,7 +412,8 @@ class MemoryModel:
             for _, pa in parcel.pages:
                 model._page_parcel[pa] = parcel.handle
         model._next_handle = snap["next_handle"]
-        model._given = {p: v for p, v in snap.get("given", [])}
+        model._given = {p: v for p, v, _ in snap.get("given", [])}
+        model._donor = {p: d for p, _, d in snap.get("given", [])}
         return model
 
     def check_invariants(self) -> None:
