@@ -767,6 +767,11 @@ HVC_SIMPLIFIED = {
     "msgqueue_receive": "the message is handed back by value, not copied to a guest buffer",
     "msgqueue_push": "documented by Linux, absent from the public hypervisor (0x601E is "
                      "reserved): modelled as documented",
+    "memextent_donate": "one page per call, types 2 (TO_SIBLING) and 3 (TO_PROTECTED, "
+                        "Linux's) only; extents span physical memory, offset = PA",
+    "addrspace_map": "one page per call, PARTIAL maps only; the stage-2 rights are the "
+                     "user access bits",
+    "addrspace_unmap": "one page per call, PARTIAL only",
 }
 
 
