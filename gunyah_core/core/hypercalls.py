@@ -375,10 +375,13 @@ def _vcpu_run(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
 
 def _resume_page_fault(target: Vcpu, action: int) -> None:
     """Apply the resume action to a vCPU stopped by a page fault, before it runs (H-SRC
-    vcpu_run.c ``hypercall_vcpu_run`` applies resume data before the directed yield).
-    RETRY re-executes the access (Linux gunyah_vcpu.c after it mapped the page), FAULT
-    injects an abort instead (facts §7.2). SIMULATOR: EMULATE also re-executes it (there
-    is nothing to emulate for memory) and any other action is ARGUMENT_INVALID."""
+    vcpu_run.c ``hypercall_vcpu_run``: ``trigger_vcpu_run_resume_event`` on the last
+    state, whose error is returned before the vcpu_run block is lifted; vmmio.c
+    ``addrspace_handle_vcpu_run_resume_read`` is the VMMIO one). RETRY re-executes the
+    access (Linux gunyah_vcpu.c after it mapped the page), FAULT injects an abort
+    instead (facts §7.2). SIMULATOR (no public handler for state 7): EMULATE also
+    re-executes it, there being nothing to emulate, and any other action is
+    ARGUMENT_INVALID."""
     if action not in VcpuRunResume._value2member_map_:
         raise HypError(Error.ARGUMENT_INVALID, f"resume action {action} is not 0, 1 or 2")
     target.fault_abort = action == VcpuRunResume.FAULT
