@@ -19,6 +19,7 @@ from gunyah_core.consts import (
 )
 from gunyah_core.core.hypercalls import HypercallTable
 from gunyah_core.guest.programs import TOUCH_LABEL_BASE
+from gunyah_core.mem import demand_paging
 from gunyah_core.mem.demand_paging import ACCESS
 from gunyah_core.mem.memparcel import PAGE_SIZE, PgtableAccess
 from gunyah_core.scenario import ScenarioError, parse
@@ -259,3 +260,16 @@ def test_the_preset_shows_four_pages_arriving_and_hlos_losing_four():
     assert all(e["vm"] == "Guest" and e["state"] == "donated-in" for e in arrived)
     assert all(e["owner"] == "HLOS" and not e["kept"] for e in donated)
     sim.hyp.memory.check_invariants()
+
+
+def test_only_an_unmapped_page_of_the_window_of_a_proxy_vcpu_goes_to_the_owner():
+    sim = machine(pages=2)
+    hyp = sim.hyp
+    guest, hlos = hyp.vms["Guest"].vcpus[0], hyp.vms["HLOS"].vcpus[0]
+    window = hyp.demand[guest.vm.vmid]
+    end = window.base + window.size
+    assert [demand_paging.faults_to_owner(hyp, guest, a) for a in (
+        window.base - PAGE_SIZE, window.base, end - 1, end)] == [False, True, True, False]
+    assert not demand_paging.faults_to_owner(hyp, hlos, window.base)  # not its window
+    guest.proxy_owner = None  # the same VM, not proxy-scheduled: an abort as before
+    assert not demand_paging.faults_to_owner(hyp, guest, window.base)
