@@ -25,6 +25,7 @@ from .core.hypervisor import Hypervisor
 from .guest.programs import PROGRAMS as GUEST_PROGRAMS
 from .guest.programs import MissingResource
 from .guest.vmm import ProxyVmm
+from .mem import demand_paging
 from .mem.memparcel import PAGE_SIZE
 from .rm.client import RmClient
 from .rm.host import VmManagerProgram
@@ -82,6 +83,8 @@ def build(scenario: Scenario, seed: int | None = None, trace_on: bool = True) ->
         if described.get(vm.name, {}).get("proxy"):  # its owner, HLOS, runs it
             for vcpu in vm.vcpus:
                 hyp.make_proxy(vcpu, primary)
+            if "demand_paging" in described[vm.name]:
+                _demand_paging(hyp, vm, primary, described[vm.name]["demand_paging"])
         if described.get(vm.name, {}).get("psci"):  # a vPM group; HALT vIRQs to the RM
             psci.enable(hyp, vm, rm)
     _create_objects(hyp, cfg)
@@ -103,6 +106,18 @@ def build(scenario: Scenario, seed: int | None = None, trace_on: bool = True) ->
                 hyp.power_on(vcpu)
     hyp.booted = True
     return hyp
+
+
+def _demand_paging(hyp: Hypervisor, vm: Vm, host: Vm, desc: dict) -> None:
+    """The window right after the guest's own memory, served from the top of HLOS's RAM
+    (SIMULATOR layout; facts §10.2 for the objects and caps, mem/demand_paging.py)."""
+    pages = desc["pages"]
+    base = vm.vmid - VMID_DYNAMIC_BASE
+    window = GUEST_MEM_BASE + base * GUEST_MEM_STRIDE + GUEST_MEM_PAGES * PAGE_SIZE
+    entry = demand_paging.setup(hyp, vm, host, window, pages, desc.get("transfer", "lend"),
+                                desc.get("writable", True))
+    entry["pool"] = tuple(PRIMARY_MEM_BASE + (PRIMARY_MEM_PAGES - pages + i) * PAGE_SIZE
+                          for i in range(pages))
 
 
 def boot_vcpus(vm: Vm) -> list:

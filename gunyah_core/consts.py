@@ -119,7 +119,30 @@ class VicRights(IntFlag):
     OBJECT_ACTIVATE = RIGHTS_GENERIC_OBJECT_ACTIVATE
 
 
+class AddrspaceRights(IntFlag):
+    """Address-space cap rights (facts §1.3; ADD_VMMIO_RANGE is H-SRC/RM only)."""
+
+    ATTACH = 0x1
+    MAP = 0x2
+    LOOKUP = 0x4
+    ADD_VMMIO_RANGE = 0x8
+    OBJECT_ACTIVATE = RIGHTS_GENERIC_OBJECT_ACTIVATE
+
+
+class MemextentRights(IntFlag):
+    """Memory-extent cap rights (facts §1.3)."""
+
+    MAP = 0x1
+    DERIVE = 0x2
+    ATTACH = 0x4
+    LOOKUP = 0x8
+    DONATE = 0x10
+    OBJECT_ACTIVATE = RIGHTS_GENERIC_OBJECT_ACTIVATE
+
+
 RIGHTS_BY_TYPE: dict[ObjectType, type[IntFlag]] = {
+    ObjectType.ADDRSPACE: AddrspaceRights,
+    ObjectType.MEMEXTENT: MemextentRights,
     ObjectType.MSGQUEUE: MsgqueueRights,
     ObjectType.DOORBELL: DoorbellRights,
     ObjectType.THREAD: ThreadRights,
@@ -268,6 +291,50 @@ VCPU_RUN_WAKEUP_FROM_WFI = 1
 VCPU_RUN_WAKEUP_FROM_PSCI_CPU_SUSPEND = 2
 VCPU_RUN_WAKEUP_FROM_PSCI_SYSTEM_SUSPEND = 3
 VCPU_RUN_POWEROFF_EXITED = 0x1
+
+
+class VcpuRunResume(IntEnum):
+    """The action a proxy VMM passes in vcpu_run's resume1 after a VMMIO or page-fault
+    exit (facts §7.2: Linux with a newer hypervisor; absent from the open H-SRC)."""
+
+    EMULATE = 0
+    RETRY = 1
+    FAULT = 2
+
+
+class MemextentDonateType(IntEnum):
+    """memextent_donate options bits 7:0 (facts §8.1; H-SRC memextent/src/hypercalls.c
+    ``hypercall_memextent_donate`` has 0-2; Linux/ACK add 3 and 4)."""
+
+    TO_CHILD = 0
+    TO_PARENT = 1
+    TO_SIBLING = 2
+    TO_PROTECTED = 3
+    FROM_PROTECTED = 4
+
+
+MEMEXTENT_DONATE_TYPE_MASK = 0xFF
+MEMEXTENT_DONATE_NOSYNC = 1 << 31  # options bit 31 (facts §8.1)
+
+
+class AddrspaceMapFlags(IntFlag):
+    """addrspace_map/unmap flags (facts §8.1; PRIVATE and VMMIO are Linux's additions)."""
+
+    PARTIAL = 1 << 0
+    PRIVATE = 1 << 1
+    VMMIO = 1 << 2
+    NOSYNC = 1 << 31
+
+
+ADDRSPACE_MAP_FLAGS_VALID = int(AddrspaceMapFlags.PARTIAL | AddrspaceMapFlags.PRIVATE
+                                | AddrspaceMapFlags.VMMIO | AddrspaceMapFlags.NOSYNC)
+# memextent_mapping_attrs (facts §8.1): bits 2:0 user access, 6:4 kernel access,
+# 23:16 memory type; Linux's default memory type 0xF is normal write-back.
+MAP_ATTR_USER_ACCESS_MASK = 0x7
+MAP_ATTR_KERNEL_ACCESS_SHIFT = 4
+MAP_ATTR_MEMTYPE_SHIFT = 16
+MAP_ATTR_MEMTYPE_NORMAL_WB = 0xF
+MAP_ATTRS_VALID = 0x7 | 0x7 << 4 | 0xFF << 16
 # RM vm_mgnt.c vcpu_halt_callback: NOTIFY_VM_EXITED exit_flags bit 15 = SYSTEM_RESET2 by SMC64.
 VM_EXIT_FLAG_SMC64 = 1 << 15
 

@@ -305,6 +305,9 @@ def _check_references(config: dict[str, Any], node: Any, source: str) -> None:
         if vm["name"] in vm_names and vm["name"] != "HLOS":
             fail(f"VM name {vm['name']!r} is used twice or reserved", ["vms", i, "name"])
         vm_names.add(vm["name"])
+        if "demand_paging" in vm and not vm.get("proxy"):
+            fail("demand paging needs a proxy-scheduled VM (proxy: true): its owner's "
+                 "vcpu_run hears of the fault", ["vms", i, "demand_paging"])
         for j, pcpu in enumerate(vm.get("affinity", [])):
             if pcpu >= config["pcpus"]:
                 fail(f"pCPU {pcpu} does not exist (pcpus: {config['pcpus']})",

@@ -70,6 +70,8 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "vtimer": ("gunyah_core/vm/vtimer.py", (
         "tests/core/test_vtimer.py", "tests/core/test_guests.py",
         "tests/core/test_scenario.py")),
+    "demand_paging": ("gunyah_core/mem/demand_paging.py", (
+        "tests/core/test_demand_paging.py", "tests/core/test_scenario.py")),
 }
 
 MEMORY_LIMIT_BYTES = 2 << 30  # per mutant run: a runaway mutant dies, not the machine

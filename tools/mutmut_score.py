@@ -36,6 +36,7 @@ MODULES: dict[str, str] = {
     "memparcel": "gunyah_core/mem/memparcel.py",
     "psci": "gunyah_core/vm/psci.py",
     "vtimer": "gunyah_core/vm/vtimer.py",
+    "demand_paging": "gunyah_core/mem/demand_paging.py",
 }
 
 # mutmut's exit-code meanings (mutmut.stats.status_by_exit_code, 3.8): a test failed (1),

@@ -18,6 +18,7 @@ from ..consts import (
     SIM_SYSREG_ACCESS_NS,
     SIM_VIRQ_DELIVERY_NS,
 )
+from ..mem import demand_paging
 from ..vm import psci
 from ..vm.vcpu import (
     BLOCK_VCPU_OFF,
@@ -30,6 +31,7 @@ from ..vm.vcpu import (
     OP_WFI,
     OP_WORK,
 )
+from ..vm.vcpu_run import PAGE_FAULT_BLOCK
 from .trace import EventKind
 
 if TYPE_CHECKING:
@@ -55,7 +57,24 @@ class Executor:
         delay = SIM_CONTEXT_SWITCH_NS + vcpu.busy_left
         vcpu.busy_left = 0
         vcpu.exec_due = self.engine.now + delay
-        vcpu.exec_entry = self.engine.schedule(delay, self._exec_action, vcpu)
+        action = self._exec_action if vcpu.page_fault is None else self._retry
+        vcpu.exec_entry = self.engine.schedule(delay, action, vcpu)
+
+    def _retry(self, vcpu: Vcpu) -> None:
+        """The owner resumed a vCPU stopped by a page fault: the access is executed again
+        (RETRY) or an abort is injected (FAULT), then the guest program goes on."""
+        access, addr, value = vcpu.page_fault
+        vcpu.page_fault = None
+        if vcpu.fault_abort:
+            vcpu.fault_abort = False
+            vcpu.result = None if access == "R" else False
+            self._trace_access(vcpu, access, addr, value, vcpu.result)
+        else:
+            vcpu.result = self._memory_access(vcpu, access, addr, value)
+            if vcpu.page_fault is not None:  # faulted again: the run has ended
+                return
+        vcpu.exec_due = self.engine.now + SIM_MEM_ACCESS_NS
+        vcpu.exec_entry = self.engine.schedule(SIM_MEM_ACCESS_NS, self._exec_action, vcpu)
 
     def suspend(self, vcpu: Vcpu) -> None:
         """The vCPU lost its pCPU: remember how much of the current operation is left."""
@@ -146,7 +165,7 @@ class Executor:
             return op[1]
         if kind == OP_MEM:
             vcpu.result = self._memory_access(vcpu, op[1], op[2], op[3])
-            return SIM_MEM_ACCESS_NS
+            return SIM_MEM_ACCESS_NS if vcpu.page_fault is None else None
         if kind == OP_PSCI:  # an SMC to the vPM group; its cost is a hypercall's
             vcpu.result = psci.call(self.hypercalls.hyp, vcpu, op[1], op[2])
             return SIM_HVC_COST_NS
@@ -159,18 +178,33 @@ class Executor:
         raise ValueError(f"unknown guest operation {kind!r}")
 
     def _memory_access(self, vcpu: Vcpu, access: str, addr: int, value: int) -> int | bool | None:
-        """Through the VM's stage-2: a fault is traced and an abort goes back to the guest."""
+        """Through the VM's stage-2: a fault is traced and an abort goes back to the guest,
+        except a proxy vCPU's fault in its demand-paging window, which stops it: its
+        owner's vcpu_run returns ADDRSPACE_PAGE_FAULT (facts §7.2, §10.2)."""
         hyp = self.hypercalls.hyp
         vmid = vcpu.vm.vmid
+        if hyp.demand and demand_paging.faults_to_owner(hyp, vcpu, addr):
+            vcpu.page_fault = (access, addr, value)
+            if hyp.trace.on:
+                hyp.trace.emit(EventKind.MEM_PAGE_FAULT, vm=vcpu.vm.name, vcpu=vcpu.id,
+                               addr=addr, access=access,
+                               owner=vcpu.proxy_owner.vm.name)
+            vcpu.block(PAGE_FAULT_BLOCK)
+            return None
         if access == "R":
             result = hyp.memory.read(vmid, addr)
         elif access == "W":
             result = hyp.memory.write(vmid, addr, value)
         else:
             result = hyp.memory.access(vmid, addr, access)
-        if hyp.trace.on:
-            ok = result is not None and result is not False
-            hyp.trace.emit(EventKind.MEM_ACCESS, vm=vcpu.vm.name, vcpu=vcpu.id, addr=addr,
-                           access=access, ok=ok,
-                           value=result if access == "R" else value if access == "W" else None)
+        self._trace_access(vcpu, access, addr, value, result)
         return result
+
+    def _trace_access(self, vcpu: Vcpu, access: str, addr: int, value: int,
+                      result: int | bool | None) -> None:
+        trace = self.hypercalls.hyp.trace
+        if trace.on:
+            ok = result is not None and result is not False
+            trace.emit(EventKind.MEM_ACCESS, vm=vcpu.vm.name, vcpu=vcpu.id, addr=addr,
+                       access=access, ok=ok,
+                       value=result if access == "R" else value if access == "W" else None)

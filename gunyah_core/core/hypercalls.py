@@ -12,7 +12,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..consts import (
+    ADDRSPACE_MAP_FLAGS_VALID,
     HVC_IMM_BASE,
+    MAP_ATTR_USER_ACCESS_MASK,
+    MAP_ATTRS_VALID,
+    MEMEXTENT_DONATE_NOSYNC,
+    MEMEXTENT_DONATE_TYPE_MASK,
     MSGQUEUE_DELAY_UNCHANGED,
     MSGQUEUE_SEND_FLAG_PUSH,
     SCHEDULER_MAX_TIMESLICE_NS,
@@ -23,17 +28,29 @@ from ..consts import (
     SCHEDULER_YIELD_HINT_YIELD,
     SCHEDULER_YIELD_HINT_YIELD_TO_THREAD,
     VCPU_MAX_PRIORITY,
+    AddrspaceMapFlags,
+    AddrspaceRights,
     DoorbellRights,
     Error,
+    MemextentDonateType,
+    MemextentRights,
     MsgqueueRights,
     ObjectState,
     ObjectType,
     ThreadRights,
+    VcpuRunResume,
 )
 from ..errors import ERROR_OK, MEANINGS, HypError, HypResult
 from ..ipc.msgq import BINARY
+from ..mem.demand_paging import (
+    LABEL_GUEST_PRIVATE,
+    LABEL_GUEST_SHARED,
+    LABEL_HOST_PRIVATE,
+    LABEL_HOST_SHARED,
+)
+from ..mem.memparcel import PAGE_SIZE, MemError
 from ..vm.vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_RUN, BLOCK_VCPU_WFI
-from ..vm.vcpu_run import VcpuRunState, state_of_stopped
+from ..vm.vcpu_run import PAGE_FAULT_BLOCK, VcpuRunState, state_of_stopped
 
 if TYPE_CHECKING:
     from ..vm.vcpu import Vcpu
@@ -337,12 +354,16 @@ def _still_init(thread: Any) -> None:
         raise HypError(Error.OBJECT_STATE, "priority and timeslice are set before activation")
 
 
-@hypercall("vcpu_run", 0x65, capid=_cap(ObjectType.THREAD, "AFFINITY", "YIELD_TO"))
+@hypercall("vcpu_run", 0x65, capid=_cap(ObjectType.THREAD, "AFFINITY", "YIELD_TO"),
+           resume0=_reg("the loaded value after a VMMIO read", required=False),
+           resume1=_reg("after a page fault: 0 EMULATE, 1 RETRY, 2 FAULT", required=False))
 def _vcpu_run(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
     target = vcpu.vm.cspace.lookup(_arg(args, "capid"), ObjectType.THREAD,
                                    THREAD_AFFINITY | THREAD_YIELD_TO)
     if target.proxy_owner is None or BLOCK_VCPU_RUN not in target.blocked:
         raise HypError(Error.BUSY, "not proxy-scheduled, or being run already")
+    if PAGE_FAULT_BLOCK in target.blocked:
+        _resume_page_fault(target, _arg(args, "resume1", int(VcpuRunResume.EMULATE)))
     if len(target.blocked) > 1:  # it cannot run now: say why, at once
         return state_of_stopped(target, BLOCK_VCPU_OFF, BLOCK_VCPU_WFI).ret
     vcpu.sched.donate(vcpu, target)
@@ -350,6 +371,21 @@ def _vcpu_run(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
     # with state and data words, is traced then (facts §7.2; vcpu_run.c returns after
     # scheduler_yield_to comes back).
     return RETURNS_LATER
+
+
+def _resume_page_fault(target: Vcpu, action: int) -> None:
+    """Apply the resume action to a vCPU stopped by a page fault, before it runs (H-SRC
+    vcpu_run.c ``hypercall_vcpu_run``: ``trigger_vcpu_run_resume_event`` on the last
+    state, whose error is returned before the vcpu_run block is lifted; vmmio.c
+    ``addrspace_handle_vcpu_run_resume_read`` is the VMMIO one). RETRY re-executes the
+    access (Linux gunyah_vcpu.c after it mapped the page), FAULT injects an abort
+    instead (facts §7.2). SIMULATOR (no public handler for state 7): EMULATE also
+    re-executes it, there being nothing to emulate, and any other action is
+    ARGUMENT_INVALID."""
+    if action not in VcpuRunResume._value2member_map_:
+        raise HypError(Error.ARGUMENT_INVALID, f"resume action {action} is not 0, 1 or 2")
+    target.fault_abort = action == VcpuRunResume.FAULT
+    target.blocked.discard(PAGE_FAULT_BLOCK)
 
 
 @hypercall("vcpu_run_check", 0x68, capid=_cap(ObjectType.THREAD, "BIND_VIRQ", "STATE"))
@@ -392,3 +428,112 @@ def _vcpu_set_timeslice(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
     if not SCHEDULER_MIN_TIMESLICE_NS <= timeslice <= SCHEDULER_MAX_TIMESLICE_NS:
         raise HypError(Error.ARGUMENT_INVALID, "timeslice must be 100 us .. 100 ms")
     thread.timeslice_ns = timeslice
+
+
+# --- address spaces and memory extents (demand paging, facts §8.1, §10.2) -----------------
+AS_MAP = int(AddrspaceRights.MAP)
+EXTENT_MAP = int(MemextentRights.MAP)
+EXTENT_DONATE = int(MemextentRights.DONATE)
+PARTIAL = int(AddrspaceMapFlags.PARTIAL)
+# Which extents a donation type moves memory between: (from label, to label).
+DONATE_PAIRS = {int(MemextentDonateType.TO_PROTECTED): (LABEL_HOST_PRIVATE, LABEL_GUEST_PRIVATE),
+                int(MemextentDonateType.TO_SIBLING): (LABEL_HOST_SHARED, LABEL_GUEST_SHARED)}
+
+
+def _page_range(args: dict) -> tuple[int, int]:
+    """``offset``/``size`` of one page (offset = physical address, facts §10.2)."""
+    offset, size = _arg(args, "offset"), _arg(args, "size")
+    if offset < 0 or offset % PAGE_SIZE or size != PAGE_SIZE:
+        raise HypError(Error.ARGUMENT_INVALID,
+                       "offset must be page-aligned and size one page (SIMULATOR)")
+    return offset, size
+
+
+@hypercall("memextent_donate", 0x61,
+           options=_reg("bits 7:0 type: 2 TO_SIBLING, 3 TO_PROTECTED; bit 31 NoSync"),
+           capid=_cap(ObjectType.MEMEXTENT, "DONATE", note="the extent the memory leaves"),
+           to=_cap(ObjectType.MEMEXTENT, "DONATE", note="the extent it enters"),
+           offset=_reg("physical address of the page"), size=_reg("one page, 4096"))
+def _memextent_donate(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
+    """H-SRC memextent/src/hypercalls.c ``hypercall_memextent_donate``: res0 options bits
+    -> ARGUMENT_INVALID, both caps need DONATE (``hypercall_memextent_donate_sibling``).
+    Types 0/1 (child/parent) are not modelled; 3 TO_PROTECTED is Linux's (facts §8.1),
+    taking host-private to guest-private; 2 TO_SIBLING host-shared to guest-shared.
+    Memory the source extent does not hold -> MEMDB_NOT_OWNER (facts §8.1)."""
+    options = _arg(args, "options")
+    kind = options & MEMEXTENT_DONATE_TYPE_MASK
+    reserved = options & ~(MEMEXTENT_DONATE_TYPE_MASK | MEMEXTENT_DONATE_NOSYNC)
+    if reserved or kind not in DONATE_PAIRS:
+        raise HypError(Error.ARGUMENT_INVALID, f"donate options {options:#x} not modelled")
+    cspace = vcpu.vm.cspace
+    frm = cspace.lookup(_arg(args, "capid"), ObjectType.MEMEXTENT, EXTENT_DONATE)
+    to = cspace.lookup(_arg(args, "to"), ObjectType.MEMEXTENT, EXTENT_DONATE)
+    if (frm.label, to.label) != DONATE_PAIRS[kind]:
+        raise HypError(Error.ARGUMENT_INVALID, f"{frm.name} -> {to.name} is not type {kind}")
+    offset, _ = _page_range(args)
+    try:
+        table.hyp.memory.extent_donate(frm.vm.vmid, to.vm.vmid, offset,
+                                       keep=kind == MemextentDonateType.TO_SIBLING)
+    except MemError as err:
+        raise HypError(Error.MEMDB_NOT_OWNER, err.message) from None
+
+
+def _space_and_extent(vcpu: Vcpu, args: dict) -> tuple[Any, Any]:
+    cspace = vcpu.vm.cspace
+    space = cspace.lookup(_arg(args, "capid"), ObjectType.ADDRSPACE, AS_MAP)
+    extent = cspace.lookup(_arg(args, "memextent"), ObjectType.MEMEXTENT, EXTENT_MAP)
+    return space, extent
+
+
+def _map_flags(args: dict) -> int:
+    flags = _arg(args, "map_flags")
+    if flags & ~ADDRSPACE_MAP_FLAGS_VALID:
+        raise HypError(Error.ARGUMENT_INVALID, f"map_flags {flags:#x}: reserved bits set")
+    if not flags & PARTIAL:
+        raise HypError(Error.UNIMPLEMENTED, "only PARTIAL maps of a sparse extent are modelled")
+    return flags
+
+
+@hypercall("addrspace_map", 0x2B, capid=_cap(ObjectType.ADDRSPACE, "MAP"),
+           memextent=_cap(ObjectType.MEMEXTENT, "MAP"), base=_reg("the guest IPA"),
+           map_attrs=_reg("bits 2:0 user access, 6:4 kernel access, 23:16 memory type"),
+           map_flags=_reg("bit 0 PARTIAL, 1 PRIVATE, 2 VMMIO, 31 NoSync"),
+           offset=_reg("physical address of the page"), size=_reg("one page, 4096"))
+def _addrspace_map(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
+    """H-SRC addrspace/src/hypercalls.c ``hypercall_addrspace_map``: reserved attrs or
+    flags bits -> ARGUMENT_INVALID, then the address space cap (MAP), then the extent
+    cap (MAP); PARTIAL maps ``offset``/``size`` of the extent at ``base``. The stage-2
+    rights are the user access bits 2:0 of ``map_attrs`` (facts §8.1, §10.2)."""
+    attrs = _arg(args, "map_attrs")
+    if attrs & ~MAP_ATTRS_VALID:
+        raise HypError(Error.ARGUMENT_INVALID, f"map_attrs {attrs:#x}: reserved bits set")
+    _map_flags(args)
+    space, extent = _space_and_extent(vcpu, args)
+    base = _arg(args, "base")
+    offset, _ = _page_range(args)
+    if extent.vm is not space.vm or base % PAGE_SIZE:
+        raise HypError(Error.ARGUMENT_INVALID, "the extent's memory is not this VM's, or "
+                       "base is not page-aligned")
+    try:
+        table.hyp.memory.extent_map(space.vm.vmid, base, offset,
+                                    attrs & MAP_ATTR_USER_ACCESS_MASK)
+    except MemError as err:
+        raise HypError(Error.MEMDB_NOT_OWNER if err.error == "MEM_INVALID"
+                       else Error.ARGUMENT_INVALID, err.message) from None
+
+
+@hypercall("addrspace_unmap", 0x2C, capid=_cap(ObjectType.ADDRSPACE, "MAP"),
+           memextent=_cap(ObjectType.MEMEXTENT, "MAP"), base=_reg("the guest IPA"),
+           map_flags=_reg("bit 0 PARTIAL, 1 PRIVATE, 2 VMMIO, 31 NoSync"),
+           offset=_reg("physical address of the page"), size=_reg("one page, 4096"))
+def _addrspace_unmap(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
+    """H-SRC ``hypercall_addrspace_unmap``: the same checks as map, without attrs."""
+    _map_flags(args)
+    space, extent = _space_and_extent(vcpu, args)
+    offset, _ = _page_range(args)
+    if extent.vm is not space.vm:
+        raise HypError(Error.ARGUMENT_INVALID, "the extent's memory is not this VM's")
+    try:
+        table.hyp.memory.extent_unmap(space.vm.vmid, _arg(args, "base"), offset)
+    except MemError as err:
+        raise HypError(Error.ARGUMENT_INVALID, err.message) from None

@@ -66,6 +66,7 @@ class Hypervisor:
         # Message ids, 1, 2, ...: a view follows a message by its id from send to receive.
         self.next_msg_id = itertools.count(1).__next__
         self.memory = MemoryModel(self._emit_mem)
+        self.demand: dict[int, Any] = {}  # guest vmid -> its demand-paging Window
         self.booted = False  # after the scenario is built, creations are traced
         self.images: list[dict[str, Any]] = []  # what VM_CONFIG_IMAGE can load
         # The RM's own CSpace holds every master cap; guests get minimal-rights copies.
@@ -79,7 +80,7 @@ class Hypervisor:
         """Memory events name VMs like every other event (the memory model uses vmids)."""
         if not self.trace.on:
             return
-        for key in ("vm", "owner"):
+        for key in ("vm", "owner", "donor"):
             if isinstance(fields.get(key), int):
                 fields[f"{key}_vmid"] = fields[key]
                 fields[key] = self.vm_name(fields[key])

@@ -25,6 +25,7 @@ from ..consts import (
     Error,
 )
 from ..errors import ERROR_OK
+from ..mem.memparcel import PAGE_SIZE
 from ..rm.messages import RmMessageId
 from ..rm.payloads import VmExitReq
 from ..vm.vcpu import OP_HVC, OP_MEM, OP_MRS, OP_MSR, OP_PSCI, OP_WFI, OP_WORK
@@ -442,6 +443,33 @@ class ExitAfter(Guest):
                                     {"exit_code": "NORMAL"})
 
 
+TOUCH_LABEL_BASE = 0xD0  # SIMULATOR: the word a page-toucher writes to its n-th page
+
+
+class PageToucher(Guest):
+    """Writes a word to each page of its demand-paging window, then reads them all back:
+    each first touch is a page fault its owner serves (mem/demand_paging.py, facts
+    §10.2), each later access is an ordinary stage-2 hit. Then it waits (WFI)."""
+
+    program = "page-toucher"
+
+    def run(self, vcpu: Vcpu):
+        window = self.hyp.demand.get(self.vm.vmid) if self.hyp is not None else None
+        if window is None:
+            return
+        gap = self.params.get("work_ns", SIM_GUEST_WORK_NS)
+        pages = range(window.base, window.base + window.size, PAGE_SIZE)
+        self.results: list[Any] = []
+        for n, addr in enumerate(pages):
+            yield work(gap)
+            self.results.append((yield mem("W", addr, TOUCH_LABEL_BASE + n)))
+        for addr in pages:
+            yield work(gap)
+            self.results.append((yield mem("R", addr)))
+        while True:
+            yield WFI
+
+
 # SIMULATOR: where a PSCI guest's secondary vCPUs start (the IPA CPU_ON passes; the
 # model has no guest code, so it only tells the program which path to run), an MPIDR no
 # platform core has (Aff1 = 1), and the guest's default pacing.
@@ -509,5 +537,5 @@ class PsciGuest(Guest):
 PROGRAMS: dict[str, type[Guest]] = {
     cls.program: cls
     for cls in (Guest, PingClient, EchoServer, Producer, Consumer, DoorbellRinger,
-                DoorbellHandler, Spinner, Ticker, ExitAfter, PsciGuest)
+                DoorbellHandler, Spinner, Ticker, ExitAfter, PsciGuest, PageToucher)
 }

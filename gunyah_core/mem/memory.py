@@ -54,6 +54,11 @@ class MemoryModel:
         self._parcels: dict[int, MemParcel] = {}
         self._page_parcel: dict[int, int] = {}  # physical page -> handle
         self._next_handle = 0
+        # Demand paging (demand_paging.py, facts §10.2): physical page -> the VM whose
+        # memextent it was donated into by memextent_donate, mapped there or not yet,
+        # and the VM that gave it.
+        self._given: dict[int, int] = {}
+        self._donor: dict[int, int] = {}
 
     # --- ownership at boot -------------------------------------------------------------
     def add_region(self, vmid: int, base: int, size: int, rights: int = RWX,
@@ -265,6 +270,61 @@ class MemoryModel:
                    mem_info_tag=mem_info_tag)
         return out
 
+    # --- demand paging: memextent_donate and addrspace_map (facts §10.2) -------------
+    def given_to(self, pa: int) -> int | None:
+        """The VM whose demand-paging extent holds physical page ``pa``, if any."""
+        return self._given.get(pa // PAGE_SIZE)
+
+    def extent_donate(self, frm: int, to: int, pa: int, keep: bool) -> None:
+        """Move page ``pa`` from ``frm``'s extent into ``to``'s (memextent_donate).
+
+        ``keep`` False (lent memory, TO_PROTECTED): ``to`` owns the page and it leaves
+        ``frm``'s stage-2 now. ``keep`` True (shared memory, TO_SIBLING): ``frm`` keeps
+        ownership and its mapping. Raises MEM_INVALID unless ``frm`` owns the page,
+        holds it mapped and has not put it in a memparcel or another donation.
+        """
+        page = pa // PAGE_SIZE
+        mapping = self._s2.get(frm, {}).get(page)
+        if (self._owner.get(page) != frm or page in self._given or mapping is None
+                or mapping.state != OWNED):
+            raise MemError("MEM_INVALID", f"page {pa:#x} is not {frm}'s to donate")
+        self._given[page], self._donor[page] = to, frm
+        if not keep:
+            self._owner[page] = to
+            del self._s2[frm][page]
+        self._emit("mem.extent_donate", owner=frm, vm=to, pa=pa, size=PAGE_SIZE,
+                   kept=keep)
+
+    def extent_map(self, vmid: int, ipa: int, pa: int, rights: int) -> None:
+        """Map donated page ``pa`` at ``ipa`` in ``vmid``'s stage-2 (addrspace_map).
+
+        Raises MEM_INVALID unless the page was donated to ``vmid`` and is unmapped, and
+        ARGUMENT_INVALID if ``ipa`` is already mapped."""
+        page, at = pa // PAGE_SIZE, ipa // PAGE_SIZE
+        table = self._s2.setdefault(vmid, {})
+        if self._given.get(page) != vmid or any(m.pa == page for m in table.values()):
+            raise MemError("MEM_INVALID", f"page {pa:#x} is not in {vmid}'s extent")
+        if at in table:
+            raise MemError("ARGUMENT_INVALID", f"IPA {ipa:#x} is already mapped")
+        state = DONATED_IN if self._owner.get(page) == vmid else BORROWED
+        table[at] = Mapping(pa=page, rights=rights, state=state)
+        self._emit("mem.map", vm=vmid, owner=self._owner.get(page), base=ipa, pa=pa,
+                   size=PAGE_SIZE, rights=rights_str(rights), state=state,
+                   donor=self._donor[page])
+
+    def extent_unmap(self, vmid: int, ipa: int, pa: int) -> None:
+        """Remove ``vmid``'s mapping of donated page ``pa`` at ``ipa`` (addrspace_unmap)."""
+        at = ipa // PAGE_SIZE
+        m = self._s2.get(vmid, {}).get(at)
+        if m is None or m.pa != pa // PAGE_SIZE or self._given.get(m.pa) != vmid:
+            raise MemError("MEM_INVALID", f"IPA {ipa:#x} does not map page {pa:#x}")
+        del self._s2[vmid][at]
+        self._emit("mem.unmap", vm=vmid, base=ipa, pa=pa, size=PAGE_SIZE)
+
+    def mapped(self, vmid: int, addr: int) -> bool:
+        """True if IPA ``addr`` has a stage-2 entry in ``vmid`` (any rights)."""
+        return addr // PAGE_SIZE in self._s2.get(vmid, {})
+
     # --- the guest's view: stage-2 access -----------------------------------------------
     def access(self, vmid: int, addr: int, kind: str) -> bool:
         """True if ``vmid`` may access IPA ``addr`` for ``kind``; else emit mem.fault.
@@ -335,6 +395,8 @@ class MemoryModel:
                        for v, t in sorted(self._s2.items())},
             "parcels": self.parcels(),
             "next_handle": self._next_handle,
+            **({"given": [[p, v, self._donor[p]] for p, v in sorted(self._given.items())]}
+               if self._given else {}),
         }
 
     @classmethod
@@ -350,6 +412,8 @@ class MemoryModel:
             for _, pa in parcel.pages:
                 model._page_parcel[pa] = parcel.handle
         model._next_handle = snap["next_handle"]
+        model._given = {p: v for p, v, _ in snap.get("given", [])}
+        model._donor = {p: d for p, _, d in snap.get("given", [])}
         return model
 
     def check_invariants(self) -> None:
@@ -363,6 +427,10 @@ class MemoryModel:
                 bad.append(f"VM {vmid} maps a physical page twice")
             for ipa, m in table.items():
                 where = f"VM {vmid} IPA page {ipa}"
+                if m.handle is None and self._given.get(m.pa) == vmid:
+                    if self._owner.get(m.pa) == vmid:  # a lent demand page, mapped
+                        held[m.pa] = held.get(m.pa, 0) + 1
+                    continue
                 if self._owner.get(m.pa) == vmid:
                     held[m.pa] = held.get(m.pa, 0) + 1
                     in_parcel = m.state in (LENT, SHARED)
@@ -380,7 +448,7 @@ class MemoryModel:
                         or self._page_parcel.get(m.pa) != m.handle):
                     bad.append(f"{where}: mapping of page {m.pa} not backed by a parcel")
         bad += [f"page {p} has {held.get(p, 0)} owner mappings" for p in self._owner
-                if held.get(p, 0) != 1]
+                if held.get(p, 0) != 1 and not (held.get(p, 0) == 0 and p in self._given)]
         per_owner: dict[int, int] = {}
         for h, parcel in self._parcels.items():
             per_owner[parcel.owner] = per_owner.get(parcel.owner, 0) + 1

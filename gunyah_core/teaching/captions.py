@@ -626,6 +626,30 @@ def _mem_access(e: Event) -> str:
     return f"{e.get('vcpu') or e.get('vm')}'s {what}{value} at {hexn(e.get('addr'))} is {ok}."
 
 
+def _mem_page_fault(e: Event) -> str:
+    what = _ACCESS.get(str(e.get("access")), str(e.get("access")))
+    return (f"{e.get('vcpu') or e.get('vm')}'s {what} at {hexn(e.get('addr'))} faults: the "
+            f"page is not given yet, so no abort; the vCPU stops and {e.get('owner')}'s "
+            f"vcpu_run returns ADDRSPACE_PAGE_FAULT (7) with that IPA.")
+
+
+def _mem_extent_donate(e: Event) -> str:
+    after = (f"{e.get('owner')} keeps it mapped (shared)" if e.get("kept")
+             else f"it leaves {e.get('owner')}'s stage-2 and is {e.get('vm')}'s now")
+    return (f"{e.get('owner')} donates the {size_text(e.get('size'))} page at PA "
+            f"{hexn(e.get('pa'))} into {e.get('vm')}'s memory extent: {after}.")
+
+
+def _mem_map(e: Event) -> str:
+    return (f"The page at PA {hexn(e.get('pa'))} arrives in {e.get('vm')}: mapped at IPA "
+            f"{hexn(e.get('base'))} ({e.get('rights')}); the faulting access can be retried.")
+
+
+def _mem_unmap(e: Event) -> str:
+    return (f"The page at IPA {hexn(e.get('base'))} is unmapped from {e.get('vm')}'s "
+            f"stage-2 (PA {hexn(e.get('pa'))}).")
+
+
 def _snapshot(e: Event) -> str:
     state = e.get("state") or {}
     scenario = e.get("scenario") or {}
@@ -689,6 +713,10 @@ CAPTIONS: dict[str, Callable[[Event], str]] = {
     K.VTIMER_WRITE: _vtimer_write,
     K.VTIMER_QUEUE: _vtimer_queue,
     K.VTIMER_FIRE: _vtimer_fire,
+    K.MEM_PAGE_FAULT: _mem_page_fault,
+    K.MEM_EXTENT_DONATE: _mem_extent_donate,
+    K.MEM_MAP: _mem_map,
+    K.MEM_UNMAP: _mem_unmap,
     K.OBJ_CREATE: lambda e: _obj(e, "creates"),
     K.OBJ_DESTROY: lambda e: _obj(e, "destroys"),
     K.SIM_SNAPSHOT: _snapshot,
@@ -777,6 +805,17 @@ REAL: dict[str, str] = {
                    "timer's arm_vm_timer_handle_timer_action does; both call "
                    "virq_assert(level). A ready vCPU gets it when switched in (the "
                    "simulator injects it at the deadline).",
+    K.MEM_PAGE_FAULT: "a stage-2 fault of a proxy-scheduled vCPU in memory its host gives on "
+                      "demand: vcpu_run returns ADDRSPACE_PAGE_FAULT (7), as Linux's "
+                      "gunyah_vcpu.c expects from a newer hypervisor; the open hypervisor "
+                      "source has no state 7, so the simulator follows Linux.",
+    K.MEM_EXTENT_DONATE: "memextent_donate (0x6061) moves the page between sparse memory "
+                         "extents: TO_PROTECTED (3, Linux's) for lent memory, TO_SIBLING (2) "
+                         "for shared (hyp/mem/memextent, hypercall_memextent_donate).",
+    K.MEM_MAP: "addrspace_map (0x602B) with PARTIAL|PRIVATE (lent) or PARTIAL|VMMIO "
+               "(shared) maps the page into the guest's stage-2 (hyp/mem/addrspace, "
+               "hypercall_addrspace_map; Linux vm_mgr_mem.c gunyah_vm_provide_folio).",
+    K.MEM_UNMAP: "addrspace_unmap (0x602C) removes the page from the guest's stage-2.",
     K.OBJ_CREATE: "the RM creates hypervisor objects with partition_create_* and activates "
                   "them.",
     K.OBJ_DESTROY: "the RM destroys the objects when it resets a VM.",
@@ -791,6 +830,11 @@ HVC_SIMPLIFIED = {
     "msgqueue_receive": "the message is handed back by value, not copied to a guest buffer",
     "msgqueue_push": "documented by Linux, absent from the public hypervisor (0x601E is "
                      "reserved): modelled as documented",
+    "memextent_donate": "one page per call, types 2 (TO_SIBLING) and 3 (TO_PROTECTED, "
+                        "Linux's) only; extents span physical memory, offset = PA",
+    "addrspace_map": "one page per call, PARTIAL maps only; the stage-2 rights are the "
+                     "user access bits",
+    "addrspace_unmap": "one page per call, PARTIAL only",
 }
 
 
@@ -812,7 +856,7 @@ def real_gunyah(event: Event) -> str:
 
 
 # -- fields as an engineer reads them -------------------------------------------------
-_HEX_FIELDS = frozenset({"capid", "handle", "msg_id", "vmid", "base", "addr", "flags", "sent",
+_HEX_FIELDS = frozenset({"capid", "handle", "msg_id", "vmid", "base", "addr", "pa", "flags", "sent",
                          "acked", "clear", "enable_mask", "ack_mask", "new_flags", "old_flags",
                          "vm_vmid", "owner_vmid", "rights", "targets"})
 #: Fields in hex only in some kinds (``old`` is a priority in vcpu.priority).

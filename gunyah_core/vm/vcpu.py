@@ -19,7 +19,7 @@ from ..consts import (
     ObjectType,
 )
 from ..core.kobject import KObject
-from .vcpu_run import VcpuRunState
+from .vcpu_run import PAGE_FAULT_BLOCK, VcpuRunState
 
 if TYPE_CHECKING:
     from ..core.scheduler import PcpuScheduler
@@ -36,7 +36,7 @@ BLOCK_VCPU_SUSPEND = "vcpu_suspend"  # PSCI CPU_SUSPEND (hyp/vm/vcpu/vcpu.tc sch
 # What a student sees for a non-runnable vCPU, by the reason that blocked it.
 STATE_OF_BLOCK = {BLOCK_VCPU_OFF: "off", BLOCK_VCPU_WFI: "wfi", BLOCK_VCPU_RUN: "proxy",
                   "vcpu_run_caller": "vcpu_run", "yield_to_caller": "yielding",
-                  BLOCK_VCPU_SUSPEND: "suspended"}
+                  BLOCK_VCPU_SUSPEND: "suspended", PAGE_FAULT_BLOCK: "page fault"}
 
 # Operations a guest generator yields.
 OP_HVC = "hvc"
@@ -102,6 +102,10 @@ class Vcpu(KObject):
         self.system_reset: tuple[int, int] | None = None
         self.exited = False
         self.halt: Any = None  # its HALT vIRQ source, bound in the RM's VIC (vm/psci.py)
+        # Demand paging (mem/demand_paging.py): the access (kind, IPA, value) that faulted
+        # and is retried when the owner resumes it, and whether it is to be aborted.
+        self.page_fault: tuple[str, int, int] | None = None
+        self.fault_abort = False
 
     @property
     def runnable(self) -> bool:

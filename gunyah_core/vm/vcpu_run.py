@@ -14,8 +14,12 @@ target runs is charged to the caller's slice. While the target
 waits, a vIRQ for it raises the wakeup vIRQ in the owner's VIC (facts §7.2).
 PSCI power calls of the target (vm/psci.py) end a run as the source's run check reports
 them: POWERED_OFF (data0 bit 0 = exited), EXPECTS_WAKEUP from CPU_SUSPEND and
-PSCI_SYSTEM_RESET (0x100). Simplified: no VMMIO exits or faults (states 4-6); resume
-data is ignored.
+PSCI_SYSTEM_RESET (0x100). A stage-2 translation fault in a demand-paged window ends a
+run as ADDRSPACE_PAGE_FAULT (7: data0 = IPA, data1 = non-zero for a write), the state
+Linux's gunyah_vcpu.c handles with a newer hypervisor (facts §7.2, §10.2; absent from
+the open H-SRC, so modelled from Linux: mem/demand_paging.py). Simplified: no VMMIO
+exits (states 4-5) and no FAULT (6); the only resume data used is the action in
+resume1 after a page fault.
 """
 
 from __future__ import annotations
@@ -43,6 +47,9 @@ KIND_VCPU_RUN = "vcpu_run"
 KIND_YIELD_TO = "yield_to"
 WFI_WAKEUP_REASON = VCPU_RUN_WAKEUP_FROM_WFI  # data1 of EXPECTS_WAKEUP after a WFI
 SUSPEND_BLOCK = "vcpu_suspend"  # vcpu.BLOCK_VCPU_SUSPEND (vcpu.py imports this module)
+# SIMULATOR: the block a page-faulting proxy vCPU waits in until its owner's next
+# vcpu_run applies a resume action (the newer hypervisor's source is not public).
+PAGE_FAULT_BLOCK = "page_fault"
 
 
 class VcpuRunState(IntEnum):
@@ -55,6 +62,7 @@ class VcpuRunState(IntEnum):
     ADDRSPACE_VMMIO_READ = 0x4
     ADDRSPACE_VMMIO_WRITE = 0x5
     FAULT = 0x6
+    ADDRSPACE_PAGE_FAULT = 0x7  # Linux gunyah_vcpu.c, newer hypervisor (facts §7.2)
     PSCI_SYSTEM_RESET = 0x100
 
 
@@ -91,6 +99,9 @@ def state_of_stopped(target: Vcpu, off_block: str, wfi_block: str) -> HypResult:
     """
     if target.exited:
         return result(VcpuRunState.POWERED_OFF, VCPU_RUN_POWEROFF_EXITED)
+    if PAGE_FAULT_BLOCK in target.blocked:  # facts §7.2: data0 IPA, data1 non-zero = write
+        _access, ipa, _value = target.page_fault
+        return result(VcpuRunState.ADDRSPACE_PAGE_FAULT, ipa, int(_access == "W"))
     if target.system_reset is not None:
         return result(VcpuRunState.PSCI_SYSTEM_RESET, *target.system_reset)
     if SUSPEND_BLOCK in target.blocked:

@@ -8,7 +8,8 @@ const MIN_SPEED_LOG10 = -7;
 const KEY_SPEED_STEP = 5;      // +/- move half a decade
 const STEP_KINDS = ["msgq.send", "msgq.recv", "virq.assert", "virq.deliver", "bell.send", "bell.recv",
   "sched.switch", "vcpu.state", "vcpu.run", "hvc", "user.action", "rm.rpc", "vm.state", "obj.create",
-  "obj.destroy", "mem.lend", "mem.accept", "mem.fault", "vtimer.write", "vtimer.fire"];
+  "obj.destroy", "mem.lend", "mem.accept", "mem.fault", "mem.page_fault", "mem.map",
+  "vtimer.write", "vtimer.fire"];
 
 export function sliderToSpeed(v) {
   return v > SLIDER_MAX_FINITE ? "max" : 10 ** (MIN_SPEED_LOG10 + v / SLIDER_DECADE);

@@ -112,6 +112,10 @@ export function summarize(e) {
       : e.stage === "preempted" ? `${e.caller} preempted: ${e.vcpu} waits, the vcpu_run goes on later`
       : e.stage === "resume" ? `${e.caller} picked again: ${e.vcpu} runs on in its place`
       : `${e.caller} vcpu_run returns ${e.state} (${e.vcpu})`;
+    case "mem.page_fault": return `${e.vcpu} ${e.access} ${hex(e.addr)}: page fault → ${e.owner}'s vcpu_run`;
+    case "mem.extent_donate": return `${e.owner} donates page ${hex(e.pa)} to ${e.vm}${e.kept ? " (shared)" : ""}`;
+    case "mem.map": return `page ${hex(e.pa)} arrives in ${e.vm} at ${hex(e.base)} (${e.rights})`;
+    case "mem.unmap": return `page ${hex(e.pa)} unmapped from ${e.vm} at ${hex(e.base)}`;
     case "mem.access": return `${e.vm} ${e.access} ${hex(e.addr)} ${e.ok ? "ok" : "fault"}` +
       (e.access === "R" && e.ok ? ` = ${hex(e.value)}` : "");
     case "hvc": return `${e.vcpu} ${e.name} → ${e.result}${hvcRet(e.ret)}`;

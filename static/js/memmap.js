@@ -1,7 +1,10 @@
 // Each VM's memory map (IPA ranges: owned, lent, shared, borrowed, donated-in), kept by
 // folding mem.* trace events over the snapshot's `memory`: a lend marks the owner's range
 // lent at once (facts §8.2), an accept maps it into the borrower, a release unmaps it, a
-// reclaim gives it back. Drawn as a strip under each VM box and a table in the inspector.
+// reclaim gives it back. Demand paging (facts §10.2): memextent_donate takes a lent page
+// out of its donor's map, addrspace_map brings it into the guest's (mem.extent_donate,
+// mem.map), addrspace_unmap takes it away (mem.unmap). Drawn as a strip under each VM box
+// and a table in the inspector.
 import { html, svg } from "./format.js";
 
 export const MEM_STATES = ["owned", "lent", "shared", "borrowed", "donated-in"];
@@ -35,14 +38,17 @@ function carve(list, base, size) {
   return removed;
 }
 
-/** Sort by base and join neighbouring owned ranges (as the model reports them). */
+/** Sort by base and join neighbouring owned ranges (as the model reports them), and
+ *  neighbouring pages given on demand (no parcel) from the same donor. */
 function tidy(list) {
   list.sort((a, b) => a.base - b.base);
   for (let i = list.length - 1; i > 0; i--) {
     const a = list[i - 1]; const b = list[i];
-    if (a.state === "owned" && b.state === "owned" && a.rights === b.rights &&
-        a.base + a.size === b.base && a.pa + a.size === b.pa) {
+    const same = a.state === b.state && a.rights === b.rights &&
+      (a.state === "owned" || (a.handle == null && b.handle == null && a.peer === b.peer && a.peer != null));
+    if (same && a.base + a.size === b.base && a.pa + a.size === b.pa) {
       a.size += b.size;
+      a.arrived = b.arrived ?? a.arrived;
       list.splice(i, 1);
     }
   }
@@ -93,6 +99,27 @@ export function foldMem(mem, e) {
       tidy(owner);
       return [e.owner];
     }
+    case "mem.extent_donate": { // a lent page leaves its donor's stage-2; a shared one stays
+      if (e.kept) return [];
+      const owner = list(e.owner);
+      const at = owner.find((r) => r.pa <= e.pa && e.pa < r.pa + r.size);
+      if (!at) return [];
+      carve(owner, at.base + (e.pa - at.pa), e.size);
+      tidy(owner);
+      return [e.owner];
+    }
+    case "mem.map": { // the page arrives
+      const into = list(e.vm);
+      carve(into, e.base, e.size);
+      into.push({ base: e.base, size: e.size, pa: e.pa, handle: null, rights: e.rights,
+        state: e.state, peer: e.donor, arrived: `pa:${e.pa}` });
+      tidy(into);
+      return [e.vm];
+    }
+    case "mem.unmap": {
+      carve(list(e.vm), e.base, e.size);
+      return [e.vm];
+    }
     default:
       return [];
   }
@@ -121,7 +148,7 @@ export function drawStrip(g, s, ranges, flashHandle, motion) {
   g.replaceChildren();
   for (const seg of segments(ranges ?? [], s.x, s.w)) {
     const sg = svg("g", { class: `mseg ms-${seg.r.state}`, "data-state": seg.r.state,
-      "data-handle": seg.r.handle ?? "" }, g);
+      "data-handle": seg.r.handle ?? "", "data-size": seg.r.size }, g);
     svg("rect", { x: seg.x, y: s.y, width: Math.max(1, seg.w - 2), height: s.h, class: "mseg-fill" }, sg);
     svg("rect", { x: seg.x, y: s.y, width: Math.max(1, seg.w - 2), height: s.h, class: "mseg-pat" }, sg);
     const t = svg("text", { x: seg.x + 5, y: s.y + s.h / 2 + 5, class: "mseg-text" }, sg);
@@ -129,7 +156,7 @@ export function drawStrip(g, s, ranges, flashHandle, motion) {
     const title = svg("title", {}, sg);
     title.textContent = `${fmtAddr(seg.r.base)} +${fmtSize(seg.r.size)} ${seg.r.state} ${seg.r.rights}` +
       (seg.r.peer ? ` (${seg.r.state === "borrowed" ? "from" : "to"} ${seg.r.peer})` : "");
-    if (flashHandle != null && seg.r.handle === flashHandle && motion) {
+    if (flashHandle != null && (seg.r.handle ?? seg.r.arrived) === flashHandle && motion) {
       sg.animate([{ opacity: 1 }, { opacity: 0.25 }, { opacity: 1 }], { duration: 450, iterations: 3 });
     }
   }
@@ -163,7 +190,7 @@ export function memSection(parent) {
     body.replaceChildren(...list.map((r) => {
       const row = html("tr", { "data-state": r.state });
       for (const c of [fmtAddr(r.base), fmtSize(r.size), LABEL[r.state], r.rights,
-        r.handle == null ? "–" : `#${r.handle}${r.peer ? (r.state === "borrowed" || r.state === "donated-in" ? ` from ${r.peer}` : ` to ${r.peer}`) : ""}`]) {
+        r.handle == null ? (r.peer ? `on demand from ${r.peer}` : "–") : `#${r.handle}${r.peer ? (r.state === "borrowed" || r.state === "donated-in" ? ` from ${r.peer}` : ` to ${r.peer}`) : ""}`]) {
         html("td", {}, c, row);
       }
       return row;

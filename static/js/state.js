@@ -180,6 +180,10 @@ export class SimState {
         this.faults.set(e.vm, e);
         d.add(`mem:${e.vm}`);
         break;
+      case "mem.page_fault": // no abort: the owner is asked for the page (demand paging)
+        this.faults.set(e.vm, e);
+        d.add(`mem:${e.vm}`);
+        break;
       case "mem.access":
         if (e.ok && this.faults.has(e.vm)) { this.faults.delete(e.vm); d.add(`mem:${e.vm}`); }
         break;
@@ -192,6 +196,9 @@ export class SimState {
       case "mem.lend": case "mem.share": case "mem.donate": case "mem.accept": case "mem.release":
       case "mem.reclaim":
         for (const vm of foldMem(this.memory, e)) { d.add(`mem:${vm}`); this.memFlash.set(vm, e.handle); }
+        break;
+      case "mem.extent_donate": case "mem.map": case "mem.unmap": // demand paging (memmap.js)
+        for (const vm of foldMem(this.memory, e)) { d.add(`mem:${vm}`); this.memFlash.set(vm, `pa:${e.pa}`); }
         break;
       default:
         break;

@@ -75,11 +75,14 @@ export function updateVmMem(node, state, name, motion) {
   drawStrip(node.mem, node.box.mem, state.memory.get(name), flash, motion);
   const f = state.faults.get(name);
   if (!f) { setAttr(node.fault, "visibility", "hidden"); node.faultSeq = null; return; }
-  const w = fitText(node.faultText, `stage-2 fault: ${f.access} at ${fmtAddr(f.addr)} (has ${f.rights})`,
-    node.box.w - 36) + 16;
+  const text = f.kind === "mem.page_fault"
+    ? `page fault: ${f.access} at ${fmtAddr(f.addr)}, asks ${f.owner}`
+    : `stage-2 fault: ${f.access} at ${fmtAddr(f.addr)} (has ${f.rights})`;
+  const w = fitText(node.faultText, text, node.box.w - 36) + 16;
   setAttr(node.faultRect, "width", w);
   setAttr(node.fault, "visibility", "visible");
   setAttr(node.fault, "data-addr", fmtAddr(f.addr));
+  setAttr(node.fault, "data-kind", f.kind);
   if (node.faultSeq !== f.seq) {
     node.faultSeq = f.seq;
     if (motion) node.fault.animate(FLASH, { duration: FLASH_MS, iterations: FLASH_TIMES });

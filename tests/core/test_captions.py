@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gunyah_core import Simulation, load
+from gunyah_core import Simulation, load, parse
 from gunyah_core.consts import HVC_IMM_BASE, MSGQUEUE_SEND_FLAG_PUSH
 from gunyah_core.core.hypercalls import _TABLE
 from gunyah_core.core.trace import ALL_KINDS
@@ -20,6 +20,12 @@ from gunyah_core.scenario import preset_names
 from gunyah_core.teaching.captions import CAPTIONS, REAL, caption, explain, fields, real_gunyah
 
 RUN_NS = 20_000_000
+DEMAND_PAGING = """
+name: demand
+vms:
+  - {name: HLOS, program: vmm, params: {peer: Guest}}
+  - {name: Guest, proxy: true, program: page-toucher, demand_paging: {pages: 1}}
+"""
 RWX = int(PgtableAccess.R | PgtableAccess.W | PgtableAccess.X)
 NOT_EMPTY_THD = 4
 SHORT_PACKET = b"\x21\x01\x00"  # three bytes of an eight-byte header: the RM drops it
@@ -56,7 +62,13 @@ def events_no_preset_makes() -> list[dict[str, Any]]:
     parcel = next(e for e in mem.run(until_ns=RUN_NS) if e["kind"] == "mem.lend")
     mem.hyp.memory.donate(parcel["owner_vmid"], [(parcel["vm_vmid"], RWX)],
                           [(parcel["base"], parcel["size"])])
-    return events + mem.trace.take()
+    events += mem.trace.take()
+
+    paging = Simulation(parse(DEMAND_PAGING))
+    events += paging.run(until_ns=RUN_NS)
+    mapped = next(e for e in events if e["kind"] == "mem.map")
+    paging.hyp.memory.extent_unmap(mapped["vm_vmid"], mapped["base"], mapped["pa"])
+    return events + paging.trace.take()
 
 
 @pytest.fixture(scope="module")

@@ -281,7 +281,26 @@ def claim_psci_power(events: list[dict]) -> None:
     assert _vm_states(events)[-4:] == ["EXITED", "RESETTING", "RESET", "NONE"]
 
 
+def claim_demand_paging(events: list[dict]) -> None:
+    """Each first write to Guest's four window pages makes HLOS's vcpu_run return state 7
+    with the IPA; HLOS donates (type 3), maps (PARTIAL|PRIVATE, RWX) and resumes with
+    RETRY; the write then succeeds, and the reads after hit at once."""
+    runs = [e for e in events if e["kind"] == "hvc" and e["name"] == "vcpu_run"]
+    faults = [e["ret"]["data0"] for e in runs if e["ret"].get("state_value") == 7]
+    assert len(faults) == 4 and all(e["ret"]["data1"] == 1 for e in runs
+                                    if e["ret"].get("state_value") == 7)
+    donates = [e["args"]["options"] for e in events if e["kind"] == "hvc"
+               and e["name"] == "memextent_donate" and e["result"] == "OK"]
+    maps = [(e["args"]["base"], e["args"]["map_flags"], e["args"]["map_attrs"] & 7)
+            for e in events if e["kind"] == "hvc" and e["name"] == "addrspace_map"]
+    assert donates == [3] * 4 and maps == [(ipa, 3, 7) for ipa in faults]
+    assert [e["args"].get("resume1") for e in runs[1:5]] == [1] * 4
+    hits = [(e["addr"], e["access"]) for e in events if e["kind"] == "mem.access" and e["ok"]]
+    assert hits == [(ipa, "W") for ipa in faults] + [(ipa, "R") for ipa in faults]
+
+
 CLAIMS = {
+    "demand-paging": claim_demand_paging,
     "msgq-backpressure": claim_msgq_backpressure,
     "msgq-thresholds": claim_msgq_thresholds,
     "priority-preemption": claim_priority_preemption,
