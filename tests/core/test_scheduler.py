@@ -912,3 +912,35 @@ def test_a_suspended_yield_whose_target_was_powered_off_ends_when_the_caller_is_
         (400 * US, "P.1", "ready", "preempt"), (400 * US, "P.0", "ready", "preempt"),
         (450 * US, "P.1", "off", "vcpu_off"), (t_back, "P.0", "running", "yield_to:return")]
     assert hyp.pcpus[0].snapshot()["runq"] == []
+
+
+def test_a_directed_yield_is_skipped_only_for_a_virq_pending_on_the_caller(
+        hyp: Hypervisor) -> None:
+    """H-SRC scheduler_fprr.c scheduler_yield_to: a vCPU with a pending wakeup
+    (vcpu_pending_wakeup: a vIRQ pending *for it*) returns at once. A vIRQ pending in the
+    same VM but routed to another of its vCPUs does not stop the yield."""
+    p = add_vm(hyp, "P", (0, 0, 0), timeslice_ns=SLICE)
+    set_program(p, "spin", work_ns=SPIN_CHUNK_NS)
+    p0 = p.vcpus[0]
+    for vcpu in p.vcpus:
+        hyp.power_on(vcpu)
+    run_until(hyp, 100 * US)
+    assert hyp.pcpus[0].current is p0
+    lines = []
+    for index in (1, 0):
+        line = VirqSource(f"line{index}")
+        p.vic.bind(line, p.allocate_virq(), vcpu_index=index)
+        lines.append(line)
+    lines[0].assert_()  # pending, routed to P.1
+    hyp.trace.take()
+    to_p2 = p.resources["vcpu2"]["capid"]
+    now = hyp.engine.now
+    assert hvc(hyp, p0, "scheduler_yield", control=1, arg1=to_p2).ok
+    assert switches(hyp.trace.take()) == [(now, 0, "P.0", "P.2", "yield_to")]
+    assert hvc(hyp, p.vcpus[2], "scheduler_yield", control=0).ok  # the target ends it
+    assert hyp.pcpus[0].current is p0 and hyp.pcpus[0].proxy is None
+    lines[1].assert_()  # now one for P.0 itself: the yield returns at once
+    hyp.trace.take()
+    assert hvc(hyp, p0, "scheduler_yield", control=1, arg1=to_p2).ok
+    assert switches(hyp.trace.take()) == []
+    assert hyp.pcpus[0].current is p0 and hyp.pcpus[0].proxy is None
