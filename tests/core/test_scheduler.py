@@ -687,6 +687,32 @@ def test_a_thread_preempted_as_its_slice_ends_goes_to_the_tail(hyp: Hypervisor) 
         (t_back + SLICE, 0, "B.0", "A.0", "timeslice")]
 
 
+def test_a_thread_preempted_as_its_partial_slice_ends_gets_a_whole_fresh_one(
+        hyp: Hypervisor) -> None:
+    """A, preempted once at 300 us, resumes with the 700 us it had left; a second
+    preemption at the very end of those 700 us finds that slice expired: A goes to the
+    tail with a *whole* fresh slice (H-SRC scheduler_fprr.c update_timeslice:
+    reset_sched_params), not a whole slice less what it ran since it resumed."""
+    a, b = spinners(hyp, "A", "B")
+    first, second = (add_vm(hyp, name, (0,), priority=40) for name in ("U", "V"))
+    first.guest, second.guest = Burst(first, {}), Burst(second, {})
+    resumed = 300 * US + SIM_CONTEXT_SWITCH_NS + BURST_NS
+    ends = resumed + SLICE - 300 * US
+    # Both wakes are scheduled before the slice's expiry event: at ``ends`` V comes first.
+    hyp.engine.schedule(300 * US, hyp.power_on, first.vcpus[0])
+    hyp.engine.schedule(ends, hyp.power_on, second.vcpus[0])
+    start(hyp, a, b)
+    t_back = ends + SIM_CONTEXT_SWITCH_NS + BURST_NS
+    assert [(e["t"], e["prev"], e["next"], e["reason"], e["slice_ns"]) for e in
+            run_until(hyp, t_back + 2 * SLICE) if e["kind"] == "sched.switch"][:6] == [
+        (0, None, "A.0", "wake:vcpu_off", SLICE), (300 * US, "A.0", "U.0", "preempt",
+                                                   SCHEDULER_DEFAULT_TIMESLICE_NS),
+        (resumed, "U.0", "A.0", "block:vcpu_wfi", 700 * US),
+        (ends, "A.0", "V.0", "preempt", SCHEDULER_DEFAULT_TIMESLICE_NS),
+        (t_back, "V.0", "B.0", "block:vcpu_wfi", SLICE),
+        (t_back + SLICE, "B.0", "A.0", "timeslice", SLICE)]
+
+
 def _burst_target(hyp: Hypervisor, p) -> tuple[Vcpu, int]:
     """A Burst thread T on pCPU 0 and P's cap to it with YIELD_TO."""
     t = add_vm(hyp, "T", (0,))
