@@ -970,3 +970,25 @@ def test_a_directed_yield_is_skipped_only_for_a_virq_pending_on_the_caller(
     assert hvc(hyp, p0, "scheduler_yield", control=1, arg1=to_p2).ok
     assert switches(hyp.trace.take()) == []
     assert hyp.pcpus[0].current is p0 and hyp.pcpus[0].proxy is None
+
+
+def test_a_thread_switched_out_with_no_slice_left_comes_back_with_a_fresh_one(
+        hyp: Hypervisor) -> None:
+    """The simulator's live priority control lowers A at the very instant its slice ends
+    (before the expiry event of that instant): A leaves with 0 ns left, behind B. When
+    B blocks, A runs again with a whole fresh slice, as an expired thread does (H-SRC
+    scheduler_fprr.c update_timeslice resets a used-up slice), not with 0 ns."""
+    (a,) = spinners(hyp, "A")
+    b = add_vm(hyp, "B", (0,), priority=32)
+    b.guest = Burst(b, {})
+    sched = hyp.pcpus[0]
+    hyp.engine.schedule(SLICE, sched.set_priority, a.vcpus[0], 31)  # before A's expiry
+    start(hyp, a)
+    hyp.engine.schedule(500 * US, hyp.power_on, b.vcpus[0])  # B waits behind A
+    t_block = SLICE + SIM_CONTEXT_SWITCH_NS + BURST_NS
+    assert [(e["t"], e["prev"], e["next"], e["reason"], e["slice_ns"], e["prev_left_ns"])
+            for e in run_until(hyp, t_block + SLICE) if e["kind"] == "sched.switch"][:3] == [
+        (0, None, "A.0", "wake:vcpu_off", SLICE, None),
+        (SLICE, "A.0", "B.0", "preempt", SCHEDULER_DEFAULT_TIMESLICE_NS, 0),
+        (t_block, "B.0", "A.0", "block:vcpu_wfi", SLICE,
+         SCHEDULER_DEFAULT_TIMESLICE_NS - SIM_CONTEXT_SWITCH_NS - BURST_NS)]
