@@ -992,3 +992,45 @@ def test_a_thread_switched_out_with_no_slice_left_comes_back_with_a_fresh_one(
         (SLICE, "A.0", "B.0", "preempt", SCHEDULER_DEFAULT_TIMESLICE_NS, 0),
         (t_block, "B.0", "A.0", "block:vcpu_wfi", SLICE,
          SCHEDULER_DEFAULT_TIMESLICE_NS - SIM_CONTEXT_SWITCH_NS - BURST_NS)]
+
+
+class LongWork(Guest):
+    """Works 1.5 ms, then sleeps for good: a yield target that outlasts the yield."""
+
+    program = "long-work"
+
+    def run(self, vcpu: Vcpu):
+        yield work(1500 * US)
+        yield sleep(10 * MS)
+
+
+def test_a_yield_cut_with_no_slice_left_resumes_its_caller_with_a_fresh_slice(
+        hyp: Hypervisor) -> None:
+    """P yields to T; at the very instant P's slice ends (before that instant's expiry
+    event) the live priority control lowers P below B: the yield is suspended with 0 ns
+    left to P, and T runs on its own. When T and then B block, P is picked, its target
+    is blocked, so the yield ends and P runs with a whole fresh slice, not 0 ns (H-SRC
+    scheduler_fprr.c update_timeslice resets a used-up slice)."""
+    (p,) = spinners(hyp, "P")
+    t = add_vm(hyp, "T", (0,), timeslice_ns=SLICE)
+    t.guest = LongWork(t, {})
+    b = add_vm(hyp, "B", (0,), priority=32)
+    b.guest = Burst(b, {})
+    p0 = p.vcpus[0]
+    hyp.engine.schedule(SLICE, hyp.pcpus[0].set_priority, p0, 31)  # before the expiry
+    start(hyp, p, t)
+    hyp.engine.schedule(500 * US, hyp.power_on, b.vcpus[0])
+    run_until(hyp, 50 * US)
+    now = hyp.engine.now
+    assert hvc(hyp, p0, "scheduler_yield", control=1,
+               arg1=p.cspace.create(t.vcpus[0], ThreadRights.YIELD_TO)).ok
+    events = hyp.trace.take() + run_until(hyp, 5 * MS)
+    # T's 1.5 ms of work, begun after its switch-in at ``now``, cut by a switch at SLICE
+    t_sleep = now + 2 * SIM_CONTEXT_SWITCH_NS + 1500 * US
+    t_back = t_sleep + SIM_CONTEXT_SWITCH_NS + BURST_NS
+    assert [(e["t"], e["prev"], e["next"], e["reason"], e["slice_ns"]) for e in events
+            if e["kind"] == "sched.switch"] == [
+        (now, "P.0", "T.0", "yield_to", SLICE - now),
+        (SLICE, "T.0", "T.0", "preempt", SLICE),  # T goes on, on its own slice
+        (t_sleep, "T.0", "B.0", "block:vcpu_wfi", SCHEDULER_DEFAULT_TIMESLICE_NS),
+        (t_back, "B.0", "P.0", "yield_to:return", SLICE)]
