@@ -109,6 +109,10 @@ EQUIVALENT: dict[str, str] = {
         "(Hypervisor.create_msgq) passes both ends",
     "gunyah_core.msgq.xǁMsgqǁ__init____mutmut_2":
         'receiver default "" -> "XXXX": never used, as above',
+    "gunyah_core.cspace.xǁCSpaceǁ__init____mutmut_2":
+        "owner = None: nothing reads a CSpace's owner (it names the table in a debugger)",
+    "gunyah_core.cspace.xǁCSpaceǁ__init____mutmut_17":
+        "rng.randrange(0, N) -> rng.randrange(N): the same call, the same draw",
     "gunyah_core.cspace.xǁCSpaceǁ_decode__mutmut_4":
         "capid < CSPACE_CAP_INVALID -> <=: all ones never decodes anyway (base < 2**48, "
         "so capid ^ base >= 2**64 - 2**48: an index far above CSPACE_MAX_CAPS; with "
@@ -129,6 +133,10 @@ EQUIVALENT: dict[str, str] = {
     "gunyah_core.scheduler.xǁPcpuSchedulerǁ__init____mutmut_13":
         "expiry_due 0 -> None: read only while an expiry is armed, and _arm sets both",
     "gunyah_core.scheduler.xǁPcpuSchedulerǁ__init____mutmut_14": "expiry_due 0 -> 1: as above",
+    "gunyah_core.scheduler.xǁPcpuSchedulerǁ__init____mutmut_15":
+        "slice_end 0 -> None: read only while a thread runs, and the _switch to it sets "
+        "it (_arm)",
+    "gunyah_core.scheduler.xǁPcpuSchedulerǁ__init____mutmut_16": "slice_end 0 -> 1: as above",
     "gunyah_core.scheduler.xǁPcpuSchedulerǁ_place__mutmut_15":
         "_push(vcpu, head=False) -> head=None: _push tests its truth (the tail either way)",
     "gunyah_core.scheduler.xǁPcpuSchedulerǁ_place__mutmut_52":
