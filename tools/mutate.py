@@ -91,17 +91,8 @@ EQUIVALENT: dict[str, dict[str, str]] = {
         "__init__: 0 -> 1 #2": "slice_start is set by every _switch before it is read",
         "__init__: 0 -> 1 #3": "expiry_due is read only while an expiry is armed, and "
                                "_arm sets both together",
-        "__init__: 0 -> 1 #4": "the switches counter is never read",
-        "_switch: self.switches += 1 -> self.switches -= 1": "the switches counter is never read",
-        "_switch: 1 -> 2": "the switches counter is never read",
-        "_expire: cur is None or self.slice_end is None -> "
-        "cur is None and self.slice_end is None":
-            "current and slice_end are None together: _switch arms whenever it sets a "
-            "thread, and every place that clears current clears slice_end",
-        "end_proxy: run.kind == KIND_VCPU_RUN -> run.kind != KIND_VCPU_RUN":
-            "the slice written to the target is overwritten either way: a yield_to target "
-            "gets own_slice back in _stop_target, a vcpu_run target the caller's at its next "
-            "donate",
+        "__init__: 0 -> 1 #4": "slice_end is read only while a thread runs, and every "
+                               "_switch to a thread sets it (_arm)",
     },
     "vic": {
         "__init__: super().__init__(oid, vm_name) -> pass":

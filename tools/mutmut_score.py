@@ -117,6 +117,10 @@ EQUIVALENT: dict[str, str] = {
         "(Hypervisor.create_msgq) passes both ends",
     "gunyah_core.ipc.msgq.xǁMsgqǁ__init____mutmut_2":
         'receiver default "" -> "XXXX": never used, as above',
+    "gunyah_core.core.cspace.xǁCSpaceǁ__init____mutmut_2":
+        "owner = None: nothing reads a CSpace's owner (it names the table in a debugger)",
+    "gunyah_core.core.cspace.xǁCSpaceǁ__init____mutmut_17":
+        "rng.randrange(0, N) -> rng.randrange(N): the same call, the same draw",
     "gunyah_core.core.cspace.xǁCSpaceǁ_decode__mutmut_4":
         "capid < CSPACE_CAP_INVALID -> <=: all ones never decodes anyway (base < 2**48, "
         "so capid ^ base >= 2**64 - 2**48: an index far above CSPACE_MAX_CAPS; with "
@@ -130,6 +134,45 @@ EQUIVALENT: dict[str, str] = {
         "a cap found but not VALID -> always CSPACE_CAP_REVOKED: the only other state is "
         "REVOKED (delete empties the slot and drops the capid from _by_id; no cap is "
         "ever made NULL in place), so the CAP_NULL branch is never taken",
+    "gunyah_core.core.scheduler.xǁPcpuSchedulerǁ__init____mutmut_10":
+        "slice_start 0 -> None: never read before a _switch to a thread sets it (it is "
+        "read only about the current thread)",
+    "gunyah_core.core.scheduler.xǁPcpuSchedulerǁ__init____mutmut_11": "slice_start 0 -> 1: as above",
+    "gunyah_core.core.scheduler.xǁPcpuSchedulerǁ__init____mutmut_13":
+        "expiry_due 0 -> None: read only while an expiry is armed, and _arm sets both",
+    "gunyah_core.core.scheduler.xǁPcpuSchedulerǁ__init____mutmut_14": "expiry_due 0 -> 1: as above",
+    "gunyah_core.core.scheduler.xǁPcpuSchedulerǁ__init____mutmut_15":
+        "slice_end 0 -> None: read only while a thread runs, and the _switch to it sets "
+        "it (_arm)",
+    "gunyah_core.core.scheduler.xǁPcpuSchedulerǁ__init____mutmut_16": "slice_end 0 -> 1: as above",
+    "gunyah_core.core.scheduler.xǁPcpuSchedulerǁ_place__mutmut_15":
+        "_push(vcpu, head=False) -> head=None: _push tests its truth (the tail either way)",
+    "gunyah_core.core.scheduler.xǁPcpuSchedulerǁ_place__mutmut_52":
+        "the same in the plain queueing branch",
+    "gunyah_core.core.scheduler.xǁPcpuSchedulerǁ_switch_out__mutmut_13":
+        "current = None -> '': a dead store, every _switch_out is followed by the "
+        "_switch that sets current; in between current is only compared by identity "
+        "with a vCPU (end_proxy), which '' and None both fail",
+    "gunyah_core.core.scheduler.xǁPcpuSchedulerǁ_preempt_yield__mutmut_12":
+        "current = None -> '': the same dead store before _switch(by)",
+    "gunyah_core.core.scheduler.xǁPcpuSchedulerǁend_proxy__mutmut_46":
+        "the caller's ready reason when *not* expired made 'timeslice': that branch "
+        "(a thread above the caller waiting while its directed yield runs) is never "
+        "reached, a wake or a priority change above the caller preempts the yield at "
+        "once (_place, set_priority -> _preempt_yield) and a suspended yield resumes "
+        "only when its caller is the highest ready",
+    "gunyah_core.core.scheduler.xǁPcpuSchedulerǁend_proxy__mutmut_48":
+        "_push(caller, head=not expired) -> head=None (the tail): differs only when not "
+        "expired, the branch never reached (above)",
+    "gunyah_core.core.scheduler.xǁPcpuSchedulerǁend_proxy__mutmut_59":
+        "the switch reason when not expired made 'timeslice': the same unreached branch",
+    "gunyah_core.core.scheduler.xǁPcpuSchedulerǁset_priority__mutmut_27":
+        "wake(vcpu, 'priority') -> None: a waiting thread is already 'ready', so "
+        "set_state emits nothing; if it preempts, the reason shown is 'preempt'",
+    "gunyah_core.core.scheduler.xǁPcpuSchedulerǁset_priority__mutmut_30":
+        "'priority' -> 'XXpriorityXX': never shown, as above",
+    "gunyah_core.core.scheduler.xǁPcpuSchedulerǁset_priority__mutmut_31":
+        "'priority' -> 'PRIORITY': never shown, as above",
     "gunyah_core.vm.vic.xǁVicǁ__init____mutmut_1":
         "KObject oid None: nothing reads a VIC's oid (no VIC capability is handed out)",
     "gunyah_core.vm.vic.xǁVicǁ__init____mutmut_2":

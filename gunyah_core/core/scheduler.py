@@ -357,14 +357,18 @@ class PcpuScheduler:
     def _resume_yield(self, caller: Vcpu, prev: Vcpu | None) -> None:
         """The caller of a preempted directed yield is picked again: it yields to its
         target again if it still can (``can_yield_to``), else the yield ends and the
-        caller runs (H-SRC scheduler_fprr.c ``select_yield_target``)."""
+        caller runs (H-SRC scheduler_fprr.c ``select_yield_target``).
+
+        Of ``can_yield_to``'s tests only "runnable" can fail here: no thread changes
+        pCPU in this model but a vcpu_run target (moved by ``donate``), and that one is
+        never a yield_to target (always blocked by vcpu_run when not running); neither
+        target can be running elsewhere."""
         run, caller.yielding = caller.yielding, None
         target = run.target
         self.proxy = run
         caller.blocked.add(run.caller_block)
-        if target.blocked or (run.kind == KIND_YIELD_TO and target.sched is not self):
-            self.end_proxy(None, block=min(target.blocked) if target.blocked else None,
-                           prev=prev)
+        if target.blocked:
+            self.end_proxy(None, block=min(target.blocked), prev=prev)
             return
         caller.set_state(STATE_OF_BLOCK[run.caller_block], f"{run.kind}:resume")
         if run.kind == KIND_YIELD_TO:

@@ -115,10 +115,15 @@ def test_a_wrong_capid_gets_the_real_error() -> None:
     capid = cap(sim, "VM_A", "MSGQUEUE", "SEND", name="A_to_B")
     # VM_B's capid for the same queue means nothing in VM_A's CSpace.
     other = cap(sim, "VM_B", "MSGQUEUE", "RECEIVE", name="A_to_B")
-    assert console(sim, "msgqueue_send", capid=capid + 1, size=8)["result"] in {
-        "CSPACE_CAP_NULL", "ARGUMENT_INVALID"}
-    assert console(sim, "msgqueue_send", capid=other, size=8)["result"] in {
-        "CSPACE_CAP_NULL", "ARGUMENT_INVALID"}
+    # Neither number is (index * mult) ^ base of VM_A's CSpace: ARGUMENT_INVALID
+    # (facts §1.2 step 2); one that decodes to an empty slot is CSPACE_CAP_NULL (step 3).
+    cs = sim.hyp.vms["VM_A"].cspace
+    for bogus in (capid + 1, other):
+        assert (bogus ^ cs._base) % cs._mult  # premise (seed of the scenario)
+        assert console(sim, "msgqueue_send", capid=bogus, size=8)["result"] == (
+            "ARGUMENT_INVALID")
+    empty = cs._encode(len(cs._slots))
+    assert console(sim, "msgqueue_send", capid=empty, size=8)["result"] == "CSPACE_CAP_NULL"
     bell = cap(sim, "VM_A", "DOORBELL", "SEND", name="out")
     assert console(sim, "msgqueue_send", capid=bell, size=8)["result"] == \
         "CSPACE_WRONG_OBJECT_TYPE"

@@ -257,3 +257,21 @@ def test_only_a_master_cap_revokes_and_a_deleted_cap_cannot_be_deleted_again(wor
     assert error_of(cs.delete, master) is Error.CSPACE_CAP_NULL
     assert error_of(cs.lookup, master, MQ, SEND) is Error.CSPACE_CAP_NULL
     assert cs.lookup(child, MQ, SEND) is q
+
+
+def test_a_reused_slot_holds_its_new_cap_for_every_view(world) -> None:
+    """A slot emptied by delete and filled again holds the new cap: lookup, find, the
+    table and a second delete all see it (cspace_twolevel.c: the slot is the cap)."""
+    cs, q, bell, _ = world
+    first = cs.create(q, SEND)
+    second = cs.create(q, RECV)
+    cs.delete(first)
+    again = cs.create(bell, DoorbellRights.SEND)
+    assert again == first  # the emptied slot, same index, same capid
+    assert cs.lookup(again, ObjectType.DOORBELL, DoorbellRights.SEND) is bell
+    assert cs.find(bell) == again and cs.find(q) == second
+    assert [(row["capid"], row["type"]) for row in cs.table({})] == [
+        (again, "DOORBELL"), (second, "MSGQUEUE")]
+    cs.delete(again)
+    assert error_of(cs.lookup, again, ObjectType.DOORBELL, DoorbellRights.SEND) is (
+        Error.CSPACE_CAP_NULL)

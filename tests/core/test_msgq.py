@@ -382,3 +382,15 @@ def test_creation_limits_largest_legal() -> None:
     hyp = Hypervisor(seed=1)
     q = Msgq(1, "big", 255, 1023, hyp.trace)
     assert (q.depth, q.max_size, q.notfull_thd) == (255, 1023, 254)
+
+
+def test_creation_limits_smallest_legal() -> None:
+    """The other end of each range: depth 1 and max size 1 are accepted (H-SRC
+    msgqueue.c: 0 < depth <= MSGQUEUE_MAX_QUEUE_DEPTH, 0 < max_size <= the maximum)."""
+    hyp = Hypervisor(seed=1)
+    q = Msgq(1, "small", 1, 1, hyp.trace)
+    assert (q.depth, q.max_size, q.notfull_thd, q.notempty_thd) == (1, 1, 0, 1)
+    with pytest.raises(HypError) as info:
+        q.send(2, "xy", False, lambda: 0, 0)
+    assert info.value.error is Error.ARGUMENT_SIZE
+    assert q.send(1, "x", False, lambda: 0, 0) is False  # accepted, and now full

@@ -694,6 +694,32 @@ def test_a_thread_preempted_as_its_slice_ends_goes_to_the_tail(hyp: Hypervisor) 
         (t_back + SLICE, 0, "B.0", "A.0", "timeslice")]
 
 
+def test_a_thread_preempted_as_its_partial_slice_ends_gets_a_whole_fresh_one(
+        hyp: Hypervisor) -> None:
+    """A, preempted once at 300 us, resumes with the 700 us it had left; a second
+    preemption at the very end of those 700 us finds that slice expired: A goes to the
+    tail with a *whole* fresh slice (H-SRC scheduler_fprr.c update_timeslice:
+    reset_sched_params), not a whole slice less what it ran since it resumed."""
+    a, b = spinners(hyp, "A", "B")
+    first, second = (add_vm(hyp, name, (0,), priority=40) for name in ("U", "V"))
+    first.guest, second.guest = Burst(first, {}), Burst(second, {})
+    resumed = 300 * US + SIM_CONTEXT_SWITCH_NS + BURST_NS
+    ends = resumed + SLICE - 300 * US
+    # Both wakes are scheduled before the slice's expiry event: at ``ends`` V comes first.
+    hyp.engine.schedule(300 * US, hyp.power_on, first.vcpus[0])
+    hyp.engine.schedule(ends, hyp.power_on, second.vcpus[0])
+    start(hyp, a, b)
+    t_back = ends + SIM_CONTEXT_SWITCH_NS + BURST_NS
+    assert [(e["t"], e["prev"], e["next"], e["reason"], e["slice_ns"]) for e in
+            run_until(hyp, t_back + 2 * SLICE) if e["kind"] == "sched.switch"][:6] == [
+        (0, None, "A.0", "wake:vcpu_off", SLICE), (300 * US, "A.0", "U.0", "preempt",
+                                                   SCHEDULER_DEFAULT_TIMESLICE_NS),
+        (resumed, "U.0", "A.0", "block:vcpu_wfi", 700 * US),
+        (ends, "A.0", "V.0", "preempt", SCHEDULER_DEFAULT_TIMESLICE_NS),
+        (t_back, "V.0", "B.0", "block:vcpu_wfi", SLICE),
+        (t_back + SLICE, "B.0", "A.0", "timeslice", SLICE)]
+
+
 def _burst_target(hyp: Hypervisor, p) -> tuple[Vcpu, int]:
     """A Burst thread T on pCPU 0 and P's cap to it with YIELD_TO."""
     t = add_vm(hyp, "T", (0,))
@@ -925,3 +951,99 @@ def test_a_suspended_yield_whose_target_was_powered_off_ends_when_the_caller_is_
         (400 * US, "P.1", "ready", "preempt"), (400 * US, "P.0", "ready", "preempt"),
         (450 * US, "P.1", "off", "vcpu_off"), (t_back, "P.0", "running", "yield_to:return")]
     assert hyp.pcpus[0].snapshot()["runq"] == []
+
+
+def test_a_directed_yield_is_skipped_only_for_a_virq_pending_on_the_caller(
+        hyp: Hypervisor) -> None:
+    """H-SRC scheduler_fprr.c scheduler_yield_to: a vCPU with a pending wakeup
+    (vcpu_pending_wakeup: a vIRQ pending *for it*) returns at once. A vIRQ pending in the
+    same VM but routed to another of its vCPUs does not stop the yield."""
+    p = add_vm(hyp, "P", (0, 0, 0), timeslice_ns=SLICE)
+    set_program(p, "spin", work_ns=SPIN_CHUNK_NS)
+    p0 = p.vcpus[0]
+    for vcpu in p.vcpus:
+        hyp.power_on(vcpu)
+    run_until(hyp, 100 * US)
+    assert hyp.pcpus[0].current is p0
+    lines = []
+    for index in (1, 0):
+        line = VirqSource(f"line{index}")
+        p.vic.bind(line, p.allocate_virq(), vcpu_index=index)
+        lines.append(line)
+    lines[0].assert_()  # pending, routed to P.1
+    hyp.trace.take()
+    to_p2 = p.resources["vcpu2"]["capid"]
+    now = hyp.engine.now
+    assert hvc(hyp, p0, "scheduler_yield", control=1, arg1=to_p2).ok
+    assert switches(hyp.trace.take()) == [(now, 0, "P.0", "P.2", "yield_to")]
+    assert hvc(hyp, p.vcpus[2], "scheduler_yield", control=0).ok  # the target ends it
+    assert hyp.pcpus[0].current is p0 and hyp.pcpus[0].proxy is None
+    lines[1].assert_()  # now one for P.0 itself: the yield returns at once
+    hyp.trace.take()
+    assert hvc(hyp, p0, "scheduler_yield", control=1, arg1=to_p2).ok
+    assert switches(hyp.trace.take()) == []
+    assert hyp.pcpus[0].current is p0 and hyp.pcpus[0].proxy is None
+
+
+def test_a_thread_switched_out_with_no_slice_left_comes_back_with_a_fresh_one(
+        hyp: Hypervisor) -> None:
+    """The simulator's live priority control lowers A at the very instant its slice ends
+    (before the expiry event of that instant): A leaves with 0 ns left, behind B. When
+    B blocks, A runs again with a whole fresh slice, as an expired thread does (H-SRC
+    scheduler_fprr.c update_timeslice resets a used-up slice), not with 0 ns."""
+    (a,) = spinners(hyp, "A")
+    b = add_vm(hyp, "B", (0,), priority=32)
+    b.guest = Burst(b, {})
+    sched = hyp.pcpus[0]
+    hyp.engine.schedule(SLICE, sched.set_priority, a.vcpus[0], 31)  # before A's expiry
+    start(hyp, a)
+    hyp.engine.schedule(500 * US, hyp.power_on, b.vcpus[0])  # B waits behind A
+    t_block = SLICE + SIM_CONTEXT_SWITCH_NS + BURST_NS
+    assert [(e["t"], e["prev"], e["next"], e["reason"], e["slice_ns"], e["prev_left_ns"])
+            for e in run_until(hyp, t_block + SLICE) if e["kind"] == "sched.switch"][:3] == [
+        (0, None, "A.0", "wake:vcpu_off", SLICE, None),
+        (SLICE, "A.0", "B.0", "preempt", SCHEDULER_DEFAULT_TIMESLICE_NS, 0),
+        (t_block, "B.0", "A.0", "block:vcpu_wfi", SLICE,
+         SCHEDULER_DEFAULT_TIMESLICE_NS - SIM_CONTEXT_SWITCH_NS - BURST_NS)]
+
+
+class LongWork(Guest):
+    """Works 1.5 ms, then sleeps for good: a yield target that outlasts the yield."""
+
+    program = "long-work"
+
+    def run(self, vcpu: Vcpu):
+        yield work(1500 * US)
+        yield sleep(10 * MS)
+
+
+def test_a_yield_cut_with_no_slice_left_resumes_its_caller_with_a_fresh_slice(
+        hyp: Hypervisor) -> None:
+    """P yields to T; at the very instant P's slice ends (before that instant's expiry
+    event) the live priority control lowers P below B: the yield is suspended with 0 ns
+    left to P, and T runs on its own. When T and then B block, P is picked, its target
+    is blocked, so the yield ends and P runs with a whole fresh slice, not 0 ns (H-SRC
+    scheduler_fprr.c update_timeslice resets a used-up slice)."""
+    (p,) = spinners(hyp, "P")
+    t = add_vm(hyp, "T", (0,), timeslice_ns=SLICE)
+    t.guest = LongWork(t, {})
+    b = add_vm(hyp, "B", (0,), priority=32)
+    b.guest = Burst(b, {})
+    p0 = p.vcpus[0]
+    hyp.engine.schedule(SLICE, hyp.pcpus[0].set_priority, p0, 31)  # before the expiry
+    start(hyp, p, t)
+    hyp.engine.schedule(500 * US, hyp.power_on, b.vcpus[0])
+    run_until(hyp, 50 * US)
+    now = hyp.engine.now
+    assert hvc(hyp, p0, "scheduler_yield", control=1,
+               arg1=p.cspace.create(t.vcpus[0], ThreadRights.YIELD_TO)).ok
+    events = hyp.trace.take() + run_until(hyp, 5 * MS)
+    # T's 1.5 ms of work, begun after its switch-in at ``now``, cut by a switch at SLICE
+    t_sleep = now + 2 * SIM_CONTEXT_SWITCH_NS + 1500 * US
+    t_back = t_sleep + SIM_CONTEXT_SWITCH_NS + BURST_NS
+    assert [(e["t"], e["prev"], e["next"], e["reason"], e["slice_ns"]) for e in events
+            if e["kind"] == "sched.switch"] == [
+        (now, "P.0", "T.0", "yield_to", SLICE - now),
+        (SLICE, "T.0", "T.0", "preempt", SLICE),  # T goes on, on its own slice
+        (t_sleep, "T.0", "B.0", "block:vcpu_wfi", SCHEDULER_DEFAULT_TIMESLICE_NS),
+        (t_back, "B.0", "P.0", "yield_to:return", SLICE)]
