@@ -137,7 +137,8 @@ EQUIVALENT: dict[str, str] = {
     "gunyah_core.core.scheduler.xǁPcpuSchedulerǁ__init____mutmut_10":
         "slice_start 0 -> None: never read before a _switch to a thread sets it (it is "
         "read only about the current thread)",
-    "gunyah_core.core.scheduler.xǁPcpuSchedulerǁ__init____mutmut_11": "slice_start 0 -> 1: as above",
+    "gunyah_core.core.scheduler.xǁPcpuSchedulerǁ__init____mutmut_11":
+        "slice_start 0 -> 1: as above",
     "gunyah_core.core.scheduler.xǁPcpuSchedulerǁ__init____mutmut_13":
         "expiry_due 0 -> None: read only while an expiry is armed, and _arm sets both",
     "gunyah_core.core.scheduler.xǁPcpuSchedulerǁ__init____mutmut_14": "expiry_due 0 -> 1: as above",

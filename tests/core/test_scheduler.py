@@ -1014,7 +1014,7 @@ class LongWork(Guest):
 
     def run(self, vcpu: Vcpu):
         yield work(1500 * US)
-        yield sleep(10 * MS)
+        yield from self.timer_sleep(vcpu, 10 * MS)
 
 
 def test_a_yield_cut_with_no_slice_left_resumes_its_caller_with_a_fresh_slice(
@@ -1038,8 +1038,9 @@ def test_a_yield_cut_with_no_slice_left_resumes_its_caller_with_a_fresh_slice(
     assert hvc(hyp, p0, "scheduler_yield", control=1,
                arg1=p.cspace.create(t.vcpus[0], ThreadRights.YIELD_TO)).ok
     events = hyp.trace.take() + run_until(hyp, 5 * MS)
-    # T's 1.5 ms of work, begun after its switch-in at ``now``, cut by a switch at SLICE
-    t_sleep = now + 2 * SIM_CONTEXT_SWITCH_NS + 1500 * US
+    # T's 1.5 ms of work, begun after its switch-in at ``now``, cut by a switch at SLICE,
+    # then the four sysreg accesses that arm its timer
+    t_sleep = now + 2 * SIM_CONTEXT_SWITCH_NS + 1500 * US + 4 * SIM_SYSREG_ACCESS_NS
     t_back = t_sleep + SIM_CONTEXT_SWITCH_NS + BURST_NS
     assert [(e["t"], e["prev"], e["next"], e["reason"], e["slice_ns"]) for e in events
             if e["kind"] == "sched.switch"] == [
