@@ -71,7 +71,8 @@ export class LessonPlayer {
     if (plan.seed != null) payload.seed = plan.seed;
     const ack = await this.hooks.call("sim:load", payload);
     if (!ack.ok) return;
-    Object.assign(this, { plan, index: 0, seen: [], lastSeq: -1 });
+    // The load revealed the scenario's boot: the lesson's first step starts after it.
+    Object.assign(this, { plan, index: 0, seen: [], lastSeq: ack.head_seq ?? -1 });
     this.render();
   }
 
