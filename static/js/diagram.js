@@ -80,6 +80,7 @@ export class Diagram {
   setFocus(focus) {
     this.unfolded = focus?.rm_links === "unfolded" ? "all" : new Set();
     this.hidden = new Set();
+    this.view.laidOut = false; // a loaded scenario starts from "fit", even if the same size
   }
 
   /** The width to lay out for: the stage's, so a viewBox unit is about a CSS pixel. */
@@ -111,7 +112,7 @@ export class Diagram {
     if (scale(best) * MIN_LABEL_UNITS >= LEGIBLE_PX) return best;
     // Even the best fit draws labels too small (many VMs): lay out for the stage's width,
     // a viewBox unit a CSS pixel, and pan up and down (Fit shows the top).
-    return { ...computeLayout(snap, { ...opts, width: first }), pan: true };
+    return { ...computeLayout(snap, { ...opts, width: cw, minWidth: PHONE_WIDTH }), pan: true };
   }
 
   /** Create every node for this snapshot's machine (again after a run-time structure

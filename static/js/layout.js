@@ -25,6 +25,7 @@ const MARGIN = 20;
 const VM_GAP = 18;
 const VMS_PER_ROW_MAX = 6;
 const VMS_PER_ROW_WIDE = 9;
+const VM_MIN_W = 120; // "RUNNING" and a vCPU chip's state still fit
 const VM_HEAD_H = 82; // name row, then the state badge and the sub line
 const CHIP_ROW_H = 42;
 const CHIPS_PER_ROW = 4;
@@ -67,8 +68,10 @@ const TRACK_INSET = 7; // the track's marks stand out of it, inside the lane
 function vmBoxes(snap, width, phone) {
   const n = snap.vms.length;
   // Up to 6 VMs a row; many VMs pack two rows (9 a row for 18) to keep the picture wide.
+  // ... and never so many a row that a box is narrower than VM_MIN_W.
+  const fit = Math.max(1, Math.floor((width - 2 * MARGIN + VM_GAP) / (VM_MIN_W + VM_GAP)));
   const rows = phone ? Math.ceil(n / PHONE_VMS_PER_ROW)
-    : n <= VMS_PER_ROW_MAX ? 1 : Math.max(2, Math.ceil(n / VMS_PER_ROW_WIDE));
+    : Math.max(Math.ceil(n / fit), n <= VMS_PER_ROW_MAX ? 1 : Math.max(2, Math.ceil(n / VMS_PER_ROW_WIDE)));
   const perRow = Math.ceil(n / rows);
   const boxW = (width - 2 * MARGIN - (perRow - 1) * VM_GAP) / perRow;
   const chipRows = Math.max(...snap.vms.map((v) => Math.ceil(v.vcpus.length / CHIPS_PER_ROW)));
@@ -231,7 +234,7 @@ function rmCaption(vm, hypTop, width) {
 export function computeLayout(snap, opts = {}) {
   const phone = (opts.width ?? WIDTH) < PHONE_WIDTH;
   const W = Math.round(phone ? Math.max(MIN_PHONE_WIDTH, opts.width)
-    : Math.max(MIN_WIDTH, Math.min(WIDTH, opts.width ?? WIDTH)));
+    : Math.max(opts.minWidth ?? MIN_WIDTH, Math.min(WIDTH, opts.width ?? WIDTH)));
   const hidden = opts.hidden ?? new Set();
   const unfolded = opts.unfolded ?? new Set();
   const shown = (name) => !hidden.has(name);

@@ -172,6 +172,7 @@ function applySnapshot(snap) {
   view.seq = -1;
   view.now = snap.now_ns;
   $("scenario-title").textContent = snap.scenario?.title ?? snap.scenario?.name ?? "";
+  $("scenario-title").title = $("scenario-title").textContent; // whole, when the header cuts it
   if (snap.scenario?.name) controls.setScenario(snap.scenario.name);
   const sel = inspector.sel;
   if (sel) inspector.show(sel); else inspector.clear();

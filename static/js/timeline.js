@@ -158,9 +158,15 @@ export class Timeline {
     if (!this.pending.length) return;
     if (!this.follow) { this.pending = []; return; } // the view is in the past: rows stay put
     // Under a flood the log refreshes a few times a second: nobody reads 60 pages a second.
-    if (this.pending.length > FLOOD_EVENTS && now - this.lastFlush < FLOOD_FLUSH_MS) return;
+    // A flood is a big batch, or more rows than one refresh lists arriving frame after
+    // frame (playing fast): then hundreds of rows made and dropped per frame cost the frame.
+    const many = this.pending.length > MAX_ROWS_PER_FLUSH;
+    const flood = this.pending.length > FLOOD_EVENTS
+      || (many && (this.flooding || now - this.lastFlush < FLOOD_FLUSH_MS));
+    this.flooding = flood;
+    if (flood && now - this.lastFlush < FLOOD_FLUSH_MS) return;
     this.lastFlush = now;
-    const cap = this.pending.length > FLOOD_EVENTS ? MAX_ROWS_PER_FLUSH : MAX_ROWS;
+    const cap = flood ? MAX_ROWS_PER_FLUSH : MAX_ROWS;
     const rows = [];
     for (let i = this.pending.length - 1; i >= 0 && rows.length < cap; i--) {
       if (this.visible(this.pending[i])) rows.push(this.pending[i]);

@@ -41,10 +41,13 @@ export class Viewport {
     svgEl.addEventListener("pointercancel", release);
   }
 
-  /** A new picture: show all of it. */
+  /** A new picture: show all of it. The same picture again (the stage's height changed,
+   *  e.g. a flag under the diagram came or went while playing) keeps the zoom and pan. */
   setBase(w, h) {
+    const same = this.base.w === w && this.base.h === h && this.laidOut;
     this.base = { w, h };
-    this.fit();
+    this.laidOut = true;
+    if (same) this.apply(); else this.fit();
   }
 
   fit() {
