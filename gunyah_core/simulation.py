@@ -20,6 +20,63 @@ from .teaching.invariants import Invariants
 # Actions one run keeps (a shared link carries them all); the simulator's choice.
 MAX_ACTIONS = 1_000
 
+# Where a scenario's boot ends (scenario field ``boot_until``; the simulator's choice, a
+# view of the run, not part of the model): "build" is the machine's construction at t=0
+# (RM, VMs, capabilities, queues, vIRQ bindings, closed by the sim.snapshot event);
+# "settled" adds the vCPUs' first scheduling moves after it (the RM and idle VMs going to
+# WFI), up to the first event of another kind; an event kind ends the boot just before
+# the first event of that kind.
+BOOT_BUILD = "build"
+BOOT_SETTLED = "settled"
+BOOT_SETTLE_KINDS = frozenset({EventKind.VCPU_STATE, EventKind.SCHED_SWITCH})
+# Events a boot may span past the build; a scenario whose boot goes on longer (its kind
+# never comes, or it only schedules) gets the build alone as its boot.
+BOOT_MAX_EVENTS = 2_000
+
+
+class BootEnd:
+    """Finds where the boot ends in a run's events, fed in order (``boot_until`` above)."""
+
+    def __init__(self, until: str = BOOT_SETTLED) -> None:
+        self.until = until
+        self.count = 0        # events fed so far
+        self.built: int | None = None  # events through sim.snapshot, once it came
+
+    def feed(self, event: dict[str, Any]) -> int | None:
+        """None while the boot may go on; else how many leading events it has (``event``
+        or one before it is the first after them)."""
+        kind = event["kind"]
+        if self.built is None:
+            self.count += 1
+            if kind == EventKind.SIM_SNAPSHOT:
+                self.built = self.count
+                if self.until == BOOT_BUILD:  # known now: no need to run the next step
+                    return self.built
+            return None
+        until = self.until
+        if (until == BOOT_BUILD or (until == BOOT_SETTLED and kind not in BOOT_SETTLE_KINDS)
+                or kind == until):
+            return self.count
+        self.count += 1
+        if self.count - self.built > BOOT_MAX_EVENTS:
+            return self.built
+        return None
+
+    def end(self) -> int:
+        """The boot's length when the events ran out first (a model that went idle)."""
+        return self.count if self.built is not None else 0
+
+
+def boot_length(events: list[dict[str, Any]], until: str = BOOT_SETTLED) -> int | None:
+    """How many of ``events`` (a run from its start) are its boot; None if they end
+    before the boot does."""
+    rule = BootEnd(until)
+    for event in events:
+        found = rule.feed(event)
+        if found is not None:
+            return found
+    return None
+
 
 class Simulation:
     """Steps the model; owns nothing web-related and never reads the wall clock."""
@@ -60,6 +117,26 @@ class Simulation:
         for event in self.trace.pending:
             listener(event)
         self.trace.subscribe(listener)
+
+    @property
+    def boot_until(self) -> str:
+        return self.scenario.config.get("boot_until", BOOT_SETTLED)
+
+    def boot(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Run a new simulation through its boot (``boot_until``): (the boot's events,
+        the events its last engine step made after them, not yet shown)."""
+        rule = BootEnd(self.boot_until)
+        events = self.trace.take()
+        checked = 0
+        while True:
+            for event in events[checked:]:
+                found = rule.feed(event)
+                if found is not None:
+                    return events[:found], events[found:]
+            checked = len(events)
+            if self.engine.peek() is None:
+                return events[:rule.end()], events[rule.end():]
+            events.extend(self.step())
 
     def step(self) -> list[dict[str, Any]]:
         """Run one engine event; return the trace events it produced (maybe none)."""
@@ -150,7 +227,8 @@ class Simulation:
         return {"name": self.scenario.name, "title": config.get("title", self.scenario.name),
                 "description": config.get("description", ""), "seed": self.seed,
                 "images": [image["name"] for image in self.hyp.images],
-                **({"focus": config["focus"]} if "focus" in config else {})}
+                **({"focus": config["focus"]} if "focus" in config else {}),
+                **({"boot_until": config["boot_until"]} if "boot_until" in config else {})}
 
     def snapshot(self) -> dict[str, Any]:
         snap = self.hyp.snapshot()

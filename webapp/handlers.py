@@ -201,7 +201,8 @@ def _hello(session: Session, args: dict) -> dict:
     if slot.resume_from is not None:  # first hello after a resume: what the client missed
         from_seq, slot.resume_from = slot.resume_from, None
         resume["sent"] = session.resend(from_seq)
-    return {"session": session.token, "resume": resume, "presets": preset_list(),
+    boot = session.greet()  # a new session: the machine as built and its boot, as a load
+    return {"session": session.token, "resume": resume, "boot": boot, "presets": preset_list(),
             "actions": session.sim.actions.names, "kinds": sorted(ALL_KINDS),
             "hypercalls": console_table(),
             "export_formats": list(EXPORTERS), "limits": limits,

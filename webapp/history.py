@@ -13,6 +13,7 @@ from typing import Any
 from gunyah_core import Simulation, preset_names
 from gunyah_core.actions import ActionError
 from gunyah_core.exporters import MAX_TIMELINE_EVENTS
+from gunyah_core.simulation import BOOT_SETTLED, BootEnd
 
 from .branches import MARK_EVERY_EVENTS, MAX_BRANCHES, MAX_HISTORY_EVENTS, Parked
 from .eventlog import EventLog, EventQueue
@@ -43,6 +44,22 @@ def _no_pause() -> None:
     return None
 
 
+def boot_seq_of(log: EventLog, until: str) -> int:
+    """The seq of a kept run's last boot event (gunyah_core.simulation.BootEnd), -1 when
+    its start is no longer kept; all of it when it ends inside the boot."""
+    rule = BootEnd(until)
+    last = -1
+    for chunk in log.chunks():
+        for event in chunk:
+            if last < 0 and event["seq"] != 0:
+                return -1  # the run's first events were dropped
+            found = rule.feed(event)
+            if found is not None:
+                return found - 1  # seqs count from 0, one per event
+            last = event["seq"]
+    return last
+
+
 class HistoryMixin:
     """Methods of Session that travel in time; see Session for the attributes."""
 
@@ -68,6 +85,7 @@ class HistoryMixin:
             self._build(scenario, seed)
             self.branches.current.marks = marks
             self._adopt(replay.sim, log, replay.pending)
+            self.boot_seq = boot_seq_of(log, scenario.config.get("boot_until", BOOT_SETTLED))
             snap = {**self._snapshot_at_start(), "build": self.builds}
             self._emit(EV_SNAPSHOT, snap)
             self._send_log(self.history)
@@ -95,9 +113,10 @@ class HistoryMixin:
         for events in self.history.chunks():
             for event in events:
                 if event["kind"] == "sim.snapshot":
-                    return {**event["state"], "scenario": event["scenario"]}
+                    return {**event["state"], "scenario": event["scenario"],
+                            "boot_seq": self.boot_seq}
             break
-        return self.sim.snapshot()
+        return {**self.sim.snapshot(), "boot_seq": self.boot_seq}
 
     def _send_log(self, log: EventLog) -> None:
         """Send a whole history in sim:trace batches, pausing between them."""
@@ -320,9 +339,12 @@ class HistoryMixin:
             self._stop()
             self._build(self.sim.scenario, self.sim.seed)
             self.imported = EventQueue(log)
+            until = snapshot.get("scenario", {}).get("boot_until", BOOT_SETTLED)
+            self.boot_seq = boot_seq_of(log, until if isinstance(until, str) else BOOT_SETTLED)
             self.imported_snapshot = {**snapshot["state"],
                                       "scenario": {**snapshot.get("scenario", {}),
-                                                   "imported": name}}
+                                                   "imported": name},
+                                      "boot_seq": self.boot_seq, "build": self.builds}
             self._emit(EV_SNAPSHOT, self.imported_snapshot)
             self._emit(EV_STATUS, self._status())
             return {"events": len(log), "snapshot": self.imported_snapshot}

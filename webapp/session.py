@@ -93,6 +93,7 @@ class Session(HistoryMixin):
         self.events_per_s = 0.0
         self.builds = 0  # how many machines this session has built (see _build)
         self._build(load(scenario), None)
+        self.fresh = True  # nothing revealed yet: the first sim:hello reveals the boot (greet)
 
     @property
     def sim(self) -> Simulation:
@@ -123,6 +124,30 @@ class Session(HistoryMixin):
         self.last_seq = -1
         self._inflight = {}
         self.view_ns = 0
+        self.boot_seq = -1  # the boot's last event (Simulation.boot): the log folds it
+        self.fresh = False
+
+    def greet(self) -> dict[str, Any] | None:
+        """A viewer's first sim:hello to a new session: reveal the boot and send it with
+        the machine as built, as a load does (None when the session has already begun)."""
+        with self._lock:
+            if not self.fresh:
+                return None
+            self.fresh = False
+            if self.revealed == 0 and self.imported is None:
+                self._boot()
+        return self.resend(-1)
+
+    def _boot(self) -> None:
+        """Reveal a new simulation's boot into the history (the caller sends it after its
+        snapshot), so the first step shows the first event the scenario is about."""
+        boot, rest = self.sim.boot()
+        self.pending = boot + rest
+        self._reveal(len(boot))
+        if boot:
+            self.boot_seq = boot[-1]["seq"]
+            self.branches.current.mark(self.pending[-1]["seq"] if self.pending
+                                       else self.boot_seq, self.sim.engine.processed)
 
     @property
     def history(self) -> EventLog:
@@ -161,10 +186,13 @@ class Session(HistoryMixin):
         with self._lock:
             self._stop()
             self._build(scenario, seed)
-            snap = {**self.sim.snapshot(), "build": self.builds}
+            snap = {**self.sim.snapshot(), "build": self.builds}  # the machine as built
+            self._boot()
+            snap["boot_seq"] = self.boot_seq
             self._emit(EV_SNAPSHOT, snap)
+            self._send(list(self.history))
             self._emit(EV_STATUS, self._status())
-        return {"snapshot": snap}
+        return {"snapshot": snap, "boot_seq": self.boot_seq, "head_seq": self.last_seq}
 
     # -- stepping ----------------------------------------------------------------------------
     def _more(self) -> bool:
@@ -193,6 +221,7 @@ class Session(HistoryMixin):
     def _reveal(self, count: int) -> list[dict[str, Any]]:
         out = self.pending[:count]
         del self.pending[:count]
+        self.fresh = False  # the run has begun: a first sim:hello now has no boot to send
         if out:
             self.history.extend(out)  # keeps the newest MAX_HISTORY_EVENTS; rewinds stop there
             self.revealed += len(out)
@@ -278,13 +307,14 @@ class Session(HistoryMixin):
         will never be acknowledged, so they stop holding the flow-control window."""
         with self._lock:
             self._inflight.clear()
+            self.fresh = False
             branch = self.branches.current
             first = next(iter(self.history), None)
             start = first["seq"] if first is not None else self.last_seq + 1
             full = after_seq < 0 or after_seq < start - 1 or after_seq > self.last_seq
             if full:
                 self._emit(EV_SNAPSHOT, self.imported_snapshot if self.imported_snapshot
-                           is not None else self._snapshot_at_start())
+                           is not None else {**self._snapshot_at_start(), "build": self.builds})
             else:
                 start = after_seq + 1
             first_sent, sent = start, 0
@@ -358,7 +388,8 @@ class Session(HistoryMixin):
 
     def _status(self) -> dict[str, Any]:
         return {"playing": self.playing, "speed": self.speed, "now_ns": self.view_ns,
-                "seq": self.last_seq, "events_per_s": round(self.events_per_s, 1),
+                "seq": self.last_seq, "boot_seq": self.boot_seq,
+                "events_per_s": round(self.events_per_s, 1),
                 "scenario": self.sim.scenario.name, "seed": self.sim.seed,
                 "finished": self._finished(), "branch": self.branches.current.id,
                 "branches": len(self.branches.all), "replay_only": self.imported is not None,

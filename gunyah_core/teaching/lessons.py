@@ -248,8 +248,11 @@ class LessonRun:
     def __init__(self, lesson: Lesson) -> None:
         self.lesson = lesson
         self.sim = Simulation(lesson.scenario, seed=lesson.seed)
-        self.events: list[dict[str, Any]] = self.sim.trace.take()  # the boot
-        self.cursor = len(self.events)  # events before it were shown by earlier steps
+        # The boot, as the page reveals it at load (Simulation.boot), and the rest of its
+        # last engine step: the first step starts at the first event the scenario is about.
+        boot, rest = self.sim.boot()
+        self.events: list[dict[str, Any]] = boot + rest
+        self.cursor = len(boot)  # events before it were shown by earlier steps
         self.index = 0
         self.acted = False
         self.results: list[StepResult] = []
@@ -492,7 +495,7 @@ def page_plan(path: str) -> dict[str, Any]:
     lesson = load_lesson(path)
     run = LessonRun(lesson)
     steps = []
-    last = run.events[-1]["seq"] if run.events else -1
+    last = run.events[run.cursor - 1]["seq"] if run.cursor else -1  # the boot's last
     while not run.done:
         step, prompt = run.step, run.prompt()
         # The action log at the step's start: a link to the step replays it (webapp).

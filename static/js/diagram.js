@@ -1,7 +1,7 @@
 // SVG diagram of the machine, after the pictures in Linux's Documentation/virt/gunyah: VMs on top, the Gunyah
 // layer with its queues and doorbells, pCPU lanes below. Nodes are created once per
 // scenario; update() only rewrites attributes of what the trace changed.
-import { computeLayout, WIDTH, MIN_WIDTH } from "./layout.js";
+import { computeLayout, WIDTH, MIN_WIDTH, PHONE_WIDTH, MIN_LABEL_UNITS, LEGIBLE_PX } from "./layout.js";
 import { svg, svgText, setText, setAttr, hex, hexMask, flagBit, fmtTime } from "./format.js";
 import { buildVmBox, updateVmHead, updateVmMem, memPatterns, buildCaption, updateCaption } from "./vmbox.js";
 import { fitText, measure, spread } from "./fit.js";
@@ -95,6 +95,7 @@ export class Diagram {
   setFocus(focus) {
     this.unfolded = focus?.rm_links === "unfolded" ? "all" : new Set();
     this.hidden = new Set();
+    this.view.laidOut = false; // a loaded scenario starts from "fit", even if the same size
   }
 
   /** The width to lay out for: the stage's, so a viewBox unit is about a CSS pixel. */
@@ -103,7 +104,7 @@ export class Diagram {
     return w > 0 ? w : WIDTH;
   }
 
-  clampWidth(w) { return Math.round(Math.max(MIN_WIDTH, Math.min(WIDTH, w))); }
+  clampWidth(w) { return w < PHONE_WIDTH ? Math.round(w) : Math.round(Math.max(MIN_WIDTH, Math.min(WIDTH, w))); }
 
   /** The stage's size the diagram was last laid out for ("WxH"), to re-lay out on a change. */
   stageSize() { return `${this.svg.clientWidth}x${this.svg.clientHeight}`; }
@@ -116,13 +117,17 @@ export class Diagram {
     this.builtFor = this.stageSize();
     const first = this.clampWidth(this.layoutWidth());
     let best = computeLayout(snap, { ...opts, width: first });
-    if (!(cw > 0 && ch > 0) || best.height / ch <= best.width / cw) return best;
+    // A phone's picture keeps the stage's width and pans instead (viewport.js fitWidth).
+    if (best.phone || !(cw > 0 && ch > 0) || best.height / ch <= best.width / cw) return best;
     const scale = (L) => Math.min(cw / L.width, ch / L.height);
     for (let i = 1; i <= WIDEN_STEPS; i++) {
       const L = computeLayout(snap, { ...opts, width: Math.round(first + (WIDTH - first) * i / WIDEN_STEPS) });
       if (scale(L) > scale(best)) best = L;
     }
-    return best;
+    if (scale(best) * MIN_LABEL_UNITS >= LEGIBLE_PX) return best;
+    // Even the best fit draws labels too small (many VMs): lay out for the stage's width,
+    // a viewBox unit a CSS pixel, and pan up and down (Fit shows the top).
+    return { ...computeLayout(snap, { ...opts, width: cw, minWidth: PHONE_WIDTH }), pan: true };
   }
 
   /** Create every node for this snapshot's machine (again after a run-time structure
@@ -133,6 +138,7 @@ export class Diagram {
     const keepFx = this.fx;
     this.svg.replaceChildren();
     memPatterns(this.svg);
+    this.view.fitWidth = L.phone || Boolean(L.pan);
     this.view.setBase(L.width, L.height);
     this.svg.classList.toggle("narrow-vms", L.narrowVms);
     this.svg.classList.toggle("narrow-cells", L.narrowCells);
@@ -276,7 +282,7 @@ export class Diagram {
 
   buildLanes(parent, L) {
     const titleY = L.lanesTop + 22;
-    svgText(parent, L.lanes[0]?.x ?? 20, titleY, "Physical CPUs (FPRR scheduler)", "lanes-title");
+    svgText(parent, L.lanes[0]?.x ?? 20, titleY, L.lanesTitle, "lanes-title");
     this.lanes = L.lanes.map((lane) => {
       const g = svg("g", { class: "lane", "data-pcpu": lane.pcpu, "data-testid": `pcpu-${lane.pcpu}` }, parent);
       svg("rect", { x: lane.x, y: lane.y, width: lane.w, height: lane.h, rx: 8, class: "lane-box" }, g);

@@ -4,6 +4,24 @@
 import { svg } from "./format.js";
 
 const ELLIPSIS = "…";
+// Widths already measured, by the label's style and text: getComputedTextLength forces a
+// style and layout pass, and while playing the same names (a lane's vCPU, its ready list)
+// come back every few frames. The diagram's class is in the key (narrow cells use a
+// smaller font); cleared when full.
+const widths = new Map();
+const MAX_WIDTHS = 5000;
+
+function cachedWidth(el, text) {
+  const key = `${el.ownerSVGElement?.getAttribute("class") ?? ""}\u0000${el.getAttribute("class")}\u0000${text}`;
+  let w = widths.get(key);
+  if (w === undefined) {
+    el.textContent = text;
+    w = el.getComputedTextLength();
+    if (widths.size >= MAX_WIDTHS) widths.clear();
+    widths.set(key, w);
+  }
+  return w;
+}
 
 /** The text's <title> child (created once), so a cut label can still be read in full. */
 function tooltip(el, text) {
@@ -18,19 +36,21 @@ export function fitText(el, text, maxW) {
   if (el.__fit === key) return el.__fitW;
   el.__fit = key;
   el.__text = undefined; // setText() in format.js caches by text: let it write again
-  el.textContent = text;
-  let w = text ? el.getComputedTextLength() : 0;
+  let w = text ? cachedWidth(el, text) : 0;
   if (w > maxW) {
     let lo = 0, hi = text.length;
     while (lo < hi) { // longest prefix that fits with the ellipsis
       const mid = Math.ceil((lo + hi) / 2);
-      el.textContent = text.slice(0, mid) + ELLIPSIS;
-      if (el.getComputedTextLength() <= maxW) lo = mid; else hi = mid - 1;
+      if (cachedWidth(el, text.slice(0, mid) + ELLIPSIS) <= maxW) lo = mid; else hi = mid - 1;
     }
-    el.textContent = lo > 0 ? text.slice(0, lo).trimEnd() + ELLIPSIS : "";
-    w = lo > 0 ? el.getComputedTextLength() : 0;
+    const cut = lo > 0 ? text.slice(0, lo).trimEnd() + ELLIPSIS : "";
+    w = cut ? cachedWidth(el, cut) : 0;
+    el.textContent = cut;
     tooltip(el, text);
-  } else if (el.__tip) tooltip(el, "");
+  } else {
+    el.textContent = text;
+    if (el.__tip) tooltip(el, "");
+  }
   el.__fitW = w;
   return w;
 }
@@ -38,9 +58,8 @@ export function fitText(el, text, maxW) {
 /** Natural width of `text` in the style of `el` (a scratch write, then restored). */
 export function measure(el, text) {
   const keep = el.textContent;
-  el.textContent = text;
-  const w = el.getComputedTextLength();
-  el.textContent = keep;
+  const w = cachedWidth(el, text);
+  if (el.textContent !== keep) el.textContent = keep;
   return w;
 }
 

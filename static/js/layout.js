@@ -7,11 +7,25 @@
 
 export const WIDTH = 2400; // the widest layout: a tall picture on a wide, short stage is laid out up to this
 export const MIN_WIDTH = 900;
+// A stage narrower than this is a phone's: laid out at its own width (two VMs a row, one
+// column of queues and of pCPU lanes), a viewBox unit still a CSS pixel, so every label
+// keeps its size; the picture is then taller than the screen and pans (viewport.js).
+export const PHONE_WIDTH = 640;
+const MIN_PHONE_WIDTH = 320;
+// The smallest label's font size in viewBox units (app.css: .chip-id, .vm-state-text ...),
+// and the size no label may be drawn under: a picture that would be scaled below it to fit
+// the stage (16 VMs on a 1280×720 projector) is laid out for the stage's width and pans.
+export const MIN_LABEL_UNITS = 15;
+export const LEGIBLE_PX = 12;
+const PHONE_VMS_PER_ROW = 2;
+const PHONE_LANE_LABEL_W = 88; // "pCPU 0" in bold, and a gap
+const PHONE_LANE_CHIP_W = 104;
 const RM_VM = "RM"; // the Resource Manager VM's name in every scenario
 const MARGIN = 20;
 const VM_GAP = 18;
 const VMS_PER_ROW_MAX = 6;
 const VMS_PER_ROW_WIDE = 9;
+const VM_MIN_W = 120; // "RUNNING" and a vCPU chip's state still fit
 const VM_HEAD_H = 82; // name row, then the state badge and the sub line
 const CHIP_ROW_H = 42;
 const CHIPS_PER_ROW = 4;
@@ -46,13 +60,18 @@ const LANES_GAP = 14;
 const LANE_LABEL_W = 96;
 const LANE_CHIP_W = 170;
 const LANE_RUNQ_W = 190; // the ready list, right of the track
+const TRACK_MIN_W = 80;
+const LANE_MIN_W = LANE_LABEL_W + LANE_CHIP_W + LANE_RUNQ_W + 2 * 12 + TRACK_MIN_W;
 const TRACK_GAP = 12;
 const TRACK_INSET = 7; // the track's marks stand out of it, inside the lane
 
-function vmBoxes(snap, width) {
+function vmBoxes(snap, width, phone) {
   const n = snap.vms.length;
   // Up to 6 VMs a row; many VMs pack two rows (9 a row for 18) to keep the picture wide.
-  const rows = n <= VMS_PER_ROW_MAX ? 1 : Math.max(2, Math.ceil(n / VMS_PER_ROW_WIDE));
+  // ... and never so many a row that a box is narrower than VM_MIN_W.
+  const fit = Math.max(1, Math.floor((width - 2 * MARGIN + VM_GAP) / (VM_MIN_W + VM_GAP)));
+  const rows = phone ? Math.ceil(n / PHONE_VMS_PER_ROW)
+    : Math.max(Math.ceil(n / fit), n <= VMS_PER_ROW_MAX ? 1 : Math.max(2, Math.ceil(n / VMS_PER_ROW_WIDE)));
   const perRow = Math.ceil(n / rows);
   const boxW = (width - 2 * MARGIN - (perRow - 1) * VM_GAP) / perRow;
   const chipRows = Math.max(...snap.vms.map((v) => Math.ceil(v.vcpus.length / CHIPS_PER_ROW)));
@@ -178,22 +197,28 @@ function links(boxes, cellMap, markerMap) {
   return out;
 }
 
-function lanes(count, top, width) {
-  const cols = Math.ceil(count / LANES_PER_COL);
+function lanes(count, top, width, phone) {
+  // Up to 4 lanes a column, as many columns as leave each lane room for its track.
+  const fit = Math.max(1, Math.floor((width - 2 * MARGIN + CELL_GAP) / (LANE_MIN_W + CELL_GAP)));
+  const cols = phone ? 1 : Math.min(Math.ceil(count / LANES_PER_COL), fit);
   const perCol = Math.ceil(count / cols);
+  // A phone's lane: its name, the running vCPU and the track; no room for the ready list.
+  const labelW = phone ? PHONE_LANE_LABEL_W : LANE_LABEL_W;
+  const chipW = phone ? PHONE_LANE_CHIP_W : LANE_CHIP_W;
+  const runqW = phone ? 0 : LANE_RUNQ_W;
   const colW = (width - 2 * MARGIN - (cols - 1) * CELL_GAP) / cols;
   const out = [];
   for (let p = 0; p < count; p++) {
     const col = Math.floor(p / perCol);
     const x = MARGIN + col * (colW + CELL_GAP);
     const y = top + LANE_HEAD_H + (p % perCol) * LANE_H;
-    const trackX = x + LANE_LABEL_W + LANE_CHIP_W + TRACK_GAP;
-    const trackW = colW - LANE_LABEL_W - LANE_CHIP_W - LANE_RUNQ_W - 2 * TRACK_GAP;
+    const trackX = x + labelW + chipW + TRACK_GAP;
+    const trackW = colW - labelW - chipW - runqW - (phone ? 1 : 2) * TRACK_GAP;
     out.push({ pcpu: p, x, y, w: colW, h: LANE_H - 6,
-      chip: { x: x + LANE_LABEL_W, y: y + 4, w: LANE_CHIP_W, h: LANE_H - 14 },
+      chip: { x: x + labelW, y: y + 4, w: chipW, h: LANE_H - 14 },
       // The recent past (tracks.js) between the current vCPU and the ready list.
       track: { x: trackX, y: y + TRACK_INSET, w: trackW, h: LANE_H - 6 - 2 * TRACK_INSET },
-      runqX: trackX + trackW + TRACK_GAP, runqW: LANE_RUNQ_W - TRACK_GAP });
+      runqX: trackX + trackW + TRACK_GAP, runqW: Math.max(0, runqW - TRACK_GAP) });
   }
   return { lanes: out, bottom: top + LANE_HEAD_H + perCol * LANE_H };
 }
@@ -208,7 +233,9 @@ function rmCaption(vm, hypTop, width) {
 /** Full geometry for a snapshot. opts: {width, unfolded: Set of VMs (or "all") whose RM link
  *  queues are drawn, hidden: Set of VMs left out with their objects}. */
 export function computeLayout(snap, opts = {}) {
-  const W = Math.round(Math.max(MIN_WIDTH, Math.min(WIDTH, opts.width ?? WIDTH)));
+  const phone = (opts.width ?? WIDTH) < PHONE_WIDTH;
+  const W = Math.round(phone ? Math.max(MIN_PHONE_WIDTH, opts.width)
+    : Math.max(opts.minWidth ?? MIN_WIDTH, Math.min(WIDTH, opts.width ?? WIDTH)));
   const hidden = opts.hidden ?? new Set();
   const unfolded = opts.unfolded ?? new Set();
   const shown = (name) => !hidden.has(name);
@@ -223,7 +250,7 @@ export function computeLayout(snap, opts = {}) {
     if (peer && unfolded !== "all" && !unfolded.has(peer)) folded.set(it.key, peer);
   }
   items = items.filter((it) => !folded.has(it.key));
-  const vm = vmBoxes(view, W);
+  const vm = vmBoxes(view, W, phone);
   const hypTop = vm.bottom + LINK_SPACE;
   // One row of markers fits one row of VMs; with more, the RM links are not drawn at all
   // (their events are still in the log), as many VMs would bury the guests' own queues.
@@ -231,9 +258,11 @@ export function computeLayout(snap, opts = {}) {
   const cellTop = hypTop + (marks.size ? MARKER_ROW_H : 0);
   const hyp = cells(items, vm.boxes, cellTop, W);
   const lanesTop = hyp.bottom + LANES_GAP;
-  const lane = lanes(snap.pcpus.length, lanesTop, W);
+  const lane = lanes(snap.pcpus.length, lanesTop, W, phone);
   return {
     width: W,
+    phone,
+    lanesTitle: phone ? "pCPUs" : "Physical CPUs (FPRR scheduler)",
     height: lane.bottom + MARGIN,
     vms: vm.boxes,
     vmFont: Math.max(18, Math.min(30, vm.boxW / 9)),
@@ -246,6 +275,6 @@ export function computeLayout(snap, opts = {}) {
     links: links(vm.boxes, hyp.cells, marks),
     lanes: lane.lanes,
     lanesTop,
-    caption: rmCaption(vm, hypTop, W),
+    caption: phone ? null : rmCaption(vm, hypTop, W), // a phone reads the caption bar
   };
 }

@@ -184,6 +184,7 @@ function applySnapshot(snap) {
   packets.clear();
   anim.reset(snap.now_ns);
   timeline.clear();
+  timeline.setBoot(snap.boot_seq); // its events follow in a sim:trace batch, folded in the log
   history.reset();
   hvcConsole.reset();
   faults.reset();
@@ -193,6 +194,7 @@ function applySnapshot(snap) {
   view.seq = -1;
   view.now = snap.now_ns;
   $("scenario-title").textContent = snap.scenario?.title ?? snap.scenario?.name ?? "";
+  $("scenario-title").title = $("scenario-title").textContent; // whole, when the header cuts it
   if (snap.scenario?.name) controls.setScenario(snap.scenario.name);
   const sel = inspector.sel;
   if (sel) inspector.show(sel); else inspector.clear();
@@ -214,7 +216,7 @@ on("sim:trace", (batch, ack) => {
   for (const e of events) packets.record(e);
   syncStructure(); // before the animations, so messages on a new queue find its link
   anim.serverNow(batch.now_ns);
-  if (live) anim.add(events);
+  if (live) anim.add(events.filter((e) => e.seq > timeline.bootSeq)); // the boot is summarised, not played
   timeline.push(events);
   inspector.outcome(events); // a queued action that ran says how it went
 
@@ -277,6 +279,7 @@ async function hello() {
   hvcConsole.setTable(ack.hypercalls);
   controls.setPresets(ack.presets ?? []);
   share.setPresets(ack.presets ?? []);
+  if (state.snap?.scenario?.name) controls.setScenario(state.snap.scenario.name); // drawn before this ack
   if (ack.status) applyStatus(ack.status); // before a load, whose own status is newer
   const params = new URLSearchParams(location.search);
   const wanted = params.get("scenario");
@@ -293,6 +296,7 @@ async function hello() {
   if (ack.resume?.error) toast("the previous session had expired: this is a new one");
   if (wanted && (params.has("actions") || params.has("head"))) await share.loadFromUrl(params);
   else if (wanted) await controls.call("sim:load", { scenario: wanted });
+  else if (ack.boot) { /* a new session: its built machine and boot came before this ack */ }
   else if (ack.snapshot) applySnapshot(ack.snapshot);
   else await resync();
 }
@@ -348,6 +352,8 @@ Object.defineProperty(window, "__gunyah", {
     get seq() { return history.view; },
     get now_ns() { return history.live ? view.now : state.now; },
     get viewSeq() { return history.view; },
+    get bootSeq() { return timeline.bootSeq; },
+    get viewKind() { return history.at(history.view)?.kind ?? null; },
     get headSeq() { return history.head; },
     get live() { return history.live; },
     get branch() { return history.branch; },

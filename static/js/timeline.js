@@ -55,6 +55,8 @@ export class Timeline {
     this.follow = true;      // rows follow the head; false while the view is in the past
     this.windowed = false;   // rows show a window around a past event, not the tail
     this.lookup = () => null;
+    this.bootSeq = -1;       // the boot's last event (revealed at load): its rows fold into one
+    this.bootOpen = false;
     this.explain = null; // (event) -> Promise<{caption, real, fields}> from the server // seq -> event, for rows older than the kept events
     for (const [area, label] of AREAS) {
       const lab = html("label", { class: `chip-filter a-${area}` }, null, filters);
@@ -68,6 +70,7 @@ export class Timeline {
     }
     vmSelect.addEventListener("change", () => { this.vm = vmSelect.value; this.rerender(); });
     list.addEventListener("click", (ev) => {
+      if (ev.target.closest("[data-testid=log-boot]")) { this.openBoot(!this.bootOpen); return; }
       const row = ev.target.closest("li[data-seq]");
       if (row) this.select(Number(row.dataset.seq));
     });
@@ -79,7 +82,7 @@ export class Timeline {
       if (!(ev.key in rows) || ev.altKey || ev.ctrlKey || ev.metaKey || ev.shiftKey) return;
       ev.preventDefault();
       ev.stopPropagation(); // not also a step or a pan
-      const all = [...list.children];
+      const all = [...list.querySelectorAll("li[data-seq]:not([hidden])")];
       if (!all.length) return;
       const at = all.findIndex((li) => li.classList.contains("sel"));
       const step = rows[ev.key];
@@ -99,6 +102,38 @@ export class Timeline {
     this.vmSelect.replaceChildren(html("option", { value: "" }, "all"));
     for (const n of names) html("option", { value: n }, n, this.vmSelect);
     this.vm = "";
+  }
+
+  /** The boot (seq 0 .. bootSeq) shows as one folded "boot: N events" row until opened. */
+  setBoot(seq) {
+    this.bootSeq = seq ?? -1;
+    this.bootOpen = false;
+  }
+
+  openBoot(open) {
+    this.bootOpen = open;
+    const head = this.list.querySelector("[data-testid=log-boot]");
+    if (head) {
+      head.setAttribute("aria-expanded", String(open));
+      head.firstChild.textContent = open ? "▾" : "▸";
+    }
+    for (const li of this.list.querySelectorAll("li.boot")) li.hidden = !open;
+    this.updateCount();
+  }
+
+  /** The folded boot's heading row: how many events, over which simulated time. */
+  bootHead() {
+    const last = this.lookup(this.bootSeq) ?? this.events.find((e) => e.seq === this.bootSeq);
+    const li = html("li", { class: "boot-group", "data-testid": "log-boot", role: "button", tabindex: "0",
+      "aria-expanded": String(this.bootOpen),
+      title: "The machine as the scenario builds it, and its vCPUs settling: click to list these events" });
+    html("span", { class: "l-fold" }, this.bootOpen ? "▾" : "▸", li);
+    html("span", { class: "l-kind" }, `boot: ${this.bootSeq + 1} events`, li);
+    html("span", { class: "l-sum" }, ` · t = 0 – ${fmtTime(last?.t ?? 0)} · built, vCPUs settled`, li);
+    li.addEventListener("keydown", (ev) => {
+      if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); ev.stopPropagation(); this.openBoot(!this.bootOpen); }
+    });
+    return li;
   }
 
   clear() {
@@ -123,9 +158,15 @@ export class Timeline {
     if (!this.pending.length) return;
     if (!this.follow) { this.pending = []; return; } // the view is in the past: rows stay put
     // Under a flood the log refreshes a few times a second: nobody reads 60 pages a second.
-    if (this.pending.length > FLOOD_EVENTS && now - this.lastFlush < FLOOD_FLUSH_MS) return;
+    // A flood is a big batch, or more rows than one refresh lists arriving frame after
+    // frame (playing fast): then hundreds of rows made and dropped per frame cost the frame.
+    const many = this.pending.length > MAX_ROWS_PER_FLUSH;
+    const flood = this.pending.length > FLOOD_EVENTS
+      || (many && (this.flooding || now - this.lastFlush < FLOOD_FLUSH_MS));
+    this.flooding = flood;
+    if (flood && now - this.lastFlush < FLOOD_FLUSH_MS) return;
     this.lastFlush = now;
-    const cap = this.pending.length > FLOOD_EVENTS ? MAX_ROWS_PER_FLUSH : MAX_ROWS;
+    const cap = flood ? MAX_ROWS_PER_FLUSH : MAX_ROWS;
     const rows = [];
     for (let i = this.pending.length - 1; i >= 0 && rows.length < cap; i--) {
       if (this.visible(this.pending[i])) rows.push(this.pending[i]);
@@ -145,19 +186,27 @@ export class Timeline {
   append(rows) {
     const atEnd = this.list.scrollTop + this.list.clientHeight >= this.list.scrollHeight - 40;
     const frag = document.createDocumentFragment();
-    for (const e of rows) frag.appendChild(this.row(e));
+    let head = this.list.querySelector("[data-testid=log-boot]");
+    for (const e of rows) {
+      if (e.seq <= this.bootSeq && !head) { head = this.bootHead(); frag.appendChild(head); }
+      frag.appendChild(this.row(e));
+    }
     this.list.appendChild(frag);
     let extra = this.list.childElementCount - MAX_ROWS;
     while (extra-- > 0) this.list.firstElementChild.remove();
+    const first = this.list.firstElementChild;
+    if (first?.classList.contains("boot-group") && !first.nextElementSibling?.classList.contains("boot")) first.remove();
     if (atEnd) this.list.scrollTop = this.list.scrollHeight;
     this.updateCount();
   }
 
   row(e) {
     const err = e.kind === "hvc" && e.result !== "OK";
+    const boot = e.seq <= this.bootSeq;
     const li = html("li", { "data-seq": e.seq, "data-kind": e.kind, "data-testid": "log-entry",
       ...(e.msg != null ? { "data-msg": e.msg } : {}), ...(e.msgq ? { "data-queue": e.msgq } : {}),
-      class: `a-${areaOf(e.kind)}${err ? " err" : ""}${e.seq === this.selected ? " sel" : ""}` });
+      class: `a-${areaOf(e.kind)}${err ? " err" : ""}${e.seq === this.selected ? " sel" : ""}${boot ? " boot" : ""}` });
+    if (boot && !this.bootOpen) li.hidden = true;
     html("span", { class: "l-seq" }, `#${e.seq}`, li);
     html("span", { class: "l-t" }, fmtTime(e.t), li);
     html("span", { class: "l-kind" }, e.kind, li);
@@ -170,7 +219,8 @@ export class Timeline {
 
   updateCount() {
     const skipped = this.skipped ? ` · ${this.skipped.toLocaleString("en")} passed too fast to list` : "";
-    this.countEl.textContent = `${this.list.childElementCount} shown · ${this.events.length} kept${skipped}`;
+    const rows = this.list.querySelectorAll("li[data-seq]:not([hidden])").length;
+    this.countEl.textContent = `${rows} shown · ${this.events.length} kept${skipped}`;
   }
 
   select(seq) {
@@ -178,6 +228,7 @@ export class Timeline {
     if (!e) return;
     this.selected = seq;
     for (const li of this.list.querySelectorAll("li.sel")) li.classList.remove("sel");
+    if (seq <= this.bootSeq && !this.bootOpen) this.openBoot(true); // a boot event chosen: list the boot
     this.list.querySelector(`li[data-seq="${seq}"]`)?.classList.add("sel");
     const dl = html("dl", { class: "fields" });
     for (const [k, v] of Object.entries(e)) {
@@ -227,6 +278,7 @@ export class Timeline {
     }
     this.viewSeq = seq;
     if (!li) return;
+    if (li.hidden) this.openBoot(true); // the view went back into the boot: show where
     li.classList.add("at");
     const top = li.getBoundingClientRect().top - this.list.getBoundingClientRect().top + this.list.scrollTop;
     if (top < this.list.scrollTop || top > this.list.scrollTop + this.list.clientHeight - li.offsetHeight) {
@@ -251,5 +303,5 @@ export class Timeline {
   }
 
   /** Seq numbers of the rows now in the log (for tests and exports checks). */
-  shownSeqs() { return [...this.list.children].map((li) => Number(li.dataset.seq)); }
+  shownSeqs() { return [...this.list.querySelectorAll("li[data-seq]:not([hidden])")].map((li) => Number(li.dataset.seq)); }
 }

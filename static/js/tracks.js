@@ -16,6 +16,7 @@ const LABEL_FONT = 15;
 const CHAR_W = 0.62 * LABEL_FONT; // a label's width is estimated, not measured, per frame
 const LABEL_PAD = 10;
 const MARK_MAX = 400; // marks drawn per track, the newest kept
+const MARK_MIN_PX = 4; // a mark closer than this to the last one of its kind is not drawn
 const SEG_MIN_PX = 1;
 const KEPT = new Set(["sched.switch", "virq.deliver"]);
 const THROTTLE = 4; // wait this many times the last derivation's cost before the next
@@ -109,6 +110,19 @@ export function mergeNarrow(segs, minNs) {
     } else out.push({ ...s });
   }
   return out;
+}
+
+/** Marks at least `minNs` after the last kept one of the same kind: at speed hundreds of
+ *  wakes and vIRQs fall on the same few pixels, and one drawn mark shows them as well as
+ *  a hundred overlapping ones (which cost a node each, every frame). */
+export function thinMarks(marks, minNs) {
+  const last = new Map();
+  return marks.filter((m) => {
+    const prev = last.get(m.kind);
+    if (prev !== undefined && m.t - prev < minNs) return false;
+    last.set(m.kind, m.t);
+    return true;
+  });
 }
 
 /** The drawing: a pool of rects, labels and marks per lane, attributes rewritten. */
@@ -235,7 +249,7 @@ export class Tracks {
         setAttr(t, "visibility", "visible");
       }
     }
-    const marks = data.marks.slice(-MARK_MAX);
+    const marks = thinMarks(data.marks, MARK_MIN_PX / px).slice(-MARK_MAX);
     for (const m of marks) {
       const p = this.take(lane, "marks", "path", "mark", lane.marks);
       const mx = x(m.t), top = tr.y, bot = tr.y + tr.h;

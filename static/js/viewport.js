@@ -15,6 +15,7 @@ export class Viewport {
     this.k = 1;
     this.cx = 0.5; this.cy = 0.5;
     this.dragged = false;
+    this.fitWidth = false; // a phone: "fit" fills the stage's width and pans up and down
     svgEl.addEventListener("wheel", (ev) => {
       ev.preventDefault();
       this.zoomBy(Math.exp(-ev.deltaY * WHEEL_RATE), this.toView(ev.clientX, ev.clientY));
@@ -40,16 +41,29 @@ export class Viewport {
     svgEl.addEventListener("pointercancel", release);
   }
 
-  /** A new picture: show all of it. */
+  /** A new picture: show all of it. The same picture again (the stage's height changed,
+   *  e.g. a flag under the diagram came or went while playing) keeps the zoom and pan. */
   setBase(w, h) {
+    const same = this.base.w === w && this.base.h === h && this.laidOut;
     this.base = { w, h };
-    this.fit();
+    this.laidOut = true;
+    if (same) this.apply(); else this.fit();
   }
 
   fit() {
     this.k = 1;
-    this.cx = this.base.w / 2; this.cy = this.base.h / 2;
+    this.cx = this.base.w / 2; this.cy = this.fitWidth ? 0 : this.base.h / 2; // a phone starts at the top
     this.apply();
+  }
+
+  /** The visible window at this zoom, in viewBox units: all of the picture ("meet"), or on
+   *  a phone its full width and as much of its height as the stage's shape shows. */
+  span() {
+    const w = this.base.w / this.k;
+    if (!this.fitWidth) return { w, h: this.base.h / this.k };
+    const r = this.svg.getBoundingClientRect();
+    const aspect = r.width > 0 && r.height > 0 ? r.height / r.width : this.base.h / this.base.w;
+    return { w, h: Math.min(this.base.h / this.k, w * aspect) };
   }
 
   get zoomed() { return this.k > 1; }
@@ -57,7 +71,7 @@ export class Viewport {
   /** CSS pixels per viewBox unit at this zoom (the SVG keeps its aspect: "meet"). */
   scale() {
     const r = this.svg.getBoundingClientRect();
-    const w = this.base.w / this.k, h = this.base.h / this.k;
+    const { w, h } = this.span();
     return Math.min(r.width / w, r.height / h) || 1;
   }
 
@@ -80,13 +94,14 @@ export class Viewport {
   }
 
   pan(fx, fy) {
-    this.cx += fx * this.base.w / this.k;
-    this.cy += fy * this.base.h / this.k;
+    const { w, h } = this.span();
+    this.cx += fx * w;
+    this.cy += fy * h;
     this.apply();
   }
 
   apply() {
-    const w = this.base.w / this.k, h = this.base.h / this.k;
+    const { w, h } = this.span();
     // Keep the window on the picture.
     this.cx = Math.max(w / 2, Math.min(this.base.w - w / 2, this.cx));
     this.cy = Math.max(h / 2, Math.min(this.base.h - h / 2, this.cy));

@@ -276,6 +276,10 @@ def test_seeking_across_created_objects_rebuilds_the_diagram(page: Page, live_se
     page.goto(live_server + "/?scenario=rm-boot")
     expect(page.locator("[data-vm='VM_A']")).to_have_count(0)
     page.wait_for_selector("[data-vm='HLOS']")
+    expect(page.get_by_test_id("scenario-title")).to_have_text(
+        "The Resource Manager boots a VM, step by step")
+    page.wait_for_function("() => window.__gunyah.bootSeq > 0"  # the load revealed its boot
+                           " && window.__gunyah.headSeq === window.__gunyah.bootSeq")
     step_n(page, 200)
     expect(page.locator("[data-msgq='VM_80_to_HLOS']")).to_be_attached()
     scrub(page, 22)  # the boot snapshot: HLOS and the RM only

@@ -6,6 +6,7 @@ presentation mode, zoom and fit. One page for the whole file, presets loaded in 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -256,3 +257,55 @@ def test_zoom_pan_and_fit(small) -> None:
     expect(page.get_by_test_id("help")).to_contain_text("zoom")
     page.keyboard.press("Escape")
     assert not errors, errors
+
+
+BIG_SCENARIO = Path(__file__).absolute().parents[2] / "benchmarks" / "bench-16vm.yaml"
+
+
+@pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_sixteen_vms_on_a_projector_keep_labels_legible_and_pan(small, size) -> None:
+    """18 VMs, 16 queues and 9 pCPUs cannot all fit a projector at 12 px: the diagram is
+    laid out for the stage's width (labels at their size) and pans down to the lanes."""
+    page, errors = small
+    page.set_viewport_size({"width": size[0], "height": size[1]})
+    page.set_input_files("[data-testid=scenario-file]", str(BIG_SCENARIO))
+    page.wait_for_selector("[data-vm='P0']")
+    page.wait_for_function("() => window.__gunyah.headSeq === window.__gunyah.bootSeq")
+    page.get_by_test_id("btn-fit").click()
+    got = page.evaluate(MEASURE_JS)
+    small = [f"{t['text']!r} ({t['cls']}) {t['px']:.1f} px" for t in got["texts"]
+             if t["px"] < MIN_PX]
+    assert small == []
+    x0, y0, x1, y1 = got["clip"]
+    box = page.get_by_test_id("diagram").bounding_box()
+    assert abs((x1 - x0) - box["width"]) <= 2  # the picture spans the stage's width
+    lane = page.get_by_test_id("pcpu-8")
+    assert lane.bounding_box()["y"] > box["y"] + box["height"]  # further down, not shrunk
+    for _ in range(30):  # shift + arrows pan (a drag does too)
+        page.keyboard.press("Shift+ArrowDown")
+    lane_box = lane.bounding_box()
+    assert lane_box["y"] + lane_box["height"] <= box["y"] + box["height"] + 1
+    page.screenshot(path=str(ARTIFACTS / f"legible-16vm-{size[0]}-lanes.png"))
+    # The stage a little shorter (a flag under the diagram while playing): the same
+    # picture is laid out again, and the view stays where it was panned to.
+    page.set_viewport_size({"width": size[0], "height": size[1] - 40})
+    page.wait_for_function("h => document.getElementById('diagram').clientHeight < h",
+                           arg=box["height"] - 20)
+    page.wait_for_timeout(400)  # the relayout waits 100 ms for the resizing to settle
+    box = page.get_by_test_id("diagram").bounding_box()
+    lane_box = lane.bounding_box()
+    assert box["y"] <= lane_box["y"] and lane_box["y"] + lane_box["height"] <= (
+        box["y"] + box["height"] + 1), "the relayout sent the view back to the top"
+    page.set_viewport_size({"width": size[0], "height": size[1]})
+    assert not errors, errors
+
+
+def test_at_1024_the_header_keeps_room_for_the_title(small) -> None:
+    page, _ = small
+    page.set_viewport_size({"width": 1024, "height": 768})
+    page.get_by_test_id("scenario").select_option("proxy-scheduling")
+    title = page.get_by_test_id("scenario-title")
+    expect(title).to_have_text(load("proxy-scheduling").config["title"])
+    assert title.bounding_box()["width"] >= 320  # "Proxy scheduling: HLOS runs a guest's …"
+    assert title.get_attribute("title") == load("proxy-scheduling").config["title"]
+    page.screenshot(path=str(ARTIFACTS / "legible-header-1024.png"))

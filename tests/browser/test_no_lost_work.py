@@ -51,7 +51,9 @@ def test_a_malformed_field_is_refused_with_a_message_not_sent(page: Page) -> Non
     expect(page.get_by_test_id("act-result")).to_contain_text('flags "abc" is not an integer')
     expect(page.get_by_test_id("act-flags")).to_have_attribute("aria-invalid", "true")
     assert not any("sim:action" in f or "sim:step" in f for f in sent), sent
-    assert page.evaluate("window.__gunyah.seq") < 0
+    page.wait_for_function("() => window.__gunyah.bootSeq > 0"
+                           " && window.__gunyah.headSeq === window.__gunyah.bootSeq")
+    assert page.evaluate("window.__gunyah.seq") == page.evaluate("window.__gunyah.bootSeq")
 
 
 def test_an_upload_lists_every_mistake(page: Page, tmp_path) -> None:

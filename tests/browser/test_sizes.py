@@ -12,6 +12,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from gunyah_core.scenario import load
 from tests.browser.conftest import ARTIFACTS, TIMEOUT_MS
+from tests.browser.test_legible import MEASURE_JS, MIN_PX
 
 PRESETS = ["msgq-pingpong", "mem-share-doorbell"]
 NARROW = (800, 900)
@@ -150,3 +151,60 @@ def test_presentation_mode_is_left_by_a_click(sized) -> None:
     expect(page.get_by_test_id("present-caption")).to_be_hidden()
     expect(page.get_by_test_id("btn-present")).to_be_visible()
     expect(page.get_by_test_id("caption-bar")).to_be_visible()
+
+
+PHONES = [(390, 844), (360, 740)]
+PHONE_PRESETS = ["msgq-pingpong", "rm-boot", "msgq-thresholds", "priority-preemption"]
+
+
+def phone_problems(page: Page) -> list[str]:
+    """Labels under 12 px anywhere in the picture, and overlaps among those in view."""
+    got = page.evaluate(MEASURE_JS)
+    x0, y0, x1, y1 = got["clip"]
+    small = [f"{t['text']!r} ({t['cls']}) is {t['px']:.1f} px" for t in got["texts"]
+             if t["px"] < MIN_PX]
+    seen = [t for t in got["texts"] if t["r"][1] >= y0 and t["r"][3] <= y1]
+    over = []
+    for i, a in enumerate(seen):
+        for b in seen[i + 1:]:
+            w = min(a["r"][2], b["r"][2]) - max(a["r"][0], b["r"][0])
+            h = min(a["r"][3], b["r"][3]) - max(a["r"][1], b["r"][1])
+            if w > 1 and h > 1:
+                over.append(f"{a['text']!r} ({a['cls']}) overlaps {b['text']!r} ({b['cls']})")
+    return small + over
+
+
+@pytest.mark.parametrize("size", PHONES, ids=[f"{w}x{h}" for w, h in PHONES])
+def test_a_phone_draws_the_diagram_full_width_at_label_size_and_pans(sized, size) -> None:
+    """On a phone the diagram is laid out for the phone's width (two VMs a row, one column
+    of queues and lanes): every label is at least 12 px, none overlaps; it fills the
+    width and pans up and down to show the rest (the pCPU lanes at the bottom)."""
+    page = sized(size)
+    for name in PHONE_PRESETS:
+        if name != "msgq-pingpong":
+            load_preset(page, name)
+        g = page.evaluate(GEOMETRY_JS)
+        assert abs(g["picture"]["w"] - g["diagram"]["w"]) <= 2, g  # the picture fills the width
+        assert page.evaluate(
+            "() => Number(getComputedStyle(document.getElementById('caption-bar')).fontSize)"
+            " || parseFloat(getComputedStyle(document.getElementById('caption-bar')).fontSize)"
+        ) >= 16
+        assert phone_problems(page) == [], name
+        lane = page.get_by_test_id("pcpu-0")
+        box = page.get_by_test_id("diagram").bounding_box()
+        start = lane.bounding_box()["y"]
+        if name == "msgq-pingpong":  # four VMs in two rows, two queues: taller than a phone
+            assert start > box["y"] + box["height"]
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] - 20
+        for _ in range(4):  # a finger (or mouse) drags the picture up
+            page.mouse.move(x, y)
+            page.mouse.down()
+            page.mouse.move(x, y - box["height"] * 0.8, steps=4)
+            page.mouse.up()
+        lane_box = lane.bounding_box()
+        assert box["y"] <= lane_box["y"] and lane_box["y"] + lane_box["height"] <= (
+            box["y"] + box["height"] + 1), f"{name}: the lanes are not reachable"
+        assert phone_problems(page) == [], name
+        page.screenshot(path=str(ARTIFACTS / f"22-phone-{size[0]}-{name}-lanes.png"))
+        page.get_by_test_id("btn-fit").click()  # back to the top
+        assert abs(lane.bounding_box()["y"] - start) <= 1

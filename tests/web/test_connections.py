@@ -117,8 +117,9 @@ def short_window() -> Iterator[str]:
 def test_a_client_cannot_send_lifecycle_events(short_window, event):
     client = Client(short_window)
     try:
-        token = client.call("sim:hello")["session"]
-        assert client.call("sim:step", {"count": 5})["last_seq"] == 4
+        hello = client.call("sim:hello")
+        token, boot = hello["session"], hello["status"]["boot_seq"]
+        assert client.call("sim:step", {"count": 5})["last_seq"] == boot + 5
         ack = client.call(event, {})
         assert ack["ok"] is False and ack["error"]["code"] == "RESERVED_EVENT"
         client.sio.emit(event, {})  # without an ack: the refusal comes as server:error
@@ -127,7 +128,7 @@ def test_a_client_cannot_send_lifecycle_events(short_window, event):
         # Still the one session, still working.
         assert counts(short_window)["sessions"] == 1
         assert client.call("sim:hello")["session"] == token
-        assert client.call("sim:step", {"count": 1})["last_seq"] == 5
+        assert client.call("sim:step", {"count": 1})["last_seq"] == boot + 6
     finally:
         client.close()
     # Once its owner has gone and the window has passed, nothing is left.
@@ -283,7 +284,8 @@ def test_a_detached_session_is_freed_after_the_window(short_window):
         ack = late.call("sim:hello")
         assert ack["resume"]["resumed"] is False
         assert ack["resume"]["error"]["code"] == "RESUME_EXPIRED"
-        assert ack["status"]["seq"] == -1 and ack["session"] != hello["session"]
+        assert ack["status"]["seq"] == ack["status"]["boot_seq"]  # a new one, just booted
+        assert ack["session"] != hello["session"]
     finally:
         late.close()
 

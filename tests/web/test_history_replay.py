@@ -11,7 +11,7 @@ import io
 
 import pytest
 
-from gunyah_core import Simulation, preset_names
+from gunyah_core import Simulation, load, preset_names
 from gunyah_core.exporters import export
 from gunyah_core.exporters.jsonl import dumps_event
 from webapp import branches as branches_mod
@@ -201,11 +201,11 @@ def test_a_streamed_export_is_the_export_of_the_revealed_events(fmt):
 def test_http_export_is_streamed(app, socketio_client):
     from test_socket import call
 
-    token = call(socketio_client, "sim:hello")["session"]
+    hello = call(socketio_client, "sim:hello")
     call(socketio_client, "sim:step", {"count": 3_000})
-    resp = app.test_client().get(f"/export/{token}.jsonl")
+    resp = app.test_client().get(f"/export/{hello['session']}.jsonl")
     assert resp.is_streamed
-    assert len(resp.get_data().splitlines()) == 3_000
+    assert len(resp.get_data().splitlines()) == hello["status"]["boot_seq"] + 1 + 3_000
 
 
 def test_an_imported_timeline_replays_its_events(app):
@@ -376,4 +376,6 @@ def test_a_link_draws_from_the_boot_snapshot(preset):
     assert boot["seq"] > 0
     drawn = dict(snapshots[-1])
     assert drawn.pop("build") == other.builds  # which machine of the session it draws
+    boot_events, _ = Simulation(load(preset)).boot()
+    assert drawn.pop("boot_seq") == boot_events[-1]["seq"]  # the log folds the same boot
     assert wire([drawn]) == wire([{**boot["state"], "scenario": boot["scenario"]}])

@@ -75,12 +75,13 @@ def arrived(events):
 
 def test_hello_then_step_reveals_exactly_n(viewer):
     hello = viewer.call("sim:hello")
-    assert hello["ok"] and hello["session"] and hello["status"]["seq"] == -1
+    boot = hello["status"]["boot_seq"]  # a new session's first hello reveals its boot
+    assert hello["ok"] and hello["session"] and hello["status"]["seq"] == boot > 0
     ack = viewer.call("sim:step", {"count": 25})
-    assert ack["ok"] and ack["revealed"] == 25 and ack["last_seq"] == 24
-    assert seqs(viewer.wait_events(25)) == list(range(25))  # trace emitted before the ack
+    assert ack["ok"] and ack["revealed"] == 25 and ack["last_seq"] == boot + 25
+    assert seqs(viewer.wait_events(boot + 26)) == list(range(boot + 26))  # before the ack
     ack = viewer.call("sim:step", {"kind": "msgq.send"})
-    events = viewer.wait_events(25 + ack["revealed"])
+    events = viewer.wait_events(boot + 26 + ack["revealed"])
     assert events[-1]["kind"] == "msgq.send" and seqs(events) == list(range(len(events)))
 
 
@@ -145,7 +146,8 @@ def test_reset_and_load_over_the_wire(viewer):
     assert ack["ok"] and ack["snapshot"]["scenario"]["seed"] == 5
     ack = viewer.call("sim:load", {"scenario": "priority-preemption"})
     assert ack["ok"] and ack["snapshot"]["scenario"]["name"] == "priority-preemption"
-    assert viewer.call("sim:step", {"count": 4})["last_seq"] == 3
+    assert ack["head_seq"] == ack["boot_seq"] > 0  # the load revealed the boot
+    assert viewer.call("sim:step", {"count": 4})["last_seq"] == ack["boot_seq"] + 4
 
 
 def test_flow_control_window_streams_gapless_with_client_acks(live_server):

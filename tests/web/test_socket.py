@@ -45,13 +45,20 @@ def wait_for_events(client, n, timeout=WAIT_S):
 
 
 def test_hello_ack_lists_presets_actions_limits_and_a_token(socketio_client):
+    socketio_client.get_received()
     ack = call(socketio_client, "sim:hello", {})
+    boot = trace_events(socketio_client)  # the new session's boot, sent before the ack
     assert ack["ok"] is True
+    assert_contiguous(boot)
+    assert ack["status"]["boot_seq"] == boot[-1]["seq"] and ack["boot"]["snapshot"] is True
+    step = call(socketio_client, "sim:step", {"count": 1})
+    first = trace_events(socketio_client)
+    assert step["last_seq"] == boot[-1]["seq"] + 1 and first[0]["kind"] == "msgq.send"
     assert ack["session"] and ack["session"] != socketio_client.eio_sid
     assert "msgq-pingpong" in {p["name"] for p in ack["presets"]}
     assert "msgq_send" in ack["actions"] and "jsonl" in ack["export_formats"]
     assert ack["limits"]["max_step_count"] == 10_000
-    assert ack["status"] == {**ack["status"], "playing": False, "seq": -1,
+    assert ack["status"] == {**ack["status"], "playing": False, "seq": boot[-1]["seq"],
                              "scenario": "msgq-pingpong"}
     assert {vm["name"] for vm in ack["snapshot"]["vms"]} >= {"RM", "HLOS", "VM_A", "VM_B"}
 
@@ -159,9 +166,12 @@ def test_reset_rebuilds_and_restarts_seq(socketio_client):
     ack = call(socketio_client, "sim:reset", {"seed": 7})
     assert ack["ok"] and ack["snapshot"]["scenario"]["seed"] == 7
     assert ack["snapshot"]["now_ns"] == 0
-    assert received(socketio_client, "sim:snapshot")
+    msgs = socketio_client.get_received()
+    assert [m for m in msgs if m["name"] == "sim:snapshot"]
+    boot = [e for m in msgs if m["name"] == "sim:trace" for e in m["args"][0]["events"]]
+    assert boot[-1]["seq"] == ack["boot_seq"] == ack["snapshot"]["boot_seq"]  # revealed again
     call(socketio_client, "sim:step", {"count": 3})
-    assert_contiguous(trace_events(socketio_client))
+    assert_contiguous(boot + trace_events(socketio_client))
 
 
 def test_load_preset_and_scenario_text(socketio_client):
