@@ -174,6 +174,13 @@ EQUIVALENT: dict[str, str] = {
         "'priority' -> 'XXpriorityXX': never shown, as above",
     "gunyah_core.core.scheduler.xǁPcpuSchedulerǁset_priority__mutmut_31":
         "'priority' -> 'PRIORITY': never shown, as above",
+    "gunyah_core.mem.memparcel.x_check_lists__mutmut_86":
+        "size <= 0 -> size <= 1: it refuses only size 1 more, which size % PAGE_SIZE in "
+        "the same condition refuses with the same error and message",
+    "gunyah_core.mem.memparcel.x_notify_messages__mutmut_5":
+        "0 <= flags -> 1 <= flags: flags 0 is refused either way, MemNotifyFlags(0) is no "
+        "single flag and fails the next check with the same error and message",
+    "gunyah_core.mem.memparcel.x_notify_messages__mutmut_6": "0 <= flags -> 0 < flags: as above",
     "gunyah_core.vm.vic.xǁVicǁ__init____mutmut_1":
         "KObject oid None: nothing reads a VIC's oid (no VIC capability is handed out)",
     "gunyah_core.vm.vic.xǁVicǁ__init____mutmut_2":
