@@ -185,13 +185,16 @@ EQUIVALENT: dict[str, str] = {
         "KObject oid None: nothing reads a VIC's oid (no VIC capability is handed out)",
     "gunyah_core.vm.vic.xǁVicǁ__init____mutmut_2":
         "KObject name None: nothing reads it; the VIC keeps vm_name in its own field",
-    "gunyah_core.vm.vic.xǁVicǁeoi__mutmut_10":
+    "gunyah_core.vm.vic.xǁVicǁeoi__mutmut_14":
         "edge_only=False -> None: assert_source only tests its truth",
     "gunyah_core.vm.psci.x_enable__mutmut_14":
         "vic.bind(halt, virq, EDGE) -> vic.bind(halt, virq): EDGE is bind's default",
-    "gunyah_core.vm.vic.xǁVicǁunbind__mutmut_5":
+    "gunyah_core.vm.vic.xǁVicǁunbind__mutmut_13":
         "table.pop(virq, None) -> pop(virq): a source bound here has virq in all three "
         "tables (bind fills them together), so the default is never used",
+    "gunyah_core.vm.vic.xǁVicǁunbind__mutmut_6":
+        "a private source's bank.pop(virq, None) -> pop(virq): bind_private fills both of "
+        "the bank's tables together, so the default is never used",
     "gunyah_core.vm.vtimer.xǁVirtualTimerǁ__init____mutmut_16":
         "expired = False -> None: only its truth is read",
     "gunyah_core.vm.vtimer.xǁVirtualTimerǁ__init____mutmut_18":

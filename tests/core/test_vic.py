@@ -206,3 +206,25 @@ def test_unbind_drops_an_active_vIRQ_and_ignores_another_vics_source(hyp: Hyperv
     hyp.trace.take()
     a.vic.eoi(a.vcpus[0], 100)  # a stale EOI after unbind is harmless and says so
     assert project(hyp.trace.take(), "virq", "source") == [("virq.eoi", 100, "unbound")]
+
+
+def test_a_vcpu_finds_no_vIRQ_when_the_pending_ones_are_routed_elsewhere(hyp) -> None:
+    vm = add_vm(hyp, "W", (0, 1))
+    v0, v1 = vm.vcpus
+    for virq in (100, 101):
+        src = VirqSource(f"s{virq}")
+        vm.vic.bind(src, virq, EDGE, vcpu_index=1)
+        src.assert_()
+    assert not vm.vic.has_pending_for(v0) and vm.vic.has_pending_for(v1)
+    assert vm.vic.acknowledge(v0) is None
+    assert vm.vic.acknowledge(v1) == 100
+
+
+def test_the_first_shared_vIRQ_32_is_asked_again_at_eoi(vm) -> None:
+    src = VirqSource("s", check_pending=lambda: True)
+    vm.vic.bind(src, 32, LEVEL)
+    src.assert_()
+    v0 = vm.vcpus[0]
+    assert vm.vic.acknowledge(v0) == 32
+    vm.vic.eoi(v0, 32)
+    assert vm.vic.pending == {32} and vm.vic.active == set()
