@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from gunyah_core.trace import ALL_KINDS
 
 from gunyah_core import Simulation, load, parse, preset_names
 from gunyah_core.scenario import ScenarioError, schema
 from gunyah_core.simulation import BOOT_MAX_EVENTS, BOOT_SETTLE_KINDS, boot_length
-from gunyah_core.trace import ALL_KINDS
 
 SCENARIO = ("name: b\nvms:\n  - name: A\n    program: ping\n"
             "    params: {tx: AB, rx: BA, period_ns: 0, size: 8}\n"
