@@ -449,7 +449,9 @@ TOUCH_LABEL_BASE = 0xD0  # SIMULATOR: the word a page-toucher writes to its n-th
 class PageToucher(Guest):
     """Writes a word to each page of its demand-paging window, then reads them all back:
     each first touch is a page fault its owner serves (mem/demand_paging.py, facts
-    §10.2), each later access is an ordinary stage-2 hit. Then it waits (WFI)."""
+    §10.2), each later access is an ordinary stage-2 hit. With ``period_ns`` it reads
+    them again every period, sleeping on its virtual timer between rounds (the pages
+    stay: no more faults); without, it waits (WFI)."""
 
     program = "page-toucher"
 
@@ -466,6 +468,12 @@ class PageToucher(Guest):
         for addr in pages:
             yield work(gap)
             self.results.append((yield mem("R", addr)))
+        period = self.params.get("period_ns")
+        while period:
+            yield from self.timer_sleep(vcpu, period)
+            for addr in pages:
+                yield work(gap)
+                self.results.append((yield mem("R", addr)))
         while True:
             yield WFI
 
