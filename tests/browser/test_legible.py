@@ -288,9 +288,12 @@ def test_sixteen_vms_on_a_projector_keep_labels_legible_and_pan(small, size) -> 
     page.screenshot(path=str(ARTIFACTS / f"legible-16vm-{size[0]}-lanes.png"))
     # The stage a little shorter (a flag under the diagram while playing): the same
     # picture is laid out again, and the view stays where it was panned to.
-    page.set_viewport_size({"width": size[0], "height": size[1] - 40})
+    width = page.evaluate("() => document.getElementById('diagram').clientWidth")
+    page.set_viewport_size({"width": size[0], "height": size[1] - 20})
     page.wait_for_function("h => document.getElementById('diagram').clientHeight < h",
-                           arg=box["height"] - 20)
+                           arg=box["height"] - 10)
+    # (the same width: a page that now scrolls, with a scrollbar, is another picture)
+    assert page.evaluate("() => document.getElementById('diagram').clientWidth") == width
     page.wait_for_timeout(400)  # the relayout waits 100 ms for the resizing to settle
     box = page.get_by_test_id("diagram").bounding_box()
     lane_box = lane.bounding_box()

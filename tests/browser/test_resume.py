@@ -103,6 +103,10 @@ def test_a_dropped_socket_reconnects_to_the_same_session_without_gap(
 def test_reloading_a_link_resumes_instead_of_loading_it_again(page: Page, live_server: str) -> None:
     page.goto(live_server + "/?scenario=rm-boot")
     page.wait_for_selector("[data-vm='HLOS']")
+    expect(page.get_by_test_id("scenario-title")).to_have_text(  # not the session's first
+        "The Resource Manager boots a VM, step by step")
+    page.wait_for_function("() => window.__gunyah.bootSeq > 0"  # the load revealed its boot
+                           " && window.__gunyah.headSeq === window.__gunyah.bootSeq")
     head = step_n(page, 40)
     session = hooks(page)["session"]
     page.reload()
