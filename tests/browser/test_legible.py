@@ -271,6 +271,9 @@ def test_sixteen_vms_on_a_projector_keep_labels_legible_and_pan(small, size) -> 
     page.set_input_files("[data-testid=scenario-file]", str(BIG_SCENARIO))
     page.wait_for_selector("[data-vm='P0']")
     page.wait_for_function("() => window.__gunyah.headSeq === window.__gunyah.bootSeq")
+    # The caption bar's new sentence may change the stage's height: the page re-lays out
+    # 100 ms after a resize (stageview.js); measure once that has settled.
+    page.wait_for_timeout(400)
     page.get_by_test_id("btn-fit").click()
     got = page.evaluate(MEASURE_JS)
     small = [f"{t['text']!r} ({t['cls']}) {t['px']:.1f} px" for t in got["texts"]
