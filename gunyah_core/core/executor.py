@@ -148,6 +148,14 @@ class Executor:
         """Through the VM's stage-2: a fault is traced and an abort goes back to the guest."""
         hyp = self.hypercalls.hyp
         vmid = vcpu.vm.vmid
+        if hyp.vdevices:
+            emulated = hyp.vdevice_access(vcpu, addr, access, value)
+            if emulated is not None:
+                ok, result = emulated
+                if access == "R" and hyp.trace.on:
+                    hyp.trace.emit(EventKind.MEM_ACCESS, vm=vcpu.vm.name, vcpu=vcpu.id,
+                                   addr=addr, access=access, ok=ok, value=result)
+                return result
         if access == "R":
             result = hyp.memory.read(vmid, addr)
         elif access == "W":
