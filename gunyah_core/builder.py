@@ -150,6 +150,7 @@ def _create_virtio(hyp: Hypervisor, v: dict[str, Any], label: int) -> None:
     queue_size = v.get("queue_size", DEFAULT_QUEUE_SIZE)
     buf_size = v.get("buf_size", DEFAULT_BUF_SIZE)
     dev = hyp.create_virtio_mmio(v["name"], frontend, backend, device_id, queues, label)
+    dev.ring_size = queue_size
     stride = -(-Layout.at(0, queue_size, buf_size).end // PAGE_SIZE) * PAGE_SIZE
     region = hyp.memory.view(frontend.vmid)[0]
     base = region["base"] + region["size"] - stride * queues

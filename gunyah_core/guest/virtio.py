@@ -66,7 +66,7 @@ BLK_S_OK, BLK_S_IOERR = 0, 1
 SECTOR_SIZE = 512
 BLK_HEADER = struct.Struct("<IIQ")
 DISK_SECTORS = 64  # the toy disk's size (the simulator's)
-DEFAULT_COUNT = 6
+DEFAULT_COUNT = 6  # sectors a block round writes and reads
 DEFAULT_PERIOD_NS = 150_000
 
 
@@ -200,7 +200,7 @@ class VirtioConsoleDriver(VirtioDriver):
 
     def __init__(self, vm: Any, params: dict[str, Any]) -> None:
         super().__init__(vm, params)
-        self.count = params.get("count", DEFAULT_COUNT)
+        self.count = params.get("count")  # lines to write; for ever when left out
         self.period = params.get("period_ns", DEFAULT_PERIOD_NS)
         self.reset_after = params.get("reset_after")
         self.sent_bytes = bytearray()
@@ -244,7 +244,8 @@ class VirtioConsoleDriver(VirtioDriver):
 
 
 class VirtioBlockDriver(VirtioDriver):
-    """Writes ``count`` sectors, then reads each back and compares."""
+    """Round after round: writes ``count`` sectors, then reads each back and compares
+    (``rounds`` rounds; for ever when left out)."""
 
     program = "virtio-blk"
     device_id = VIRTIO_ID_BLOCK
@@ -253,31 +254,40 @@ class VirtioBlockDriver(VirtioDriver):
     def __init__(self, vm: Any, params: dict[str, Any]) -> None:
         super().__init__(vm, params)
         self.count = min(params.get("count", DEFAULT_COUNT), DISK_SECTORS)
+        self.rounds = params.get("rounds")
         self.period = params.get("period_ns", DEFAULT_PERIOD_NS)
-        self.size = params.get("size", SECTOR_SIZE) or SECTOR_SIZE
+        self.size = SECTOR_SIZE
         self.pending: dict[int, tuple[int, int]] = {}  # head -> (type, sector)
+        self.written: dict[int, bytes] = {}  # what each sector should read back
         self.verified = 0
+        self.round = 0
 
-    def pattern(self, sector: int) -> bytes:
-        text = f"sector {sector} of {self.vm.name}; "
+    def pattern(self, sector: int, round_: int) -> bytes:
+        text = f"sector {sector} round {round_} of {self.vm.name}; "
         return (text * (self.size // len(text) + 1)).encode()[:self.size]
 
     def request(self, kind: int, sector: int):
         header = BLK_HEADER.pack(kind, 0, sector)
         # virtio 1.1 §5.2.6: a header the device reads, the data, a status byte it writes.
         if kind == BLK_T_OUT:
-            head = yield from self.add(0, [header, self.pattern(sector)], [1])
+            data = self.pattern(sector, self.round)
+            self.written[sector] = data
+            head = yield from self.add(0, [header, data], [1])
         else:
             head = yield from self.add(0, [header], [self.size, 1])
         self.pending[head] = (kind, sector)
         yield from self.notify(0)
 
     def work(self, vcpu: Vcpu):
-        for kind in (BLK_T_OUT, BLK_T_IN):
-            for sector in range(self.count):
-                yield from self.request(kind, sector)
-                self.sent += 1
-                yield sleep(self.period)
+        while self.rounds is None or self.round < self.rounds:
+            first = self.round * self.count % DISK_SECTORS
+            sectors = [(first + n) % DISK_SECTORS for n in range(self.count)]
+            for kind in (BLK_T_OUT, BLK_T_IN):
+                for sector in sectors:
+                    yield from self.request(kind, sector)
+                    self.sent += 1
+                    yield sleep(self.period)
+            self.round += 1
 
     def on_used(self, queue: int, head: int, data: bytes):
         kind, sector = self.pending.pop(head)
@@ -285,7 +295,7 @@ class VirtioBlockDriver(VirtioDriver):
         if not data or data[-1] != BLK_S_OK:
             self.mismatches += 1
         elif kind == BLK_T_IN:
-            if data[:-1] == self.pattern(sector):
+            if data[:-1] == self.written.get(sector):
                 self.verified += 1
             else:
                 self.mismatches += 1

@@ -122,6 +122,7 @@ class VirtioMmio(KObject):
         self.to_frontend = VirqSource(f"virtio_mmio:{name}:frontend", self._frontend_pending,
                                       self._why)
         self._kick = False  # the write being emulated raises the backend's vIRQ
+        self.ring_size = 0  # descriptors per ring the guests will use (for the page)
         self.vqs: dict[int, Virtqueue] = {}  # the rings in shared memory, as guests set them up
 
     def configure(self, vqs_num: int) -> None:
@@ -333,6 +334,7 @@ class VirtioMmio(KObject):
     def snapshot(self) -> dict[str, Any]:
         return {"name": self.name, "frontend": self.frontend, "backend": self.backend,
                 "device_id": self.regs[R["DeviceID"]], "vqs_num": self.vqs_num,
+                "ring_size": self.ring_size,
                 **self.reg_state(), "virq_backend": self.to_backend.virq,
                 "virq_frontend": self.to_frontend.virq,
                 "queues": [vq.snapshot() for _, vq in sorted(self.vqs.items())]}

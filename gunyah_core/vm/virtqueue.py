@@ -144,7 +144,7 @@ class Virtqueue:
 
     # -- what the page draws --------------------------------------------------------
     def depths(self) -> dict[str, int]:
-        """Buffers waiting in the available ring, held by the device, waiting in the
+        """Chains waiting in the available ring, held by the device, waiting in the
         used ring (each side's indexes, free-running mod 2^16)."""
         return {"avail_depth": (self.avail_idx - self.last_avail) & IDX_MASK,
                 "in_device": (self.last_avail - self.used_idx) & IDX_MASK,
@@ -154,7 +154,7 @@ class Virtqueue:
     def _emit(self, kind: str, vm: str, **fields: Any) -> None:
         if self.trace.on:
             self.trace.emit(kind, device=self.device, queue=self.index, vm=vm, **fields,
-                            **self.depths())
+                            avail_idx=self.avail_idx, used_idx=self.used_idx, **self.depths())
 
     # -- the driver (frontend) --------------------------------------------------------
     def add(self, vm: str, out: bytes | list[bytes], in_len: int | list[int] = 0) -> int | None:
@@ -194,7 +194,7 @@ class Virtqueue:
         self.avail_idx = (self.avail_idx + 1) & IDX_MASK
         self.mem.write(vmid, lay.avail + 2, _U16.pack(self.avail_idx))
         self._emit(EventKind.VIRTQ_AVAIL, vm, head=head, descs=need, slot=slot,
-                   avail_idx=self.avail_idx, out_len=len(out), in_len=in_len,
+                   out_len=len(out), in_len=in_len,
                    data=preview(out))
         return head
 
@@ -264,7 +264,7 @@ class Virtqueue:
         self.used_idx = (self.used_idx + 1) & IDX_MASK
         self.mem.write(vmid, lay.used + 2, _U16.pack(self.used_idx))
         self._emit(EventKind.VIRTQ_USED, vm, head=chain.head, slot=slot, used_len=written,
-                   used_idx=self.used_idx, data=preview(data[:written]))
+                   data=preview(data[:written]))
         return written
 
     def reset(self) -> None:

@@ -5,28 +5,35 @@ from __future__ import annotations
 
 from gunyah_core import Simulation, load
 
+MS = 1_000_000
 
-def _run(preset: str) -> Simulation:
+
+def _run(preset: str, until_ns: int = 2 * MS) -> Simulation:
     sim = Simulation(load(preset), check_invariants=True)
-    sim.run(max_events=20_000)
+    sim.run(until_ns=until_ns)
     return sim
 
 
 def test_console_round_trip_and_reset():
     sim = _run("virtio-console")
     driver, device = sim.hyp.vms["VM_A"].guest, sim.hyp.vms["HLOS"].guest
-    assert driver.sent == 8 and driver.resets == 1
+    assert driver.resets == 1 and driver.sent > 20
     assert driver.mismatches == 0 and driver.faults == 0
-    # Every line written after the reset came back, byte for byte, through the rings.
-    assert bytes(driver.echoed) == b"".join(driver.line(n) for n in range(3, 8))
-    assert device.received == 8
+    # Every line written since the reset came back, byte for byte, through the rings
+    # (but for the last few still on their way).
+    lines = [driver.line(n) for n in range(3, driver.sent)]
+    assert bytes(driver.echoed) == b"".join(lines)[:len(driver.echoed)]
+    assert len(driver.echoed) >= len(b"".join(lines[:-3]))
+    assert device.received == driver.sent or device.received == driver.sent - 1
     assert sim.invariants.violation is None
 
 
 def test_block_writes_then_reads_back_every_sector():
     sim = _run("virtio-block")
     driver = sim.hyp.vms["VM_A"].guest
-    assert driver.verified == driver.count == 6
-    assert driver.mismatches == 0 and driver.received == 12
-    assert sim.hyp.vms["HLOS"].guest.disk[5] == driver.pattern(5)
+    assert driver.round >= 2
+    assert driver.verified >= 2 * driver.count
+    assert driver.mismatches == 0
+    disk = sim.hyp.vms["HLOS"].guest.disk
+    assert disk and all(disk[s] == driver.written[s] for s in disk)
     assert sim.invariants.violation is None
