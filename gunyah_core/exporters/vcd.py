@@ -2,7 +2,9 @@
 
 Signals: a 1-bit wire per vIRQ line (`gunyah.<vm>.virq<n>`: 1 from assert until EOI or
 clear), a wire per doorbell (`gunyah.doorbell.<name>`: 1 while its flags are nonzero),
-an integer per queue's depth (`gunyah.msgq.<name>`) and one per pCPU giving the running
+an integer per queue's depth (`gunyah.msgq.<name>`), three per virtqueue (`gunyah.virtq.
+<device>_q<n>_avail`, `_device`, `_used`: chains in its available ring, held by the
+device, in its used ring) and one per pCPU giving the running
 vCPU as an index into the table in the file's `$comment` (0 = idle), plus a string
 twin (`gunyah.pcpu.pcpu<n>_vcpu`) with the vCPU's name for viewers that show strings.
 """
@@ -31,6 +33,9 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 _VIRQ_RAISE = ("virq.assert", "virq.deliver")
 _VIRQ_LOWER = ("virq.eoi", "virq.clear")
 _BELL_KINDS = ("bell.send", "bell.recv", "bell.mask", "bell.reset")
+#: Bits for a virtqueue depth: ring indexes are le16 (virtio 1.1 §2.6).
+VIRTQ_DEPTH_BITS = 16
+_VIRTQ_SIGNALS = (("avail", "avail_depth"), ("device", "in_device"), ("used", "used_depth"))
 
 
 def signal_name(text: object) -> str:
@@ -90,6 +95,12 @@ class VcdWriter:
             key = self._declare(f"{TOP_SCOPE}.msgq", signal_name(event["msgq"]), "integer",
                                 DEPTH_BITS, 0)
             self._change(t, key, int(event.get("depth", 0)))
+        elif kind.startswith("virtq.") and "used_depth" in event:
+            base = f"{signal_name(event['device'])}_q{event['queue']}"
+            for suffix, field in _VIRTQ_SIGNALS:
+                key = self._declare(f"{TOP_SCOPE}.virtq", f"{base}_{suffix}", "integer",
+                                    VIRTQ_DEPTH_BITS, 0)
+                self._change(t, key, int(event.get(field, 0)))
         elif kind in _BELL_KINDS:
             flags = _flags_after(event)
             key = self._declare(f"{TOP_SCOPE}.doorbell", signal_name(event["doorbell"]),
