@@ -64,6 +64,10 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "memparcel": ("gunyah_core/mem/memparcel.py", (
         "tests/core/test_memory.py", "tests/core/test_rm_memory.py",
         "tests/core/test_rm_mem_payloads.py")),
+    "virtio_mmio": ("gunyah_core/vm/virtio_mmio.py", (
+        "tests/core/test_virtio_mmio.py", "tests/core/test_virtio_presets.py")),
+    "virtqueue": ("gunyah_core/vm/virtqueue.py", (
+        "tests/core/test_virtqueue.py", "tests/core/test_virtio_presets.py")),
 }
 
 MEMORY_LIMIT_BYTES = 2 << 30  # per mutant run: a runaway mutant dies, not the machine

@@ -34,6 +34,8 @@ MODULES: dict[str, str] = {
     "vic": "gunyah_core/vm/vic.py",
     "rm/rpc": "gunyah_core/rm/rpc.py",
     "memparcel": "gunyah_core/mem/memparcel.py",
+    "virtio_mmio": "gunyah_core/vm/virtio_mmio.py",
+    "virtqueue": "gunyah_core/vm/virtqueue.py",
 }
 
 # mutmut's exit-code meanings (mutmut.stats.status_by_exit_code, 3.8): a test failed (1),
