@@ -15,8 +15,10 @@ from ..consts import (
     SIM_HVC_COST_NS,
     SIM_MEM_ACCESS_NS,
     SIM_VIRQ_DELIVERY_NS,
+    VIRTIO_MMIO_PAGE_SIZE,
 )
 from ..vm.vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_WFI, OP_HVC, OP_MEM, OP_SLEEP, OP_WFI, OP_WORK
+from ..vm.virtio_mmio import reg_name
 from .trace import EventKind
 
 if TYPE_CHECKING:
@@ -152,9 +154,11 @@ class Executor:
             emulated = hyp.vdevice_access(vcpu, addr, access, value)
             if emulated is not None:
                 ok, result = emulated
-                if access == "R" and hyp.trace.on:
+                if access == "R" and hyp.trace.on:  # a write is traced as virtio.write
+                    dev = hyp.vdevice_at(vmid, addr)
                     hyp.trace.emit(EventKind.MEM_ACCESS, vm=vcpu.vm.name, vcpu=vcpu.id,
-                                   addr=addr, access=access, ok=ok, value=result)
+                                   addr=addr, access=access, ok=ok, value=result,
+                                   device=dev.name, reg=reg_name(addr % VIRTIO_MMIO_PAGE_SIZE))
                 return result
         if access == "R":
             result = hyp.memory.read(vmid, addr)

@@ -292,12 +292,16 @@ class Hypervisor:
         self._copied_caps(backend)
         return dev
 
+    def vdevice_at(self, vmid: int, addr: int) -> VirtioMmio | None:
+        """The device whose register page VM ``vmid`` maps at IPA ``addr``, if any."""
+        return self.vdevices.get((vmid, addr // VIRTIO_MMIO_PAGE_SIZE))
+
     def vdevice_access(self, vcpu: Vcpu, addr: int, access: str,
                        value: int) -> tuple[bool, int | bool] | None:
         """A guest access to a virtio register page it maps (None: not a vdevice).
         Reads are plain reads of the read-only page; writes fault into the hypervisor,
         which emulates them (vdevice.c ``virtio_mmio_handle_vdevice_access``)."""
-        dev = self.vdevices.get((vcpu.vm.vmid, addr // VIRTIO_MMIO_PAGE_SIZE))
+        dev = self.vdevice_at(vcpu.vm.vmid, addr)
         if dev is None:
             return None
         offset = addr % VIRTIO_MMIO_PAGE_SIZE

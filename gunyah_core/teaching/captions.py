@@ -526,6 +526,10 @@ def _mem_fault(e: Event) -> str:
 
 
 def _mem_access(e: Event) -> str:
+    if e.get("device"):  # a load from a virtio register page (facts §10.1)
+        return (f"{e.get('vcpu') or e.get('vm')} reads {hexn(e.get('value'))} "
+                f"from {e.get('device')}'s {e.get('reg')}: a plain load from the register "
+                "page mapped read-only in its VM; only stores trap.")
     what = _ACCESS.get(str(e.get("access")), str(e.get("access")))
     value = f" of {hexn(e.get('value'))}" if e.get("value") is not None else ""
     ok = "allowed by its stage-2 mapping" if e.get("ok") else "refused"
@@ -579,6 +583,9 @@ def _virtio_write(e: Event) -> str:
         if value == 0 and e.get("status", 0) & 0x40:
             return (head + trap + "asks for a reset: DEVICE_NEEDS_RESET, reason RESET_RQST, "
                     "every QueueReady cleared; the backend's vIRQ is raised.")
+        if value == 0:
+            return (head + trap + "asks nothing: Status was 0 already (the source ignores a "
+                    "first write of 0).")
         reasons = _reasons(e.get("reason"))
         return (head + trap + f"stores it; reasons waiting for the backend: {reasons}.")
     if reg == "InterruptACK":

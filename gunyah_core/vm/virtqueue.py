@@ -106,9 +106,13 @@ def _align(value: int, to: int) -> int:
     return (value + to - 1) // to * to
 
 
+PREVIEW_OTHER = ord("?")  # shown as '.' too: '?' reads as "unknown" in a caption
+
+
 def preview(data: bytes) -> str:
     """Printable ASCII as it is, anything else as '.', cut to PREVIEW_CHARS."""
-    text = "".join(chr(b) if 32 <= b < 127 else "." for b in data[:PREVIEW_CHARS])
+    text = "".join(chr(b) if 32 <= b < 127 and b != PREVIEW_OTHER else "."
+                   for b in data[:PREVIEW_CHARS])
     return text + ("…" if len(data) > PREVIEW_CHARS else "")
 
 
