@@ -69,3 +69,35 @@ def test_the_rings_fill_and_drain_on_the_page(page: Page, preset: str) -> None:
     title = cell.locator(".cell-count").text_content()
     assert title == "idle" or set(title.split()) <= REASONS
     assert "Status 0x" in cell.locator(".cell-route").text_content()
+
+
+def test_the_hypercall_console_makes_the_backends_virtio_calls(page: Page) -> None:
+    """HLOS, the backend, types virtio_mmio_backend_get_queue_info with its own cap,
+    offered by completion; the call runs on its vCPU 0 and shows what the driver set."""
+    page.set_viewport_size({"width": 1280, "height": 720})
+    load_preset(page, "virtio-console")
+    folded = page.evaluate("() => document.body.classList.contains('panels-off')")
+    if folded:
+        page.get_by_test_id("btn-panels").click()
+    page.get_by_test_id("step-n").fill("120")  # past the probe
+    seq = page.evaluate("window.__gunyah.seq")
+    page.get_by_test_id("btn-step-n").click()
+    page.wait_for_function("s => window.__gunyah.seq >= s", arg=seq + 120)
+    page.locator("[data-vm='HLOS']").click()
+    page.get_by_test_id("act-console").click()
+    box = page.get_by_test_id("hvc-input")
+    box.fill("virtio_mmio_backend_g")
+    offered = page.get_by_test_id("hvc-option").all_inner_texts()
+    assert {o.split()[0] for o in offered} >= {"virtio_mmio_backend_get_queue_info",
+                                               "virtio_mmio_backend_get_notification"}
+    box.fill("virtio_mmio_backend_get_queue_info capid=")
+    page.get_by_test_id("hvc-option").filter(has_text="virtio_mmio:console").first.click()
+    box.press("End")
+    box.type("sel=1")
+    box.press("Enter")
+    page.get_by_test_id("btn-step-n").click()
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=hvc-x0]').length > 0")
+    entry = page.get_by_test_id("hvc-entry").last
+    expect(entry.get_by_test_id("hvc-x0")).to_contain_text("X0 = OK (0)")
+    expect(entry.get_by_test_id("hvc-ret")).to_contain_text("queue_desc")

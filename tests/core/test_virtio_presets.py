@@ -37,3 +37,13 @@ def test_block_writes_then_reads_back_every_sector():
     disk = sim.hyp.vms["HLOS"].guest.disk
     assert disk and all(disk[s] == driver.written[s] for s in disk)
     assert sim.invariants.violation is None
+
+
+def test_the_frontends_register_loads_are_plain_reads_of_the_page():
+    events = Simulation(load("virtio-console")).run(until_ns=MS // 10)
+    loads = [e for e in events if e["kind"] == "mem.access" and e.get("device") == "console"]
+    assert loads[0]["reg"] == "MagicValue" and loads[0]["value"] == 0x74726976
+    assert loads[1]["reg"] == "DeviceID" and loads[1]["value"] == 3  # VIRTIO_ID_CONSOLE
+    # Stores are never mem.access: each traps and is emulated (virtio.write).
+    assert not any(e["kind"] == "mem.access" and e["access"] == "W" for e in events)
+    assert any(e["kind"] == "virtio.write" and e["reg"] == "QueueNotify" for e in events)
