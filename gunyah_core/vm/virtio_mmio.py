@@ -86,14 +86,6 @@ def reg_name(offset: int) -> str:
     return REG_NAMES.get(offset, f"{offset:#x}")
 
 
-def reason_names(reason: int) -> list[str]:
-    """The set bits of a notification reason by their Gunyah names."""
-    names = ((VIRTIO_MMIO_REASON_NEW_BUFFER, "NEW_BUFFER"),
-             (VIRTIO_MMIO_REASON_RESET_RQST, "RESET_RQST"),
-             (VIRTIO_MMIO_REASON_DRIVER_OK, "DRIVER_OK"), (VIRTIO_MMIO_REASON_FAILED, "FAILED"))
-    return [name for bit, name in names if reason & bit]
-
-
 class VirtioMmio(KObject):
     """The registers, the banked queue and feature words, the reasons and the two vIRQs."""
 
@@ -162,7 +154,7 @@ class VirtioMmio(KObject):
         """A plain load from the read-only page."""
         if offset >= VIRTIO_MMIO_REG_DEVICE_CONFIG:
             return self.config_space[offset - VIRTIO_MMIO_REG_DEVICE_CONFIG]
-        return self.regs.get(offset & ~(WORD - 1), 0)
+        return self.regs.get(offset, 0)  # a reserved word reads as 0
 
     def frontend_write(self, vm: str, vcpu: str, offset: int, value: int,
                        size: int = WORD) -> bool:
@@ -313,8 +305,6 @@ class VirtioMmio(KObject):
         """``..._backend_acknowledge_reset``: Status back to its default, 0 (which ends
         DEVICE_NEEDS_RESET; QueueReady was cleared when the reset was asked)."""
         self.regs[R["Status"]] = 0
-        for vq in self.vqs.values():
-            vq.reset()
         self._backend_event("acknowledge_reset")
 
     def update_status(self, value: int) -> None:

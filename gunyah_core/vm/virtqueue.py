@@ -271,12 +271,6 @@ class Virtqueue:
                    data=preview(data[:written]))
         return written
 
-    def reset(self) -> None:
-        """Both sides start again from index 0 (a device reset, virtio 1.1 §2.1.2)."""
-        self.free = deque(range(self.layout.num))
-        self.chains.clear()
-        self.avail_idx = self.last_used = self.last_avail = self.used_idx = 0
-
     def snapshot(self) -> dict[str, Any]:
         lay = self.layout
         return {"queue": self.index, "desc": lay.desc, "avail": lay.avail, "used": lay.used,

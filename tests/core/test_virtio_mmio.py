@@ -262,3 +262,98 @@ def test_backend_lists_the_device_in_its_resources_as_virtio_mmio(m):
     assert m.be.resources["dev:backend"]["virq"] == m.dev.to_backend.virq
     assert m.fe.resources["dev:frontend"]["virq"] == m.dev.to_frontend.virq
     assert m.dev.to_backend.vic is m.be.vic and m.dev.to_frontend.vic is m.fe.vic
+
+
+# -- edges: each selector's last value and the first one past it -------------------------
+def test_feature_selectors_take_0_and_1_only(m):
+    assert m.store("DeviceFeaturesSel", 1) and m.store("DriverFeaturesSel", 1)
+    assert not m.store("DeviceFeaturesSel", 2)
+    assert not m.store("DriverFeaturesSel", 2)
+    assert m.dev.drv_feat_sel == 1
+
+
+def test_writes_before_any_selector_land_in_word_0_and_queue_0(m):
+    m.store("DriverFeatures", 0xAB)
+    m.store("QueueNum", 4)
+    assert m.backend("get_drv_features", sel=0).ret == {"drv_feat": 0xAB}
+    assert m.backend("get_queue_info", sel=0).ret["queue_num"] == 4
+    assert m.backend("get_notification").ret == {"vqs_bitmap": 0, "reason": 0}
+
+
+def test_exactly_version_1_and_access_platform_is_a_valid_word_1(m):
+    assert m.backend("set_dev_features", sel=1,
+                     dev_feat=VERSION_1 | ACCESS_PLATFORM).error is Error.OK
+
+
+def test_queue_notify_past_the_bitmap_sets_only_the_reason(m):
+    """util_bit(val) of a register_t: 63 is the last queue bit; the model ignores more."""
+    m.store("QueueNotify", 63)
+    assert m.backend("get_notification").ret == {"vqs_bitmap": 1 << 63, "reason": NEW_BUFFER}
+    m.store("QueueNotify", 64)
+    assert m.backend("get_notification").ret == {"vqs_bitmap": 0, "reason": NEW_BUFFER}
+
+
+def test_the_backends_vic_line_is_pending_while_a_reason_is_set(m):
+    assert not m.dev.to_backend.check_pending()
+    m.store("QueueNotify", 0)
+    assert m.dev.to_backend.check_pending()
+    events = m.hyp.trace.take()
+    (raised,) = [e for e in events if e["kind"] == "virq.assert"]
+    assert (raised["reason"], raised["vqs"], raised["isr"]) == (NEW_BUFFER, 1, 0)
+    m.backend("get_notification")
+    assert not m.dev.to_backend.check_pending()
+
+
+def test_config_space_takes_bytes_and_words_and_reads_back(m):
+    dev = m.dev
+    assert dev.frontend_write("FE", "FE.0", 0x100, 0x11, size=1)
+    assert dev.frontend_write("FE", "FE.0", 0x104, 0x44332211, size=4)
+    assert [dev.frontend_read(0x100 + i) for i in range(8)] == [
+        0x11, 0, 0, 0, 0x11, 0x22, 0x33, 0x44]
+    assert not dev.frontend_write("FE", "FE.0", 0xFF, 1, size=1)  # a byte below config
+    assert not dev.frontend_write("FE", "FE.0", 0x102, 1, size=4)  # a word not aligned
+    assert not dev.frontend_write("FE", "FE.0", 0x1000, 1, size=4)  # past the page
+    assert dev.frontend_write("FE", "FE.0", 0xFFC, 1, size=4)  # the page's last word
+    assert dev.frontend_read(0x0F8) == 0  # a reserved word
+
+
+def test_register_names_in_events():
+    from gunyah_core.vm.virtio_mmio import reg_name
+    assert reg_name(0x050) == "QueueNotify"
+    assert reg_name(0x100) == "config+0x0" and reg_name(0x104) == "config+0x4"
+    assert reg_name(0x0F8) == "0xf8"
+
+
+def test_zero_queues_is_a_valid_configuration(m):
+    m.dev.configure(0)
+    assert m.dev.vqs_num == 0
+
+
+def test_queue_addresses_are_64_bit_from_their_two_halves(m):
+    for reg, value in (("QueueDriverLow", 0x80), ("QueueDriverHigh", 0x1),
+                       ("QueueDeviceLow", 0xA0), ("QueueDeviceHigh", 0x2)):
+        m.store(reg, value)
+    info = m.backend("get_queue_info", sel=0).ret
+    assert (info["queue_drv"], info["queue_dev"]) == (0x1_0000_0080, 0x2_0000_00A0)
+
+
+def test_registers_are_32_bit(m):
+    big = (1 << 40) | 0x5
+    m.backend("set_queue_num_max", sel=0, queue_num_max=big)
+    assert m.dev.queues[0]["num_max"] == 0x5
+    m.backend("assert_virq", interrupt_status=big)
+    assert m.load("InterruptStatus") == 0x5
+    m.backend("update_status", val=(1 << 33) | 0x1)
+    assert m.load("Status") == 0x1
+
+
+def test_every_backend_change_is_a_virtio_backend_event(m):
+    m.backend("set_dev_features", sel=0, dev_feat=1)
+    m.backend("set_queue_num_max", sel=0, queue_num_max=8)
+    m.backend("get_notification")
+    m.backend("update_status", val=0x1)
+    m.backend("acknowledge_reset")
+    m.backend("assert_virq", interrupt_status=1)
+    ops = [e["op"] for e in m.hyp.trace.take() if e["kind"] == "virtio.backend"]
+    assert ops == ["set_dev_features", "set_queue_num_max", "get_notification",
+                   "update_status", "acknowledge_reset", "assert_virq"]
