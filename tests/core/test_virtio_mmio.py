@@ -266,10 +266,20 @@ def test_backend_lists_the_device_in_its_resources_as_virtio_mmio(m):
 
 # -- edges: each selector's last value and the first one past it -------------------------
 def test_feature_selectors_take_0_and_1_only(m):
-    assert m.store("DeviceFeaturesSel", 1) and m.store("DriverFeaturesSel", 1)
-    assert not m.store("DeviceFeaturesSel", 2)
-    assert not m.store("DriverFeaturesSel", 2)
-    assert m.dev.drv_feat_sel == 1
+    assert m.store("DeviceFeaturesSel", 1) is True and m.store("DriverFeaturesSel", 1) is True
+    assert m.store("DeviceFeaturesSel", 2) is False
+    assert m.store("DriverFeaturesSel", 2) is False
+    assert m.store("QueueSel", 2) is False
+    assert m.dev.drv_feat_sel == 1 and m.dev.queue_sel == 0
+    emulated = [e["emulated"] for e in m.hyp.trace.take() if e["kind"] == "virtio.write"]
+    assert emulated == [True, True, False, False, False]
+
+
+def test_a_device_without_queues_faults_queue_register_writes():
+    m = Machine(vqs=0)
+    assert m.store("QueueNum", 8) is False
+    assert m.store("QueueReady", 1) is False
+    assert m.store("QueueDescLow", 0x1000) is False
 
 
 def test_writes_before_any_selector_land_in_word_0_and_queue_0(m):
