@@ -29,7 +29,7 @@ from .guest.programs import MissingResource
 from .guest.virtio import BLOCK_QUEUES, CONSOLE_QUEUES
 from .guest.virtio import PROGRAMS as VIRTIO_PROGRAMS
 from .guest.vmm import ProxyVmm
-from .mem.memparcel import PAGE_SIZE, PgtableAccess
+from .mem.memparcel import OWNED, PAGE_SIZE, PgtableAccess
 from .rm.client import RmClient
 from .rm.host import VmManagerProgram
 from .rm.manager import ResourceManager
@@ -87,7 +87,10 @@ def build(scenario: Scenario, seed: int | None = None, trace_on: bool = True) ->
         if described.get(vm.name, {}).get("proxy"):  # its owner, HLOS, runs it
             for vcpu in vm.vcpus:
                 hyp.make_proxy(vcpu, primary)
-    _create_objects(hyp, cfg)
+    try:
+        _create_objects(hyp, cfg)
+    except RingsDoNotFit as err:
+        raise ScenarioError(err.message, err.path, source=scenario.source) from None
     for vm in hyp.vms.values():
         if vm is rm_vm:
             continue
@@ -131,6 +134,10 @@ def _create_objects(hyp: Hypervisor, cfg: dict[str, Any]) -> None:
         _create_virtio(hyp, v, label)
 
 
+class RingsDoNotFit(ScenarioError):
+    """A virtio device's rings need more memory than its frontend has free."""
+
+
 # The toy devices (guest/virtio.py): their queues, and their ring and buffer sizes
 # when the scenario leaves them out (the simulator's choices).
 VIRTIO_DEVICES = {"console": (VIRTIO_ID_CONSOLE, CONSOLE_QUEUES),
@@ -149,11 +156,17 @@ def _create_virtio(hyp: Hypervisor, v: dict[str, Any], label: int) -> None:
     queues = v.get("queues", default_queues)
     queue_size = v.get("queue_size", DEFAULT_QUEUE_SIZE)
     buf_size = v.get("buf_size", DEFAULT_BUF_SIZE)
+    stride = -(-Layout.at(0, queue_size, buf_size).end // PAGE_SIZE) * PAGE_SIZE
+    free = [r for r in hyp.memory.view(frontend.vmid)
+            if r["state"] == OWNED and r["size"] >= stride * queues]
+    if not free:
+        raise RingsDoNotFit(f"the rings of {queues} queues need {stride * queues // PAGE_SIZE} "
+                            f"pages of {frontend.name}'s memory, which has no such free range "
+                            "(fewer queues, a smaller queue_size or buf_size)",
+                            f"virtio_mmios[{label}]")
     dev = hyp.create_virtio_mmio(v["name"], frontend, backend, device_id, queues, label)
     dev.ring_size = queue_size
-    stride = -(-Layout.at(0, queue_size, buf_size).end // PAGE_SIZE) * PAGE_SIZE
-    region = hyp.memory.view(frontend.vmid)[0]
-    base = region["base"] + region["size"] - stride * queues
+    base = free[0]["base"] + free[0]["size"] - stride * queues
     rw = int(PgtableAccess.RW)
     handle = hyp.memory.share(frontend.vmid, [(frontend.vmid, rw), (backend.vmid, rw)],
                               [(base, stride * queues)], label=label)

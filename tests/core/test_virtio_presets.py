@@ -3,7 +3,10 @@ invariant holding (facts §10.1; virtio 1.1 §2.6, §5.2, §5.3)."""
 
 from __future__ import annotations
 
-from gunyah_core import Simulation, load
+import pytest
+
+from gunyah_core import Simulation, load, parse
+from gunyah_core.scenario import ScenarioError
 
 MS = 1_000_000
 
@@ -47,3 +50,48 @@ def test_the_frontends_register_loads_are_plain_reads_of_the_page():
     # Stores are never mem.access: each traps and is emulated (virtio.write).
     assert not any(e["kind"] == "mem.access" and e["access"] == "W" for e in events)
     assert any(e["kind"] == "virtio.write" and e["reg"] == "QueueNotify" for e in events)
+
+
+BASE_SCENARIO = """
+name: v
+vms:
+  - {name: VM_A, program: virtio-console, params: {virtio: console}}
+virtio_mmios:
+  - {name: console, device: console, frontend: VM_A%s}
+"""
+
+
+@pytest.mark.parametrize(("extra", "field"), [
+    (", backend: VM_Z", "virtio_mmios[0].backend"),
+    (", backend: VM_A", "virtio_mmios[0].frontend"),
+    (", queues: 17", "virtio_mmios[0].queues"),
+    (", queue_size: 1", "virtio_mmios[0].queue_size"),
+])
+def test_a_wrong_virtio_device_is_refused_naming_its_field(extra: str, field: str) -> None:
+    with pytest.raises(ScenarioError) as err:
+        parse(BASE_SCENARIO % extra)
+    assert field in str(err.value)
+
+
+def test_a_driver_without_its_device_is_refused_naming_the_program() -> None:
+    text = "name: v\nvms:\n  - {name: VM_A, program: virtio-blk}\n"
+    with pytest.raises(ScenarioError) as err:
+        Simulation(parse(text))
+    assert "vms[0].program" in str(err.value) and "virtio-MMIO device" in str(err.value)
+
+
+def test_rings_too_big_for_the_frontends_memory_are_refused_naming_the_device() -> None:
+    """16 queues of 16 descriptors with 512-byte buffers need 48 pages; a guest has 16."""
+    text = BASE_SCENARIO % ", queues: 16, queue_size: 16, buf_size: 512"
+    with pytest.raises(ScenarioError) as err:
+        Simulation(parse(text, "big.yaml"))
+    assert "virtio_mmios[0]" in str(err.value) and "48 pages" in str(err.value)
+
+
+def test_two_devices_on_one_frontend_get_rings_of_their_own() -> None:
+    text = (BASE_SCENARIO % "") + "  - {name: disk, device: block, frontend: VM_A}\n"
+    sim = Simulation(parse(text))
+    fe = sim.hyp.vms["VM_A"].resources
+    a, b = fe["console:frontend"], fe["disk:frontend"]
+    assert a["ring_base"] >= b["ring_base"] + b["ring_stride"]  # the second below the first
+    assert a["base"] != b["base"]  # and its own register page
