@@ -16,6 +16,8 @@ from .consts import (
     ROOTVM_PRIORITY,
     SCHEDULER_DEFAULT_PRIORITY,
     SCHEDULER_DEFAULT_TIMESLICE_NS,
+    VIRTIO_ID_BLOCK,
+    VIRTIO_ID_CONSOLE,
     VMID_DYNAMIC_BASE,
     VMID_HLOS,
     VMID_RM,
@@ -24,9 +26,11 @@ from .consts import (
 from .core.hypervisor import Hypervisor
 from .guest.programs import PROGRAMS as GUEST_PROGRAMS
 from .guest.programs import MissingResource
+from .guest.virtio import BLOCK_QUEUES, CONSOLE_QUEUES
+from .guest.virtio import PROGRAMS as VIRTIO_PROGRAMS
 from .guest.vmm import ProxyVmm
 from .mem import demand_paging
-from .mem.memparcel import PAGE_SIZE
+from .mem.memparcel import OWNED, PAGE_SIZE, PgtableAccess
 from .rm.client import RmClient
 from .rm.host import VmManagerProgram
 from .rm.manager import ResourceManager
@@ -35,6 +39,7 @@ from .rm.sharing import MemBorrower, MemLender
 from .rm.vm_mgnt import VmManagement, create_rm_link
 from .scenario import Scenario, ScenarioError
 from .vm import psci
+from .vm.virtqueue import Layout
 from .vm.vm import Vm
 
 RM_NAME = "RM"
@@ -42,6 +47,7 @@ PRIMARY_NAME = "HLOS"
 RESERVED_VMS = {RM_NAME: VMID_RM, PRIMARY_NAME: VMID_HLOS}
 PROGRAMS: dict[str, type] = {
     **GUEST_PROGRAMS,
+    **VIRTIO_PROGRAMS,
     **{cls.program: cls for cls in (VmManagerProgram, MemLender, MemBorrower, ProxyVmm)},
 }
 US = 1_000
@@ -87,7 +93,10 @@ def build(scenario: Scenario, seed: int | None = None, trace_on: bool = True) ->
                 _demand_paging(hyp, vm, primary, described[vm.name]["demand_paging"])
         if described.get(vm.name, {}).get("psci"):  # a vPM group; HALT vIRQs to the RM
             psci.enable(hyp, vm, rm)
-    _create_objects(hyp, cfg)
+    try:
+        _create_objects(hyp, cfg)
+    except RingsDoNotFit as err:
+        raise ScenarioError(err.message, err.path, source=scenario.source) from None
     for vm in hyp.vms.values():
         if vm is rm_vm:
             continue
@@ -146,6 +155,50 @@ def _create_objects(hyp: Hypervisor, cfg: dict[str, Any]) -> None:
                                    b.get("trigger", "edge"), b.get("source_can_clear", False))
         bell.enable_mask = b.get("enable_mask", bell.enable_mask)
         bell.ack_mask = b.get("ack_mask", bell.ack_mask)
+    for label, v in enumerate(cfg.get("virtio_mmios", [])):
+        _create_virtio(hyp, v, label)
+
+
+class RingsDoNotFit(ScenarioError):
+    """A virtio device's rings need more memory than its frontend has free."""
+
+
+# The toy devices (guest/virtio.py): their queues, and their ring and buffer sizes
+# when the scenario leaves them out (the simulator's choices).
+VIRTIO_DEVICES = {"console": (VIRTIO_ID_CONSOLE, CONSOLE_QUEUES),
+                  "block": (VIRTIO_ID_BLOCK, BLOCK_QUEUES)}
+DEFAULT_QUEUE_SIZE, DEFAULT_BUF_SIZE = 8, 128
+
+
+def _create_virtio(hyp: Hypervisor, v: dict[str, Any], label: int) -> None:
+    """The device (the RM's work, Hypervisor.create_virtio_mmio) and the memory its
+    rings live in: the frontend shares the top pages of its region with the backend
+    (MEM_SHARE, both RW) and the backend accepts them, as the RM's DT node names a
+    memory region by label for the device's DMA (dto_create_virtio_mmio). The sharing
+    is done at build, not by RM RPC: the simulator's shortcut."""
+    frontend, backend = hyp.vms[v["frontend"]], hyp.vms[v.get("backend", PRIMARY_NAME)]
+    device_id, default_queues = VIRTIO_DEVICES[v["device"]]
+    queues = v.get("queues", default_queues)
+    queue_size = v.get("queue_size", DEFAULT_QUEUE_SIZE)
+    buf_size = v.get("buf_size", DEFAULT_BUF_SIZE)
+    stride = -(-Layout.at(0, queue_size, buf_size).end // PAGE_SIZE) * PAGE_SIZE
+    free = [r for r in hyp.memory.view(frontend.vmid)
+            if r["state"] == OWNED and r["size"] >= stride * queues]
+    if not free:
+        raise RingsDoNotFit(f"the rings of {queues} queues need {stride * queues // PAGE_SIZE} "
+                            f"pages of {frontend.name}'s memory, which has no such free range "
+                            "(fewer queues, a smaller queue_size or buf_size)",
+                            f"virtio_mmios[{label}]")
+    dev = hyp.create_virtio_mmio(v["name"], frontend, backend, device_id, queues, label)
+    dev.ring_size = queue_size
+    base = free[0]["base"] + free[0]["size"] - stride * queues
+    rw = int(PgtableAccess.RW)
+    handle = hyp.memory.share(frontend.vmid, [(frontend.vmid, rw), (backend.vmid, rw)],
+                              [(base, stride * queues)], label=label)
+    hyp.memory.accept(backend.vmid, handle)
+    frontend.resources[f"{dev.name}:frontend"].update(
+        ring_base=base, ring_stride=stride, queue_size=queue_size, buf_size=buf_size)
+    backend.resources[f"{dev.name}:backend"]["queue_size"] = queue_size
 
 
 def _index_of(cfg: dict, name: str) -> int:

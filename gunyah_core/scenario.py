@@ -288,6 +288,7 @@ def _with_defaults(data: dict[str, Any]) -> dict[str, Any]:
     config.setdefault("seed", 0)
     config.setdefault("msgqs", [])
     config.setdefault("doorbells", [])
+    config.setdefault("virtio_mmios", [])
     config.setdefault("debug_capids", False)
     return config
 
@@ -323,6 +324,15 @@ def _check_references(config: dict[str, Any], node: Any, source: str) -> None:
                     fail(f"no VM named {obj[end]!r}", [kind, i, end])
             if obj["sender"] == obj["receiver"]:
                 fail("sender and receiver must be different VMs", [kind, i, "receiver"])
+    for i, dev in enumerate(config["virtio_mmios"]):
+        if dev["name"] in objects:
+            fail(f"object name {dev['name']!r} is used twice", ["virtio_mmios", i, "name"])
+        objects.add(dev["name"])
+        for end in ("frontend", "backend"):
+            if dev.get(end, "HLOS") not in vm_names:
+                fail(f"no VM named {dev[end]!r}", ["virtio_mmios", i, end])
+        if dev["frontend"] == dev.get("backend", "HLOS"):
+            fail("frontend and backend must be different VMs", ["virtio_mmios", i, "frontend"])
     for i, q in enumerate(config["msgqs"]):
         depth = q.get("depth", 8)
         if q.get("notempty_thd", 1) > depth:
@@ -331,7 +341,8 @@ def _check_references(config: dict[str, Any], node: Any, source: str) -> None:
             fail(f"must be below depth ({depth})", ["msgqs", i, "notfull_thd"])
     for i, vm in enumerate(config["vms"]):
         params = vm.get("params", {})
-        for key in ("tx", "rx", "doorbell"):
+        for key in ("tx", "rx", "doorbell", "virtio"):
             if key in params and params[key] not in objects:
-                fail(f"no msgq or doorbell named {params[key]!r}", ["vms", i, "params", key])
+                fail(f"no msgq, doorbell or virtio device named {params[key]!r}",
+                     ["vms", i, "params", key])
     _raise_all(problems)

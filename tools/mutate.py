@@ -72,6 +72,10 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
         "tests/core/test_scenario.py")),
     "demand_paging": ("gunyah_core/mem/demand_paging.py", (
         "tests/core/test_demand_paging.py", "tests/core/test_scenario.py")),
+    "virtio_mmio": ("gunyah_core/vm/virtio_mmio.py", (
+        "tests/core/test_virtio_mmio.py", "tests/core/test_virtio_presets.py")),
+    "virtqueue": ("gunyah_core/vm/virtqueue.py", (
+        "tests/core/test_virtqueue.py", "tests/core/test_virtio_presets.py")),
 }
 
 MEMORY_LIMIT_BYTES = 2 << 30  # per mutant run: a runaway mutant dies, not the machine

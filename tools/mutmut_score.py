@@ -37,6 +37,8 @@ MODULES: dict[str, str] = {
     "psci": "gunyah_core/vm/psci.py",
     "vtimer": "gunyah_core/vm/vtimer.py",
     "demand_paging": "gunyah_core/mem/demand_paging.py",
+    "virtio_mmio": "gunyah_core/vm/virtio_mmio.py",
+    "virtqueue": "gunyah_core/vm/virtqueue.py",
 }
 
 # mutmut's exit-code meanings (mutmut.stats.status_by_exit_code, 3.8): a test failed (1),

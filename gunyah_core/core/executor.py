@@ -17,6 +17,7 @@ from ..consts import (
     SIM_MEM_ACCESS_NS,
     SIM_SYSREG_ACCESS_NS,
     SIM_VIRQ_DELIVERY_NS,
+    VIRTIO_MMIO_PAGE_SIZE,
 )
 from ..mem import demand_paging
 from ..vm import psci
@@ -32,6 +33,7 @@ from ..vm.vcpu import (
     OP_WORK,
 )
 from ..vm.vcpu_run import PAGE_FAULT_BLOCK
+from ..vm.virtio_mmio import reg_name
 from .trace import EventKind
 
 if TYPE_CHECKING:
@@ -183,6 +185,16 @@ class Executor:
         owner's vcpu_run returns ADDRSPACE_PAGE_FAULT (facts §7.2, §10.2)."""
         hyp = self.hypercalls.hyp
         vmid = vcpu.vm.vmid
+        if hyp.vdevices:
+            emulated = hyp.vdevice_access(vcpu, addr, access, value)
+            if emulated is not None:
+                ok, result = emulated
+                if access == "R" and hyp.trace.on:  # a write is traced as virtio.write
+                    dev = hyp.vdevice_at(vmid, addr)
+                    hyp.trace.emit(EventKind.MEM_ACCESS, vm=vcpu.vm.name, vcpu=vcpu.id,
+                                   addr=addr, access=access, ok=ok, value=result,
+                                   device=dev.name, reg=reg_name(addr % VIRTIO_MMIO_PAGE_SIZE))
+                return result
         if hyp.demand and demand_paging.faults_to_owner(hyp, vcpu, addr):
             vcpu.page_fault = (access, addr, value)
             if hyp.trace.on:

@@ -39,6 +39,7 @@ from ..consts import (
     ObjectType,
     ThreadRights,
     VcpuRunResume,
+    VirtioMmioRights,
 )
 from ..errors import ERROR_OK, MEANINGS, HypError, HypResult
 from ..ipc.msgq import BINARY
@@ -62,8 +63,9 @@ API_FLAG_64BIT = 1 << 15
 API_VARIANT_QUALCOMM = 0x51
 API_VARIANT_SHIFT = 56
 # flags0: only what is modelled: partition+cspace (0), doorbell (1), msgqueue (2), vic (3),
-# vcpu (5), memextent (6), vcpu_run (11); scheduler variant 1 = FPRR in bits 31:28.
-IDENTIFY_FEATURE_BITS = (0, 1, 2, 3, 5, 6, 11)
+# vcpu (5), memextent (6), virtio_mmio (9, hyp/interfaces/virtio_mmio/virtio_mmio.tc),
+# vcpu_run (11); scheduler variant 1 = FPRR in bits 31:28.
+IDENTIFY_FEATURE_BITS = (0, 1, 2, 3, 5, 6, 9, 11)
 IDENTIFY_SCHEDULER_SHIFT = 28
 IDENTIFY_SCHEDULER_FPRR = 1
 IDENTIFY_FLAGS0 = (sum(1 << bit for bit in IDENTIFY_FEATURE_BITS)
@@ -537,3 +539,66 @@ def _addrspace_unmap(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
         table.hyp.memory.extent_unmap(space.vm.vmid, _arg(args, "base"), offset)
     except MemError as err:
         raise HypError(Error.ARGUMENT_INVALID, err.message) from None
+# --- virtio-MMIO, the backend's side (hyp/interfaces/virtio_mmio/virtio_mmio.hvc; facts §10.1) ---
+# Each looks the device up in the caller's CSpace with its right (H-SRC
+# hyp/vm/virtio_mmio/src/hypercalls.c): CONFIG for the register calls, ASSERT_VIRQ for
+# assert_virq. The RM gives the backend CONFIG | ASSERT_VIRQ. The bind/unbind calls
+# (0x4A-0x4D) and virtio_mmio_configure (0x49) are the RM's: like every object's set-up
+# here, the model makes them by direct calls (Hypervisor.create_virtio_mmio).
+VIRTIO_CONFIG = int(VirtioMmioRights.CONFIG)
+VIRTIO_ASSERT = int(VirtioMmioRights.ASSERT_VIRQ)
+
+
+def _virtio(vcpu: Vcpu, args: dict, rights: int) -> Any:
+    return vcpu.vm.cspace.lookup(_arg(args, "capid"), ObjectType.VIRTIO_MMIO, rights)
+
+
+_VIRTIO_CAP = _cap(ObjectType.VIRTIO_MMIO, "CONFIG", note="the backend's virtio-MMIO cap")
+_SEL = _reg("feature word (0, 1) or queue index")
+
+
+@hypercall("virtio_mmio_backend_assert_virq", 0x4E,
+           capid=_cap(ObjectType.VIRTIO_MMIO, "ASSERT_VIRQ"),
+           interrupt_status=_reg("bits to OR into InterruptStatus (1: used buffer)"))
+def _virtio_assert_virq(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
+    _virtio(vcpu, args, VIRTIO_ASSERT).assert_virq(_arg(args, "interrupt_status"))
+
+
+@hypercall("virtio_mmio_backend_set_dev_features", 0x4F, capid=_VIRTIO_CAP,
+           sel=_SEL, dev_feat=_reg("the 32 feature bits of word sel"))
+def _virtio_set_dev_features(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
+    _virtio(vcpu, args, VIRTIO_CONFIG).set_dev_features(_arg(args, "sel"),
+                                                        _arg(args, "dev_feat"))
+
+
+@hypercall("virtio_mmio_backend_set_queue_num_max", 0x50, capid=_VIRTIO_CAP,
+           sel=_SEL, queue_num_max=_reg("the largest ring the device takes"))
+def _virtio_set_queue_num_max(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
+    _virtio(vcpu, args, VIRTIO_CONFIG).set_queue_num_max(_arg(args, "sel"),
+                                                         _arg(args, "queue_num_max"))
+
+
+@hypercall("virtio_mmio_backend_get_drv_features", 0x51, capid=_VIRTIO_CAP, sel=_SEL)
+def _virtio_get_drv_features(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
+    return {"drv_feat": _virtio(vcpu, args, VIRTIO_CONFIG).get_drv_features(_arg(args, "sel"))}
+
+
+@hypercall("virtio_mmio_backend_get_queue_info", 0x52, capid=_VIRTIO_CAP, sel=_SEL)
+def _virtio_get_queue_info(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
+    return _virtio(vcpu, args, VIRTIO_CONFIG).get_queue_info(_arg(args, "sel"))
+
+
+@hypercall("virtio_mmio_backend_get_notification", 0x53, capid=_VIRTIO_CAP)
+def _virtio_get_notification(table: HypercallTable, vcpu: Vcpu, args: dict) -> dict:
+    return _virtio(vcpu, args, VIRTIO_CONFIG).get_notification()
+
+
+@hypercall("virtio_mmio_backend_acknowledge_reset", 0x54, capid=_VIRTIO_CAP)
+def _virtio_acknowledge_reset(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
+    _virtio(vcpu, args, VIRTIO_CONFIG).acknowledge_reset()
+
+
+@hypercall("virtio_mmio_backend_update_status", 0x55, capid=_VIRTIO_CAP,
+           val=_reg("bits to OR into Status"))
+def _virtio_update_status(table: HypercallTable, vcpu: Vcpu, args: dict) -> None:
+    _virtio(vcpu, args, VIRTIO_CONFIG).update_status(_arg(args, "val"))

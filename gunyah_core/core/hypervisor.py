@@ -18,15 +18,20 @@ from ..consts import (
     PROXY_VCPU_TIMESLICE_NS,
     RIGHTS_BY_TYPE,
     RM_GUEST_FREE_VIRQ_START,
+    VIRTIO_MMIO_IPA_BASE,
+    VIRTIO_MMIO_PAGE_SIZE,
     DoorbellRights,
     MsgqueueRights,
     ThreadRights,
+    VirtioMmioRights,
 )
 from ..ipc.doorbell import Doorbell
 from ..ipc.msgq import Msgq
 from ..mem.memory import MemoryModel
 from ..vm.vcpu import BLOCK_VCPU_OFF, BLOCK_VCPU_RUN, Vcpu
 from ..vm.vic import EDGE, Vic, VirqSource
+from ..vm.virtio_mmio import VirtioMmio
+from ..vm.virtqueue import SharedBytes
 from ..vm.vm import Vm
 from ..vm.vtimer import VirtualTimer
 from .cspace import CSpace
@@ -44,6 +49,9 @@ THREAD_MASTER_RIGHTS = sum(ThreadRights)
 # The owner's cap to each vCPU of a VM it owns: exactly what vcpu_run needs (RM vm_config.c
 # vm_config_add_vcpu copies CAP_RIGHTS_THREAD_AFFINITY | CAP_RIGHTS_THREAD_YIELD_TO).
 OWNER_VCPU_RIGHTS = ThreadRights.AFFINITY | ThreadRights.YIELD_TO
+VIRTIO_MASTER_RIGHTS = sum(VirtioMmioRights)
+# The backend's cap (RM vm_config.c vm_config_add_virtio_mmio): CONFIG | ASSERT_VIRQ.
+VIRTIO_BACKEND_RIGHTS = VirtioMmioRights.CONFIG | VirtioMmioRights.ASSERT_VIRQ
 
 
 class Hypervisor:
@@ -62,11 +70,15 @@ class Hypervisor:
         self.vms: dict[str, Vm] = {}
         self.msgqs: dict[str, Msgq] = {}
         self.doorbells: dict[str, Doorbell] = {}
+        self.virtio_mmios: dict[str, VirtioMmio] = {}
+        # (vmid, IPA page) -> the device whose register page a VM maps there (vdevice).
+        self.vdevices: dict[tuple[int, int], VirtioMmio] = {}
         self._oid = 0
         # Message ids, 1, 2, ...: a view follows a message by its id from send to receive.
         self.next_msg_id = itertools.count(1).__next__
         self.memory = MemoryModel(self._emit_mem)
         self.demand: dict[int, Any] = {}  # guest vmid -> its demand-paging Window
+        self.shared_bytes = SharedBytes(self.memory)  # the bytes of pages two VMs share
         self.booted = False  # after the scenario is built, creations are traced
         self.images: list[dict[str, Any]] = []  # what VM_CONFIG_IMAGE can load
         # The RM's own CSpace holds every master cap; guests get minimal-rights copies.
@@ -256,6 +268,58 @@ class Hypervisor:
         self._handed_out("doorbell", bell, master, sender, receiver)
         return bell
 
+    def create_virtio_mmio(self, name: str, frontend: Vm, backend: Vm, device_id: int,
+                           vqs_num: int, label: int = 0) -> VirtioMmio:
+        """Create a virtio-MMIO device as the RM does (vm_config.c create_virtio_mmio,
+        vm_config_add_virtio_mmio, add_virtio_mmio): configure and activate it, map its
+        register page read-only at an IPA of the frontend's, give the backend a cap with
+        CONFIG | ASSERT_VIRQ, bind each side's vIRQ (edge, as the RM's DT says) into its
+        VIC; the backend's VM_GET_HYP_RESOURCES lists it as VIRTIO_MMIO (facts §5.4)."""
+        dev = VirtioMmio(self._next_oid(), name, self.trace, frontend.name, backend.name,
+                         vqs_num, device_id)
+        dev.activate()
+        ipa = VIRTIO_MMIO_IPA_BASE + len(self.virtio_mmios) * VIRTIO_MMIO_PAGE_SIZE
+        self.virtio_mmios[name] = dev
+        self.vdevices[(frontend.vmid, ipa // VIRTIO_MMIO_PAGE_SIZE)] = dev
+        master = self.master_cspace.create(dev, VIRTIO_MASTER_RIGHTS)
+        cap = self.master_cspace.copy_to(master, backend.cspace, VIRTIO_BACKEND_RIGHTS)
+        fe_virq = frontend.allocate_virq()
+        frontend.vic.bind(dev.to_frontend, fe_virq, EDGE)  # H-SRC: backend_source
+        be_virq = backend.allocate_virq()
+        backend.vic.bind(dev.to_backend, be_virq, EDGE)  # H-SRC: frontend_source
+        frontend.resources[f"{name}:frontend"] = {
+            "type": "VIRTIO_MMIO_NODE", "virtio": name, "base": ipa,
+            "size": VIRTIO_MMIO_PAGE_SIZE, "virq": fe_virq, "peer": backend.vmid,
+            "label": label, "partner": backend.name}
+        backend.resources[f"{name}:backend"] = {
+            "type": "VIRTIO_MMIO", "virtio": name, "capid": cap, "virq": be_virq,
+            "label": label, "partner": frontend.name}
+        dev.master_capid = master
+        self._created("virtio_mmio", name, dev.snapshot(), src=frontend.name,
+                      dst=backend.name)
+        self._copied_caps(backend)
+        return dev
+
+    def vdevice_at(self, vmid: int, addr: int) -> VirtioMmio | None:
+        """The device whose register page VM ``vmid`` maps at IPA ``addr``, if any."""
+        return self.vdevices.get((vmid, addr // VIRTIO_MMIO_PAGE_SIZE))
+
+    def vdevice_access(self, vcpu: Vcpu, addr: int, access: str,
+                       value: int) -> tuple[bool, int | bool] | None:
+        """A guest access to a virtio register page it maps (None: not a vdevice).
+        Reads are plain reads of the read-only page; writes fault into the hypervisor,
+        which emulates them (vdevice.c ``virtio_mmio_handle_vdevice_access``)."""
+        dev = self.vdevice_at(vcpu.vm.vmid, addr)
+        if dev is None:
+            return None
+        offset = addr % VIRTIO_MMIO_PAGE_SIZE
+        if access == "R":
+            return True, dev.frontend_read(offset)
+        if access == "W":
+            ok = dev.frontend_write(vcpu.vm.name, vcpu.id, offset, value)
+            return ok, ok
+        return False, False  # no instruction fetch from a device page
+
     def _handed_out(self, kind: str, obj: Msgq | Doorbell, master: int, sender: Vm,
                     receiver: Vm) -> None:
         """An IPC object is in both VMs' CSpaces: remember its master cap (destroy_object
@@ -293,6 +357,8 @@ class Hypervisor:
             "vms": [vm.snapshot(rights_names) for vm in self.vms.values()],
             "msgqs": [q.snapshot() for q in self.msgqs.values()],
             "doorbells": [b.snapshot() for b in self.doorbells.values()],
+            **({"virtio_mmios": [d.snapshot() for d in self.virtio_mmios.values()]}
+               if self.virtio_mmios else {}),
             "memory": {vm.name: self.memory.view(vm.vmid) for vm in self.vms.values()},
             "memparcels": self.memory.parcels(),
         }

@@ -4,14 +4,15 @@ Layout: process 0 is "Gunyah hypervisor" with one thread per physical CPU; every
 process with one thread per vCPU plus an "events" thread for VM-level happenings that
 have no vCPU (vIRQ assert, doorbells, message queue slices). Scheduling becomes `X`
 slices on both the vCPU and the pCPU threads; vIRQs, doorbells and hypercalls are `i`
-instants; each queue's depth is a `C` counter; each message is an arrow from its send
-to its receive. A vCPU of a PSCI VM also has a "<vCPU> power" thread whose slices are
-its power states (on, suspended, off) from ``vcpu.power`` events. Each vCPU's virtual
-timer has a thread of its own ("<vcpu> timer") with an `X` slice for each time it is
-armed, from the write that arms it until it fires (or is disabled, masked or re-armed);
-the timer's writes and firings are instants on the vCPU's thread, its vIRQ 27 like any
-vIRQ. Times are simulated ns written as µs floats (t/1000), so no precision is lost.
-Simplified: idle time on a pCPU is a gap, not an "idle" slice.
+instants; each queue's depth is a `C` counter, as are each virtqueue's chains in its
+available ring, with the device and in its used ring; each message is an arrow from its
+send to its receive. A vCPU of a PSCI VM also has a "<vCPU> power" thread whose slices
+are its power states (on, suspended, off) from ``vcpu.power`` events. Each vCPU's
+virtual timer has a thread of its own ("<vcpu> timer") with an `X` slice for each time
+it is armed, from the write that arms it until it fires (or is disabled, masked or
+re-armed); the timer's writes and firings are instants on the vCPU's thread, its vIRQ
+27 like any vIRQ. Times are simulated ns written as µs floats (t/1000), so no precision
+is lost. Simplified: idle time on a pCPU is a gap, not an "idle" slice.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ _COMMON = ("seq", "t", "kind")
 #: Fields that make a generic instant's name more telling, first match wins.
 _NAME_FIELDS = ("name", "state", "action", "doorbell", "virq", "reg")
 _VIRQ_KINDS = ("virq.assert", "virq.deliver", "virq.eoi", "virq.clear")
+_VIRTQ_DEPTHS = ("avail_depth", "in_device", "used_depth")
 
 
 def _us(t_ns: int) -> float:
@@ -228,6 +230,12 @@ class PerfettoWriter:
         self._emit({"ph": "C", "name": f"msgq {msgq} depth", "cat": "msgq",
                     "pid": HYPERVISOR_PID, "ts": _us(t), "args": {"depth": depth}})
 
+    def _virtq_counters(self, e: Mapping[str, Any], t: int) -> None:
+        """One counter track per virtqueue: its three depths (docs/trace.md)."""
+        self._emit({"ph": "C", "name": f"virtq {e['device']} q{e['queue']}", "cat": "virtq",
+                    "pid": HYPERVISOR_PID, "ts": _us(t),
+                    "args": {key: e[key] for key in _VIRTQ_DEPTHS}})
+
     # -- public API ---------------------------------------------------------------------
     def write(self, event: Mapping[str, Any]) -> None:
         """Translate one trace event; unknown kinds become generic instants."""
@@ -246,6 +254,10 @@ class PerfettoWriter:
                 self._counter(event["msgq"], t, event["depth"])
             self._instant(self._hyp_thread(), f"{kind} {event['msgq']}", "msgq", t,
                           _args(event))
+        elif kind.startswith("virtq.") and all(key in event for key in _VIRTQ_DEPTHS):
+            self._virtq_counters(event, t)
+            self._instant(self._where(event), f"{kind} {event['device']} q{event['queue']}",
+                          "virtq", t, _args(event))
         elif kind in _VIRQ_KINDS:
             self._instant(self._where(event), f"{kind} {event.get('virq')}", "virq", t,
                           _args(event))

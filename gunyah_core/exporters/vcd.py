@@ -5,7 +5,9 @@ clear; a private one, such as each vCPU's virtual timer PPI 27, is one line per 
 `gunyah.<vm>.<vcpu>_virq<n>`), a wire per vCPU's virtual timer
 (`gunyah.<vm>.<vcpu>_vtimer_armed`: 1 from the write that arms it until it fires or is
 disabled or masked), a wire per doorbell (`gunyah.doorbell.<name>`: 1 while its flags are nonzero),
-an integer per queue's depth (`gunyah.msgq.<name>`) and one per pCPU giving the running
+an integer per queue's depth (`gunyah.msgq.<name>`), three per virtqueue (`gunyah.virtq.
+<device>_q<n>_avail`, `_device`, `_used`: chains in its available ring, held by the
+device, in its used ring) and one per pCPU giving the running
 vCPU as an index into the table in the file's `$comment` (0 = idle), plus a string
 twin (`gunyah.pcpu.pcpu<n>_vcpu`) with the vCPU's name for viewers that show strings.
 A vCPU of a PSCI VM has its power state too (from ``vcpu.power``): an integer
@@ -40,6 +42,9 @@ _BELL_KINDS = ("bell.send", "bell.recv", "bell.mask", "bell.reset")
 POWER_CODES = {"off": 0, "on": 1, "suspended": 2}
 POWER_BITS = 2
 _TIMER_KINDS = ("vtimer.write", "vtimer.fire")
+#: Bits for a virtqueue depth: ring indexes are le16 (virtio 1.1 §2.6).
+VIRTQ_DEPTH_BITS = 16
+_VIRTQ_SIGNALS = (("avail", "avail_depth"), ("device", "in_device"), ("used", "used_depth"))
 
 
 def signal_name(text: object) -> str:
@@ -110,6 +115,12 @@ class VcdWriter:
             key = self._declare(f"{TOP_SCOPE}.msgq", signal_name(event["msgq"]), "integer",
                                 DEPTH_BITS, 0)
             self._change(t, key, int(event.get("depth", 0)))
+        elif kind.startswith("virtq.") and "used_depth" in event:
+            base = f"{signal_name(event['device'])}_q{event['queue']}"
+            for suffix, field in _VIRTQ_SIGNALS:
+                key = self._declare(f"{TOP_SCOPE}.virtq", f"{base}_{suffix}", "integer",
+                                    VIRTQ_DEPTH_BITS, 0)
+                self._change(t, key, int(event.get(field, 0)))
         elif kind in _BELL_KINDS:
             flags = _flags_after(event)
             key = self._declare(f"{TOP_SCOPE}.doorbell", signal_name(event["doorbell"]),

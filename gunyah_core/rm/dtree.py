@@ -160,12 +160,39 @@ def _resource(dts: _Dts, res: dict, symbolic: bool) -> None:
     dts.close()
 
 
+VIRTIO_MMIO_COMPATIBLE = ("virtio,mmio",)
+# RM vm_config_add_virtio_mmio generates "/hypervisor/qcom,virtio_mmio".
+VIRTIO_NODE_NAME = "qcom,virtio_mmio"
+
+
+def _u64_cells(value: int) -> str:
+    return f"0x{value >> 32:x} 0x{value & 0xFFFF_FFFF:x}"
+
+
+def _virtio(dts: _Dts, dev: dict, symbolic: bool) -> None:
+    """The frontend's virtio-MMIO node (RM dto_construct.c ``dto_create_virtio_mmio``):
+    compatible, reg = <IPA size> as two u64s, its vIRQ, qcom,label and label, dma_base,
+    peer (the backend's vmid). Left out: memory-region (a phandle into the VM's base DT,
+    which the simulator does not build) and dma-coherent (the RM writes it only when
+    the VM's config asks)."""
+    dts.open(f"{VIRTIO_NODE_NAME}@{dev['base']:x}")
+    dts.prop("compatible", _strings(VIRTIO_MMIO_COMPATIBLE))
+    dts.prop("reg", f"<{_u64_cells(dev['base'])} {_u64_cells(dev['size'])}>")
+    dts.prop("interrupts", gic_interrupt(dev["virq"], symbolic=symbolic))
+    dts.cell("qcom,label", dev["label"])
+    dts.cell("label", dev["label"])
+    dts.prop("dma_base", f"<{_u64_cells(dev.get('dma_base', 0))}>")
+    dts.cell("peer", dev["peer"])
+    dts.close()
+
+
 def render_hypervisor_node(vm: dict, *, symbolic_irqs: bool = True) -> str:
     """DTS text of ``/ { hypervisor { ... }; };`` for one VM; same input, same text.
 
     ``vm``: {"name", "vmid", "owner_vmid", "image_name", "peers": [names], "rm_link":
     {"tx_capid", "rx_capid", "tx_virq", "rx_virq"} or None, "resources": [{"type", "capid",
-    "virq", "label", "msgq"|"doorbell", "queue_depth", "max_size"}]}. Resources are emitted
+    "virq", "label", "msgq"|"doorbell", "queue_depth", "max_size"}], "virtio": [{"base",
+    "size", "virq", "label", "peer"}] (optional)}. Resources are emitted
     in capid order. ``symbolic_irqs=False`` writes interrupt cells as numbers, which dtc
     accepts without the C preprocessor. Raises ValueError for a non-SPI/ESPI vIRQ, a capid
     that is not a u64 or an unknown resource type.
@@ -190,6 +217,8 @@ def render_hypervisor_node(vm: dict, *, symbolic_irqs: bool = True) -> str:
         _rm_link(dts, vm["rm_link"], symbolic_irqs)
     for res in sorted(vm.get("resources") or [], key=lambda r: (r["capid"], r["type"])):
         _resource(dts, res, symbolic_irqs)
+    for dev in sorted(vm.get("virtio") or [], key=lambda d: d["base"]):
+        _virtio(dts, dev, symbolic_irqs)
     dts.close()
     dts.close()
     return "\n".join(dts.lines) + "\n"

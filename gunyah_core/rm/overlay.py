@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 RM_LINK_TX, RM_LINK_RX = "rm:tx", "rm:rx"
 DT_RESOURCE_TYPES = ("MSG_QUEUE_SEND", "MSG_QUEUE_RECV", "DOORBELL_SRC", "DOORBELL")
+VIRTIO_NODE_TYPE = "VIRTIO_MMIO_NODE"  # a frontend's device (Hypervisor.create_virtio_mmio)
 
 
 def hypervisor_node(hyp: Hypervisor, vm: Vm) -> str:
@@ -42,6 +43,10 @@ def hypervisor_node(hyp: Hypervisor, vm: Vm) -> str:
         resources.append(item)
         peers.add(entry.get("partner", ""))
     owner = hyp.vm_by_id(vm.owner) if vm.owner is not None else None
+    # A frontend's virtio-MMIO devices (facts §10.1 "RM DT node"), only when it has any,
+    # so every other VM's node is as before.
+    virtio = [{key: entry[key] for key in ("base", "size", "virq", "label", "peer")}
+              for entry in res.values() if entry["type"] == VIRTIO_NODE_TYPE]
     return render_hypervisor_node({
         "name": vm.name, "vmid": vm.vmid,
         "owner_vmid": owner.vmid if owner else vm.owner or 0,
@@ -49,4 +54,5 @@ def hypervisor_node(hyp: Hypervisor, vm: Vm) -> str:
         "peers": sorted(p for p in peers if p),
         "rm_link": rm_link,
         "resources": resources,
+        **({"virtio": virtio} if virtio else {}),
     })

@@ -141,6 +141,8 @@ def source_text(ref: Any) -> str:
         return f"{parts[1]}'s wakeup line"
     if parts[0] == "vtimer" and len(parts) == 2:
         return f"{parts[1]}'s virtual timer"
+    if parts[0] == "virtio_mmio" and len(parts) == 3:
+        return f"virtio device {parts[1]}'s line to its {parts[2]}"
     return str(ref)
 
 
@@ -620,6 +622,10 @@ def _mem_fault(e: Event) -> str:
 
 
 def _mem_access(e: Event) -> str:
+    if e.get("device"):  # a load from a virtio register page (facts §10.1)
+        return (f"{e.get('vcpu') or e.get('vm')} reads {hexn(e.get('value'))} "
+                f"from {e.get('device')}'s {e.get('reg')}: a plain load from the register "
+                "page mapped read-only in its VM; only stores trap.")
     what = _ACCESS.get(str(e.get("access")), str(e.get("access")))
     value = f" of {hexn(e.get('value'))}" if e.get("value") is not None else ""
     ok = "allowed by its stage-2 mapping" if e.get("ok") else "refused"
@@ -673,6 +679,94 @@ def _user_action(e: Event) -> str:
 
 
 K = EventKind
+# -- virtio-MMIO and its virtqueues (facts §10.1) --------------------------------------
+_REASONS = ((0x1, "NEW_BUFFER"), (0x2, "RESET_RQST"), (0x8, "DRIVER_OK"), (0x10, "FAILED"))
+
+
+def _reasons(value: Any) -> str:
+    if not isinstance(value, int) or not value:
+        return "none"
+    return " | ".join(name for bit, name in _REASONS if value & bit) or hexn(value)
+
+
+def _virtio_write(e: Event) -> str:
+    who, dev, reg, value = e.get("vcpu"), e.get("device"), e.get("reg"), e.get("value")
+    head = f"{who} stores {hexn(value)} to {dev}'s {reg}"
+    if not e.get("emulated"):
+        return (head + ": the hypervisor cannot emulate that store (a read-only register, "
+                "a bad size or a selector out of range), so it injects a fault.")
+    trap = ": the page is read-only in its VM, so the store traps and the hypervisor "
+    if reg == "QueueNotify":
+        return (head + trap + f"sets bit {value} of the VQ bitmap and reason NEW_BUFFER, "
+                "then raises the backend's vIRQ.")
+    if reg == "Status":
+        if value == 0 and e.get("status", 0) & 0x40:
+            return (head + trap + "asks for a reset: DEVICE_NEEDS_RESET, reason RESET_RQST, "
+                    "every QueueReady cleared; the backend's vIRQ is raised.")
+        if value == 0:
+            return (head + trap + "asks nothing: Status was 0 already (the source ignores a "
+                    "first write of 0).")
+        reasons = _reasons(e.get("reason"))
+        return (head + trap + f"stores it; reasons waiting for the backend: {reasons}.")
+    if reg == "InterruptACK":
+        return (head + trap + f"clears those InterruptStatus bits (now {hexn(e.get('isr'))}).")
+    return head + trap + "stores it in the device's (banked) register."
+
+
+_BACKEND_OPS = {
+    "set_dev_features": "offers feature word {sel}: {value}",
+    "set_queue_num_max": "sets queue {sel}'s QueueNumMax to {value}",
+    "acknowledge_reset": "acknowledges the reset: Status is 0 again, so assert_virq works "
+                         "again",
+    "update_status": "ORs {value} into Status",
+    "assert_virq": "ORs {value} into InterruptStatus and raises the frontend's vIRQ",
+}
+
+
+def _virtio_backend(e: Event) -> str:
+    op, dev = e.get("op"), e.get("device")
+    if op == "get_notification":
+        return (f"{e.get('vm')} takes {dev}'s notification: queues {hexn(e.get('taken_vqs'))}, "
+                f"reasons {_reasons(e.get('taken_reason'))}; both are cleared.")
+    text = _BACKEND_OPS.get(str(op), str(op)).format(
+        sel=e.get("sel"), value=hexn(e.get("value")))
+    return f"{e.get('vm')} {text} ({dev})."
+
+
+def _ring(e: Event) -> str:
+    return f"{e.get('device')}'s queue {e.get('queue')}"
+
+
+def _depths(e: Event) -> str:
+    return (f"available ring {e.get('avail_depth')}, with the device {e.get('in_device')}, "
+            f"used ring {e.get('used_depth')} of {e.get('num')}")
+
+
+def _virtq_avail(e: Event) -> str:
+    data = f" (\"{e.get('data')}\")" if e.get("data") else ""
+    return (f"{e.get('vm')} makes a chain of {plural(e.get('descs'), 'descriptor')} available "
+            f"in {_ring(e)}: {e.get('out_len')} bytes out{data}, {e.get('in_len')} for the "
+            f"device to fill; avail.idx is now {e.get('avail_idx')} ({_depths(e)}).")
+
+
+def _virtq_pop(e: Event) -> str:
+    data = f" (\"{e.get('data')}\")" if e.get("data") else ""
+    return (f"{e.get('vm')} takes chain {e.get('head')} from {_ring(e)}'s available ring: "
+            f"{e.get('out_len')} bytes to read{data}, {e.get('in_len')} to fill ({_depths(e)}).")
+
+
+def _virtq_used(e: Event) -> str:
+    return (f"{e.get('vm')} puts chain {e.get('head')} in {_ring(e)}'s used ring having "
+            f"written {e.get('used_len')} bytes; used.idx is now {e.get('used_idx')} "
+            f"({_depths(e)}).")
+
+
+def _virtq_reclaim(e: Event) -> str:
+    data = f": \"{e.get('data')}\"" if e.get("data") else ""
+    return (f"{e.get('vm')} takes chain {e.get('head')} back from {_ring(e)}'s used ring with "
+            f"{e.get('used_len')} bytes written{data} ({_depths(e)}).")
+
+
 CAPTIONS: dict[str, Callable[[Event], str]] = {
     K.HVC: _hvc,
     K.MSGQ_SEND: _msgq_send,
@@ -717,6 +811,12 @@ CAPTIONS: dict[str, Callable[[Event], str]] = {
     K.MEM_EXTENT_DONATE: _mem_extent_donate,
     K.MEM_MAP: _mem_map,
     K.MEM_UNMAP: _mem_unmap,
+    K.VIRTIO_WRITE: _virtio_write,
+    K.VIRTIO_BACKEND: _virtio_backend,
+    K.VIRTQ_AVAIL: _virtq_avail,
+    K.VIRTQ_POP: _virtq_pop,
+    K.VIRTQ_USED: _virtq_used,
+    K.VIRTQ_RECLAIM: _virtq_reclaim,
     K.OBJ_CREATE: lambda e: _obj(e, "creates"),
     K.OBJ_DESTROY: lambda e: _obj(e, "destroys"),
     K.SIM_SNAPSHOT: _snapshot,
@@ -738,6 +838,9 @@ def caption(event: Event) -> str:
 # -- what real Gunyah does here ----------------------------------------------------------
 _RM_SIMPLIFIED = ("the simulator sends the real RM RPC packets (rm_rpc header, message id "
                   "{id}) over the RM message queues; the RM's work is modelled, not run")
+_VIRTQ_REAL = ("not a hypervisor event: the two guests read and write the split virtqueue "
+               "(virtio 1.1 §2.6) in memory they share; Gunyah never reads the rings, it "
+               "only carries the notify and the interrupt (facts §10.1).")
 REAL: dict[str, str] = {
     K.MSGQ_SEND: "msgqueue_send (0x601B) copies the message from the guest into the queue "
                  "(hyp/ipc/msgqueue, msgqueue_send_msg); the simulator keeps its size and a "
@@ -816,6 +919,16 @@ REAL: dict[str, str] = {
                "(shared) maps the page into the guest's stage-2 (hyp/mem/addrspace, "
                "hypercall_addrspace_map; Linux vm_mgr_mem.c gunyah_vm_provide_folio).",
     K.MEM_UNMAP: "addrspace_unmap (0x602C) removes the page from the guest's stage-2.",
+    K.VIRTIO_WRITE: "the RM maps the register page read-only in the frontend "
+                    "(vm_config.c create_virtio_mmio), so the store faults into the "
+                    "hypervisor, which emulates it (hyp/vm/virtio_mmio/src/vdevice.c "
+                    "virtio_mmio_vdevice_write); the frontend's reads are plain loads.",
+    K.VIRTIO_BACKEND: "a virtio_mmio_backend_* hypercall (0x604E-0x6055) changed the "
+                      "device (hyp/vm/virtio_mmio/src/hypercalls.c).",
+    K.VIRTQ_AVAIL: _VIRTQ_REAL,
+    K.VIRTQ_POP: _VIRTQ_REAL,
+    K.VIRTQ_USED: _VIRTQ_REAL,
+    K.VIRTQ_RECLAIM: _VIRTQ_REAL,
     K.OBJ_CREATE: "the RM creates hypervisor objects with partition_create_* and activates "
                   "them.",
     K.OBJ_DESTROY: "the RM destroys the objects when it resets a VM.",

@@ -146,9 +146,13 @@ export class Animator {
       case "msgq.send": return { kind: "dot", key: `msgq:${e.msgq}:tx`, label: e.msg };
       case "msgq.recv": return { kind: "dot", key: `msgq:${e.msgq}:rx`, reverse: true, label: e.msg };
       case "bell.send": return { kind: "dot", key: `bell:${e.doorbell}:tx`, label: e.doorbell };
+      case "virtio.write": return e.reg === "QueueNotify" ? { kind: "dot", key: `virtio:${e.device}:tx`, label: `q${e.value}` } : null;
+      case "virtq.used": return { kind: "dot", key: `virtio:${e.device}:tx`, reverse: true, label: `q${e.queue}` };
       case "virq.assert": case "virq.deliver": {
         const [type, name, role] = String(e.source).split(":");
-        const key = type === "doorbell" ? `bell:${name}:rx` : `${type}:${name}:${role}`;
+        // A virtio device's line to its backend runs down the backend's link (rx side).
+        const key = type === "doorbell" ? `bell:${name}:rx`
+          : type === "virtio_mmio" ? `virtio:${name}:${role === "backend" ? "rx" : "tx"}` : `${type}:${name}:${role}`;
         return { kind: "flash", key, strong: e.kind === "virq.assert" };
       }
       case "sched.switch": return e.next ? { kind: "ghost", key: `lane:${e.pcpu}`, vcpu: e.next, pcpu: e.pcpu } : null;

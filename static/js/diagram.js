@@ -31,6 +31,11 @@ export function timerLabel(t) {
   if (t.imask) return ["timer masked", "masked"];
   return [`timer at ${fmtTime(t.deadline)}`, "armed"];
 }
+const CELL_ATTR = { msgq: "data-msgq", bell: "data-bell", virtio: "data-virtio" };
+const CELL_WORD = { msgq: "message queue", bell: "doorbell", virtio: "virtio-MMIO device" };
+const VIRTIO_DEVICE = { 2: "block", 3: "console" }; // virtio 1.1 §5 device IDs
+// virtio_mmio_notify_reason bits (facts §10.1): what waits for the backend.
+const REASONS = [[0x1, "NEW_BUFFER"], [0x2, "RESET_RQST"], [0x8, "DRIVER_OK"], [0x10, "FAILED"]];
 
 /** An error badge; its right edge at `right`, over the top edge at `top`. */
 function badge(parent, right, top) {
@@ -228,20 +233,21 @@ export class Diagram {
   }
 
   buildCell(parent, cell) {
-    const attr = cell.kind === "msgq" ? "data-msgq" : "data-bell";
-    const g = svg("g", { class: `cell cell-${cell.kind}`, [attr]: cell.obj.name,
+    const g = svg("g", { class: `cell cell-${cell.kind}`, [CELL_ATTR[cell.kind]]: cell.obj.name,
       "data-testid": `${cell.kind}-${cell.obj.name}`, tabindex: 0, role: "button",
-      "aria-label": `${cell.kind === "msgq" ? "message queue" : "doorbell"} ${cell.obj.name}` }, parent);
+      "aria-label": `${CELL_WORD[cell.kind]} ${cell.obj.name}` }, parent);
     svg("rect", { x: cell.x, y: cell.y, width: cell.w, height: cell.h, rx: 10, class: "cell-box" }, g);
     const name = svgText(g, cell.x + PAD, cell.y + 34, "", "cell-name");
     const count = svgText(g, cell.x + cell.w - PAD, cell.y + 34, "", "cell-count", "end");
     const route = cell.kind === "msgq" ? `${cell.obj.sender} → ${cell.obj.receiver} · max ${cell.obj.max_size} B`
+      : cell.kind === "virtio" ? `${cell.obj.sender} → ${cell.obj.receiver} · virtio ${VIRTIO_DEVICE[cell.obj.device_id] ?? ""}`
       : `${cell.obj.sender} → ${cell.obj.receiver} · doorbell`;
     const routeText = svgText(g, cell.x + PAD, cell.y + 58, "", "cell-route");
     fitText(routeText, route, cell.w - 2 * PAD);
     const node = { g, name, count, cell, routeText, badge: badge(g, cell.x + cell.w - PAD, cell.y) };
     this.fitHead(node, cell.kind === "msgq" ? `${cell.obj.depth} / ${cell.obj.depth}` : "");
     if (cell.kind === "msgq") this.buildSlots(g, node, cell.slots);
+    else if (cell.kind === "virtio") this.buildRings(g, node, cell.rings);
     else this.buildBits(g, node, cell.bits);
     node.pulse = svg("rect", { x: cell.x - 4, y: cell.y - 4, width: cell.w + 8, height: cell.h + 8,
       rx: 13, class: "pulse", opacity: 0 }, g);
@@ -270,6 +276,26 @@ export class Diagram {
       countText ? measure(node.count, countText) : 0));
     fitText(node.name, c.obj.name, room - countW - (countW ? GAP : 0));
     if (count != null) fitText(node.count, count, room - node.name.__fitW - GAP);
+  }
+
+  /** A virtio device's rings: per queue its available ring (chains the driver put
+   *  there for the device) and its used ring (chains the device gave back). */
+  buildRings(g, node, rings) {
+    const slots = (r, which, q) => {
+      const rg = svg("g", { class: `ring ring-${which}`, "data-testid": `ring-${which}-${q}` }, g);
+      svg("title", {}, rg).textContent = which === "avail"
+        ? `queue ${q}: available ring (driver → device)` : `queue ${q}: used ring (device → driver)`;
+      svg("rect", { x: r.x, y: r.y, width: r.w, height: r.h, rx: 4, class: "buffer" }, rg);
+      if (r.name) fitText(svgText(rg, r.name.x, r.name.y, "", "ring-label"), r.name.text, r.name.w);
+      return { g: rg, list: r.list.map((s) => svg("rect", { x: s.x, y: s.y + 2, width: s.w,
+        height: s.h - 4, rx: 2, class: "slot" }, rg)) };
+    };
+    node.rings = rings.map((row) => {
+      const label = svgText(g, row.label.x, row.label.y, "", "ring-label");
+      fitText(label, `q${row.queue}`, row.avail.x - row.label.x - 4);
+      return { queue: row.queue, avail: slots(row.avail, "avail", row.queue),
+        used: slots(row.used, "used", row.queue) };
+    });
   }
 
   buildBits(g, node, bits) {
@@ -333,6 +359,7 @@ export class Diagram {
       else if (type === "vcpu") this.updateChip(state.vcpus.get(name));
       else if (type === "msgq") this.updateMsgq(state, name);
       else if (type === "bell") this.updateBell(state, name);
+      else if (type === "virtio") this.updateVirtio(state, name);
       else if (type === "lanes") this.updateLanes(state);
       else if (type === "mem") this.updateMem(state, name);
       else if (type === "rpc") updateCaption(this.caption, state.lastRpc, this.motion);
@@ -416,6 +443,35 @@ export class Diagram {
     fitText(node.routeText, `${b.sender} → ${b.receiver} · enable ${hexMask(b.enable_mask)} · ` +
       `ack ${hexMask(b.ack_mask)}`, node.cell.w - 2 * PAD);
     this.updateBadge(node.badge, state.errors.get(`bell:${name}`));
+  }
+
+  /** Reasons waiting for the backend in the title, Status and InterruptStatus under it,
+   *  and each ring's occupied slots where the indexes put them (free-running mod num). */
+  updateVirtio(state, name) {
+    const node = this.cells.get(`virtio:${name}`);
+    const v = state.virtio.get(name);
+    if (!node || !v) return;
+    const reasons = REASONS.filter(([bit]) => v.reason & bit).map(([, n]) => n).join(" ");
+    this.fitHead(node, "", reasons || "idle");
+    fitText(node.routeText, `${v.frontend} → ${v.backend} · Status ${hex(v.status)} · ISR ${hex(v.isr)}`,
+      node.cell.w - 2 * PAD);
+    const depths = [];
+    for (const ring of node.rings) {
+      const q = v.queues[ring.queue];
+      const mark = (list, from, count, cls) => {
+        for (let k = 0; k < count && k < list.length; k++) setAttr(list[(((from + k) % list.length) + list.length) % list.length], "class", cls);
+      };
+      for (const r of [...ring.avail.list, ...ring.used.list]) setAttr(r, "class", "slot");
+      if (q) {
+        mark(ring.avail.list, q.avail_idx - q.avail_depth - q.in_device, q.in_device, "slot held");
+        mark(ring.avail.list, q.avail_idx - q.avail_depth, q.avail_depth, "slot filled");
+        mark(ring.used.list, q.used_idx - q.used_depth, q.used_depth, "slot filled");
+      }
+      setAttr(ring.avail.g, "data-count", String(q?.avail_depth ?? 0));
+      setAttr(ring.used.g, "data-count", String(q?.used_depth ?? 0));
+      depths.push(`q${ring.queue} ${q?.avail_depth ?? 0}/${q?.used_depth ?? 0}`);
+    }
+    setAttr(node.g, "data-rings", depths.join(" "));
   }
 
   updateLanes(state) {

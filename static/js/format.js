@@ -103,6 +103,12 @@ export function summarize(e) {
     case "bell.send": return `${e.src} rings ${e.doorbell}: +${hex(e.sent)} → flags ${hex(e.flags)}`;
     case "bell.recv": return `${e.vm} reads ${e.doorbell}: ${hex(e.old)} → flags ${hex(e.flags)}`;
     case "bell.mask": return `${e.doorbell} enable ${hex(e.enable_mask)} ack ${hex(e.ack_mask)}`;
+    case "virtio.write": return `${e.vcpu} ${e.reg} ← ${hex(e.value)} (${e.device})${e.emulated ? "" : " fault"}`;
+    case "virtio.backend": return `${e.vm} ${e.op} (${e.device})` +
+      (e.op === "get_notification" ? ` vqs ${hex(e.taken_vqs)} reason ${hex(e.taken_reason)}` : "");
+    case "virtq.avail": case "virtq.pop": case "virtq.used": case "virtq.reclaim":
+      return `${e.vm} ${e.kind.slice(6)} ${e.device} q${e.queue} chain ${e.head}: avail ${e.avail_depth}, ` +
+        `used ${e.used_depth}${e.data ? ` "${e.data}"` : ""}`;
     case "sched.switch":
       return `pCPU ${e.pcpu}: ${e.prev ?? "idle"} → ${e.next ?? "idle"} (${e.reason})`;
     case "vcpu.state": return `${e.vcpu} ${e.state} (${e.reason})`;

@@ -51,6 +51,13 @@ const CELL_H = 124;
 const BUF_Y = 66;
 const BUF_H = 32;
 const SLOTS_DRAWN_MAX = 24; // deeper queues draw a proportional bar instead of slots
+const RINGS_SHOWN = 2;      // a virtio cell draws its first two queues' rings
+const RING_Y = 66;          // under the route line, as a queue's buffer
+const RING_AREA_H = 52;
+const RING_LABEL_W = 34;    // "q0"
+const RING_GAP = 14;        // between the available and the used ring
+const RING_NAME_W = 62;     // "avail" / "used" before each ring, when the cell is wide
+const RING_NAMED_MIN_W = 520;
 const LINK_END_LEFT = 0.22;
 const LINK_END_RIGHT = 0.78;
 const LANE_H = 46;
@@ -138,6 +145,7 @@ function cells(items, boxes, top, width) {
     const y = top + HYP_HEAD_H + row * (CELL_H + CELL_GAP);
     const cell = { ...it, x, y, w: cellW, h: CELL_H };
     if (it.kind === "msgq") cell.slots = slotGeometry(it.obj.depth, x + 12, y + BUF_Y, cellW - 24, BUF_H);
+    else if (it.kind === "virtio") cell.rings = ringGeometry(it.obj, x + 12, y + RING_Y, cellW - 24);
     else cell.bits = bitGeometry(x + 12, y + BUF_Y, cellW - 24, BUF_H);
     out.set(it.key, cell);
   });
@@ -149,6 +157,28 @@ function slotGeometry(depth, x, y, w, h) {
   const sw = w / depth;
   return { bar: false, x, y, w, h, depth,
     list: Array.from({ length: depth }, (_, i) => ({ x: x + i * sw + 2, y, w: sw - 4, h })) };
+}
+
+/** A virtio cell: per queue (the first RINGS_SHOWN) its label, then its available ring
+ *  and its used ring side by side, one slot per descriptor (virtio 1.1 §2.6); a wide
+ *  cell names them ("avail", "used") before each. */
+function ringGeometry(dev, x, y, w) {
+  const shown = Math.max(1, Math.min(RINGS_SHOWN, dev.vqs_num));
+  const rowH = (RING_AREA_H - (shown - 1) * 4) / shown;
+  const num = Math.max(1, dev.ring_size);
+  const nameW = w >= RING_NAMED_MIN_W ? RING_NAME_W : 0;
+  const ringW = (w - RING_LABEL_W - RING_GAP - 2 * nameW) / 2;
+  const ring = (rx, ry, name) => {
+    const sw = ringW / num;
+    return { x: rx + nameW, y: ry, w: ringW, h: rowH, name: nameW ? { x: rx, y: ry + rowH / 2 + 6, w: nameW - 6, text: name } : null,
+      list: Array.from({ length: num }, (_, i) => ({ x: rx + nameW + i * sw + 1, y: ry, w: Math.max(1, sw - 2), h: rowH })) };
+  };
+  return Array.from({ length: shown }, (_, q) => {
+    const ry = y + q * (rowH + 4);
+    return { queue: q, label: { x, y: ry + rowH / 2 + 6 },
+      avail: ring(x + RING_LABEL_W, ry, "avail"),
+      used: ring(x + RING_LABEL_W + nameW + ringW + RING_GAP, ry, "used") };
+  });
 }
 
 export const BITS_SHOWN = 8;
@@ -243,6 +273,9 @@ export function computeLayout(snap, opts = {}) {
   let items = [
     ...snap.msgqs.map((q) => ({ key: `msgq:${q.name}`, kind: "msgq", obj: q })),
     ...snap.doorbells.map((b) => ({ key: `bell:${b.name}`, kind: "bell", obj: b })),
+    // A virtio device sits between its frontend (the sender side) and its backend.
+    ...(snap.virtio_mmios ?? []).map((v) => ({ key: `virtio:${v.name}`, kind: "virtio",
+      obj: { ...v, sender: v.frontend, receiver: v.backend } })),
   ].filter((it) => shown(it.obj.sender) && shown(it.obj.receiver));
   const folded = new Map(); // object key -> the VM whose RM link marker stands for it
   for (const it of items) {

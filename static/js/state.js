@@ -19,6 +19,7 @@ export class SimState {
     this.vcpus = new Map();
     this.msgqs = new Map();
     this.bells = new Map();
+    this.virtio = new Map(); // virtio-MMIO devices: registers and each ring's depths
     this.pcpus = [];
     this.capObjects = new Map();
     this.errors = new Map();
@@ -37,9 +38,13 @@ export class SimState {
     for (const vm of snap.vms) this.addVm(vm);
     for (const q of snap.msgqs) this.msgqs.set(q.name, { ...q, items: q.items.map((i) => ({ ...i })) });
     for (const b of snap.doorbells) this.bells.set(b.name, { ...b });
+    for (const v of snap.virtio_mmios ?? []) {
+      this.virtio.set(v.name, { ...v, queues: Object.fromEntries((v.queues ?? []).map((q) => [q.queue, { ...q }])) });
+    }
     this.pcpus = snap.pcpus.map((p) => ({ pcpu: p.pcpu, current: p.current }));
     this.shape = JSON.stringify([snap.vms.map((v) => [v.name, v.vcpus.length]),
-      snap.msgqs.map((q) => [q.name, q.depth]), snap.doorbells.map((b) => b.name), snap.pcpus.length]);
+      snap.msgqs.map((q) => [q.name, q.depth]), snap.doorbells.map((b) => b.name), snap.pcpus.length,
+      (snap.virtio_mmios ?? []).map((v) => [v.name, v.vqs_num, v.ring_size])]);
     return this.shape !== oldShape;
   }
 
@@ -64,7 +69,8 @@ export class SimState {
   structureSnap() {
     return { ...this.snap, vms: [...this.vms.values()].map((vm) => ({ ...vm,
       vcpus: vm.vcpuIds.map((id) => this.vcpus.get(id)).filter(Boolean) })),
-    msgqs: [...this.msgqs.values()], doorbells: [...this.bells.values()], pcpus: this.pcpus };
+    msgqs: [...this.msgqs.values()], doorbells: [...this.bells.values()], pcpus: this.pcpus,
+    virtio_mmios: [...this.virtio.values()] };
   }
 
   /** The queue or doorbell a VM's capid names, e.g. "msgq:A_to_B". */
@@ -122,6 +128,23 @@ export class SimState {
         b.flags = e.flags;
         if (e.kind === "bell.mask") { b.enable_mask = e.enable_mask; b.ack_mask = e.ack_mask; }
         d.add(`bell:${e.doorbell}`);
+        break;
+      }
+      case "virtio.write": case "virtio.backend": {
+        const v = this.virtio.get(e.device);
+        if (!v) break;
+        Object.assign(v, { status: e.status, reason: e.reason, vqs: e.vqs, isr: e.isr });
+        if (e.op === "acknowledge_reset") v.queues = {}; // the rings start again after a reset
+        d.add(`virtio:${e.device}`);
+        break;
+      }
+      case "virtq.avail": case "virtq.pop": case "virtq.used": case "virtq.reclaim": {
+        const v = this.virtio.get(e.device);
+        if (!v) break;
+        v.queues[e.queue] = { queue: e.queue, num: e.num, avail_idx: e.avail_idx, used_idx: e.used_idx,
+          avail_depth: e.avail_depth, in_device: e.in_device, used_depth: e.used_depth };
+        v.last = { kind: e.kind, queue: e.queue, slot: e.slot };
+        d.add(`virtio:${e.device}`);
         break;
       }
       case "vcpu.state": {

@@ -11,10 +11,10 @@ const FLOOD_FLUSH_MS = 200;
 const FLOOD_EVENTS = 500;    // more than this waiting at once is a flood, not a lesson
 const AREAS = [
   ["msgq", "msgq"], ["bell", "doorbell"], ["virq", "vIRQ"], ["sched", "sched"],
-  ["hvc", "hvc"], ["rm", "RM"], ["mem", "mem"], ["other", "other"],
+  ["hvc", "hvc"], ["rm", "RM"], ["mem", "mem"], ["virtio", "virtio"], ["other", "other"],
 ];
 const AREA_OF = { msgq: "msgq", bell: "bell", virq: "virq", sched: "sched", vcpu: "sched",
-  hvc: "hvc", rm: "rm", mem: "mem" };
+  hvc: "hvc", rm: "rm", mem: "mem", virtio: "virtio", virtq: "virtio" };
 
 export function areaOf(kind) { return AREA_OF[kind.split(".")[0]] ?? "other"; }
 
@@ -32,9 +32,10 @@ export function keysOf(e) {
   const keys = [...vmsOf(e)].map((v) => `vm:${v}`);
   if (e.msgq) keys.push(`msgq:${e.msgq}`);
   if (e.doorbell) keys.push(`bell:${e.doorbell}`);
+  if (typeof e.device === "string") keys.push(`virtio:${e.device}`);
   if (typeof e.source === "string") {
     const [type, name, role] = e.source.split(":");
-    keys.push(type === "doorbell" ? `bell:${name}` : `${type}:${name}`);
+    keys.push(type === "doorbell" ? `bell:${name}` : type === "virtio_mmio" ? `virtio:${name}` : `${type}:${name}`);
     if (role) keys.push(`${type}:${name}:${role}`);
   }
   return keys;

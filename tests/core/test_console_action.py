@@ -16,7 +16,7 @@ from gunyah_core.teaching.captions import caption
 
 # VM_A holds a cap of every kind a hypercall takes: its own vCPU (thread), a queue it
 # sends on and one it receives on, a doorbell it rings (and, source_can_clear, may mask)
-# and one it receives.
+# and one it receives, and the backend's cap to a virtio-MMIO device.
 SCENARIO = """
 name: console
 pcpus: 2
@@ -29,6 +29,8 @@ msgqs:
 doorbells:
   - {name: out, sender: VM_A, receiver: VM_B, source_can_clear: true}
   - {name: in, sender: VM_B, receiver: VM_A}
+virtio_mmios:
+  - {name: v, device: console, frontend: VM_B, backend: VM_A}
 """
 # The address-space and memory-extent calls take caps only an owner given demand paging
 # holds: HLOS, for its proxy-scheduled Guest (mem/demand_paging.py).

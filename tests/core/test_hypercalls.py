@@ -31,6 +31,7 @@ API_64BIT = 1 << 15
 API_VARIANT_SHIFT = 56
 FLAG_MSGQUEUE = 1 << 2
 FLAG_DOORBELL = 1 << 1
+FLAG_VIRTIO_MMIO = 1 << 9  # hyp/interfaces/virtio_mmio/virtio_mmio.tc extends flags0
 SCHED_VARIANT_SHIFT = 28
 SCHED_FPRR = 1
 
@@ -64,7 +65,7 @@ def test_identify(pair: Pair) -> None:
     assert info & API_64BIT
     assert info >> API_VARIANT_SHIFT == 0x51
     flags0 = result["flags0"]
-    assert flags0 & FLAG_MSGQUEUE and flags0 & FLAG_DOORBELL
+    assert flags0 & FLAG_MSGQUEUE and flags0 & FLAG_DOORBELL and flags0 & FLAG_VIRTIO_MMIO
     assert (flags0 >> SCHED_VARIANT_SHIFT) & 0xF == SCHED_FPRR
     assert pair.take()[-1]["call"] == HVC_IMM_BASE
 

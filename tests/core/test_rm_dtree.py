@@ -169,3 +169,35 @@ def test_structure_check_rejects_broken_text() -> None:
                    good.replace("\tqcom,gunyah-vm {", "\tqcom,gunyah-vm", 1)):
         with pytest.raises(AssertionError):
             check_structure(broken)
+
+
+def test_a_frontend_gets_the_rms_virtio_mmio_node_and_it_compiles(tmp_path: Path) -> None:
+    """RM dto_construct.c dto_create_virtio_mmio: "virtio,mmio", reg = <IPA size>, the
+    frontend's vIRQ, labels, dma_base, peer = the backend's vmid (facts §10.1)."""
+    vm = {**make_vm(), "virtio": [{"base": 0x3000_0000, "size": 0x1000, "virq": 964,
+                                   "label": 2, "peer": 3}]}
+    text = render_hypervisor_node(vm)
+    check_structure(text)
+    body = node(text, "qcom,virtio_mmio@30000000")
+    assert 'compatible = "virtio,mmio";' in body
+    assert "reg = <0x0 0x30000000 0x0 0x1000>;" in body
+    assert "interrupts = <GIC_SPI 932 IRQ_TYPE_EDGE_RISING>;" in body
+    assert "peer = <3>;" in body and "qcom,label = <2>;" in body
+    assert "virtio" not in render_hypervisor_node(make_vm())  # none unless it has one
+    dtc = shutil.which("dtc")
+    assert dtc
+    (tmp_path / "vm.dts").write_text(render_dts(vm))
+    done = subprocess.run([dtc, "-I", "dts", "-O", "dtb", "-o", str(tmp_path / "vm.dtb"),
+                           str(tmp_path / "vm.dts")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_virtio_console_frontend_node_names_its_backend() -> None:
+    from gunyah_core import Simulation, load
+    sim = Simulation(load("virtio-console"))
+    text = sim.device_tree("VM_A")
+    body = node(text, "qcom,virtio_mmio@30000000")
+    dev = sim.hyp.virtio_mmios["console"]
+    assert f"peer = <{sim.hyp.vms['HLOS'].vmid}>;" in body
+    assert f"GIC_SPI {dev.to_frontend.virq - 32} " in body
+    assert "virtio_mmio" not in sim.device_tree("HLOS")

@@ -304,8 +304,37 @@ def claim_demand_paging(events: list[dict]) -> None:
     assert sum(e["kind"] == "vtimer.fire" for e in events) == rounds - 1
 
 
+def _ring_depths(ev: list[dict]) -> dict[str, int]:
+    rings = [e for e in ev if e["kind"].startswith("virtq.")]
+    return {key: max(e[key] for e in rings) for key in ("avail_depth", "used_depth")}
+
+
+def claim_virtio_console(ev: list[dict]) -> None:
+    """Notify -> the backend's vIRQ; the reset handshake; both rings fill and drain."""
+    notified = [(after["kind"], after.get("vm")) for e, after in zip(ev, ev[1:], strict=False)
+                if e["kind"] == "virtio.write" and e["reg"] == "QueueNotify"]
+    assert ("virq.assert", "HLOS") in notified
+    taken = [e["taken_reason"] for e in ev if e["kind"] == "virtio.backend"
+             and e["op"] == "get_notification"]
+    assert any(r & 0x2 for r in taken) and any(r & 0x8 for r in taken) and any(r & 0x1 for r in taken)
+    assert [e["op"] for e in ev if e["kind"] == "virtio.backend"].count("acknowledge_reset") == 1
+    assert all(v >= 2 for v in _ring_depths(ev).values())
+
+
+def claim_virtio_block(ev: list[dict]) -> None:
+    """Requests pile up in the available ring, then complete through the used ring."""
+    depths = _ring_depths(ev)
+    assert depths["avail_depth"] >= 3 and depths["used_depth"] >= 2
+    drained = [e for e in ev if e["kind"] == "virtq.reclaim"
+               and (e["avail_depth"], e["in_device"], e["used_depth"]) == (0, 0, 0)]
+    assert len(drained) >= 2  # every round ends with both rings empty
+    assert sum(e["kind"] == "virtq.reclaim" for e in ev) >= 12
+
+
 CLAIMS = {
     "demand-paging": claim_demand_paging,
+    "virtio-console": claim_virtio_console,
+    "virtio-block": claim_virtio_block,
     "msgq-backpressure": claim_msgq_backpressure,
     "msgq-thresholds": claim_msgq_thresholds,
     "priority-preemption": claim_priority_preemption,
