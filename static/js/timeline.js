@@ -156,7 +156,15 @@ export class Timeline {
 
   /** Append the rows of events pushed since the last frame (at most MAX_ROWS). */
   flush(now = performance.now()) {
-    if (!this.pending.length) return;
+    if (!this.pending.length) {
+      // The stream stopped (a Step N, a pause): the rows a flood passed over are listed
+      // now that they can be read, so the log again holds every event kept.
+      if (this.flooding && now - this.lastFlush >= FLOOD_FLUSH_MS) {
+        this.flooding = false;
+        if (this.skipped && this.follow) { this.skipped = 0; this.rerender(); this.updateCount(); }
+      }
+      return;
+    }
     if (!this.follow) { this.pending = []; return; } // the view is in the past: rows stay put
     // Under a flood the log refreshes a few times a second: nobody reads 60 pages a second.
     // A flood is a big batch, or more rows than one refresh lists arriving frame after
