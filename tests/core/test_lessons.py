@@ -26,7 +26,7 @@ from tests.core.conftest import US
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((REPO / "lessons").glob("*.yaml"))
-MIN_LESSONS = 8
+MIN_LESSONS = 13
 MIN_QUESTIONS = 3
 
 FULL_QUEUE = """
@@ -120,6 +120,25 @@ def test_proxy_scheduling_answers_are_the_ones_the_lesson_teaches():
         (0, "vcpu.run", 35 * US), (996 * US, "sched.switch", 35 * US),
         ("READY", "hvc", 1031 * US), ("EXPECTS_WAKEUP", "hvc", 1544 * US),
         ("HLOS", "virq.assert", 4_006_048)]
+
+
+def test_timer_virtio_and_paging_answers_are_the_ones_the_lessons_explain():
+    """The explanations of lessons 11-13 name their answers (the lessons' files never do):
+    pin them to the model, each with the kind of event it is read from."""
+    def answers(name: str) -> list[tuple[object, str]]:
+        report = check(str(REPO / "lessons" / name))
+        return [(r.answer, r.event["kind"]) for r in report.results if r.event is not None]
+
+    assert answers("11-virtual-timer.yaml") == [
+        (19188, "vtimer.write"), (27, "virq.assert"), ("hyp_timer", "vtimer.fire"),
+        ("level", "virq.assert"), (True, "vtimer.write")]
+    assert answers("12-virtio-mmio.yaml") == [
+        (0x8, "virtio.write"), ("HLOS", "virq.assert"), (0x9, "virtio.write"), (0x3, "hvc"),
+        (12, "virtq.used"), ("VM_A", "virq.assert"), (0x3, "virtio.write"),
+        (0x4F, "mem.access")]
+    assert answers("13-demand-paging.yaml") == [
+        ("ADDRSPACE_PAGE_FAULT", "hvc"), (3, "hvc"), ("RWX", "mem.map"), (3, "hvc"),
+        (True, "mem.access"), (1, "hvc"), (0x40012000, "hvc"), ("EXPECTS_WAKEUP", "hvc")]
 
 
 # -- running a lesson --------------------------------------------------------------------------
