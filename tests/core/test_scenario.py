@@ -316,7 +316,8 @@ def claim_virtio_console(ev: list[dict]) -> None:
     assert ("virq.assert", "HLOS") in notified
     taken = [e["taken_reason"] for e in ev if e["kind"] == "virtio.backend"
              and e["op"] == "get_notification"]
-    assert any(r & 0x2 for r in taken) and any(r & 0x8 for r in taken) and any(r & 0x1 for r in taken)
+    assert (any(r & 0x2 for r in taken) and any(r & 0x8 for r in taken)
+            and any(r & 0x1 for r in taken))
     assert [e["op"] for e in ev if e["kind"] == "virtio.backend"].count("acknowledge_reset") == 1
     assert all(v >= 2 for v in _ring_depths(ev).values())
 
