@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MUTANTS = ROOT / "mutants"
 
-# module -> its file; the same seven as ``only_mutate`` in pyproject.toml
+# module -> its file; the same twelve as ``only_mutate`` in pyproject.toml
 MODULES: dict[str, str] = {
     "msgq": "gunyah_core/ipc/msgq.py",
     "doorbell": "gunyah_core/ipc/doorbell.py",
@@ -203,6 +203,26 @@ EQUIVALENT: dict[str, str] = {
         "asserted = False -> None: only its truth is read",
     "gunyah_core.vm.vtimer.xǁVirtualTimerǁ_set_line__mutmut_8":
         "asserted = False -> None: only its truth is read",
+    "gunyah_core.mem.demand_paging.x_faults_to_owner__mutmut_3":
+        "`if hyp.demand` made always true: .get on an empty dict is None as well",
+    "gunyah_core.mem.demand_paging.x_setup__mutmut_37":
+        "Window.guest None: nothing reads a window's guest (hyp.demand is keyed by vmid)",
+    "gunyah_core.mem.demand_paging.x_setup__mutmut_38":
+        "Window.host None: nothing reads a window's host (the VMM finds its entry by key)",
+    "gunyah_core.mem.demand_paging.x_setup__mutmut_41":
+        "Window.transfer None: nothing reads a window's transfer (the VMM reads the entry's)",
+    "gunyah_core.mem.demand_paging.x_setup__mutmut_46":
+        "Window.transfer left to its default: unread, as above",
+    "gunyah_core.mem.demand_paging.x_setup__mutmut_52":
+        'entry "type" renamed: not a ResourceType nor a DT overlay type, so the hyp '
+        "resources and the overlay skip it either way; the VMM finds it by its key",
+    "gunyah_core.mem.demand_paging.x_setup__mutmut_53":
+        'entry "type" lower case: unread, as above',
+    "gunyah_core.mem.demand_paging.x_setup__mutmut_54":
+        'entry key "partner" renamed: only read for entries of a ResourceType, '
+        "which this is not",
+    "gunyah_core.mem.demand_paging.x_setup__mutmut_55":
+        'entry key "partner" upper case: unread, as above',
 }
 
 
