@@ -223,6 +223,15 @@ EQUIVALENT: dict[str, str] = {
         "which this is not",
     "gunyah_core.mem.demand_paging.x_setup__mutmut_55":
         'entry key "partner" upper case: unread, as above',
+    "gunyah_core.vm.virtqueue.x__align__mutmut_5":
+        "value + to - 2: differs only for value = 1 mod to; Layout.at aligns only even "
+        "values (a 16-aligned base plus even ring sizes)",
+    "gunyah_core.vm.virtqueue.xǁVirtqueueǁadd__mutmut_49":
+        "zip strict=None: descs and parts are always of one length (need = len(parts))",
+    "gunyah_core.vm.virtqueue.xǁVirtqueueǁadd__mutmut_52":
+        "zip without strict: as above",
+    "gunyah_core.vm.virtqueue.xǁVirtqueueǁadd__mutmut_53":
+        "zip strict=False: as above",
 }
 
 
