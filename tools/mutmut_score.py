@@ -232,6 +232,36 @@ EQUIVALENT: dict[str, str] = {
         "zip without strict: as above",
     "gunyah_core.vm.virtqueue.xǁVirtqueueǁadd__mutmut_53":
         "zip strict=False: as above",
+    "gunyah_core.vm.virtio_mmio.xǁVirtioMmioǁ__init____mutmut_1":
+        'frontend default "" -> "XXXX": never used, the one caller '
+        "(Hypervisor.create_virtio_mmio) passes every argument",
+    "gunyah_core.vm.virtio_mmio.xǁVirtioMmioǁ__init____mutmut_2":
+        'backend default "" -> "XXXX": never used, as above',
+    "gunyah_core.vm.virtio_mmio.xǁVirtioMmioǁ__init____mutmut_3":
+        'vqs_num default 1 -> 2: never used, as above',
+    "gunyah_core.vm.virtio_mmio.xǁVirtioMmioǁ__init____mutmut_4":
+        'device_id default 0 -> 1: never used, as above',
+    "gunyah_core.vm.virtio_mmio.xǁVirtioMmioǁ__init____mutmut_5":
+        "oid None: nothing reads a virtio-MMIO object's oid",
+    "gunyah_core.vm.virtio_mmio.xǁVirtioMmioǁ__init____mutmut_10":
+        'frontend None: read only by snapshot (an inspector view, left out)',
+    "gunyah_core.vm.virtio_mmio.xǁVirtioMmioǁ__init____mutmut_31":
+        'config space longer: frontend accesses stay inside the register page '
+        "(vdevice_access, _access_allowed), so the bytes past it are never reached",
+    "gunyah_core.vm.virtio_mmio.xǁVirtioMmioǁ__init____mutmut_62":
+        '_kick = None: frontend_write sets it before any read; only its truth is read',
+    "gunyah_core.vm.virtio_mmio.xǁVirtioMmioǁ__init____mutmut_63":
+        '_kick = True: frontend_write sets it to False before any read',
+    "gunyah_core.vm.virtio_mmio.xǁVirtioMmioǁ__init____mutmut_64":
+        'ring_size None: set by the builder, read only by snapshot (left out)',
+    "gunyah_core.vm.virtio_mmio.xǁVirtioMmioǁ__init____mutmut_65":
+        'ring_size 1: as above',
+    "gunyah_core.vm.virtio_mmio.xǁVirtioMmioǁ_access_allowed__mutmut_4":
+        '0 <= offset made 1 <=: offset 0 is MagicValue, read-only, refused by _write either way',
+    "gunyah_core.vm.virtio_mmio.xǁVirtioMmioǁ_access_allowed__mutmut_5":
+        '0 <= offset made 0 <: as above',
+    "gunyah_core.vm.virtio_mmio.xǁVirtioMmioǁfrontend_write__mutmut_3":
+        '_kick = False -> None: only its truth is read',
 }
 
 
