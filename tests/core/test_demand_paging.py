@@ -273,3 +273,45 @@ def test_only_an_unmapped_page_of_the_window_of_a_proxy_vcpu_goes_to_the_owner()
     assert not demand_paging.faults_to_owner(hyp, hlos, window.base)  # not its window
     guest.proxy_owner = None  # the same VM, not proxy-scheduled: an abort as before
     assert not demand_paging.faults_to_owner(hyp, guest, window.base)
+
+
+def test_the_host_cap_table_names_the_guest_space_and_each_extent_by_its_owner():
+    """The inspector's cap table names each object (kobject.ref): the guest's address
+    space, the two guest extents by the guest and the two host extents by HLOS."""
+    sim = machine()
+    caps = vmm_caps(sim)
+    objects = {row["capid"]: row["object"] for row in sim.hyp.vms["HLOS"].cspace.table({})}
+    assert {name: objects[capid] for name, capid in caps.items()} == {
+        "addrspace": "addrspace:Guest",
+        "guest-private": "memextent:Guest:guest-private",
+        "host-shared": "memextent:HLOS:host-shared",
+        "host-private": "memextent:HLOS:host-private",
+        "guest-shared": "memextent:Guest:guest-shared",
+    }
+
+
+def test_the_space_and_extents_get_their_own_object_ids():
+    """Each new object takes the next id from the hypervisor's counter: five ints, none
+    shared with another object of the machine (the VMs' VICs)."""
+    sim = machine()
+    hlos = sim.hyp.vms["HLOS"]
+    oids = [hlos.cspace.cap(capid).obj.oid for capid in vmm_caps(sim).values()]
+    assert all(isinstance(oid, int) for oid in oids)
+    vics = {vm.vic.oid for vm in sim.hyp.vms.values()}
+    assert len(set(oids)) == 5 and not set(oids) & vics
+
+
+def test_setup_after_boot_defaults_to_writable_lent_memory_and_traces_the_host_caps():
+    """Called on a booted machine, setup's defaults are lent, writable memory (RWX for the
+    guest) and the caps copied to the host are traced (hypervisor._copied_caps)."""
+    sim = machine()
+    hyp = sim.hyp
+    guest, hlos = hyp.vms["Guest"], hyp.vms["HLOS"]
+    hyp.trace.take()
+    entry = demand_paging.setup(hyp, guest, hlos, 0x9000_0000, 1)
+    assert (entry["transfer"], entry["writable"]) == ("lend", True)
+    assert ACCESS[(entry["transfer"], entry["writable"])] is PgtableAccess.RWX
+    traced = [e for e in hyp.trace.take() if e["kind"] == "cap.create"]
+    assert [e["vm"] for e in traced] == ["HLOS"]
+    listed = {row["capid"] for row in traced[0]["caps"]}
+    assert set(entry["caps"].values()) <= listed

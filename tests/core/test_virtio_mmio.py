@@ -367,3 +367,64 @@ def test_every_backend_change_is_a_virtio_backend_event(m):
     ops = [e["op"] for e in m.hyp.trace.take() if e["kind"] == "virtio.backend"]
     assert ops == ["set_dev_features", "set_queue_num_max", "get_notification",
                    "update_status", "acknowledge_reset", "assert_virq"]
+
+
+def test_each_backend_event_carries_its_arguments_and_the_register_state(m):
+    m.backend("set_dev_features", sel=1, dev_feat=VERSION_1 | ACCESS_PLATFORM)
+    m.backend("set_queue_num_max", sel=1, queue_num_max=(1 << 32) | 8)
+    m.store("QueueNotify", 1)
+    m.backend("get_notification")
+    m.backend("update_status", val=(1 << 33) | 0x1)
+    m.backend("assert_virq", interrupt_status=(1 << 32) | 0x5)
+    keys = ("vm", "op", "sel", "value", "taken_vqs", "taken_reason", "status", "reason",
+            "vqs", "isr")
+    got = [tuple(e.get(k) for k in keys) for e in m.hyp.trace.take()
+           if e["kind"] == "virtio.backend"]
+    assert got == [
+        ("BE", "set_dev_features", 1, VERSION_1 | ACCESS_PLATFORM, None, None, 0, 0, 0, 0),
+        ("BE", "set_queue_num_max", 1, 8, None, None, 0, 0, 0, 0),
+        ("BE", "get_notification", None, None, 0x2, NEW_BUFFER, 0, 0, 0, 0),
+        ("BE", "update_status", None, 1, None, None, 0x1, 0, 0, 0),
+        ("BE", "assert_virq", None, 5, None, None, 0x1, 0, 0, 0x5),
+    ]
+
+
+def test_each_sides_virq_assert_says_why(m):
+    def why() -> list[tuple]:
+        return [(e["vm"], e["reason"], e["vqs"], e["isr"]) for e in m.hyp.trace.take()
+                if e["kind"] == "virq.assert"]
+
+    m.store("QueueNotify", 1)
+    assert why() == [("BE", NEW_BUFFER, 0x2, 0)]
+    m.backend("get_notification")
+    m.backend("assert_virq", interrupt_status=0x1)
+    assert why() == [("FE", 0, 0, 0x1)]
+
+
+def test_update_status_keeps_the_bits_already_set(m):
+    m.store("Status", 0x1)
+    m.backend("update_status", val=0x40)
+    assert m.load("Status") == 0x41
+
+
+@pytest.mark.parametrize(("status", "reason"), [(STATUS_DRIVER_OK, DRIVER_OK),
+                                                (STATUS_FAILED, FAILED), (0, RESET_RQST)])
+def test_a_status_reason_joins_a_pending_new_buffer(m, status, reason):
+    if status == 0:
+        m.store("Status", 0x1)  # a reset is asked by 0 over a non-zero Status
+    m.store("QueueNotify", 0)
+    m.store("Status", status)
+    assert m.backend("get_notification").ret["reason"] == NEW_BUFFER | reason
+
+
+def test_queue_sel_shows_the_selected_queues_ready(m):
+    m.store("QueueSel", 1)
+    m.store("QueueReady", 1)
+    m.store("QueueSel", 0)
+    assert m.load("QueueReady") == 0
+    m.store("QueueSel", 1)
+    assert m.load("QueueReady") == 1
+
+
+def test_driver_features_read_zero_until_the_driver_writes_them(m):
+    assert [m.backend("get_drv_features", sel=s).ret["drv_feat"] for s in (0, 1)] == [0, 0]

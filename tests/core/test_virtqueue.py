@@ -202,3 +202,63 @@ def test_each_step_of_a_chain_is_one_event_with_the_depths():
                    ("virtq.pop", "BE", 0, 1, 0, 1, 0, "hi"),
                    ("virtq.used", "BE", 0, 0, 1, 1, 1, "ok"),
                    ("virtq.reclaim", "FE", 0, 0, 0, 1, 1, "ok")]
+
+
+def test_a_one_byte_access_checks_only_its_own_page():
+    vq = make_queue(pages=1)  # only the first page shared with the device
+    vq.mem.write(DEVICE, BASE + PAGE_SIZE - 1, b"z")
+    assert vq.mem.read(DEVICE, BASE + PAGE_SIZE - 1, 1) == b"z"
+
+
+def test_the_used_ring_starts_a_fresh_16_byte_line_after_its_tail():
+    # num 2: avail 32 + 4 + 4 + 2 = 42 -> used at 44; used 44 + 4 + 16 + 2 = 66 -> 80.
+    lay = Layout.at(0, 2, 16)
+    assert (lay.used, lay.buffers) == (44, 80)
+
+
+def test_every_event_names_the_queue_and_the_chain_it_moves():
+    """Each step's event: device and queue, the head and ring slot, the lengths (two
+    readable segments joined, two writable buffers summed), the used length."""
+    trace = Trace(Engine())
+    mem = make_queue(num=4, buf_size=8).mem
+    vq = Virtqueue(mem, Layout.at(BASE, 4, 8), trace, "blk0", 1, DRIVER, DEVICE)
+    vq.add("FE", b"a")  # a first chain round: the next chain's head and slots are not 0
+    vq.push("BE", vq.pop("BE"))
+    vq.reclaim("FE")
+    trace.take()
+    head = vq.add("FE", [b"ab", b"cdefghij"], in_len=[3, 2])
+    vq.push("BE", vq.pop("BE"), b"wxyz")
+    vq.reclaim("FE")
+    keys = ("kind", "device", "queue", "head", "slot", "descs", "out_len", "in_len",
+            "used_len", "data")
+    got = [tuple(e.get(k) for k in keys) for e in trace.take()]
+    assert head == 1
+    assert got == [
+        ("virtq.avail", "blk0", 1, 1, 1, 4, 10, 5, None, "abcdefghij"),
+        ("virtq.pop", "blk0", 1, 1, 1, None, 10, 5, None, "abcdefghij"),
+        ("virtq.used", "blk0", 1, 1, 1, None, None, None, 4, "wxyz"),
+        ("virtq.reclaim", "blk0", 1, 1, 1, None, None, None, 4, "wxyz"),
+    ]
+
+
+def test_a_push_without_data_gives_the_chain_back_empty():
+    vq = make_queue()
+    head = vq.add("FE", b"req", in_len=4)
+    assert vq.push("BE", vq.pop("BE")) == 0
+    assert vq.reclaim("FE") == (head, b"")
+
+
+def test_the_driver_reads_no_buffer_past_the_used_length():
+    """Once it has the used length, the driver touches no further buffer of the chain:
+    here the second writable buffer lies on a page the driver cannot even map."""
+    memory = MemoryModel(lambda kind, **f: None)
+    memory.add_region(DRIVER, BASE, 2 * PAGE_SIZE)
+    memory.add_region(DEVICE, BASE + 0x10_0000, PAGE_SIZE)
+    memory.accept(DEVICE, memory.share(DRIVER, [(DRIVER, RW), (DEVICE, RW)],
+                                       [(BASE, 2 * PAGE_SIZE)]))
+    lay = Layout.at(BASE + PAGE_SIZE - 80, 2, PAGE_SIZE)  # buffers: pages 1 and 2
+    assert lay.buffers == BASE + PAGE_SIZE
+    vq = Virtqueue(SharedBytes(memory), lay, Trace(Engine()), "dev", 0, DRIVER, DEVICE)
+    head = vq.add("FE", b"", in_len=[PAGE_SIZE, 1])
+    vq.push("BE", vq.pop("BE"), b"x" * PAGE_SIZE)
+    assert vq.reclaim("FE") == (head, b"x" * PAGE_SIZE)
