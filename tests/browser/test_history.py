@@ -89,6 +89,9 @@ def open_page(browser: Browser, url: str) -> tuple[Page, list[str]]:
 
 def test_scrubbing_back_redraws_the_earlier_machine(page: Page, tmp_path: Path, shot) -> None:
     head = step_n(page, RUN_EVENTS)
+    # A batch this big streams in as a flood: the log lists every row once it has stopped
+    page.wait_for_function(
+        "h => document.querySelectorAll('[data-testid=log-entry]').length === h + 1", arg=head)
     events = jsonl_events(download(page, "export-jsonl", tmp_path))
     assert events[-1]["seq"] == head
     expect(page.get_by_test_id("live-badge")).to_be_visible()
@@ -186,6 +189,9 @@ def test_acting_in_the_past_forks_and_the_old_branch_comes_back(page: Page, tmp_
 
 def test_downloads_hold_the_events_shown(page: Page, tmp_path: Path) -> None:
     head = step_n(page, RUN_EVENTS)
+    # A batch this big streams in as a flood: the log lists every row once it has stopped
+    page.wait_for_function(
+        "h => document.querySelectorAll('[data-testid=log-entry]').length === h + 1", arg=head)
     events = jsonl_events(download(page, "export-jsonl", tmp_path))
     rows = page.eval_on_selector_all(
         "[data-testid=log-entry]", "els => els.map(e => [Number(e.dataset.seq), e.dataset.kind])")
