@@ -90,3 +90,20 @@ def shot() -> callable:
         return path
 
     return save
+
+
+def seq(page: Page) -> int:
+    """The seq of the event the page shows."""
+    return page.evaluate("() => window.__gunyah.seq")
+
+
+def step_to(page: Page, kind: str) -> int:
+    """'Step to next' event of ``kind``; returns the seq it stopped at, once its log row is
+    there."""
+    before = seq(page)
+    page.get_by_test_id("step-kind").select_option(kind)
+    page.get_by_test_id("btn-step-kind").click()
+    page.wait_for_function("s => window.__gunyah.seq > s", arg=before)
+    now = seq(page)
+    page.wait_for_selector(f"[data-testid=log-entry][data-seq='{now}']", state="attached")
+    return now

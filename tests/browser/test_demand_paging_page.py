@@ -8,24 +8,11 @@ from playwright.sync_api import Page, expect
 
 from gunyah_core import Simulation, load
 from gunyah_core.mem.memparcel import PAGE_SIZE
+from tests.browser.conftest import step_to
 
 PRESET = "demand-paging"
 PAGES = 4
 
-
-def seq(page: Page) -> int:
-    return page.evaluate("() => window.__gunyah.seq")
-
-
-def step_to(page: Page, kind: str) -> int:
-    """'Step to next' event of ``kind``; returns the seq it stopped at."""
-    before = seq(page)
-    page.get_by_test_id("step-kind").select_option(kind)
-    page.get_by_test_id("btn-step-kind").click()
-    page.wait_for_function("s => window.__gunyah.seq > s", arg=before)
-    now = seq(page)
-    page.wait_for_selector(f"[data-testid=log-entry][data-seq='{now}']", state="attached")
-    return now
 
 
 def model_memory_after(last_seq: int) -> dict:

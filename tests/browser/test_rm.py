@@ -11,6 +11,7 @@ from playwright.sync_api import Page, expect
 
 from gunyah_core import load
 from gunyah_core.simulation import Simulation
+from tests.browser.conftest import step_to
 
 BOOT_STATES = ["LOAD", "INIT", "READY", "RUNNING"]
 MAX_STATE_STEPS = 12
@@ -29,20 +30,6 @@ def open_scenario(page: Page, name: str, vm: str) -> None:
     page.wait_for_function("() => window.__gunyah.bootSeq > 0"
                            " && window.__gunyah.headSeq === window.__gunyah.bootSeq")
 
-
-def seq(page: Page) -> int:
-    return page.evaluate("window.__gunyah.seq")
-
-
-def step_to(page: Page, kind: str) -> int:
-    """'Step to next' event of `kind`; returns the seq it stopped at."""
-    before = seq(page)
-    page.get_by_test_id("step-kind").select_option(kind)
-    page.get_by_test_id("btn-step-kind").click()
-    page.wait_for_function("s => window.__gunyah.seq > s", arg=before)
-    now = seq(page)
-    page.wait_for_selector(f"[data-testid=log-entry][data-seq='{now}']", state="attached")
-    return now
 
 
 def badge(page: Page, vm: str) -> str:

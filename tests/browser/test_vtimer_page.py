@@ -7,6 +7,7 @@ from __future__ import annotations
 from playwright.sync_api import Page, expect
 
 from gunyah_core import Simulation, load
+from tests.browser.conftest import step_to
 
 PRESET = "virtual-timer"
 NS_PER_US = 1_000
@@ -19,19 +20,6 @@ def fmt_time(ns: int) -> str:
         return f"{ns / NS_PER_US:.3f} µs"
     return f"{ns / NS_PER_MS:.3f} ms"
 
-
-def seq(page: Page) -> int:
-    return page.evaluate("window.__gunyah.seq")
-
-
-def step_to(page: Page, kind: str) -> int:
-    before = seq(page)
-    page.get_by_test_id("step-kind").select_option(kind)
-    page.get_by_test_id("btn-step-kind").click()
-    page.wait_for_function("s => window.__gunyah.seq > s", arg=before)
-    now = seq(page)
-    page.wait_for_selector(f"[data-testid=log-entry][data-seq='{now}']", state="attached")
-    return now
 
 
 def timer(page: Page, vcpu: str):
