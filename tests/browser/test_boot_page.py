@@ -52,6 +52,7 @@ def test_the_boot_is_one_folded_row_that_opens_and_stays_reachable(page: Page, s
     assert hooks(page)["shownSeqs"] == []  # folded: none of its rows listed
     page.get_by_test_id("btn-step").click()
     page.wait_for_function("s => window.__gunyah.seq > s", arg=boot)
+    page.wait_for_function("() => window.__gunyah.shownSeqs.length > 0")  # the next frame lists it
     assert hooks(page)["shownSeqs"] == [boot + 1]
     shot(page, "boot-folded")
     group.click()
