@@ -18,11 +18,12 @@ figures: on a shared machine a process that waits for a core waits, whatever its
 
 Usage:
     python benchmarks/bench_load.py [--seconds 60] [--sessions 64] [--events 1000000]
-                                    [--async-mode eventlet|threading]
+                                    [--async-mode eventlet|threading] [--no-heavy]
 
-Figures: neighbour ack p50/p99 (all, and while each heavy operation ran), the time of
-each operation, RSS per million events kept, RSS after everyone left. It stops by itself:
-every wait is bounded.
+Figures: neighbour ack p50/p99 (all, and while each heavy operation ran), where an ack
+spent its time (read, handler, the connection's queue, the client's read), where the
+event loop stalled longest (load_server.py), the time of each operation, RSS per million
+events kept, RSS after everyone left. It stops by itself: every wait is bounded.
 """
 
 from __future__ import annotations
@@ -61,44 +62,12 @@ KIB = 1024
 MIB = 1024 * 1024
 
 
-# app.py with room for the neighbours, the worker and an importer (MAX_SESSIONS is 64).
-# Under eventlet a watcher greenlet times each round of the event loop (every due greenlet
-# run once, then the sockets read), in wall time and in the server's CPU time, and
-# appends them to a file once a second: an ack waits about two rounds, and on a shared
-# machine the CPU time is what the server would take on a core of its own.
-LAUNCHER = """
-import sys, time
-rounds_file = sys.argv.pop()
-room = int(sys.argv.pop())
-if "eventlet" in sys.argv:
-    import eventlet
-    eventlet.monkey_patch()
-
-    def watch():
-        rows, flushed = [], time.time()
-        while True:
-            wall, cpu = time.perf_counter(), time.thread_time()
-            eventlet.sleep(0)
-            rows.append((round(time.time(), 3), round((time.perf_counter() - wall) * 1e3, 2),
-                         round((time.thread_time() - cpu) * 1e3, 2)))
-            if time.time() - flushed >= 1:
-                with open(rounds_file, "a") as out:
-                    out.writelines(f"{t} {w} {c}\\n" for t, w, c in rows)
-                rows, flushed = [], time.time()
-
-    eventlet.spawn(watch)
-import webapp.store
-webapp.store.MAX_SESSIONS = webapp.store.MAX_CLIENT_SESSIONS = room  # all on one address
-import app
-sys.exit(app.main(sys.argv[1:]))
-"""
-
-
-def start_server(async_mode: str, sessions: int, rounds_file: str
-                 ) -> tuple[subprocess.Popen, str]:
+def start_server(async_mode: str, sessions: int, prefix: str) -> tuple[subprocess.Popen, str]:
+    """app.py instrumented (load_server.py), with room for the neighbours, the worker and
+    an importer (MAX_SESSIONS is 64), writing its figures to files named ``prefix.*``."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", LAUNCHER, "--port", "0", "--async-mode", async_mode,
-         "--scenario", SCENARIO, str(sessions + 2), rounds_file],
+        [sys.executable, str(Path(__file__).with_name("load_server.py")), "--port", "0",
+         "--async-mode", async_mode, "--scenario", SCENARIO, str(sessions + 2), prefix],
         cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     return serving(proc)
 
@@ -112,7 +81,10 @@ def rss_mib(pid: int) -> float:
 
 def connect(url: str, window: int = WINDOW) -> tuple[socketio.Client, str, str]:
     """A connected client, its export token and its write key (for POST /import)."""
-    client = socketio.Client(reconnection=False)
+    # A browser validates UTF-8 natively; websocket-client does it in Python, at a cost
+    # that would make this machine's clients, not the server, the bottleneck.
+    client = socketio.Client(reconnection=False,
+                             websocket_extra_options={"skip_utf8_validation": True})
     client.on("sim:trace", lambda batch: None)  # the python client acks on return
     client.connect(url, transports=["websocket"], wait_timeout=CALL_TIMEOUT_S)
     hello = client.call("sim:hello", {"window": window}, timeout=CALL_TIMEOUT_S)
@@ -134,6 +106,7 @@ class Probe(threading.Thread):
         self.phase = "idle"
         self.samples: list[tuple[str, float]] = []
         self.spans: list[tuple[float, float]] = []  # (sent, answered), wall clock
+        self.calls: list[tuple[str, str, float, float]] = []  # (sid, id, sent, answered)
         self.stop = threading.Event()
         self.errors = 0
 
@@ -150,6 +123,8 @@ class Probe(threading.Thread):
                 self.errors += 1
                 continue
             self.samples.append((phase, rtt))
+            call_id, wall = client.last_call
+            self.calls.append((client.sid, str(call_id), wall, wall + rtt / 1000))
             self.spans.append((sent, sent + rtt / 1000))
             time.sleep(PROBE_PERIOD_S)
 
@@ -173,6 +148,40 @@ def cpu_while_waiting(rounds: list[tuple[float, float, float]],
         lo, hi = bisect.bisect_left(ends, sent), bisect.bisect_right(ends, answered)
         out.append(sum(r[2] for r in rounds[lo:hi]))
     return out
+
+
+ACK_STAGES = (("sent", "read", "to the server's read"),
+              ("read", "queued", "read to ack queued (handler)"),
+              ("queued", "write", "queued to written (the connection's queue)"),
+              ("write", "written", "writing"),
+              ("written", "answered", "written to the client's read"))
+
+
+def ack_stages(acks_file: str, calls: list[tuple[str, str, float, float]]) -> dict:
+    """Where each probe ack spent its time, from the server's stamps (same wall clock)."""
+    stamps: dict[tuple[str, str], dict[str, float]] = {}
+    try:
+        lines = Path(acks_file).read_text().splitlines()
+    except OSError:
+        return {}
+    for line in lines:
+        sid, call_id, stage, when = line.split()
+        stamps.setdefault((sid, call_id), {})[stage] = float(when)
+    spans: dict[str, list[float]] = {label: [] for _a, _b, label in ACK_STAGES}
+    for sid, call_id, sent, answered in calls:
+        times = {**stamps.get((sid, call_id), {}), "sent": sent, "answered": answered}
+        if all(stage in times for stage, _b, _l in ACK_STAGES):
+            for start, end, label in ACK_STAGES:
+                spans[label].append((times[end] - times[start]) * 1000)
+    return {label: percentiles(values) for label, values in spans.items()}
+
+
+def stalls(stalls_file: str, top: int = 5) -> list[str]:
+    """The places the event loop stood longest without turning (load_server.py)."""
+    try:
+        return Path(stalls_file).read_text().splitlines()[:top]
+    except OSError:
+        return []
 
 
 def loop_rounds(rounds_file: str, since: float, until: float) -> dict:
@@ -250,8 +259,10 @@ class Neighbour:
     def __init__(self, url: str, window: int = WINDOW) -> None:
         ws_url = url.replace("http://", "ws://", 1) + "/socket.io/?EIO=4&transport=websocket"
         self.ws = websocket.create_connection(ws_url, timeout=CALL_TIMEOUT_S,
-                                              enable_multithread=True)
-        self.ws.recv()           # Engine.IO open
+                                              enable_multithread=True,
+                                              skip_utf8_validation=True)  # as in connect()
+        self.sid = json.loads(self.ws.recv()[1:])["sid"]  # Engine.IO open
+        self.last_call = (0, 0.0)  # id and wall time of the last call sent
         self.ws.send("40")       # Socket.IO connect (no auth: a new session)
         self._ids = itertools.count(1)
         self._waiting: dict[int, tuple[threading.Event, list]] = {}
@@ -290,6 +301,7 @@ class Neighbour:
         done, reply = threading.Event(), []
         self._waiting[call_id] = (done, reply)
         t0 = time.perf_counter()
+        self.last_call = (call_id, time.time())
         self.ws.send(f"42{call_id}" + json.dumps([event, payload]))
         if not done.wait(timeout):
             self._waiting.pop(call_id, None)
@@ -356,9 +368,11 @@ def heavy_round(url: str, worker: socketio.Client, token: str, probe: Probe,
 
 
 def run(args: argparse.Namespace) -> dict:
-    rounds_file = f"/tmp/bench_load_rounds.{os.getpid()}"
-    Path(rounds_file).unlink(missing_ok=True)
-    proc, url = start_server(args.async_mode, args.sessions, rounds_file)
+    prefix = f"/tmp/bench_load.{os.getpid()}"
+    rounds_file, acks_file, stalls_file = (f"{prefix}.{x}" for x in ("rounds", "acks", "stalls"))
+    for name in (rounds_file, acks_file, stalls_file):
+        Path(name).unlink(missing_ok=True)
+    proc, url = start_server(args.async_mode, args.sessions, prefix)
     clients: list = []
     result: dict = {"async_mode": args.async_mode, "sessions": args.sessions,
                     "seconds": args.seconds, "scenario": SCENARIO}
@@ -384,6 +398,7 @@ def run(args: argparse.Namespace) -> dict:
             ok(client.call("sim:speed", {"speed": "max"})[0])
             ok(client.call("sim:play", {})[0])
         load_before, cpu_before = os.getloadavg()[0], cpu_s(proc.pid)
+        own_before = cpu_s(os.getpid())
         load_since = time.time()
         probe = Probe(neighbours)
         probe.start()
@@ -392,11 +407,15 @@ def run(args: argparse.Namespace) -> dict:
         started = time.monotonic()
         rounds = 0
         while time.monotonic() - started < args.seconds:
-            heavy_round(url, worker, token, probe, times, kept, timeline)
+            if args.heavy:
+                heavy_round(url, worker, token, probe, times, kept, timeline)
+            else:
+                time.sleep(1)
             rounds += 1
         probe.stop.set()
         probe.join(CALL_TIMEOUT_S)
         load_after, cpu_during = os.getloadavg()[0], cpu_s(proc.pid) - cpu_before
+        own_during = cpu_s(os.getpid()) - own_before
         load_until = time.time()
         wall = time.monotonic() - started
         seqs = []
@@ -416,6 +435,7 @@ def run(args: argparse.Namespace) -> dict:
             "load_average_1min": {"before": round(load_before, 1),
                                   "after": round(load_after, 1), "cores": os.cpu_count()},
             "server_cpu_share": round(cpu_during / wall, 2),
+            "clients_cpu_share": round(own_during / wall, 2),
             "loop_round_ms": loop_rounds(rounds_file, load_since, load_until),
             "rounds": rounds,
             "neighbour_events_total": sum(s + 1 for s in seqs),
@@ -423,6 +443,8 @@ def run(args: argparse.Namespace) -> dict:
             "ack_all": percentiles([rtt for _phase, rtt in probe.samples]),
             "ack_server_cpu_ms": percentiles(cpu_while_waiting(read_rounds(rounds_file),
                                                                probe.spans)),
+            "ack_stages": ack_stages(acks_file, probe.calls),
+            "loop_stalls": stalls(stalls_file),
             "ack_by_phase": {phase: percentiles(v) for phase, v in sorted(by_phase.items())},
             "ack_errors": probe.errors,
             "op_failures": FAILURES,
@@ -442,7 +464,8 @@ def run(args: argparse.Namespace) -> dict:
             except Exception:
                 pass
         proc.terminate()
-        Path(rounds_file).unlink(missing_ok=True)
+        for name in (rounds_file, acks_file, stalls_file):
+            Path(name).unlink(missing_ok=True)
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -459,6 +482,8 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=64)
     parser.add_argument("--events", type=int, default=1_000_000,
                         help="events the worker reveals before the load starts")
+    parser.add_argument("--no-heavy", dest="heavy", action="store_false",
+                        help="only the neighbours play (no export, fork, import, link)")
     parser.add_argument("--history-cap", type=int, default=500_000,
                         help="the server's MAX_HISTORY_EVENTS (for events-kept figures)")
     args = parser.parse_args()

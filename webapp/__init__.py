@@ -52,7 +52,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config["MAX_DETACHED"], app.config["RESUME_WINDOW_S"])
     app.extensions[BUDGET_KEY] = MemoryBudget(app.config["MEMORY_BUDGET_BYTES"])
     app.register_blueprint(http.bp)
-    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"],
+    # Handlers run in the connection's own reader, in arrival order: a spawned task would wait
+    # for the next round of the event loop before it even began (about half of an ack's
+    # wait under load, benchmarks/bench_load.py), and two events of one viewer could race.
+    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], async_handlers=False,
                       max_http_buffer_size=MAX_TRANSPORT_BYTES, serializer=TolerantPacket)
     handlers.track_acks(socketio.server)
     guard = HostGuard(app.wsgi_app, app.config["ALLOWED_HOSTS"])  # in front of Engine.IO too

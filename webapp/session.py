@@ -332,13 +332,28 @@ class Session(HistoryMixin):
         with self._lock:
             self._stop()
             if kind is None:
-                events = self._reveal_count(count or 1)
+                revealed = self._step_count(count or 1)
             else:
                 events = self._reveal_kind(kind)
-            self._send(events)
+                self._send(events)
+                revealed = len(events)
             self._emit(EV_STATUS, self._status())
-            return {"revealed": len(events), "last_seq": self.last_seq,
+            return {"revealed": revealed, "last_seq": self.last_seq,
                     "now_ns": self.view_ns, "finished": self._finished()}
+
+    def _step_count(self, count: int) -> int:
+        """Reveal and send ``count`` events in batches of at most RESEND_BATCH_EVENTS,
+        pausing between them: a step of MAX_STEP_COUNT held the event loop for 50 ms."""
+        revealed = 0
+        while revealed < count:
+            want = min(count - revealed, self.RESEND_BATCH_EVENTS)
+            events = self._reveal_count(want)
+            self._send(events)
+            revealed += len(events)
+            if len(events) < want:
+                break  # the model is idle
+            self._pause()
+        return revealed
 
     def _reveal_kind(self, kind: str) -> list[dict[str, Any]]:
         """Reveal up to the next `kind` event; on NOT_FOUND what was scanned stays pending."""

@@ -81,17 +81,38 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _as_text(source: str | bytes | TextIO | BinaryIO) -> TextIO:
+def _as_text(source: str | TextIO | BinaryIO) -> TextIO:
     if isinstance(source, str):
         return io.StringIO(source)
-    if isinstance(source, bytes):
-        try:
-            return io.StringIO(source.decode("utf-8"))
-        except UnicodeDecodeError as err:
-            raise TimelineError(0, f"not UTF-8 text (byte {err.start})") from None
     if isinstance(source, io.TextIOBase):
         return source
     return io.TextIOWrapper(source, encoding="utf-8")  # type: ignore[arg-type]
+
+
+def _byte_lines(data: bytes, limit: int) -> Iterator[str]:
+    """The lines of ``data`` decoded one at a time: a whole upload is never turned into one
+    text object (a 30 MB ``StringIO`` alone held a server's event loop for 40 ms), and a
+    line is cut after ``limit`` bytes, as ``readline(limit)`` would."""
+    start, size = 0, len(data)
+    view = memoryview(data)
+    while start < size:
+        end = data.find(b"\n", start, start + limit)
+        end = min(size, start + limit) if end < 0 else end + 1
+        line = view[start:end]
+        start = end
+        yield str(line, "utf-8")
+
+
+def _lines(source: str | bytes | TextIO | BinaryIO, max_bytes: int) -> Iterator[str]:
+    """The lines of a timeline; never reads much more than ``max_bytes`` in all (a
+    character is at least one byte), even when the file is one enormous line."""
+    if isinstance(source, bytes):
+        yield from _byte_lines(source, max_bytes + 1)
+        return
+    text, used = _as_text(source), 0
+    while line := text.readline(max_bytes - used + 1):
+        used += len(line)
+        yield line
 
 
 _S = {"type": "string", "maxLength": 200}
@@ -191,19 +212,17 @@ def iter_jsonl(
 ) -> Iterator[dict[str, Any]]:
     """``load_jsonl`` one event at a time, so a caller can store events as they are read
     (and pause between them); the same checks, raised when the bad line is reached."""
-    text = _as_text(source)
     prev: dict[str, Any] | None = None
     count = 0
     used = 0
     line_no = 0
+    lines = _lines(source, max_bytes)
     while True:
-        # A character is at least one byte, so this never reads far past the limit,
-        # even when the file is one enormous line.
         try:
-            line = text.readline(max_bytes - used + 1)
+            line = next(lines, None)
         except UnicodeDecodeError as err:
             raise TimelineError(line_no + 1, f"not UTF-8 text ({err.reason})") from None
-        if not line:
+        if line is None:
             break
         line_no += 1
         used += len(line.encode("utf-8"))
