@@ -81,14 +81,6 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _as_text(source: str | TextIO | BinaryIO) -> TextIO:
-    if isinstance(source, str):
-        return io.StringIO(source)
-    if isinstance(source, io.TextIOBase):
-        return source
-    return io.TextIOWrapper(source, encoding="utf-8")  # type: ignore[arg-type]
-
-
 def _byte_lines(data: bytes, limit: int) -> Iterator[str]:
     """The lines of ``data`` decoded one at a time: a whole upload is never turned into one
     text object (a 30 MB ``StringIO`` alone held a server's event loop for 40 ms), and a
@@ -106,10 +98,11 @@ def _byte_lines(data: bytes, limit: int) -> Iterator[str]:
 def _lines(source: str | bytes | TextIO | BinaryIO, max_bytes: int) -> Iterator[str]:
     """The lines of a timeline; never reads much more than ``max_bytes`` in all (a
     character is at least one byte), even when the file is one enormous line."""
-    if isinstance(source, bytes):
-        yield from _byte_lines(source, max_bytes + 1)
+    if not isinstance(source, str | io.TextIOBase):  # bytes, or a binary file
+        data = source if isinstance(source, bytes) else source.read(max_bytes + 1)
+        yield from _byte_lines(data, max_bytes + 1)
         return
-    text, used = _as_text(source), 0
+    text, used = io.StringIO(source) if isinstance(source, str) else source, 0
     while line := text.readline(max_bytes - used + 1):
         used += len(line)
         yield line

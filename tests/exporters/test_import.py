@@ -79,3 +79,21 @@ def test_one_huge_line_is_not_read_whole():
 
     with pytest.raises(TimelineError, match="line 1: timeline is larger than 100 bytes"):
         load_jsonl(Source("x" * 10_000), max_bytes=100)
+
+
+@pytest.mark.parametrize("as_bytes", [True, False], ids=["bytes", "file"])
+def test_bytes_that_are_not_utf8_name_their_line(events, as_bytes):
+    data = _jsonl(events).encode().replace(b'"seq": 3', b'"seq": 3, "x": "\xff"', 1)
+    with pytest.raises(TimelineError, match="line 4: not UTF-8 text"):
+        load_jsonl(data if as_bytes else io.BytesIO(data))
+
+
+def test_bytes_are_cut_at_the_limit_in_the_same_place_as_text(events):
+    data = _jsonl(events).encode()
+    cut = data.index(b"\n") + 1 + 5  # inside line 2
+    for source in (data, data.decode()):
+        with pytest.raises(TimelineError, match="line 2: timeline is larger than"):
+            load_jsonl(source, max_bytes=cut)
+        assert load_jsonl(source, max_bytes=len(data)) == events
+    with pytest.raises(TimelineError, match="line 1: timeline is larger than 100 bytes"):
+        load_jsonl(b"x" * 10_000, max_bytes=100)

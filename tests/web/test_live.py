@@ -85,6 +85,18 @@ def test_hello_then_step_reveals_exactly_n(viewer):
     assert events[-1]["kind"] == "msgq.send" and seqs(events) == list(range(len(events)))
 
 
+def test_a_big_step_arrives_in_bounded_contiguous_batches(viewer):
+    from webapp.session import Session
+
+    boot = viewer.call("sim:hello")["status"]["seq"]
+    before = len(viewer.received["sim:trace"])
+    ack = viewer.call("sim:step", {"count": 10_000})
+    assert ack["ok"] and ack["revealed"] == 10_000 and ack["last_seq"] == boot + 10_000
+    assert arrived(viewer.wait_events(boot + 10_001)) == list(range(boot + 10_001))
+    sizes = sorted(len(b["events"]) for b in viewer.received["sim:trace"][before:])
+    assert sizes == [Session.RESEND_BATCH_EVENTS] * (10_000 // Session.RESEND_BATCH_EVENTS)
+
+
 def test_play_max_then_pause_leaves_no_gap(viewer):
     assert viewer.call("sim:speed", {"speed": "max"}) == {"ok": True, "speed": "max"}
     assert viewer.call("sim:play") == {"ok": True}
