@@ -248,11 +248,11 @@ export class Animator {
       const y = from.y + (to.y - from.y) * e;
       const w = from.w + (to.w - from.w) * e;
       const h = from.h + (to.h - from.h) * e;
-      ghost.rect.setAttribute("x", x); ghost.rect.setAttribute("y", y);
-      ghost.rect.setAttribute("width", w); ghost.rect.setAttribute("height", h);
-      ghost.label.setAttribute("x", x + w / 2); ghost.label.setAttribute("y", y + h / 2 + 7);
-      ghost.label.textContent = tw.vcpu;
-      ghost.g.setAttribute("visibility", "visible");
+      put(ghost.rect, "x", Math.round(x)); put(ghost.rect, "y", Math.round(y));
+      put(ghost.rect, "width", Math.round(w)); put(ghost.rect, "height", Math.round(h));
+      put(ghost.label, "x", Math.round(x + w / 2)); put(ghost.label, "y", Math.round(y + h / 2 + 7));
+      if (ghost.label.__text !== tw.vcpu) { ghost.label.textContent = tw.vcpu; ghost.label.__text = tw.vcpu; }
+      put(ghost.g, "visibility", "visible");
     }
   }
 
@@ -260,6 +260,6 @@ export class Animator {
     if (tw.kind === "dot") { tw.el.__busy = false; put(tw.el, "visibility", "hidden"); }
     else if (tw.kind === "flash") put(tw.node.flash, "opacity", 0);
     else if (tw.kind === "pulse") put(tw.node.pulse, "opacity", 0);
-    else if (tw.kind === "ghost") tw.node.ghost.g.setAttribute("visibility", "hidden");
+    else if (tw.kind === "ghost") put(tw.node.ghost.g, "visibility", "hidden");
   }
 }

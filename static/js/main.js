@@ -24,6 +24,11 @@ const STATUS_MS = 250;
 const TOAST_MS = 6000;
 const MAX_LATENCIES = 200;
 const TRACE_WINDOW = 1; // sim:trace batches in flight while playing; acked once drawn
+const FRAME_LATE_MS = 1000 / 60 + 1.5; // a frame later than this after the last is late
+const MAX_HELD_FRAMES = 1;             // a late frame holds the acks this many frames at most
+// At "max" the tracks' window slides by much of its width each frame: redrawn at 30 Hz
+// they read the same, for half the drawing (and the frames stay smooth).
+const MAX_SPEED_TRACK_MS = 1000 / 30 - 2;
 
 const $ = (id) => document.getElementById(id);
 const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
@@ -330,20 +335,34 @@ function updateStatus(wall) {
   $("st-coalesce-box").classList.toggle("active", anim.coalescing);
 }
 
+/** Ack the drawn trace batches, which lets the server send the next (TRACE_WINDOW). A
+ *  frame that came late says the page is drawing more than a frame holds: the acks wait
+ *  one frame more, so at "max" the stream slows to what the page can draw smoothly
+ *  rather than the frames slowing to the stream. */
+let lastFrameAt = null, heldFrames = 0;
+function releaseAcks(wall) {
+  const late = lastFrameAt != null && wall - lastFrameAt > FRAME_LATE_MS;
+  lastFrameAt = wall;
+  if (late && heldFrames < MAX_HELD_FRAMES && batchAcks.length) { heldFrames++; return; }
+  heldFrames = 0;
+  while (batchAcks.length) batchAcks.shift()();
+}
+
 function frame(wall) {
   timeline.flush(wall);
   captionBar.show(history.view >= 0 ? history.at(history.view) : null, controls.playing);
   syncStructure();
   diagram.update(state);
   diagram.tracks.update(history.events, history.view - history.base, state.now, state.pcpus.length,
-    history.keyframes[0].st.pcpus.map((p) => p.current));
+    history.keyframes[0].st.pcpus.map((p) => p.current),
+    controls.playing && controls.speed === "max" ? MAX_SPEED_TRACK_MS : 0);
   anim.frame(wall);
   inspector.refresh(wall);
   updateStatus(wall);
   bar.frame(wall);
   stage.frame(history.view, (seq) => history.at(seq));
   view.frames++;
-  while (batchAcks.length) batchAcks.shift()();
+  releaseAcks(wall);
   requestAnimationFrame(frame);
 }
 
@@ -380,6 +399,8 @@ Object.defineProperty(window, "__gunyah", {
       .map((e) => [e.seq, e.kind]),
     get trackWindowNs() { return diagram.tracks.span; },
     get trackKept() { return diagram.tracks.kept?.map((e) => e.seq) ?? []; },
+    /** What each pCPU track drew: its right edge, slices, labels and marks (with x). */
+    get tracks() { return diagram.tracks.shown; },
     get keptSeqs() { return history.events.filter((e) => e.kind === "sched.switch" || e.kind === "virq.deliver")
       .map((e) => e.seq); },
     get schedSwitches() {

@@ -125,7 +125,26 @@ export function thinMarks(marks, minNs) {
   });
 }
 
-/** The drawing: a pool of rects, labels and marks per lane, attributes rewritten. */
+/** One path's "d" of rectangles [x, w] on a track row (one subpath each). */
+function rects(list, y, h) {
+  return list.map(([x, w]) => `M${x.toFixed(1)},${y}h${w.toFixed(1)}v${h}h${(-w).toFixed(1)}Z`).join("");
+}
+
+/** A mark's subpath at x on a track: preempt ▼ on top, wake ▲ below, block bar, vIRQ tick. */
+function markPath(kind, mx, top, bot) {
+  const x = mx.toFixed(1);
+  if (kind === "preempt") return `M${(mx - 5).toFixed(1)},${top - 1}h10L${x},${top + 8}Z`;
+  if (kind === "block") return `M${(mx - 1.5).toFixed(1)},${top}h3V${bot}h-3Z`;
+  if (kind === "wake") return `M${x},${bot - 8}L${(mx + 5).toFixed(1)},${bot + 1}h-10Z`;
+  return `M${x},${bot}v6`;
+}
+
+const MARK_KINDS = ["preempt", "block", "wake", "virq"];
+
+/** The drawing: per lane, one path per segment colour and per mark kind (a few nodes
+ *  whatever the number of slices: at speed, thousands of rects each rewritten every frame
+ *  cost a style, layout and paint pass apiece), plus the few labels that fit. What each
+ *  track shows is kept in `shown` (for tests and the hover title). */
 export class Tracks {
   constructor() {
     this.windowIdx = DEFAULT_WINDOW;
@@ -141,6 +160,9 @@ export class Tracks {
   colourOf(n) { return `vmc-${n % VM_COLOURS}`; }
 
   get span() { return WINDOWS_NS[this.windowIdx]; }
+
+  /** What each track drew last: its right edge, slices, labels and marks (with x). */
+  get shown() { return this.lanes.map((lane) => lane.shown ?? null); }
 
   /** Widen (+1) or narrow (-1) the window; true when it changed. */
   zoom(dir) {
@@ -159,30 +181,32 @@ export class Tracks {
     this.lanes = lanes.map((node) => {
       const tr = node.lane.track;
       const g = svg("g", { class: "track", "data-testid": `track-${node.lane.pcpu}` }, node.g);
+      const title = svg("title", {}, g); // first child: the track's tooltip
       svg("rect", { x: tr.x, y: tr.y, width: tr.w, height: tr.h, class: "track-box" }, g);
-      const segs = svg("g", { class: "track-segs" }, g);
-      const hatch = svg("g", { class: "track-hatch" }, g);
-      return { tr, g, segs, hatch, marks: svg("g", { class: "track-marks" }, g),
-        labels: svg("g", { class: "track-labels" }, g),
-        pool: { segs: [], marks: [], labels: [], hatch: [] } };
+      const lane = { tr, g, title, paths: new Map(), labels: [],
+        segs: svg("g", { class: "track-segs" }, g), hatch: svg("g", { class: "track-hatch" }, g),
+        marks: svg("g", { class: "track-marks" }, g), texts: svg("g", { class: "track-labels" }, g) };
+      g.addEventListener("pointermove", (ev) => this.describe(lane, ev));
+      return lane;
     });
   }
 
-  /** Redraw when the view's seq or the window changed. */
-  update(events, end, t1, npcpu, initial) {
+  /** Redraw when the view's seq or the window changed, at most every `minGapMs`. */
+  update(events, end, t1, npcpu, initial, minGapMs = 0) {
     const kept = this.keep(events);
     const seq = end >= 0 ? events[end]?.seq : -1;
     const key = `${seq}|${t1}|${this.windowIdx}|${kept.length}`;
     if (key === this.key || !this.lanes.length) return;
     const wall = performance.now();
-    if (wall - this.lastAt < this.lastCost * THROTTLE) return; // a long window at speed: fewer redraws
+    // A long window at speed, or play at "max": fewer redraws.
+    if (wall - this.lastAt < Math.max(this.lastCost * THROTTLE, minGapMs)) return;
     this.key = key;
     const span = this.span;
     const last = lastAtOrBefore(kept, seq);
     const data = trackSegments(kept, last, t1, span, npcpu, initial);
     this.lanes.forEach((lane, p) => this.draw(lane, data[p] ?? { segs: [], marks: [] }, t1, span));
-    this.lastAt = performance.now();
-    this.lastCost = this.lastAt - wall;
+    this.lastCost = performance.now() - wall;
+    this.lastAt = wall;
   }
 
   /** The events the tracks read (switches, vIRQs), kept as they arrive; again from the
@@ -200,13 +224,13 @@ export class Tracks {
     return this.kept;
   }
 
-  take(lane, kind, tag, cls, parent) {
-    const pool = lane.pool[kind];
-    const n = lane.used[kind]++;
-    if (n < pool.length) return pool[n];
-    const node = svg(tag, { class: cls }, parent);
-    if (tag !== "text") svg("title", {}, node);
-    pool.push(node);
+  /** The lane's path for one class (made on first use; emptied when not drawn). */
+  path(lane, cls, parent, fill) {
+    let node = lane.paths.get(cls);
+    if (!node) {
+      node = svg("path", { class: cls, ...(fill ? { fill } : {}) }, parent);
+      lane.paths.set(cls, node);
+    }
     return node;
   }
 
@@ -214,58 +238,62 @@ export class Tracks {
     const tr = lane.tr;
     const px = tr.w / span;
     const x = (t) => tr.x + Math.max(0, (t - (t1 - span))) * px;
-    lane.used = { segs: 0, marks: 0, labels: 0, hatch: 0 };
     const segs = mergeNarrow(data.segs, SEG_MIN_PX / px);
-    setAttr(lane.g, "data-segments", String(segs.length));
-    setAttr(lane.g, "data-t1", String(t1));
+    const byClass = new Map(), hatched = [], labels = [], shownSegs = [];
     for (const s of segs) {
       const x0 = x(s.t0), w = Math.max(SEG_MIN_PX, x(s.t1) - x0);
-      const r = this.take(lane, "segs", "rect", "seg", lane.segs);
       const vmI = s.donor ? this.vmIndex.get(vmOf(s.donor)) : this.vmIndex.get(s.vm);
       const cls = s.merged ? "seg seg-many" : `seg ${this.colourOf(vmI ?? 0)}${s.donor ? " seg-donated" : ""}`;
-      setAttr(r, "class", cls);
-      setAttr(r, "x", x0.toFixed(1)); setAttr(r, "width", w.toFixed(1));
-      setAttr(r, "y", tr.y + 2); setAttr(r, "height", tr.h - 4);
-      setAttr(r, "data-seg-vcpu", s.vcpu ?? "");
-      setAttr(r, "data-seg-donor", s.donor ?? "");
-      setAttr(r, "visibility", "visible");
-      setText(r.firstChild, s.merged ? "several short slices" : s.donor
-        ? `${s.vcpu} running on ${s.donor}'s slice (donated)` : `${s.vcpu} running`);
-      if (s.donor) { // the proxied vCPU on its caller's slice: hatched over the caller's colour
-        const h = this.take(lane, "hatch", "rect", "seg-hatch", lane.hatch);
-        setAttr(h, "fill", "url(#pat-lent)");
-        setAttr(h, "x", x0.toFixed(1)); setAttr(h, "width", w.toFixed(1));
-        setAttr(h, "y", tr.y + 2); setAttr(h, "height", tr.h - 4);
-        setAttr(h, "visibility", "visible");
-      }
+      if (!byClass.has(cls)) byClass.set(cls, []);
+      byClass.get(cls).push([x0, w]);
+      if (s.donor) hatched.push([x0, w]); // the proxied vCPU on its caller's slice
+      shownSegs.push({ vcpu: s.vcpu, donor: s.donor, merged: !!s.merged, t0: s.t0, t1: s.t1, x: x0, w });
       const owner = s.donor ? vmOf(s.donor) : null;
       const names = owner ? [`${s.vcpu} on ${owner}'s slice`, `${s.vcpu} ⇐ ${owner}`, s.vcpu] : [s.vcpu];
       const label = names.find((t) => t && t.length * CHAR_W + LABEL_PAD <= w);
-      if (label) {
-        const t = this.take(lane, "labels", "text", "seg-label", lane.labels);
-        setText(t, label);
-        setAttr(t, "x", (x0 + 5).toFixed(1));
-        setAttr(t, "y", tr.y + tr.h / 2 + 5);
-        setAttr(t, "visibility", "visible");
-      }
+      if (label) labels.push([label, x0 + 5]);
     }
+    const y = tr.y + 2, h = tr.h - 4;
+    for (const [cls, node] of lane.paths) {
+      if (cls.startsWith("seg ") && !byClass.has(cls)) setAttr(node, "d", "");
+    }
+    for (const [cls, list] of byClass) setAttr(this.path(lane, cls, lane.segs), "d", rects(list, y, h));
+    setAttr(this.path(lane, "seg-hatch", lane.hatch, "url(#pat-lent)"), "d", rects(hatched, y, h));
+    this.drawLabels(lane, labels, tr.y + tr.h / 2 + 5);
     const marks = thinMarks(data.marks, MARK_MIN_PX / px).slice(-MARK_MAX);
-    for (const m of marks) {
-      const p = this.take(lane, "marks", "path", "mark", lane.marks);
-      const mx = x(m.t), top = tr.y, bot = tr.y + tr.h;
-      const d = m.kind === "preempt" ? `M${mx - 5},${top - 1} L${mx + 5},${top - 1} L${mx},${top + 8} Z`
-        : m.kind === "block" ? `M${mx - 1.5},${top} L${mx + 1.5},${top} L${mx + 1.5},${bot} L${mx - 1.5},${bot} Z`
-          : m.kind === "wake" ? `M${mx},${bot - 8} L${mx + 5},${bot + 1} L${mx - 5},${bot + 1} Z`
-            : `M${mx},${bot} L${mx},${bot + 6}`;
-      setAttr(p, "d", d);
-      setAttr(p, "class", `mark mark-${m.kind}`);
-      setAttr(p, "data-t", String(m.t));
-      setAttr(p, "visibility", "visible");
-      setText(p.firstChild, `${m.kind === "virq" ? m.reason : m.kind}: ${m.vcpu ?? "idle"}`);
+    const top = tr.y, bot = tr.y + tr.h;
+    const shownMarks = marks.map((m) => ({ ...m, x: x(m.t) }));
+    for (const kind of MARK_KINDS) {
+      const d = shownMarks.filter((m) => m.kind === kind).map((m) => markPath(kind, m.x, top, bot)).join("");
+      setAttr(this.path(lane, `mark mark-${kind}`, lane.marks), "d", d);
     }
-    for (const kind of ["segs", "marks", "labels", "hatch"]) {
-      const pool = lane.pool[kind];
-      for (let i = lane.used[kind]; i < pool.length; i++) setAttr(pool[i], "visibility", "hidden");
-    }
+    setAttr(lane.g, "data-segments", String(segs.length));
+    setAttr(lane.g, "data-marks", String(marks.length));
+    setAttr(lane.g, "data-t1", String(t1));
+    lane.shown = { t1, segs: shownSegs, labels: labels.map(([text]) => text), marks: shownMarks };
+  }
+
+  /** The labels that fit their slice: a pool of texts, the unused ones hidden. */
+  drawLabels(lane, labels, y) {
+    labels.forEach(([text, lx], i) => {
+      let t = lane.labels[i];
+      if (!t) { t = svg("text", { class: "seg-label" }, lane.texts); lane.labels.push(t); }
+      setText(t, text);
+      setAttr(t, "x", lx.toFixed(1));
+      setAttr(t, "y", y);
+      setAttr(t, "visibility", "visible");
+    });
+    for (let i = labels.length; i < lane.labels.length; i++) setAttr(lane.labels[i], "visibility", "hidden");
+  }
+
+  /** The hover title: who ran under the pointer (read from what was drawn, when asked). */
+  describe(lane, ev) {
+    const ctm = lane.g.getScreenCTM();
+    const shown = lane.shown;
+    if (!ctm || !shown) return;
+    const { x } = new DOMPoint(ev.clientX, ev.clientY).matrixTransform(ctm.inverse());
+    const s = shown.segs.find((seg) => x >= seg.x && x <= seg.x + seg.w);
+    setText(lane.title, !s ? "idle" : s.merged ? "several short slices" : s.donor
+      ? `${s.vcpu} running on ${s.donor}'s slice (donated)` : `${s.vcpu} running`);
   }
 }

@@ -18,6 +18,7 @@ SCENARIO = Path(__file__).absolute().parents[2] / "benchmarks" / "bench-16vm.yam
 MAX_SLIDER = 71  # the speed slider's "max"
 ROWS_PER_REFRESH = 40  # timeline.js MAX_ROWS_PER_FLUSH
 MARK_MIN_PX = 4  # tracks.js
+TRACK_NODES_MAX = 1 + 2 * 8 + 1 + 1 + 4  # box; 8 VM colours, own or donated; many; hatch; marks
 
 # Counts rows added to the log per mutation batch, and text measurements.
 PROBE = """
@@ -70,15 +71,17 @@ def test_fast_play_keeps_the_pages_work_per_frame_bounded(playing: Page) -> None
     assert len(probe["appends"]) < frames  # not a refresh every frame
     # Lane texts come back (the same vCPUs, the same ready lists): measured once each.
     assert probe["measured"] < frames, (probe["measured"], frames)
-    gaps = page.evaluate("""() => [...document.querySelectorAll('[data-testid^=pcpu-]')]
-    .map((lane) => {
+    gaps = page.evaluate("""() => window.__gunyah.tracks.map((tr) => {
       const by = new Map();
-      for (const m of lane.querySelectorAll('path.mark[visibility=visible]')) {
-        const k = m.getAttribute('class'); const x = m.getBBox().x;
-        by.set(k, [...(by.get(k) ?? []), x]);
-      }
+      for (const m of tr.marks) by.set(m.kind, [...(by.get(m.kind) ?? []), m.x]);
       let min = Infinity;
       for (const xs of by.values()) { xs.sort((a, b) => a - b);
         for (let i = 1; i < xs.length; i++) min = Math.min(min, xs[i] - xs[i - 1]); }
       return min; })""")
     assert min(gaps) >= MARK_MIN_PX - 0.5, gaps  # one mark per few pixels per kind
+    # However many slices and marks, a track is a few paths (one per colour and per mark
+    # kind) and the labels that fit, not a node per slice rewritten every frame.
+    nodes = page.evaluate("""() => [...document.querySelectorAll('#diagram .track')]
+      .map((g) => g.querySelectorAll('path, rect').length)""")
+    marks = sum(len(tr["marks"]) for tr in page.evaluate("window.__gunyah.tracks"))
+    assert max(nodes) <= TRACK_NODES_MAX and marks > sum(nodes), (nodes, marks)

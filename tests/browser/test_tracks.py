@@ -10,17 +10,32 @@ from tests.browser.conftest import ARTIFACTS
 
 STEPS = 300
 
-# Each track's visible segments (vCPU, donor, x, width), preemption marks' times, right edge.
-TRACKS_JS = """() => { const shown = (g, sel) => [...g.querySelectorAll(sel)]
-  .filter((n) => n.getAttribute('visibility') !== 'hidden');
-  return [...document.querySelectorAll('#diagram .track')].map((g) => ({
-  t1: Number(g.getAttribute('data-t1')),
-  segs: shown(g, '.seg')
-    .map((r) => ({ vcpu: r.getAttribute('data-seg-vcpu'), donor: r.getAttribute('data-seg-donor'),
-      x: Number(r.getAttribute('x')), w: Number(r.getAttribute('width')) })),
-  labels: shown(g, '.seg-label').map((t) => t.textContent),
-  preempts: shown(g, '.mark-preempt').map((m) => Number(m.getAttribute('data-t'))),
-})); }"""
+# What each track drew (tracks.js keeps it): right edge, slices (vCPU, donor, x, width),
+# labels, and the preemption marks' times.
+TRACKS_JS = """() => window.__gunyah.tracks.map((tr) => ({
+  t1: tr.t1,
+  segs: tr.segs.map((s) => ({ vcpu: s.vcpu, donor: s.donor, x: s.x, w: s.w })),
+  labels: tr.labels,
+  preempts: tr.marks.filter((m) => m.kind === 'preempt').map((m) => m.t),
+}))"""
+
+# What is in the DOM: per track, its right edge and the subpaths of its slice and mark
+# paths (one per slice, one per mark) and its labels shown.
+DRAWN_JS = """() => [...document.querySelectorAll('#diagram .track')].map((g) => {
+  const subpaths = (sel) => [...g.querySelectorAll(sel)]
+    .reduce((n, p) => n + ((p.getAttribute('d') || '').match(/M/g) || []).length, 0);
+  return { t1: Number(g.getAttribute('data-t1')), segs: subpaths('.track-segs path'),
+    marks: subpaths('.track-marks path'),
+    labels: [...g.querySelectorAll('.seg-label')]
+      .filter((t) => t.getAttribute('visibility') !== 'hidden').map((t) => t.textContent) };
+})"""
+
+
+def assert_drawn(page: Page) -> None:
+    """The DOM draws exactly what the tracks say they show."""
+    shown, drawn = page.evaluate("window.__gunyah.tracks"), page.evaluate(DRAWN_JS)
+    assert [(tr["t1"], len(tr["segs"]), len(tr["marks"]), tr["labels"]) for tr in shown] == \
+        [(d["t1"], d["segs"], d["marks"], d["labels"]) for d in drawn]
 
 
 def load_preset(page: Page, name: str) -> None:
@@ -85,6 +100,7 @@ def test_tracks_show_the_past_slices_in_order_with_preemptions(page: Page) -> No
     # Spin_A and Spin_B share pCPU 0 by timeslice, Urgent preempts them: all three are named.
     assert {"Spin_A.0", "Spin_B.0", "Urgent.0"} <= set(runs([s["vcpu"] for s in tracks[0]["segs"]]))
     assert any(tr["preempts"] for tr in tracks), "no preemption mark"
+    assert_drawn(page)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "tracks-priority-preemption.png"))
 
@@ -128,7 +144,8 @@ def test_proxy_scheduling_draws_a_vcpu_run_donation(page: Page) -> None:
     donated = [s for tr in tracks for s in tr["segs"] if s["donor"]]
     assert donated, "no donation segment"
     assert all(s["vcpu"] == "Guest.0" and s["donor"] == "HLOS.0" for s in donated), donated
-    assert page.locator("#diagram .seg-hatch[visibility='visible']").count() >= 1
+    assert page.locator("#diagram path.seg-hatch[d^='M']").count() >= 1
+    assert_drawn(page)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "tracks-proxy-scheduling.png"))
 
