@@ -45,7 +45,7 @@ from .protocol import (
 CAPTIONED_PER_BATCH = 200       # a batch's newest events that carry their caption (a flood's
                                 # older ones, too fast to read, get null: the page asks later)
 TICK_S = 1 / 60                 # pacing period; one sim:trace emit per tick at most
-TICK_BUDGET_EVENTS = 800        # events revealed per tick at most (a browser parses each batch
+TICK_BUDGET_EVENTS = 400        # events revealed per tick at most (a browser parses each batch
                                 # on its main thread: small batches keep frames smooth); the
                                 # time a tick may take is the pacer's share (webapp/pacer.py)
 MAX_BACKLOG_PACKETS = 4         # skip a tick while more packets than this wait to be sent

@@ -4,7 +4,7 @@
 // is drawn in at most KEYFRAME_EVERY applies. The server only forks and lists branches.
 import { attachCaptions } from "./caption.js";
 
-export const KEYFRAME_EVERY = 500;
+export const KEYFRAME_EVERY = 1000;
 const EVENTS_CHUNK = 20000; // sim:events count per request (the server's maximum)
 
 export class History {
