@@ -31,7 +31,8 @@ from .protocol import (
 )
 from .replay import Replay
 
-SEND_CHUNK_EVENTS = 2_000  # events per sim:trace batch when a whole history is sent
+SEND_CHUNK_EVENTS = 2_000  # events per sim:trace batch when many are sent at once (a
+                           # history, a resumed viewer catching up, a long sim:step)
 IMPORT_PAUSE_EVENTS = 250  # imported events stored between two chances to pause
 STANDBY_SPACING_EVENTS = MAX_HISTORY_EVENTS // 2  # standbys wait this far apart behind the head
 STANDBY_COUNT = 2             # ... so a fork anywhere in the kept history replays at most

@@ -25,7 +25,7 @@ from gunyah_core.teaching.captions import caption
 from .branches import MAX_HISTORY_EVENTS, Branches  # noqa: F401  (handlers read it here)
 from .budget import DEFAULT_BUDGET, MemoryBudget
 from .eventlog import EventLog, EventQueue
-from .history import HistoryMixin
+from .history import SEND_CHUNK_EVENTS, HistoryMixin
 from .pacer import Pacer, pacer_for
 from .protocol import (
     EV_ERROR,
@@ -297,8 +297,6 @@ class Session(HistoryMixin):
             del self._inflight[batch_id]
         return len(self._inflight) >= self.window
 
-    RESEND_BATCH_EVENTS = 2_000  # events per sim:trace batch while a resumed viewer catches up
-
     def resend(self, after_seq: int) -> dict[str, Any]:
         """Send a resumed viewer what follows the last event it applied, ``after_seq``,
         as sim:trace batches: no gap, no repeat (webapp/store.py; design §7). A viewer
@@ -319,7 +317,7 @@ class Session(HistoryMixin):
                 start = after_seq + 1
             first_sent, sent = start, 0
             while start <= self.last_seq:
-                page = branch.window(start, self.RESEND_BATCH_EVENTS)
+                page = branch.window(start, SEND_CHUNK_EVENTS)
                 if not page:
                     break
                 self._send(page)
@@ -342,11 +340,11 @@ class Session(HistoryMixin):
                     "now_ns": self.view_ns, "finished": self._finished()}
 
     def _step_count(self, count: int) -> int:
-        """Reveal and send ``count`` events in batches of at most RESEND_BATCH_EVENTS,
+        """Reveal and send ``count`` events in batches of at most SEND_CHUNK_EVENTS,
         pausing between them: a step of MAX_STEP_COUNT held the event loop for 50 ms."""
         revealed = 0
         while revealed < count:
-            want = min(count - revealed, self.RESEND_BATCH_EVENTS)
+            want = min(count - revealed, SEND_CHUNK_EVENTS)
             events = self._reveal_count(want)
             self._send(events)
             revealed += len(events)

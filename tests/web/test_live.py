@@ -11,6 +11,8 @@ import pytest
 import requests
 import socketio
 
+from webapp.history import SEND_CHUNK_EVENTS
+
 WAIT_S = 10.0
 CALL_TIMEOUT_S = 10
 HTTP_TIMEOUT_S = 10
@@ -86,15 +88,13 @@ def test_hello_then_step_reveals_exactly_n(viewer):
 
 
 def test_a_big_step_arrives_in_bounded_contiguous_batches(viewer):
-    from webapp.session import Session
-
     boot = viewer.call("sim:hello")["status"]["seq"]
     before = len(viewer.received["sim:trace"])
     ack = viewer.call("sim:step", {"count": 10_000})
     assert ack["ok"] and ack["revealed"] == 10_000 and ack["last_seq"] == boot + 10_000
     assert arrived(viewer.wait_events(boot + 10_001)) == list(range(boot + 10_001))
     sizes = sorted(len(b["events"]) for b in viewer.received["sim:trace"][before:])
-    assert sizes == [Session.RESEND_BATCH_EVENTS] * (10_000 // Session.RESEND_BATCH_EVENTS)
+    assert sizes == [SEND_CHUNK_EVENTS] * (10_000 // SEND_CHUNK_EVENTS)
 
 
 def test_play_max_then_pause_leaves_no_gap(viewer):
