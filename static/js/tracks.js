@@ -140,6 +140,7 @@ function markPath(kind, mx, top, bot) {
 }
 
 const MARK_KINDS = ["preempt", "block", "wake", "virq"];
+const MARK_WORDS = { preempt: "preempted", block: "blocked", wake: "woke" };
 
 /** The drawing: per lane, one path per segment colour and per mark kind (a few nodes
  *  whatever the number of slices: at speed, thousands of rects each rewritten every frame
@@ -293,7 +294,9 @@ export class Tracks {
     if (!ctm || !shown) return;
     const { x } = new DOMPoint(ev.clientX, ev.clientY).matrixTransform(ctm.inverse());
     const s = shown.segs.find((seg) => x >= seg.x && x <= seg.x + seg.w);
-    setText(lane.title, !s ? "idle" : s.merged ? "several short slices" : s.donor
-      ? `${s.vcpu} running on ${s.donor}'s slice (donated)` : `${s.vcpu} running`);
+    const m = shown.marks.find((mark) => Math.abs(mark.x - x) <= MARK_MIN_PX);
+    const mark = !m ? "" : `${m.kind === "virq" ? m.reason : MARK_WORDS[m.kind]}: ${m.vcpu ?? "idle"} · `;
+    setText(lane.title, mark + (!s ? "idle" : s.merged ? "several short slices" : s.donor
+      ? `${s.vcpu} running on ${s.donor}'s slice (donated)` : `${s.vcpu} running`));
   }
 }

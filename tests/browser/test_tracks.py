@@ -3,6 +3,8 @@ from the events the page holds, so it follows the scrubber and its window can be
 
 from __future__ import annotations
 
+import re
+
 from playwright.sync_api import Page, expect
 
 from gunyah_core.scenario import load
@@ -103,6 +105,24 @@ def test_tracks_show_the_past_slices_in_order_with_preemptions(page: Page) -> No
     assert_drawn(page)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "tracks-priority-preemption.png"))
+
+
+def test_hovering_a_track_names_who_ran_there(page: Page) -> None:
+    load_preset(page, "priority-preemption")
+    step_many(page, STEPS)
+    tracks = page.evaluate("window.__gunyah.tracks")
+    seg = max(tracks[0]["segs"], key=lambda s: s["w"])  # the widest slice, away from marks
+    point = page.evaluate("""([x, p]) => {
+      const g = document.querySelector(`[data-testid=track-${p}]`);
+      const box = g.querySelector('.track-box'); const y = Number(box.getAttribute('y')) + 10;
+      const pt = new DOMPoint(x, y).matrixTransform(g.getScreenCTM());
+      return [pt.x, pt.y]; }""", [seg["x"] + seg["w"] / 2, 0])
+    page.mouse.move(*point)
+    donated = f" on {seg['donor']}'s slice (donated)" if seg["donor"] else ""
+    ran = f"{seg['vcpu']} running{donated}"
+    # A vIRQ tick under the pointer is named first ("vIRQ 962: Urgent.0 · ").
+    expect(page.locator("[data-testid=track-0] > title")).to_have_text(
+        re.compile(rf"^(.+: .+ · )?{re.escape(ran)}$"))
 
 
 def test_tracks_follow_the_scrubber_and_the_window(page: Page) -> None:
