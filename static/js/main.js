@@ -140,7 +140,7 @@ function syncStructure() {
 const controls = new Controls(send, {
   onSnapshot: applySnapshot,
   onPlaying: (p) => anim.setPlaying(p),
-  onSpeed: (s) => anim.setSpeed(s),
+  onSpeed: (s) => { anim.setSpeed(s); diagram.tracks.follow(s); },
   onEscape: () => { inspector.clear(); diagram.highlight([]); },
   toast,
 });
@@ -182,6 +182,8 @@ function applySnapshot(snap) {
   if (view.lastSnap === key) return;
   view.lastSnap = key;
   state.reset(snap);
+  diagram.tracks.chosen = false; // a new run's tracks fit its speed again
+  diagram.tracks.follow(controls.speed); // the status after it brings a new speed, if any
   diagram.setFocus(snap.scenario?.focus);
   diagram.build(snap);
   stage.setVms(snap.vms.map((v) => v.name));

@@ -9,6 +9,15 @@ import { svg, setAttr, setText } from "./format.js";
 
 export const WINDOWS_NS = [100e3, 200e3, 500e3, 1e6, 2e6, 5e6, 10e6, 20e6, 50e6, 100e6, 200e6];
 export const DEFAULT_WINDOW = 5; // 5 ms: a few FPRR timeslices of the presets
+const WATCH_S = 20; // the window holds about this many wall seconds of play at the speed
+
+/** The window that holds about WATCH_S of play at `speed` (simulated s per wall s): at a
+ *  preset's own speed the track fills as the class watches, neither a sliver at its
+ *  right edge nor a blur. */
+export function windowFor(speed) {
+  const i = WINDOWS_NS.findIndex((ns) => ns >= speed * WATCH_S * 1e9);
+  return i < 0 ? WINDOWS_NS.length - 1 : i;
+}
 const DONATING = new Set(["vcpu_run", "yield_to"]); // next runs on prev's slice
 const RETURNING = new Set(["vcpu_run:return", "yield_to:return"]);
 const BACK_SCAN_MAX = 200000; // events looked back for who ran when the window opens
@@ -149,6 +158,7 @@ const MARK_WORDS = { preempt: "preempted", block: "blocked", wake: "woke" };
 export class Tracks {
   constructor() {
     this.windowIdx = DEFAULT_WINDOW;
+    this.chosen = false; // the viewer picked the window (− / + / , .)
     this.lanes = [];
     this.key = "";
     this.vmIndex = new Map();
@@ -165,9 +175,20 @@ export class Tracks {
   /** What each track drew last: its right edge, slices, labels and marks (with x). */
   get shown() { return this.lanes.map((lane) => lane.shown ?? null); }
 
-  /** Widen (+1) or narrow (-1) the window; true when it changed. */
+  /** Widen (+1) or narrow (-1) the window; true when it changed. The viewer's choice
+   *  then stays until the next scenario (`follow` no longer moves it). */
   zoom(dir) {
-    const i = Math.max(0, Math.min(WINDOWS_NS.length - 1, this.windowIdx + dir));
+    this.chosen = true;
+    return this.setWindow(this.windowIdx + dir);
+  }
+
+  /** Fit the window to a numeric speed (windowFor), unless the viewer chose one. */
+  follow(speed) {
+    if (!this.chosen && typeof speed === "number") this.setWindow(windowFor(speed));
+  }
+
+  setWindow(idx) {
+    const i = Math.max(0, Math.min(WINDOWS_NS.length - 1, idx));
     if (i === this.windowIdx) return false;
     this.windowIdx = i;
     this.key = "";

@@ -142,8 +142,13 @@ def test_tracks_follow_the_scrubber_and_the_window(page: Page) -> None:
     for p, tr in enumerate(past):
         shown = runs([s["vcpu"] for s in tr["segs"]])
         assert is_subsequence(shown, expected(page, p, now - span, now)), f"pCPU {p} after the seek"
-    # Wider: more of the past, so more segments on pCPU 0 (Spin_A / Spin_B alternate).
-    count = sum(len(tr["segs"]) for tr in past)
+    # Narrower, then wider again: more of the past, so more segments on pCPU 0 (Spin_A /
+    # Spin_B alternate).
+    page.get_by_test_id("track-narrower").click()
+    page.get_by_test_id("track-narrower").click()
+    expect(page.get_by_test_id("track-window")).to_have_text("tracks: past 5 ms")
+    page.wait_for_timeout(200)
+    count = sum(len(tr["segs"]) for tr in page.evaluate(TRACKS_JS))
     page.get_by_test_id("track-wider").click()
     page.get_by_test_id("track-wider").click()
     expect(page.get_by_test_id("track-window")).to_have_text("tracks: past 20 ms")
@@ -155,6 +160,27 @@ def test_tracks_follow_the_scrubber_and_the_window(page: Page) -> None:
     expect(page.get_by_test_id("track-window")).to_have_text("tracks: past 10 ms")
     page.get_by_test_id("btn-help").click()
     expect(page.get_by_test_id("help")).to_contain_text("pCPU tracks")
+
+
+def test_the_window_fits_the_speed_until_the_viewer_picks_one(page: Page) -> None:
+    """About 20 s of play at the speed: 10 µs/s -> 200 µs, 1 ms/s -> 20 ms."""
+    window = page.get_by_test_id("track-window")
+    load_preset(page, "msgq-pingpong")
+    expect(window).to_have_text("tracks: past 200 µs")
+    load_preset(page, "priority-preemption")
+    expect(window).to_have_text("tracks: past 20 ms")
+    page.get_by_test_id("speed").evaluate(  # 10 µs/s: the window follows
+        "el => { el.value = 20; el.dispatchEvent(new Event('input')); }")
+    expect(page.get_by_test_id("speed-out")).to_have_text("10 µs/s")
+    expect(window).to_have_text("tracks: past 200 µs")
+    page.get_by_test_id("track-wider").click()  # the viewer's choice stays
+    expect(window).to_have_text("tracks: past 500 µs")
+    page.get_by_test_id("speed").evaluate(
+        "el => { el.value = 40; el.dispatchEvent(new Event('input')); }")
+    expect(page.get_by_test_id("speed-out")).not_to_have_text("10 µs/s")
+    expect(window).to_have_text("tracks: past 500 µs")
+    page.get_by_test_id("btn-reset").click()  # a new run fits its speed again
+    expect(window).not_to_have_text("tracks: past 500 µs")
 
 
 def test_proxy_scheduling_draws_a_vcpu_run_donation(page: Page) -> None:
