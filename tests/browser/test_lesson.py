@@ -118,6 +118,16 @@ def answer(page: Page, value) -> None:
         page.get_by_test_id("lesson-number").fill(str(value))
 
 
+def run_right(page: Page, result, shows_event: bool = True) -> None:
+    """Answer a step as the checker did (``result``), run it, see it marked right and,
+    with ``shows_event``, the event that answers it named by its seq."""
+    answer(page, result.answer)
+    page.get_by_test_id("lesson-run").click()
+    expect(page.get_by_test_id("lesson-result")).to_have_text("✓ Right")
+    if shows_event:
+        expect(page.get_by_test_id("lesson-event")).to_contain_text(f"#{result.event['seq']} ")
+
+
 def seen(page: Page) -> dict:
     """Everything the student sees of a step: count, view position, verdict, the chosen
     answer, the marked log row, the diagram's labels, and the step's events."""
@@ -181,9 +191,7 @@ def test_back_shows_the_previous_step_exactly_and_forward_again_the_same(page: P
     expect(page.get_by_test_id("lesson-run")).to_be_visible()
     assert page.evaluate("() => window.__gunyah.live") is True
     # ... and running it reveals the checker's events for step 4.
-    answer(page, report.results[3].answer)
-    page.get_by_test_id("lesson-run").click()
-    expect(page.get_by_test_id("lesson-result")).to_have_text("✓ Right")
+    run_right(page, report.results[3], shows_event=False)
     got = seen(page)
     assert got["events"] == [[e["seq"], e["kind"]] for e in report.results[3].events]
 
@@ -211,11 +219,7 @@ def test_a_link_opens_a_lesson_at_a_step_with_the_run_there(page: Page) -> None:
     page.get_by_test_id("lesson-next").click()
     page.wait_for_function("() => location.search.endsWith('step=8')")
     # Step 8 runs from there exactly as the checker ran it.
-    answer(page, report.results[7].answer)
-    page.get_by_test_id("lesson-run").click()
-    expect(page.get_by_test_id("lesson-result")).to_have_text("✓ Right")
-    expect(page.get_by_test_id("lesson-event")).to_contain_text(
-        f"#{report.results[7].event['seq']} ")
+    run_right(page, report.results[7])
     assert seen(page)["events"] == [[e["seq"], e["kind"]] for e in report.results[7].events]
     # A reload of that address opens the same step again.
     page.reload()
@@ -271,11 +275,7 @@ def test_explore_forks_a_free_branch_and_the_lesson_waits_on_its_own(page: Page)
     assert page.evaluate("() => window.__gunyah.branch") == 0
     assert page.evaluate("() => window.__gunyah.headSeq") == head  # the lesson's run, untouched
     page.wait_for_function("() => location.search.includes('lesson=')")
-    answer(page, report.results[2].answer)
-    page.get_by_test_id("lesson-run").click()
-    expect(page.get_by_test_id("lesson-result")).to_have_text("✓ Right")
-    expect(page.get_by_test_id("lesson-event")).to_contain_text(
-        f"#{report.results[2].event['seq']} ")
+    run_right(page, report.results[2])
     # The free branch is still there to go back to.
     expect(page.get_by_test_id("branches").locator("option")).to_have_count(2)
 
@@ -384,9 +384,5 @@ def test_running_a_step_from_a_scrubbed_view_takes_its_action_at_the_head(page: 
     for _ in range(3):
         page.keyboard.press("ArrowLeft")
     page.wait_for_function("() => !window.__gunyah.live")
-    answer(page, report.results[6].answer)
-    page.get_by_test_id("lesson-run").click()
-    expect(page.get_by_test_id("lesson-result")).to_have_text("✓ Right")
-    expect(page.get_by_test_id("lesson-event")).to_contain_text(
-        f"#{report.results[6].event['seq']} ")
+    run_right(page, report.results[6])
     assert page.evaluate("() => window.__gunyah.branch") == 0

@@ -362,10 +362,10 @@ def test_set_priority_needs_priority_right(hyp: Hypervisor) -> None:
     assert result.error is Error.CSPACE_INSUFFICIENT_RIGHTS
 
 
-def test_a_preempted_directed_yield_resumes_when_the_caller_is_picked(hyp: Hypervisor) -> None:
-    """A thread above the caller suspends a directed yield; when it blocks, the caller
-    (at the head of its list) yields to its target again, on what is left of its slice
-    (H-SRC scheduler_fprr.c: scheduler_yielding stays set; select_yield_target)."""
+def _yield_then_urgent_at_400us(hyp: Hypervisor):
+    """P.0 and P.1 spin on pCPU 0; at about 100 µs P.0 yields to P.1 (scheduler_yield,
+    directed); U.0 (priority 40, a short burst) is powered on at 400 µs and preempts.
+    Returns P.1 and the time of the yield."""
     p = add_vm(hyp, "P", (0, 0), timeslice_ns=SLICE)
     set_program(p, "spin", work_ns=SPIN_CHUNK_NS)
     urgent = add_vm(hyp, "U", (0,), priority=40)
@@ -377,6 +377,14 @@ def test_a_preempted_directed_yield_resumes_when_the_caller_is_picked(hyp: Hyper
     now = hyp.engine.now
     assert hvc(hyp, p0, "scheduler_yield", control=1, arg1=p.resources["vcpu1"]["capid"]).ok
     hyp.engine.schedule(400 * US - now, hyp.power_on, urgent.vcpus[0])
+    return p1, now
+
+
+def test_a_preempted_directed_yield_resumes_when_the_caller_is_picked(hyp: Hypervisor) -> None:
+    """A thread above the caller suspends a directed yield; when it blocks, the caller
+    (at the head of its list) yields to its target again, on what is left of its slice
+    (H-SRC scheduler_fprr.c: scheduler_yielding stays set; select_yield_target)."""
+    _p1, now = _yield_then_urgent_at_400us(hyp)
     events = run_until(hyp, 4 * MS)
     seq = [(e["t"], e["prev"], e["next"], e["reason"], e["slice_ns"]) for e in events
            if e["kind"] == "sched.switch"]
@@ -926,17 +934,7 @@ def test_a_suspended_yield_whose_target_was_powered_off_ends_when_the_caller_is_
     picked: its target cannot be yielded to (H-SRC scheduler_fprr.c select_yield_target:
     can_yield_to fails, end_directed_yield), so P.0 runs itself on what was left of its
     slice, and P.1 stays off (never shown ready again)."""
-    p = add_vm(hyp, "P", (0, 0), timeslice_ns=SLICE)
-    set_program(p, "spin", work_ns=SPIN_CHUNK_NS)
-    urgent = add_vm(hyp, "U", (0,), priority=40)
-    urgent.guest = Burst(urgent, {})
-    p0, p1 = p.vcpus
-    hyp.power_on(p0)
-    hyp.power_on(p1)
-    run_until(hyp, 100 * US)
-    now = hyp.engine.now
-    assert hvc(hyp, p0, "scheduler_yield", control=1, arg1=p.resources["vcpu1"]["capid"]).ok
-    hyp.engine.schedule(400 * US - now, hyp.power_on, urgent.vcpus[0])
+    p1, now = _yield_then_urgent_at_400us(hyp)
     hyp.engine.schedule(450 * US - now, hyp.power_off, p1)
     events = hyp.trace.take() + run_until(hyp, 3 * MS)
     t_back = 400 * US + SIM_CONTEXT_SWITCH_NS + BURST_NS
